@@ -1,0 +1,26 @@
+"""vinyl: natively asynchronous Django ORM on SQLAlchemy's async engine.
+
+::
+
+    class Book(models.Model):
+        objects = models.Manager()
+        vinyl = VinylManager()
+
+    books = await Book.vinyl.filter(author__name="Ann").select_related("author")
+    async with vinyl.atomic():
+        await Book.vinyl.create(title="x", author=author)
+"""
+
+from vinyl.engine.engines import dispose, get_engine, set_engine
+from vinyl.manager import VinylManager
+from vinyl.transaction import atomic, on_commit, use_connection
+
+__all__ = [
+    "VinylManager",
+    "atomic",
+    "dispose",
+    "get_engine",
+    "on_commit",
+    "set_engine",
+    "use_connection",
+]

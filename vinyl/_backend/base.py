@@ -1,0 +1,308 @@
+"""What every vinyl Django backend shares.
+
+A vinyl ``DatabaseWrapper`` never opens a connection of its own. Its
+connection and its transaction flags belong to the engine scope that the
+current task is running in (``vinyl.engine.scope``); with no scope bound, the
+wrapper can still compile SQL but refuses to execute it.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, Iterable
+
+from django.db.transaction import TransactionManagementError
+from django.utils.asyncio import async_unsafe
+from sqlalchemy.engine import URL
+
+from vinyl.engine.engines import EngineConfig, cached_facts
+from vinyl.engine.scope import Scope, bound_scope
+from vinyl.exceptions import SyncConnectionError
+
+# Every function that Django wraps with @async_unsafe shares this code object.
+_ASYNC_UNSAFE_CODE = async_unsafe(lambda: None).__code__
+
+# The wrapper attributes that describe a connection's transaction. They live
+# in the scope, so tasks that happen to share a wrapper object never see each
+# other's state.
+_SCOPED_DEFAULTS: dict[str, Any] = {
+    "autocommit": False,
+    "in_atomic_block": False,
+    "savepoint_state": 0,
+    "savepoint_ids": list,
+    "atomic_blocks": list,
+    "commit_on_exit": True,
+    "needs_rollback": False,
+    "rollback_exc": None,
+    "closed_in_transaction": False,
+    "run_on_commit": list,
+    "run_commit_hooks_on_set_autocommit_on": False,
+    "errors_occurred": False,
+    "health_check_done": False,
+    "close_at": None,
+}
+
+
+def _new_state() -> SimpleNamespace:
+    return SimpleNamespace(
+        **{name: (value() if callable(value) else value) for name, value in _SCOPED_DEFAULTS.items()}
+    )
+
+
+class _ScopedAttribute:
+    """A wrapper attribute stored in the state of the bound scope."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, wrapper: Any, owner: type | None = None) -> Any:
+        if wrapper is None:
+            return self
+        return getattr(wrapper._vinyl_state(), self.name)
+
+    def __set__(self, wrapper: Any, value: Any) -> None:
+        setattr(wrapper._vinyl_state(), self.name, value)
+
+
+class _BoundConnection:
+    """``wrapper.connection``: the driver connection of the bound scope."""
+
+    def __get__(self, wrapper: Any, owner: type | None = None) -> Any:
+        if wrapper is None:
+            return self
+        scope = bound_scope(wrapper.alias)
+        return scope.dbapi_connection() if scope is not None else None
+
+    def __set__(self, wrapper: Any, value: Any) -> None:
+        # Django resets it to None on close; the scope owns the connection.
+        if value is not None:
+            raise SyncConnectionError(
+                f"vinyl alias {wrapper.alias!r} takes its connection from the "
+                f"engine scope; it cannot be assigned"
+            )
+
+
+class VinylCursor:
+    """A DB-API cursor over the SQLAlchemy driver adapter's cursor.
+
+    Subclasses rewrite SQL and parameters for their driver in
+    :meth:`prepare`; everything else is the adapter's.
+    """
+
+    __slots__ = ("cursor",)
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def prepare(self, sql: str, params: Any) -> tuple[str, Any]:
+        return sql, params
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        sql, params = self.prepare(sql, params)
+        return self.cursor.execute(sql, params)
+
+    def executemany(self, sql: str, param_list: Iterable[Any]) -> Any:
+        param_list = list(param_list)
+        if not param_list:
+            return None
+        sql_out, _ = self.prepare(sql, param_list[0])
+        prepared = [self.prepare(sql, params)[1] for params in param_list]
+        return self.cursor.executemany(sql_out, prepared)
+
+    def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+    def fetchmany(self, size: int | None = None) -> Any:
+        if size is None:
+            return self.cursor.fetchmany()
+        return self.cursor.fetchmany(size)
+
+    def fetchall(self) -> Any:
+        return self.cursor.fetchall()
+
+    def close(self) -> None:
+        self.cursor.close()
+
+    def __iter__(self) -> Any:
+        return iter(self.fetchone, None)
+
+    def __enter__(self) -> VinylCursor:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cursor, name)
+
+
+class VinylWrapperMixin:
+    """Mixed in before a Django ``DatabaseWrapper`` to make it a vinyl one."""
+
+    alias: str
+    settings_dict: dict[str, Any]
+
+    #: SQLAlchemy drivername of the async dialect, e.g. ``"postgresql+asyncpg"``.
+    sqlalchemy_drivername: str = ""
+    #: Cursor class that adapts SQL and parameters for the driver.
+    vinyl_cursor_class: type[VinylCursor] = VinylCursor
+
+    connection = _BoundConnection()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Django's sync entry points refuse to run inside an event loop. Here
+        # they run inside SQLAlchemy's greenlet bridge, where every driver call
+        # is awaited: the guard does not apply, so call what it wraps.
+        for name in dir(cls):
+            attr = getattr(cls, name, None)
+            if getattr(attr, "__code__", None) is _ASYNC_UNSAFE_CODE:
+                setattr(cls, name, attr.__wrapped__)
+
+    # -- per-scope state -------------------------------------------------
+
+    def _vinyl_state(self) -> SimpleNamespace:
+        scope = bound_scope(self.alias)
+        if scope is None:
+            state = self.__dict__.get("_vinyl_unbound_state")
+            if state is None:
+                state = self.__dict__["_vinyl_unbound_state"] = _new_state()
+            return state
+        state = scope.attachments.get("django")
+        if state is None:
+            state = scope.attachments["django"] = _new_state()
+        return state
+
+    # -- engine configuration -------------------------------------------
+
+    def vinyl_engine_config(self) -> EngineConfig:
+        """Describe the SQLAlchemy engine of this alias from its settings."""
+        settings = self.settings_dict
+        options = dict(settings.get("OPTIONS") or {})
+        engine_kwargs: dict[str, Any] = dict(self.vinyl_engine_defaults())
+        pool = options.pop("pool", None) or {}
+        if not isinstance(pool, dict):
+            raise SyncConnectionError(
+                f"DATABASES[{self.alias!r}]['OPTIONS']['pool'] must be a dict of "
+                f"create_async_engine() pool arguments, got {pool!r}"
+            )
+        engine_kwargs.update(pool)
+        connect_args = {**self.vinyl_connect_args(), **options}
+        if connect_args:
+            engine_kwargs["connect_args"] = connect_args
+        return EngineConfig(
+            url=self.vinyl_url(),
+            engine_kwargs=engine_kwargs,
+            load_facts=self.vinyl_load_facts,
+        )
+
+    def vinyl_url(self) -> URL:
+        s = self.settings_dict
+        port = s.get("PORT")
+        return URL.create(
+            self.sqlalchemy_drivername,
+            username=s.get("USER") or None,
+            password=s.get("PASSWORD") or None,
+            host=s.get("HOST") or None,
+            port=int(port) if port else None,
+            database=s.get("NAME") or None,
+        )
+
+    def vinyl_engine_defaults(self) -> dict[str, Any]:
+        return {}
+
+    def vinyl_connect_args(self) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    async def vinyl_load_facts(conn: Any) -> dict[str, Any]:
+        return {}
+
+    def vinyl_facts(self) -> dict[str, Any]:
+        scope = bound_scope(self.alias)
+        facts = scope.facts if scope is not None else cached_facts(self.alias)
+        if facts is None:
+            raise SyncConnectionError(
+                f"vinyl alias {self.alias!r} has not connected yet, so its server "
+                f"version is unknown: run a query with await first"
+            )
+        return facts
+
+    # -- connection management: the scope does it ------------------------
+
+    def _no_sync_connection(self) -> SyncConnectionError:
+        return SyncConnectionError(
+            f"database alias {self.alias!r} uses a vinyl backend, which has no "
+            f"synchronous connection: query it with `await Model.vinyl...` (or "
+            f"`Model.vinyl.using({self.alias!r})`), not through the sync ORM"
+        )
+
+    def ensure_connection(self) -> None:
+        if bound_scope(self.alias) is None:
+            raise self._no_sync_connection()
+
+    def connect(self) -> None:
+        raise self._no_sync_connection()
+
+    def get_new_connection(self, conn_params: Any) -> Any:
+        raise self._no_sync_connection()
+
+    def init_connection_state(self) -> None:
+        pass
+
+    def close(self) -> None:
+        # The engine scope owns the connection; Django's request signals
+        # (close_old_connections) must not touch it.
+        pass
+
+    def close_if_unusable_or_obsolete(self) -> None:
+        pass
+
+    def close_if_health_check_failed(self) -> None:
+        pass
+
+    def is_usable(self) -> bool:
+        return True
+
+    def validate_thread_sharing(self) -> None:
+        # Scopes, not threads, keep connections apart.
+        pass
+
+    def create_cursor(self, name: str | None = None) -> Any:
+        scope: Scope | None = bound_scope(self.alias)
+        if scope is None:
+            raise self._no_sync_connection()
+        return self.vinyl_cursor_class(scope.dbapi_connection().cursor(server_side=bool(name)))
+
+    def chunked_cursor(self) -> Any:
+        return self._cursor(name="vinyl_chunked")
+
+    def _set_autocommit(self, autocommit: bool) -> None:
+        raise TransactionManagementError(
+            f"vinyl alias {self.alias!r}: transactions are managed by "
+            f"`async with vinyl.atomic()`, not by set_autocommit()"
+        )
+
+    def _commit(self) -> None:
+        raise TransactionManagementError(
+            f"vinyl alias {self.alias!r}: commit by leaving `async with vinyl.atomic()`"
+        )
+
+    def _rollback(self) -> None:
+        raise TransactionManagementError(
+            f"vinyl alias {self.alias!r}: roll back by raising out of "
+            f"`async with vinyl.atomic()`"
+        )
+
+    def get_database_version(self) -> tuple[int, ...]:
+        return tuple(self.vinyl_facts().get("version", ()))
+
+    def check_database_version_supported(self) -> None:
+        pass
+
+
+for _name in _SCOPED_DEFAULTS:
+    _attr = _ScopedAttribute()
+    _attr.__set_name__(VinylWrapperMixin, _name)
+    setattr(VinylWrapperMixin, _name, _attr)
+del _name, _attr

@@ -1,0 +1,43 @@
+"""Run Django's sync ORM code on the connection of the current vinyl scope.
+
+``run(alias, fn, *args)`` is the one way the manager, QuerySet and instance
+layers execute a Django operation: the operation gets the scope of the
+enclosing ``atomic`` block, or a pooled connection of its own, and ``fn`` runs
+inside SQLAlchemy's greenlet bridge, where each driver call is awaited.
+
+``await_(coro)`` lets that sync code wait for a coroutine (async signal
+receivers) without leaving the bridge.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, TypeVar
+
+from sqlalchemy import util as _sa_util
+
+from vinyl.engine.scope import bound_scope, in_bridge, operation
+
+T = TypeVar("T")
+
+# SQLAlchemy 2.1 names it await_; 2.0 await_only.
+_sa_await: Callable[[Awaitable[Any]], Any] = getattr(_sa_util, "await_", None) or _sa_util.await_only
+
+
+async def run(alias: str, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` as one operation on ``alias``, inside the bridge."""
+    scope = bound_scope(alias)
+    if scope is not None and scope.reentered():
+        # Called from a coroutine that sync code in the bridge is awaiting
+        # (an async signal receiver): that code holds the scope's lock, so
+        # join its connection instead of waiting for the lock.
+        return await scope.connection.run_sync(lambda _conn: fn(*args))
+    async with operation(alias) as scope:
+        return await scope.run_sync(fn, *args)
+
+
+def await_(awaitable: Awaitable[T]) -> T:
+    """Wait for ``awaitable`` from sync code running inside the bridge."""
+    return _sa_await(awaitable)
+
+
+__all__ = ["await_", "in_bridge", "run"]

@@ -1,0 +1,180 @@
+"""One SQLAlchemy ``AsyncEngine`` per vinyl alias, built lazily from settings.
+
+The engine layer knows database aliases, URLs and pools; it knows nothing of
+Django models. The backend of an alias describes its engine with an
+:class:`EngineConfig` (see ``vinyl/_backend/base.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from vinyl.exceptions import VinylConfigurationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+DEFAULT_ALIAS = "vinyl_default"
+
+FactsLoader = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class EngineConfig:
+    """What a backend tells the engine layer about one alias."""
+
+    url: URL
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Reads server facts (version, modes) once per engine, asynchronously.
+    load_facts: FactsLoader | None = None
+
+
+@dataclass
+class EngineEntry:
+    engine: AsyncEngine
+    config: EngineConfig
+    loop: asyncio.AbstractEventLoop | None = None
+    facts: dict[str, Any] | None = None
+    facts_lock: asyncio.Lock | None = None
+
+
+_entries: dict[str, EngineEntry] = {}
+# Engines that users handed to vinyl for an alias (one pool for the app).
+_user_engines: dict[str, AsyncEngine] = {}
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _config_for(using: str) -> EngineConfig:
+    from django.db import connections
+    from django.db.utils import ConnectionDoesNotExist
+
+    try:
+        wrapper = connections[using]
+    except ConnectionDoesNotExist:
+        raise VinylConfigurationError(
+            f"the database alias {using!r} is not in settings.DATABASES: add an "
+            f"entry with 'ENGINE': 'vinyl.postgresql_backend' (or "
+            f"vinyl.mysql_backend, vinyl.sqlite_backend) under that name"
+        ) from None
+    build = getattr(wrapper, "vinyl_engine_config", None)
+    if build is None:
+        raise VinylConfigurationError(
+            f"the database alias {using!r} uses ENGINE "
+            f"{wrapper.settings_dict.get('ENGINE')!r}, which is not a vinyl "
+            f"backend: use 'vinyl.postgresql_backend', 'vinyl.mysql_backend' or "
+            f"'vinyl.sqlite_backend'"
+        )
+    return build()
+
+
+def _entry(using: str) -> EngineEntry:
+    entry = _entries.get(using)
+    loop = _running_loop()
+    if entry is not None:
+        # A pool is bound to the loop that opened its connections: an engine
+        # whose loop has closed (pytest-asyncio, repeated asyncio.run) is
+        # dropped, never reused.
+        if entry.loop is not None and entry.loop is not loop and entry.loop.is_closed():
+            _abandon(entry)
+            entry = None
+        else:
+            if entry.loop is None and loop is not None:
+                entry.loop = loop
+            return entry
+    config = _config_for(using)
+    engine = _user_engines.get(using)
+    if engine is None:
+        engine = create_async_engine(config.url, **config.engine_kwargs)
+    entry = EngineEntry(engine=engine, config=config, loop=loop)
+    _entries[using] = entry
+    return entry
+
+
+def _abandon(entry: EngineEntry) -> None:
+    # The connections belong to a dead loop: forget them without I/O.
+    _entries_for = [k for k, v in _entries.items() if v is entry]
+    for key in _entries_for:
+        del _entries[key]
+    try:
+        entry.engine.sync_engine.pool.dispose()
+    except Exception:  # pragma: no cover - best effort on a dead loop
+        pass
+
+
+def get_engine(using: str = DEFAULT_ALIAS) -> AsyncEngine:
+    """Return the ``AsyncEngine`` (and so the pool) vinyl uses for ``using``.
+
+    The same object is returned on every call until :func:`dispose`::
+
+        engine = vinyl.get_engine()
+        async with engine.connect() as conn:
+            await conn.execute(text("select 1"))
+    """
+    return _entry(using).engine
+
+
+def engine_entry(using: str) -> EngineEntry:
+    """Return the registry entry (engine, config, server facts) of ``using``."""
+    return _entry(using)
+
+
+def set_engine(engine: AsyncEngine, using: str = DEFAULT_ALIAS) -> None:
+    """Make vinyl run ``using`` on an engine the application built.
+
+    The application keeps owning the engine: :func:`dispose` forgets it but
+    does not close its pool.
+    """
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError(
+            f"set_engine() takes a sqlalchemy AsyncEngine, got {engine!r}: build "
+            f"it with sqlalchemy.ext.asyncio.create_async_engine()"
+        )
+    _user_engines[using] = engine
+    _entries.pop(using, None)
+
+
+def cached_facts(using: str) -> dict[str, Any] | None:
+    """Return the server facts of ``using`` if its engine has connected."""
+    entry = _entries.get(using)
+    return entry.facts if entry is not None else None
+
+
+async def ensure_facts(entry: EngineEntry, conn: AsyncConnection) -> None:
+    """Load the server facts of an engine once, on its first connection."""
+    if entry.facts is not None or entry.config.load_facts is None:
+        if entry.facts is None:
+            entry.facts = {}
+        return
+    if entry.facts_lock is None:
+        entry.facts_lock = asyncio.Lock()
+    async with entry.facts_lock:
+        if entry.facts is None:
+            entry.facts = await entry.config.load_facts(conn)
+
+
+async def dispose(using: str | None = None) -> None:
+    """Close the pools of ``using`` (every alias when None).
+
+    The next query builds a new engine. Engines handed over with
+    :func:`set_engine` are left open: their owner closes them.
+    """
+    aliases = list(_entries) if using is None else [using]
+    for alias in aliases:
+        entry = _entries.pop(alias, None)
+        if entry is None or entry.engine is _user_engines.get(alias):
+            continue
+        loop = _running_loop()
+        if entry.loop is not None and entry.loop is not loop and entry.loop.is_closed():
+            _abandon(entry)
+            continue
+        await entry.engine.dispose()

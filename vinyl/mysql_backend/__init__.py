@@ -1,0 +1,1 @@
+"""MySQL and MariaDB through SQLAlchemy's async engine and asyncmy."""

@@ -1,0 +1,1 @@
+"""PostgreSQL through SQLAlchemy's async engine and asyncpg."""

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.db.backends.postgresql.features import DatabaseFeatures as PostgreSQLFeatures
+
+
+class DatabaseFeatures(PostgreSQLFeatures):
+    # Does the driver bind parameters on the server (and so need typed
+    # placeholders)? asyncpg always does; vinyl casts the placeholders.
+    uses_server_side_binding = False
+    # Can this backend stream rows with a server-side cursor? asyncpg's
+    # cursors, inside the operation's transaction.
+    can_stream_with_server_side_cursor = True

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.backends.postgresql.operations import DatabaseOperations as PostgreSQLOperations
+
+
+def _ip_to_str(value: Any, expression: Any, connection: Any) -> Any:
+    # asyncpg returns ipaddress objects for inet; Django's field holds str.
+    return value if value is None else str(value)
+
+
+class DatabaseOperations(PostgreSQLOperations):
+    """Values in plain Python types for asyncpg, not psycopg's wrappers."""
+
+    def adapt_integerfield_value(self, value: Any, internal_type: str) -> Any:
+        return value
+
+    def adapt_ipaddressfield_value(self, value: Any) -> Any:
+        return value or None
+
+    def adapt_json_value(self, value: Any, encoder: Any) -> Any:
+        return json.dumps(value, cls=encoder)
+
+    def get_db_converters(self, expression: Any) -> list:
+        converters = super().get_db_converters(expression)
+        internal_type = expression.output_field.get_internal_type()
+        if internal_type in ("GenericIPAddressField", "IPAddressField"):
+            converters.append(_ip_to_str)
+        return converters
+
+    def last_executed_query(self, cursor: Any, sql: str, params: Any) -> str | None:
+        return BaseDatabaseOperations.last_executed_query(self, cursor, sql, params)
