@@ -8,6 +8,7 @@ implementation on vinyl's connection (see ``vinyl._bridge``).
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any, AsyncIterator, Generator, Generic, Iterator, TypeVar
 
 from django.db import models
@@ -216,14 +217,16 @@ class VinylQuerySet(Generic[M]):
         scope: Scope | None = active_scope(alias)
         if scope is not None:
             # Inside atomic: stream on the block's connection.
-            async for obj in _stream(scope, qs, size):
-                yield obj
+            async with aclosing(_stream(scope, qs, size)) as rows:
+                async for obj in rows:
+                    yield obj
             return
         own = await checkout(alias)
         ok = False
         try:
-            async for obj in _stream(own, qs, size):
-                yield obj
+            async with aclosing(_stream(own, qs, size)) as rows:
+                async for obj in rows:
+                    yield obj
             ok = True
         finally:
             await release(own, commit=ok)

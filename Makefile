@@ -1,0 +1,35 @@
+# Everything a fresh clone needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+# Django 6.x needs Python >= 3.12.
+PYTHON_DJANGO6 ?= $(shell command -v python3.12 || ls /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n1)
+VENV_DJANGO6 ?= .venv-django6
+
+.PHONY: venv test test-django6 test-all demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]' 'django>=5.2,<6'
+	touch $@
+
+$(VENV_DJANGO6)/.installed: pyproject.toml
+	$(PYTHON_DJANGO6) -m venv $(VENV_DJANGO6)
+	$(VENV_DJANGO6)/bin/python -m pip install -q --upgrade pip
+	$(VENV_DJANGO6)/bin/python -m pip install -q -e '.[test]' 'django>=6.0,<7'
+	touch $@
+
+venv: $(VENV)/.installed
+
+## The whole test suite (Django 5.2) on PostgreSQL and MariaDB/MySQL.
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+## The same suite on Django 6.x (Python 3.12).
+test-django6: $(VENV_DJANGO6)/.installed
+	$(VENV_DJANGO6)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-all: test test-django6
+
+clean:
+	rm -rf $(VENV) $(VENV_DJANGO6) *.egg-info

@@ -1,0 +1,137 @@
+"""Test set-up: real PostgreSQL and MariaDB/MySQL, schema from Django.
+
+- The session creates every test app's tables on each backend with
+  ``migrate --run-syncdb`` on the backend's sync alias. A backend that cannot
+  be reached fails the session: nothing is skipped.
+- ``vinyl_db`` (used by every backend-facing test through ``backend``)
+  points ``vinyl_default`` at one backend, and empties the tables and
+  disposes vinyl's engines after the test.
+- A test fails if its event loop logged an unhandled exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.apps import apps  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connections  # noqa: E402
+
+import vinyl  # noqa: E402
+
+BACKENDS: list[str] = settings.BACKENDS
+
+
+def _test_models() -> list:
+    return [
+        model
+        for model in apps.get_models(include_auto_created=True)
+        if model.__module__.startswith("tests.") and not model._meta.proxy and model._meta.managed
+    ]
+
+
+def _drop_tables(alias: str) -> None:
+    connection = connections[alias]
+    existing = set(connection.introspection.table_names())
+    tables = [m._meta.db_table for m in _test_models() if m._meta.db_table in existing]
+    if not tables:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("DROP TABLE %s CASCADE" % ", ".join(connection.ops.quote_name(t) for t in tables))
+        else:
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+            for table in tables:
+                cursor.execute("DROP TABLE %s" % connection.ops.quote_name(table))
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
+
+
+def _empty_tables(alias: str) -> None:
+    connection = connections[alias]
+    tables = [connection.ops.quote_name(m._meta.db_table) for m in _test_models()]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("TRUNCATE %s RESTART IDENTITY CASCADE" % ", ".join(tables))
+        else:
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+            for table in tables:
+                cursor.execute("DELETE FROM %s" % table)
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def schema() -> Iterator[None]:
+    """Create the test tables on every backend under test, through Django."""
+    for backend in BACKENDS:
+        alias = settings.SYNC_ALIAS[backend]
+        try:
+            connections[alias].ensure_connection()
+        except Exception as exc:  # a missing server fails the run, never skips
+            raise pytest.UsageError(
+                f"the {backend} test server for alias {alias!r} cannot be reached: {exc}"
+            ) from exc
+        _drop_tables(alias)
+        call_command("migrate", run_syncdb=True, database=alias, verbosity=0)
+    yield
+    for backend in BACKENDS:
+        connections[settings.SYNC_ALIAS[backend]].close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend a test runs on: each backend-facing test runs on all."""
+    return request.param
+
+
+def point_default_alias(backend: str) -> None:
+    """Make ``vinyl_default`` the vinyl alias of ``backend``."""
+    target = connections.settings[settings.VINYL_ALIAS[backend]]
+    connections.settings["vinyl_default"] = dict(target)
+    try:
+        del connections["vinyl_default"]
+    except AttributeError:
+        pass
+
+
+@pytest.fixture
+def _emptied(backend: str) -> Iterator[str]:
+    yield backend
+    _empty_tables(settings.SYNC_ALIAS[backend])
+
+
+@pytest.fixture
+async def vinyl_db(_emptied: str) -> object:
+    """Run the test on ``backend``; leave the database empty afterwards."""
+    point_default_alias(_emptied)
+    yield _emptied
+    await vinyl.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_loop_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test whose event loop logged an unhandled exception."""
+    errors: list[dict] = []
+    original = asyncio.BaseEventLoop.call_exception_handler
+
+    def record(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        errors.append(context)
+        original(loop, context)
+
+    asyncio.BaseEventLoop.call_exception_handler = record  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        asyncio.BaseEventLoop.call_exception_handler = original  # type: ignore[method-assign]
+    if errors:
+        pytest.fail(f"the event loop logged unhandled exceptions: {errors!r}")
