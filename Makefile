@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 # Django 6.x needs Python >= 3.12.
-PYTHON_DJANGO6 ?= $(shell command -v python3.12 || ls /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n1)
+# (pyenv's shims only answer for the active version: look in its versions.)
+PYTHON_DJANGO6 ?= $(or $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13)),python3.12)
 VENV_DJANGO6 ?= .venv-django6
 
 .PHONY: venv test test-django6 test-all demo bench clean
