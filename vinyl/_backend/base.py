@@ -94,7 +94,9 @@ class VinylCursor:
     def __init__(self, cursor: Any) -> None:
         self.cursor = cursor
 
-    def prepare(self, sql: str, params: Any) -> tuple[str, Any]:
+    @staticmethod
+    def prepare(sql: str, params: Any) -> tuple[str, Any]:
+        """Return the SQL and parameters to hand to the driver."""
         return sql, params
 
     def execute(self, sql: str, params: Any = None) -> Any:

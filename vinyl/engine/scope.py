@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator, Callable, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
-from vinyl.exceptions import TransactionScopeEnded, connection_error
+from vinyl.exceptions import MAPPED_ERRORS, TransactionScopeEnded, connection_error
 
 T = TypeVar("T")
 
@@ -105,7 +105,8 @@ class Scope:
         self.check_open()
         async with self.lock:
             self.check_open()
-            return await coro_fn(self.connection)
+            with MAPPED_ERRORS:
+                return await coro_fn(self.connection)
 
 
 def _call(_sync_conn: Any, fn: Callable[..., T], args: tuple) -> T:
@@ -135,9 +136,10 @@ async def checkout(alias: str) -> Scope:
     except Exception as exc:
         raise connection_error(alias, entry, exc) from exc
     try:
-        await conn.begin()
-        if entry.facts is None:
-            await ensure_facts(entry, conn)
+        with MAPPED_ERRORS:
+            await conn.begin()
+            if entry.facts is None:
+                await ensure_facts(entry, conn)
     except BaseException:
         await _discard(conn)
         raise
@@ -165,10 +167,11 @@ async def release(scope: Scope, *, commit: bool) -> None:
     scope.ended = True
     conn = scope.connection
     try:
-        if commit:
-            await conn.commit()
-        else:
-            await conn.rollback()
+        with MAPPED_ERRORS:
+            if commit:
+                await conn.commit()
+            else:
+                await conn.rollback()
     except BaseException:
         await _discard(conn)
         raise

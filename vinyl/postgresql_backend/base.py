@@ -20,7 +20,8 @@ class PostgreSQLCursor(VinylCursor):
 
     __slots__ = ()
 
-    def prepare(self, sql: str, params: Any) -> tuple[str, Any]:
+    @staticmethod
+    def prepare(sql: str, params: Any) -> tuple[str, Any]:
         params = tuple(params) if params is not None else ()
         return format_to_numeric_dollar(sql, params), params
 
