@@ -23,15 +23,19 @@ T = TypeVar("T")
 _sa_await: Callable[[Awaitable[Any]], Any] = getattr(_sa_util, "await_", None) or _sa_util.await_only
 
 
-async def run(alias: str, fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(*args)`` as one operation on ``alias``, inside the bridge."""
+async def run(alias: str, fn: Callable[..., T], *args: Any, readonly: bool = False) -> T:
+    """Run ``fn(*args)`` as one operation on ``alias``, inside the bridge.
+
+    A ``readonly`` operation only reads: outside ``atomic`` it needs no
+    transaction.
+    """
     scope = bound_scope(alias)
     if scope is not None and scope.reentered():
         # Called from a coroutine that sync code in the bridge is awaiting
         # (an async signal receiver): that code holds the scope's lock, so
         # join its connection instead of waiting for the lock.
         return await scope.connection.run_sync(lambda _conn: fn(*args))
-    async with operation(alias) as scope:
+    async with operation(alias, readonly=readonly) as scope:
         return await scope.run_sync(fn, *args)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 
 from vinyl.engine.engines import EngineConfig, cached_facts
 from vinyl.engine.scope import Scope, bound_scope
-from vinyl.exceptions import SyncConnectionError
+from vinyl.exceptions import SyncConnectionError, django_error
 
 # Every function that Django wraps with @async_unsafe shares this code object.
 _ASYNC_UNSAFE_CODE = async_unsafe(lambda: None).__code__
@@ -40,6 +40,7 @@ _SCOPED_DEFAULTS: dict[str, Any] = {
     "errors_occurred": False,
     "health_check_done": False,
     "close_at": None,
+    "execute_wrappers": list,
 }
 
 
@@ -173,6 +174,9 @@ class VinylWrapperMixin:
         state = scope.attachments.get("django")
         if state is None:
             state = scope.attachments["django"] = _new_state()
+            # Outside a transaction Django sees autocommit, and so refuses
+            # select_for_update() as it does on its own connections.
+            state.autocommit = not scope.transactional
         return state
 
     # -- engine configuration -------------------------------------------
@@ -196,7 +200,30 @@ class VinylWrapperMixin:
             url=self.vinyl_url(),
             engine_kwargs=engine_kwargs,
             load_facts=self.vinyl_load_facts,
+            autocommit_level=self.vinyl_autocommit_level,
+            in_transaction=self.vinyl_in_transaction,
+            fetch=self.vinyl_fetch,
+            map_error=self.vinyl_map_error,
         )
+
+    @staticmethod
+    async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
+        """Run a read on the driver connection and return its rows."""
+        raise NotImplementedError
+
+    @staticmethod
+    def vinyl_map_error(exc: BaseException) -> BaseException:
+        """Return the Django exception for a driver error."""
+        return django_error(exc)
+
+    #: Isolation level that switches a connection to autocommit with no round
+    #: trip, or None if switching costs one.
+    vinyl_autocommit_level: str | None = None
+
+    @staticmethod
+    def vinyl_in_transaction(driver_connection: Any) -> bool:
+        """Does ``driver_connection`` have a transaction open?"""
+        return True
 
     def vinyl_url(self) -> URL:
         s = self.settings_dict

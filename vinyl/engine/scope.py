@@ -44,6 +44,7 @@ class Scope:
         "ended",
         "owned",
         "bridge_task",
+        "transactional",
     )
 
     def __init__(
@@ -53,6 +54,7 @@ class Scope:
         entry: EngineEntry,
         *,
         owned: bool = True,
+        transactional: bool = True,
     ) -> None:
         self.alias = alias
         self.connection = connection
@@ -64,6 +66,9 @@ class Scope:
         self.ended = False
         # Did vinyl check this connection out (and so must give it back)?
         self.owned = owned
+        # Is the connection inside a transaction vinyl (or its owner) began?
+        # If not, each statement commits on its own.
+        self.transactional = transactional
         # The task whose sync code is running in run_sync() right now.
         self.bridge_task: asyncio.Task | None = None
 
@@ -128,8 +133,13 @@ def in_bridge() -> bool:
     return bool(_bound.get())
 
 
-async def checkout(alias: str) -> Scope:
-    """Check a connection out of the pool of ``alias`` and begin a transaction."""
+async def checkout(alias: str, *, transactional: bool = True) -> Scope:
+    """Check a connection out of the pool of ``alias``.
+
+    With ``transactional`` a transaction begins; without, the connection is
+    for statements that each commit on their own (reads outside ``atomic``),
+    in autocommit where switching to it costs no round trip.
+    """
     entry = engine_entry(alias)
     try:
         conn = await entry.engine.connect()
@@ -137,13 +147,16 @@ async def checkout(alias: str) -> Scope:
         raise connection_error(alias, entry, exc) from exc
     try:
         with MAPPED_ERRORS:
-            await conn.begin()
+            if transactional:
+                await conn.begin()
+            elif entry.config.autocommit_level is not None:
+                conn = await conn.execution_options(isolation_level=entry.config.autocommit_level)
             if entry.facts is None:
                 await ensure_facts(entry, conn)
     except BaseException:
         await _discard(conn)
         raise
-    return Scope(alias, conn, entry)
+    return Scope(alias, conn, entry, transactional=transactional)
 
 
 async def _discard(conn: AsyncConnection) -> None:
@@ -166,6 +179,10 @@ async def release(scope: Scope, *, commit: bool) -> None:
     """End the transaction of a scope vinyl owns and return its connection."""
     scope.ended = True
     conn = scope.connection
+    if not scope.transactional:
+        # Anything a read left open is rolled back on return to the pool.
+        await conn.close()
+        return
     try:
         with MAPPED_ERRORS:
             if commit:
@@ -179,20 +196,21 @@ async def release(scope: Scope, *, commit: bool) -> None:
 
 
 @asynccontextmanager
-async def operation(alias: str) -> AsyncIterator[Scope]:
+async def operation(alias: str, *, readonly: bool = False) -> AsyncIterator[Scope]:
     """Give the scope one vinyl operation runs in.
 
     Inside an ``atomic`` / ``use_connection`` block this is the block's scope.
     Otherwise a pooled connection is checked out for the operation alone and
     its transaction commits when the operation succeeds, so a multi-statement
-    operation is all-or-nothing and each operation commits on its own.
+    operation is all-or-nothing and each operation commits on its own. A
+    ``readonly`` operation (one or more reads) runs without a transaction.
     """
     scope = active_scope(alias)
     if scope is not None:
         scope.check_open()
         yield scope
         return
-    scope = await checkout(alias)
+    scope = await checkout(alias, transactional=not readonly)
     try:
         yield scope
     except BaseException as exc:
@@ -205,6 +223,41 @@ async def operation(alias: str) -> AsyncIterator[Scope]:
         raise
     else:
         await release(scope, commit=True)
+
+
+async def fetch(alias: str, sql: str, params: tuple) -> list:
+    """Run one read statement straight on the driver, outside the bridge.
+
+    Inside an ``atomic`` block it runs on the block's connection; otherwise
+    on a pooled connection in autocommit. Returns the driver's rows.
+    """
+    scope = active_scope(alias)
+    if scope is not None:
+        return await scope.run(lambda conn: _fetch_on(scope.entry, conn, sql, params))
+    scope = await checkout(alias, transactional=False)
+    try:
+        rows = await _fetch_on(scope.entry, scope.connection, sql, params)
+    except BaseException as exc:
+        if isinstance(exc, Exception):
+            await release(scope, commit=False)
+        else:
+            scope.ended = True
+            await _discard(scope.connection)
+        raise
+    await release(scope, commit=False)
+    return rows
+
+
+async def _fetch_on(entry: EngineEntry, conn: AsyncConnection, sql: str, params: tuple) -> list:
+    config = entry.config
+    driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    try:
+        return await config.fetch(driver, sql, params)  # type: ignore[misc]
+    except Exception as exc:
+        mapped = config.map_error(exc) if config.map_error is not None else exc
+        if mapped is exc:
+            raise
+        raise mapped from exc
 
 
 @asynccontextmanager
