@@ -426,7 +426,10 @@ class VinylQuerySet(Generic[M]):
 
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
-        return await self._run("create", **kwargs)
+        qs = self._qs._chain()
+        return await _bridge.run(
+            qs.db, lambda: qs.create(**kwargs), single_write=_bridge.one_statement_save(qs.model)
+        )
 
     async def get_or_create(self, defaults: Any = None, **kwargs: Any) -> tuple[M, bool]:
         return await self._run("get_or_create", defaults=defaults, **kwargs)
@@ -442,7 +445,9 @@ class VinylQuerySet(Generic[M]):
 
     async def update(self, **kwargs: Any) -> int:
         """Update matching rows; return how many rows matched."""
-        return await self._run("update", **kwargs)
+        qs = self._qs._chain()
+        single = not qs.model._meta.concrete_model._meta.parents
+        return await _bridge.run(qs.db, lambda: qs.update(**kwargs), single_write=single)
 
     async def delete(self) -> tuple[int, dict[str, int]]:
         """Delete matching rows with their cascades: Django's ``(count, {label: count})``."""

@@ -306,22 +306,37 @@ class VinylWrapperMixin:
     def chunked_cursor(self) -> Any:
         return self._cursor(name="vinyl_chunked")
 
+    # Outside a vinyl transaction the scope's connection autocommits, and
+    # Django may begin and end a transaction on it as on its own connections
+    # (transaction.atomic() in a model's save()). Inside one, the transaction
+    # belongs to vinyl.atomic / SQLAlchemy.
+
+    def _owned_transaction(self) -> bool:
+        scope = bound_scope(self.alias)
+        return scope is None or scope.transactional
+
     def _set_autocommit(self, autocommit: bool) -> None:
-        raise TransactionManagementError(
-            f"vinyl alias {self.alias!r}: transactions are managed by "
-            f"`async with vinyl.atomic()`, not by set_autocommit()"
-        )
+        if self._owned_transaction():
+            raise TransactionManagementError(
+                f"vinyl alias {self.alias!r}: transactions are managed by "
+                f"`async with vinyl.atomic()`, not by set_autocommit()"
+            )
+        super()._set_autocommit(autocommit)  # type: ignore[misc]
 
     def _commit(self) -> None:
-        raise TransactionManagementError(
-            f"vinyl alias {self.alias!r}: commit by leaving `async with vinyl.atomic()`"
-        )
+        if self._owned_transaction():
+            raise TransactionManagementError(
+                f"vinyl alias {self.alias!r}: commit by leaving `async with vinyl.atomic()`"
+            )
+        super()._commit()  # type: ignore[misc]
 
     def _rollback(self) -> None:
-        raise TransactionManagementError(
-            f"vinyl alias {self.alias!r}: roll back by raising out of "
-            f"`async with vinyl.atomic()`"
-        )
+        if self._owned_transaction():
+            raise TransactionManagementError(
+                f"vinyl alias {self.alias!r}: roll back by raising out of "
+                f"`async with vinyl.atomic()`"
+            )
+        super()._rollback()  # type: ignore[misc]
 
     def get_database_version(self) -> tuple[int, ...]:
         return tuple(self.vinyl_facts().get("version", ()))

@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.util import greenlet_spawn
 
 from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
 from vinyl.exceptions import MAPPED_ERRORS, TransactionScopeEnded, connection_error
@@ -196,20 +197,24 @@ async def release(scope: Scope, *, commit: bool) -> None:
 
 
 @asynccontextmanager
-async def operation(alias: str, *, readonly: bool = False) -> AsyncIterator[Scope]:
+async def operation(alias: str, *, readonly: bool = False, single_write: bool = False) -> AsyncIterator[Scope]:
     """Give the scope one vinyl operation runs in.
 
     Inside an ``atomic`` / ``use_connection`` block this is the block's scope.
     Otherwise a pooled connection is checked out for the operation alone and
     its transaction commits when the operation succeeds, so a multi-statement
     operation is all-or-nothing and each operation commits on its own. A
-    ``readonly`` operation (one or more reads) runs without a transaction.
+    ``readonly`` operation (one or more reads) runs without a transaction,
+    and so does a ``single_write`` (one write statement) where the driver
+    autocommits it by itself.
     """
     scope = active_scope(alias)
     if scope is not None:
         scope.check_open()
         yield scope
         return
+    if single_write and not readonly:
+        readonly = engine_entry(alias).config.autocommit_level is not None
     scope = await checkout(alias, transactional=not readonly)
     try:
         yield scope
@@ -229,28 +234,37 @@ async def fetch(alias: str, sql: str, params: tuple) -> list:
     """Run one read statement straight on the driver, outside the bridge.
 
     Inside an ``atomic`` block it runs on the block's connection; otherwise
-    on a pooled connection in autocommit. Returns the driver's rows.
+    on a pooled driver connection, with no transaction begun (the pool's
+    reset ends any the driver opened by itself). Returns the driver's rows.
     """
     scope = active_scope(alias)
     if scope is not None:
         return await scope.run(lambda conn: _fetch_on(scope.entry, conn, sql, params))
-    scope = await checkout(alias, transactional=False)
+    entry = engine_entry(alias)
     try:
-        rows = await _fetch_on(scope.entry, scope.connection, sql, params)
+        pooled = await entry.engine.raw_connection()
+    except Exception as exc:
+        raise connection_error(alias, entry, exc) from exc
+    try:
+        rows = await _run_on_driver(entry, pooled.driver_connection, sql, params)
     except BaseException as exc:
-        if isinstance(exc, Exception):
-            await release(scope, commit=False)
+        if not isinstance(exc, Exception):
+            # Interrupted mid-statement: the connection's state is unknown.
+            await asyncio.shield(greenlet_spawn(pooled.invalidate))
         else:
-            scope.ended = True
-            await _discard(scope.connection)
+            await greenlet_spawn(pooled.close)
         raise
-    await release(scope, commit=False)
+    await greenlet_spawn(pooled.close)
     return rows
 
 
 async def _fetch_on(entry: EngineEntry, conn: AsyncConnection, sql: str, params: tuple) -> list:
-    config = entry.config
     driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    return await _run_on_driver(entry, driver, sql, params)
+
+
+async def _run_on_driver(entry: EngineEntry, driver: Any, sql: str, params: tuple) -> list:
+    config = entry.config
     try:
         return await config.fetch(driver, sql, params)  # type: ignore[misc]
     except Exception as exc:
