@@ -16,6 +16,7 @@ from django.db.models import Prefetch, QuerySet
 from django.db.models.query import ModelIterable
 
 from vinyl import _bridge
+from vinyl._vinylize import VinylModelIterable
 from vinyl.engine.scope import Scope, active_scope, checkout, release
 
 M = TypeVar("M", bound=models.Model)
@@ -58,6 +59,8 @@ class VinylQuerySet(Generic[M]):
             if model is None:
                 raise TypeError("VinylQuerySet() needs a model or a queryset")
             queryset = QuerySet(model=model, using=using)
+            # Objects joined by select_related get vinyl classes too.
+            queryset._iterable_class = VinylModelIterable
         self._qs = queryset
 
     @classmethod
@@ -313,7 +316,10 @@ class VinylQuerySet(Generic[M]):
 
     async def delete(self) -> tuple[int, dict[str, int]]:
         """Delete matching rows with their cascades: Django's ``(count, {label: count})``."""
-        return await self._run("delete")
+        from vinyl.deletion import delete_queryset
+
+        qs = self._qs._chain()
+        return await _bridge.run(qs.db, delete_queryset, qs, self)
 
     async def explain(self, *, format: str | None = None, **options: Any) -> str:
         return await self._run("explain", format=format, **options)
