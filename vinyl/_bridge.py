@@ -11,6 +11,7 @@ receivers) without leaving the bridge.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Awaitable, Callable, TypeVar
 
 from sqlalchemy import util as _sa_util
@@ -26,11 +27,14 @@ _sa_await: Callable[[Awaitable[Any]], Any] = getattr(_sa_util, "await_", None) o
 async def run(alias: str, fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(*args)`` as one operation on ``alias``, inside the bridge."""
     scope = bound_scope(alias)
-    if scope is not None and scope.reentered():
+    if scope is not None and scope.bridge_task is not None:
         # Called from a coroutine that sync code in the bridge is awaiting
-        # (an async signal receiver): that code holds the scope's lock, so
-        # join its connection instead of waiting for the lock.
-        return await scope.connection.run_sync(lambda _conn: fn(*args))
+        # (an async signal receiver, which Signal.asend may run in a task of
+        # its own): that code holds the scope's lock, so join its connection
+        # instead of waiting for the lock, one receiver at a time.
+        lock = scope.attachments.setdefault("reentry_lock", asyncio.Lock())
+        async with lock:
+            return await scope.connection.run_sync(lambda _conn: fn(*args))
     async with operation(alias) as scope:
         return await scope.run_sync(fn, *args)
 

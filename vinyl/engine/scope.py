@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.util.concurrency import in_greenlet
 
 from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
 from vinyl.exceptions import TransactionScopeEnded, connection_error
@@ -123,8 +124,12 @@ def bound_scope(alias: str) -> Scope | None:
 
 
 def in_bridge() -> bool:
-    """Is the caller sync code running inside :meth:`Scope.run_sync`?"""
-    return bool(_bound.get())
+    """Is the caller sync code running inside :meth:`Scope.run_sync`?
+
+    A coroutine that such code awaits (an async signal receiver) shares its
+    context variables but runs outside the greenlet: it is not in the bridge.
+    """
+    return bool(_bound.get()) and in_greenlet()
 
 
 async def checkout(alias: str) -> Scope:
