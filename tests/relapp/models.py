@@ -77,6 +77,7 @@ class Restaurant(Place):
 
 class Pizzeria(Restaurant):
     oven = models.CharField(max_length=20, default="wood")
+    code = models.CharField(max_length=10, unique=True, null=True)
 
 
 class Stamped(models.Model):
