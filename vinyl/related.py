@@ -29,7 +29,7 @@ from django.db.models.utils import resolve_callables
 from vinyl import _bridge
 from vinyl._vinylize import as_vinyl_queryset, as_vinyl_querysets
 from vinyl.engine.engines import DEFAULT_ALIAS
-from vinyl.models import vinyl_model
+from vinyl.models import is_vinyl_model, vinyl_model
 from vinyl.queryset import VinylQuerySet
 
 if TYPE_CHECKING:
@@ -349,18 +349,30 @@ def _same_database(a: str | None, b: str) -> bool:
 
 @contextmanager
 def _adopted(objs: list[Any], alias: str) -> Iterator[None]:
-    """Let instances loaded by Django's own alias of the same database be
-    related on the vinyl alias, for the duration of one write."""
-    moved = []
+    """Prepare the user's instances for one write, and restore them after.
+
+    - An instance that Django's own alias of the same database loaded may be
+      related on the vinyl alias (Django's router compares alias names).
+    - A plain instance of the model behaves as its vinyl class meanwhile, so
+      that saving it (``add(bulk=False)``) awaits the save signals.
+    """
+    changed = []
     for obj in objs:
-        if isinstance(obj, models.Model) and obj._state.db != alias and _same_database(obj._state.db, alias):
-            moved.append((obj, obj._state.db))
+        if not isinstance(obj, models.Model):
+            continue
+        state = (obj, obj._state.db, obj.__class__)
+        if obj._state.db != alias and _same_database(obj._state.db, alias):
             obj._state.db = alias
+        if not is_vinyl_model(type(obj)) and not obj._meta.abstract:
+            obj.__class__ = vinyl_model(type(obj))
+        changed.append(state)
     try:
         yield
     finally:
-        for obj, db in moved:
-            obj._state.db = db
+        for obj, db, cls in changed:
+            if obj._state.db == alias and db != alias and _same_database(db, alias):
+                obj._state.db = db
+            obj.__class__ = cls
 
 
 __all__ = ["VinylRelatedManager", "django_manager_class"]

@@ -159,3 +159,26 @@ async def test_custom_through_rows_are_deleted_with_either_side():
 async def test_unsaved_instance_cannot_be_deleted():
     with pytest.raises(ValueError, match="id attribute is set to None"):
         await Author.vinyl.model(name="x").delete()
+
+
+async def test_delete_inside_atomic_rolls_back_with_the_block():
+    import vinyl
+
+    seen = []
+
+    async def receiver(sender, instance, **kwargs):
+        seen.append(await Book.vinyl.filter(author_id=instance.pk).count())
+
+    ann = await Author.vinyl.create(name="Ann")
+    await Book.vinyl.create(title="B", author=ann)
+    pre_delete.connect(receiver, sender=Author)
+    try:
+        with pytest.raises(LookupError):
+            async with vinyl.atomic():
+                assert (await ann.delete())[0] == 2
+                assert await Author.vinyl.count() == 0
+                raise LookupError
+    finally:
+        pre_delete.disconnect(receiver, sender=Author)
+    assert seen == [1]
+    assert await Author.vinyl.count() == 1 and await Book.vinyl.count() == 1

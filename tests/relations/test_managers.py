@@ -250,3 +250,41 @@ async def test_async_m2m_receiver_can_query_in_the_same_transaction():
     finally:
         m2m_changed.disconnect(receiver, sender=Book.tags.through)
     assert seen == [1]
+
+
+async def test_instances_of_djangos_alias_for_the_same_database_are_accepted(backend):
+    from django.conf import settings
+
+    ann = await Author.vinyl.create(name="Ann")
+    book = await Book.vinyl.create(title="B", author=ann)
+    tag = await Tag.vinyl.create(name="t")
+    plain = Tag(pk=tag.pk, name="t")
+    plain._state.adding = False
+    plain._state.db = settings.SYNC_ALIAS[backend]  # as if Tag.objects loaded it
+    await book.tags.add(plain)
+    assert [t.name for t in await book.tags.all()] == ["t"]
+    assert plain._state.db == settings.SYNC_ALIAS[backend]
+    assert type(plain) is Tag
+
+
+async def test_add_bulk_false_awaits_save_signals_for_plain_instances():
+    from django.db.models.signals import post_save
+
+    saved = []
+
+    async def receiver(sender, instance, created, **kwargs):
+        saved.append((sender, created, instance.author_id))
+
+    ann = await Author.vinyl.create(name="Ann")
+    bob = await Author.vinyl.create(name="Bob")
+    book = await Book.vinyl.create(title="B", author=bob)
+    plain = Book(pk=book.pk, title="B", author_id=bob.pk)
+    plain._state.adding = False
+    plain._state.db = "vinyl_default"
+    post_save.connect(receiver, sender=Book)
+    try:
+        await ann.book_set.add(plain, bulk=False)
+    finally:
+        post_save.disconnect(receiver, sender=Book)
+    assert saved == [(Book, False, ann.pk)]
+    assert type(plain) is Book
