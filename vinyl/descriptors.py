@@ -59,6 +59,9 @@ class Fetch:
 class _NoLazyField:
     """A field descriptor that never queries for a deferred value."""
 
+    field: Any
+    _check_parent_chain: Callable[[Any], Any]
+
     def __get__(self, instance: Any, cls: Any = None) -> Any:
         if instance is None:
             return self
@@ -67,7 +70,7 @@ class _NoLazyField:
         except KeyError:
             pass
         if _bridge.in_bridge():
-            return super().__get__(instance, cls)
+            return super().__get__(instance, cls)  # type: ignore[misc]
         value = self._check_parent_chain(instance)
         if value is None:
             name = self.field.attname
@@ -81,11 +84,14 @@ class _NoLazyField:
 class _VinylQuerysets:
     """Querysets built by a Django relation descriptor give vinyl instances."""
 
+    field: Any
+    related: Any
+
     def get_queryset(self, **kwargs: Any) -> Any:
-        return as_vinyl_queryset(super().get_queryset(**kwargs))
+        return as_vinyl_queryset(super().get_queryset(**kwargs))  # type: ignore[misc]
 
     def get_prefetch_querysets(self, instances: Any, querysets: Any = None) -> Any:
-        return super().get_prefetch_querysets(instances, as_vinyl_querysets(querysets))
+        return super().get_prefetch_querysets(instances, as_vinyl_querysets(querysets))  # type: ignore[misc]
 
 
 class _AwaitedForward(_VinylQuerysets):
@@ -93,12 +99,12 @@ class _AwaitedForward(_VinylQuerysets):
 
     def __get__(self, instance: Any, cls: Any = None) -> Any:
         if instance is None or _bridge.in_bridge():
-            return super().__get__(instance, cls)
+            return super().__get__(instance, cls)  # type: ignore[misc]
         return Fetch(f"{type(instance).__name__}.{self.field.name}", _fetch_forward, self.field, instance)
 
     def get_object(self, instance: Any) -> Any:
         # A parent link builds the parent from the child's own fields.
-        return adopt(super().get_object(instance))
+        return adopt(super().get_object(instance))  # type: ignore[misc]
 
 
 async def _fetch_forward(field: Any, instance: Any) -> Any:
@@ -114,7 +120,7 @@ class _AwaitedReverseOne(_VinylQuerysets):
 
     def __get__(self, instance: Any, cls: Any = None) -> Any:
         if instance is None or _bridge.in_bridge():
-            return super().__get__(instance, cls)
+            return super().__get__(instance, cls)  # type: ignore[misc]
         return Fetch(
             f"{type(instance).__name__}.{self.related.accessor_name}",
             _fetch_reverse_one,
@@ -177,7 +183,7 @@ def _clone(original: Any, mixin: type) -> Any:
         original.RelatedObjectDoesNotExist  # noqa: B018
     # Not copy.copy(): Django's relation descriptors pickle (and so copy) as
     # a lookup of the original on its model, which would hand it back.
-    clone = object.__new__(kind)
+    clone: Any = object.__new__(kind)
     clone.__dict__.update(original.__dict__)
     return clone
 
@@ -194,7 +200,7 @@ def _mixin_for(descriptor: Any) -> type | None:
     return None
 
 
-def install_descriptors(cls: type, model: type) -> None:
+def install_descriptors(cls: type, model: Any) -> None:
     """Put vinyl versions of the field and relation descriptors of ``model`` on ``cls``."""
     names: set[str] = set()
     for field in model._meta.concrete_fields:
