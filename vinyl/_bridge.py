@@ -11,11 +11,12 @@ receivers) without leaving the bridge.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Awaitable, Callable, TypeVar
 
 from sqlalchemy import util as _sa_util
 
-from vinyl.engine.scope import bound_scope, in_bridge, operation
+from vinyl.engine.scope import bound_scope, in_bridge, operation, reentry_lock
 
 T = TypeVar("T")
 
@@ -33,11 +34,13 @@ async def run(
     own where the driver autocommits.
     """
     scope = bound_scope(alias)
-    if scope is not None and scope.reentered():
+    if scope is not None and scope.bridge_task is not None:
         # Called from a coroutine that sync code in the bridge is awaiting
-        # (an async signal receiver): that code holds the scope's lock, so
-        # join its connection instead of waiting for the lock.
-        return await scope.connection.run_sync(lambda _conn: fn(*args))
+        # (an async signal receiver, which Signal.asend may run in a task of
+        # its own): that code holds the scope's lock, so join its connection
+        # instead of waiting for the lock, one receiver at a time.
+        async with reentry_lock(scope):
+            return await scope.connection.run_sync(lambda _conn: fn(*args))
     async with operation(alias, readonly=readonly, single_write=single_write) as scope:
         return await scope.run_sync(fn, *args)
 

@@ -16,7 +16,6 @@ same methods and descriptors behave exactly like Django's.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,15 +23,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.apps.registry import Apps
 from django.db import models, transaction
 from django.db.models.fields.related_descriptors import (
-    ForwardManyToOneDescriptor,
-    ReverseOneToOneDescriptor,
+    ManyToManyDescriptor,
+    ReverseManyToOneDescriptor,
 )
-from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import post_save, pre_save
 
 from vinyl import _bridge
 from vinyl.engine.engines import DEFAULT_ALIAS
-from vinyl.exceptions import DeferredFieldError, RelationNotLoaded
+from vinyl.exceptions import RelationNotLoaded
 
 if TYPE_CHECKING:
     from vinyl.queryset import VinylQuerySet
@@ -81,107 +79,10 @@ def _build(model: type[M]) -> type[M]:
         "_vinyl_class": True,
     }
     cls = type(model)(model.__name__, (VinylInstance, model), attrs)
-    _install_descriptors(cls, model)
+    from vinyl.descriptors import install_descriptors
+
+    install_descriptors(cls, model)
     return cls
-
-
-# -- descriptors ------------------------------------------------------------
-
-_descriptor_classes: dict[tuple[type, type], type] = {}
-
-
-def _vinyl_descriptor(original: Any, mixin: type) -> Any:
-    """Copy a Django descriptor into a subclass of its type with ``mixin``."""
-    key = (type(original), mixin)
-    kind = _descriptor_classes.get(key)
-    if kind is None:
-        kind = _descriptor_classes[key] = type(
-            "Vinyl" + type(original).__name__, (mixin, type(original)), {}
-        )
-    clone = copy.copy(original)
-    clone.__class__ = kind
-    return clone
-
-
-class _NoLazyField:
-    """A field descriptor that never queries for a deferred value."""
-
-    def __get__(self, instance: Any, cls: Any = None) -> Any:
-        if instance is None:
-            return self
-        try:
-            return instance.__dict__[self.field.attname]
-        except KeyError:
-            pass
-        if _bridge.in_bridge():
-            return super().__get__(instance, cls)
-        value = self._check_parent_chain(instance)
-        if value is None:
-            name = self.field.attname
-            raise DeferredFieldError(
-                f"{type(instance).__name__}.{name} was not loaded (only()/defer()): "
-                f"`await obj.refresh_from_db(fields=[{name!r}])` loads it"
-            )
-        return value
-
-
-class _AwaitedForward:
-    """``await book.author``: a query every time, None for a null key."""
-
-    def __get__(self, instance: Any, cls: Any = None) -> Any:
-        if instance is None or _bridge.in_bridge():
-            return super().__get__(instance, cls)
-        return _fetch_forward(self.field, instance)
-
-
-async def _fetch_forward(field: Any, instance: Any) -> Any:
-    lookups = {}
-    for local, remote in field.related_fields:
-        value = getattr(instance, local.attname)
-        if value is None:
-            return None
-        lookups[remote.attname] = value
-    related = vinyl_model(field.remote_field.model)
-    using = instance._state.db or DEFAULT_ALIAS
-    return await related.vinyl_queryset(using).get(**lookups)
-
-
-class _AwaitedReverseOne:
-    """``await author.profile``: the reverse one-to-one row, or DoesNotExist."""
-
-    def __get__(self, instance: Any, cls: Any = None) -> Any:
-        if instance is None or _bridge.in_bridge():
-            return super().__get__(instance, cls)
-        return _fetch_reverse_one(self, instance)
-
-
-async def _fetch_reverse_one(descriptor: Any, instance: Any) -> Any:
-    related = descriptor.related
-    model = vinyl_model(related.related_model)
-    using = instance._state.db or DEFAULT_ALIAS
-    try:
-        return await model.vinyl_queryset(using).get(**{related.field.name: instance.pk})
-    except related.related_model.DoesNotExist:
-        raise descriptor.RelatedObjectDoesNotExist(
-            f"{type(instance).__name__} has no {related.accessor_name}."
-        ) from None
-
-
-def _install_descriptors(cls: type, model: type) -> None:
-    for field in model._meta.concrete_fields:
-        original = inspect.getattr_static(model, field.attname, None)
-        if isinstance(original, DeferredAttribute):
-            setattr(cls, field.attname, _vinyl_descriptor(original, _NoLazyField))
-    for field in model._meta.get_fields(include_hidden=True):
-        if field.is_relation and field.concrete and (field.many_to_one or field.one_to_one):
-            original = inspect.getattr_static(model, field.name, None)
-            if isinstance(original, ForwardManyToOneDescriptor):
-                setattr(cls, field.name, _vinyl_descriptor(original, _AwaitedForward))
-        elif field.is_relation and not field.concrete and field.one_to_one:
-            accessor = field.get_accessor_name()
-            original = inspect.getattr_static(model, accessor, None) if accessor else None
-            if isinstance(original, ReverseOneToOneDescriptor):
-                setattr(cls, accessor, _vinyl_descriptor(original, _AwaitedReverseOne))
 
 
 # -- instances --------------------------------------------------------------
@@ -291,13 +192,15 @@ class VinylInstance:
     def delete(self, using: str | None = None, keep_parents: bool = False) -> Any:
         """Delete this row, applying ``on_delete``: ``await obj.delete()``.
 
-        Returns Django's ``(count, {label: count})``.
+        Returns Django's ``(count, {label: count})``; the cascade is one
+        transaction and the delete signals are awaited (``Signal.asend``).
         """
-        if _bridge.in_bridge():
-            return super().delete(using=using, keep_parents=keep_parents)  # type: ignore[misc]
+        from vinyl.deletion import delete_instance
+
         alias = self._vinyl_alias(using)
-        parent_delete = super().delete  # type: ignore[misc]
-        return _bridge.run(alias, lambda: parent_delete(using=alias, keep_parents=keep_parents))
+        if _bridge.in_bridge():
+            return delete_instance(self, alias, keep_parents)  # type: ignore[arg-type]
+        return _bridge.run(alias, delete_instance, self, alias, keep_parents)
 
     def refresh_from_db(self, using: str | None = None, fields: Any = None, **kwargs: Any) -> Any:
         """Reload field values: ``await obj.refresh_from_db(fields=[...])``."""
@@ -310,44 +213,44 @@ class VinylInstance:
     # item access to loaded relations ----------------------------------
 
     def __getitem__(self, name: str) -> Any:
-        """Read a relation that ``select_related`` / ``prefetch_related`` loaded."""
+        """Read a relation that ``select_related`` / ``prefetch_related`` loaded.
+
+        ``book["author"]`` gives the joined or prefetched instance (None for a
+        loaded null relation), ``author["book_set"]`` the prefetched list, and
+        ``obj["x"]`` the value of ``Prefetch(..., to_attr="x")``.
+        """
         if not isinstance(name, str):
             raise TypeError(f"relation names are str, got {name!r}")
-        fields_cache = self._state.fields_cache
-        if name in fields_cache:
-            return fields_cache[name]
-        prefetched = getattr(self, "_prefetched_objects_cache", None) or {}
-        cache_name = _prefetch_cache_name(type(self), name)
-        if cache_name in prefetched:
-            found = prefetched[cache_name]
-            result = getattr(found, "_result_cache", None)
-            return list(result) if result is not None else found
-        if name in self.__dict__ and not _is_field_attname(type(self), name):
-            return self.__dict__[name]
-        raise RelationNotLoaded(
-            f"{name!r} was not loaded on this {type(self).__name__}: add "
-            f"select_related({name!r}) or prefetch_related({name!r}) to the "
-            f"query, or await the attribute (`await obj.{name}`) for a fresh query"
-        )
+        descriptor = inspect.getattr_static(type(self), name, None)
+        if isinstance(descriptor, ReverseManyToOneDescriptor):
+            prefetched = self.__dict__.get("_prefetched_objects_cache") or {}
+            key = _prefetch_key(descriptor)
+            if key in prefetched:
+                return list(prefetched[key])
+            how = (
+                f"add prefetch_related({name!r}) to the query, or use "
+                f"`await obj.{name}.all()` for a fresh query"
+            )
+        else:
+            if name in self._state.fields_cache:
+                return self._state.fields_cache[name]
+            if not name.startswith("_") and name in self.__dict__ and not _is_field_attname(self, name):
+                return self.__dict__[name]  # Prefetch(to_attr=name)
+            how = (
+                f"add select_related({name!r}) or prefetch_related({name!r}) to "
+                f"the query, or use `await obj.{name}` for a fresh query"
+            )
+        raise RelationNotLoaded(f"{name!r} was not loaded on this {type(self).__name__}: {how}")
 
 
-def _prefetch_cache_name(cls: type, name: str) -> str:
-    descriptor = inspect.getattr_static(cls, name, None)
-    rel = getattr(descriptor, "rel", None)
-    field = getattr(descriptor, "field", None)
-    if rel is None or field is None:
-        return name
-    if getattr(descriptor, "reverse", False):
-        # Reverse many-to-many: Django caches under the related query name.
-        return field.related_query_name()
-    if rel.many_to_many:
-        return field.name
-    return rel.get_cache_name() if hasattr(rel, "get_cache_name") else name
+def _prefetch_key(descriptor: ReverseManyToOneDescriptor) -> str:
+    """Return the key Django's prefetching stores a many-valued relation under."""
+    if isinstance(descriptor, ManyToManyDescriptor):
+        field = descriptor.rel.field
+        # Reverse many-to-many: the related query name, not the accessor.
+        return field.related_query_name() if descriptor.reverse else field.name
+    return descriptor.rel.cache_name
 
 
-def _is_field_attname(cls: type, name: str) -> bool:
-    try:
-        field = cls._meta.get_field(name)
-    except Exception:
-        return False
-    return getattr(field, "concrete", False)
+def _is_field_attname(instance: Any, name: str) -> bool:
+    return any(f.attname == name for f in instance._meta.concrete_fields)

@@ -16,6 +16,7 @@ from django.db.models import Prefetch, QuerySet
 from django.db.models.query import ModelIterable
 
 from vinyl import _bridge
+from vinyl._vinylize import VinylModelIterable, adopt_related
 from vinyl.engine import scope as _scope
 from vinyl.engine.engines import cached_facts, engine_entry
 from vinyl.engine.scope import Scope, active_scope, checkout, release
@@ -78,7 +79,7 @@ class VinylQuerySet(Generic[M]):
             return
         if model is None:
             raise TypeError("VinylQuerySet() needs a model or a queryset")
-        self._built = None
+        self._built: QuerySet | None = None
         self._model = model
         self._db = using
         self._steps: tuple = ()
@@ -104,7 +105,7 @@ class VinylQuerySet(Generic[M]):
         """The Django QuerySet, built from the recipe on first use."""
         built = self._built
         if built is None:
-            built = QuerySet(model=self._model, using=self._db)
+            built = _new_django_queryset(self._model, self._db)
             for method, args, kwargs in self._steps:
                 built = getattr(built, method)(*args, **kwargs)
             self._built = built
@@ -255,7 +256,7 @@ class VinylQuerySet(Generic[M]):
     def _probe(self, probes: tuple, lookups: dict | None) -> QuerySet:
         """The Django QuerySet of this recipe with ``probes`` in its slots."""
         filled = iter(probes)
-        qs = QuerySet(model=self._model, using=self._db)
+        qs = _new_django_queryset(self._model, self._db)
         for method, args, kwargs in self._steps:
             args, kwargs = substitute(method, args, kwargs, filled)
             qs = getattr(qs, method)(*args, **kwargs)
@@ -275,7 +276,9 @@ class VinylQuerySet(Generic[M]):
         qs = qs._chain()
         if plan is not NEVER and _reads_only(qs):
             probes = probe_values(values)
-            compiled = rows_plan(qs, self._probe(probes, lookups), values, probes, get=kind == "get")
+            compiled = rows_plan(
+                qs, self._probe(probes, lookups), values, probes, get=kind == "get", adopt=adopt_related
+            )
             if compiled is None:
                 _store(plans, key, NEVER)  # type: ignore[arg-type]
             else:
@@ -451,10 +454,20 @@ class VinylQuerySet(Generic[M]):
 
     async def delete(self) -> tuple[int, dict[str, int]]:
         """Delete matching rows with their cascades: Django's ``(count, {label: count})``."""
-        return await self._run("delete")
+        from vinyl.deletion import delete_queryset
+
+        qs = self._qs._chain()
+        return await _bridge.run(qs.db, delete_queryset, qs, self)
 
     async def explain(self, *, format: str | None = None, **options: Any) -> str:
         return await self._read("explain", format=format, **options)
+
+
+def _new_django_queryset(model: type, db: str | None) -> QuerySet:
+    qs = QuerySet(model=model, using=db)
+    # Objects joined by select_related get vinyl classes too.
+    qs._iterable_class = VinylModelIterable
+    return qs
 
 
 _PLANS_MAX = 2_000
@@ -485,12 +498,18 @@ def _captured(db: str, run: Any, probe: Any) -> tuple[Any, list, list]:
     """Run ``run()`` recording its statements, and compile ``probe()``'s."""
     statements: list[tuple[str, tuple]] = []
     probe_statements: list[tuple[str, tuple]] = []
+    # Execute wrappers belong to a wrapper object that tasks may share:
+    # record only this scope's statements.
+    mine = _scope.bound_scope(db)
 
     def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        statements.append((sql, tuple(params) if params is not None else ()))
+        if _scope.bound_scope(db) is mine:
+            statements.append((sql, tuple(params) if params is not None else ()))
         return execute(sql, params, many, context)
 
     def record_probe(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if _scope.bound_scope(db) is not mine:
+            return execute(sql, params, many, context)
         probe_statements.append((sql, tuple(params) if params is not None else ()))
         raise _Compiled
 

@@ -16,6 +16,7 @@ from django.utils.asyncio import async_unsafe
 from sqlalchemy.engine import URL
 
 from vinyl.engine.engines import EngineConfig, cached_facts
+from vinyl.engine.observe import notify, observing
 from vinyl.engine.scope import Scope, bound_scope
 from vinyl.exceptions import SyncConnectionError, django_error
 
@@ -40,7 +41,6 @@ _SCOPED_DEFAULTS: dict[str, Any] = {
     "errors_occurred": False,
     "health_check_done": False,
     "close_at": None,
-    "execute_wrappers": list,
 }
 
 
@@ -90,10 +90,11 @@ class VinylCursor:
     :meth:`prepare`; everything else is the adapter's.
     """
 
-    __slots__ = ("cursor",)
+    __slots__ = ("cursor", "alias")
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, alias: str = "") -> None:
         self.cursor = cursor
+        self.alias = alias
 
     @staticmethod
     def prepare(sql: str, params: Any) -> tuple[str, Any]:
@@ -102,6 +103,8 @@ class VinylCursor:
 
     def execute(self, sql: str, params: Any = None) -> Any:
         sql, params = self.prepare(sql, params)
+        if observing():
+            notify(self.alias, sql, params)
         return self.cursor.execute(sql, params)
 
     def executemany(self, sql: str, param_list: Iterable[Any]) -> Any:
@@ -110,6 +113,8 @@ class VinylCursor:
             return None
         sql_out, _ = self.prepare(sql, param_list[0])
         prepared = [self.prepare(sql, params)[1] for params in param_list]
+        if observing():
+            notify(self.alias, sql_out, prepared)
         return self.cursor.executemany(sql_out, prepared)
 
     def fetchone(self) -> Any:
@@ -301,7 +306,8 @@ class VinylWrapperMixin:
         scope: Scope | None = bound_scope(self.alias)
         if scope is None:
             raise self._no_sync_connection()
-        return self.vinyl_cursor_class(scope.dbapi_connection().cursor(server_side=bool(name)))
+        cursor = scope.dbapi_connection().cursor(server_side=bool(name))
+        return self.vinyl_cursor_class(cursor, self.alias)
 
     def chunked_cursor(self) -> Any:
         return self._cursor(name="vinyl_chunked")

@@ -23,8 +23,10 @@ from typing import Any, AsyncIterator, Callable, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util.concurrency import in_greenlet
 
 from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
+from vinyl.engine.observe import notify, observing
 from vinyl.exceptions import MAPPED_ERRORS, TransactionScopeEnded, connection_error
 
 T = TypeVar("T")
@@ -115,6 +117,14 @@ class Scope:
                 return await coro_fn(self.connection)
 
 
+def reentry_lock(scope: Scope) -> asyncio.Lock:
+    """The lock that serializes coroutines awaited by the scope's bridge code."""
+    lock = scope.attachments.get("reentry_lock")
+    if lock is None:
+        lock = scope.attachments["reentry_lock"] = asyncio.Lock()
+    return lock
+
+
 def _call(_sync_conn: Any, fn: Callable[..., T], args: tuple) -> T:
     return fn(*args)
 
@@ -130,8 +140,12 @@ def bound_scope(alias: str) -> Scope | None:
 
 
 def in_bridge() -> bool:
-    """Is the caller sync code running inside :meth:`Scope.run_sync`?"""
-    return bool(_bound.get())
+    """Is the caller sync code running inside :meth:`Scope.run_sync`?
+
+    A coroutine that such code awaits (an async signal receiver) shares its
+    context variables but runs outside the greenlet: it is not in the bridge.
+    """
+    return bool(_bound.get()) and in_greenlet()
 
 
 async def checkout(alias: str, *, transactional: bool = True) -> Scope:
@@ -237,16 +251,22 @@ async def fetch(alias: str, sql: str, params: tuple) -> list:
     on a pooled driver connection, with no transaction begun (the pool's
     reset ends any the driver opened by itself). Returns the driver's rows.
     """
+    scope = bound_scope(alias)
+    if scope is not None and scope.bridge_task is not None:
+        # Awaited by sync code in the bridge (an async signal receiver): run
+        # on that code's connection, one receiver at a time.
+        async with reentry_lock(scope):
+            return await _fetch_on(scope.entry, alias, scope.connection, sql, params)
     scope = active_scope(alias)
     if scope is not None:
-        return await scope.run(lambda conn: _fetch_on(scope.entry, conn, sql, params))
+        return await scope.run(lambda conn: _fetch_on(scope.entry, alias, conn, sql, params))
     entry = engine_entry(alias)
     try:
         pooled = await entry.engine.raw_connection()
     except Exception as exc:
         raise connection_error(alias, entry, exc) from exc
     try:
-        rows = await _run_on_driver(entry, pooled.driver_connection, sql, params)
+        rows = await _run_on_driver(entry, alias, pooled.driver_connection, sql, params)
     except BaseException as exc:
         if not isinstance(exc, Exception):
             # Interrupted mid-statement: the connection's state is unknown.
@@ -258,13 +278,15 @@ async def fetch(alias: str, sql: str, params: tuple) -> list:
     return rows
 
 
-async def _fetch_on(entry: EngineEntry, conn: AsyncConnection, sql: str, params: tuple) -> list:
+async def _fetch_on(entry: EngineEntry, alias: str, conn: AsyncConnection, sql: str, params: tuple) -> list:
     driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-    return await _run_on_driver(entry, driver, sql, params)
+    return await _run_on_driver(entry, alias, driver, sql, params)
 
 
-async def _run_on_driver(entry: EngineEntry, driver: Any, sql: str, params: tuple) -> list:
+async def _run_on_driver(entry: EngineEntry, alias: str, driver: Any, sql: str, params: tuple) -> list:
     config = entry.config
+    if observing():
+        notify(alias, sql, params)
     try:
         return await config.fetch(driver, sql, params)  # type: ignore[misc]
     except Exception as exc:

@@ -69,12 +69,21 @@ def _positions(sql: str, params: Sequence[Any], probe_sql: str, probe_params: Se
     return positions
 
 
-def rows_plan(qs: QuerySet, probe_qs: QuerySet, values: Sequence[Any], probes: Sequence[Any], *, get: bool = False) -> tuple[Any, str, tuple, Builder] | None:
+def rows_plan(
+    qs: QuerySet,
+    probe_qs: QuerySet,
+    values: Sequence[Any],
+    probes: Sequence[Any],
+    *,
+    get: bool = False,
+    adopt: Callable[[Any], None] | None = None,
+) -> tuple[Any, str, tuple, Builder] | None:
     """Compile ``qs`` for evaluation, and its plan from a probe compilation.
 
     Returns ``(plan or NEVER or LATER, driver_sql, driver_params, builder)``,
     or None when Django must evaluate the queryset itself (prefetching, empty
-    results, iterables vinyl does not build).
+    results, iterables vinyl does not build). ``adopt(obj)`` is called on
+    each instance whose query joined related objects (select_related).
     """
     if qs._prefetch_related_lookups or qs._known_related_objects or qs.query.is_empty():
         return None
@@ -87,7 +96,7 @@ def rows_plan(qs: QuerySet, probe_qs: QuerySet, values: Sequence[Any], probes: S
         probe_sql, probe_params = probe_qs.query.get_compiler(using=db).as_sql()
     except EmptyResultSet:
         return None
-    builder = _builder(qs, compiler, db)
+    builder = _builder(qs, compiler, db, adopt)
     if builder is None:
         return None
     if get:
@@ -132,7 +141,7 @@ def _single(model: type, build: Builder) -> Builder:
     return one
 
 
-def _builder(qs: QuerySet, compiler: Any, db: str) -> Builder | None:
+def _builder(qs: QuerySet, compiler: Any, db: str, adopt: Callable[[Any], None] | None) -> Builder | None:
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
     if compiler.has_composite_fields(fields) if hasattr(compiler, "has_composite_fields") else False:
         return None
@@ -148,8 +157,9 @@ def _builder(qs: QuerySet, compiler: Any, db: str) -> Builder | None:
 
     iterable = qs._iterable_class
     query = qs.query
-    if iterable is ModelIterable:
-        return _model_builder(qs, compiler, db, convert)
+    if issubclass(iterable, ModelIterable):
+        joined = adopt if query.select_related else None
+        return _model_builder(qs, compiler, db, convert, joined)
     if iterable is FlatValuesListIterable:
         return lambda rows: [row[0] for row in convert(rows)]
     if iterable is ValuesListIterable and not query.extra_select and not query.annotation_select:
@@ -160,7 +170,9 @@ def _builder(qs: QuerySet, compiler: Any, db: str) -> Builder | None:
     return None
 
 
-def _model_builder(qs: QuerySet, compiler: Any, db: str, convert: Callable[[Rows], Any]) -> Builder:
+def _model_builder(
+    qs: QuerySet, compiler: Any, db: str, convert: Callable[[Rows], Any], adopt: Callable[[Any], None] | None
+) -> Builder:
     select = compiler.select
     klass_info = compiler.klass_info
     model = klass_info["model"]
@@ -184,6 +196,8 @@ def _model_builder(qs: QuerySet, compiler: Any, db: str, convert: Callable[[Rows
                 populator.populate(row, obj)
             for name, position in annotations:
                 setattr(obj, name, row[position])
+            if adopt is not None:
+                adopt(obj)
             objs.append(obj)
         return objs
 

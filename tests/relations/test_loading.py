@@ -1,0 +1,186 @@
+"""select_related and prefetch_related, read through item access."""
+
+from __future__ import annotations
+
+import pytest
+from django.db.models import Prefetch
+
+from tests.relations.counting import count_queries
+from tests.testapp.models import Author, Book, Profile, Publisher, Tag
+from vinyl.exceptions import RelationNotLoaded
+
+pytestmark = pytest.mark.usefixtures("vinyl_db")
+
+
+async def library() -> dict:
+    """Two authors (one with a profile), three books, tags, one publisher."""
+    ann = await Author.vinyl.create(name="Ann")
+    bob = await Author.vinyl.create(name="Bob")
+    await Profile.vinyl.create(author=ann, bio="ann's")
+    pub = await Publisher.vinyl.create(name="Pub")
+    b1 = await Book.vinyl.create(title="A1", author=ann, publisher=pub)
+    b2 = await Book.vinyl.create(title="A2", author=ann)
+    b3 = await Book.vinyl.create(title="B1", author=bob)
+    red, blue = await Tag.vinyl.create(name="red"), await Tag.vinyl.create(name="blue")
+    await b1.tags.add(red, blue)
+    await b3.tags.add(blue)
+    return {"ann": ann, "bob": bob, "pub": pub, "books": [b1, b2, b3], "red": red, "blue": blue}
+
+
+async def test_select_related_is_one_query_and_nested_and_nullable():
+    await library()
+    with count_queries() as queries:
+        books = await Book.vinyl.select_related("author__profile", "publisher").order_by("id")
+    assert len(queries) == 1
+    with count_queries() as queries:
+        assert [b["author"].name for b in books] == ["Ann", "Ann", "Bob"]
+        assert books[0]["author"]["profile"].bio == "ann's"
+        assert books[2]["author"]["profile"] is None  # loaded, and null
+        assert books[0]["publisher"].name == "Pub"
+        assert books[1]["publisher"] is None
+    assert queries == []
+    assert type(books[0]["author"]) is Author.vinyl.model
+    assert type(books[0]["author"]["profile"]) is Profile.vinyl.model
+
+
+async def test_select_related_reverse_one_to_one():
+    await library()
+    with count_queries() as queries:
+        authors = await Author.vinyl.select_related("profile").order_by("id")
+    assert len(queries) == 1
+    assert authors[0]["profile"].bio == "ann's"
+    assert authors[1]["profile"] is None
+
+
+async def test_select_related_objects_are_vinyl_so_awaiting_works():
+    lib = await library()
+    book = await Book.vinyl.select_related("author").get(pk=lib["books"][0].pk)
+    profile = await book["author"].profile
+    assert profile.bio == "ann's"
+
+
+async def test_prefetch_reverse_fk_is_two_queries_and_a_list():
+    await library()
+    with count_queries() as queries:
+        authors = await Author.vinyl.prefetch_related("book_set").order_by("id")
+    assert len(queries) == 2
+    with count_queries() as queries:
+        books = authors[0]["book_set"]
+        assert isinstance(books, list)
+        assert sorted(b.title for b in books) == ["A1", "A2"]
+        assert [b.title for b in authors[1]["book_set"]] == ["B1"]
+        assert books[0]["author"] is authors[0]
+    assert queries == []
+    assert type(books[0]) is Book.vinyl.model
+
+
+async def test_prefetch_many_to_many_both_sides():
+    await library()
+    with count_queries() as queries:
+        books = await Book.vinyl.prefetch_related("tags").order_by("id")
+        tags = await Tag.vinyl.prefetch_related("book_set").order_by("name")
+    assert len(queries) == 4
+    assert sorted(t.name for t in books[0]["tags"]) == ["blue", "red"]
+    assert books[1]["tags"] == []
+    assert [t.name for t in tags] == ["blue", "red"]
+    assert sorted(b.title for b in tags[0]["book_set"]) == ["A1", "B1"]
+    assert [b.title for b in tags[1]["book_set"]] == ["A1"]
+
+
+async def test_nested_prefetch_is_one_query_per_level():
+    await library()
+    with count_queries() as queries:
+        authors = await Author.vinyl.prefetch_related("book_set__tags").order_by("id")
+    assert len(queries) == 3
+    with count_queries() as queries:
+        first = sorted(authors[0]["book_set"], key=lambda b: b.title)
+        assert sorted(t.name for t in first[0]["tags"]) == ["blue", "red"]
+        assert first[1]["tags"] == []
+        assert [t.name for t in authors[1]["book_set"][0]["tags"]] == ["blue"]
+    assert queries == []
+
+
+async def test_prefetch_forward_fk_and_reverse_one_to_one():
+    await library()
+    with count_queries() as queries:
+        books = await Book.vinyl.prefetch_related("author__profile", "publisher").order_by("id")
+    assert len(queries) == 4
+    assert books[0]["author"].name == "Ann"
+    assert books[0]["author"]["profile"].bio == "ann's"
+    assert books[2]["author"]["profile"] is None
+    assert books[1]["publisher"] is None
+
+
+@pytest.mark.parametrize("manager", ["vinyl", "objects"])
+async def test_prefetch_object_with_queryset_and_to_attr(manager):
+    await library()
+    source = getattr(Book, manager)
+    long_titles = Prefetch("book_set", queryset=source.filter(title__endswith="1"), to_attr="firsts")
+    with count_queries() as queries:
+        authors = await Author.vinyl.prefetch_related(long_titles).order_by("id")
+    assert len(queries) == 2
+    assert [b.title for b in authors[0]["firsts"]] == ["A1"]
+    assert [b.title for b in authors[1]["firsts"]] == ["B1"]
+    assert type(authors[0]["firsts"][0]) is Book.vinyl.model
+    with pytest.raises(KeyError):
+        authors[0]["book_set"]
+
+
+async def test_prefetch_object_with_queryset_into_the_relation_and_nested():
+    await library()
+    tags = Prefetch("tags", queryset=Tag.objects.filter(name="red"))
+    books = await Book.vinyl.prefetch_related(tags).order_by("id")
+    assert [t.name for t in books[0]["tags"]] == ["red"]
+    assert books[2]["tags"] == []
+    assert type(books[0]["tags"][0]) is Tag.vinyl.model
+    authors = await Author.vinyl.prefetch_related(
+        Prefetch("book_set", queryset=Book.vinyl.order_by("-title")), "book_set__tags"
+    ).order_by("id")
+    assert [b.title for b in authors[0]["book_set"]] == ["A2", "A1"]
+    assert sorted(t.name for t in authors[0]["book_set"][1]["tags"]) == ["blue", "red"]
+
+
+async def test_prefetch_to_attr_single_valued():
+    await library()
+    books = await Book.vinyl.prefetch_related(Prefetch("author", to_attr="writer")).order_by("id")
+    assert books[0]["writer"].name == "Ann"
+
+
+async def test_item_access_to_an_unloaded_relation_raises_key_error_saying_how():
+    lib = await library()
+    book = await Book.vinyl.get(pk=lib["books"][0].pk)
+    with pytest.raises(KeyError) as info:
+        book["author"]
+    assert isinstance(info.value, RelationNotLoaded)
+    message = str(info.value)
+    assert "'author'" in message and "select_related('author')" in message
+    assert "await obj.author" in message
+    author = await Author.vinyl.get(pk=lib["ann"].pk)
+    with pytest.raises(RelationNotLoaded, match=r"prefetch_related\('book_set'\)"):
+        author["book_set"]
+    with pytest.raises(RelationNotLoaded, match="profile"):
+        author["profile"]
+    with pytest.raises(KeyError):
+        book["title"]  # a field, not a relation
+    with pytest.raises(KeyError):
+        book["_state"]
+    with pytest.raises(TypeError):
+        book[0]
+
+
+async def test_related_manager_all_queries_fresh_even_after_prefetch():
+    lib = await library()
+    author = await Author.vinyl.prefetch_related("book_set").get(pk=lib["ann"].pk)
+    await Book.vinyl.create(title="A3", author=lib["ann"])
+    assert len(author["book_set"]) == 2
+    with count_queries() as queries:
+        assert len(await author.book_set.all()) == 3
+    assert len(queries) == 1
+
+
+async def test_streaming_with_prefetch_and_select_related():
+    await library()
+    seen = []
+    async for author in Author.vinyl.select_related("profile").prefetch_related("book_set").order_by("id"):
+        seen.append((author.name, len(author["book_set"]), author["profile"] is None))
+    assert seen == [("Ann", 2, False), ("Bob", 1, True)]

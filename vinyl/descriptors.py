@@ -1,0 +1,221 @@
+"""Relation descriptors of vinyl model classes: explicit queries only.
+
+Outside the bridge, on a vinyl instance:
+
+- ``await book.author`` queries the related row every time (None for a null
+  key); ``await author.profile`` queries the reverse one-to-one row or raises
+  ``RelatedObjectDoesNotExist``. Nothing is cached on the instance.
+- ``author.book_set`` and ``book.tags`` are vinyl related managers
+  (:mod:`vinyl.related`).
+
+Inside the bridge (Django's own sync code: ``prefetch_related_objects``, the
+deletion collector, related managers) the descriptors behave exactly like
+Django's, except that the querysets they build give vinyl instances.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Awaitable, Callable, Generator
+
+from django.db.models.fields.related_descriptors import (
+    ForwardManyToOneDescriptor,
+    ManyToManyDescriptor,
+    ReverseManyToOneDescriptor,
+    ReverseOneToOneDescriptor,
+)
+from django.db.models.fields.reverse_related import ForeignObjectRel
+from django.db.models.query_utils import DeferredAttribute
+from django.utils.functional import cached_property
+
+from vinyl import _bridge
+from vinyl._vinylize import adopt, as_vinyl_queryset, as_vinyl_querysets
+from vinyl.engine.engines import DEFAULT_ALIAS
+from vinyl.exceptions import DeferredFieldError
+from vinyl.models import vinyl_model
+
+
+class Fetch:
+    """An awaitable relation read: ``await book.author``.
+
+    The query starts only when awaited, so merely reading the attribute never
+    performs I/O (and an unawaited read leaves no coroutine behind).
+    """
+
+    __slots__ = ("_fn", "_args", "_what")
+
+    def __init__(self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        self._what = what
+        self._fn = fn
+        self._args = args
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._fn(*self._args).__await__()
+
+    def __repr__(self) -> str:
+        return f"<vinyl query for {self._what}: await it>"
+
+
+class _NoLazyField:
+    """A field descriptor that never queries for a deferred value."""
+
+    field: Any
+    _check_parent_chain: Callable[[Any], Any]
+
+    def __get__(self, instance: Any, cls: Any = None) -> Any:
+        if instance is None:
+            return self
+        try:
+            return instance.__dict__[self.field.attname]
+        except KeyError:
+            pass
+        if _bridge.in_bridge():
+            return super().__get__(instance, cls)  # type: ignore[misc]
+        value = self._check_parent_chain(instance)
+        if value is None:
+            name = self.field.attname
+            raise DeferredFieldError(
+                f"{type(instance).__name__}.{name} was not loaded (only()/defer()): "
+                f"`await obj.refresh_from_db(fields=[{name!r}])` loads it"
+            )
+        return value
+
+
+class _VinylQuerysets:
+    """Querysets built by a Django relation descriptor give vinyl instances."""
+
+    field: Any
+    related: Any
+
+    def get_queryset(self, **kwargs: Any) -> Any:
+        return as_vinyl_queryset(super().get_queryset(**kwargs))  # type: ignore[misc]
+
+    def get_prefetch_querysets(self, instances: Any, querysets: Any = None) -> Any:
+        return super().get_prefetch_querysets(instances, as_vinyl_querysets(querysets))  # type: ignore[misc]
+
+
+class _AwaitedForward(_VinylQuerysets):
+    """``await book.author``: a query every time, None for a null key."""
+
+    def __get__(self, instance: Any, cls: Any = None) -> Any:
+        if instance is None or _bridge.in_bridge():
+            return super().__get__(instance, cls)  # type: ignore[misc]
+        return Fetch(f"{type(instance).__name__}.{self.field.name}", _fetch_forward, self.field, instance)
+
+    def get_object(self, instance: Any) -> Any:
+        # A parent link builds the parent from the child's own fields.
+        return adopt(super().get_object(instance))  # type: ignore[misc]
+
+
+async def _fetch_forward(field: Any, instance: Any) -> Any:
+    if None in field.get_local_related_value(instance):
+        return None
+    model = vinyl_model(field.remote_field.model)
+    using = instance._state.db or DEFAULT_ALIAS
+    return await model.vinyl_queryset(using).get(field.get_reverse_related_filter(instance))
+
+
+class _AwaitedReverseOne(_VinylQuerysets):
+    """``await author.profile``: the reverse one-to-one row, or DoesNotExist."""
+
+    def __get__(self, instance: Any, cls: Any = None) -> Any:
+        if instance is None or _bridge.in_bridge():
+            return super().__get__(instance, cls)  # type: ignore[misc]
+        return Fetch(
+            f"{type(instance).__name__}.{self.related.accessor_name}",
+            _fetch_reverse_one,
+            self,
+            instance,
+        )
+
+
+async def _fetch_reverse_one(descriptor: Any, instance: Any) -> Any:
+    related = descriptor.related
+    missing = descriptor.RelatedObjectDoesNotExist(
+        f"{type(instance).__name__} has no {related.accessor_name}."
+    )
+    if instance.pk is None:
+        raise missing
+    model = vinyl_model(related.related_model)
+    using = instance._state.db or DEFAULT_ALIAS
+    lookups = related.field.get_forward_related_filter(instance)
+    try:
+        return await model.vinyl_queryset(using).get(**lookups)
+    except related.related_model.DoesNotExist:
+        raise missing from None
+
+
+class _RelatedManagers:
+    """``author.book_set`` / ``book.tags``: Django's manager in the bridge, a
+    vinyl related manager outside it; both give vinyl instances."""
+
+    @cached_property
+    def vinyl_manager_class(self) -> type:
+        from vinyl.related import django_manager_class
+
+        return django_manager_class(self)
+
+    def __get__(self, instance: Any, cls: Any = None) -> Any:
+        if instance is None:
+            return self
+        manager = self.vinyl_manager_class(instance)
+        if _bridge.in_bridge():
+            return manager
+        from vinyl.related import VinylRelatedManager
+
+        return VinylRelatedManager(manager)
+
+
+# -- installing them on a vinyl class ------------------------------------------
+
+_kinds: dict[tuple[type, type], type] = {}
+
+
+def _clone(original: Any, mixin: type) -> Any:
+    """Copy a Django descriptor into a subclass of its type with ``mixin``."""
+    key = (type(original), mixin)
+    kind = _kinds.get(key)
+    if kind is None:
+        kind = _kinds[key] = type("Vinyl" + type(original).__name__, (mixin, type(original)), {})
+    if isinstance(original, (ForwardManyToOneDescriptor, ReverseOneToOneDescriptor)):
+        # Share the exception class, so `except Book.author.RelatedObjectDoesNotExist`
+        # also catches what the vinyl descriptor raises.
+        original.RelatedObjectDoesNotExist  # noqa: B018
+    # Not copy.copy(): Django's relation descriptors pickle (and so copy) as
+    # a lookup of the original on its model, which would hand it back.
+    clone: Any = object.__new__(kind)
+    clone.__dict__.update(original.__dict__)
+    return clone
+
+
+def _mixin_for(descriptor: Any) -> type | None:
+    if isinstance(descriptor, DeferredAttribute):
+        return _NoLazyField
+    if isinstance(descriptor, ForwardManyToOneDescriptor):
+        return _AwaitedForward
+    if isinstance(descriptor, ReverseOneToOneDescriptor):
+        return _AwaitedReverseOne
+    if isinstance(descriptor, (ReverseManyToOneDescriptor, ManyToManyDescriptor)):
+        return _RelatedManagers
+    return None
+
+
+def install_descriptors(cls: type, model: Any) -> None:
+    """Put vinyl versions of the field and relation descriptors of ``model`` on ``cls``."""
+    names: set[str] = set()
+    for field in model._meta.concrete_fields:
+        names.add(field.attname)
+    for field in model._meta.get_fields(include_hidden=True):
+        if not field.is_relation:
+            continue
+        if isinstance(field, ForeignObjectRel):
+            accessor = field.get_accessor_name()
+            if accessor:
+                names.add(accessor)
+        else:
+            names.add(field.name)
+    for name in names:
+        original = inspect.getattr_static(model, name, None)
+        mixin = _mixin_for(original)
+        if mixin is not None:
+            setattr(cls, name, _clone(original, mixin))
