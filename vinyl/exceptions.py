@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError
+from django.db import utils as db_utils
 from django.db.transaction import TransactionManagementError
 
 if TYPE_CHECKING:
@@ -49,3 +50,22 @@ def connection_error(alias: str, entry: EngineEntry, exc: Exception) -> Exceptio
         f"({type(exc).__name__}: {exc}); check that the server is running and "
         f"that HOST, PORT, USER and NAME of DATABASES[{alias!r}] are right"
     )
+
+
+def database_error(exc: BaseException) -> BaseException:
+    """Return Django's class of a driver error SQLAlchemy raised (e.g. at COMMIT).
+
+    Deferred constraints (Django's foreign keys on PostgreSQL and SQLite) are
+    checked at COMMIT, which SQLAlchemy runs, not Django's cursor.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return exc
+    kind = getattr(db_utils, type(exc).__name__, None)
+    if not (isinstance(kind, type) and issubclass(kind, db_utils.Error)):
+        kind = db_utils.DatabaseError
+    orig = exc.orig if exc.orig is not None else exc
+    error = kind(*orig.args)
+    error.__cause__ = orig
+    return error

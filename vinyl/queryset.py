@@ -162,7 +162,11 @@ class VinylQuerySet(Generic[M]):
         return self._chain("none")
 
     def select_for_update(self, nowait: bool = False, skip_locked: bool = False, of: tuple = (), no_key: bool = False) -> VinylQuerySet[M]:
-        return self._chain("select_for_update", nowait=nowait, skip_locked=skip_locked, of=of, no_key=no_key)
+        qs = self._chain("select_for_update", nowait=nowait, skip_locked=skip_locked, of=of, no_key=no_key)
+        # Asked for by the user (not by Django's own update_or_create): a
+        # backend without row locks (SQLite) refuses it instead of ignoring it.
+        qs._qs.query._vinyl_select_for_update = True
+        return qs
 
     def union(self, *others: Any, all: bool = False) -> VinylQuerySet[M]:
         return self._chain("union", *others, all=all)

@@ -31,6 +31,9 @@ class EngineConfig:
     engine_kwargs: dict[str, Any] = field(default_factory=dict)
     # Reads server facts (version, modes) once per engine, asynchronously.
     load_facts: FactsLoader | None = None
+    # Called once on each engine vinyl builds (event listeners, e.g. SQLite's
+    # explicit BEGIN); engines handed over with set_engine are left as they are.
+    configure: Callable[[AsyncEngine], None] | None = None
 
 
 @dataclass
@@ -95,6 +98,8 @@ def _entry(using: str) -> EngineEntry:
     engine = _user_engines.get(using)
     if engine is None:
         engine = create_async_engine(config.url, **config.engine_kwargs)
+        if config.configure is not None:
+            config.configure(engine)
     entry = EngineEntry(engine=engine, config=config, loop=loop)
     _entries[using] = entry
     return entry

@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator, Callable, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
-from vinyl.exceptions import TransactionScopeEnded, connection_error
+from vinyl.exceptions import TransactionScopeEnded, connection_error, database_error
 
 T = TypeVar("T")
 
@@ -169,9 +169,12 @@ async def release(scope: Scope, *, commit: bool) -> None:
             await conn.commit()
         else:
             await conn.rollback()
-    except BaseException:
+    except BaseException as exc:
         await _discard(conn)
-        raise
+        error = database_error(exc)
+        if error is exc:
+            raise
+        raise error from error.__cause__
     await conn.close()
 
 
