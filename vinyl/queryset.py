@@ -9,7 +9,7 @@ implementation on vinyl's connection (see ``vinyl._bridge``).
 from __future__ import annotations
 
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Generator, Generic, Iterator, TypeVar
+from typing import Any, AsyncIterator, Coroutine, Generator, Generic, Iterator, TypeVar, overload
 
 from django.db import models
 from django.db.models import Prefetch, QuerySet
@@ -131,10 +131,10 @@ class VinylQuerySet(Generic[M]):
     def distinct(self, *fields: str) -> VinylQuerySet[M]:
         return self._chain("distinct", *fields)
 
-    def values(self, *fields: Any, **expressions: Any) -> VinylQuerySet[M]:
+    def values(self, *fields: Any, **expressions: Any) -> VinylQuerySet[Any]:
         return self._chain("values", *fields, **expressions)
 
-    def values_list(self, *fields: Any, flat: bool = False, named: bool = False) -> VinylQuerySet[M]:
+    def values_list(self, *fields: Any, flat: bool = False, named: bool = False) -> VinylQuerySet[Any]:
         return self._chain("values_list", *fields, flat=flat, named=named)
 
     def annotate(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
@@ -177,23 +177,27 @@ class VinylQuerySet(Generic[M]):
     def difference(self, *others: Any) -> VinylQuerySet[M]:
         return self._chain("difference", *others)
 
-    def dates(self, field_name: str, kind: str, order: str = "ASC") -> VinylQuerySet[M]:
+    def dates(self, field_name: str, kind: str, order: str = "ASC") -> VinylQuerySet[Any]:
         return self._chain("dates", field_name, kind, order=order)
 
-    def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> VinylQuerySet[M]:
+    def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> VinylQuerySet[Any]:
         return self._chain("datetimes", field_name, kind, order=order, tzinfo=tzinfo)
 
     # Evaluation -----------------------------------------------------------
 
-    def __await__(self) -> Generator[Any, None, list]:
+    def __await__(self) -> Generator[Any, None, list[M]]:
         return self._fetch().__await__()
 
-    async def _fetch(self) -> list:
+    async def _fetch(self) -> list[M]:
         qs = self._qs._chain()
         if qs.query.is_empty():
             return []
         return await _bridge.run(qs.db, _evaluate, qs)
 
+    @overload
+    def __getitem__(self, k: int) -> Coroutine[Any, Any, M]: ...
+    @overload
+    def __getitem__(self, k: slice) -> VinylQuerySet[M]: ...
     def __getitem__(self, k: int | slice) -> Any:
         if isinstance(k, slice):
             return self._wrap(self._qs[k])
@@ -205,10 +209,10 @@ class VinylQuerySet(Generic[M]):
         qs = self._qs._chain()
         return await _bridge.run(qs.db, qs.__getitem__, k)
 
-    def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncIterator[M]:
         return self.iterator()
 
-    async def iterator(self, chunk_size: int | None = None) -> AsyncIterator[Any]:
+    async def iterator(self, chunk_size: int | None = None) -> AsyncIterator[M]:
         """Stream rows in chunks: ``async for obj in qs.iterator(chunk_size=500)``."""
         if chunk_size is not None and chunk_size <= 0:
             raise ValueError("Chunk size must be strictly positive.")
