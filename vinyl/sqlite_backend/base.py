@@ -72,9 +72,23 @@ def _begin_emitter(statement: str) -> Callable[[Any], None]:
     return emit_begin
 
 
+class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The adapter's DB-API module, with every PEP 249 exception class.
+
+    Django's error mapping reads them all (``DataError``, ``InternalError``...);
+    SQLAlchemy's adapter copies only some. aiosqlite raises sqlite3's own.
+    """
+
+    def _init_dbapi_attributes(self) -> None:
+        super()._init_dbapi_attributes()
+        for name in ("Warning", "InterfaceError", "DataError", "InternalError"):
+            if not hasattr(self, name):
+                setattr(self, name, getattr(sqlite3, name))
+
+
 class DatabaseWrapper(VinylWrapperMixin, SQLiteWrapper):
     # The exceptions the driver adapter raises, for Django's error mapping.
-    Database = AsyncAdapt_aiosqlite_dbapi(aiosqlite, sqlite3)
+    Database = _DBAPI(aiosqlite, sqlite3)
     features_class = DatabaseFeatures
     ops_class = DatabaseOperations
     sqlalchemy_drivername = "sqlite+aiosqlite"
