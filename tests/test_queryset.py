@@ -240,3 +240,14 @@ async def test_select_related_value_is_read_with_item_access():
     book = await Book.vinyl.create(title="a", author=ann)
     loaded = await Book.vinyl.select_related("author").get(pk=book.pk)
     assert loaded["author"].name == "Ann"
+
+
+async def test_a_save_override_using_django_atomic_keeps_working():
+    from tests.testapp.models import Ledger
+
+    entry = await Ledger.vinyl.create(label="a")
+    assert entry.saves == 1
+    entry.label = "b"
+    await entry.save()
+    fresh = await Ledger.vinyl.get(pk=entry.pk)
+    assert (fresh.label, fresh.saves) == ("b", 2)

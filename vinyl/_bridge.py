@@ -23,15 +23,22 @@ T = TypeVar("T")
 _sa_await: Callable[[Awaitable[Any]], Any] = getattr(_sa_util, "await_", None) or _sa_util.await_only
 
 
-async def run(alias: str, fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(*args)`` as one operation on ``alias``, inside the bridge."""
+async def run(
+    alias: str, fn: Callable[..., T], *args: Any, readonly: bool = False, single_write: bool = False
+) -> T:
+    """Run ``fn(*args)`` as one operation on ``alias``, inside the bridge.
+
+    A ``readonly`` operation only reads, a ``single_write`` one sends one
+    write statement: outside ``atomic`` neither needs a transaction of its
+    own where the driver autocommits.
+    """
     scope = bound_scope(alias)
     if scope is not None and scope.reentered():
         # Called from a coroutine that sync code in the bridge is awaiting
         # (an async signal receiver): that code holds the scope's lock, so
         # join its connection instead of waiting for the lock.
         return await scope.connection.run_sync(lambda _conn: fn(*args))
-    async with operation(alias) as scope:
+    async with operation(alias, readonly=readonly, single_write=single_write) as scope:
         return await scope.run_sync(fn, *args)
 
 
@@ -40,4 +47,20 @@ def await_(awaitable: Awaitable[T]) -> T:
     return _sa_await(awaitable)
 
 
-__all__ = ["await_", "in_bridge", "run"]
+def one_statement_save(model: type) -> bool:
+    """Does saving an instance of ``model`` send exactly one statement?
+
+    Not with parent tables (multi-table inheritance) or save signal
+    receivers, which run inside the operation's transaction.
+    """
+    from django.db.models.signals import post_save, pre_save
+
+    origin = getattr(model, "_vinyl_origin", model)
+    return (
+        not model._meta.concrete_model._meta.parents
+        and not pre_save.has_listeners(origin)
+        and not post_save.has_listeners(origin)
+    )
+
+
+__all__ = ["await_", "in_bridge", "one_statement_save", "run"]

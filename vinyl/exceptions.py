@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError
-from django.db import utils as db_utils
 from django.db.transaction import TransactionManagementError
 
 if TYPE_CHECKING:
@@ -52,20 +51,55 @@ def connection_error(alias: str, entry: EngineEntry, exc: Exception) -> Exceptio
     )
 
 
-def database_error(exc: BaseException) -> BaseException:
-    """Return Django's class of a driver error SQLAlchemy raised (e.g. at COMMIT).
+# Django's DB-API exception classes, most specific first.
+_DJANGO_ERRORS = (
+    "DataError",
+    "OperationalError",
+    "IntegrityError",
+    "InternalError",
+    "ProgrammingError",
+    "NotSupportedError",
+    "DatabaseError",
+    "InterfaceError",
+    "Error",
+)
 
-    Deferred constraints (Django's foreign keys on PostgreSQL and SQLite) are
-    checked at COMMIT, which SQLAlchemy runs, not Django's cursor.
+
+def django_error(exc: BaseException) -> BaseException:
+    """Return the Django exception for an SQLAlchemy or driver error.
+
+    Anything that is not a database error is returned unchanged.
     """
+    from django.db import utils as django_db
     from sqlalchemy.exc import DBAPIError
 
-    if not isinstance(exc, DBAPIError):
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    names = {kind.__name__ for kind in type(orig).__mro__}
+    if isinstance(exc, DBAPIError):
+        names |= {kind.__name__ for kind in type(exc).__mro__}
+    elif "Error" not in names or isinstance(exc, django_db.Error):
         return exc
-    kind = getattr(db_utils, type(exc).__name__, None)
-    if not (isinstance(kind, type) and issubclass(kind, db_utils.Error)):
-        kind = db_utils.DatabaseError
-    orig = exc.orig if exc.orig is not None else exc
-    error = kind(*orig.args)
-    error.__cause__ = orig
-    return error
+    for name in _DJANGO_ERRORS:
+        if name in names:
+            return getattr(django_db, name)(*getattr(orig, "args", (str(orig),)))
+    return exc
+
+
+class mapped_errors:
+    """Context manager: re-raise database errors as Django's, driver error as cause."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        mapped = django_error(exc)
+        if mapped is exc:
+            return False
+        raise mapped from exc
+
+
+MAPPED_ERRORS = mapped_errors()

@@ -233,6 +233,7 @@ class VinylInstance:
         await _bridge.run(
             alias,
             lambda: parent_save(using=alias, update_fields=update_fields, force_update=force_update),
+            single_write=_bridge.one_statement_save(type(self)),
         )
 
     def save_base(

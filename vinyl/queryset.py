@@ -11,12 +11,16 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import Any, AsyncIterator, Coroutine, Generator, Generic, Iterator, TypeVar, overload
 
-from django.db import models
+from django.db import connections, models
 from django.db.models import Prefetch, QuerySet
 from django.db.models.query import ModelIterable
 
 from vinyl import _bridge
+from vinyl.engine import scope as _scope
+from vinyl.engine.engines import cached_facts, engine_entry
 from vinyl.engine.scope import Scope, active_scope, checkout, release
+from vinyl.translate.plans import LATER, NEVER, Plan, rows_plan, scalar_plan
+from vinyl.translate.shapes import probe_values, step_shape, substitute
 
 M = TypeVar("M", bound=models.Model)
 
@@ -27,6 +31,17 @@ _SYNC_USE = (
 
 #: Default rows per fetch when streaming with ``async for``.
 DEFAULT_CHUNK_SIZE = 2000
+
+
+# Recipes Django has accepted: (model, recipe). Bounded: cleared when full.
+_validated: dict[tuple, None] = {}
+_VALIDATED_MAX = 10_000
+
+
+def _remember(key: tuple) -> None:
+    if len(_validated) >= _VALIDATED_MAX:
+        _validated.clear()
+    _validated[key] = None
 
 
 def _unwrap(value: Any) -> Any:
@@ -51,20 +66,49 @@ class VinylQuerySet(Generic[M]):
             ...
     """
 
-    __slots__ = ("_qs",)
+    # A QuerySet built only from calls whose shape is known (see
+    # vinyl.translate.shapes) keeps its recipe: the shapes of its calls and
+    # their slot values. Its Django QuerySet is built only when needed, so a
+    # query whose plan is cached skips Django's query building and compiler.
+    __slots__ = ("_built", "_model", "_db", "_steps", "_recipe", "_values")
 
     def __init__(self, model: type[M] | None = None, *, using: str | None = None, queryset: QuerySet | None = None) -> None:
-        if queryset is None:
-            if model is None:
-                raise TypeError("VinylQuerySet() needs a model or a queryset")
-            queryset = QuerySet(model=model, using=using)
-        self._qs = queryset
+        if queryset is not None:
+            self._set_built(queryset)
+            return
+        if model is None:
+            raise TypeError("VinylQuerySet() needs a model or a queryset")
+        self._built = None
+        self._model = model
+        self._db = using
+        self._steps: tuple = ()
+        self._recipe: tuple | None = ()
+        self._values: tuple = ()
+
+    def _set_built(self, queryset: QuerySet) -> None:
+        self._built = queryset
+        self._model = queryset.model
+        self._db = queryset._db
+        self._steps = ()
+        self._recipe = None
+        self._values = ()
 
     @classmethod
     def _wrap(cls, queryset: QuerySet) -> VinylQuerySet:
         new = cls.__new__(cls)
-        new._qs = queryset
+        new._set_built(queryset)
         return new
+
+    @property
+    def _qs(self) -> QuerySet:
+        """The Django QuerySet, built from the recipe on first use."""
+        built = self._built
+        if built is None:
+            built = QuerySet(model=self._model, using=self._db)
+            for method, args, kwargs in self._steps:
+                built = getattr(built, method)(*args, **kwargs)
+            self._built = built
+        return built
 
     # What Django reads when a vinyl QuerySet is used as a value
     # (Subquery, Exists, __in lookups, Prefetch).
@@ -76,14 +120,15 @@ class VinylQuerySet(Generic[M]):
     @query.setter
     def query(self, value: Any) -> None:
         self._qs.query = value
+        self._recipe = None
 
     @property
     def model(self) -> type[M]:
-        return self._qs.model
+        return self._model
 
     @property
     def db(self) -> str:
-        return self._qs.db
+        return self._db if self._db is not None else self._qs.db
 
     @property
     def ordered(self) -> bool:
@@ -108,7 +153,27 @@ class VinylQuerySet(Generic[M]):
     def _chain(self, method: str, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
         args = tuple(_unwrap(a) for a in args)
         kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
-        return self._wrap(getattr(self._qs, method)(*args, **kwargs))
+        shaped = step_shape(method, args, kwargs) if self._recipe is not None else None
+        new = self.__class__.__new__(self.__class__)
+        if shaped is None:
+            new._set_built(getattr(self._qs, method)(*args, **kwargs))
+            return new
+        shape, values = shaped
+        recipe = self._recipe + (shape,)  # type: ignore[operator]
+        new._model = self._model
+        new._db = args[0] if method == "using" else self._db
+        new._steps = self._steps + ((method, args, kwargs),)
+        new._recipe = recipe
+        new._values = self._values + values
+        key = (self._model, recipe)
+        if self._built is None and key in _validated:
+            # Django accepted this shape before: build it only when needed.
+            new._built = None
+        else:
+            # Build now, so a bad field name raises FieldError at the call.
+            new._built = getattr(self._qs, method)(*args, **kwargs)
+            _remember(key)
+        return new
 
     def all(self) -> VinylQuerySet[M]:
         return self._chain("all")
@@ -189,10 +254,68 @@ class VinylQuerySet(Generic[M]):
         return self._fetch().__await__()
 
     async def _fetch(self) -> list[M]:
-        qs = self._qs._chain()
+        return await self._rows("rows", self._recipe, self._values, None)
+
+    def _probe(self, probes: tuple, lookups: dict | None) -> QuerySet:
+        """The Django QuerySet of this recipe with ``probes`` in its slots."""
+        filled = iter(probes)
+        qs = QuerySet(model=self._model, using=self._db)
+        for method, args, kwargs in self._steps:
+            args, kwargs = substitute(method, args, kwargs, filled)
+            qs = getattr(qs, method)(*args, **kwargs)
+        if lookups is not None:
+            qs = qs.filter(**substitute("filter", (), lookups, filled)[1])
+        return qs
+
+    async def _rows(self, kind: str, recipe: tuple | None, values: tuple, lookups: dict | None) -> Any:
+        """Evaluate through the plan cache: ``rows`` (a list) or ``get`` (one)."""
+        db = self.db
+        plans = _plans(db, recipe)
+        key = (self._model, kind, recipe)
+        plan = plans.get(key) if plans is not None else NEVER
+        if type(plan) is Plan:
+            return plan.build(await _scope.fetch(db, plan.sql, plan.params(values)))
+        qs = self._qs if lookups is None else self._qs.filter(**lookups)
+        qs = qs._chain()
+        if plan is not NEVER and _reads_only(qs):
+            probes = probe_values(values)
+            compiled = rows_plan(qs, self._probe(probes, lookups), values, probes, get=kind == "get")
+            if compiled is None:
+                _store(plans, key, NEVER)  # type: ignore[arg-type]
+            else:
+                plan, sql, params, build = compiled
+                if plan is not LATER:
+                    _store(plans, key, plan)  # type: ignore[arg-type]
+                return build(await _scope.fetch(db, sql, params))
+        if kind == "get":
+            return await _bridge.run(db, qs.get, readonly=_reads_only(qs))
         if qs.query.is_empty():
             return []
-        return await _bridge.run(qs.db, _evaluate, qs)
+        return await _bridge.run(db, _evaluate, qs, readonly=_reads_only(qs))
+
+    async def _scalar(self, kind: str, method: str) -> Any:
+        """count() / exists() through the plan cache."""
+        db = self.db
+        plans = _plans(db, self._recipe)
+        key = (self._model, kind, self._recipe)
+        plan = plans.get(key) if plans is not None else NEVER
+        if type(plan) is Plan:
+            return plan.build(await _scope.fetch(db, plan.sql, plan.params(self._values)))
+        qs = self._qs._chain()
+        if plan is NEVER:
+            return await _bridge.run(db, getattr(qs, method), readonly=True)
+        probes = probe_values(self._values)
+        probe_qs = self._probe(probes, None)
+        result, statements, probe_statements = await _bridge.run(
+            db, _captured, db, getattr(qs, method), getattr(probe_qs, method), readonly=True
+        )
+        if len(statements) == 1 and len(probe_statements) == 1:
+            plan = scalar_plan(db, statements[0], probe_statements[0], self._values, probes, _SCALAR_BUILDERS[kind])
+        else:
+            plan = NEVER
+        if plan is not LATER:
+            _store(plans, key, plan)
+        return result
 
     @overload
     def __getitem__(self, k: int) -> Coroutine[Any, Any, M]: ...
@@ -200,14 +323,14 @@ class VinylQuerySet(Generic[M]):
     def __getitem__(self, k: slice) -> VinylQuerySet[M]: ...
     def __getitem__(self, k: int | slice) -> Any:
         if isinstance(k, slice):
-            return self._wrap(self._qs[k])
+            return self._chain("__getitem__", k)
         if not isinstance(k, int):
             raise TypeError(f"QuerySet indices must be integers or slices, not {type(k).__name__}.")
         return self._item(k)
 
     async def _item(self, k: int) -> Any:
         qs = self._qs._chain()
-        return await _bridge.run(qs.db, qs.__getitem__, k)
+        return await _bridge.run(qs.db, qs.__getitem__, k, readonly=_reads_only(qs))
 
     def __aiter__(self) -> AsyncIterator[M]:
         return self.iterator()
@@ -264,44 +387,57 @@ class VinylQuerySet(Generic[M]):
         args = tuple(_unwrap(a) for a in args)
         return await _bridge.run(qs.db, lambda: getattr(qs, method)(*args, **kwargs))
 
+    async def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        qs = self._qs._chain()
+        return await _bridge.run(
+            qs.db, lambda: getattr(qs, method)(*args, **kwargs), readonly=_reads_only(qs)
+        )
+
     async def get(self, *args: Any, **kwargs: Any) -> M:
         """Return the one object matching the lookups (DoesNotExist otherwise)."""
-        return await self._run("get", *args, **kwargs)
+        shaped = step_shape("filter", args, kwargs) if self._recipe is not None else None
+        if shaped is None:
+            return await self._read("get", *args, **kwargs)
+        shape, values = shaped
+        return await self._rows("get", self._recipe + (shape,), self._values + values, kwargs)  # type: ignore[operator]
 
     async def first(self) -> M | None:
-        return await self._run("first")
+        return await self._read("first")
 
     async def last(self) -> M | None:
-        return await self._run("last")
+        return await self._read("last")
 
     async def latest(self, *fields: Any) -> M:
-        return await self._run("latest", *fields)
+        return await self._read("latest", *fields)
 
     async def earliest(self, *fields: Any) -> M:
-        return await self._run("earliest", *fields)
+        return await self._read("earliest", *fields)
 
     async def count(self) -> int:
-        if self._qs.query.is_empty():
+        if self._recipe is None and self._qs.query.is_empty():
             return 0
-        return await self._run("count")
+        return await self._scalar("count", "count")
 
     async def exists(self) -> bool:
-        if self._qs.query.is_empty():
+        if self._recipe is None and self._qs.query.is_empty():
             return False
-        return await self._run("exists")
+        return await self._scalar("exists", "exists")
 
     async def contains(self, obj: Any) -> bool:
-        return await self._run("contains", obj)
+        return await self._read("contains", obj)
 
     async def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return await self._run("aggregate", *args, **kwargs)
+        return await self._read("aggregate", *args, **kwargs)
 
     async def in_bulk(self, id_list: Any = None, *, field_name: str = "pk") -> dict[Any, M]:
-        return await self._run("in_bulk", id_list, field_name=field_name)
+        return await self._read("in_bulk", id_list, field_name=field_name)
 
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
-        return await self._run("create", **kwargs)
+        qs = self._qs._chain()
+        return await _bridge.run(
+            qs.db, lambda: qs.create(**kwargs), single_write=_bridge.one_statement_save(qs.model)
+        )
 
     async def get_or_create(self, defaults: Any = None, **kwargs: Any) -> tuple[M, bool]:
         return await self._run("get_or_create", defaults=defaults, **kwargs)
@@ -317,14 +453,69 @@ class VinylQuerySet(Generic[M]):
 
     async def update(self, **kwargs: Any) -> int:
         """Update matching rows; return how many rows matched."""
-        return await self._run("update", **kwargs)
+        qs = self._qs._chain()
+        single = not qs.model._meta.concrete_model._meta.parents
+        return await _bridge.run(qs.db, lambda: qs.update(**kwargs), single_write=single)
 
     async def delete(self) -> tuple[int, dict[str, int]]:
         """Delete matching rows with their cascades: Django's ``(count, {label: count})``."""
         return await self._run("delete")
 
     async def explain(self, *, format: str | None = None, **options: Any) -> str:
-        return await self._run("explain", format=format, **options)
+        return await self._read("explain", format=format, **options)
+
+
+_PLANS_MAX = 2_000
+_SCALAR_BUILDERS = {
+    "count": lambda rows: int(rows[0][0]) if rows else 0,
+    "exists": lambda rows: bool(rows),
+}
+
+
+def _plans(db: str, recipe: tuple | None) -> dict | None:
+    """The plan cache of ``db``, if the query has a recipe and facts are known."""
+    if recipe is None or cached_facts(db) is None:
+        return None
+    return engine_entry(db).plans
+
+
+def _store(plans: dict, key: tuple, plan: Any) -> None:
+    if len(plans) >= _PLANS_MAX:
+        plans.clear()
+    plans[key] = plan
+
+
+class _Compiled(Exception):
+    """Stops a probe run once its statement is compiled: it never executes."""
+
+
+def _captured(db: str, run: Any, probe: Any) -> tuple[Any, list, list]:
+    """Run ``run()`` recording its statements, and compile ``probe()``'s."""
+    statements: list[tuple[str, tuple]] = []
+    probe_statements: list[tuple[str, tuple]] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        statements.append((sql, tuple(params) if params is not None else ()))
+        return execute(sql, params, many, context)
+
+    def record_probe(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        probe_statements.append((sql, tuple(params) if params is not None else ()))
+        raise _Compiled
+
+    connection = connections[db]
+    with connection.execute_wrapper(record):
+        result = run()
+    with connection.execute_wrapper(record_probe):
+        try:
+            probe()
+        except _Compiled:
+            pass
+    return result, statements, probe_statements
+
+
+def _reads_only(qs: QuerySet) -> bool:
+    # select_for_update() needs the transaction Django checks it is in.
+    return not qs.query.select_for_update
 
 
 def _evaluate(qs: QuerySet) -> list:

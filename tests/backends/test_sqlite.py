@@ -133,7 +133,7 @@ async def test_transaction_mode_option_is_used_for_begin():
         from sqlalchemy import event
 
         event.listen(engine.sync_engine, "before_cursor_execute", lambda c, cur, stmt, *a: seen.append(stmt))
-        await Author.vinyl.using("vinyl_sqlite_immediate").count()
+        await Author.vinyl.using("vinyl_sqlite_immediate").create(name="x")
     finally:
         await vinyl.dispose("vinyl_sqlite_immediate")
         del connections.settings["vinyl_sqlite_immediate"]

@@ -96,3 +96,20 @@ class UUIDKeyed(models.Model):
 
     objects = models.Manager()
     vinyl = VinylManager()
+
+
+class Ledger(models.Model):
+    """A model whose save() wraps itself in Django's own atomic()."""
+
+    label = models.CharField(max_length=20)
+    saves = models.IntegerField(default=0)
+
+    objects = models.Manager()
+    vinyl = VinylManager()
+
+    def save(self, *args, **kwargs):
+        from django.db import transaction
+
+        with transaction.atomic(using=kwargs.get("using")):
+            self.saves += 1
+            return super().save(*args, **kwargs)

@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL
 from vinyl import _querylog
 from vinyl.engine.engines import EngineConfig, cached_facts
 from vinyl.engine.scope import Scope, bound_scope
-from vinyl.exceptions import SyncConnectionError
+from vinyl.exceptions import SyncConnectionError, django_error
 
 # Every function that Django wraps with @async_unsafe shares this code object.
 _ASYNC_UNSAFE_CODE = async_unsafe(lambda: None).__code__
@@ -42,6 +42,7 @@ _SCOPED_DEFAULTS: dict[str, Any] = {
     "errors_occurred": False,
     "health_check_done": False,
     "close_at": None,
+    "execute_wrappers": list,
 }
 
 
@@ -97,7 +98,9 @@ class VinylCursor:
         self.cursor = cursor
         self.alias = alias
 
-    def prepare(self, sql: str, params: Any) -> tuple[str, Any]:
+    @staticmethod
+    def prepare(sql: str, params: Any) -> tuple[str, Any]:
+        """Return the SQL and parameters to hand to the driver."""
         return sql, params
 
     def execute(self, sql: str, params: Any = None) -> Any:
@@ -186,6 +189,9 @@ class VinylWrapperMixin:
         state = scope.attachments.get("django")
         if state is None:
             state = scope.attachments["django"] = _new_state()
+            # Outside a transaction Django sees autocommit, and so refuses
+            # select_for_update() as it does on its own connections.
+            state.autocommit = not scope.transactional
         return state
 
     # -- engine configuration -------------------------------------------
@@ -209,7 +215,30 @@ class VinylWrapperMixin:
             url=self.vinyl_url(),
             engine_kwargs=engine_kwargs,
             load_facts=self.vinyl_load_facts,
+            autocommit_level=self.vinyl_autocommit_level,
+            in_transaction=self.vinyl_in_transaction,
+            fetch=self.vinyl_fetch,
+            map_error=self.vinyl_map_error,
         )
+
+    @staticmethod
+    async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
+        """Run a read on the driver connection and return its rows."""
+        raise NotImplementedError
+
+    @staticmethod
+    def vinyl_map_error(exc: BaseException) -> BaseException:
+        """Return the Django exception for a driver error."""
+        return django_error(exc)
+
+    #: Isolation level that switches a connection to autocommit with no round
+    #: trip, or None if switching costs one.
+    vinyl_autocommit_level: str | None = None
+
+    @staticmethod
+    def vinyl_in_transaction(driver_connection: Any) -> bool:
+        """Does ``driver_connection`` have a transaction open?"""
+        return True
 
     def vinyl_url(self) -> URL:
         s = self.settings_dict
@@ -294,22 +323,37 @@ class VinylWrapperMixin:
     def chunked_cursor(self) -> Any:
         return self._cursor(name="vinyl_chunked")
 
+    # Outside a vinyl transaction the scope's connection autocommits, and
+    # Django may begin and end a transaction on it as on its own connections
+    # (transaction.atomic() in a model's save()). Inside one, the transaction
+    # belongs to vinyl.atomic / SQLAlchemy.
+
+    def _owned_transaction(self) -> bool:
+        scope = bound_scope(self.alias)
+        return scope is None or scope.transactional
+
     def _set_autocommit(self, autocommit: bool) -> None:
-        raise TransactionManagementError(
-            f"vinyl alias {self.alias!r}: transactions are managed by "
-            f"`async with vinyl.atomic()`, not by set_autocommit()"
-        )
+        if self._owned_transaction():
+            raise TransactionManagementError(
+                f"vinyl alias {self.alias!r}: transactions are managed by "
+                f"`async with vinyl.atomic()`, not by set_autocommit()"
+            )
+        super()._set_autocommit(autocommit)  # type: ignore[misc]
 
     def _commit(self) -> None:
-        raise TransactionManagementError(
-            f"vinyl alias {self.alias!r}: commit by leaving `async with vinyl.atomic()`"
-        )
+        if self._owned_transaction():
+            raise TransactionManagementError(
+                f"vinyl alias {self.alias!r}: commit by leaving `async with vinyl.atomic()`"
+            )
+        super()._commit()  # type: ignore[misc]
 
     def _rollback(self) -> None:
-        raise TransactionManagementError(
-            f"vinyl alias {self.alias!r}: roll back by raising out of "
-            f"`async with vinyl.atomic()`"
-        )
+        if self._owned_transaction():
+            raise TransactionManagementError(
+                f"vinyl alias {self.alias!r}: roll back by raising out of "
+                f"`async with vinyl.atomic()`"
+            )
+        super()._rollback()  # type: ignore[misc]
 
     def get_database_version(self) -> tuple[int, ...]:
         return tuple(self.vinyl_facts().get("version", ()))

@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from vinyl.exceptions import VinylConfigurationError
@@ -34,6 +35,16 @@ class EngineConfig:
     # Called once on each engine vinyl builds (event listeners, e.g. SQLite's
     # explicit BEGIN); engines handed over with set_engine are left as they are.
     configure: Callable[[AsyncEngine], None] | None = None
+    # The isolation level that puts a connection in autocommit without a
+    # round trip (None where switching costs one).
+    autocommit_level: str | None = None
+    # Does the driver connection have a transaction open? Given, the pool
+    # rolls back on return only when it does, instead of always.
+    in_transaction: Callable[[Any], bool] | None = None
+    # Runs a statement straight on the driver connection: (conn, sql, params)
+    # -> rows. Errors come back as Django's through map_error.
+    fetch: Callable[[Any, str, tuple], Awaitable[list]] | None = None
+    map_error: Callable[[BaseException], BaseException] | None = None
 
 
 @dataclass
@@ -43,11 +54,17 @@ class EngineEntry:
     loop: asyncio.AbstractEventLoop | None = None
     facts: dict[str, Any] | None = None
     facts_lock: asyncio.Lock | None = None
+    # Compiled plans by query shape; they go with the engine on dispose.
+    plans: dict[Any, Any] = field(default_factory=dict)
+    # The settings the engine was built from: new settings, new engine.
+    settings: Any = None
 
 
 _entries: dict[str, EngineEntry] = {}
 # Engines that users handed to vinyl for an alias (one pool for the app).
 _user_engines: dict[str, AsyncEngine] = {}
+# Disposals of engines whose settings changed, kept until they finish.
+_retiring: set[asyncio.Task] = set()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -80,9 +97,22 @@ def _config_for(using: str) -> EngineConfig:
     return build()
 
 
+def _settings_of(using: str) -> Any:
+    from django.db import connections
+
+    return connections.settings.get(using)
+
+
 def _entry(using: str) -> EngineEntry:
     entry = _entries.get(using)
     loop = _running_loop()
+    if entry is not None:
+        current = _settings_of(using)
+        if current is not entry.settings and current != entry.settings:
+            # DATABASES changed under this alias (override_settings...):
+            # never run the new settings' SQL on the old engine.
+            _retire(entry)
+            entry = None
     if entry is not None:
         # A pool is bound to the loop that opened its connections: an engine
         # whose loop has closed (pytest-asyncio, repeated asyncio.run) is
@@ -97,12 +127,46 @@ def _entry(using: str) -> EngineEntry:
     config = _config_for(using)
     engine = _user_engines.get(using)
     if engine is None:
-        engine = create_async_engine(config.url, **config.engine_kwargs)
+        engine = _create_engine(config)
         if config.configure is not None:
             config.configure(engine)
-    entry = EngineEntry(engine=engine, config=config, loop=loop)
+    entry = EngineEntry(engine=engine, config=config, loop=loop, settings=_settings_of(using))
     _entries[using] = entry
     return entry
+
+
+def _retire(entry: EngineEntry) -> None:
+    for key in [k for k, v in _entries.items() if v is entry]:
+        del _entries[key]
+    if entry.engine in _user_engines.values():
+        return
+    loop = _running_loop()
+    if loop is not None and entry.loop in (None, loop):
+        task = loop.create_task(entry.engine.dispose())
+        _retiring.add(task)
+        task.add_done_callback(_retiring.discard)
+    else:
+        _abandon(entry)
+
+
+def _create_engine(config: EngineConfig) -> AsyncEngine:
+    kwargs = dict(config.engine_kwargs)
+    probe = config.in_transaction
+    if probe is None or "pool_reset_on_return" in kwargs:
+        return create_async_engine(config.url, **kwargs)
+    # SQLAlchemy rolls back every connection returned to the pool, even one
+    # that committed or only read in autocommit: a round trip per operation.
+    # Ask the driver whether a transaction is open instead.
+    engine = create_async_engine(config.url, pool_reset_on_return=None, **kwargs)
+
+    def reset(dbapi_connection: Any, record: Any, state: Any) -> None:
+        if state.terminate_only or not state.asyncio_safe:
+            return
+        if probe(dbapi_connection.driver_connection):
+            dbapi_connection.rollback()
+
+    event.listen(engine.sync_engine, "reset", reset)
+    return engine
 
 
 def _abandon(entry: EngineEntry) -> None:

@@ -17,14 +17,17 @@ Two context variables say which scope is in force:
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.util import greenlet_spawn
 
+from vinyl import _querylog
 from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
-from vinyl.exceptions import TransactionScopeEnded, connection_error, database_error
+from vinyl.exceptions import MAPPED_ERRORS, TransactionScopeEnded, connection_error
 
 T = TypeVar("T")
 
@@ -44,6 +47,7 @@ class Scope:
         "ended",
         "owned",
         "bridge_task",
+        "transactional",
     )
 
     def __init__(
@@ -53,6 +57,7 @@ class Scope:
         entry: EngineEntry,
         *,
         owned: bool = True,
+        transactional: bool = True,
     ) -> None:
         self.alias = alias
         self.connection = connection
@@ -64,6 +69,9 @@ class Scope:
         self.ended = False
         # Did vinyl check this connection out (and so must give it back)?
         self.owned = owned
+        # Is the connection inside a transaction vinyl (or its owner) began?
+        # If not, each statement commits on its own.
+        self.transactional = transactional
         # The task whose sync code is running in run_sync() right now.
         self.bridge_task: asyncio.Task | None = None
 
@@ -105,7 +113,8 @@ class Scope:
         self.check_open()
         async with self.lock:
             self.check_open()
-            return await coro_fn(self.connection)
+            with MAPPED_ERRORS:
+                return await coro_fn(self.connection)
 
 
 def _call(_sync_conn: Any, fn: Callable[..., T], args: tuple) -> T:
@@ -127,21 +136,30 @@ def in_bridge() -> bool:
     return bool(_bound.get())
 
 
-async def checkout(alias: str) -> Scope:
-    """Check a connection out of the pool of ``alias`` and begin a transaction."""
+async def checkout(alias: str, *, transactional: bool = True) -> Scope:
+    """Check a connection out of the pool of ``alias``.
+
+    With ``transactional`` a transaction begins; without, the connection is
+    for statements that each commit on their own (reads outside ``atomic``),
+    in autocommit where switching to it costs no round trip.
+    """
     entry = engine_entry(alias)
     try:
         conn = await entry.engine.connect()
     except Exception as exc:
         raise connection_error(alias, entry, exc) from exc
     try:
-        await conn.begin()
-        if entry.facts is None:
-            await ensure_facts(entry, conn)
+        with MAPPED_ERRORS:
+            if transactional:
+                await conn.begin()
+            elif entry.config.autocommit_level is not None:
+                conn = await conn.execution_options(isolation_level=entry.config.autocommit_level)
+            if entry.facts is None:
+                await ensure_facts(entry, conn)
     except BaseException:
         await _discard(conn)
         raise
-    return Scope(alias, conn, entry)
+    return Scope(alias, conn, entry, transactional=transactional)
 
 
 async def _discard(conn: AsyncConnection) -> None:
@@ -164,35 +182,42 @@ async def release(scope: Scope, *, commit: bool) -> None:
     """End the transaction of a scope vinyl owns and return its connection."""
     scope.ended = True
     conn = scope.connection
+    if not scope.transactional:
+        # Anything a read left open is rolled back on return to the pool.
+        await conn.close()
+        return
     try:
-        if commit:
-            await conn.commit()
-        else:
-            await conn.rollback()
-    except BaseException as exc:
+        with MAPPED_ERRORS:
+            if commit:
+                await conn.commit()
+            else:
+                await conn.rollback()
+    except BaseException:
         await _discard(conn)
-        error = database_error(exc)
-        if error is exc:
-            raise
-        raise error from error.__cause__
+        raise
     await conn.close()
 
 
 @asynccontextmanager
-async def operation(alias: str) -> AsyncIterator[Scope]:
+async def operation(alias: str, *, readonly: bool = False, single_write: bool = False) -> AsyncIterator[Scope]:
     """Give the scope one vinyl operation runs in.
 
     Inside an ``atomic`` / ``use_connection`` block this is the block's scope.
     Otherwise a pooled connection is checked out for the operation alone and
     its transaction commits when the operation succeeds, so a multi-statement
-    operation is all-or-nothing and each operation commits on its own.
+    operation is all-or-nothing and each operation commits on its own. A
+    ``readonly`` operation (one or more reads) runs without a transaction,
+    and so does a ``single_write`` (one write statement) where the driver
+    autocommits it by itself.
     """
     scope = active_scope(alias)
     if scope is not None:
         scope.check_open()
         yield scope
         return
-    scope = await checkout(alias)
+    if single_write and not readonly:
+        readonly = engine_entry(alias).config.autocommit_level is not None
+    scope = await checkout(alias, transactional=not readonly)
     try:
         yield scope
     except BaseException as exc:
@@ -205,6 +230,55 @@ async def operation(alias: str) -> AsyncIterator[Scope]:
         raise
     else:
         await release(scope, commit=True)
+
+
+async def fetch(alias: str, sql: str, params: tuple) -> list:
+    """Run one read statement straight on the driver, outside the bridge.
+
+    Inside an ``atomic`` block it runs on the block's connection; otherwise
+    on a pooled driver connection, with no transaction begun (the pool's
+    reset ends any the driver opened by itself). Returns the driver's rows.
+    """
+    scope = active_scope(alias)
+    if scope is not None:
+        return await scope.run(lambda conn: _fetch_on(alias, scope.entry, conn, sql, params))
+    entry = engine_entry(alias)
+    try:
+        pooled = await entry.engine.raw_connection()
+    except Exception as exc:
+        raise connection_error(alias, entry, exc) from exc
+    try:
+        rows = await _run_on_driver(alias, entry, pooled.driver_connection, sql, params)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            # Interrupted mid-statement: the connection's state is unknown.
+            await asyncio.shield(greenlet_spawn(pooled.invalidate))
+        else:
+            await greenlet_spawn(pooled.close)
+        raise
+    await greenlet_spawn(pooled.close)
+    return rows
+
+
+async def _fetch_on(alias: str, entry: EngineEntry, conn: AsyncConnection, sql: str, params: tuple) -> list:
+    driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    return await _run_on_driver(alias, entry, driver, sql, params)
+
+
+async def _run_on_driver(alias: str, entry: EngineEntry, driver: Any, sql: str, params: tuple) -> list:
+    config = entry.config
+    # Logged on vinyl.sql and recorded by capture_queries like bridge statements.
+    started = time.perf_counter() if _querylog.observing() else None
+    try:
+        return await config.fetch(driver, sql, params)  # type: ignore[misc]
+    except Exception as exc:
+        mapped = config.map_error(exc) if config.map_error is not None else exc
+        if mapped is exc:
+            raise
+        raise mapped from exc
+    finally:
+        if started is not None:
+            _querylog.record(alias, sql, params, started)
 
 
 @asynccontextmanager

@@ -33,6 +33,16 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
     ops_class = DatabaseOperations
     sqlalchemy_drivername = "mysql+asyncmy"
 
+    @staticmethod
+    def vinyl_in_transaction(driver_connection: Any) -> bool:
+        return driver_connection.get_transaction_status()
+
+    @staticmethod
+    async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
+        async with driver_connection.cursor() as cursor:
+            await cursor.execute(sql, params)
+            return await cursor.fetchall()
+
     def vinyl_engine_defaults(self) -> dict[str, Any]:
         options = self.settings_dict.get("OPTIONS") or {}
         # Django runs MySQL sessions in READ COMMITTED unless told otherwise.

@@ -9,7 +9,17 @@ from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQLWrap
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
+from django.db.utils import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+)
+
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
+from vinyl.exceptions import django_error
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.translate.placeholders import format_to_numeric_dollar
@@ -20,7 +30,8 @@ class PostgreSQLCursor(VinylCursor):
 
     __slots__ = ()
 
-    def prepare(self, sql: str, params: Any) -> tuple[str, Any]:
+    @staticmethod
+    def prepare(sql: str, params: Any) -> tuple[str, Any]:
         params = tuple(params) if params is not None else ()
         return format_to_numeric_dollar(sql, params), params
 
@@ -32,6 +43,21 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     ops_class = DatabaseOperations
     sqlalchemy_drivername = "postgresql+asyncpg"
     vinyl_cursor_class = PostgreSQLCursor
+
+    # asyncpg's adapter switches to autocommit with a flag, no round trip.
+    vinyl_autocommit_level = "AUTOCOMMIT"
+
+    @staticmethod
+    def vinyl_in_transaction(driver_connection: Any) -> bool:
+        return driver_connection.is_in_transaction()
+
+    @staticmethod
+    async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
+        return await driver_connection.fetch(sql, *params)
+
+    @staticmethod
+    def vinyl_map_error(exc: BaseException) -> BaseException:
+        return map_asyncpg_error(exc)
 
     def vinyl_engine_defaults(self) -> dict[str, Any]:
         # Django's from_db_value decodes JSON itself: hand it the text.
@@ -57,6 +83,29 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
     def ensure_timezone(self) -> bool:
         return False
+
+
+# SQLSTATE class -> Django exception, for errors raised by asyncpg itself.
+_SQLSTATE_CLASSES = {
+    "08": OperationalError,
+    "22": DataError,
+    "23": IntegrityError,
+    "40": OperationalError,
+    "42": ProgrammingError,
+    "53": OperationalError,
+    "57": OperationalError,
+    "0A": NotSupportedError,
+}
+
+
+def map_asyncpg_error(exc: BaseException) -> BaseException:
+    """Return the Django exception for an asyncpg error (others unchanged)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        kind = _SQLSTATE_CLASSES.get((exc.sqlstate or "")[:2], DatabaseError)
+        return kind(str(exc))
+    if isinstance(exc, (asyncpg.InterfaceError, OSError)):
+        return OperationalError(str(exc))
+    return django_error(exc)
 
 
 def _identity(value: str) -> str:

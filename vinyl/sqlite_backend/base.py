@@ -37,7 +37,8 @@ class SQLiteCursor(VinylCursor):
 
     __slots__ = ()
 
-    def prepare(self, sql: str, params: Any) -> tuple[str, Any]:
+    @staticmethod
+    def prepare(sql: str, params: Any) -> tuple[str, Any]:
         if params is None:
             # As Django's sqlite3 cursor: SQL without params is sent verbatim.
             return sql, None
@@ -67,6 +68,8 @@ def _connection_class(init_commands: tuple[str, ...]) -> type[sqlite3.Connection
 
 def _begin_emitter(statement: str) -> Callable[[Any], None]:
     def emit_begin(connection: Any) -> None:
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return  # SQLAlchemy Core code asked for autocommit: no transaction
         connection.exec_driver_sql(statement)
 
     return emit_begin
@@ -141,6 +144,23 @@ class DatabaseWrapper(VinylWrapperMixin, SQLiteWrapper):
         )
         config.configure = _begin_emitter_installer(begin)
         return config
+
+    # Reads outside atomic pay a local BEGIN/ROLLBACK rather than switching the
+    # connection to autocommit: pysqlite's switch back would re-enable the
+    # driver's own implicit BEGIN.
+    vinyl_autocommit_level = None
+
+    @staticmethod
+    def vinyl_in_transaction(driver_connection: Any) -> bool:
+        return bool(driver_connection.in_transaction)
+
+    @staticmethod
+    async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
+        cursor = await driver_connection.execute(sql, params)
+        try:
+            return list(await cursor.fetchall())
+        finally:
+            await cursor.close()
 
     def get_database_version(self) -> tuple[int, ...]:
         return sqlite3.sqlite_version_info

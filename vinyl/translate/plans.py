@@ -1,0 +1,190 @@
+"""Compiled plans: the SQL of a query shape and how to turn rows into results.
+
+A :class:`Plan` is built once per shape from a Django QuerySet by Django's
+own compiler. It holds the driver-ready SQL, which slot value goes in each
+parameter, and a builder that turns the driver's rows into what Django would
+return (instances, dicts, tuples, a count). Building a plan and using it do
+no I/O.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connections
+from django.db.models.query import (
+    FlatValuesListIterable,
+    ModelIterable,
+    QuerySet,
+    ValuesIterable,
+    ValuesListIterable,
+    get_related_populators,
+)
+
+from vinyl.translate.shapes import slot_positions
+
+Rows = Sequence[Sequence[Any]]
+Builder = Callable[[Rows], Any]
+
+# Django's cap on the rows get() fetches to report MultipleObjectsReturned.
+GET_LIMIT = 21
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """SQL for one query shape, and the builder of its result.
+
+    ``positions`` gives, for each parameter, the index of its slot value or
+    a 1-tuple holding a constant.
+    """
+
+    sql: str
+    positions: tuple
+    build: Builder
+
+    def params(self, values: Sequence[Any]) -> tuple:
+        return tuple(values[p] if type(p) is int else p[0] for p in self.positions)
+
+
+def _driver_sql(db: str, sql: str, params: Sequence[Any]) -> str:
+    return connections[db].vinyl_cursor_class.prepare(sql, tuple(params))[0]
+
+
+#: What plan compilation can say about a shape besides a plan.
+NEVER = "never"  # the shape cannot be cached
+LATER = "later"  # not with these values; try again with others
+
+
+def _positions(sql: str, params: Sequence[Any], probe_sql: str, probe_params: Sequence[Any], values: Sequence[Any], probes: Sequence[Any]) -> Any:
+    if sql != probe_sql:
+        return NEVER
+    positions = slot_positions(params, values, probe_params, probes)
+    if positions is None:
+        return NEVER
+    if positions is False:
+        return LATER
+    return positions
+
+
+def rows_plan(qs: QuerySet, probe_qs: QuerySet, values: Sequence[Any], probes: Sequence[Any], *, get: bool = False) -> tuple[Any, str, tuple, Builder] | None:
+    """Compile ``qs`` for evaluation, and its plan from a probe compilation.
+
+    Returns ``(plan or NEVER or LATER, driver_sql, driver_params, builder)``,
+    or None when Django must evaluate the queryset itself (prefetching, empty
+    results, iterables vinyl does not build).
+    """
+    if qs._prefetch_related_lookups or qs._known_related_objects or qs.query.is_empty():
+        return None
+    if get:
+        qs, probe_qs = _get_queryset(qs), _get_queryset(probe_qs)
+    db = qs.db
+    compiler = qs.query.get_compiler(using=db)
+    try:
+        sql, params = compiler.as_sql()
+        probe_sql, probe_params = probe_qs.query.get_compiler(using=db).as_sql()
+    except EmptyResultSet:
+        return None
+    builder = _builder(qs, compiler, db)
+    if builder is None:
+        return None
+    if get:
+        builder = _single(qs.model, builder)
+    sql_out, params_out = connections[db].vinyl_cursor_class.prepare(sql, tuple(params))
+    positions = _positions(sql, params, probe_sql, probe_params, values, probes)
+    plan = Plan(sql_out, positions, builder) if type(positions) is tuple else positions
+    return plan, sql_out, tuple(params_out), builder
+
+
+def scalar_plan(db: str, statement: tuple[str, Sequence[Any]], probe: tuple[str, Sequence[Any]], values: Sequence[Any], probes: Sequence[Any], build: Builder) -> Any:
+    """Make a plan from a statement Django ran (count(), exists())."""
+    (sql, params), (probe_sql, probe_params) = statement, probe
+    positions = _positions(sql, params, probe_sql, probe_params, values, probes)
+    if type(positions) is not tuple:
+        return positions
+    return Plan(_driver_sql(db, sql, params), positions, build)
+
+
+def _get_queryset(qs: QuerySet) -> QuerySet:
+    # What QuerySet.get() runs: no ordering where it can be dropped, and
+    # enough rows to tell one from several.
+    if qs.query.can_filter() and not qs.query.distinct_fields:
+        qs = qs.order_by()
+    qs = qs._chain()
+    qs.query.set_limits(high=GET_LIMIT)
+    return qs
+
+
+def _single(model: type, build: Builder) -> Builder:
+    def one(rows: Rows) -> Any:
+        found = build(rows)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
+        more = "more than %s" % (GET_LIMIT - 1) if len(found) >= GET_LIMIT else len(found)
+        raise model.MultipleObjectsReturned(
+            f"get() returned more than one {model._meta.object_name} -- it returned {more}!"
+        )
+
+    return one
+
+
+def _builder(qs: QuerySet, compiler: Any, db: str) -> Builder | None:
+    fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
+    if compiler.has_composite_fields(fields) if hasattr(compiler, "has_composite_fields") else False:
+        return None
+    converters = compiler.get_converters(fields)
+    width = compiler.col_count if compiler.has_extra_select else None
+
+    def convert(rows: Rows) -> Any:
+        if width is not None:
+            rows = [row[:width] for row in rows]
+        if converters:
+            return compiler.apply_converters(rows, converters)
+        return rows
+
+    iterable = qs._iterable_class
+    query = qs.query
+    if iterable is ModelIterable:
+        return _model_builder(qs, compiler, db, convert)
+    if iterable is FlatValuesListIterable:
+        return lambda rows: [row[0] for row in convert(rows)]
+    if iterable is ValuesListIterable and not query.extra_select and not query.annotation_select:
+        return lambda rows: [tuple(row) for row in convert(rows)]
+    if iterable is ValuesIterable:
+        names = [*query.extra_select, *query.values_select, *query.annotation_select]
+        return lambda rows: [dict(zip(names, row)) for row in convert(rows)]
+    return None
+
+
+def _model_builder(qs: QuerySet, compiler: Any, db: str, convert: Callable[[Rows], Any]) -> Builder:
+    select = compiler.select
+    klass_info = compiler.klass_info
+    model = klass_info["model"]
+    start = klass_info["select_fields"][0]
+    end = klass_info["select_fields"][-1] + 1
+    attnames = [column[0].target.attname for column in select[start:end]]
+    annotations = tuple(compiler.annotation_col_map.items())
+    fetch_mode = getattr(qs, "_fetch_mode", None)
+    if fetch_mode is None:
+        populators = get_related_populators(klass_info, select, db)
+        from_db = model.from_db
+    else:  # Django 6.1: instances carry the queryset's fetch mode
+        populators = get_related_populators(klass_info, select, db, fetch_mode)
+        from_db = functools.partial(model.from_db, fetch_mode=fetch_mode)
+
+    def build(rows: Rows) -> list:
+        objs = []
+        for row in convert(rows):
+            obj = from_db(db, attnames, row[start:end])
+            for populator in populators:
+                populator.populate(row, obj)
+            for name, position in annotations:
+                setattr(obj, name, row[position])
+            objs.append(obj)
+        return objs
+
+    return build
