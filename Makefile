@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON_DJANGO6 ?= $(or $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13)),python3.12)
 VENV_DJANGO6 ?= .venv-django6
 
-.PHONY: venv test test-django6 test-all demo bench clean
+.PHONY: venv test test-django6 test-all demo typecheck bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ test-django6: $(VENV_DJANGO6)/.installed
 	$(VENV_DJANGO6)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-all: test test-django6
+
+## The demo on an SQLite file (no server). Another database:
+##   make demo DEMO_ARGS="--database postgresql://postgres@127.0.0.1:5432/test"
+demo: $(VENV)/.installed
+	$(VENV)/bin/python -m demo $(DEMO_ARGS)
+
+## mypy on the examples, the demo and tests/typing (also run by `make test`).
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/python -m mypy
 
 clean:
 	rm -rf $(VENV) $(VENV_DJANGO6) *.egg-info

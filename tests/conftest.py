@@ -1,4 +1,4 @@
-"""Test set-up: real PostgreSQL and MariaDB/MySQL, schema from Django.
+"""Test set-up: real PostgreSQL and MariaDB/MySQL, a SQLite file; schema from Django.
 
 - The session creates every test app's tables on each backend with
   ``migrate --run-syncdb`` on the backend's sync alias. A backend that cannot
@@ -50,6 +50,11 @@ def _drop_tables(alias: str) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("DROP TABLE %s CASCADE" % ", ".join(connection.ops.quote_name(t) for t in tables))
+        elif connection.vendor == "sqlite":
+            cursor.execute("PRAGMA foreign_keys = OFF")
+            for table in tables:
+                cursor.execute("DROP TABLE %s" % connection.ops.quote_name(table))
+            cursor.execute("PRAGMA foreign_keys = ON")
         else:
             cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
             for table in tables:
@@ -68,6 +73,11 @@ def _empty_tables(alias: str) -> None:
                 cursor.execute("SET CONSTRAINTS ALL DEFERRED")
                 for table in tables:
                     cursor.execute("DELETE FROM %s" % table)
+        elif connection.vendor == "sqlite":
+            cursor.execute("PRAGMA foreign_keys = OFF")
+            for table in tables:
+                cursor.execute("DELETE FROM %s" % table)
+            cursor.execute("PRAGMA foreign_keys = ON")
         else:
             cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
             for table in tables:
@@ -97,6 +107,31 @@ def schema() -> Iterator[None]:
 def backend(request: pytest.FixtureRequest) -> str:
     """The backend a test runs on: each backend-facing test runs on all."""
     return request.param
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backends(*names, reason): run this test only on the named backends "
+        "(say in reason why the others cannot apply)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Apply ``@pytest.mark.backends("postgresql", "mysql", reason=...)``."""
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is None or "backend" not in metafunc.fixturenames:
+        return
+    if not marker.kwargs.get("reason"):
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid}: @pytest.mark.backends needs reason=... "
+            f"saying why the other backends cannot run it"
+        )
+    unknown = set(marker.args) - set(settings.SYNC_ALIAS)
+    if unknown:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown backends {sorted(unknown)}")
+    metafunc.parametrize("backend", [b for b in BACKENDS if b in marker.args])
 
 
 def point_default_alias(backend: str) -> None:

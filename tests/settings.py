@@ -1,13 +1,14 @@
 """Django settings for vinyl's test suite.
 
 Every backend-facing test runs once per backend in ``VINYL_TEST_BACKENDS``
-(default: postgresql and mysql). The ``vinyl_db`` fixture points the
+(default: postgresql, mysql and sqlite). The ``vinyl_db`` fixture points the
 ``vinyl_default`` alias at the backend under test.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pymysql
 
@@ -28,15 +29,27 @@ MYSQL = {
     "PORT": os.environ.get("VINYL_TEST_MYSQL_PORT", "3306"),
 }
 
+# A file (not :memory:): vinyl's pooled connections and the sync alias that
+# creates the schema must all see one database.
+SQLITE = {
+    "NAME": os.environ.get(
+        "VINYL_TEST_SQLITE_NAME",
+        os.path.join(tempfile.gettempdir(), f"vinyl-test-{os.getuid()}-{PG['NAME']}.sqlite3"),
+    ),
+    # Readers and a writer at once, as on a server (WAL); a writer waits up
+    # to 20 s for another's lock instead of failing at once.
+    "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL", "timeout": 20},
+}
+
 BACKENDS = [
     b.strip()
-    for b in os.environ.get("VINYL_TEST_BACKENDS", "postgresql,mysql").split(",")
+    for b in os.environ.get("VINYL_TEST_BACKENDS", "postgresql,mysql,sqlite").split(",")
     if b.strip()
 ]
 
 # Sync aliases create the schema (Django migrations); vinyl aliases query it.
-SYNC_ALIAS = {"postgresql": "sync_postgresql", "mysql": "sync_mysql"}
-VINYL_ALIAS = {"postgresql": "vinyl_postgresql", "mysql": "vinyl_mysql"}
+SYNC_ALIAS = {"postgresql": "sync_postgresql", "mysql": "sync_mysql", "sqlite": "sync_sqlite"}
+VINYL_ALIAS = {"postgresql": "vinyl_postgresql", "mysql": "vinyl_mysql", "sqlite": "vinyl_sqlite"}
 
 DATABASES = {
     "default": {"ENGINE": "django.db.backends.postgresql", **PG},
@@ -44,6 +57,8 @@ DATABASES = {
     "sync_mysql": {"ENGINE": "django.db.backends.mysql", **MYSQL},
     "vinyl_postgresql": {"ENGINE": "vinyl.postgresql_backend", **PG},
     "vinyl_mysql": {"ENGINE": "vinyl.mysql_backend", **MYSQL},
+    "sync_sqlite": {"ENGINE": "django.db.backends.sqlite3", **SQLITE},
+    "vinyl_sqlite": {"ENGINE": "vinyl.sqlite_backend", **SQLITE},
     # Re-pointed per test by the vinyl_db fixture.
     "vinyl_default": {"ENGINE": "vinyl.postgresql_backend", **PG},
 }

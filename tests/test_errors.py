@@ -58,6 +58,7 @@ async def test_missing_alias_names_the_alias():
         vinyl.get_engine("sync_postgresql")
 
 
+@pytest.mark.backends("postgresql", "mysql", reason="SQLite has no server to be unreachable")
 async def test_unreachable_server_names_alias_host_and_port(backend):
     target = dict(connections.settings["vinyl_default"])
     connections.settings["vinyl_unreachable"] = {**target, "HOST": "127.0.0.1", "PORT": "1"}

@@ -7,6 +7,7 @@ import vinyl
 API_NAMES = {
     "VinylManager",
     "atomic",
+    "capture_queries",
     "dispose",
     "get_engine",
     "on_commit",

@@ -11,6 +11,7 @@
         await Book.vinyl.create(title="x", author=author)
 """
 
+from vinyl._querylog import capture_queries
 from vinyl.engine.engines import dispose, get_engine, set_engine
 from vinyl.manager import VinylManager
 from vinyl.transaction import atomic, on_commit, use_connection
@@ -18,6 +19,7 @@ from vinyl.transaction import atomic, on_commit, use_connection
 __all__ = [
     "VinylManager",
     "atomic",
+    "capture_queries",
     "dispose",
     "get_engine",
     "on_commit",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, AsyncIterator, Generic, overload
 
 from django.db import models
+from typing_extensions import TypeVar
 
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.models import vinyl_model
@@ -13,19 +14,12 @@ from vinyl.queryset import VinylQuerySet
 if TYPE_CHECKING:
     from typing import Self
 
-M = TypeVar("M", bound=models.Model)
+    from vinyl.raw import VinylRawQuerySet
 
-# Methods that start a QuerySet: ``Book.vinyl.filter(...)`` is
-# ``Book.vinyl.all().filter(...)``.
-_PROXIED = (
-    "filter", "exclude", "complex_filter", "order_by", "reverse", "distinct",
-    "values", "values_list", "annotate", "alias", "select_related",
-    "prefetch_related", "only", "defer", "none", "select_for_update", "union",
-    "intersection", "difference", "dates", "datetimes", "get", "first", "last",
-    "latest", "earliest", "count", "exists", "contains", "aggregate", "in_bulk",
-    "create", "get_or_create", "update_or_create", "bulk_create", "bulk_update",
-    "update", "delete", "explain", "iterator",
-)  # fmt: skip
+# The model a manager serves; Any until the manager is read from a class
+# (``VinylManager()`` needs no annotation: ``Book.vinyl`` knows it is Book's).
+M = TypeVar("M", bound=models.Model, default=Any)
+_Owner = TypeVar("_Owner", bound=models.Model)
 
 
 class VinylManager(Generic[M]):
@@ -37,8 +31,8 @@ class VinylManager(Generic[M]):
             objects = models.Manager()
             vinyl = VinylManager()
 
-        book = await Book.vinyl.create(title="x")
-        books = await Book.vinyl.filter(title__startswith="x")
+        book = await Book.vinyl.create(title="x")       # typed as Book
+        books = await Book.vinyl.filter(title__startswith="x")   # list[Book]
 
     ``VinylManager(using="vinyl_other")`` binds another vinyl alias.
     """
@@ -54,10 +48,10 @@ class VinylManager(Generic[M]):
         setattr(model, name, self)
 
     @overload
-    def __get__(self, instance: None, owner: type[M]) -> BoundVinylManager[M]: ...
+    def __get__(self, instance: None, owner: type[_Owner]) -> BoundVinylManager[_Owner]: ...
     @overload
-    def __get__(self, instance: M, owner: type[M]) -> BoundVinylManager[M]: ...
-    def __get__(self, instance: Any, owner: type[M]) -> BoundVinylManager[M]:
+    def __get__(self, instance: models.Model, owner: type[_Owner]) -> BoundVinylManager[_Owner]: ...
+    def __get__(self, instance: Any, owner: type[_Owner]) -> BoundVinylManager[_Owner]:
         if instance is not None:
             raise AttributeError(
                 f"the vinyl manager isn't accessible via {owner.__name__} "
@@ -67,7 +61,11 @@ class VinylManager(Generic[M]):
 
 
 class BoundVinylManager(Generic[M]):
-    """``Model.vinyl``: QuerySet methods bound to one model and alias."""
+    """``Model.vinyl``: QuerySet methods bound to one model and alias.
+
+    Each method starts a new QuerySet: ``Book.vinyl.filter(...)`` is
+    ``Book.vinyl.all().filter(...)``.
+    """
 
     __slots__ = ("model", "_using")
 
@@ -88,15 +86,147 @@ class BoundVinylManager(Generic[M]):
     def db_manager(self, using: str) -> Self:
         return type(self)(self.model, using)
 
-    def raw(self, raw_query: str, params: Any = (), translations: Any = None) -> Any:
+    def raw(self, raw_query: str, params: Any = (), translations: Any = None) -> VinylRawQuerySet:
         from vinyl.raw import VinylRawQuerySet
 
         return VinylRawQuerySet(self.model, raw_query, params, translations, self._using)
 
-    def __getattr__(self, name: str) -> Any:
-        if name in _PROXIED:
-            return getattr(self.get_queryset(), name)
-        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
-
     def __repr__(self) -> str:
         return f"<VinylManager of {self.model.__name__} on {self._using!r}>"
+
+    # Chainable methods: a new QuerySet --------------------------------
+
+    def filter(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().filter(*args, **kwargs)
+
+    def exclude(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().exclude(*args, **kwargs)
+
+    def complex_filter(self, filter_obj: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().complex_filter(filter_obj)
+
+    def order_by(self, *fields: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().order_by(*fields)
+
+    def reverse(self) -> VinylQuerySet[M]:
+        return self.get_queryset().reverse()
+
+    def distinct(self, *fields: str) -> VinylQuerySet[M]:
+        return self.get_queryset().distinct(*fields)
+
+    def values(self, *fields: Any, **expressions: Any) -> VinylQuerySet[Any]:
+        return self.get_queryset().values(*fields, **expressions)
+
+    def values_list(self, *fields: Any, flat: bool = False, named: bool = False) -> VinylQuerySet[Any]:
+        return self.get_queryset().values_list(*fields, flat=flat, named=named)
+
+    def annotate(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().annotate(*args, **kwargs)
+
+    def alias(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().alias(*args, **kwargs)
+
+    def select_related(self, *fields: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().select_related(*fields)
+
+    def prefetch_related(self, *lookups: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().prefetch_related(*lookups)
+
+    def only(self, *fields: str) -> VinylQuerySet[M]:
+        return self.get_queryset().only(*fields)
+
+    def defer(self, *fields: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().defer(*fields)
+
+    def none(self) -> VinylQuerySet[M]:
+        return self.get_queryset().none()
+
+    def select_for_update(
+        self, nowait: bool = False, skip_locked: bool = False, of: tuple = (), no_key: bool = False
+    ) -> VinylQuerySet[M]:
+        return self.get_queryset().select_for_update(
+            nowait=nowait, skip_locked=skip_locked, of=of, no_key=no_key
+        )
+
+    def union(self, *others: Any, all: bool = False) -> VinylQuerySet[M]:
+        return self.get_queryset().union(*others, all=all)
+
+    def intersection(self, *others: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().intersection(*others)
+
+    def difference(self, *others: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().difference(*others)
+
+    def dates(self, field_name: str, kind: str, order: str = "ASC") -> VinylQuerySet[Any]:
+        return self.get_queryset().dates(field_name, kind, order=order)
+
+    def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> VinylQuerySet[Any]:
+        return self.get_queryset().datetimes(field_name, kind, order=order, tzinfo=tzinfo)
+
+    def iterator(self, chunk_size: int | None = None) -> AsyncIterator[M]:
+        """Stream every row: ``async for obj in Book.vinyl.iterator(chunk_size=500)``."""
+        return self.get_queryset().iterator(chunk_size=chunk_size)
+
+    # Terminal coroutines ----------------------------------------------
+
+    async def get(self, *args: Any, **kwargs: Any) -> M:
+        """Return the one object matching the lookups (DoesNotExist otherwise)."""
+        return await self.get_queryset().get(*args, **kwargs)
+
+    async def first(self) -> M | None:
+        return await self.get_queryset().first()
+
+    async def last(self) -> M | None:
+        return await self.get_queryset().last()
+
+    async def latest(self, *fields: Any) -> M:
+        return await self.get_queryset().latest(*fields)
+
+    async def earliest(self, *fields: Any) -> M:
+        return await self.get_queryset().earliest(*fields)
+
+    async def count(self) -> int:
+        return await self.get_queryset().count()
+
+    async def exists(self) -> bool:
+        return await self.get_queryset().exists()
+
+    async def contains(self, obj: Any) -> bool:
+        return await self.get_queryset().contains(obj)
+
+    async def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return await self.get_queryset().aggregate(*args, **kwargs)
+
+    async def in_bulk(self, id_list: Any = None, *, field_name: str = "pk") -> dict[Any, M]:
+        return await self.get_queryset().in_bulk(id_list, field_name=field_name)
+
+    async def create(self, **kwargs: Any) -> M:
+        """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
+        return await self.get_queryset().create(**kwargs)
+
+    async def get_or_create(self, defaults: Any = None, **kwargs: Any) -> tuple[M, bool]:
+        return await self.get_queryset().get_or_create(defaults=defaults, **kwargs)
+
+    async def update_or_create(
+        self, defaults: Any = None, create_defaults: Any = None, **kwargs: Any
+    ) -> tuple[M, bool]:
+        return await self.get_queryset().update_or_create(
+            defaults=defaults, create_defaults=create_defaults, **kwargs
+        )
+
+    async def bulk_create(self, objs: Any, **kwargs: Any) -> list[M]:
+        return await self.get_queryset().bulk_create(objs, **kwargs)
+
+    async def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
+        return await self.get_queryset().bulk_update(objs, fields, batch_size=batch_size)
+
+    async def update(self, **kwargs: Any) -> int:
+        """Update every row; return how many rows matched."""
+        return await self.get_queryset().update(**kwargs)
+
+    async def delete(self) -> tuple[int, dict[str, int]]:
+        """Delete every row with its cascades: Django's ``(count, {label: count})``."""
+        return await self.get_queryset().delete()
+
+    async def explain(self, *, format: str | None = None, **options: Any) -> str:
+        return await self.get_queryset().explain(format=format, **options)

@@ -9,7 +9,7 @@ implementation on vinyl's connection (see ``vinyl._bridge``).
 from __future__ import annotations
 
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Generator, Generic, Iterator, TypeVar
+from typing import Any, AsyncIterator, Coroutine, Generator, Generic, Iterator, TypeVar, overload
 
 from django.db import connections, models
 from django.db.models import Prefetch, QuerySet
@@ -197,10 +197,10 @@ class VinylQuerySet(Generic[M]):
     def distinct(self, *fields: str) -> VinylQuerySet[M]:
         return self._chain("distinct", *fields)
 
-    def values(self, *fields: Any, **expressions: Any) -> VinylQuerySet[M]:
+    def values(self, *fields: Any, **expressions: Any) -> VinylQuerySet[Any]:
         return self._chain("values", *fields, **expressions)
 
-    def values_list(self, *fields: Any, flat: bool = False, named: bool = False) -> VinylQuerySet[M]:
+    def values_list(self, *fields: Any, flat: bool = False, named: bool = False) -> VinylQuerySet[Any]:
         return self._chain("values_list", *fields, flat=flat, named=named)
 
     def annotate(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
@@ -228,7 +228,11 @@ class VinylQuerySet(Generic[M]):
         return self._chain("none")
 
     def select_for_update(self, nowait: bool = False, skip_locked: bool = False, of: tuple = (), no_key: bool = False) -> VinylQuerySet[M]:
-        return self._chain("select_for_update", nowait=nowait, skip_locked=skip_locked, of=of, no_key=no_key)
+        qs = self._chain("select_for_update", nowait=nowait, skip_locked=skip_locked, of=of, no_key=no_key)
+        # Asked for by the user (not by Django's own update_or_create): a
+        # backend without row locks (SQLite) refuses it instead of ignoring it.
+        qs._qs.query._vinyl_select_for_update = True
+        return qs
 
     def union(self, *others: Any, all: bool = False) -> VinylQuerySet[M]:
         return self._chain("union", *others, all=all)
@@ -239,18 +243,18 @@ class VinylQuerySet(Generic[M]):
     def difference(self, *others: Any) -> VinylQuerySet[M]:
         return self._chain("difference", *others)
 
-    def dates(self, field_name: str, kind: str, order: str = "ASC") -> VinylQuerySet[M]:
+    def dates(self, field_name: str, kind: str, order: str = "ASC") -> VinylQuerySet[Any]:
         return self._chain("dates", field_name, kind, order=order)
 
-    def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> VinylQuerySet[M]:
+    def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> VinylQuerySet[Any]:
         return self._chain("datetimes", field_name, kind, order=order, tzinfo=tzinfo)
 
     # Evaluation -----------------------------------------------------------
 
-    def __await__(self) -> Generator[Any, None, list]:
+    def __await__(self) -> Generator[Any, None, list[M]]:
         return self._fetch().__await__()
 
-    async def _fetch(self) -> list:
+    async def _fetch(self) -> list[M]:
         return await self._rows("rows", self._recipe, self._values, None)
 
     def _probe(self, probes: tuple, lookups: dict | None) -> QuerySet:
@@ -316,6 +320,10 @@ class VinylQuerySet(Generic[M]):
             _store(plans, key, plan)
         return result
 
+    @overload
+    def __getitem__(self, k: int) -> Coroutine[Any, Any, M]: ...
+    @overload
+    def __getitem__(self, k: slice) -> VinylQuerySet[M]: ...
     def __getitem__(self, k: int | slice) -> Any:
         if isinstance(k, slice):
             return self._chain("__getitem__", k)
@@ -327,10 +335,10 @@ class VinylQuerySet(Generic[M]):
         qs = self._qs._chain()
         return await _bridge.run(qs.db, qs.__getitem__, k, readonly=_reads_only(qs))
 
-    def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncIterator[M]:
         return self.iterator()
 
-    async def iterator(self, chunk_size: int | None = None) -> AsyncIterator[Any]:
+    async def iterator(self, chunk_size: int | None = None) -> AsyncIterator[M]:
         """Stream rows in chunks: ``async for obj in qs.iterator(chunk_size=500)``."""
         if chunk_size is not None and chunk_size <= 0:
             raise ValueError("Chunk size must be strictly positive.")

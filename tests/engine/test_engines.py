@@ -29,7 +29,7 @@ async def test_get_engine_is_the_same_async_engine_until_dispose():
 
 async def test_engine_uses_the_driver_of_the_backend(backend):
     driver = vinyl.get_engine().dialect.driver
-    assert driver == {"postgresql": "asyncpg", "mysql": "asyncmy"}[backend]
+    assert driver == {"postgresql": "asyncpg", "mysql": "asyncmy", "sqlite": "aiosqlite"}[backend]
 
 
 async def test_pool_options_reach_sqlalchemy_and_the_rest_reaches_the_driver(backend):
@@ -37,6 +37,8 @@ async def test_pool_options_reach_sqlalchemy_and_the_rest_reaches_the_driver(bac
     options = {"pool": {"pool_size": 3, "max_overflow": 2, "pool_timeout": 7, "pool_pre_ping": True}}
     if backend == "postgresql":
         options["server_settings"] = {"application_name": "vinyl-test-app"}
+    elif backend == "sqlite":
+        options["timeout"] = 4.2  # sqlite3.connect(timeout=...): the busy timeout
     else:
         options["init_command"] = "SET @vinyl_marker = 42"
     connections.settings["vinyl_opts"] = {**base, "OPTIONS": options}
@@ -48,6 +50,8 @@ async def test_pool_options_reach_sqlalchemy_and_the_rest_reaches_the_driver(bac
             if backend == "postgresql":
                 value = (await conn.execute(text("SELECT current_setting('application_name')"))).scalar()
                 assert value == "vinyl-test-app"
+            elif backend == "sqlite":
+                assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 4200
             else:
                 assert (await conn.execute(text("SELECT @vinyl_marker"))).scalar() == 42
     finally:

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-from vinyl.engine.observe import observe
+import vinyl
 
 
 @contextmanager
 def count_queries(alias: str = "vinyl_default") -> Iterator[list[str]]:
     """Collect the SQL of every statement run on ``alias`` inside the block."""
     statements: list[str] = []
-
-    def record(where: str, sql: str, params: Any) -> None:
-        if where == alias:
-            statements.append(sql)
-
-    with observe(record):
+    with vinyl.capture_queries() as queries:
         yield statements
+        statements.extend(q.sql for q in queries if q.alias == alias)

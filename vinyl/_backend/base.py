@@ -8,6 +8,7 @@ wrapper can still compile SQL but refuses to execute it.
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import Any, Iterable
 
@@ -15,8 +16,8 @@ from django.db.transaction import TransactionManagementError
 from django.utils.asyncio import async_unsafe
 from sqlalchemy.engine import URL
 
+from vinyl import _querylog
 from vinyl.engine.engines import EngineConfig, cached_facts
-from vinyl.engine.observe import notify, observing
 from vinyl.engine.scope import Scope, bound_scope
 from vinyl.exceptions import SyncConnectionError, django_error
 
@@ -103,9 +104,13 @@ class VinylCursor:
 
     def execute(self, sql: str, params: Any = None) -> Any:
         sql, params = self.prepare(sql, params)
-        if observing():
-            notify(self.alias, sql, params)
-        return self.cursor.execute(sql, params)
+        if not _querylog.observing():
+            return self.cursor.execute(sql, params)
+        started = time.perf_counter()
+        try:
+            return self.cursor.execute(sql, params)
+        finally:
+            _querylog.record(self.alias, sql, params, started)
 
     def executemany(self, sql: str, param_list: Iterable[Any]) -> Any:
         param_list = list(param_list)
@@ -113,9 +118,13 @@ class VinylCursor:
             return None
         sql_out, _ = self.prepare(sql, param_list[0])
         prepared = [self.prepare(sql, params)[1] for params in param_list]
-        if observing():
-            notify(self.alias, sql_out, prepared)
-        return self.cursor.executemany(sql_out, prepared)
+        if not _querylog.observing():
+            return self.cursor.executemany(sql_out, prepared)
+        started = time.perf_counter()
+        try:
+            return self.cursor.executemany(sql_out, prepared)
+        finally:
+            _querylog.record(self.alias, sql_out, prepared, started, many=True)
 
     def fetchone(self) -> Any:
         return self.cursor.fetchone()
@@ -306,8 +315,9 @@ class VinylWrapperMixin:
         scope: Scope | None = bound_scope(self.alias)
         if scope is None:
             raise self._no_sync_connection()
-        cursor = scope.dbapi_connection().cursor(server_side=bool(name))
-        return self.vinyl_cursor_class(cursor, self.alias)
+        return self.vinyl_cursor_class(
+            scope.dbapi_connection().cursor(server_side=bool(name)), self.alias
+        )
 
     def chunked_cursor(self) -> Any:
         return self._cursor(name="vinyl_chunked")

@@ -32,6 +32,9 @@ class EngineConfig:
     engine_kwargs: dict[str, Any] = field(default_factory=dict)
     # Reads server facts (version, modes) once per engine, asynchronously.
     load_facts: FactsLoader | None = None
+    # Called once on each engine vinyl builds (event listeners, e.g. SQLite's
+    # explicit BEGIN); engines handed over with set_engine are left as they are.
+    configure: Callable[[AsyncEngine], None] | None = None
     # The isolation level that puts a connection in autocommit without a
     # round trip (None where switching costs one).
     autocommit_level: str | None = None
@@ -125,6 +128,8 @@ def _entry(using: str) -> EngineEntry:
     engine = _user_engines.get(using)
     if engine is None:
         engine = _create_engine(config)
+        if config.configure is not None:
+            config.configure(engine)
     entry = EngineEntry(engine=engine, config=config, loop=loop, settings=_settings_of(using))
     _entries[using] = entry
     return entry

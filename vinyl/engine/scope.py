@@ -17,6 +17,7 @@ Two context variables say which scope is in force:
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, AsyncIterator, Callable, TypeVar
@@ -25,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util.concurrency import in_greenlet
 
+from vinyl import _querylog
 from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
-from vinyl.engine.observe import notify, observing
 from vinyl.exceptions import MAPPED_ERRORS, TransactionScopeEnded, connection_error
 
 T = TypeVar("T")
@@ -256,17 +257,17 @@ async def fetch(alias: str, sql: str, params: tuple) -> list:
         # Awaited by sync code in the bridge (an async signal receiver): run
         # on that code's connection, one receiver at a time.
         async with reentry_lock(scope):
-            return await _fetch_on(scope.entry, alias, scope.connection, sql, params)
+            return await _fetch_on(alias, scope.entry, scope.connection, sql, params)
     scope = active_scope(alias)
     if scope is not None:
-        return await scope.run(lambda conn: _fetch_on(scope.entry, alias, conn, sql, params))
+        return await scope.run(lambda conn: _fetch_on(alias, scope.entry, conn, sql, params))
     entry = engine_entry(alias)
     try:
         pooled = await entry.engine.raw_connection()
     except Exception as exc:
         raise connection_error(alias, entry, exc) from exc
     try:
-        rows = await _run_on_driver(entry, alias, pooled.driver_connection, sql, params)
+        rows = await _run_on_driver(alias, entry, pooled.driver_connection, sql, params)
     except BaseException as exc:
         if not isinstance(exc, Exception):
             # Interrupted mid-statement: the connection's state is unknown.
@@ -278,15 +279,15 @@ async def fetch(alias: str, sql: str, params: tuple) -> list:
     return rows
 
 
-async def _fetch_on(entry: EngineEntry, alias: str, conn: AsyncConnection, sql: str, params: tuple) -> list:
+async def _fetch_on(alias: str, entry: EngineEntry, conn: AsyncConnection, sql: str, params: tuple) -> list:
     driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-    return await _run_on_driver(entry, alias, driver, sql, params)
+    return await _run_on_driver(alias, entry, driver, sql, params)
 
 
-async def _run_on_driver(entry: EngineEntry, alias: str, driver: Any, sql: str, params: tuple) -> list:
+async def _run_on_driver(alias: str, entry: EngineEntry, driver: Any, sql: str, params: tuple) -> list:
     config = entry.config
-    if observing():
-        notify(alias, sql, params)
+    # Logged on vinyl.sql and recorded by capture_queries like bridge statements.
+    started = time.perf_counter() if _querylog.observing() else None
     try:
         return await config.fetch(driver, sql, params)  # type: ignore[misc]
     except Exception as exc:
@@ -294,6 +295,9 @@ async def _run_on_driver(entry: EngineEntry, alias: str, driver: Any, sql: str, 
         if mapped is exc:
             raise
         raise mapped from exc
+    finally:
+        if started is not None:
+            _querylog.record(alias, sql, params, started)
 
 
 @asynccontextmanager

@@ -1,0 +1,50 @@
+"""``Model.vinyl`` offers the QuerySet API as explicit, typed methods."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from tests.testapp.models import Author
+from vinyl.queryset import VinylQuerySet
+
+CHAINABLE = (
+    "all", "filter", "exclude", "complex_filter", "order_by", "reverse", "distinct",
+    "values", "values_list", "annotate", "alias", "select_related",
+    "prefetch_related", "only", "defer", "none", "select_for_update", "union",
+    "intersection", "difference", "dates", "datetimes", "using",
+)  # fmt: skip
+TERMINAL = (
+    "get", "first", "last", "latest", "earliest", "count", "exists", "contains",
+    "aggregate", "in_bulk", "create", "get_or_create", "update_or_create",
+    "bulk_create", "bulk_update", "update", "delete", "explain",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CHAINABLE)
+def test_chainable_methods_start_a_queryset(name: str) -> None:
+    assert not inspect.iscoroutinefunction(getattr(Author.vinyl, name))
+    assert hasattr(VinylQuerySet, name)
+
+
+@pytest.mark.parametrize("name", TERMINAL)
+def test_terminal_methods_are_coroutine_functions(name: str) -> None:
+    assert inspect.iscoroutinefunction(getattr(Author.vinyl, name))
+    assert inspect.iscoroutinefunction(getattr(VinylQuerySet, name))
+
+
+def test_unknown_names_raise_attribute_error() -> None:
+    with pytest.raises(AttributeError):
+        Author.vinyl.no_such_method  # noqa: B018
+
+
+def test_manager_is_not_reachable_from_instances() -> None:
+    with pytest.raises(AttributeError, match="isn't accessible via Author instances"):
+        Author(name="x").vinyl  # noqa: B018
+
+
+def test_queryset_chain_from_manager() -> None:
+    qs = Author.vinyl.filter(name="a").exclude(age=3)
+    assert isinstance(qs, VinylQuerySet)
+    assert qs.model is Author.vinyl.model

@@ -1,0 +1,1 @@
+"""SQLite through SQLAlchemy's async engine and aiosqlite: the embedded default."""
