@@ -71,10 +71,11 @@ async def _tour() -> None:
         print(f"   select_related: {book.title!r} by {book['author'].name}")
     print(f"   ({len(queries)} query for {len(books)} books and their authors)")
     async with vinyl.capture_queries() as queries:
-        books = await Book.vinyl.prefetch_related("author").filter(pages__lt=370)
-    for book in books:
-        print(f"   prefetch_related: {book.title!r} by {book['author'].name}")
-    print(f"   ({len(queries)} queries: the books, then their authors in one go)")
+        authors = await Author.vinyl.prefetch_related("book_set").order_by("name")
+    for writer in authors:
+        titles = ", ".join(b.title for b in writer["book_set"])
+        print(f"   prefetch_related: {writer.name}: {titles}")
+    print(f"   ({len(queries)} queries: the authors, then all their books in one go)")
     author = await books[0].author  # a forward FK is awaited: a query, never lazy
     print(f"   await book.author -> {author.name}")
 

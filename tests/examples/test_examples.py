@@ -69,7 +69,7 @@ def test_demo_prints_every_step(backend: str, tmp_path: Path) -> None:
         "created 2 authors, 4 books",
         "select_related: 'Ancillary Justice' by Ann Leckie",
         "(1 query for 4 books and their authors)",
-        "prefetch_related: 'Exhalation' by Ted Chiang",
+        "prefetch_related: Ted Chiang: Exhalation, Stories of Your Life",
         "after rollback: 4 books, 'Ted Chiang' unchanged",
         "after commit: 5 books",
         "Core count(library_book) = 5",
