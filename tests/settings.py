@@ -51,6 +51,7 @@ DATABASES = {
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "tests.testapp",
+    "tests.qsapp",
 ]
 
 USE_TZ = True

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from django.db.backends.base.operations import BaseDatabaseOperations
@@ -10,6 +11,13 @@ from django.db.backends.postgresql.operations import DatabaseOperations as Postg
 def _ip_to_str(value: Any, expression: Any, connection: Any) -> Any:
     # asyncpg returns ipaddress objects for inet; Django's field holds str.
     return value if value is None else str(value)
+
+
+def _exact_uuid(value: Any, expression: Any, connection: Any) -> Any:
+    # asyncpg returns its own subclass of uuid.UUID; Django gives uuid.UUID.
+    if value is None or type(value) is uuid.UUID:
+        return value
+    return uuid.UUID(int=value.int)
 
 
 class DatabaseOperations(PostgreSQLOperations):
@@ -29,6 +37,8 @@ class DatabaseOperations(PostgreSQLOperations):
         internal_type = expression.output_field.get_internal_type()
         if internal_type in ("GenericIPAddressField", "IPAddressField"):
             converters.append(_ip_to_str)
+        elif internal_type == "UUIDField":
+            converters.append(_exact_uuid)
         return converters
 
     def last_executed_query(self, cursor: Any, sql: str, params: Any) -> str | None:
