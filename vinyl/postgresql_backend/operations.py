@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgreSQLOperations
+from django.db.models import CompositePrimaryKey
 
 
 def _ip_to_str(value: Any, expression: Any, connection: Any) -> Any:
@@ -20,6 +21,11 @@ def _exact_uuid(value: Any, expression: Any, connection: Any) -> Any:
     return uuid.UUID(int=value.int)
 
 
+def _columns(field: Any) -> int:
+    # A composite primary key binds one parameter per column.
+    return len(field.fields) if isinstance(field, CompositePrimaryKey) else 1
+
+
 class DatabaseOperations(PostgreSQLOperations):
     """Values in plain Python types for asyncpg, not psycopg's wrappers."""
 
@@ -31,6 +37,23 @@ class DatabaseOperations(PostgreSQLOperations):
 
     def adapt_json_value(self, value: Any, encoder: Any) -> Any:
         return json.dumps(value, cls=encoder)
+
+    def bulk_batch_size(self, fields: list, objs: Any) -> int:
+        """Return how many objects one statement may carry under asyncpg's limit.
+
+        ``fields`` are the columns of each object: inserted values, deleted
+        keys, or, for ``bulk_update``, ``[pk, pk, *fields]``, where each
+        object binds its key in ``WHERE pk IN`` and, per field, its key and
+        a value in ``CASE WHEN pk = %s THEN %s``.
+        """
+        if not fields:
+            return len(objs)
+        if len(fields) >= 2 and fields[0] is fields[1]:
+            key = _columns(fields[0])
+            per_object = key + (len(fields) - 2) * (key + 1)
+        else:
+            per_object = sum(_columns(field) for field in fields)
+        return max(self.connection.features.max_query_params // per_object, 1)
 
     def get_db_converters(self, expression: Any) -> list:
         converters = super().get_db_converters(expression)
