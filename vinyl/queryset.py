@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import Any, AsyncIterator, Generator, Generic, Iterator, TypeVar
 
-from django.db import models
+from django.db import DatabaseError, connections, models
 from django.db.models import Prefetch, QuerySet
 from django.db.models.query import ModelIterable
 
@@ -27,6 +27,10 @@ _SYNC_USE = (
 
 #: Default rows per fetch when streaming with ``async for``.
 DEFAULT_CHUNK_SIZE = 2000
+
+#: How many times get_or_create / update_or_create run in all when the
+#: database breaks a deadlock by rolling their transaction back.
+CONFLICT_ATTEMPTS = 5
 
 
 def _unwrap(value: Any) -> Any:
@@ -295,11 +299,34 @@ class VinylQuerySet(Generic[M]):
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
         return await self._run("create", **kwargs)
 
+    async def _run_retrying(self, method: str, **kwargs: Any) -> Any:
+        # Racing upserts can deadlock (InnoDB locks the duplicate key that
+        # a losing insert hit). Outside atomic the transaction is vinyl's,
+        # so it runs again and finds the winner's row; inside a block the
+        # error propagates, as the whole block was rolled back.
+        alias = self._qs.db
+        attempts = 1 if active_scope(alias) is not None else CONFLICT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._run(method, **kwargs)
+            except DatabaseError as exc:
+                retryable = getattr(connections[alias].ops, "vinyl_retryable_error", None)
+                if attempt == attempts or retryable is None or not retryable(exc):
+                    raise
+
     async def get_or_create(self, defaults: Any = None, **kwargs: Any) -> tuple[M, bool]:
-        return await self._run("get_or_create", defaults=defaults, **kwargs)
+        """Get the object matching ``kwargs`` or create it: ``(obj, created)``.
+
+        Safe against concurrent tasks creating the same row when the lookup
+        is on unique fields: the losers get the winner's row.
+        """
+        return await self._run_retrying("get_or_create", defaults=defaults, **kwargs)
 
     async def update_or_create(self, defaults: Any = None, create_defaults: Any = None, **kwargs: Any) -> tuple[M, bool]:
-        return await self._run("update_or_create", defaults=defaults, create_defaults=create_defaults, **kwargs)
+        """Update the object matching ``kwargs`` or create it: ``(obj, created)``."""
+        return await self._run_retrying(
+            "update_or_create", defaults=defaults, create_defaults=create_defaults, **kwargs
+        )
 
     async def bulk_create(self, objs: Any, **kwargs: Any) -> list[M]:
         return await self._run("bulk_create", list(objs), **kwargs)

@@ -26,8 +26,16 @@ def _columns(field: Any) -> int:
     return len(field.fields) if isinstance(field, CompositePrimaryKey) else 1
 
 
+# deadlock_detected, serialization_failure: the transaction is lost.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 class DatabaseOperations(PostgreSQLOperations):
     """Values in plain Python types for asyncpg, not psycopg's wrappers."""
+
+    def vinyl_retryable_error(self, exc: BaseException) -> bool:
+        """Did ``exc`` roll the transaction back, so that a rerun may succeed?"""
+        return getattr(exc.__cause__, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
     def adapt_integerfield_value(self, value: Any, internal_type: str) -> Any:
         return value
