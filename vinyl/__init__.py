@@ -13,12 +13,15 @@
 
 from vinyl.engine.engines import dispose, get_engine, set_engine
 from vinyl.manager import VinylManager
+from vinyl.raw import execute, fetch
 from vinyl.transaction import atomic, on_commit, use_connection
 
 __all__ = [
     "VinylManager",
     "atomic",
     "dispose",
+    "execute",
+    "fetch",
     "get_engine",
     "on_commit",
     "set_engine",

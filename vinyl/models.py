@@ -230,10 +230,18 @@ class VinylInstance:
             )
         alias = self._vinyl_alias(using)
         parent_save = super().save  # type: ignore[misc]
-        await _bridge.run(
-            alias,
-            lambda: parent_save(using=alias, update_fields=update_fields, force_update=force_update),
-        )
+
+        def save_and_reload() -> None:
+            expressions = [k for k, v in self.__dict__.items() if hasattr(v, "resolve_expression")]
+            parent_save(using=alias, update_fields=update_fields, force_update=force_update)
+            # Django 6 reads fields saved as expressions back with RETURNING
+            # where it can; elsewhere it defers them, to load on next access.
+            # vinyl never loads on access: load them now, in this operation.
+            stale = [name for name in expressions if name not in self.__dict__]
+            if stale:
+                self.refresh_from_db(using=alias, fields=stale)
+
+        await _bridge.run(alias, save_and_reload)
 
     def save_base(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -12,7 +13,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
-from vinyl.translate.placeholders import format_to_numeric_dollar
+from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
 
 
 class PostgreSQLCursor(VinylCursor):
@@ -21,6 +22,8 @@ class PostgreSQLCursor(VinylCursor):
     __slots__ = ()
 
     def prepare(self, sql: str, params: Any) -> tuple[str, Any]:
+        if isinstance(params, Mapping):
+            return pyformat_to_numeric_dollar(sql, params)
         params = tuple(params) if params is not None else ()
         return format_to_numeric_dollar(sql, params), params
 
