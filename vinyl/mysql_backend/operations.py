@@ -28,6 +28,8 @@ _DEADLOCK = 1213
 
 
 class DatabaseOperations(MySQLOperations):
+    compiler_module = "vinyl.mysql_backend.compiler"
+
     def vinyl_retryable_error(self, exc: BaseException) -> bool:
         """Did ``exc`` roll the transaction back, so that a rerun may succeed?"""
         return bool(exc.args) and exc.args[0] == _DEADLOCK

@@ -32,6 +32,7 @@ _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 class DatabaseOperations(PostgreSQLOperations):
     """Values in plain Python types for asyncpg, not psycopg's wrappers."""
+    compiler_module = "vinyl.postgresql_backend.compiler"
 
     def vinyl_retryable_error(self, exc: BaseException) -> bool:
         """Did ``exc`` roll the transaction back, so that a rerun may succeed?"""
