@@ -24,7 +24,7 @@ _PROXIED = (
     "intersection", "difference", "dates", "datetimes", "get", "first", "last",
     "latest", "earliest", "count", "exists", "contains", "aggregate", "in_bulk",
     "create", "get_or_create", "update_or_create", "bulk_create", "bulk_update",
-    "update", "delete", "explain", "iterator",
+    "update", "delete", "explain", "iterator", "extra",
 )  # fmt: skip
 
 

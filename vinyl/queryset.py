@@ -183,6 +183,27 @@ class VinylQuerySet(Generic[M]):
     def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> VinylQuerySet[M]:
         return self._chain("datetimes", field_name, kind, order=order, tzinfo=tzinfo)
 
+    def extra(
+        self,
+        select: Any = None,
+        where: Any = None,
+        params: Any = None,
+        tables: Any = None,
+        order_by: Any = None,
+        select_params: Any = None,
+    ) -> VinylQuerySet[M]:
+        """Django's ``extra()``, kept for old code; prefer expressions or ``raw()``."""
+        return self._chain(
+            "extra", select=select, where=where, params=params, tables=tables,
+            order_by=order_by, select_params=select_params,
+        )  # fmt: skip
+
+    def raw(self, raw_query: str, params: Any = (), translations: Any = None, using: str | None = None) -> Any:
+        """Map raw SQL to instances of this model: see ``Model.vinyl.raw()``."""
+        from vinyl.raw import VinylRawQuerySet
+
+        return VinylRawQuerySet(self.model, raw_query, params, translations, using or self.db)
+
     # Evaluation -----------------------------------------------------------
 
     def __await__(self) -> Generator[Any, None, list]:
@@ -252,6 +273,9 @@ class VinylQuerySet(Generic[M]):
 
     def __or__(self, other: VinylQuerySet[M]) -> VinylQuerySet[M]:
         return self._wrap(self._qs | _unwrap(other))
+
+    def __xor__(self, other: VinylQuerySet[M]) -> VinylQuerySet[M]:
+        return self._wrap(self._qs ^ _unwrap(other))
 
     # Terminal coroutines ------------------------------------------------
 

@@ -222,3 +222,20 @@ async def test_execute_raises_django_errors():
 async def test_execute_and_fetch_take_the_alias():
     await authors("Ann")
     assert await vinyl.fetch(f"SELECT count(*) FROM {table(Author)}", using="vinyl_default") == [(1,)]
+
+
+async def test_querysets_combine_with_and_or_xor():
+    await authors("Ann", "Bob", "Cy")
+    young = Author.vinyl.filter(age__lte=20)
+    named_b_or_c = Author.vinyl.filter(name__in=["Bob", "Cy"])
+    assert [a.name for a in await (young & named_b_or_c)] == ["Bob"]
+    assert [a.name for a in await (young | named_b_or_c)] == ["Ann", "Bob", "Cy"]
+    assert [a.name for a in await (young ^ named_b_or_c)] == ["Ann", "Cy"]
+
+
+async def test_extra_and_queryset_raw():
+    await authors("Ann", "Bob")
+    rows = await Author.vinyl.extra(select={"double": "age * %s"}, select_params=[2], where=["age > %s"], params=[10])
+    assert [(a.name, a.double) for a in rows] == [("Bob", 40)]
+    [bob] = await Author.vinyl.filter(name="x").raw(f"SELECT * FROM {table(Author)} WHERE name = %s", ["Bob"])
+    assert bob.name == "Bob"
