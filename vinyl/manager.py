@@ -8,7 +8,7 @@ from django.db import models
 
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.models import vinyl_model
-from vinyl.queryset import VinylQuerySet
+from vinyl.queryset import VinylQuerySet, no_async_alias
 
 if TYPE_CHECKING:
     from typing import Self
@@ -96,7 +96,7 @@ class BoundVinylManager(Generic[M]):
     def __getattr__(self, name: str) -> Any:
         if name in _PROXIED:
             return getattr(self.get_queryset(), name)
-        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+        raise no_async_alias(type(self).__name__, name)
 
     def __repr__(self) -> str:
         return f"<VinylManager of {self.model.__name__} on {self._using!r}>"

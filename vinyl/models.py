@@ -314,6 +314,17 @@ class VinylInstance:
         parent_refresh = super().refresh_from_db  # type: ignore[misc]
         return _bridge.run(alias, lambda: parent_refresh(using=alias, fields=fields, **kwargs))
 
+    # Django's thread-based async twins would run the sync methods in a
+    # thread, outside vinyl's bridge: point to the awaitable methods.
+    def asave(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("vinyl instances have no asave(): use `await obj.save()`")
+
+    def adelete(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("vinyl instances have no adelete(): use `await obj.delete()`")
+
+    def arefresh_from_db(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("vinyl instances have no arefresh_from_db(): use `await obj.refresh_from_db()`")
+
     # item access to loaded relations ----------------------------------
 
     def __getitem__(self, name: str) -> Any:

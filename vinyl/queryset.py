@@ -33,6 +33,18 @@ DEFAULT_CHUNK_SIZE = 2000
 CONFLICT_ATTEMPTS = 5
 
 
+def no_async_alias(owner: str, name: str) -> AttributeError:
+    """Return the error for Django's ``a``-prefixed name of a vinyl method."""
+    plain = name[1:]
+    if name.startswith("a") and hasattr(QuerySet, name) and hasattr(VinylQuerySet, plain):
+        return AttributeError(
+            f"{owner} has no {name}(): vinyl's methods are coroutines already, "
+            f"use `await ...{plain}(...)`"
+            + (" or `async for obj in qs.iterator()`" if plain == "iterator" else "")
+        )
+    return AttributeError(f"{owner} has no attribute {name!r}")
+
+
 def _unwrap(value: Any) -> Any:
     """Return the Django QuerySet behind a vinyl one (anything else as is)."""
     if isinstance(value, VinylQuerySet):
@@ -255,6 +267,9 @@ class VinylQuerySet(Generic[M]):
             ok = True
         finally:
             await release(own, commit=ok)
+
+    def __getattr__(self, name: str) -> Any:
+        raise no_async_alias(type(self).__name__, name)
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(_SYNC_USE)
