@@ -8,6 +8,8 @@ API_NAMES = {
     "VinylManager",
     "atomic",
     "dispose",
+    "execute",
+    "fetch",
     "get_engine",
     "on_commit",
     "use_connection",
