@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "tests.testapp",
     "tests.relapp",
+    "tests.qsapp",
 ]
 
 USE_TZ = True

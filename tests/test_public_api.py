@@ -9,6 +9,8 @@ API_NAMES = {
     "atomic",
     "capture_queries",
     "dispose",
+    "execute",
+    "fetch",
     "get_engine",
     "on_commit",
     "use_connection",

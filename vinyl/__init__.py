@@ -14,6 +14,7 @@
 from vinyl._querylog import capture_queries
 from vinyl.engine.engines import dispose, get_engine, set_engine
 from vinyl.manager import VinylManager
+from vinyl.raw import execute, fetch
 from vinyl.transaction import atomic, on_commit, use_connection
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "atomic",
     "capture_queries",
     "dispose",
+    "execute",
+    "fetch",
     "get_engine",
     "on_commit",
     "set_engine",

@@ -9,7 +9,7 @@ from typing_extensions import TypeVar
 
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.models import vinyl_model
-from vinyl.queryset import VinylQuerySet
+from vinyl.queryset import VinylQuerySet, no_async_alias
 
 if TYPE_CHECKING:
     from typing import Self
@@ -162,6 +162,9 @@ class BoundVinylManager(Generic[M]):
 
     def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> VinylQuerySet[Any]:
         return self.get_queryset().datetimes(field_name, kind, order=order, tzinfo=tzinfo)
+
+    def extra(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().extra(*args, **kwargs)
 
     def iterator(self, chunk_size: int | None = None) -> AsyncIterator[M]:
         """Stream every row: ``async for obj in Book.vinyl.iterator(chunk_size=500)``."""

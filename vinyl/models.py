@@ -131,10 +131,19 @@ class VinylInstance:
             )
         alias = self._vinyl_alias(using)
         parent_save = super().save  # type: ignore[misc]
+
+        def save_and_reload() -> None:
+            expressions = [k for k, v in self.__dict__.items() if hasattr(v, "resolve_expression")]
+            parent_save(using=alias, update_fields=update_fields, force_update=force_update)
+            # Django 6 reads fields saved as expressions back with RETURNING
+            # where it can; elsewhere it defers them, to load on next access.
+            # vinyl never loads on access: load them now, in this operation.
+            stale = [name for name in expressions if name not in self.__dict__]
+            if stale:
+                self.refresh_from_db(using=alias, fields=stale)
+
         await _bridge.run(
-            alias,
-            lambda: parent_save(using=alias, update_fields=update_fields, force_update=force_update),
-            single_write=_bridge.one_statement_save(type(self)),
+            alias, save_and_reload, single_write=_bridge.one_statement_save(type(self))
         )
 
     def save_base(
@@ -209,6 +218,17 @@ class VinylInstance:
         alias = self._vinyl_alias(using)
         parent_refresh = super().refresh_from_db  # type: ignore[misc]
         return _bridge.run(alias, lambda: parent_refresh(using=alias, fields=fields, **kwargs))
+
+    # Django's thread-based async twins would run the sync methods in a
+    # thread, outside vinyl's bridge: point to the awaitable methods.
+    def asave(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("vinyl instances have no asave(): use `await obj.save()`")
+
+    def adelete(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("vinyl instances have no adelete(): use `await obj.delete()`")
+
+    def arefresh_from_db(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("vinyl instances have no arefresh_from_db(): use `await obj.refresh_from_db()`")
 
     # item access to loaded relations ----------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import Any, AsyncIterator, Coroutine, Generator, Generic, Iterator, TypeVar, overload
 
-from django.db import connections, models
+from django.db import DatabaseError, connections, models
 from django.db.models import Prefetch, QuerySet
 from django.db.models.query import ModelIterable
 
@@ -32,6 +32,22 @@ _SYNC_USE = (
 
 #: Default rows per fetch when streaming with ``async for``.
 DEFAULT_CHUNK_SIZE = 2000
+
+#: How many times get_or_create / update_or_create run in all when the
+#: database breaks a deadlock by rolling their transaction back.
+CONFLICT_ATTEMPTS = 5
+
+
+def no_async_alias(owner: str, name: str) -> AttributeError:
+    """Return the error for Django's ``a``-prefixed name of a vinyl method."""
+    plain = name[1:]
+    if name.startswith("a") and hasattr(QuerySet, name) and hasattr(VinylQuerySet, plain):
+        return AttributeError(
+            f"{owner} has no {name}(): vinyl's methods are coroutines already, "
+            f"use `await ...{plain}(...)`"
+            + (" or `async for obj in qs.iterator()`" if plain == "iterator" else "")
+        )
+    return AttributeError(f"{owner} has no attribute {name!r}")
 
 
 # Recipes Django has accepted: (model, recipe). Bounded: cleared when full.
@@ -249,6 +265,27 @@ class VinylQuerySet(Generic[M]):
     def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> VinylQuerySet[Any]:
         return self._chain("datetimes", field_name, kind, order=order, tzinfo=tzinfo)
 
+    def extra(
+        self,
+        select: Any = None,
+        where: Any = None,
+        params: Any = None,
+        tables: Any = None,
+        order_by: Any = None,
+        select_params: Any = None,
+    ) -> VinylQuerySet[M]:
+        """Django's ``extra()``, kept for old code; prefer expressions or ``raw()``."""
+        return self._chain(
+            "extra", select=select, where=where, params=params, tables=tables,
+            order_by=order_by, select_params=select_params,
+        )  # fmt: skip
+
+    def raw(self, raw_query: str, params: Any = (), translations: Any = None, using: str | None = None) -> Any:
+        """Map raw SQL to instances of this model: see ``Model.vinyl.raw()``."""
+        from vinyl.raw import VinylRawQuerySet
+
+        return VinylRawQuerySet(self.model, raw_query, params, translations, using or self.db)
+
     # Evaluation -----------------------------------------------------------
 
     def __await__(self) -> Generator[Any, None, list[M]]:
@@ -280,8 +317,14 @@ class VinylQuerySet(Generic[M]):
         qs = qs._chain()
         if plan is not NEVER and _reads_only(qs):
             probes = probe_values(values)
-            compiled = rows_plan(
-                qs, self._probe(probes, lookups), values, probes, get=kind == "get", adopt=adopt_related
+            try:
+                probe_qs = self._probe(probes, lookups)
+            except Exception:  # the probe values do not fit: no plan
+                probe_qs = None
+            compiled = (
+                rows_plan(qs, probe_qs, values, probes, get=kind == "get", adopt=adopt_related)
+                if probe_qs is not None
+                else None
             )
             if compiled is None:
                 _store(plans, key, NEVER)  # type: ignore[arg-type]
@@ -308,7 +351,11 @@ class VinylQuerySet(Generic[M]):
         if plan is NEVER:
             return await _bridge.run(db, getattr(qs, method), readonly=True)
         probes = probe_values(self._values)
-        probe_qs = self._probe(probes, None)
+        try:
+            probe_qs = self._probe(probes, None)
+        except Exception:  # the probe values do not fit: no plan
+            _store(plans, key, NEVER)
+            return await _bridge.run(db, getattr(qs, method), readonly=True)
         result, statements, probe_statements = await _bridge.run(
             db, _captured, db, getattr(qs, method), getattr(probe_qs, method), readonly=True
         )
@@ -365,6 +412,9 @@ class VinylQuerySet(Generic[M]):
         finally:
             await release(own, commit=ok)
 
+    def __getattr__(self, name: str) -> Any:
+        raise no_async_alias(type(self).__name__, name)
+
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(_SYNC_USE)
 
@@ -382,6 +432,9 @@ class VinylQuerySet(Generic[M]):
 
     def __or__(self, other: VinylQuerySet[M]) -> VinylQuerySet[M]:
         return self._wrap(self._qs | _unwrap(other))
+
+    def __xor__(self, other: VinylQuerySet[M]) -> VinylQuerySet[M]:
+        return self._wrap(self._qs ^ _unwrap(other))
 
     # Terminal coroutines ------------------------------------------------
 
@@ -442,11 +495,34 @@ class VinylQuerySet(Generic[M]):
             qs.db, lambda: qs.create(**kwargs), single_write=_bridge.one_statement_save(qs.model)
         )
 
+    async def _run_retrying(self, method: str, **kwargs: Any) -> Any:
+        # Racing upserts can deadlock (InnoDB locks the duplicate key that
+        # a losing insert hit). Outside atomic the transaction is vinyl's,
+        # so it runs again and finds the winner's row; inside a block the
+        # error propagates, as the whole block was rolled back.
+        alias = self._qs.db
+        attempts = 1 if active_scope(alias) is not None else CONFLICT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._run(method, **kwargs)
+            except DatabaseError as exc:
+                retryable = getattr(connections[alias].ops, "vinyl_retryable_error", None)
+                if attempt == attempts or retryable is None or not retryable(exc):
+                    raise
+
     async def get_or_create(self, defaults: Any = None, **kwargs: Any) -> tuple[M, bool]:
-        return await self._run("get_or_create", defaults=defaults, **kwargs)
+        """Get the object matching ``kwargs`` or create it: ``(obj, created)``.
+
+        Safe against concurrent tasks creating the same row when the lookup
+        is on unique fields: the losers get the winner's row.
+        """
+        return await self._run_retrying("get_or_create", defaults=defaults, **kwargs)
 
     async def update_or_create(self, defaults: Any = None, create_defaults: Any = None, **kwargs: Any) -> tuple[M, bool]:
-        return await self._run("update_or_create", defaults=defaults, create_defaults=create_defaults, **kwargs)
+        """Update the object matching ``kwargs`` or create it: ``(obj, created)``."""
+        return await self._run_retrying(
+            "update_or_create", defaults=defaults, create_defaults=create_defaults, **kwargs
+        )
 
     async def bulk_create(self, objs: Any, **kwargs: Any) -> list[M]:
         return await self._run("bulk_create", list(objs), **kwargs)
@@ -529,6 +605,8 @@ def _captured(db: str, run: Any, probe: Any) -> tuple[Any, list, list]:
             probe()
         except _Compiled:
             pass
+        except Exception:  # the probe values do not compile: no plan
+            probe_statements.clear()
     return result, statements, probe_statements
 
 

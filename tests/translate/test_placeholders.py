@@ -33,3 +33,13 @@ def test_literal_percent_survives_with_and_without_params():
     assert format_to_numeric_dollar("x LIKE '%%a' AND y = %s", ("b",)) == "x LIKE '%a' AND y = $1"
     assert format_to_numeric_dollar("x LIKE '%%a'", ()) == "x LIKE '%a'"
     assert format_to_numeric_dollar("SELECT 1", None) == "SELECT 1"
+
+
+def test_named_placeholders_are_numbered_in_order_of_use():
+    from vinyl.translate.placeholders import pyformat_to_numeric_dollar
+
+    sql, params = pyformat_to_numeric_dollar(
+        "SELECT %(b)s, %(a)s WHERE x = %(b)s AND y LIKE '%%z'", {"a": 1, "b": "t", "unused": 3}
+    )
+    assert sql == "SELECT $1, $2::int4 WHERE x = $1 AND y LIKE '%z'"
+    assert params == ("t", 1)

@@ -23,7 +23,17 @@ def _timedelta_to_time(value: Any, expression: Any, connection: Any) -> Any:
     return value
 
 
+# ER_LOCK_DEADLOCK: InnoDB rolled the whole transaction back.
+_DEADLOCK = 1213
+
+
 class DatabaseOperations(MySQLOperations):
+    compiler_module = "vinyl.mysql_backend.compiler"
+
+    def vinyl_retryable_error(self, exc: BaseException) -> bool:
+        """Did ``exc`` roll the transaction back, so that a rerun may succeed?"""
+        return bool(exc.args) and exc.args[0] == _DEADLOCK
+
     def get_db_converters(self, expression: Any) -> list:
         converters = super().get_db_converters(expression)
         if expression.output_field.get_internal_type() == "TimeField":

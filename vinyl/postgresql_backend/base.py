@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -22,7 +23,7 @@ from vinyl._backend.base import VinylCursor, VinylWrapperMixin
 from vinyl.exceptions import django_error
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
-from vinyl.translate.placeholders import format_to_numeric_dollar
+from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
 
 
 class PostgreSQLCursor(VinylCursor):
@@ -32,6 +33,8 @@ class PostgreSQLCursor(VinylCursor):
 
     @staticmethod
     def prepare(sql: str, params: Any) -> tuple[str, Any]:
+        if isinstance(params, Mapping):
+            return pyformat_to_numeric_dollar(sql, params)
         params = tuple(params) if params is not None else ()
         return format_to_numeric_dollar(sql, params), params
 

@@ -10,3 +10,6 @@ class DatabaseFeatures(PostgreSQLFeatures):
     # Can this backend stream rows with a server-side cursor? asyncpg's
     # cursors, inside the operation's transaction.
     can_stream_with_server_side_cursor = True
+    # How many parameters can one statement bind? asyncpg sends at most
+    # 32767 (a signed 16-bit count in its protocol messages).
+    max_query_params = 2**15 - 1

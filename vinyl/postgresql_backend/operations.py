@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgreSQLOperations
+from django.db.models import CompositePrimaryKey
 
 
 def _ip_to_str(value: Any, expression: Any, connection: Any) -> Any:
@@ -12,8 +14,29 @@ def _ip_to_str(value: Any, expression: Any, connection: Any) -> Any:
     return value if value is None else str(value)
 
 
+def _exact_uuid(value: Any, expression: Any, connection: Any) -> Any:
+    # asyncpg returns its own subclass of uuid.UUID; Django gives uuid.UUID.
+    if value is None or type(value) is uuid.UUID:
+        return value
+    return uuid.UUID(int=value.int)
+
+
+def _columns(field: Any) -> int:
+    # A composite primary key binds one parameter per column.
+    return len(field.fields) if isinstance(field, CompositePrimaryKey) else 1
+
+
+# deadlock_detected, serialization_failure: the transaction is lost.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 class DatabaseOperations(PostgreSQLOperations):
     """Values in plain Python types for asyncpg, not psycopg's wrappers."""
+    compiler_module = "vinyl.postgresql_backend.compiler"
+
+    def vinyl_retryable_error(self, exc: BaseException) -> bool:
+        """Did ``exc`` roll the transaction back, so that a rerun may succeed?"""
+        return getattr(exc.__cause__, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
     def adapt_integerfield_value(self, value: Any, internal_type: str) -> Any:
         return value
@@ -24,11 +47,30 @@ class DatabaseOperations(PostgreSQLOperations):
     def adapt_json_value(self, value: Any, encoder: Any) -> Any:
         return json.dumps(value, cls=encoder)
 
+    def bulk_batch_size(self, fields: list, objs: Any) -> int:
+        """Return how many objects one statement may carry under asyncpg's limit.
+
+        ``fields`` are the columns of each object: inserted values, deleted
+        keys, or, for ``bulk_update``, ``[pk, pk, *fields]``, where each
+        object binds its key in ``WHERE pk IN`` and, per field, its key and
+        a value in ``CASE WHEN pk = %s THEN %s``.
+        """
+        if not fields:
+            return len(objs)
+        if len(fields) >= 2 and fields[0] is fields[1]:
+            key = _columns(fields[0])
+            per_object = key + (len(fields) - 2) * (key + 1)
+        else:
+            per_object = sum(_columns(field) for field in fields)
+        return max(self.connection.features.max_query_params // per_object, 1)
+
     def get_db_converters(self, expression: Any) -> list:
         converters = super().get_db_converters(expression)
         internal_type = expression.output_field.get_internal_type()
         if internal_type in ("GenericIPAddressField", "IPAddressField"):
             converters.append(_ip_to_str)
+        elif internal_type == "UUIDField":
+            converters.append(_exact_uuid)
         return converters
 
     def last_executed_query(self, cursor: Any, sql: str, params: Any) -> str | None:

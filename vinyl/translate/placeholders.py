@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 _INT4_MIN, _INT4_MAX = -(2**31), 2**31 - 1
 
@@ -52,3 +52,28 @@ def format_to_numeric_dollar(sql: str, params: Sequence[Any] | None) -> str:
     if not params:
         return sql.replace("%%", "%") if "%" in sql else sql
     return sql % tuple(f"${i}{_cast(value)}" for i, value in enumerate(params, 1))
+
+
+class _Numbered(dict):
+    """Number each ``%(name)s`` on first use; a repeated name reuses its $n."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.params = params
+        self.order: list[Any] = []
+
+    def __missing__(self, name: str) -> str:
+        value = self.params[name]
+        self.order.append(value)
+        placeholder = self[name] = f"${len(self.order)}{_cast(value)}"
+        return placeholder
+
+
+def pyformat_to_numeric_dollar(sql: str, params: Mapping[str, Any]) -> tuple[str, tuple]:
+    """Return ``sql`` with ``%(name)s`` as typed ``$n`` and the params in order.
+
+    >>> pyformat_to_numeric_dollar("SELECT %(a)s, %(b)s, %(a)s", {"a": 1, "b": "x"})
+    ('SELECT $1::int4, $2, $1::int4', (1, 'x'))
+    """
+    numbered = _Numbered(params)
+    return sql % numbered, tuple(numbered.order)

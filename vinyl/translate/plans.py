@@ -58,7 +58,7 @@ NEVER = "never"  # the shape cannot be cached
 LATER = "later"  # not with these values; try again with others
 
 
-def _positions(sql: str, params: Sequence[Any], probe_sql: str, probe_params: Sequence[Any], values: Sequence[Any], probes: Sequence[Any]) -> Any:
+def _positions(sql: str, params: Sequence[Any], probe_sql: str | None, probe_params: Sequence[Any], values: Sequence[Any], probes: Sequence[Any]) -> Any:
     if sql != probe_sql:
         return NEVER
     positions = slot_positions(params, values, probe_params, probes)
@@ -93,9 +93,12 @@ def rows_plan(
     compiler = qs.query.get_compiler(using=db)
     try:
         sql, params = compiler.as_sql()
-        probe_sql, probe_params = probe_qs.query.get_compiler(using=db).as_sql()
     except EmptyResultSet:
         return None
+    try:
+        probe_sql, probe_params = probe_qs.query.get_compiler(using=db).as_sql()
+    except Exception:  # the probe values do not compile: no plan
+        probe_sql, probe_params = None, ()
     builder = _builder(qs, compiler, db, adopt)
     if builder is None:
         return None

@@ -136,6 +136,21 @@ def substitute(method: str, args: tuple, kwargs: dict, values: Any) -> tuple[tup
     return args, filled
 
 
+def _probe_str(value: str, n: int) -> str:
+    # Strings often carry a typed value (a UUID, a number) that Django
+    # parses: the probe keeps the format so that it parses too.
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        pass
+    else:
+        other = uuid.UUID(int=(parsed.int + n) % 2**128)
+        return other.hex if value == parsed.hex else str(other)
+    if value.isdigit():
+        return str(int(value) + n)
+    return f"{value}\x01{n}"
+
+
 def probe_values(values: Sequence[Any]) -> tuple:
     """Return other values of the same kinds, all distinct from each other.
 
@@ -151,7 +166,7 @@ def probe_values(values: Sequence[Any]) -> tuple:
             bucket = _int_kind(value)
             probes.append(value + n if _int_kind(value + n) == bucket else value - n)
         elif kind is str:
-            probes.append(f"{value}\x01{n}")
+            probes.append(_probe_str(value, n))
         elif kind is float:
             probes.append(value + 7919.5 * n)
         elif kind is decimal.Decimal:

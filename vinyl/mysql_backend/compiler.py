@@ -1,0 +1,19 @@
+"""Django's mysql compilers, with vinyl's explain()."""
+
+from __future__ import annotations
+
+from vinyl.mysql_backend import _mysqldb
+
+_mysqldb.install()
+
+from django.db.backends.mysql.compiler import SQLAggregateCompiler, SQLDeleteCompiler, SQLInsertCompiler, SQLUpdateCompiler
+from django.db.backends.mysql.compiler import SQLCompiler as BaseSQLCompiler
+
+from vinyl._backend.compiler import ExplainMixin
+
+
+class SQLCompiler(ExplainMixin, BaseSQLCompiler):
+    pass
+
+
+__all__ = ["SQLAggregateCompiler", "SQLCompiler", "SQLDeleteCompiler", "SQLInsertCompiler", "SQLUpdateCompiler"]
