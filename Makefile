@@ -1,11 +1,12 @@
-# Everything a fresh clone needs: `make demo` and `make test`.
+# Everything a fresh clone needs: `make demo`, `make test` and `make bench`.
 PYTHON ?= python3
 VENV ?= .venv
 # Django 6.x needs Python >= 3.12.
 PYTHON_DJANGO6 ?= $(shell command -v python3.12 || ls /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n1)
 VENV_DJANGO6 ?= .venv-django6
+VENV_BENCH ?= .venv-bench
 
-.PHONY: venv test test-django6 test-all demo bench clean
+.PHONY: venv test test-django6 test-all demo bench bench-quick bench-profile clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,17 @@ $(VENV_DJANGO6)/.installed: pyproject.toml
 	$(PYTHON_DJANGO6) -m venv $(VENV_DJANGO6)
 	$(VENV_DJANGO6)/bin/python -m pip install -q --upgrade pip
 	$(VENV_DJANGO6)/bin/python -m pip install -q -e '.[test]' 'django>=6.0,<7'
+	touch $@
+
+# The benchmark peers (tortoise-orm) come from the `bench` extra. mysqlclient
+# is built where libmariadb-dev (or libmysqlclient-dev) and pkg-config are
+# installed; elsewhere Django's MySQL backend runs on PyMySQL.
+$(VENV_BENCH)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV_BENCH)
+	$(VENV_BENCH)/bin/python -m pip install -q --upgrade pip
+	$(VENV_BENCH)/bin/python -m pip install -q -e '.[bench]' 'django>=5.2,<6'
+	$(VENV_BENCH)/bin/python -m pip install -q mysqlclient 2>/dev/null || \
+		echo "mysqlclient could not be built: Django's MySQL backend will use PyMySQL"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -31,5 +43,18 @@ test-django6: $(VENV_DJANGO6)/.installed
 
 test-all: test test-django6
 
+## vinyl against the raw drivers, SQLAlchemy, Django and Tortoise, on
+## PostgreSQL and MariaDB (~15 min on 2 cores); writes benchmarks/results/latest.md.
+bench: $(VENV_BENCH)/.installed
+	$(VENV_BENCH)/bin/python -m benchmarks $(BENCH_ARGS)
+
+## The same, scaled down (~3 min).
+bench-quick: $(VENV_BENCH)/.installed
+	$(VENV_BENCH)/bin/python -m benchmarks --quick $(BENCH_ARGS)
+
+## Where vinyl's time goes: cProfile and the per-query cost split, both databases.
+bench-profile: $(VENV_BENCH)/.installed
+	$(VENV_BENCH)/bin/python -m benchmarks.profile_vinyl $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) $(VENV_DJANGO6) *.egg-info
+	rm -rf $(VENV) $(VENV_DJANGO6) $(VENV_BENCH) *.egg-info
