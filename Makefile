@@ -1,12 +1,13 @@
-# Everything a fresh clone needs: `make demo` and `make test`.
+# Everything a fresh clone needs: `make demo`, `make test` and `make bench`.
 PYTHON ?= python3
 VENV ?= .venv
 # Django 6.x needs Python >= 3.12.
 # (pyenv's shims only answer for the active version: look in its versions.)
 PYTHON_DJANGO6 ?= $(or $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13)),python3.12)
 VENV_DJANGO6 ?= .venv-django6
+VENV_BENCH ?= .venv-bench
 
-.PHONY: venv test test-django6 test-all demo typecheck bench clean
+.PHONY: venv test test-django6 test-all demo typecheck bench bench-quick bench-profile clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,17 @@ $(VENV_DJANGO6)/.installed: pyproject.toml
 	$(PYTHON_DJANGO6) -m venv $(VENV_DJANGO6)
 	$(VENV_DJANGO6)/bin/python -m pip install -q --upgrade pip
 	$(VENV_DJANGO6)/bin/python -m pip install -q -e '.[test]' 'django>=6.0,<7'
+	touch $@
+
+# The benchmark peers (tortoise-orm) come from the `bench` extra. mysqlclient
+# is built where libmariadb-dev (or libmysqlclient-dev) and pkg-config are
+# installed; elsewhere Django's MySQL backend runs on PyMySQL.
+$(VENV_BENCH)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV_BENCH)
+	$(VENV_BENCH)/bin/python -m pip install -q --upgrade pip
+	$(VENV_BENCH)/bin/python -m pip install -q -e '.[bench]' 'django>=5.2,<6'
+	$(VENV_BENCH)/bin/python -m pip install -q mysqlclient 2>/dev/null || \
+		echo "mysqlclient could not be built: Django's MySQL backend will use PyMySQL"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -40,6 +52,18 @@ demo: $(VENV)/.installed
 ## mypy on the examples, the demo and tests/typing (also run by `make test`).
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/python -m mypy
+## vinyl against the raw drivers, SQLAlchemy, Django and Tortoise, on
+## PostgreSQL and MariaDB (~15 min on 2 cores); writes benchmarks/results/latest.md.
+bench: $(VENV_BENCH)/.installed
+	$(VENV_BENCH)/bin/python -m benchmarks $(BENCH_ARGS)
+
+## The same, scaled down (~3 min).
+bench-quick: $(VENV_BENCH)/.installed
+	$(VENV_BENCH)/bin/python -m benchmarks --quick $(BENCH_ARGS)
+
+## Where vinyl's time goes: cProfile and the per-query cost split, both databases.
+bench-profile: $(VENV_BENCH)/.installed
+	$(VENV_BENCH)/bin/python -m benchmarks.profile_vinyl $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV_DJANGO6) *.egg-info
+	rm -rf $(VENV) $(VENV_DJANGO6) $(VENV_BENCH) *.egg-info

@@ -1,0 +1,1 @@
+"""vinyl's benchmark harness: ``make bench`` (or ``python -m benchmarks``)."""

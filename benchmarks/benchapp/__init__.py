@@ -1,0 +1,1 @@
+"""The models of the benchmark, shared by Django, Django ``a*`` and vinyl."""

@@ -1,0 +1,47 @@
+"""The benchmark schema. The other systems map the same tables.
+
+- ``benchapp_author`` (10k rows) and ``benchapp_book`` (50k, FK to author):
+  reads, joins, prefetches, updates, counts;
+- ``benchapp_entry``: inserts (emptied after each measurement);
+- ``benchapp_item``: the table streamed with ``async for`` (1M rows).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from vinyl import VinylManager
+
+
+class Author(models.Model):
+    name = models.CharField(max_length=100)
+    age = models.IntegerField(db_index=True)
+    email = models.CharField(max_length=100)
+
+    objects = models.Manager()
+    vinyl = VinylManager()
+
+
+class Book(models.Model):
+    title = models.CharField(max_length=200)
+    author = models.ForeignKey(Author, on_delete=models.CASCADE)
+    pages = models.IntegerField()
+
+    objects = models.Manager()
+    vinyl = VinylManager()
+
+
+class Entry(models.Model):
+    name = models.CharField(max_length=100)
+    value = models.IntegerField()
+
+    objects = models.Manager()
+    vinyl = VinylManager()
+
+
+class Item(models.Model):
+    n = models.IntegerField()
+    label = models.CharField(max_length=20)
+
+    objects = models.Manager()
+    vinyl = VinylManager()

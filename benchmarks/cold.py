@@ -1,0 +1,136 @@
+"""Cold start of one system: imports, set-up and first query, in this process.
+
+``python -m benchmarks.cold SYSTEM`` (``BENCH_DB`` picks the database)
+prints ``{"total_ms": ...}``: the time from before the system's first import
+to its first row, as a fresh worker process would pay it.
+"""
+
+import time
+
+T0 = time.perf_counter()
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+
+FIRST_ROW: list[float] = []
+
+
+def _mark() -> None:
+    """Note the moment the first row arrived (closing is not counted)."""
+    FIRST_ROW.append(time.perf_counter())
+
+
+def _django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
+    import django
+
+    django.setup()
+
+
+def raw(db: str) -> None:
+    from benchmarks.config import server
+
+    s = server(db)
+    if db == "postgresql":
+        import asyncpg
+
+        async def go() -> None:
+            conn = await asyncpg.connect(host=s["HOST"], port=int(s["PORT"]), user=s["USER"], password=s["PASSWORD"] or None, database=s["NAME"])
+            await conn.fetchrow("SELECT id, name, age, email FROM benchapp_author WHERE id = $1", 1)
+            _mark()
+            await conn.close()
+    else:
+        import asyncmy
+
+        async def go() -> None:
+            conn = await asyncmy.connect(host=s["HOST"], port=int(s["PORT"]), user=s["USER"], password=s["PASSWORD"], db=s["NAME"], autocommit=True)
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT id, name, age, email FROM benchapp_author WHERE id = %s", (1,))
+                await cur.fetchone()
+                _mark()
+            conn.close()
+
+    asyncio.run(go())
+
+
+def vinyl(db: str) -> None:
+    _django()
+    import vinyl as v
+    from benchmarks.benchapp.models import Author
+
+    async def go() -> None:
+        await Author.vinyl.get(pk=1)
+        _mark()
+        await v.dispose()
+
+    asyncio.run(go())
+
+
+def django(db: str) -> None:
+    _django()
+    from benchmarks.benchapp.models import Author
+
+    Author.objects.get(pk=1)
+    _mark()
+
+
+def django_async(db: str) -> None:
+    _django()
+    from benchmarks.benchapp.models import Author
+
+    asyncio.run(Author.objects.aget(pk=1))
+    _mark()
+
+
+def sa_core(db: str) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from benchmarks.systems.sa_models import Author, url
+
+    async def go() -> None:
+        engine = create_async_engine(url(db), isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            (await conn.execute(select(Author.__table__).where(Author.__table__.c.id == 1))).first()
+            _mark()
+        await engine.dispose()
+
+    asyncio.run(go())
+
+
+def sa_orm(db: str) -> None:
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from benchmarks.systems.sa_models import Author, url
+
+    async def go() -> None:
+        engine = create_async_engine(url(db))
+        async with async_sessionmaker(engine)() as session:
+            await session.get(Author, 1)
+            _mark()
+        await engine.dispose()
+
+    asyncio.run(go())
+
+
+def tortoise(db: str) -> None:
+    from tortoise import Tortoise
+
+    from benchmarks.systems.tortoise_sys import Author, init
+
+    async def go() -> None:
+        await init(db, 1)
+        await Author.get(id=1)
+        _mark()
+        await Tortoise.close_connections()
+
+    asyncio.run(go())
+
+
+if __name__ == "__main__":
+    system = sys.argv[1]
+    globals()[system](os.environ.get("BENCH_DB", "postgresql"))
+    print(json.dumps({"total_ms": (FIRST_ROW[0] - T0) * 1000}))

@@ -1,0 +1,222 @@
+"""The raw driver: asyncpg on PostgreSQL, asyncmy on MariaDB/MySQL.
+
+Sequential workloads run on one held connection (the fastest way a driver
+offers); the concurrency workload uses the driver's pool, with asyncpg's
+per-release reset query turned off (autocommit connections hold no state).
+Rows stay driver rows: no model instances.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from benchmarks.config import server
+from benchmarks.systems.base import AsyncSystem
+from benchmarks.workloads import BULK, CHUNK
+
+AUTHOR_COLS = "id, name, age, email"
+BOOK_COLS = "id, title, author_id, pages"
+JOIN = (
+    "SELECT b.id, b.title, b.author_id, b.pages, a.id, a.name, a.age, a.email "
+    "FROM benchapp_book b INNER JOIN benchapp_author a ON a.id = b.author_id "
+    "WHERE b.id >= {0} ORDER BY b.id LIMIT 100"
+)
+
+
+async def _no_reset(conn: Any) -> None:
+    """Skip asyncpg's reset query on release."""
+
+
+def System(db: str, *args: Any, **kwargs: Any) -> AsyncSystem:
+    """Return the raw-driver system of ``db``."""
+    return (_Asyncpg if db == "postgresql" else _Asyncmy)(db, *args, **kwargs)
+
+
+class _Asyncpg(AsyncSystem):
+    key = "raw"
+    note = "raw driver = asyncpg (held connection; pool without reset query for the concurrency row)"
+
+    async def setup(self) -> None:
+        import asyncpg
+
+        s = server("postgresql")
+        self.params = dict(host=s["HOST"], port=int(s["PORT"]), user=s["USER"], password=s["PASSWORD"] or None, database=s["NAME"])
+        self.conn = await asyncpg.connect(**self.params)
+        self.pool = await asyncpg.create_pool(min_size=self.pool_size, max_size=self.pool_size, reset=_no_reset, **self.params)
+
+    async def teardown(self) -> None:
+        await self.conn.close()
+        await self.pool.close()
+
+    async def get(self, i: int) -> Any:
+        return await self.conn.fetchrow(f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id = $1", self.keys.author(i))
+
+    async def filter100(self, i: int) -> Any:
+        return await self.conn.fetch(
+            f"SELECT {BOOK_COLS} FROM benchapp_book WHERE id >= $1 AND pages >= $2 ORDER BY id LIMIT 100",
+            self.keys.book(i), self.keys.pages(i),
+        )
+
+    async def join100(self, i: int) -> Any:
+        return await self.conn.fetch(JOIN.format("$1"), self.keys.book(i))
+
+    async def insert1(self, i: int) -> Any:
+        return await self.conn.fetchval(
+            "INSERT INTO benchapp_entry (name, value) VALUES ($1, $2) RETURNING id", f"entry {i}", i
+        )
+
+    async def bulk1000(self, i: int) -> Any:
+        # One statement returning the new keys, as the ORMs do on PostgreSQL.
+        names = [f"entry {i}.{j}" for j in range(BULK)]
+        return await self.conn.fetch(
+            "INSERT INTO benchapp_entry (name, value) SELECT * FROM unnest($1::varchar[], $2::int[]) RETURNING id",
+            names, list(range(BULK)),
+        )
+
+    async def update_f(self, i: int) -> Any:
+        b = self.keys.book(i)
+        return await self.conn.execute("UPDATE benchapp_book SET pages = pages + 1 WHERE id >= $1 AND id < $2", b, b + 10)
+
+    async def count(self, i: int) -> Any:
+        return await self.conn.fetchval("SELECT COUNT(*) FROM benchapp_book WHERE author_id = $1", self.keys.author(i))
+
+    async def update_set(self, i: int) -> Any:
+        return await self.conn.execute("UPDATE benchapp_book SET title = $1 WHERE author_id = $2", f"title {i}", self.keys.author(i))
+
+    async def prefetch(self, i: int) -> Any:
+        authors = await self.conn.fetch(
+            f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id >= $1 ORDER BY id LIMIT 100", self.keys.author(i)
+        )
+        books = await self.conn.fetch(
+            f"SELECT {BOOK_COLS} FROM benchapp_book WHERE author_id = ANY($1::bigint[])", [a[0] for a in authors]
+        )
+        by_author: dict[int, list] = defaultdict(list)
+        for book in books:
+            by_author[book[2]].append(book)
+        return [(a, by_author[a[0]]) for a in authors]
+
+    async def txn10(self, i: int) -> None:
+        a, b = self.keys.author(i), self.keys.book(i)
+        async with self.conn.transaction():
+            for j in range(5):
+                await self.conn.fetchrow(f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id = $1", a + j)
+                await self.conn.execute("UPDATE benchapp_book SET pages = pages + 1 WHERE id = $1", b + j)
+
+    async def concurrent_get(self, i: int) -> Any:
+        async with self.pool.acquire() as conn:
+            return await conn.fetchrow(f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id = $1", self.keys.author(i))
+
+    async def stream(self) -> int:
+        n = 0
+        async with self.conn.transaction():
+            async for _row in self.conn.cursor("SELECT id, n, label FROM benchapp_item", prefetch=CHUNK):
+                n += 1
+        return n
+
+
+class _Asyncmy(AsyncSystem):
+    key = "raw"
+    note = "raw driver = asyncmy (held autocommit connection; its pool for the concurrency row)"
+
+    async def setup(self) -> None:
+        import asyncmy
+
+        s = server("mysql")
+        self.params = dict(host=s["HOST"], port=int(s["PORT"]), user=s["USER"], password=s["PASSWORD"], db=s["NAME"], autocommit=True, charset="utf8mb4")
+        self.conn = await asyncmy.connect(**self.params)
+        self.pool = await asyncmy.create_pool(minsize=self.pool_size, maxsize=self.pool_size, **self.params)
+
+    async def teardown(self) -> None:
+        self.conn.close()
+        self.pool.close()
+        await self.pool.wait_closed()
+
+    async def _one(self, conn: Any, sql: str, args: tuple) -> Any:
+        async with conn.cursor() as cur:
+            await cur.execute(sql, args)
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, args: tuple) -> Any:
+        async with self.conn.cursor() as cur:
+            await cur.execute(sql, args)
+            return await cur.fetchall()
+
+    async def _exec(self, sql: str, args: tuple) -> int:
+        async with self.conn.cursor() as cur:
+            return await cur.execute(sql, args)
+
+    async def get(self, i: int) -> Any:
+        return await self._one(self.conn, f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id = %s", (self.keys.author(i),))
+
+    async def filter100(self, i: int) -> Any:
+        return await self._all(
+            f"SELECT {BOOK_COLS} FROM benchapp_book WHERE id >= %s AND pages >= %s ORDER BY id LIMIT 100",
+            (self.keys.book(i), self.keys.pages(i)),
+        )
+
+    async def join100(self, i: int) -> Any:
+        return await self._all(JOIN.format("%s"), (self.keys.book(i),))
+
+    async def insert1(self, i: int) -> Any:
+        async with self.conn.cursor() as cur:
+            await cur.execute("INSERT INTO benchapp_entry (name, value) VALUES (%s, %s)", (f"entry {i}", i))
+            return cur.lastrowid
+
+    async def bulk1000(self, i: int) -> Any:
+        # asyncmy's executemany sends one multi-row INSERT.
+        async with self.conn.cursor() as cur:
+            return await cur.executemany(
+                "INSERT INTO benchapp_entry (name, value) VALUES (%s, %s)",
+                [(f"entry {i}.{j}", j) for j in range(BULK)],
+            )
+
+    async def update_f(self, i: int) -> Any:
+        b = self.keys.book(i)
+        return await self._exec("UPDATE benchapp_book SET pages = pages + 1 WHERE id >= %s AND id < %s", (b, b + 10))
+
+    async def count(self, i: int) -> Any:
+        return (await self._one(self.conn, "SELECT COUNT(*) FROM benchapp_book WHERE author_id = %s", (self.keys.author(i),)))[0]
+
+    async def update_set(self, i: int) -> Any:
+        return await self._exec("UPDATE benchapp_book SET title = %s WHERE author_id = %s", (f"title {i}", self.keys.author(i)))
+
+    async def prefetch(self, i: int) -> Any:
+        authors = await self._all(
+            f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id >= %s ORDER BY id LIMIT 100", (self.keys.author(i),)
+        )
+        ids = tuple(a[0] for a in authors)
+        books = await self._all(
+            f"SELECT {BOOK_COLS} FROM benchapp_book WHERE author_id IN ({', '.join(['%s'] * len(ids))})", ids
+        )
+        by_author: dict[int, list] = defaultdict(list)
+        for book in books:
+            by_author[book[2]].append(book)
+        return [(a, by_author[a[0]]) for a in authors]
+
+    async def txn10(self, i: int) -> None:
+        a, b = self.keys.author(i), self.keys.book(i)
+        await self.conn.begin()
+        try:
+            for j in range(5):
+                await self._one(self.conn, f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id = %s", (a + j,))
+                await self._exec("UPDATE benchapp_book SET pages = pages + 1 WHERE id = %s", (b + j,))
+        except BaseException:
+            await self.conn.rollback()
+            raise
+        await self.conn.commit()
+
+    async def concurrent_get(self, i: int) -> Any:
+        async with self.pool.acquire() as conn:
+            return await self._one(conn, f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id = %s", (self.keys.author(i),))
+
+    async def stream(self) -> int:
+        from asyncmy.cursors import SSCursor
+
+        n = 0
+        async with self.conn.cursor(SSCursor) as cur:
+            await cur.execute("SELECT id, n, label FROM benchapp_item")
+            while rows := await cur.fetchmany(CHUNK):
+                n += len(rows)
+        return n
+
