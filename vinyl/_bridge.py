@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from sqlalchemy import util as _sa_util
 
-from vinyl.engine.scope import bound_scope, in_bridge, operation
+from vinyl.engine.scope import in_bridge, joined, operation
 
 T = TypeVar("T")
 
@@ -25,19 +25,22 @@ _sa_await: Callable[[Awaitable[Any]], Any] = getattr(_sa_util, "await_", None) o
 
 async def run(alias: str, fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(*args)`` as one operation on ``alias``, inside the bridge."""
-    scope = bound_scope(alias)
-    if scope is not None and scope.reentered():
-        # Called from a coroutine that sync code in the bridge is awaiting
-        # (an async signal receiver): that code holds the scope's lock, so
-        # join its connection instead of waiting for the lock.
-        return await scope.connection.run_sync(lambda _conn: fn(*args))
     async with operation(alias) as scope:
         return await scope.run_sync(fn, *args)
 
 
 def await_(awaitable: Awaitable[T]) -> T:
-    """Wait for ``awaitable`` from sync code running inside the bridge."""
-    return _sa_await(awaitable)
+    """Wait for ``awaitable`` from sync code running inside the bridge.
+
+    The awaited code (an async signal receiver) runs its vinyl statements in
+    the same transaction as the sync code, and may start tasks that do too.
+    """
+    return _sa_await(_joined(awaitable))
+
+
+async def _joined(awaitable: Awaitable[T]) -> T:
+    async with joined():
+        return await awaitable
 
 
 __all__ = ["await_", "in_bridge", "run"]

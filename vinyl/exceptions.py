@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import django.db
 from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError
 from django.db.transaction import TransactionManagementError
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from vinyl.engine.engines import EngineEntry
 
 
@@ -27,6 +30,10 @@ class SyncConnectionError(ImproperlyConfigured):
 
 class TransactionScopeEnded(TransactionManagementError):
     """A task used the transaction of an ``atomic`` block that has ended."""
+
+
+class PoolExhausted(OperationalError):
+    """No pooled connection became free within the pool's ``pool_timeout``."""
 
 
 class DeferredFieldError(AttributeError):
@@ -49,3 +56,48 @@ def connection_error(alias: str, entry: EngineEntry, exc: Exception) -> Exceptio
         f"({type(exc).__name__}: {exc}); check that the server is running and "
         f"that HOST, PORT, USER and NAME of DATABASES[{alias!r}] are right"
     )
+
+
+def pool_exhausted(alias: str, engine: AsyncEngine) -> PoolExhausted:
+    """Say which pool ran out of connections, and what to change."""
+    pool = engine.sync_engine.pool
+    size = getattr(pool, "size", lambda: "?")()
+    overflow = getattr(pool, "_max_overflow", 0)
+    timeout = getattr(pool, "timeout", lambda: "?")()
+    checked_out = getattr(pool, "checkedout", lambda: "?")()
+    return PoolExhausted(
+        f"vinyl's connection pool for database alias {alias!r} is exhausted: "
+        f"{checked_out} connections checked out (pool_size={size}, "
+        f"max_overflow={overflow}) and none came back within "
+        f"pool_timeout={timeout}s; raise pool_size or max_overflow in "
+        f"DATABASES[{alias!r}]['OPTIONS']['pool'], or hold connections for "
+        f"less time (fewer concurrent tasks, shorter atomic blocks)"
+    )
+
+
+# Most specific first: Django's DB-API exception classes by name.
+_DJANGO_ERRORS = (
+    django.db.IntegrityError,
+    django.db.DataError,
+    django.db.NotSupportedError,
+    django.db.ProgrammingError,
+    django.db.InternalError,
+    django.db.OperationalError,
+    django.db.InterfaceError,
+    django.db.DatabaseError,
+    django.db.Error,
+)
+
+
+def database_error(exc: BaseException) -> Exception:
+    """Return Django's error for an SQLAlchemy/driver error (``raise ... from exc``).
+
+    The DB-API exception classes of every driver adapter share the PEP 249
+    names, which is how Django's own wrapper maps them too.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    names = {cls.__name__ for cls in type(orig).__mro__}
+    for django_cls in _DJANGO_ERRORS:
+        if django_cls.__name__ in names:
+            return django_cls(*getattr(orig, "args", (str(orig),)))
+    return django.db.DatabaseError(str(orig))

@@ -334,8 +334,9 @@ async def _stream(scope: Scope, qs: QuerySet, size: int) -> AsyncIterator[Any]:
             for obj in batch:
                 yield obj
     finally:
-        # Close the driver cursor inside the bridge, where it can await.
-        if not scope.ended:
+        # Close the driver cursor inside the bridge, where it can await
+        # (unless the rows ran out or an error already closed it).
+        if getattr(rows, "gi_frame", True) is not None and not scope.ended:
             await scope.run_sync(rows.close)
 
 

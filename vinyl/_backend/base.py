@@ -32,7 +32,6 @@ _SCOPED_DEFAULTS: dict[str, Any] = {
     "savepoint_ids": list,
     "atomic_blocks": list,
     "commit_on_exit": True,
-    "needs_rollback": False,
     "rollback_exc": None,
     "closed_in_transaction": False,
     "run_on_commit": list,
@@ -62,6 +61,25 @@ class _ScopedAttribute:
 
     def __set__(self, wrapper: Any, value: Any) -> None:
         setattr(wrapper._vinyl_state(), self.name, value)
+
+
+class _LevelNeedsRollback:
+    """``wrapper.needs_rollback``: the flag of the bound transaction level.
+
+    A savepoint level that rolls back takes its flag with it, so an error
+    caught inside a nested ``vinyl.atomic`` block does not doom the outer one.
+    """
+
+    def __get__(self, wrapper: Any, owner: type | None = None) -> Any:
+        if wrapper is None:
+            return self
+        scope = bound_scope(wrapper.alias)
+        return scope.needs_rollback if scope is not None else False
+
+    def __set__(self, wrapper: Any, value: Any) -> None:
+        scope = bound_scope(wrapper.alias)
+        if scope is not None:
+            scope.needs_rollback = bool(value)
 
 
 class _BoundConnection:
@@ -148,6 +166,7 @@ class VinylWrapperMixin:
     vinyl_cursor_class: type[VinylCursor] = VinylCursor
 
     connection = _BoundConnection()
+    needs_rollback = _LevelNeedsRollback()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -168,9 +187,14 @@ class VinylWrapperMixin:
             if state is None:
                 state = self.__dict__["_vinyl_unbound_state"] = _new_state()
             return state
-        state = scope.attachments.get("django")
+        state = scope.connection_state.get("django")
         if state is None:
-            state = scope.attachments["django"] = _new_state()
+            state = scope.connection_state["django"] = _new_state()
+            # The transaction belongs to vinyl's scope: to Django's code it
+            # is always an atomic block it cannot commit, so each Django
+            # atomic() inside it is a savepoint and mark_for_rollback_on_error
+            # flags the level, as in a Django atomic block.
+            state.in_atomic_block = True
         return state
 
     # -- engine configuration -------------------------------------------
@@ -179,7 +203,7 @@ class VinylWrapperMixin:
         """Describe the SQLAlchemy engine of this alias from its settings."""
         settings = self.settings_dict
         options = dict(settings.get("OPTIONS") or {})
-        engine_kwargs: dict[str, Any] = dict(self.vinyl_engine_defaults())
+        engine_kwargs: dict[str, Any] = {**self.vinyl_pool_defaults(), **self.vinyl_engine_defaults()}
         pool = options.pop("pool", None) or {}
         if not isinstance(pool, dict):
             raise SyncConnectionError(
@@ -210,6 +234,11 @@ class VinylWrapperMixin:
 
     def vinyl_engine_defaults(self) -> dict[str, Any]:
         return {}
+
+    def vinyl_pool_defaults(self) -> dict[str, Any]:
+        # A connection the server closed (restart, idle timeout, KILL) is
+        # replaced at checkout instead of failing the next statement.
+        return {"pool_pre_ping": True}
 
     def vinyl_connect_args(self) -> dict[str, Any]:
         return {}
@@ -275,7 +304,27 @@ class VinylWrapperMixin:
         return self.vinyl_cursor_class(scope.dbapi_connection().cursor(server_side=bool(name)))
 
     def chunked_cursor(self) -> Any:
+        scope = bound_scope(self.alias)
+        if scope is not None and not scope.exclusive and not self.features.can_interleave_with_server_side_cursor:
+            # Other tasks' statements may run on this connection between two
+            # chunks, which would cut an open unbuffered result short: the
+            # driver buffers the result instead.
+            return self._cursor()
         return self._cursor(name="vinyl_chunked")
+
+    def get_autocommit(self) -> bool:
+        # Django asks in two places here: atomic(), which never gets this far
+        # (in_atomic_block is always set), and select_for_update(), which
+        # needs a transaction the application holds: a vinyl block, or a
+        # Django atomic() inside the operation (update_or_create).
+        scope = bound_scope(self.alias)
+        if scope is None:
+            return False
+        return not scope.in_block and not self.atomic_blocks
+
+    def _savepoint_allowed(self) -> bool:
+        # Every vinyl scope is a transaction.
+        return self.features.uses_savepoints
 
     def _set_autocommit(self, autocommit: bool) -> None:
         raise TransactionManagementError(

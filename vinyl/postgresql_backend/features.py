@@ -10,3 +10,6 @@ class DatabaseFeatures(PostgreSQLFeatures):
     # Can this backend stream rows with a server-side cursor? asyncpg's
     # cursors, inside the operation's transaction.
     can_stream_with_server_side_cursor = True
+    # Can other statements run on the connection while a server-side cursor
+    # is open on it? asyncpg's cursors are portals: yes.
+    can_interleave_with_server_side_cursor = True
