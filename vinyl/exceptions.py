@@ -89,13 +89,49 @@ _DJANGO_ERRORS = (
 )
 
 
+# SQLSTATE classes (first two characters) and the PEP 249 class psycopg,
+# and so Django's PostgreSQL backend, raises for them.
+_SQLSTATE_CLASSES: dict[str, type[Exception]] = {
+    "08": django.db.OperationalError,  # connection exception
+    "0A": django.db.NotSupportedError,
+    "22": django.db.DataError,
+    "23": django.db.IntegrityError,
+    "24": django.db.InternalError,  # invalid cursor state
+    "25": django.db.InternalError,  # invalid transaction state
+    "28": django.db.OperationalError,  # invalid authorization
+    "2D": django.db.InternalError,
+    "40": django.db.OperationalError,  # serialization failure, deadlock
+    "42": django.db.ProgrammingError,
+    "53": django.db.OperationalError,  # insufficient resources
+    "54": django.db.OperationalError,  # program limit exceeded
+    "55": django.db.OperationalError,  # lock not available
+    "57": django.db.OperationalError,  # query canceled, admin shutdown
+    "58": django.db.OperationalError,
+    "XX": django.db.InternalError,
+}
+
+
+def sqlstate_error_class(exc: BaseException | None) -> type[Exception] | None:
+    """Return Django's class for a driver error that carries a SQLSTATE."""
+    while exc is not None:
+        code = getattr(exc, "sqlstate", None)
+        if isinstance(code, str) and len(code) == 5:
+            return _SQLSTATE_CLASSES.get(code[:2], django.db.DatabaseError)
+        exc = exc.__cause__
+    return None
+
+
 def database_error(exc: BaseException) -> Exception:
     """Return Django's error for an SQLAlchemy/driver error (``raise ... from exc``).
 
     The DB-API exception classes of every driver adapter share the PEP 249
-    names, which is how Django's own wrapper maps them too.
+    names, which is how Django's own wrapper maps them too; a SQLSTATE, where
+    the driver gives one, is more precise.
     """
     orig = getattr(exc, "orig", None) or exc
+    by_state = sqlstate_error_class(orig)
+    if by_state is not None:
+        return by_state(*getattr(orig, "args", (str(orig),)))
     names = {cls.__name__ for cls in type(orig).__mro__}
     for django_cls in _DJANGO_ERRORS:
         if django_cls.__name__ in names:

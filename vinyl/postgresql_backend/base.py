@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+from django.db import DataError, IntegrityError
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQLWrapper
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
+from django.db.utils import DatabaseErrorWrapper
+
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
+from vinyl.exceptions import sqlstate_error_class
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.translate.placeholders import format_to_numeric_dollar
@@ -23,6 +27,25 @@ class PostgreSQLCursor(VinylCursor):
     def prepare(self, sql: str, params: Any) -> tuple[str, Any]:
         params = tuple(params) if params is not None else ()
         return format_to_numeric_dollar(sql, params), params
+
+
+class SQLStateErrorWrapper(DatabaseErrorWrapper):
+    """Django's error mapping, by SQLSTATE as psycopg does.
+
+    SQLAlchemy's asyncpg adapter raises its bare ``Error`` for most server
+    errors (a NOWAIT lock failure, a deadlock), which Django would map to
+    ``django.db.Error``; psycopg raises ``OperationalError`` and friends.
+    """
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        if exc_type is not None:
+            django_class = sqlstate_error_class(exc_value)
+            if django_class is not None and issubclass(exc_type, self.wrapper.Database.Error):
+                error = django_class(*exc_value.args)
+                if django_class not in (DataError, IntegrityError):
+                    self.wrapper.errors_occurred = True
+                raise error.with_traceback(traceback) from exc_value
+        super().__exit__(exc_type, exc_value, traceback)
 
 
 class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
@@ -50,6 +73,10 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
             "pg_version": number,
             "version": (number // 10000, number % 10000),
         }
+
+    @property
+    def wrap_database_errors(self) -> SQLStateErrorWrapper:
+        return SQLStateErrorWrapper(self)
 
     @property
     def pg_version(self) -> int:
