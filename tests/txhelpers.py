@@ -32,11 +32,11 @@ async def settle(using: str = "vinyl_default", rounds: int = 200) -> int:
     return checked_out(using)
 
 
-async def configure_pool(using: str = "vinyl_default", **pool: Any) -> None:
-    """Rebuild the engine of ``using`` with these pool arguments."""
+async def configure_pool(connect_args: dict | None = None, using: str = "vinyl_default", **pool: Any) -> None:
+    """Rebuild the engine of ``using`` with these pool (and driver) arguments."""
     await vinyl.dispose(using)
     settings = connections.settings[using]
-    options = dict(settings.get("OPTIONS") or {})
+    options = {**(settings.get("OPTIONS") or {}), **(connect_args or {})}
     options["pool"] = {**options.get("pool", {}), **pool}
     settings["OPTIONS"] = options
     try:
@@ -47,6 +47,8 @@ async def configure_pool(using: str = "vinyl_default", **pool: Any) -> None:
 
 async def open_transactions(backend: str) -> int:
     """Count transactions open on the test database, from a fresh connection."""
+    if backend == "mysql":
+        await asyncio.sleep(0.15)  # InnoDB's cached view of INNODB_TRX
     async with vinyl.get_engine().connect() as conn:
         if backend == "postgresql":
             sql = (
@@ -55,8 +57,9 @@ async def open_transactions(backend: str) -> int:
             )
         else:
             sql = (
-                "SELECT count(*) FROM information_schema.INNODB_TRX "
-                "WHERE trx_mysql_thread_id <> CONNECTION_ID()"
+                "SELECT count(*) FROM information_schema.INNODB_TRX t "
+                "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+                "WHERE p.DB = DATABASE() AND p.ID <> CONNECTION_ID()"
             )
         return (await conn.exec_driver_sql(sql)).scalar_one()
 
@@ -85,3 +88,14 @@ async def lock_waits(backend: str) -> int:
         else:
             sql = "SELECT count(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"
         return (await conn.exec_driver_sql(sql)).scalar_one()
+
+
+async def no_open_transactions(backend: str) -> bool:
+    """Wait (bounded) for the server to drop sessions vinyl closed; True if none is left."""
+    for _ in range(20):
+        if await open_transactions(backend) == 0:
+            return True
+        # A connection vinyl closed may still be listed until its server
+        # process has gone; a leaked one would stay.
+        await asyncio.sleep(0.1)
+    return False

@@ -314,6 +314,25 @@ async def release(scope: Scope, *, commit: bool) -> None:
     await conn.close()
 
 
+def is_disconnect(scope: Scope, exc: BaseException) -> bool:
+    """Did ``exc`` come from a connection the server (or network) closed?
+
+    vinyl runs statements on the driver connection, below SQLAlchemy's own
+    disconnect handling, so it asks the dialect itself.
+    """
+    dialect = scope.connection.dialect
+    dbapi_error = getattr(dialect.loaded_dbapi, "Error", None)
+    error: BaseException | None = exc
+    while error is not None and dbapi_error is not None:
+        if isinstance(error, dbapi_error):
+            try:
+                return bool(dialect.is_disconnect(error, scope.dbapi_connection(), None))
+            except Exception:
+                return True
+        error = error.__cause__
+    return False
+
+
 @asynccontextmanager
 async def operation(alias: str, *, isolate: bool = True) -> AsyncIterator[Scope]:
     """Give the scope one vinyl operation runs in.
@@ -338,7 +357,7 @@ async def operation(alias: str, *, isolate: bool = True) -> AsyncIterator[Scope]
     try:
         yield scope
     except BaseException as exc:
-        if isinstance(exc, Exception):
+        if isinstance(exc, Exception) and not is_disconnect(scope, exc):
             await release(scope, commit=False)
         else:
             # Cancelled (or closed) at an arbitrary point.
