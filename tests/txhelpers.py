@@ -24,11 +24,12 @@ def checked_out(using: str = "vinyl_default") -> int:
 
 
 async def settle(using: str = "vinyl_default", rounds: int = 200) -> int:
-    """Let finalizers (closed async generators) run; return checked_out()."""
+    """Let finalizers (async generators closed when collected) finish their
+    I/O, for up to two seconds; return checked_out()."""
     for _ in range(rounds):
         if checked_out(using) == 0:
             break
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
     return checked_out(using)
 
 

@@ -16,7 +16,7 @@ from django.db.models import Prefetch, QuerySet
 from django.db.models.query import ModelIterable
 
 from vinyl import _bridge
-from vinyl.engine.scope import Scope, active_scope, checkout, release
+from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
 
 M = TypeVar("M", bound=models.Model)
 
@@ -336,8 +336,8 @@ async def _stream(scope: Scope, qs: QuerySet, size: int) -> AsyncIterator[Any]:
     finally:
         # Close the driver cursor inside the bridge, where it can await
         # (unless the rows ran out or an error already closed it).
-        if getattr(rows, "gi_frame", True) is not None and not scope.ended:
-            await scope.run_sync(rows.close)
+        if getattr(rows, "gi_frame", True) is not None:
+            await close_rows(scope, rows)
 
 
 def _start_stream(qs: QuerySet, size: int) -> Iterator[Any]:

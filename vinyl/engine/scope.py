@@ -39,6 +39,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.util import greenlet_spawn
 
 from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
 from vinyl.exceptions import (
@@ -215,6 +216,26 @@ def in_bridge() -> bool:
     in the task's own greenlet, and use the async API.
     """
     return bool(_bound.get()) and _in_greenlet()
+
+
+async def close_rows(scope: Scope, rows: Any) -> None:
+    """Close a generator of rows that sync code opened on ``scope``.
+
+    Its driver cursor closes inside the bridge; if the scope has ended
+    meanwhile (a stream abandoned inside an ``atomic`` block and collected
+    after it), the cursor is closed without the connection, which is no
+    longer this stream's.
+    """
+    if not scope.ended:
+        try:
+            await scope.run_sync(rows.close)
+            return
+        except TransactionScopeEnded:
+            pass
+    try:
+        await greenlet_spawn(rows.close)
+    except Exception:  # the transaction that held the cursor is gone
+        pass
 
 
 # -- checkout and release -----------------------------------------------------
