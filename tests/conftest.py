@@ -31,7 +31,7 @@ from django.db import connections  # noqa: E402
 import vinyl  # noqa: E402
 
 # vinyl's own plugin: the vinyl_transaction fixture (see vinyl/testing.py).
-pytest_plugins = ["vinyl.testing"]
+pytest_plugins = ["vinyl.testing", "pytester"]
 
 BACKENDS: list[str] = settings.BACKENDS
 

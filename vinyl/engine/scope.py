@@ -177,7 +177,7 @@ class Scope:
             try:
                 return await self.connection.run_sync(_call, fn, args)
             except BaseException as exc:
-                if isinstance(exc, Exception) and not _cancelling(task):
+                if isinstance(exc, Exception) and not _cancel_turned_error(task, exc):
                     raise
                 # Interrupted mid-operation: what ran of it cannot be kept.
                 self.needs_rollback = True
@@ -197,6 +197,23 @@ def _call(_sync_conn: Any, fn: Callable[..., T], args: tuple) -> T:
 
 def _cancelling(task: asyncio.Task | None) -> bool:
     return task is not None and task.cancelling() > 0
+
+
+def _cancel_turned_error(task: asyncio.Task | None, exc: BaseException) -> bool:
+    """Is ``exc`` a driver's report of this task's cancellation?
+
+    asyncmy closes the connection and raises InterfaceError("Cancelled during
+    execution"). (``cancelling()`` alone is not enough: a TaskGroup whose
+    child failed can leave it set on its parent.)
+    """
+    if not _cancelling(task):
+        return False
+    error: BaseException | None = exc
+    while error is not None:
+        if any(cls.__name__ == "InterfaceError" for cls in type(error).__mro__):
+            return True
+        error = error.__cause__
+    return False
 
 
 def active_scope(alias: str) -> Scope | None:
