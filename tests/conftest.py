@@ -30,6 +30,9 @@ from django.db import connections, transaction  # noqa: E402
 
 import vinyl  # noqa: E402
 
+# vinyl's own plugin: the vinyl_transaction fixture (see vinyl/testing.py).
+pytest_plugins = ["vinyl.testing", "pytester"]
+
 BACKENDS: list[str] = settings.BACKENDS
 
 
@@ -156,6 +159,12 @@ async def vinyl_db(_emptied: str) -> object:
     point_default_alias(_emptied)
     yield _emptied
     await vinyl.dispose()
+
+
+@pytest.fixture
+def vinyl_test_aliases(vinyl_db: str) -> list[str]:
+    """Roll back ``vinyl_default`` only, once ``vinyl_db`` has pointed it."""
+    return ["vinyl_default"]
 
 
 @pytest.fixture(autouse=True)

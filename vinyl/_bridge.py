@@ -11,12 +11,11 @@ receivers) without leaving the bridge.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Awaitable, Callable, TypeVar
 
 from sqlalchemy import util as _sa_util
 
-from vinyl.engine.scope import bound_scope, in_bridge, operation, reentry_lock
+from vinyl.engine.scope import in_bridge, joined, operation, recover_from_disconnect
 
 T = TypeVar("T")
 
@@ -33,21 +32,30 @@ async def run(
     write statement: outside ``atomic`` neither needs a transaction of its
     own where the driver autocommits.
     """
-    scope = bound_scope(alias)
-    if scope is not None and scope.bridge_task is not None:
-        # Called from a coroutine that sync code in the bridge is awaiting
-        # (an async signal receiver, which Signal.asend may run in a task of
-        # its own): that code holds the scope's lock, so join its connection
-        # instead of waiting for the lock, one receiver at a time.
-        async with reentry_lock(scope):
-            return await scope.connection.run_sync(lambda _conn: fn(*args))
-    async with operation(alias, readonly=readonly, single_write=single_write) as scope:
+    try:
+        async with operation(alias, readonly=readonly, single_write=single_write) as scope:
+            return await scope.run_sync(fn, *args)
+    except Exception as exc:
+        # A read that hit a connection the server closed runs once more on a
+        # fresh one; a write may have reached the server, so it never does.
+        if not (readonly and await recover_from_disconnect(alias, exc)):
+            raise
+    async with operation(alias, readonly=readonly) as scope:
         return await scope.run_sync(fn, *args)
 
 
 def await_(awaitable: Awaitable[T]) -> T:
-    """Wait for ``awaitable`` from sync code running inside the bridge."""
-    return _sa_await(awaitable)
+    """Wait for ``awaitable`` from sync code running inside the bridge.
+
+    The awaited code (an async signal receiver) runs its vinyl statements in
+    the same transaction as the sync code, and may start tasks that do too.
+    """
+    return _sa_await(_joined(awaitable))
+
+
+async def _joined(awaitable: Awaitable[T]) -> T:
+    async with joined():
+        return await awaitable
 
 
 def one_statement_save(model: type) -> bool:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import django.db
 from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError
 from django.db.transaction import TransactionManagementError
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from vinyl.engine.engines import EngineEntry
 
 
@@ -27,6 +30,10 @@ class SyncConnectionError(ImproperlyConfigured):
 
 class TransactionScopeEnded(TransactionManagementError):
     """A task used the transaction of an ``atomic`` block that has ended."""
+
+
+class PoolExhausted(OperationalError):
+    """No pooled connection became free within the pool's ``pool_timeout``."""
 
 
 class DeferredFieldError(AttributeError):
@@ -51,55 +58,95 @@ def connection_error(alias: str, entry: EngineEntry, exc: Exception) -> Exceptio
     )
 
 
-# Django's DB-API exception classes, most specific first.
+def pool_exhausted(alias: str, engine: AsyncEngine) -> PoolExhausted:
+    """Say which pool ran out of connections, and what to change."""
+    pool = engine.sync_engine.pool
+    size = getattr(pool, "size", lambda: "?")()
+    overflow = getattr(pool, "_max_overflow", 0)
+    timeout = getattr(pool, "timeout", lambda: "?")()
+    checked_out = getattr(pool, "checkedout", lambda: "?")()
+    return PoolExhausted(
+        f"vinyl's connection pool for database alias {alias!r} is exhausted: "
+        f"{checked_out} connections checked out (pool_size={size}, "
+        f"max_overflow={overflow}) and none came back within "
+        f"pool_timeout={timeout}s; raise pool_size or max_overflow in "
+        f"DATABASES[{alias!r}]['OPTIONS']['pool'], or hold connections for "
+        f"less time (fewer concurrent tasks, shorter atomic blocks)"
+    )
+
+
+# Most specific first: Django's DB-API exception classes by name.
 _DJANGO_ERRORS = (
-    "DataError",
-    "OperationalError",
-    "IntegrityError",
-    "InternalError",
-    "ProgrammingError",
-    "NotSupportedError",
-    "DatabaseError",
-    "InterfaceError",
-    "Error",
+    django.db.IntegrityError,
+    django.db.DataError,
+    django.db.NotSupportedError,
+    django.db.ProgrammingError,
+    django.db.InternalError,
+    django.db.OperationalError,
+    django.db.InterfaceError,
+    django.db.DatabaseError,
+    django.db.Error,
 )
 
 
-def django_error(exc: BaseException) -> BaseException:
-    """Return the Django exception for an SQLAlchemy or driver error.
+# SQLSTATE classes (first two characters) and the PEP 249 class psycopg,
+# and so Django's PostgreSQL backend, raises for them.
+_SQLSTATE_CLASSES: dict[str, type[Exception]] = {
+    "08": django.db.OperationalError,  # connection exception
+    "0A": django.db.NotSupportedError,
+    "22": django.db.DataError,
+    "23": django.db.IntegrityError,
+    "24": django.db.InternalError,  # invalid cursor state
+    "25": django.db.InternalError,  # invalid transaction state
+    "28": django.db.OperationalError,  # invalid authorization
+    "2D": django.db.InternalError,
+    "40": django.db.OperationalError,  # serialization failure, deadlock
+    "42": django.db.ProgrammingError,
+    "53": django.db.OperationalError,  # insufficient resources
+    "54": django.db.OperationalError,  # program limit exceeded
+    "55": django.db.OperationalError,  # lock not available
+    "57": django.db.OperationalError,  # query canceled, admin shutdown
+    "58": django.db.OperationalError,
+    "XX": django.db.InternalError,
+}
 
-    Anything that is not a database error is returned unchanged.
+
+def sqlstate_error_class(exc: BaseException | None) -> type[Exception] | None:
+    """Return Django's class for a driver error that carries a SQLSTATE."""
+    while exc is not None:
+        code = getattr(exc, "sqlstate", None)
+        if isinstance(code, str) and len(code) == 5:
+            return _SQLSTATE_CLASSES.get(code[:2], django.db.DatabaseError)
+        exc = exc.__cause__
+    return None
+
+
+def database_error(exc: BaseException) -> Exception:
+    """Return Django's error for an SQLAlchemy/driver error (``raise ... from exc``).
+
+    The DB-API exception classes of every driver adapter share the PEP 249
+    names, which is how Django's own wrapper maps them too; a SQLSTATE, where
+    the driver gives one, is more precise.
     """
-    from django.db import utils as django_db
+    orig = getattr(exc, "orig", None) or exc
+    by_state = sqlstate_error_class(orig)
+    if by_state is not None:
+        return by_state(*getattr(orig, "args", (str(orig),)))
+    names = {cls.__name__ for cls in type(orig).__mro__}
+    for django_cls in _DJANGO_ERRORS:
+        if django_cls.__name__ in names:
+            return django_cls(*getattr(orig, "args", (str(orig),)))
+    return django.db.DatabaseError(str(orig))
+
+
+def django_error(exc: BaseException) -> BaseException:
+    """Return Django's error for a database error; anything else unchanged."""
     from sqlalchemy.exc import DBAPIError
 
-    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    names = {kind.__name__ for kind in type(orig).__mro__}
-    if isinstance(exc, DBAPIError):
-        names |= {kind.__name__ for kind in type(exc).__mro__}
-    elif "Error" not in names or isinstance(exc, django_db.Error):
+    if isinstance(exc, django.db.Error):
         return exc
-    for name in _DJANGO_ERRORS:
-        if name in names:
-            return getattr(django_db, name)(*getattr(orig, "args", (str(orig),)))
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    names = {cls.__name__ for cls in type(orig).__mro__}
+    if isinstance(exc, DBAPIError) or "Error" in names or sqlstate_error_class(orig) is not None:
+        return database_error(exc)
     return exc
-
-
-class mapped_errors:
-    """Context manager: re-raise database errors as Django's, driver error as cause."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is None or not isinstance(exc, Exception):
-            return False
-        mapped = django_error(exc)
-        if mapped is exc:
-            return False
-        raise mapped from exc
-
-
-MAPPED_ERRORS = mapped_errors()

@@ -19,7 +19,7 @@ from vinyl import _bridge
 from vinyl._vinylize import VinylModelIterable, adopt_related
 from vinyl.engine import scope as _scope
 from vinyl.engine.engines import cached_facts, engine_entry
-from vinyl.engine.scope import Scope, active_scope, checkout, release
+from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
 from vinyl.translate.plans import LATER, NEVER, Plan, rows_plan, scalar_plan
 from vinyl.translate.shapes import probe_values, step_shape, substitute
 
@@ -630,9 +630,10 @@ async def _stream(scope: Scope, qs: QuerySet, size: int) -> AsyncIterator[Any]:
             for obj in batch:
                 yield obj
     finally:
-        # Close the driver cursor inside the bridge, where it can await.
-        if not scope.ended:
-            await scope.run_sync(rows.close)
+        # Close the driver cursor inside the bridge, where it can await
+        # (unless the rows ran out or an error already closed it).
+        if getattr(rows, "gi_frame", True) is not None:
+            await close_rows(scope, rows)
 
 
 def _start_stream(qs: QuerySet, size: int) -> Iterator[Any]:

@@ -2,8 +2,22 @@
 
 The outermost ``atomic`` block checks a connection out of the pool and begins
 a transaction; every vinyl statement on that alias in the block, including
-those of tasks started inside it, runs on that connection, one at a time.
-Nested blocks are savepoints.
+those of tasks started inside it (``gather``, ``TaskGroup``,
+``create_task``), runs on that connection, one at a time. Nested blocks are
+savepoints.
+
+Concurrency inside a block (see ``vinyl.engine.scope``):
+
+- statements of the block's tasks are serialized on its connection;
+- a nested block holds the enclosing level for its whole life, so sibling
+  tasks' nested blocks run one after the other and their savepoints never
+  interleave; a sibling's statement on the enclosing level waits for the
+  nested block to end (never await, inside a nested block, a sibling task
+  that uses the enclosing level: start it inside the nested block);
+- leaving a block waits for a statement its tasks are running, then ends
+  the transaction; a task that outlives the block gets
+  :class:`vinyl.exceptions.TransactionScopeEnded` instead of writing outside
+  it.
 """
 
 from __future__ import annotations
@@ -14,8 +28,9 @@ import inspect
 import logging
 from contextlib import asynccontextmanager
 from contextvars import Token
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable, TypeVar
 
+from django.db.transaction import TransactionManagementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vinyl.engine import scope as scopes
@@ -25,26 +40,27 @@ logger = logging.getLogger("vinyl.transaction")
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
-_CALLBACKS = "on_commit"
-
-
-def _callbacks(scope: scopes.Scope) -> list[tuple[Callable[[], Any], bool]]:
-    return scope.attachments.setdefault(_CALLBACKS, [])
-
-
-def _django_state(scope: scopes.Scope) -> Any:
-    return scope.attachments.get("django")
+# Tasks running async on_commit callbacks outside a transaction (kept
+# referenced until done).
+_background: set[asyncio.Task] = set()
 
 
 class _Level:
-    __slots__ = ("scope", "token", "savepoint", "callbacks_mark", "needs_rollback")
+    """What one ``async with atomic()`` entered, to undo on exit."""
 
-    def __init__(self, scope: scopes.Scope) -> None:
+    __slots__ = ("scope", "token", "savepoint")
+
+    def __init__(
+        self,
+        scope: scopes.Scope,
+        token: Token | None = None,
+        savepoint: AsyncContextManager[scopes.Scope] | None = None,
+    ) -> None:
         self.scope = scope
-        self.token: Token | None = None
-        self.savepoint: Any = None
-        self.callbacks_mark = 0
-        self.needs_rollback = False
+        # Set for the outermost block: the transaction is this block's.
+        self.token = token
+        # Set for a nested block with a savepoint.
+        self.savepoint = savepoint
 
 
 class atomic:
@@ -59,7 +75,10 @@ class atomic:
         @vinyl.atomic
         async def transfer(...): ...
 
-    An exception rolls the block back and propagates.
+    An exception rolls the block back and propagates. ``durable=True``
+    refuses to open inside another block; ``savepoint=False`` makes a nested
+    block share its parent's fate (an exception in it rolls the enclosing
+    block back), as in Django.
     """
 
     def __new__(cls, using: Any = DEFAULT_ALIAS, savepoint: bool = True, durable: bool = False) -> Any:
@@ -74,7 +93,9 @@ class atomic:
         self.using = using
         self.savepoint = savepoint
         self.durable = durable
-        self._levels: list[_Level] = []
+        # One stack per task: the same atomic object may be entered by
+        # several tasks at once.
+        self._levels: dict[asyncio.Task | None, list[_Level]] = {}
 
     def __call__(self, func: F) -> F:
         if not inspect.iscoroutinefunction(func):
@@ -90,98 +111,109 @@ class atomic:
 
         return inner  # type: ignore[return-value]
 
+    def _push(self, level: _Level) -> None:
+        self._levels.setdefault(asyncio.current_task(), []).append(level)
+
+    def _pop(self) -> _Level:
+        task = asyncio.current_task()
+        stack = self._levels[task]
+        level = stack.pop()
+        if not stack:
+            del self._levels[task]
+        return level
+
     async def __aenter__(self) -> None:
         current = scopes.active_scope(self.using)
-        if current is not None and not current.ended:
-            if self.durable:
-                raise RuntimeError(
-                    "A durable atomic block cannot be nested within another atomic block."
-                )
-            level = _Level(current)
-            level.callbacks_mark = len(_callbacks(current))
-            state = _django_state(current)
-            level.needs_rollback = bool(state and state.needs_rollback)
-            if self.savepoint:
-                level.savepoint = await current.run(lambda conn: conn.begin_nested())
-            self._levels.append(level)
+        if current is None:
+            root = await scopes.checkout(self.using, in_block=True)
+            token = scopes._active.set({**scopes._active.get(), self.using: root})
+            self._push(_Level(root, token=token))
             return
-        scope = await scopes.checkout(self.using)
-        level = _Level(scope)
-        level.token = scopes._active.set({**scopes._active.get(), self.using: scope})
-        self._levels.append(level)
+        # A task that outlived its block may not start a new transaction
+        # behind the block's back either.
+        current.check_open()
+        outermost = _outside_user_block(current)
+        if self.durable and not outermost:
+            raise RuntimeError(
+                "A durable atomic block cannot be nested within another atomic block."
+            )
+        if not self.savepoint or current.needs_rollback:
+            # As in Django: no savepoint to undo this block on its own.
+            self._push(_Level(current))
+            return
+        cm = scopes.savepoint(current, in_block=True)
+        level = await cm.__aenter__()
+        self._push(_Level(level, savepoint=cm))
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        level = self._levels.pop()
-        scope = level.scope
-        if level.token is None:
-            await self._exit_nested(level, exc)
-            return
-        scopes._active.reset(level.token)
-        state = _django_state(scope)
-        failed = exc is not None or bool(state and state.needs_rollback)
-        if exc is not None and not isinstance(exc, Exception):
-            # Cancelled mid-block: the connection's state is unknown.
-            scope.ended = True
-            await scopes._discard(scope.connection)
-            return
-        callbacks = _callbacks(scope)
-        # As in Django, a block marked for rollback by an error that was
-        # caught inside it rolls back on exit.
-        await scopes.release(scope, commit=not failed)
-        if not failed:
-            await _run_callbacks(callbacks)
-
-    async def _exit_nested(self, level: _Level, exc: Any) -> None:
-        scope = level.scope
-        state = _django_state(scope)
-        if level.savepoint is None:
-            if exc is not None and state is not None:
-                # No savepoint to undo this block: the outer one must roll back.
-                state.needs_rollback = True
-            return
-        if exc is None:
-            await scope.run(lambda conn: level.savepoint.commit())
-            return
-        try:
-            await scope.run(lambda conn: level.savepoint.rollback())
-        finally:
-            del _callbacks(scope)[level.callbacks_mark :]
-            if state is not None:
-                state.needs_rollback = level.needs_rollback
+        level = self._pop()
+        if level.savepoint is not None:
+            await level.savepoint.__aexit__(exc_type, exc, tb)
+        elif level.token is not None:
+            scopes._active.reset(level.token)
+            await _exit_outermost(level.scope, exc)
+        elif exc is not None:
+            # No savepoint to undo this block: the enclosing one must roll back.
+            level.scope.needs_rollback = True
 
 
-async def _run_callbacks(callbacks: list[tuple[Callable[[], Any], bool]]) -> None:
-    for func, robust in callbacks:
-        try:
-            result = func()
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            if not robust:
-                raise
-            logger.exception("on_commit callback %r failed", func)
+def _outside_user_block(scope: scopes.Scope) -> bool:
+    """Is ``scope`` a level no application block owns (a test's transaction)?"""
+    return scope.transparent or (scope.root.transparent and not scope.in_block)
+
+
+async def _exit_outermost(root: scopes.Scope, exc: BaseException | None) -> None:
+    if exc is not None and not isinstance(exc, Exception):
+        # Cancelled (or closed) mid-block: the connection's state is unknown.
+        root.ended = True
+        await scopes.discard(root.connection)
+        return
+    try:
+        # Let a statement that one of the block's tasks is running finish.
+        await scopes.end(root)
+    except BaseException:
+        await scopes.discard(root.connection)
+        raise
+    # As in Django, a block marked for rollback by an error that was caught
+    # inside it rolls back on exit.
+    committed = exc is None and not root.needs_rollback
+    callbacks = scopes.take_callbacks(root)
+    await scopes.release(root, commit=committed)
+    if committed:
+        await scopes.run_callbacks(callbacks)
 
 
 def on_commit(func: Callable[[], Any], using: str = DEFAULT_ALIAS, robust: bool = False) -> None:
     """Run ``func`` after the outermost transaction on ``using`` commits.
 
-    Inside ``atomic`` the callback is dropped if the block rolls back. Outside
-    a transaction a sync ``func`` runs at once and an async one is scheduled
-    as a task.
+    Inside ``atomic`` the callback is dropped if the block (or the nested
+    block that registered it) rolls back. Outside a transaction a sync
+    ``func`` runs at once and an async one is scheduled as a task.
     """
+    if not callable(func):
+        raise TypeError(f"on_commit() takes a callable, got {func!r}")
     scope = scopes.active_scope(using)
-    if scope is not None and not scope.ended:
-        _callbacks(scope).append((func, robust))
+    if scope is not None and not scope.transparent:
+        scope.check_open()
+        if not scope.root.owned and not scope.root.transparent:
+            raise TransactionManagementError(
+                f"on_commit() cannot be used inside vinyl.use_connection() on "
+                f"{using!r}: the transaction belongs to your SQLAlchemy code, so "
+                f"run the callback after you commit it"
+            )
+        scopes.add_callback(scope, func, robust)
         return
     try:
         result = func()
     except Exception:
         if not robust:
             raise
-        logger.exception("on_commit callback %r failed", func)
+        logger.exception("vinyl on_commit callback %r failed", func)
         return
     if inspect.isawaitable(result):
-        asyncio.ensure_future(result)
+        task = asyncio.ensure_future(result)
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
 
 @asynccontextmanager
@@ -194,6 +226,10 @@ async def use_connection(conn: AsyncConnection, using: str = DEFAULT_ALIAS) -> A
             await conn.execute(insert(audit).values(...))
             async with vinyl.use_connection(conn):
                 await Book.vinyl.create(title="x")   # same transaction
+
+    The transaction stays the caller's: vinyl never commits nor rolls it
+    back (a transaction is begun if none is). Nested ``atomic`` blocks are
+    savepoints. Do not use ``conn`` directly while vinyl tasks run on it.
     """
     if not isinstance(conn, AsyncConnection):
         raise TypeError(
@@ -204,9 +240,44 @@ async def use_connection(conn: AsyncConnection, using: str = DEFAULT_ALIAS) -> A
         await conn.begin()
     if entry.facts is None:
         await ensure_facts(entry, conn)
-    scope = scopes.Scope(using, conn, entry, owned=False)
+    scope = scopes.Scope(using, conn, entry, owned=False, in_block=True)
+    failed = False
     async with scopes.activate(scope):
         try:
             yield conn
+        except BaseException:
+            failed = True
+            raise
         finally:
-            scope.ended = True
+            await scopes.end(scope)
+    if scope.needs_rollback and not failed:
+        raise TransactionManagementError(
+            f"a vinyl operation failed inside use_connection() on {using!r} and "
+            f"left its transaction unusable: roll the connection's transaction back"
+        )
+
+
+@asynccontextmanager
+async def rolled_back(using: str = DEFAULT_ALIAS) -> AsyncIterator[AsyncConnection]:
+    """Run the block in a transaction of ``using`` that is rolled back at the end.
+
+    The block behaves as if the transaction were not there (each operation
+    gets a savepoint, so an error does not break the next one; the
+    outermost ``atomic`` inside may be durable and runs its on_commit
+    callbacks when it ends). ``vinyl.testing`` builds on it.
+    """
+    root = await scopes.checkout(using)
+    root.transparent = True
+    try:
+        async with scopes.activate(root):
+            yield root.connection
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            root.ended = True
+            await scopes.discard(root.connection)
+            raise
+        await scopes.end(root)
+        await scopes.release(root, commit=False)
+        raise
+    await scopes.end(root)
+    await scopes.release(root, commit=False)

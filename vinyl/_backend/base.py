@@ -16,9 +16,9 @@ from django.db.transaction import TransactionManagementError
 from django.utils.asyncio import async_unsafe
 from sqlalchemy.engine import URL
 
-from vinyl import _querylog
 from vinyl.engine.engines import EngineConfig, cached_facts
 from vinyl.engine.scope import Scope, bound_scope
+from vinyl import _querylog
 from vinyl.exceptions import SyncConnectionError, django_error
 
 # Every function that Django wraps with @async_unsafe shares this code object.
@@ -34,7 +34,6 @@ _SCOPED_DEFAULTS: dict[str, Any] = {
     "savepoint_ids": list,
     "atomic_blocks": list,
     "commit_on_exit": True,
-    "needs_rollback": False,
     "rollback_exc": None,
     "closed_in_transaction": False,
     "run_on_commit": list,
@@ -64,6 +63,25 @@ class _ScopedAttribute:
 
     def __set__(self, wrapper: Any, value: Any) -> None:
         setattr(wrapper._vinyl_state(), self.name, value)
+
+
+class _LevelNeedsRollback:
+    """``wrapper.needs_rollback``: the flag of the bound transaction level.
+
+    A savepoint level that rolls back takes its flag with it, so an error
+    caught inside a nested ``vinyl.atomic`` block does not doom the outer one.
+    """
+
+    def __get__(self, wrapper: Any, owner: type | None = None) -> Any:
+        if wrapper is None:
+            return self
+        scope = bound_scope(wrapper.alias)
+        return scope.needs_rollback if scope is not None else False
+
+    def __set__(self, wrapper: Any, value: Any) -> None:
+        scope = bound_scope(wrapper.alias)
+        if scope is not None and not wrapper.__dict__.get("_vinyl_initializing"):
+            scope.needs_rollback = bool(value)
 
 
 class _BoundConnection:
@@ -165,6 +183,7 @@ class VinylWrapperMixin:
     vinyl_cursor_class: type[VinylCursor] = VinylCursor
 
     connection = _BoundConnection()
+    needs_rollback = _LevelNeedsRollback()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -178,19 +197,36 @@ class VinylWrapperMixin:
 
     # -- per-scope state -------------------------------------------------
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Django's __init__ resets the transaction flags. A wrapper may be
+        # built inside the bridge (the first connections[alias] of a task):
+        # those resets must not reach the bound scope's live state.
+        self.__dict__["_vinyl_initializing"] = True
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            del self.__dict__["_vinyl_initializing"]
+
     def _vinyl_state(self) -> SimpleNamespace:
         scope = bound_scope(self.alias)
-        if scope is None:
+        if scope is None or self.__dict__.get("_vinyl_initializing"):
             state = self.__dict__.get("_vinyl_unbound_state")
             if state is None:
                 state = self.__dict__["_vinyl_unbound_state"] = _new_state()
             return state
-        state = scope.attachments.get("django")
+        state = scope.connection_state.get("django")
         if state is None:
-            state = scope.attachments["django"] = _new_state()
-            # Outside a transaction Django sees autocommit, and so refuses
-            # select_for_update() as it does on its own connections.
-            state.autocommit = not scope.transactional
+            state = scope.connection_state["django"] = _new_state()
+            if scope.transactional:
+                # The transaction belongs to vinyl's scope: to Django's code it
+                # is always an atomic block it cannot commit, so each Django
+                # atomic() inside it is a savepoint and mark_for_rollback_on_error
+                # flags the level, as in a Django atomic block.
+                state.in_atomic_block = True
+            else:
+                # No transaction: the connection autocommits, as Django's own
+                # do, and Django may begin one (atomic() in a model's save()).
+                state.autocommit = True
         return state
 
     # -- engine configuration -------------------------------------------
@@ -199,7 +235,7 @@ class VinylWrapperMixin:
         """Describe the SQLAlchemy engine of this alias from its settings."""
         settings = self.settings_dict
         options = dict(settings.get("OPTIONS") or {})
-        engine_kwargs: dict[str, Any] = dict(self.vinyl_engine_defaults())
+        engine_kwargs: dict[str, Any] = {**self.vinyl_pool_defaults(), **self.vinyl_engine_defaults()}
         pool = options.pop("pool", None) or {}
         if not isinstance(pool, dict):
             raise SyncConnectionError(
@@ -252,6 +288,12 @@ class VinylWrapperMixin:
         )
 
     def vinyl_engine_defaults(self) -> dict[str, Any]:
+        return {}
+
+    def vinyl_pool_defaults(self) -> dict[str, Any]:
+        # No pool_pre_ping by default: it costs a round trip per operation.
+        # A connection the server closed fails its statement, is discarded,
+        # and the next statement gets a live one.
         return {}
 
     def vinyl_connect_args(self) -> dict[str, Any]:
@@ -315,21 +357,42 @@ class VinylWrapperMixin:
         scope: Scope | None = bound_scope(self.alias)
         if scope is None:
             raise self._no_sync_connection()
-        return self.vinyl_cursor_class(
-            scope.dbapi_connection().cursor(server_side=bool(name)), self.alias
-        )
+        return self.vinyl_cursor_class(scope.dbapi_connection().cursor(server_side=bool(name)), self.alias)
 
     def chunked_cursor(self) -> Any:
+        scope = bound_scope(self.alias)
+        if scope is not None and not scope.exclusive and not self.features.can_interleave_with_server_side_cursor:
+            # Other tasks' statements may run on this connection between two
+            # chunks, which would cut an open unbuffered result short: the
+            # driver buffers the result instead.
+            return self._cursor()
         return self._cursor(name="vinyl_chunked")
 
+    def get_autocommit(self) -> bool:
+        # Django asks in two places here: atomic(), which never gets this far
+        # (in_atomic_block is always set), and select_for_update(), which
+        # needs a transaction the application holds: a vinyl block, or a
+        # Django atomic() inside the operation (update_or_create).
+        scope = bound_scope(self.alias)
+        if scope is None:
+            return False
+        if not scope.transactional:
+            return self.autocommit
+        return not scope.in_block and not self.atomic_blocks
+
     # Outside a vinyl transaction the scope's connection autocommits, and
-    # Django may begin and end a transaction on it as on its own connections
-    # (transaction.atomic() in a model's save()). Inside one, the transaction
-    # belongs to vinyl.atomic / SQLAlchemy.
+    # Django may begin and end a transaction on it as on its own connections.
+    # Inside one, the transaction belongs to vinyl.atomic / SQLAlchemy.
 
     def _owned_transaction(self) -> bool:
         scope = bound_scope(self.alias)
         return scope is None or scope.transactional
+
+    def _savepoint_allowed(self) -> bool:
+        if self._owned_transaction():
+            # Every vinyl transaction scope is a transaction.
+            return self.features.uses_savepoints
+        return self.features.uses_savepoints and not self.autocommit
 
     def _set_autocommit(self, autocommit: bool) -> None:
         if self._owned_transaction():

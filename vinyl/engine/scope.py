@@ -1,9 +1,23 @@
 """The connection a task's statements run on, and the bridge to sync code.
 
-A :class:`Scope` is one SQLAlchemy ``AsyncConnection`` in one transaction,
-used by one operation (outside ``atomic``) or by every task inside an
-``atomic`` / ``use_connection`` block. Statements of tasks that share a scope
-run one at a time, serialized by the scope's lock.
+A :class:`Scope` is one level of a transaction on one SQLAlchemy
+``AsyncConnection``:
+
+- a *root* scope is the whole transaction: the one of a single operation
+  (outside any block, see :func:`operation`), or the one of an ``atomic`` /
+  ``use_connection`` block, shared by every task started inside the block;
+- a *child* scope is a level inside it: a savepoint (a nested ``atomic``
+  block) or the coroutines that sync code in the bridge awaits (signal
+  receivers, see :func:`joined`).
+
+Statements run one at a time per connection. Each scope has a lock; a
+statement holds the lock of its scope, and a child holds its parent's lock
+for its whole life. So while a task is inside a savepoint block, sibling
+tasks that use the enclosing level wait until the block ends: their writes
+can never land inside a savepoint that another task rolls back, and two
+siblings never open interleaved savepoints. (Consequence: inside a nested
+block, do not await a sibling task that uses the enclosing level; start the
+work inside the nested block instead.)
 
 Two context variables say which scope is in force:
 
@@ -17,36 +31,62 @@ Two context variables say which scope is in force:
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import time
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
+from django.db import utils as django_db
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
-from sqlalchemy.util.concurrency import in_greenlet
 
 from vinyl import _querylog
 from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
-from vinyl.exceptions import MAPPED_ERRORS, TransactionScopeEnded, connection_error
+from vinyl.exceptions import (
+    TransactionScopeEnded,
+    connection_error,
+    database_error,
+    pool_exhausted,
+)
+
+try:  # SQLAlchemy 2.1
+    from sqlalchemy.util.concurrency import in_greenlet as _in_greenlet
+except ImportError:  # pragma: no cover - SQLAlchemy 2.0
+    from sqlalchemy.util._concurrency_py3k import in_greenlet as _in_greenlet
 
 T = TypeVar("T")
+
+logger = logging.getLogger("vinyl.transaction")
 
 _active: ContextVar[dict[str, "Scope"]] = ContextVar("vinyl_active_scopes", default={})
 _bound: ContextVar[dict[str, "Scope"]] = ContextVar("vinyl_bound_scopes", default={})
 
 
 class Scope:
-    """One connection and its transaction, shared by the tasks of a block."""
+    """One level of a transaction on one connection.
+
+    Use :func:`operation` to get the scope a statement runs in; the
+    ``atomic`` and ``use_connection`` blocks of ``vinyl.transaction`` make
+    the others.
+    """
 
     __slots__ = (
         "alias",
         "connection",
         "entry",
         "lock",
+        "parent",
+        "root",
+        "connection_state",
         "attachments",
         "ended",
         "owned",
+        "in_block",
+        "transparent",
+        "needs_rollback",
         "bridge_task",
         "transactional",
     )
@@ -58,34 +98,78 @@ class Scope:
         entry: EngineEntry,
         *,
         owned: bool = True,
+        in_block: bool = False,
+        transparent: bool = False,
+        parent: Scope | None = None,
         transactional: bool = True,
     ) -> None:
         self.alias = alias
         self.connection = connection
         self.entry = entry
         self.lock = asyncio.Lock()
-        # Per-scope state that upper layers keep here (the Django wrapper's
-        # transaction flags, on_commit callbacks); the engine never reads it.
+        self.parent = parent
+        self.root: Scope = parent.root if parent is not None else self
+        # State of the connection that upper layers keep here (the Django
+        # wrapper's flags); shared by every level of the transaction.
+        self.connection_state: dict[str, Any] = (
+            parent.connection_state if parent is not None else {}
+        )
+        # State of this level only (on_commit callbacks of a savepoint).
         self.attachments: dict[str, Any] = {}
         self.ended = False
         # Did vinyl check this connection out (and so must give it back)?
         self.owned = owned
-        # Is the connection inside a transaction vinyl (or its owner) began?
-        # If not, each statement commits on its own.
-        self.transactional = transactional
+        # Is the transaction owned by a block (atomic, use_connection) rather
+        # than by a single operation that commits on its own?
+        self.in_block = in_block
+        # Is this a root whose transaction is not the application's (the one
+        # a test runs in)? Levels under it behave as if it were not there:
+        # each operation gets a savepoint, on_commit callbacks that reach it
+        # run at once, a durable block may open.
+        self.transparent = transparent
+        # Must this level roll back (an error or a cancellation interrupted
+        # an operation in it)?
+        self.needs_rollback = False
         # The task whose sync code is running in run_sync() right now.
         self.bridge_task: asyncio.Task | None = None
+        # Did vinyl begin a transaction? A root without one (a read, or a
+        # single write where the driver autocommits) commits each statement
+        # on its own, and Django's own code may begin one, as on its
+        # connections.
+        self.transactional = transactional if parent is None else parent.transactional
+
+    def __repr__(self) -> str:
+        kind = "root" if self.parent is None else "child"
+        state = "ended" if self.ended else "open"
+        return f"<vinyl Scope {kind} of {self.alias!r}, {state}>"
 
     @property
     def facts(self) -> dict[str, Any]:
         return self.entry.facts or {}
+
+    def child(self, in_block: bool | None = None) -> Scope:
+        """Return a new level of this transaction (see :func:`savepoint`)."""
+        return Scope(
+            self.alias,
+            self.connection,
+            self.entry,
+            owned=False,
+            in_block=self.in_block if in_block is None else in_block,
+            parent=self,
+        )
+
+    @property
+    def exclusive(self) -> bool:
+        """Is the connection used by one operation alone (nothing interleaves)?"""
+        root = self.root
+        return root.owned and not root.in_block and not root.transparent
 
     def dbapi_connection(self) -> Any:
         """Return the driver-level connection, for sync code in ``run_sync``."""
         return self.connection.sync_connection.connection.dbapi_connection
 
     def check_open(self) -> None:
-        if self.ended:
+        if self.ended or self.root.ended:
             raise TransactionScopeEnded(
                 f"this task inherited a vinyl transaction on {self.alias!r} that "
                 f"has already ended: await the task inside its `async with "
@@ -98,36 +182,48 @@ class Scope:
         async with self.lock:
             self.check_open()
             token = _bound.set({**_bound.get(), self.alias: self})
-            self.bridge_task = asyncio.current_task()
+            task = asyncio.current_task()
+            self.bridge_task = task
             try:
                 return await self.connection.run_sync(_call, fn, args)
+            except BaseException as exc:
+                if isinstance(exc, Exception) and not _cancel_turned_error(task, exc):
+                    raise
+                # Interrupted mid-operation: what ran of it cannot be kept.
+                self.needs_rollback = True
+                if isinstance(exc, Exception):
+                    # asyncmy turns a cancellation into InterfaceError
+                    # ("Cancelled during execution"): keep the cancellation.
+                    raise asyncio.CancelledError() from exc
+                raise
             finally:
                 self.bridge_task = None
                 _bound.reset(token)
 
-    def reentered(self) -> bool:
-        """Is the caller awaited by sync code of this scope's run_sync()?"""
-        return self.bridge_task is not None and self.bridge_task is asyncio.current_task()
-
-    async def run(self, coro_fn: Callable[[AsyncConnection], Any]) -> Any:
-        """Run an async callable on the connection, serialized with others."""
-        self.check_open()
-        async with self.lock:
-            self.check_open()
-            with MAPPED_ERRORS:
-                return await coro_fn(self.connection)
-
-
-def reentry_lock(scope: Scope) -> asyncio.Lock:
-    """The lock that serializes coroutines awaited by the scope's bridge code."""
-    lock = scope.attachments.get("reentry_lock")
-    if lock is None:
-        lock = scope.attachments["reentry_lock"] = asyncio.Lock()
-    return lock
-
 
 def _call(_sync_conn: Any, fn: Callable[..., T], args: tuple) -> T:
     return fn(*args)
+
+
+def _cancelling(task: asyncio.Task | None) -> bool:
+    return task is not None and task.cancelling() > 0
+
+
+def _cancel_turned_error(task: asyncio.Task | None, exc: BaseException) -> bool:
+    """Is ``exc`` a driver's report of this task's cancellation?
+
+    asyncmy closes the connection and raises InterfaceError("Cancelled during
+    execution"). (``cancelling()`` alone is not enough: a TaskGroup whose
+    child failed can leave it set on its parent.)
+    """
+    if not _cancelling(task):
+        return False
+    error: BaseException | None = exc
+    while error is not None:
+        if any(cls.__name__ == "InterfaceError" for cls in type(error).__mro__):
+            return True
+        error = error.__cause__
+    return False
 
 
 def active_scope(alias: str) -> Scope | None:
@@ -143,89 +239,181 @@ def bound_scope(alias: str) -> Scope | None:
 def in_bridge() -> bool:
     """Is the caller sync code running inside :meth:`Scope.run_sync`?
 
-    A coroutine that such code awaits (an async signal receiver) shares its
-    context variables but runs outside the greenlet: it is not in the bridge.
+    Coroutines that such code awaits (signal receivers) are not: they run
+    in the task's own greenlet, and use the async API.
     """
-    return bool(_bound.get()) and in_greenlet()
+    return bool(_bound.get()) and _in_greenlet()
 
 
-async def checkout(alias: str, *, transactional: bool = True) -> Scope:
-    """Check a connection out of the pool of ``alias``.
+async def close_rows(scope: Scope, rows: Any) -> None:
+    """Close a generator of rows that sync code opened on ``scope``.
 
-    With ``transactional`` a transaction begins; without, the connection is
-    for statements that each commit on their own (reads outside ``atomic``),
-    in autocommit where switching to it costs no round trip.
+    Its driver cursor closes inside the bridge; if the scope has ended
+    meanwhile (a stream abandoned inside an ``atomic`` block and collected
+    after it), the cursor is closed without the connection, which is no
+    longer this stream's.
+    """
+    if not scope.ended:
+        try:
+            await scope.run_sync(rows.close)
+            return
+        except TransactionScopeEnded:
+            pass
+    try:
+        await greenlet_spawn(rows.close)
+    except Exception:  # the transaction that held the cursor is gone
+        pass
+
+
+# -- checkout and release -----------------------------------------------------
+
+
+async def checkout(alias: str, *, in_block: bool = False, transactional: bool = True) -> Scope:
+    """Check a connection out of the pool of ``alias`` and begin a transaction.
+
+    Without ``transactional`` no transaction begins: the connection is for
+    statements that each commit on their own, in autocommit where switching
+    to it costs no round trip. Waits up to the pool's ``pool_timeout`` for a
+    free connection, then raises :class:`vinyl.exceptions.PoolExhausted`.
     """
     entry = engine_entry(alias)
     try:
         conn = await entry.engine.connect()
+    except sa_exc.TimeoutError as exc:
+        raise pool_exhausted(alias, entry.engine) from exc
     except Exception as exc:
         raise connection_error(alias, entry, exc) from exc
     try:
-        with MAPPED_ERRORS:
-            if transactional:
-                await conn.begin()
-            elif entry.config.autocommit_level is not None:
-                conn = await conn.execution_options(isolation_level=entry.config.autocommit_level)
-            if entry.facts is None:
-                await ensure_facts(entry, conn)
+        if transactional:
+            await conn.begin()
+        elif entry.config.autocommit_level is not None:
+            conn = await conn.execution_options(isolation_level=entry.config.autocommit_level)
+        if entry.facts is None:
+            await ensure_facts(entry, conn)
     except BaseException:
-        await _discard(conn)
+        await discard(conn)
         raise
-    return Scope(alias, conn, entry, transactional=transactional)
+    return Scope(alias, conn, entry, in_block=in_block, transactional=transactional)
 
 
-async def _discard(conn: AsyncConnection) -> None:
-    # A connection interrupted mid-statement may be in any state: never give
-    # it back to the pool as if it were clean.
+async def finish(awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` to its end even if the caller is cancelled meanwhile.
+
+    Cleanup (giving a connection back) must not be cut short: a cancellation
+    that arrives during it is re-raised once it is done.
+    """
+    task = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                cancelled = True
+        except BaseException:
+            pass  # re-raised from the task below
+    if cancelled:
+        if not task.cancelled():
+            task.exception()  # retrieved: the cancellation wins
+        raise asyncio.CancelledError()
+    return task.result()
+
+
+async def discard(conn: AsyncConnection) -> None:
+    """Close ``conn`` without giving it back to the pool as a clean one.
+
+    A connection interrupted mid-statement may be in any state: it is
+    invalidated (the server rolls its transaction back) and the pool opens
+    a new one when needed.
+    """
     try:
-        await asyncio.shield(_invalidate_and_close(conn))
-    except BaseException:  # pragma: no cover - the connection is gone anyway
+        await finish(_invalidate_and_close(conn))
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # pragma: no cover - the connection is gone anyway
         pass
 
 
 async def _invalidate_and_close(conn: AsyncConnection) -> None:
     try:
         await conn.invalidate()
+    except Exception:  # pragma: no cover - already unusable
+        pass
     finally:
         await conn.close()
 
 
 async def release(scope: Scope, *, commit: bool) -> None:
-    """End the transaction of a scope vinyl owns and return its connection."""
+    """End the transaction of a root scope vinyl owns and return its connection.
+
+    A failed commit raises Django's error (a deferred constraint checked at
+    commit is an ``IntegrityError``); a failed rollback only discards the
+    connection, since the server rolls back a connection that goes away.
+    """
     scope.ended = True
     conn = scope.connection
     if not scope.transactional:
-        # Anything a read left open is rolled back on return to the pool.
+        # Statements committed on their own; the pool's reset ends anything
+        # a driver left open.
         await conn.close()
         return
     try:
-        with MAPPED_ERRORS:
-            if commit:
-                await conn.commit()
-            else:
-                await conn.rollback()
-    except BaseException:
-        await _discard(conn)
-        raise
+        if commit:
+            await conn.commit()
+        else:
+            await conn.rollback()
+    except BaseException as exc:
+        await discard(conn)
+        if isinstance(exc, sa_exc.DBAPIError) and commit:
+            raise database_error(exc) from exc
+        if commit or not isinstance(exc, Exception):
+            raise
+        return
     await conn.close()
 
 
+def is_disconnect(scope: Scope, exc: BaseException) -> bool:
+    """Did ``exc`` come from a connection the server (or network) closed?
+
+    vinyl runs statements on the driver connection, below SQLAlchemy's own
+    disconnect handling, so it asks the dialect itself.
+    """
+    dialect = scope.connection.dialect
+    dbapi_error = getattr(dialect.loaded_dbapi, "Error", None)
+    error: BaseException | None = exc
+    while error is not None and dbapi_error is not None:
+        if isinstance(error, dbapi_error):
+            try:
+                return bool(dialect.is_disconnect(error, scope.dbapi_connection(), None))
+            except Exception:
+                return True
+        error = error.__cause__
+    return False
+
+
 @asynccontextmanager
-async def operation(alias: str, *, readonly: bool = False, single_write: bool = False) -> AsyncIterator[Scope]:
+async def operation(
+    alias: str, *, isolate: bool = True, readonly: bool = False, single_write: bool = False
+) -> AsyncIterator[Scope]:
     """Give the scope one vinyl operation runs in.
 
     Inside an ``atomic`` / ``use_connection`` block this is the block's scope.
     Otherwise a pooled connection is checked out for the operation alone and
     its transaction commits when the operation succeeds, so a multi-statement
-    operation is all-or-nothing and each operation commits on its own. A
-    ``readonly`` operation (one or more reads) runs without a transaction,
-    and so does a ``single_write`` (one write statement) where the driver
+    operation is all-or-nothing and each operation commits on its own.
+    Under a transparent root (a test's transaction) the operation gets a
+    savepoint instead, unless ``isolate`` is false (a read that streams).
+    A ``readonly`` operation outside a block runs without a transaction, and
+    so does a ``single_write`` (one write statement) where the driver
     autocommits it by itself.
     """
     scope = active_scope(alias)
     if scope is not None:
         scope.check_open()
+        if scope.transparent and isolate:
+            async with savepoint(scope, in_block=False) as level:
+                yield level
+            return
         yield scope
         return
     if single_write and not readonly:
@@ -234,49 +422,130 @@ async def operation(alias: str, *, readonly: bool = False, single_write: bool = 
     try:
         yield scope
     except BaseException as exc:
-        if isinstance(exc, Exception):
+        if isinstance(exc, Exception) and not is_disconnect(scope, exc):
             await release(scope, commit=False)
         else:
-            # Cancelled (or interrupted) at an arbitrary point.
+            # Cancelled (or closed) at an arbitrary point.
             scope.ended = True
-            await _discard(scope.connection)
+            await discard(scope.connection)
         raise
     else:
-        await release(scope, commit=True)
+        committed = not scope.needs_rollback
+        await release(scope, commit=committed)
+        if committed:
+            await run_callbacks(take_callbacks(scope))
+
+
+# -- cached plans: statements straight on the driver ---------------------------
 
 
 async def fetch(alias: str, sql: str, params: tuple) -> list:
+    """Run one read statement straight on the driver (see :func:`_fetch`).
+
+    Outside a block, a read that hit a connection the server closed runs
+    once more on a fresh one.
+    """
+    try:
+        return await _fetch(alias, sql, params)
+    except Exception as exc:
+        if not await recover_from_disconnect(alias, exc):
+            raise
+    return await _fetch(alias, sql, params)
+
+
+async def recover_from_disconnect(alias: str, exc: BaseException) -> bool:
+    """After a lost connection outside a block, refresh the pool; True if so.
+
+    A server restart or an idle timeout closes every pooled connection, not
+    only the one that failed: the pool is replaced (what other tasks hold is
+    closed when they give it back), so that a retried read, and the next
+    statements, get live connections.
+    """
+    if active_scope(alias) is not None:
+        return False
+    entry = engine_entry(alias)
+    if not _lost_connection(entry, exc):
+        return False
+    await finish(entry.engine.dispose())
+    return True
+
+
+def _lost_connection(entry: EngineEntry, exc: BaseException) -> bool:
+    dialect = entry.engine.dialect
+    error: BaseException | None = exc
+    while error is not None:
+        if isinstance(error, (OSError, ConnectionError)):
+            return True
+        state = getattr(error, "sqlstate", None) or ""
+        if state.startswith("08") or state in ("57P01", "57P02", "57P03"):
+            return True  # connection exception; server shutting down/terminated us
+        name = type(error).__name__
+        if type(error).__module__.startswith("asyncpg") and (
+            "ConnectionDoesNotExist" in name or name == "InterfaceError"
+        ):
+            return True
+        try:
+            if dialect.is_disconnect(error, None, None):
+                return True
+        except Exception:
+            pass
+        error = error.__cause__ or error.__context__
+    return False
+
+
+async def _fetch(alias: str, sql: str, params: tuple) -> list:
     """Run one read statement straight on the driver, outside the bridge.
 
-    Inside an ``atomic`` block it runs on the block's connection; otherwise
-    on a pooled driver connection, with no transaction begun (the pool's
-    reset ends any the driver opened by itself). Returns the driver's rows.
+    Inside a block (or a signal receiver's level) it runs on the block's
+    connection, one statement at a time; otherwise on a pooled driver
+    connection with no transaction begun (the pool's reset ends any the
+    driver opened by itself). Returns the driver's rows.
     """
-    scope = bound_scope(alias)
-    if scope is not None and scope.bridge_task is not None:
-        # Awaited by sync code in the bridge (an async signal receiver): run
-        # on that code's connection, one receiver at a time.
-        async with reentry_lock(scope):
-            return await _fetch_on(alias, scope.entry, scope.connection, sql, params)
     scope = active_scope(alias)
     if scope is not None:
-        return await scope.run(lambda conn: _fetch_on(alias, scope.entry, conn, sql, params))
+        scope.check_open()
+        async with scope.lock:
+            scope.check_open()
+            # Tasks share this connection: a read cut short by a cancellation
+            # would leave it mid-statement, so the read runs to its end first.
+            return await finish(_fetch_on(alias, scope.entry, scope.connection, sql, params))
     entry = engine_entry(alias)
     try:
         pooled = await entry.engine.raw_connection()
+    except sa_exc.TimeoutError as exc:
+        raise pool_exhausted(alias, entry.engine) from exc
     except Exception as exc:
         raise connection_error(alias, entry, exc) from exc
     try:
         rows = await _run_on_driver(alias, entry, pooled.driver_connection, sql, params)
     except BaseException as exc:
-        if not isinstance(exc, Exception):
-            # Interrupted mid-statement: the connection's state is unknown.
-            await asyncio.shield(greenlet_spawn(pooled.invalidate))
+        if isinstance(exc, Exception) and not _driver_disconnect(entry, pooled, exc):
+            await finish(greenlet_spawn(pooled.close))
         else:
-            await greenlet_spawn(pooled.close)
+            # Interrupted mid-statement, or the server closed the connection.
+            await finish(greenlet_spawn(pooled.invalidate, exc if isinstance(exc, Exception) else None))
+            if isinstance(exc, Exception):
+                await finish(greenlet_spawn(pooled.close))
         raise
-    await greenlet_spawn(pooled.close)
+    await finish(greenlet_spawn(pooled.close))
     return rows
+
+
+def _driver_disconnect(entry: EngineEntry, pooled: Any, exc: BaseException) -> bool:
+    # Connection errors reach here mapped to Django's OperationalError /
+    # InterfaceError; a needless invalidation only costs a reconnect.
+    if isinstance(exc, (OSError, django_db.OperationalError, django_db.InterfaceError)):
+        return True
+    dialect = entry.engine.dialect
+    error: BaseException | None = exc
+    while error is not None:
+        try:
+            if dialect.is_disconnect(error, pooled.dbapi_connection, None):
+                return True
+        except Exception:
+            pass
+        error = error.__cause__
+    return isinstance(exc, OSError)
 
 
 async def _fetch_on(alias: str, entry: EngineEntry, conn: AsyncConnection, sql: str, params: tuple) -> list:
@@ -308,3 +577,166 @@ async def activate(scope: Scope) -> AsyncIterator[Scope]:
         yield scope
     finally:
         _active.reset(token)
+
+
+# -- levels inside a transaction ----------------------------------------------
+
+
+async def enter_child(parent: Scope) -> Scope:
+    """Open a level inside ``parent`` that holds ``parent``'s lock until it ends.
+
+    The caller ends it with :func:`end` and then releases ``parent.lock``.
+    """
+    parent.check_open()
+    await parent.lock.acquire()
+    try:
+        parent.check_open()
+    except BaseException:
+        parent.lock.release()
+        raise
+    return parent.child()
+
+
+async def end(scope: Scope) -> None:
+    """Mark ``scope`` ended once the statement a task runs in it is done.
+
+    Tasks that still hold the scope get ``TransactionScopeEnded`` from then on.
+    """
+    if scope.lock.locked():
+        await finish(_wait_and_end(scope))
+    scope.ended = True
+
+
+async def _wait_and_end(scope: Scope) -> None:
+    async with scope.lock:
+        scope.ended = True
+
+
+@asynccontextmanager
+async def joined() -> AsyncIterator[None]:
+    """Let coroutines awaited by sync code in the bridge use its transaction.
+
+    Sync code in :meth:`Scope.run_sync` holds its scope's lock while it
+    waits for a coroutine (an async signal receiver). Inside this block each
+    bound scope gets a child level, free to use, so the coroutine (and tasks
+    it starts) run their statements in the same transaction, one at a time;
+    the level ends with the block, and an error left in it marks the parent
+    for rollback.
+    """
+    bound = _bound.get()
+    if not bound:
+        yield
+        return
+    children = {alias: scope.child() for alias, scope in bound.items()}
+    active_token = _active.set({**_active.get(), **children})
+    bound_token = _bound.set({})
+    try:
+        yield
+    finally:
+        _bound.reset(bound_token)
+        _active.reset(active_token)
+        for child in children.values():
+            await end(child)
+            if child.needs_rollback:
+                child.parent.needs_rollback = True  # type: ignore[union-attr]
+            else:
+                await promote_callbacks(child)
+
+
+@asynccontextmanager
+async def savepoint(parent: Scope, *, in_block: bool = True) -> AsyncIterator[Scope]:
+    """Run the block in a savepoint of ``parent``'s transaction.
+
+    The savepoint is released when the block succeeds and rolled back when
+    it raises or was marked for rollback; sibling tasks that use ``parent``
+    wait until it ends (see the module docstring).
+    """
+    level = await enter_child(parent)
+    level.in_block = in_block
+    try:
+        point = await level.connection.begin_nested()
+        token = _active.set({**_active.get(), parent.alias: level})
+        failure: BaseException | None = None
+        try:
+            yield level
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            _active.reset(token)
+            await _close_savepoint(level, point, failure)
+    finally:
+        parent.lock.release()
+
+
+async def _close_savepoint(level: Scope, point: Any, failure: BaseException | None) -> None:
+    parent = level.parent
+    assert parent is not None
+    failed = failure is not None or level.needs_rollback
+    try:
+        await finish(_end_savepoint(level, point, failed))
+    except BaseException as exc:
+        # The level's work could not be undone (or kept) on its own.
+        parent.needs_rollback = True
+        if failure is not None:
+            return  # the original error propagates, not this one
+        if isinstance(exc, sa_exc.DBAPIError):
+            raise database_error(exc) from exc
+        raise
+    if not failed:
+        await promote_callbacks(level)
+
+
+async def _end_savepoint(level: Scope, point: Any, failed: bool) -> None:
+    async with level.lock:
+        level.ended = True
+        if failed:
+            await point.rollback()
+        else:
+            await point.commit()
+
+
+# -- callbacks after commit ---------------------------------------------------
+
+_CALLBACKS = "on_commit"
+
+Callback = tuple[Callable[[], Any], bool]
+
+
+def add_callback(scope: Scope, func: Callable[[], Any], robust: bool) -> None:
+    """Run ``func`` once the transaction of ``scope`` commits.
+
+    It is dropped if ``scope``'s level (or an enclosing one) rolls back.
+    """
+    scope.attachments.setdefault(_CALLBACKS, []).append((func, robust))
+
+
+def take_callbacks(scope: Scope) -> list[Callback]:
+    return scope.attachments.pop(_CALLBACKS, None) or []
+
+
+async def promote_callbacks(level: Scope) -> None:
+    """Hand the callbacks of a level that succeeded to its parent level."""
+    callbacks = take_callbacks(level)
+    if not callbacks:
+        return
+    parent = level.parent
+    assert parent is not None
+    if parent.transparent:
+        # Nothing the application sees commits later: run them now.
+        await run_callbacks(callbacks)
+    else:
+        parent.attachments.setdefault(_CALLBACKS, []).extend(callbacks)
+
+
+async def run_callbacks(callbacks: list[Callback]) -> None:
+    """Call each callback (awaiting async ones) in order of registration."""
+    for func, robust in callbacks:
+        try:
+            result = func()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            if not robust:
+                raise
+            logger.exception("vinyl on_commit callback %r failed", func)

@@ -14,3 +14,6 @@ class DatabaseFeatures(MySQLFeatures):
     # Can this backend stream rows with a server-side cursor? asyncmy's
     # unbuffered cursor, on a connection nothing else uses meanwhile.
     can_stream_with_server_side_cursor = True
+    # Can other statements run on the connection while a server-side cursor
+    # is open on it? Not with an unbuffered result: it would lose rows.
+    can_interleave_with_server_side_cursor = False

@@ -13,3 +13,6 @@ class DatabaseFeatures(PostgreSQLFeatures):
     # How many parameters can one statement bind? asyncpg sends at most
     # 32767 (a signed 16-bit count in its protocol messages).
     max_query_params = 2**15 - 1
+    # Can other statements run on the connection while a server-side cursor
+    # is open on it? asyncpg's cursors are portals: yes.
+    can_interleave_with_server_side_cursor = True

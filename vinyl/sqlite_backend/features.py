@@ -28,6 +28,10 @@ _MAX_QUERY_PARAMS = _variable_limit()
 
 
 class DatabaseFeatures(SQLiteFeatures):
+    # Can other statements run on the connection while a server-side cursor
+    # is open on it? SQLite reads a result step by step in the same
+    # connection: yes.
+    can_interleave_with_server_side_cursor = True
     # Django 6 reads this limit from an open connection; vinyl's SQLite
     # library is the same as the sqlite3 module's, so ask it once at import.
     max_query_params = _MAX_QUERY_PARAMS  # type: ignore[assignment]

@@ -1,0 +1,131 @@
+"""Pool exhaustion, connections killed by the server, the engine vinyl uses."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from django.db import Error as DjangoDBError
+from django.db import OperationalError
+from sqlalchemy import text
+
+import vinyl
+from tests.testapp.models import Author
+from tests.txhelpers import checked_out, committed_names, configure_pool
+from vinyl.exceptions import PoolExhausted
+
+pytestmark = [
+    pytest.mark.usefixtures("vinyl_db"),
+    pytest.mark.backends("postgresql", "mysql", reason="kills server sessions and exhausts a network pool; SQLite has no server"),
+]
+
+
+async def test_pool_exhaustion_waits_pool_timeout_then_names_alias_and_size():
+    await configure_pool(pool_size=2, max_overflow=0, pool_timeout=0.3)
+    entered, release = asyncio.Event(), asyncio.Event()
+    inside = 0
+
+    async def hold() -> None:
+        nonlocal inside
+        async with vinyl.atomic():
+            await Author.vinyl.count()
+            inside += 1
+            if inside == 2:
+                entered.set()
+            await release.wait()
+
+    holders = [asyncio.create_task(hold()) for _ in range(2)]
+    await entered.wait()
+    assert checked_out() == 2
+    started = time.monotonic()
+    with pytest.raises(PoolExhausted) as info:
+        await Author.vinyl.count()
+    waited = time.monotonic() - started
+    assert isinstance(info.value, OperationalError)
+    message = str(info.value)
+    assert "'vinyl_default'" in message and "pool_size=2" in message and "pool_timeout=0.3" in message
+    assert waited >= 0.29
+    release.set()
+    await asyncio.gather(*holders)
+    assert checked_out() == 0
+    assert await Author.vinyl.count() == 0
+    print(f"\npool exhaustion: pool_size=2, 3rd checkout failed after {waited:.2f}s, checked out after: {checked_out()}")
+
+
+async def test_waiting_tasks_get_connections_as_they_come_back():
+    await configure_pool(pool_size=2, max_overflow=0, pool_timeout=5)
+    results = await asyncio.gather(*(Author.vinyl.create(name=f"a{i:02}") for i in range(30)))
+    assert len(results) == 30
+    assert checked_out() == 0
+    assert len(await committed_names()) == 30
+
+
+async def _server_id(conn) -> int:
+    sql = "SELECT pg_backend_pid()" if conn.dialect.name == "postgresql" else "SELECT CONNECTION_ID()"
+    return (await conn.execute(text(sql))).scalar_one()
+
+
+async def _kill(server_id: int) -> None:
+    # From a connection outside vinyl's pool.
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = vinyl.get_engine()
+    other = create_async_engine(engine.url)
+    try:
+        async with other.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": server_id})
+            else:
+                await conn.exec_driver_sql(f"KILL {int(server_id)}")
+    finally:
+        await other.dispose()
+
+
+async def _pooled_server_id() -> int:
+    async with vinyl.get_engine().connect() as conn:
+        return await _server_id(conn)
+
+
+async def test_connection_killed_by_the_server_is_replaced_before_the_next_statement():
+    await configure_pool(pool_size=1, max_overflow=0)
+    await Author.vinyl.create(name="Ann")
+    victim = await _pooled_server_id()
+    await _kill(victim)
+    # The read fails on the dead connection, which is discarded; the pool is
+    # refreshed and the read runs once more on a live connection.
+    assert await Author.vinyl.count() == 1
+    assert await _pooled_server_id() != victim
+    assert checked_out() == 0
+
+
+async def test_a_write_on_a_killed_connection_fails_and_the_next_statement_succeeds():
+    await configure_pool(pool_size=1, max_overflow=0)
+    await Author.vinyl.create(name="Ann")
+    victim = await _pooled_server_id()
+    await _kill(victim)
+    # A write may have reached the server before the connection died: it is
+    # never retried behind the caller's back.
+    with pytest.raises(DjangoDBError):
+        await Author.vinyl.filter(name="Ann").update(age=3)
+    assert checked_out() == 0
+    # The dead connection was not given back: the next statement succeeds.
+    assert await Author.vinyl.count() == 1
+    assert await _pooled_server_id() != victim
+
+
+async def test_connection_killed_inside_atomic_fails_the_block_and_is_discarded():
+    await configure_pool(pool_size=1, max_overflow=2)
+    with pytest.raises(DjangoDBError):
+        async with vinyl.atomic():
+            await Author.vinyl.create(name="Ann")
+            victim = (await Author.vinyl.raw(
+                "SELECT id, %s AS pid FROM testapp_author" % (
+                    "pg_backend_pid()" if vinyl.get_engine().dialect.name == "postgresql" else "CONNECTION_ID()"
+                )
+            ))[0].pid
+            await _kill(victim)
+            await Author.vinyl.create(name="Bob")
+    assert checked_out() == 0
+    assert await Author.vinyl.count() == 0
+    assert await committed_names() == []

@@ -1,0 +1,102 @@
+"""Helpers for the transaction and engine tests: a second connection, pools."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from django.db import connections
+from sqlalchemy import text
+
+import vinyl
+
+
+async def committed_names(table: str = "testapp_author", column: str = "name") -> list[str]:
+    """Read ``column`` from a separate connection: what other sessions see."""
+    async with vinyl.get_engine().connect() as conn:
+        rows = await conn.execute(text(f"SELECT {column} FROM {table} ORDER BY {column}"))
+        return [row[0] for row in rows]
+
+
+def checked_out(using: str = "vinyl_default") -> int:
+    """How many connections the pool of ``using`` has handed out right now."""
+    return vinyl.get_engine(using).sync_engine.pool.checkedout()
+
+
+async def settle(using: str = "vinyl_default", rounds: int = 200) -> int:
+    """Let finalizers (async generators closed when collected) finish their
+    I/O, for up to two seconds; return checked_out()."""
+    for _ in range(rounds):
+        if checked_out(using) == 0:
+            break
+        await asyncio.sleep(0.01)
+    return checked_out(using)
+
+
+async def configure_pool(connect_args: dict | None = None, using: str = "vinyl_default", **pool: Any) -> None:
+    """Rebuild the engine of ``using`` with these pool (and driver) arguments."""
+    await vinyl.dispose(using)
+    settings = connections.settings[using]
+    options = {**(settings.get("OPTIONS") or {}), **(connect_args or {})}
+    options["pool"] = {**options.get("pool", {}), **pool}
+    settings["OPTIONS"] = options
+    try:
+        del connections[using]
+    except AttributeError:
+        pass
+
+
+async def open_transactions(backend: str) -> int:
+    """Count transactions open on the test database, from a fresh connection."""
+    if backend == "mysql":
+        await asyncio.sleep(0.15)  # InnoDB's cached view of INNODB_TRX
+    async with vinyl.get_engine().connect() as conn:
+        if backend == "postgresql":
+            sql = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+            )
+        else:
+            sql = (
+                "SELECT count(*) FROM information_schema.INNODB_TRX t "
+                "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+                "WHERE p.DB = DATABASE() AND p.ID <> CONNECTION_ID()"
+            )
+        return (await conn.exec_driver_sql(sql)).scalar_one()
+
+
+async def wait_until(predicate: Any, what: str, rounds: int = 60) -> None:
+    """Poll an async predicate (server state, not a race) until it holds.
+
+    InnoDB refreshes its information_schema transaction tables only when
+    they were not read for 0.1 s: poll more slowly than that.
+    """
+    for _ in range(rounds):
+        if await predicate():
+            return
+        await asyncio.sleep(0.15)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+async def lock_waits(backend: str) -> int:
+    """How many sessions are waiting for a row lock right now."""
+    async with vinyl.get_engine().connect() as conn:
+        if backend == "postgresql":
+            sql = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
+        else:
+            sql = "SELECT count(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"
+        return (await conn.exec_driver_sql(sql)).scalar_one()
+
+
+async def no_open_transactions(backend: str) -> bool:
+    """Wait (bounded) for the server to drop sessions vinyl closed; True if none is left."""
+    for _ in range(20):
+        if await open_transactions(backend) == 0:
+            return True
+        # A connection vinyl closed may still be listed until its server
+        # process has gone; a leaked one would stay.
+        await asyncio.sleep(0.1)
+    return False
