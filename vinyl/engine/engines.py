@@ -164,6 +164,11 @@ def _create_engine(config: EngineConfig) -> AsyncEngine:
             return
         if probe(dbapi_connection.driver_connection):
             dbapi_connection.rollback()
+            if probe(dbapi_connection.driver_connection):
+                # The driver adapter did not know of the transaction (a
+                # cancellation cut in between BEGIN and its bookkeeping):
+                # never give it back open; the pool discards it on error.
+                raise ConnectionResetError("transaction still open on return to the pool")
 
     event.listen(engine.sync_engine, "reset", reset)
     return engine

@@ -13,7 +13,13 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+import inspect
+
 from django.core.exceptions import EmptyResultSet
+from django.db.models import Model
+from django.db.models.base import ModelState
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init, pre_init
 from django.db import connections
 from django.db.models.query import (
     FlatValuesListIterable,
@@ -173,6 +179,39 @@ def _builder(qs: QuerySet, compiler: Any, db: str, adopt: Callable[[Any], None] 
     return None
 
 
+def _plain_construction(model: type, attnames: Sequence[str]) -> bool:
+    """Can instances of ``model`` be built without running ``__init__``?
+
+    Yes when nothing would observe the difference: Django's own
+    ``__init__`` and ``from_db``, no init signal receivers, and plain field
+    descriptors for the loaded columns.
+    """
+    if model.__init__ is not Model.__init__ or model.from_db.__func__ is not Model.from_db.__func__:
+        return False
+    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return False
+    return all(isinstance(inspect.getattr_static(model, name, None), DeferredAttribute) for name in attnames)
+
+
+def _direct_from_db(model: type, fetch_mode: Any) -> Callable[[str, Sequence[str], Sequence[Any]], Any]:
+    """``Model.from_db`` for plain models: the loaded values go straight into
+    the instance, the others stay deferred, as ``__init__`` would leave them."""
+    new = object.__new__
+
+    def from_db(db: str, names: Sequence[str], values: Sequence[Any]) -> Any:
+        obj = new(model)
+        state = ModelState()
+        state.adding = False
+        state.db = db
+        if fetch_mode is not None:
+            state.fetch_mode = fetch_mode
+        obj._state = state
+        obj.__dict__.update(zip(names, values))
+        return obj
+
+    return from_db
+
+
 def _model_builder(
     qs: QuerySet, compiler: Any, db: str, convert: Callable[[Rows], Any], adopt: Callable[[Any], None] | None
 ) -> Builder:
@@ -190,6 +229,8 @@ def _model_builder(
     else:  # Django 6.1: instances carry the queryset's fetch mode
         populators = get_related_populators(klass_info, select, db, fetch_mode)
         from_db = functools.partial(model.from_db, fetch_mode=fetch_mode)
+    if _plain_construction(model, attnames):
+        from_db = _direct_from_db(model, fetch_mode)
 
     def build(rows: Rows) -> list:
         objs = []
