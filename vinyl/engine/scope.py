@@ -277,12 +277,7 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
     free connection, then raises :class:`vinyl.exceptions.PoolExhausted`.
     """
     entry = engine_entry(alias)
-    try:
-        conn = await entry.engine.connect()
-    except sa_exc.TimeoutError as exc:
-        raise pool_exhausted(alias, entry.engine) from exc
-    except Exception as exc:
-        raise connection_error(alias, entry, exc) from exc
+    conn = await _pooled(alias, entry, entry.engine.connect)
     try:
         if transactional:
             await conn.begin()
@@ -294,6 +289,16 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
         await discard(conn)
         raise
     return Scope(alias, conn, entry, in_block=in_block, transactional=transactional)
+
+
+async def _pooled(alias: str, entry: EngineEntry, acquire: Callable[[], Awaitable[T]]) -> T:
+    """Get a connection from the pool of ``alias``, errors named for the alias."""
+    try:
+        return await acquire()
+    except sa_exc.TimeoutError as exc:
+        raise pool_exhausted(alias, entry.engine) from exc
+    except Exception as exc:
+        raise connection_error(alias, entry, exc) from exc
 
 
 async def finish(awaitable: Awaitable[T]) -> T:
@@ -510,16 +515,11 @@ async def _fetch(alias: str, sql: str, params: tuple) -> list:
             # would leave it mid-statement, so the read runs to its end first.
             return await finish(_fetch_on(alias, scope.entry, scope.connection, sql, params))
     entry = engine_entry(alias)
-    try:
-        pooled = await entry.engine.raw_connection()
-    except sa_exc.TimeoutError as exc:
-        raise pool_exhausted(alias, entry.engine) from exc
-    except Exception as exc:
-        raise connection_error(alias, entry, exc) from exc
+    pooled = await _pooled(alias, entry, entry.engine.raw_connection)
     try:
         rows = await _run_on_driver(alias, entry, pooled.driver_connection, sql, params)
     except BaseException as exc:
-        if isinstance(exc, Exception) and not _driver_disconnect(entry, pooled, exc):
+        if isinstance(exc, Exception) and not _driver_disconnect(entry, exc):
             await finish(greenlet_spawn(pooled.close))
         else:
             # Interrupted mid-statement, or the server closed the connection.
@@ -531,21 +531,10 @@ async def _fetch(alias: str, sql: str, params: tuple) -> list:
     return rows
 
 
-def _driver_disconnect(entry: EngineEntry, pooled: Any, exc: BaseException) -> bool:
+def _driver_disconnect(entry: EngineEntry, exc: BaseException) -> bool:
     # Connection errors reach here mapped to Django's OperationalError /
     # InterfaceError; a needless invalidation only costs a reconnect.
-    if isinstance(exc, (OSError, django_db.OperationalError, django_db.InterfaceError)):
-        return True
-    dialect = entry.engine.dialect
-    error: BaseException | None = exc
-    while error is not None:
-        try:
-            if dialect.is_disconnect(error, pooled.dbapi_connection, None):
-                return True
-        except Exception:
-            pass
-        error = error.__cause__
-    return isinstance(exc, OSError)
+    return isinstance(exc, (django_db.OperationalError, django_db.InterfaceError)) or _lost_connection(entry, exc)
 
 
 async def _fetch_on(alias: str, entry: EngineEntry, conn: AsyncConnection, sql: str, params: tuple) -> list:
