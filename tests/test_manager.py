@@ -48,3 +48,10 @@ def test_queryset_chain_from_manager() -> None:
     qs = Author.vinyl.filter(name="a").exclude(age=3)
     assert isinstance(qs, VinylQuerySet)
     assert qs.model is Author.vinyl.model
+
+
+def test_django_async_names_on_the_manager_say_which_coroutine_to_await():
+    with pytest.raises(AttributeError, match=r"await \.\.\.get\("):
+        Author.vinyl.aget
+    with pytest.raises(AttributeError, match="nonsense"):
+        Author.vinyl.nonsense

@@ -91,6 +91,11 @@ class BoundVinylManager(Generic[M]):
 
         return VinylRawQuerySet(self.model, raw_query, params, translations, self._using)
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the manager lacks: say which vinyl method
+        # replaces Django's a-prefixed one (aget -> await get).
+        raise no_async_alias(type(self).__name__, name)
+
     def __repr__(self) -> str:
         return f"<VinylManager of {self.model.__name__} on {self._using!r}>"
 

@@ -15,7 +15,7 @@ _mysqldb.install()
 from django.db.backends.mysql.base import CursorWrapper as MySQLCursorWrapper  # noqa: E402
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noqa: E402
 
-from vinyl._backend.base import VinylCursor, VinylWrapperMixin  # noqa: E402
+from vinyl._backend.base import VinylWrapperMixin  # noqa: E402
 from vinyl.mysql_backend.features import DatabaseFeatures  # noqa: E402
 from vinyl.mysql_backend.operations import DatabaseOperations  # noqa: E402
 

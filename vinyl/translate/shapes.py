@@ -15,7 +15,6 @@ import decimal
 import uuid
 from typing import Any, Sequence
 
-_INT4 = range(-(2**31), 2**31)
 # Django compiles an integer beyond its field's range differently (a lookup
 # that matches all or nothing): the range an integer falls in, and its sign,
 # are part of a shape.
