@@ -250,7 +250,7 @@ class VinylWrapperMixin:
             url=self.vinyl_url(),
             engine_kwargs=engine_kwargs,
             load_facts=self.vinyl_load_facts,
-            autocommit_level=self.vinyl_autocommit_level,
+            autocommit_options=self.vinyl_autocommit_options,
             in_transaction=self.vinyl_in_transaction,
             fetch=self.vinyl_fetch,
             map_error=self.vinyl_map_error,
@@ -266,9 +266,10 @@ class VinylWrapperMixin:
         """Return the Django exception for a driver error."""
         return django_error(exc)
 
-    #: Isolation level that switches a connection to autocommit with no round
-    #: trip, or None if switching costs one.
-    vinyl_autocommit_level: str | None = None
+    #: Execution options that switch a connection to autocommit with no round
+    #: trip; ``{}`` if pooled connections autocommit until a transaction
+    #: begins; None if switching costs one.
+    vinyl_autocommit_options: dict[str, Any] | None = None
 
     @staticmethod
     def vinyl_in_transaction(driver_connection: Any) -> bool:

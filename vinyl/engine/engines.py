@@ -35,9 +35,10 @@ class EngineConfig:
     # Called once on each engine vinyl builds (event listeners, e.g. SQLite's
     # explicit BEGIN); engines handed over with set_engine are left as they are.
     configure: Callable[[AsyncEngine], None] | None = None
-    # The isolation level that puts a connection in autocommit without a
-    # round trip (None where switching costs one).
-    autocommit_level: str | None = None
+    # The execution options that put a connection in autocommit without a
+    # round trip ({} where pooled connections autocommit until a transaction
+    # begins; None where switching costs one).
+    autocommit_options: dict[str, Any] | None = None
     # Does the driver connection have a transaction open? Given, the pool
     # rolls back on return only when it does, instead of always.
     in_transaction: Callable[[Any], bool] | None = None
@@ -58,6 +59,9 @@ class EngineEntry:
     plans: dict[Any, Any] = field(default_factory=dict)
     # The settings the engine was built from: new settings, new engine.
     settings: Any = None
+    # config.autocommit_options where they hold for this engine (None on an
+    # application's engine when they rely on vinyl's configure hook).
+    autocommit_options: dict[str, Any] | None = None
 
 
 _entries: dict[str, EngineEntry] = {}
@@ -126,11 +130,20 @@ def _entry(using: str) -> EngineEntry:
             return entry
     config = _config_for(using)
     engine = _user_engines.get(using)
+    autocommit_options = config.autocommit_options
     if engine is None:
         engine = _create_engine(config)
         if config.configure is not None:
             config.configure(engine)
-    entry = EngineEntry(engine=engine, config=config, loop=loop, settings=_settings_of(using))
+    elif config.configure is not None:
+        autocommit_options = None
+    entry = EngineEntry(
+        engine=engine,
+        config=config,
+        loop=loop,
+        settings=_settings_of(using),
+        autocommit_options=autocommit_options,
+    )
     _entries[using] = entry
     return entry
 

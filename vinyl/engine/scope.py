@@ -279,12 +279,16 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
     entry = engine_entry(alias)
     conn = await _pooled(alias, entry, entry.engine.connect)
     try:
-        if transactional:
-            await conn.begin()
-        elif entry.config.autocommit_level is not None:
-            conn = await conn.execution_options(isolation_level=entry.config.autocommit_level)
         if entry.facts is None:
             await ensure_facts(entry, conn)
+            if conn.in_transaction():
+                # The facts were read in a transaction of their own: end it
+                # before the operation's statements run.
+                await conn.rollback()
+        if transactional:
+            await conn.begin()
+        elif entry.autocommit_options:
+            conn = await conn.execution_options(**entry.autocommit_options)
     except BaseException:
         await discard(conn)
         raise
@@ -422,7 +426,7 @@ async def operation(
         yield scope
         return
     if single_write and not readonly:
-        readonly = engine_entry(alias).config.autocommit_level is not None
+        readonly = engine_entry(alias).autocommit_options is not None
     scope = await checkout(alias, transactional=not readonly)
     try:
         yield scope

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import asyncmy
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy import util as _sa_util
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_dbapi
 
 from vinyl.mysql_backend import _mysqldb
@@ -33,6 +35,12 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
     ops_class = DatabaseOperations
     sqlalchemy_drivername = "mysql+asyncmy"
 
+    # Pooled connections autocommit and vinyl begins its transactions with
+    # BEGIN: a read outside a transaction opens none, so none is rolled back
+    # when the connection goes back to the pool, and a single write commits
+    # by itself.
+    vinyl_autocommit_options: dict[str, Any] | None = {}
+
     @staticmethod
     def vinyl_in_transaction(driver_connection: Any) -> bool:
         return driver_connection.get_transaction_status()
@@ -54,6 +62,7 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
         connect_args = config.engine_kwargs.setdefault("connect_args", {})
         connect_args.pop("isolation_level", None)
         connect_args.setdefault("charset", "utf8mb4")
+        config.configure = _autocommit_until_begin
         return config
 
     def create_cursor(self, name: str | None = None) -> Any:
@@ -95,3 +104,50 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
 
     def get_database_version(self) -> tuple[int, ...]:
         return self.mysql_version
+
+
+# SQLAlchemy 2.1 names it await_; 2.0 await_only.
+_await: Any = getattr(_sa_util, "await_", None) or _sa_util.await_only
+
+
+def _autocommit_until_begin(engine: AsyncEngine) -> None:
+    """Run the connections of a vinyl engine in autocommit, BEGIN on demand.
+
+    The MySQL DB-API drivers switch autocommit off and let the server open a
+    transaction with the first statement, even a read, which then has to be
+    rolled back before the connection is reused. Here each new connection
+    goes back to autocommit, and SQLAlchemy's begin (vinyl.atomic, a
+    ``Connection.begin()`` of SQLAlchemy code on the shared engine) sends an
+    explicit BEGIN.
+    """
+    event.listen(engine.sync_engine, "connect", _autocommit_on)
+    event.listen(engine.sync_engine, "checkin", _autocommit_again)
+    event.listen(engine.sync_engine, "begin", _begin)
+
+
+def _autocommit_on(dbapi_connection: Any, record: Any) -> None:
+    # Runs after SQLAlchemy's own connect handlers, which set the session's
+    # isolation level and, with it, autocommit off.
+    dbapi_connection.autocommit(True)
+
+
+def _autocommit_again(dbapi_connection: Any, record: Any) -> None:
+    # A connection given an isolation level of its own (execution_options)
+    # comes back with autocommit off once SQLAlchemy resets the level, and
+    # one that Django's code switched off may come back after an error.
+    if dbapi_connection is None or dbapi_connection.get_autocommit():
+        return
+    try:
+        dbapi_connection.autocommit(True)
+    except Exception:  # outside the event loop: _begin copes with it off
+        pass
+
+
+def _begin(connection: Any) -> None:
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return  # SQLAlchemy Core code asked for autocommit: no transaction
+    driver = connection.connection.driver_connection
+    if driver.get_autocommit():
+        # Off (after an isolation level set for one connection), the
+        # driver's implicit transaction is already the one SQLAlchemy expects.
+        _await(driver.begin())

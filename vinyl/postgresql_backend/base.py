@@ -61,7 +61,7 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     vinyl_cursor_class = PostgreSQLCursor
 
     # asyncpg's adapter switches to autocommit with a flag, no round trip.
-    vinyl_autocommit_level = "AUTOCOMMIT"
+    vinyl_autocommit_options = {"isolation_level": "AUTOCOMMIT"}
 
     @staticmethod
     def vinyl_in_transaction(driver_connection: Any) -> bool:

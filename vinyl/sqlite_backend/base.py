@@ -148,7 +148,7 @@ class DatabaseWrapper(VinylWrapperMixin, SQLiteWrapper):
     # Reads outside atomic pay a local BEGIN/ROLLBACK rather than switching the
     # connection to autocommit: pysqlite's switch back would re-enable the
     # driver's own implicit BEGIN.
-    vinyl_autocommit_level = None
+    vinyl_autocommit_options = None
 
     @staticmethod
     def vinyl_in_transaction(driver_connection: Any) -> bool:
