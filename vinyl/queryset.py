@@ -532,9 +532,51 @@ class VinylQuerySet(Generic[M]):
 
     async def update(self, **kwargs: Any) -> int:
         """Update matching rows; return how many rows matched."""
+        single = not self._model._meta.concrete_model._meta.parents
+        shaped = step_shape("update", (), kwargs) if single and self._recipe is not None else None
+        if shaped is not None:
+            return await self._update_planned(shaped, kwargs)
         qs = self._qs._chain()
-        single = not qs.model._meta.concrete_model._meta.parents
         return await _bridge.run(qs.db, lambda: qs.update(**kwargs), single_write=single)
+
+    async def _update_planned(self, shaped: tuple, kwargs: dict) -> int:
+        """update() of one statement, through the plan cache."""
+        shape, update_values = shaped
+        recipe = self._recipe + (shape,)  # type: ignore[operator]
+        values = self._values + update_values
+        db = self.db
+        plans = _plans(db, recipe)
+        key = (self._model, "update", recipe)
+        plan = plans.get(key) if plans is not None else NEVER
+        if type(plan) is Plan:
+            count = await _scope.write(db, plan.sql, plan.params(values))
+            if count is not NotImplemented:
+                return count
+        qs = self._qs._chain()
+        if plans is not None and plan is not NEVER and type(plan) is not Plan:
+            probes = probe_values(values)
+            try:
+                probe_qs = self._probe(probes[: len(self._values)], None)
+                probe_kwargs = substitute("update", (), kwargs, iter(probes[len(self._values) :]))[1]
+            except Exception:  # the probe values do not fit: no plan
+                _store(plans, key, NEVER)
+            else:
+                count, statements, probe_statements = await _bridge.run(
+                    db,
+                    _captured,
+                    db,
+                    lambda: qs.update(**kwargs),
+                    lambda: probe_qs.update(**probe_kwargs),
+                    single_write=True,
+                )
+                if len(statements) == 1 and len(probe_statements) == 1:
+                    plan = scalar_plan(db, statements[0], probe_statements[0], values, probes, _no_rows)
+                else:
+                    plan = NEVER
+                if plan is not LATER:
+                    _store(plans, key, plan)
+                return count
+        return await _bridge.run(db, lambda: qs.update(**kwargs), single_write=True)
 
     async def delete(self) -> tuple[int, dict[str, int]]:
         """Delete matching rows with their cascades: Django's ``(count, {label: count})``."""
@@ -559,6 +601,10 @@ _SCALAR_BUILDERS = {
     "count": lambda rows: int(rows[0][0]) if rows else 0,
     "exists": lambda rows: bool(rows),
 }
+
+
+def _no_rows(rows: Any) -> None:
+    raise AssertionError("a write plan runs with scope.write, not fetch")
 
 
 def _plans(db: str, recipe: tuple | None) -> dict | None:
@@ -600,6 +646,9 @@ def _captured(db: str, run: Any, probe: Any) -> tuple[Any, list, list]:
     connection = connections[db]
     with connection.execute_wrapper(record):
         result = run()
+    # Stopping the probe is no error of the operation's: Django's
+    # mark_for_rollback_on_error (update()) must not doom the transaction.
+    needs_rollback = mine.needs_rollback if mine is not None else False
     with connection.execute_wrapper(record_probe):
         try:
             probe()
@@ -607,6 +656,9 @@ def _captured(db: str, run: Any, probe: Any) -> tuple[Any, list, list]:
             pass
         except Exception:  # the probe values do not compile: no plan
             probe_statements.clear()
+        finally:
+            if mine is not None:
+                mine.needs_rollback = needs_rollback
     return result, statements, probe_statements
 
 

@@ -253,13 +253,24 @@ class VinylWrapperMixin:
             autocommit_options=self.vinyl_autocommit_options,
             in_transaction=self.vinyl_in_transaction,
             fetch=self.vinyl_fetch,
+            execute=self.vinyl_execute,
             map_error=self.vinyl_map_error,
+            start_transaction=self.vinyl_start_transaction,
         )
 
     @staticmethod
     async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
         """Run a read on the driver connection and return its rows."""
         raise NotImplementedError
+
+    @staticmethod
+    async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
+        """Run a write on the driver connection and return its row count."""
+        raise NotImplementedError
+
+    #: ``async (adapter connection) -> None``: start a transaction that the
+    #: driver adapter begins lazily, before statements run on the driver.
+    vinyl_start_transaction: Any = None
 
     @staticmethod
     def vinyl_map_error(exc: BaseException) -> BaseException:

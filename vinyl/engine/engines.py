@@ -45,7 +45,14 @@ class EngineConfig:
     # Runs a statement straight on the driver connection: (conn, sql, params)
     # -> rows. Errors come back as Django's through map_error.
     fetch: Callable[[Any, str, tuple], Awaitable[list]] | None = None
+    # Runs a write straight on the driver connection: (conn, sql, params) ->
+    # the number of rows it matched.
+    execute: Callable[[Any, str, tuple], Awaitable[int]] | None = None
     map_error: Callable[[BaseException], BaseException] | None = None
+    # Starts the transaction the driver adapter has begun only lazily (at
+    # its first statement), before vinyl runs a statement on the driver
+    # connection below it: (adapter connection) -> None.
+    start_transaction: Callable[[Any], Awaitable[None]] | None = None
 
 
 @dataclass

@@ -502,13 +502,40 @@ def _lost_connection(entry: EngineEntry, exc: BaseException) -> bool:
     return False
 
 
-async def _fetch(alias: str, sql: str, params: tuple) -> list:
-    """Run one read statement straight on the driver, outside the bridge.
+async def write(alias: str, sql: str, params: tuple, *, rows: bool = False) -> Any:
+    """Run one write statement straight on the driver; ``NotImplemented`` if
+    it cannot run there (the caller goes through the bridge instead).
+
+    Outside a block it autocommits on a pooled connection, where the engine
+    lets a statement commit by itself; inside a block it runs in the block's
+    transaction, and an error marks the level for rollback, as Django's
+    atomic does; under a test's transaction it gets a savepoint. Never
+    retried: a write may have reached the server. Returns the rows of a
+    RETURNING statement (``rows``), else the number of rows matched.
+    """
+    scope = active_scope(alias)
+    if scope is None:
+        if engine_entry(alias).autocommit_options is None:
+            return NotImplemented
+        return await _fetch(alias, sql, params, rows)
+    if scope.transparent:
+        async with savepoint(scope, in_block=False):
+            return await _fetch(alias, sql, params, rows)
+    try:
+        return await _fetch(alias, sql, params, rows)
+    except django_db.DatabaseError:
+        scope.needs_rollback = True
+        raise
+
+
+async def _fetch(alias: str, sql: str, params: tuple, rows: bool = True) -> Any:
+    """Run one statement straight on the driver, outside the bridge.
 
     Inside a block (or a signal receiver's level) it runs on the block's
     connection, one statement at a time; otherwise on a pooled driver
     connection with no transaction begun (the pool's reset ends any the
-    driver opened by itself). Returns the driver's rows.
+    driver opened by itself). Returns the driver's rows, or with ``rows``
+    false the number of rows the statement matched.
     """
     scope = active_scope(alias)
     if scope is not None:
@@ -517,11 +544,11 @@ async def _fetch(alias: str, sql: str, params: tuple) -> list:
             scope.check_open()
             # Tasks share this connection: a read cut short by a cancellation
             # would leave it mid-statement, so the read runs to its end first.
-            return await finish(_fetch_on(alias, scope.entry, scope.connection, sql, params))
+            return await finish(_run_in_scope(alias, scope, sql, params, rows))
     entry = engine_entry(alias)
     pooled = await _pooled(alias, entry, entry.engine.raw_connection)
     try:
-        rows = await _run_on_driver(alias, entry, pooled.driver_connection, sql, params)
+        result = await _run_on_driver(alias, entry, pooled.driver_connection, sql, params, rows)
     except BaseException as exc:
         if isinstance(exc, Exception) and not _driver_disconnect(entry, exc):
             await finish(greenlet_spawn(pooled.close))
@@ -532,7 +559,7 @@ async def _fetch(alias: str, sql: str, params: tuple) -> list:
                 await finish(greenlet_spawn(pooled.close))
         raise
     await finish(greenlet_spawn(pooled.close))
-    return rows
+    return result
 
 
 def _driver_disconnect(entry: EngineEntry, exc: BaseException) -> bool:
@@ -541,17 +568,21 @@ def _driver_disconnect(entry: EngineEntry, exc: BaseException) -> bool:
     return isinstance(exc, (django_db.OperationalError, django_db.InterfaceError)) or _lost_connection(entry, exc)
 
 
-async def _fetch_on(alias: str, entry: EngineEntry, conn: AsyncConnection, sql: str, params: tuple) -> list:
-    driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-    return await _run_on_driver(alias, entry, driver, sql, params)
+async def _run_in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool) -> Any:
+    start = scope.entry.config.start_transaction
+    if start is not None:
+        await start(scope.dbapi_connection())
+    driver = scope.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    return await _run_on_driver(alias, scope.entry, driver, sql, params, rows)
 
 
-async def _run_on_driver(alias: str, entry: EngineEntry, driver: Any, sql: str, params: tuple) -> list:
+async def _run_on_driver(alias: str, entry: EngineEntry, driver: Any, sql: str, params: tuple, rows: bool) -> Any:
     config = entry.config
+    run = config.fetch if rows else config.execute
     # Logged on vinyl.sql and recorded by capture_queries like bridge statements.
     started = time.perf_counter() if _querylog.observing() else None
     try:
-        return await config.fetch(driver, sql, params)  # type: ignore[misc]
+        return await run(driver, sql, params)  # type: ignore[misc]
     except Exception as exc:
         mapped = config.map_error(exc) if config.map_error is not None else exc
         if mapped is exc:

@@ -51,6 +51,14 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
             await cursor.execute(sql, params)
             return await cursor.fetchall()
 
+    @staticmethod
+    async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
+        # Matched rows, not changed ones: SQLAlchemy connects with FOUND_ROWS,
+        # as Django does.
+        async with driver_connection.cursor() as cursor:
+            await cursor.execute(sql, params)
+            return cursor.rowcount
+
     def vinyl_engine_defaults(self) -> dict[str, Any]:
         options = self.settings_dict.get("OPTIONS") or {}
         # Django runs MySQL sessions in READ COMMITTED unless told otherwise.

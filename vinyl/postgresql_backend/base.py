@@ -72,6 +72,21 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         return await driver_connection.fetch(sql, *params)
 
     @staticmethod
+    async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
+        # asyncpg answers with the command tag: "UPDATE 3", "INSERT 0 1".
+        tag = await driver_connection.execute(sql, *params)
+        count = tag.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+    @staticmethod
+    async def vinyl_start_transaction(adapter: Any) -> None:
+        # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement;
+        # a statement vinyl runs on the asyncpg connection itself must not
+        # run before it, outside the transaction.
+        if adapter._transaction is None and adapter.isolation_level != "autocommit":
+            await adapter._start_transaction()
+
+    @staticmethod
     def vinyl_map_error(exc: BaseException) -> BaseException:
         return map_asyncpg_error(exc)
 

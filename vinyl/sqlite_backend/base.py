@@ -162,6 +162,14 @@ class DatabaseWrapper(VinylWrapperMixin, SQLiteWrapper):
         finally:
             await cursor.close()
 
+    @staticmethod
+    async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
+        cursor = await driver_connection.execute(sql, params)
+        try:
+            return cursor.rowcount
+        finally:
+            await cursor.close()
+
     def get_database_version(self) -> tuple[int, ...]:
         return sqlite3.sqlite_version_info
 

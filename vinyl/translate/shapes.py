@@ -108,11 +108,39 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
         if not all(isinstance(v, (bool, type(None))) for v in kwargs.values()):
             return None
         return (method, args, tuple(sorted(kwargs.items()))), ()
+    if method == "update":
+        return _update_shape(kwargs)
     if method == "__getitem__":
         (k,) = args
         if isinstance(k, slice) and k.step is None:
             return ("slice", k.start, k.stop), ()
     return None
+
+
+def _update_shape(kwargs: dict) -> tuple[Any, tuple] | None:
+    # update(field=value): plain values are slots; expressions (F("n") + 1),
+    # booleans and None are structure.
+    keys: list[Any] = []
+    values: list[Any] = []
+    for key in sorted(kwargs):
+        value = kwargs[key]
+        if _update_structure(value):
+            try:
+                hash(value)
+            except TypeError:
+                return None
+            keys.append((key, "=", value))
+            continue
+        kind = _slot_kind(value)
+        if kind is None:
+            return None
+        keys.append((key, kind))
+        values.append(value)
+    return ("update", tuple(keys)), tuple(values)
+
+
+def _update_structure(value: Any) -> bool:
+    return type(value) is bool or value is None or hasattr(value, "resolve_expression")
 
 
 def substitute(method: str, args: tuple, kwargs: dict, values: Any) -> tuple[tuple, dict]:
@@ -121,6 +149,8 @@ def substitute(method: str, args: tuple, kwargs: dict, values: Any) -> tuple[tup
     ``values`` is an iterator consumed in the order :func:`step_shape`
     collected the slots.
     """
+    if method == "update":
+        return args, {k: v if _update_structure(v) else next(values) for k, v in sorted(kwargs.items())}
     if method not in _LOOKUP_METHODS:
         return args, kwargs
     filled = {}

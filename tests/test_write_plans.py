@@ -1,0 +1,90 @@
+"""Writes through compiled plans: update() and create() straight on the driver.
+
+Each test runs a shape more than once, so the second run goes through the
+plan, and checks the rows the database holds afterwards.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError
+from django.db.models import F
+
+import vinyl
+from tests.testapp.models import Author
+from tests.txhelpers import committed_names
+from vinyl.engine.engines import engine_entry
+
+pytestmark = pytest.mark.usefixtures("vinyl_db")
+
+
+def write_plans(kind: str) -> int:
+    plans = engine_entry("vinyl_default").plans
+    return sum(1 for key, plan in plans.items() if key[1] == kind and not isinstance(plan, str))
+
+
+async def make(*names: str) -> list:
+    return [await Author.vinyl.create(name=n, age=i, email=f"{n}@x") for i, n in enumerate(names)]
+
+
+async def ages() -> dict[str, int]:
+    return dict(await Author.vinyl.order_by("name").values_list("name", "age"))
+
+
+async def test_update_of_one_shape_updates_each_calls_rows():
+    await make("Ann", "Bob", "Cy")
+    for name, age in [("Ann", 10), ("Bob", 20), ("Cy", 30), ("Ann", 40)]:
+        assert await Author.vinyl.filter(name=name).update(age=age) == 1
+    assert await ages() == {"Ann": 40, "Bob": 20, "Cy": 30}
+    assert await Author.vinyl.filter(name="nobody").update(age=1) == 0
+    assert write_plans("update") == 1
+
+
+async def test_update_counts_matched_rows_even_when_unchanged():
+    await make("Ann", "Bob")
+    for _ in range(2):
+        assert await Author.vinyl.filter(age__gte=0).update(age=5) == 2
+
+
+async def test_update_with_expressions_and_different_shapes():
+    await make("Ann", "Bob")
+    for _ in range(3):
+        await Author.vinyl.filter(name="Ann").update(age=F("age") + 1)
+    await Author.vinyl.filter(name="Bob").update(age=F("age") * 10)
+    await Author.vinyl.filter(name="Bob").update(age=F("age") * 10)
+    assert await ages() == {"Ann": 3, "Bob": 100}
+    await Author.vinyl.filter(name="Ann").update(email=None)
+    await Author.vinyl.filter(name="Bob").update(email=None)
+    assert await Author.vinyl.filter(email__isnull=True).count() == 2
+
+
+async def test_planned_update_rolls_back_with_its_block():
+    await make("Ann", "Bob")
+    await Author.vinyl.filter(name="Bob").update(age=7)  # the plan exists now
+    with pytest.raises(RuntimeError):
+        async with vinyl.atomic():
+            await Author.vinyl.filter(name="Ann").update(age=99)
+            assert (await Author.vinyl.get(name="Ann")).age == 99
+            raise RuntimeError("boom")
+    assert await ages() == {"Ann": 0, "Bob": 7}
+
+
+async def test_planned_update_that_fails_is_an_integrity_error_and_dooms_its_block():
+    await make("Ann", "Bob")
+    await Author.vinyl.filter(name="Cy").update(email="c@x")  # the plan exists now
+    with pytest.raises(IntegrityError):
+        await Author.vinyl.filter(name="Ann").update(email="Bob@x")
+    async with vinyl.atomic():
+        await Author.vinyl.filter(name="Bob").update(email="b@x")
+        with pytest.raises(IntegrityError):
+            await Author.vinyl.filter(name="Ann").update(email="b@x")
+    # The error inside the block rolled the whole block back, as in Django.
+    assert await Author.vinyl.order_by("name").values_list("email", flat=True) == ["Ann@x", "Bob@x"]
+    # A nested block keeps the error to itself.
+    async with vinyl.atomic():
+        await Author.vinyl.filter(name="Bob").update(email="b@x")
+        with pytest.raises(IntegrityError):
+            async with vinyl.atomic():
+                await Author.vinyl.filter(name="Ann").update(email="b@x")
+    assert await Author.vinyl.order_by("name").values_list("email", flat=True) == ["Ann@x", "b@x"]
+    assert await committed_names() == ["Ann", "Bob"]
