@@ -28,6 +28,7 @@ def prepare(db: str, scale: Scale, *, reload: bool = False, log: Any = print) ->
     from django.core.management import call_command
     from django.db import connection
 
+    _ensure_database(db, connection)
     wanted = {"benchapp_author": scale.authors, "benchapp_book": scale.books, "benchapp_item": scale.stream_rows}
     existing = set(connection.introspection.table_names())
     if not reload and set(TABLES) <= existing:
@@ -57,6 +58,19 @@ def prepare(db: str, scale: Scale, *, reload: bool = False, log: Any = print) ->
     for table, n in wanted.items():
         if counts[table] != n:
             raise RuntimeError(f"{table} has {counts[table]} rows after loading, expected {n}")
+
+
+def _ensure_database(db: str, connection: Any) -> None:
+    """Create the benchmark database on its server if it does not exist yet."""
+    name = connection.settings_dict["NAME"]
+    quote = connection.ops.quote_name
+    with connection._nodb_cursor() as cursor:
+        if db == "postgresql":
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if cursor.fetchone() is None:
+                cursor.execute(f"CREATE DATABASE {quote(name)}")
+        else:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS {quote(name)}")
 
 
 def _series(db: str, connection: Any, n: int) -> str:

@@ -11,7 +11,7 @@ from django.db import IntegrityError
 from django.db.models import F
 
 import vinyl
-from tests.testapp.models import Author
+from tests.testapp.models import Author, Book
 from tests.txhelpers import committed_names
 from vinyl.engine.engines import engine_entry
 
@@ -88,3 +88,63 @@ async def test_planned_update_that_fails_is_an_integrity_error_and_dooms_its_blo
                 await Author.vinyl.filter(name="Ann").update(email="b@x")
     assert await Author.vinyl.order_by("name").values_list("email", flat=True) == ["Ann@x", "b@x"]
     assert await committed_names() == ["Ann", "Bob"]
+
+
+async def test_create_of_one_model_shares_one_insert_and_returns_saved_instances():
+    authors = [await Author.vinyl.create(name=n, age=i) for i, n in enumerate(["Ann", "Bob", "Cy"])]
+    assert write_plans("insert") == 1
+    assert len({a.pk for a in authors}) == 3 and all(a.pk is not None for a in authors)
+    assert all(not a._state.adding and a._state.db == "vinyl_default" for a in authors)
+    assert await ages() == {"Ann": 0, "Bob": 1, "Cy": 2}
+    # Defaults apply; the instance is the one a later get() returns.
+    dan = await Author.vinyl.create(name="Dan")
+    assert dan.age == 0 and dan.email is None
+    assert (await Author.vinyl.get(pk=dan.pk)).name == "Dan"
+
+
+async def test_create_with_foreign_keys_decimals_and_dates():
+    import datetime
+    import decimal
+
+    ann = await Author.vinyl.create(name="Ann")
+    for n in range(3):
+        book = await Book.vinyl.create(
+            title=f"b{n}", author=ann, pages=n, price=decimal.Decimal("1.25"), published=datetime.date(2024, 1, n + 1)
+        )
+        assert book.author_id == ann.pk
+    rows = await Book.vinyl.order_by("title").values_list("title", "author_id", "price", "published")
+    assert rows == [
+        (f"b{n}", ann.pk, decimal.Decimal("1.25"), datetime.date(2024, 1, n + 1)) for n in range(3)
+    ]
+    with pytest.raises(ValueError, match="unsaved related object"):
+        await Book.vinyl.create(title="x", author=Author(name="unsaved"))
+
+
+async def test_create_with_a_given_primary_key_and_a_default_primary_key():
+    from tests.testapp.models import UUIDKeyed
+
+    first = await Author.vinyl.create(name="Ann")
+    given = await Author.vinyl.create(id=first.pk + 100, name="Bob")
+    again = await Author.vinyl.create(id=first.pk + 101, name="Cy")
+    assert (given.pk, again.pk) == (first.pk + 100, first.pk + 101)
+    keyed = [await UUIDKeyed.vinyl.create(label=str(n)) for n in range(2)]
+    assert keyed[0].pk != keyed[1].pk
+    assert sorted(await UUIDKeyed.vinyl.values_list("pk", flat=True)) == sorted(k.pk for k in keyed)
+
+
+async def test_planned_create_errors_and_rollbacks():
+    await make("Ann", "Bob")
+    with pytest.raises(IntegrityError):
+        await Author.vinyl.create(name="Ann2", email="Ann@x")
+    with pytest.raises(RuntimeError):
+        async with vinyl.atomic():
+            await Author.vinyl.create(name="Cy")
+            raise RuntimeError("boom")
+    async with vinyl.atomic():
+        await Author.vinyl.create(name="Dan")
+        with pytest.raises(IntegrityError):
+            async with vinyl.atomic():
+                await Author.vinyl.create(name="Eve", email="Bob@x")
+    assert await committed_names() == ["Ann", "Bob", "Dan"]
+    with pytest.raises(TypeError):
+        await Author.vinyl.create(name="x", nonsense=1)

@@ -20,6 +20,7 @@ from vinyl._vinylize import VinylModelIterable, adopt_related
 from vinyl.engine import scope as _scope
 from vinyl.engine.engines import cached_facts, engine_entry
 from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
+from vinyl.translate import inserts
 from vinyl.translate.plans import LATER, NEVER, Plan, rows_plan, scalar_plan
 from vinyl.translate.shapes import probe_values, step_shape, substitute
 
@@ -490,10 +491,48 @@ class VinylQuerySet(Generic[M]):
 
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
+        model = self._model
+        db = self.db
+        if (
+            self._recipe is not None
+            and inserts.plannable(model, db)
+            and not model._meta._reverse_one_to_one_field_names.intersection(kwargs)
+        ):
+            obj = model(**kwargs)
+            if await self._insert_planned(obj, db):
+                return obj
+            await _bridge.run(db, lambda: obj.save(force_insert=True, using=db), single_write=True)
+            return obj
         qs = self._qs._chain()
         return await _bridge.run(
             qs.db, lambda: qs.create(**kwargs), single_write=_bridge.one_statement_save(qs.model)
         )
+
+    @staticmethod
+    async def _insert_planned(obj: Any, db: str) -> bool:
+        """INSERT ``obj`` through the plan cache; False if it must be saved by Django."""
+        pk_set = inserts.prepare_instance(obj)
+        plans = _plans(db, ())
+        if plans is None or pk_set is None:
+            return False
+        key = (type(obj), "insert", pk_set)
+        plan = plans.get(key)
+        if plan is None:
+            params = inserts.insert_params(obj, db, pk_set)
+            if params is None:
+                return False
+            plan = inserts.compile_insert(obj, db, pk_set, params) or NEVER
+            _store(plans, key, plan)
+        elif plan is not NEVER:
+            params = plan.params(obj)
+        if plan is NEVER or params is None:
+            return False
+        sql, driver_params = connections[db].vinyl_cursor_class.prepare(plan.sql, tuple(params))
+        rows = await _scope.write(db, sql, tuple(driver_params), rows=True)
+        if rows is NotImplemented:
+            return False
+        plan.assign(obj, rows, db)
+        return True
 
     async def _run_retrying(self, method: str, **kwargs: Any) -> Any:
         # Racing upserts can deadlock (InnoDB locks the duplicate key that

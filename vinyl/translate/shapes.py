@@ -15,6 +15,9 @@ import decimal
 import uuid
 from typing import Any, Sequence
 
+from django.db.models import F, Value
+from django.db.models.expressions import CombinedExpression
+
 # Django compiles an integer beyond its field's range differently (a lookup
 # that matches all or nothing): the range an integer falls in, and its sign,
 # are part of a shape.
@@ -125,11 +128,10 @@ def _update_shape(kwargs: dict) -> tuple[Any, tuple] | None:
     for key in sorted(kwargs):
         value = kwargs[key]
         if _update_structure(value):
-            try:
-                hash(value)
-            except TypeError:
+            structure = _expression_key(value)
+            if structure is None:
                 return None
-            keys.append((key, "=", value))
+            keys.append((key, "=", structure))
             continue
         kind = _slot_kind(value)
         if kind is None:
@@ -137,6 +139,33 @@ def _update_shape(kwargs: dict) -> tuple[Any, tuple] | None:
         keys.append((key, kind))
         values.append(value)
     return ("update", tuple(keys)), tuple(values)
+
+
+def _expression_key(value: Any) -> Any:
+    """A hashable key that tells expressions apart, or None.
+
+    F() and arithmetic on F() and constants get a key of plain tuples;
+    other expressions are their own key (Django hashes them by identity,
+    which is slower).
+    """
+    kind = type(value)
+    if kind is F:
+        return ("F", value.name)
+    # (An explicit output_field is part of the expression: identity then.)
+    if kind is Value and type(value.value) in (int, float, str, decimal.Decimal) and "output_field" not in value.__dict__:
+        return ("V", type(value.value), value.value)
+    if kind is CombinedExpression and "output_field" not in value.__dict__:
+        lhs, rhs = _expression_key(value.lhs), _expression_key(value.rhs)
+        if lhs is None or rhs is None:
+            return None
+        return ("C", value.connector, lhs, rhs)
+    if kind in (bool, type(None)):
+        return value
+    try:
+        hash(value)
+    except TypeError:
+        return None
+    return value
 
 
 def _update_structure(value: Any) -> bool:
