@@ -15,7 +15,7 @@ from django.db import DatabaseError, connections, models
 from django.db.models import Prefetch, QuerySet
 from django.db.models.query import ModelIterable
 
-from vinyl import _bridge
+from vinyl import _bridge, prefetch
 from vinyl._vinylize import VinylModelIterable, adopt_related
 from vinyl.engine import scope as _scope
 from vinyl.engine.engines import cached_facts, engine_entry
@@ -293,7 +293,32 @@ class VinylQuerySet(Generic[M]):
         return self._fetch().__await__()
 
     async def _fetch(self) -> list[M]:
-        return await self._rows("rows", self._recipe, self._values, None)
+        recipe = self._recipe
+        if recipe is not None and any(shape[0] == "prefetch_related" for shape in recipe):
+            prefetched = await self._fetch_prefetching()
+            if prefetched is not None:
+                return prefetched
+        return await self._rows("rows", recipe, self._values, None)
+
+    async def _fetch_prefetching(self) -> list[M] | None:
+        """Rows and their reverse foreign keys through plans (vinyl.prefetch)."""
+        steps = [step for step in self._steps if step[0] == "prefetch_related"]
+        lookups = [lookup for _, args, _ in steps for lookup in args]
+        if any(step[0] in ("values", "values_list") for step in self._steps):
+            return None
+        relations = prefetch.reverse_fk_relations(self._model, lookups)
+        if relations is None:
+            return None
+        base = self.__class__.__new__(self.__class__)
+        base._model = self._model
+        base._db = self._db
+        base._built = None
+        base._steps = tuple(step for step in self._steps if step[0] != "prefetch_related")
+        base._recipe = tuple(shape for shape in self._recipe if shape[0] != "prefetch_related")  # type: ignore[union-attr]
+        base._values = self._values
+        objs = await base._rows("rows", base._recipe, base._values, None)
+        await prefetch.prefetch_reverse_fk(objs, relations, self.db)
+        return objs
 
     def _probe(self, probes: tuple, lookups: dict | None) -> QuerySet:
         """The Django QuerySet of this recipe with ``probes`` in its slots."""
@@ -527,7 +552,7 @@ class VinylQuerySet(Generic[M]):
             params = plan.params(obj)
         if plan is NEVER or params is None:
             return False
-        sql, driver_params = connections[db].vinyl_cursor_class.prepare(plan.sql, tuple(params))
+        sql, driver_params = plan.prepare(plan.sql, tuple(params))
         rows = await _scope.write(db, sql, tuple(driver_params), rows=True)
         if rows is NotImplemented:
             return False

@@ -252,6 +252,7 @@ class VinylWrapperMixin:
             load_facts=self.vinyl_load_facts,
             autocommit_options=self.vinyl_autocommit_options,
             in_transaction=self.vinyl_in_transaction,
+            idle=self.vinyl_idle,
             fetch=self.vinyl_fetch,
             execute=self.vinyl_execute,
             map_error=self.vinyl_map_error,
@@ -286,6 +287,11 @@ class VinylWrapperMixin:
     def vinyl_in_transaction(driver_connection: Any) -> bool:
         """Does ``driver_connection`` have a transaction open?"""
         return True
+
+    @classmethod
+    def vinyl_idle(cls, driver_connection: Any) -> bool:
+        """Can ``driver_connection`` go back to the pool without any I/O?"""
+        return not cls.vinyl_in_transaction(driver_connection)
 
     def vinyl_url(self) -> URL:
         s = self.settings_dict

@@ -42,6 +42,9 @@ class EngineConfig:
     # Does the driver connection have a transaction open? Given, the pool
     # rolls back on return only when it does, instead of always.
     in_transaction: Callable[[Any], bool] | None = None
+    # Does the driver connection go back to the pool with no I/O (no
+    # transaction open, nothing to restore)?
+    idle: Callable[[Any], bool] | None = None
     # Runs a statement straight on the driver connection: (conn, sql, params)
     # -> rows. Errors come back as Django's through map_error.
     fetch: Callable[[Any, str, tuple], Awaitable[list]] | None = None
@@ -69,6 +72,9 @@ class EngineEntry:
     # config.autocommit_options where they hold for this engine (None on an
     # application's engine when they rely on vinyl's configure hook).
     autocommit_options: dict[str, Any] | None = None
+    # Does a connection that config.idle() says is idle go back to this engine's
+    # pool without I/O (vinyl's reset and checkin listeners)?
+    quiet_checkin: bool = False
 
 
 _entries: dict[str, EngineEntry] = {}
@@ -138,6 +144,12 @@ def _entry(using: str) -> EngineEntry:
     config = _config_for(using)
     engine = _user_engines.get(using)
     autocommit_options = config.autocommit_options
+    quiet_checkin = (
+        engine is None
+        and config.in_transaction is not None
+        and config.idle is not None
+        and "pool_reset_on_return" not in config.engine_kwargs
+    )
     if engine is None:
         engine = _create_engine(config)
         if config.configure is not None:
@@ -150,6 +162,7 @@ def _entry(using: str) -> EngineEntry:
         loop=loop,
         settings=_settings_of(using),
         autocommit_options=autocommit_options,
+        quiet_checkin=quiet_checkin,
     )
     _entries[using] = entry
     return entry

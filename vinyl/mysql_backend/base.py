@@ -59,6 +59,11 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
             await cursor.execute(sql, params)
             return cursor.rowcount
 
+    @staticmethod
+    def vinyl_idle(driver_connection: Any) -> bool:
+        # The checkin listener switches autocommit back on when it is off.
+        return driver_connection.get_autocommit() and not driver_connection.get_transaction_status()
+
     def vinyl_engine_defaults(self) -> dict[str, Any]:
         options = self.settings_dict.get("OPTIONS") or {}
         # Django runs MySQL sessions in READ COMMITTED unless told otherwise.

@@ -40,6 +40,8 @@ class InsertPlan:
     returning: tuple
     compiler: Any
     converters: dict
+    # The backend cursor's SQL and parameter rewriting for its driver.
+    prepare: Any
 
     def params(self, obj: Model) -> list | None:
         """The statement's parameters for ``obj``; None if one is an expression."""
@@ -134,7 +136,8 @@ def compile_insert(obj: Model, db: str, pk_set: bool, params: list) -> InsertPla
         return None
     query.insert_values(fields, [obj], raw=False)  # the plan's compiler runs pre_save
     columns = [field.get_col(meta.db_table) for field in returning]
-    return InsertPlan(sql, fields, returning, compiler, compiler.get_converters(columns))
+    prepare = connections[db].vinyl_cursor_class.prepare
+    return InsertPlan(sql, fields, returning, compiler, compiler.get_converters(columns), prepare)
 
 
 def insert_params(obj: Model, db: str, pk_set: bool) -> list | None:

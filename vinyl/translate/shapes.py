@@ -56,6 +56,7 @@ _STRUCTURE_METHODS = frozenset(
         "values",
         "values_list",
         "select_related",
+        "prefetch_related",
         "only",
         "defer",
         "using",

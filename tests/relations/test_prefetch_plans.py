@@ -1,0 +1,76 @@
+"""prefetch_related of reverse foreign keys through plans (vinyl.prefetch)."""
+
+from __future__ import annotations
+
+import pytest
+
+import vinyl
+from tests.testapp.models import Author, Book
+from vinyl.engine.engines import engine_entry
+
+pytestmark = pytest.mark.usefixtures("vinyl_db")
+
+
+async def library() -> list:
+    ann = await Author.vinyl.create(name="Ann")
+    bob = await Author.vinyl.create(name="Bob")
+    cy = await Author.vinyl.create(name="Cy")
+    for author, titles in ((ann, ["a1", "a2", "a3"]), (bob, ["b1"])):
+        for title in titles:
+            await Book.vinyl.create(title=title, author=author)
+    return [ann, bob, cy]
+
+
+async def test_each_author_gets_its_own_books_in_two_queries():
+    await library()
+    for _ in range(2):  # the second run goes through the cached plans
+        async with vinyl.capture_queries() as queries:
+            authors = await Author.vinyl.order_by("name").prefetch_related("book_set")
+        assert len(queries) == 2
+        assert {a.name: [b.title for b in a["book_set"]] for a in authors} == {
+            "Ann": ["a1", "a2", "a3"],
+            "Bob": ["b1"],
+            "Cy": [],
+        }
+        for author in authors:
+            assert all(book["author"] is author for book in author["book_set"])
+    # Both queries ran from compiled plans: the books' IN (...) has one.
+    plans = engine_entry("vinyl_default").plans
+    assert any(key[0]._meta.model_name == "book" and key[1] == "rows" and type(plan).__name__ == "Plan" for key, plan in plans.items())
+
+
+async def test_prefetched_books_are_vinyl_instances_and_fresh_queries_still_query():
+    ann, *_ = await library()
+    [author] = await Author.vinyl.filter(pk=ann.pk).prefetch_related("book_set")
+    book = author["book_set"][0]
+    assert type(book) is type(await Book.vinyl.get(pk=book.pk))
+    await Book.vinyl.filter(author=ann).update(title="changed")
+    assert [b.title for b in author["book_set"]] == ["a1", "a2", "a3"]  # what was loaded
+    assert await author.book_set.count() == 3
+    assert {b.title for b in await author.book_set.all()} == {"changed"}
+
+
+async def test_the_cached_queryset_keeps_its_owner_filter_when_chained():
+    ann, bob, _ = await library()
+    [author] = await Author.vinyl.filter(pk=bob.pk).prefetch_related("book_set")
+    cached = author._prefetched_objects_cache["book_set"]
+    assert [b.title for b in cached] == ["b1"]
+    chained = cached.filter(title__startswith="")
+    assert f"= {bob.pk}" in str(chained.query).replace("%s", "")
+
+
+async def test_filtered_sliced_and_empty_results():
+    ann, bob, cy = await library()
+    authors = await Author.vinyl.filter(name__in=["Bob", "Cy"]).order_by("-name").prefetch_related("book_set")
+    assert [(a.name, len(a["book_set"])) for a in authors] == [("Cy", 0), ("Bob", 1)]
+    assert await Author.vinyl.filter(name="nobody").prefetch_related("book_set") == []
+    first = await Author.vinyl.order_by("name").prefetch_related("book_set")[:1]
+    assert [b.title for b in first[0]["book_set"]] == ["a1", "a2", "a3"]
+
+
+async def test_other_prefetches_keep_django_s_prefetcher():
+    ann, *_ = await library()
+    books = await Book.vinyl.filter(author=ann).prefetch_related("author")
+    assert all(book["author"].name == "Ann" for book in books)
+    with pytest.raises(AttributeError):
+        await Author.vinyl.prefetch_related("no_such_relation")

@@ -1,0 +1,117 @@
+"""``prefetch_related`` of reverse foreign keys without Django's prefetcher.
+
+For ``Author.vinyl.filter(...).prefetch_related("book_set")`` Django runs the
+books query and then builds one related queryset per author (two clones
+each), in the bridge. Here the main rows and the books come through the plan
+cache (``book.author_id IN (...)``), the books are grouped by author in one
+pass, and each author gets a lightweight queryset of its books whose filter
+is applied only if something chains on it. Anything else (many-to-many,
+forward relations, nested lookups, ``Prefetch`` objects, custom default
+managers) keeps Django's prefetcher.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Sequence
+
+from django.db import models
+from django.db.models.fields.related_descriptors import ManyToManyDescriptor, ReverseManyToOneDescriptor
+from django.db.models.query import QuerySet
+from django.db.models.sql import Query
+
+from vinyl._vinylize import VinylModelIterable
+from vinyl.models import vinyl_model
+
+
+def reverse_fk_relations(model: type[models.Model], lookups: Sequence[Any]) -> list[Any] | None:
+    """The relations (``ManyToOneRel``) of ``lookups`` if vinyl can prefetch them all."""
+    relations = []
+    for lookup in lookups:
+        if not isinstance(lookup, str) or "__" in lookup:
+            return None
+        descriptor = inspect.getattr_static(model, lookup, None)
+        if not isinstance(descriptor, ReverseManyToOneDescriptor) or isinstance(descriptor, ManyToManyDescriptor):
+            return None
+        rel = descriptor.rel
+        related = rel.related_model
+        manager = related._default_manager
+        if type(manager).get_queryset is not models.Manager.get_queryset or rel.field.remote_field.parent_link:
+            return None  # its queryset may filter: Django's prefetcher knows
+        if len(rel.field.foreign_related_fields) != 1:
+            return None
+        relations.append(rel)
+    return relations
+
+
+async def prefetch_reverse_fk(objs: list, relations: list, db: str) -> None:
+    """Load each relation's rows for ``objs`` and cache them as Django does."""
+    from vinyl.queryset import VinylQuerySet
+
+    if not objs:
+        return
+    for rel in relations:
+        field = rel.field  # the ForeignKey on the related model
+        target = field.target_field.attname
+        by_key: dict[Any, list] = {}
+        for obj in objs:
+            key = getattr(obj, target)
+            if key is not None:
+                by_key.setdefault(key, [])
+        related_model = vinyl_model(rel.related_model)
+        if by_key:
+            rows = await VinylQuerySet(related_model, using=db).filter(**{f"{field.attname}__in": list(by_key)})
+        else:
+            rows = []
+        owners = {getattr(obj, target): obj for obj in objs}
+        attname = field.attname
+        for row in rows:
+            key = getattr(row, attname)
+            by_key[key].append(row)
+            field.set_cached_value(row, owners[key])
+        cache_name = rel.cache_name if hasattr(rel, "cache_name") else rel.get_cache_name()
+        template = _template(related_model, db)
+        for obj in objs:
+            cache = obj.__dict__.get("_prefetched_objects_cache")
+            if cache is None:
+                cache = obj._prefetched_objects_cache = {}
+            key = getattr(obj, target)
+            cache[cache_name] = _prefetched(template, field, obj, by_key.get(key, []) if key is not None else [])
+
+
+class PrefetchedQuerySet(QuerySet):
+    """The queryset of one owner's prefetched rows.
+
+    Django's related manager would clone its queryset twice per owner; here
+    every owner's queryset shares one template and gets its own ``Query``
+    (with the filter on the owner, Django's deferred filter) only if code
+    chains on it. Iterating it gives the prefetched rows.
+    """
+
+    @property  # type: ignore[override]
+    def query(self) -> Any:
+        if self._query is None:
+            self._query = Query(self.model)
+        return QuerySet.query.fget(self)  # type: ignore[attr-defined]
+
+    @query.setter
+    def query(self, value: Any) -> None:
+        QuerySet.query.fset(self, value)  # type: ignore[attr-defined]
+
+
+def _template(model: type, db: str) -> dict:
+    qs = PrefetchedQuerySet(model=model, using=db)
+    qs._iterable_class = VinylModelIterable
+    qs._prefetch_done = True
+    qs._query = None
+    return qs.__dict__
+
+
+def _prefetched(template: dict, field: Any, owner: Any, rows: list) -> QuerySet:
+    qs = object.__new__(PrefetchedQuerySet)
+    state = dict(template)
+    state["_result_cache"] = rows
+    state["_deferred_filter"] = (False, (), {field.name: owner})
+    state["_known_related_objects"] = {field: {getattr(owner, field.target_field.attname): owner}}
+    qs.__dict__ = state
+    return qs
