@@ -520,6 +520,7 @@ class VinylQuerySet(Generic[M]):
         db = self.db
         if (
             self._recipe is not None
+            and cached_facts(db) is not None  # the features need the server's
             and inserts.plannable(model, db)
             and not model._meta._reverse_one_to_one_field_names.intersection(kwargs)
         ):

@@ -80,3 +80,22 @@ async def test_atomic_rolls_back_every_statement_of_the_block():
             assert await Author.vinyl.filter(name="Bob").count() == 1
             raise RuntimeError("boom")
     assert await committed_names() == []
+
+
+@pytest.mark.backends("mysql", reason="counts the statements of one MySQL session")
+async def test_mysql_connection_given_its_own_isolation_level_comes_back_to_autocommit():
+    await configure_pool(pool_size=1, max_overflow=0)  # one server session
+    author = await Author.vinyl.create(name="Ann")
+    async with vinyl.get_engine().connect() as conn:
+        conn = await conn.execution_options(isolation_level="SERIALIZABLE")
+        await conn.execute(text("SELECT 1"))
+        await conn.commit()
+    first = await _session_counters()
+    before = await _session_counters()
+    reading_counters = _delta(before, first)
+    for _ in range(3):
+        assert (await Author.vinyl.get(pk=author.pk)).name == "Ann"
+    assert _delta(await _session_counters(), before) == reading_counters
+    async with vinyl.get_engine().connect() as conn:
+        level = (await conn.exec_driver_sql("SELECT @@session.tx_isolation")).scalar_one()
+    assert level == "READ-COMMITTED"

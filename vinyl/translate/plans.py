@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import inspect
+from types import SimpleNamespace
 
 from django.core.exceptions import EmptyResultSet
 from django.db.models import Model
@@ -212,6 +213,19 @@ def _direct_from_db(model: type, fetch_mode: Any) -> Callable[[str, Sequence[str
     return from_db
 
 
+def _direct_populators(populators: Sequence[Any], fetch_mode: Any) -> None:
+    """Let Django's select_related populators build plain models directly."""
+    for populator in populators:
+        model = populator.model_cls
+        if _plain_construction(model, populator.init_list):
+            direct = _direct_from_db(model, fetch_mode)
+            if "from_db" in populator.__dict__:  # Django 6.1
+                populator.from_db = direct
+            else:
+                populator.model_cls = SimpleNamespace(from_db=direct, _meta=model._meta)
+        _direct_populators(populator.related_populators, fetch_mode)
+
+
 def _model_builder(
     qs: QuerySet, compiler: Any, db: str, convert: Callable[[Rows], Any], adopt: Callable[[Any], None] | None
 ) -> Builder:
@@ -231,6 +245,7 @@ def _model_builder(
         from_db = functools.partial(model.from_db, fetch_mode=fetch_mode)
     if _plain_construction(model, attnames):
         from_db = _direct_from_db(model, fetch_mode)
+    _direct_populators(populators, fetch_mode)
 
     def build(rows: Rows) -> list:
         objs = []
