@@ -99,3 +99,29 @@ async def test_mysql_connection_given_its_own_isolation_level_comes_back_to_auto
     async with vinyl.get_engine().connect() as conn:
         level = (await conn.exec_driver_sql("SELECT @@session.tx_isolation")).scalar_one()
     assert level == "READ-COMMITTED"
+
+
+async def _session_prepared_statements() -> int:
+    async with vinyl.get_engine().connect() as conn:
+        return (await conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements WHERE name NOT LIKE '\\_\\_vinyl\\_%%'")).scalar_one()
+
+
+@pytest.mark.backends("postgresql", reason="asyncpg's prepared statements")
+@pytest.mark.parametrize("prepared", [True, False])
+async def test_postgresql_prepared_statements_can_be_turned_off_for_pgbouncer(prepared):
+    await configure_pool({"prepared_statements": prepared}, pool_size=1, max_overflow=0)
+    author = await Author.vinyl.create(name="Ann")
+    for _ in range(3):
+        assert (await Author.vinyl.get(pk=author.pk)).name == "Ann"
+        assert await Author.vinyl.filter(name="Ann").count() == 1
+    named = await _session_prepared_statements()
+    assert (named > 0) is prepared
+
+
+@pytest.mark.backends("postgresql", reason="a PostgreSQL option")
+async def test_prepared_statements_option_must_be_a_bool():
+    from django.core.exceptions import ImproperlyConfigured
+
+    await configure_pool({"prepared_statements": "no"})
+    with pytest.raises(ImproperlyConfigured, match="prepared_statements"):
+        await Author.vinyl.count()

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import uuid
+
 import asyncpg
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError, IntegrityError
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQLWrapper
 from sqlalchemy import text
@@ -14,6 +17,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from django.db.utils import DatabaseError, DatabaseErrorWrapper, OperationalError
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
+from vinyl.engine.engines import EngineConfig
 from vinyl.exceptions import django_error, sqlstate_error_class
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
@@ -94,6 +98,25 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         # Django's from_db_value decodes JSON itself: hand it the text.
         return {"json_deserializer": _identity}
 
+    def vinyl_engine_config(self) -> EngineConfig:  # type: ignore[override]
+        options = self.settings_dict.get("OPTIONS") or {}
+        prepared = options.get("prepared_statements", True)
+        if not isinstance(prepared, bool):
+            raise ImproperlyConfigured(
+                f"DATABASES[{self.alias!r}]['OPTIONS']['prepared_statements'] must be "
+                f"True or False, got {prepared!r}"
+            )
+        config = super().vinyl_engine_config()
+        connect_args = config.engine_kwargs.setdefault("connect_args", {})
+        connect_args.pop("prepared_statements", None)
+        if not prepared:
+            # Behind pgbouncer in transaction mode: no named prepared
+            # statements, neither asyncpg's nor SQLAlchemy's adapter's.
+            connect_args["statement_cache_size"] = 0
+            connect_args["prepared_statement_cache_size"] = 0
+            connect_args["prepared_statement_name_func"] = _unique_statement_name
+        return config
+
     def vinyl_connect_args(self) -> dict[str, Any]:
         # Django's PostgreSQL backend runs each session in UTC (or TIME_ZONE
         # without USE_TZ), which SQL functions such as Trunc rely on.
@@ -132,3 +155,9 @@ def map_asyncpg_error(exc: BaseException) -> BaseException:
 
 def _identity(value: str) -> str:
     return value
+
+
+def _unique_statement_name() -> str:
+    # Statements SQLAlchemy's adapter still prepares get names no other
+    # client of a pgbouncer server connection can have used.
+    return f"__vinyl_{uuid.uuid4().hex}__"
