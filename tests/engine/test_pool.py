@@ -129,3 +129,15 @@ async def test_connection_killed_inside_atomic_fails_the_block_and_is_discarded(
     assert checked_out() == 0
     assert await Author.vinyl.count() == 0
     assert await committed_names() == []
+
+
+async def test_reads_reconnect_a_pooled_connection_that_was_invalidated():
+    await configure_pool(pool_size=1, max_overflow=0)
+    await Author.vinyl.create(name="Ann")
+    for _ in range(2):
+        async with vinyl.get_engine().connect() as conn:
+            await conn.invalidate()  # back in the pool with no live connection
+        assert await Author.vinyl.filter(name="Ann").count() == 1
+        assert (await Author.vinyl.get(name="Ann")).name == "Ann"
+        assert checked_out() == 0
+    assert await committed_names() == ["Ann"]

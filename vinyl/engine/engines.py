@@ -75,6 +75,9 @@ class EngineEntry:
     # Does a connection that config.idle() says is idle go back to this engine's
     # pool without I/O (vinyl's reset and checkin listeners)?
     quiet_checkin: bool = False
+    # Pooled connections invalidated and not yet reconnected: while there
+    # are any, a checkout may have to reconnect, which needs the greenlet.
+    stale: int = 0
 
 
 _entries: dict[str, EngineEntry] = {}
@@ -165,7 +168,39 @@ def _entry(using: str) -> EngineEntry:
         quiet_checkin=quiet_checkin,
     )
     _entries[using] = entry
+    if quiet_checkin:
+        _track_stale_connections(entry)
     return entry
+
+
+def _track_stale_connections(entry: EngineEntry) -> None:
+    def invalidated(*args: Any) -> None:
+        entry.stale += 1
+
+    def connected(*args: Any) -> None:
+        if entry.stale:
+            entry.stale -= 1
+
+    target = entry.engine.sync_engine
+    event.listen(target, "invalidate", invalidated)
+    event.listen(target, "soft_invalidate", invalidated)
+    event.listen(target, "connect", connected)
+
+
+def checkout_needs_no_io(entry: EngineEntry) -> bool:
+    """Can a connection be taken from the pool of ``entry`` without I/O?
+
+    Yes on an engine vinyl built when an idle connection waits in the pool
+    and nothing makes checkout talk to the server: no pre-ping, no recycling,
+    no invalidated connection waiting to reconnect.
+    """
+    if not entry.quiet_checkin or entry.stale:
+        return False
+    pool = entry.engine.sync_engine.pool
+    try:
+        return pool.checkedin() > 0 and not pool._pre_ping and pool._recycle < 0 and not pool._invalidate_time  # type: ignore[attr-defined]
+    except AttributeError:  # another pool class
+        return False
 
 
 def _retire(entry: EngineEntry) -> None:

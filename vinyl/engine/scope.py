@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
 from vinyl import _querylog
-from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
+from vinyl.engine.engines import EngineEntry, checkout_needs_no_io, engine_entry, ensure_facts
 from vinyl.exceptions import (
     TransactionScopeEnded,
     connection_error,
@@ -490,8 +490,10 @@ def _lost_connection(entry: EngineEntry, exc: BaseException) -> bool:
             return True  # connection exception; server shutting down/terminated us
         name = type(error).__name__
         if type(error).__module__.startswith("asyncpg") and (
-            "ConnectionDoesNotExist" in name or name == "InterfaceError"
+            "ConnectionDoesNotExist" in name or name in ("InterfaceError", "InternalClientError")
         ):
+            # InternalClientError: the protocol is in a state a lost
+            # connection left it in ("another operation is in progress").
             return True
         try:
             if dialect.is_disconnect(error, None, None):
@@ -546,7 +548,7 @@ async def _fetch(alias: str, sql: str, params: tuple, rows: bool = True) -> Any:
             # would leave it mid-statement, so the read runs to its end first.
             return await finish(_run_in_scope(alias, scope, sql, params, rows))
     entry = engine_entry(alias)
-    pooled = await _pooled(alias, entry, entry.engine.raw_connection)
+    pooled = _take_idle(entry) or await _pooled(alias, entry, entry.engine.raw_connection)
     try:
         result = await _run_on_driver(alias, entry, pooled.driver_connection, sql, params, rows)
     except BaseException as exc:
@@ -560,6 +562,19 @@ async def _fetch(alias: str, sql: str, params: tuple, rows: bool = True) -> Any:
         raise
     await _give_back(entry, pooled)
     return result
+
+
+def _take_idle(entry: EngineEntry) -> Any:
+    """An idle pooled connection taken without the greenlet, or None."""
+    if not checkout_needs_no_io(entry):
+        return None
+    try:
+        return entry.engine.sync_engine.raw_connection()
+    except sa_exc.MissingGreenlet:
+        # Checkout wanted I/O after all (the pool gave the connection back);
+        # take the greenlet path until the next connection is made.
+        entry.stale += 1
+        return None
 
 
 async def _give_back(entry: EngineEntry, pooled: Any) -> None:
