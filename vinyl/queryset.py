@@ -17,6 +17,7 @@ from django.db.models.query import ModelIterable
 
 from vinyl import _bridge, prefetch
 from vinyl._vinylize import VinylModelIterable, adopt_related
+from vinyl.models import vinyl_model
 from vinyl.engine import scope as _scope
 from vinyl.engine.engines import cached_facts, engine_entry
 from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
@@ -348,7 +349,9 @@ class VinylQuerySet(Generic[M]):
             except Exception:  # the probe values do not fit: no plan
                 probe_qs = None
             compiled = (
-                rows_plan(qs, probe_qs, values, probes, get=kind == "get", adopt=adopt_related)
+                rows_plan(
+                    qs, probe_qs, values, probes, get=kind == "get", adopt=adopt_related, vinyl_class=vinyl_model
+                )
                 if probe_qs is not None
                 else None
             )

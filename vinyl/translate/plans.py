@@ -84,6 +84,7 @@ def rows_plan(
     *,
     get: bool = False,
     adopt: Callable[[Any], None] | None = None,
+    vinyl_class: Callable[[type], type] | None = None,
 ) -> tuple[Any, str, tuple, Builder] | None:
     """Compile ``qs`` for evaluation, and its plan from a probe compilation.
 
@@ -106,7 +107,7 @@ def rows_plan(
         probe_sql, probe_params = probe_qs.query.get_compiler(using=db).as_sql()
     except Exception:  # the probe values do not compile: no plan
         probe_sql, probe_params = None, ()
-    builder = _builder(qs, compiler, db, adopt)
+    builder = _builder(qs, compiler, db, adopt, vinyl_class)
     if builder is None:
         return None
     if get:
@@ -151,7 +152,13 @@ def _single(model: type, build: Builder) -> Builder:
     return one
 
 
-def _builder(qs: QuerySet, compiler: Any, db: str, adopt: Callable[[Any], None] | None) -> Builder | None:
+def _builder(
+    qs: QuerySet,
+    compiler: Any,
+    db: str,
+    adopt: Callable[[Any], None] | None,
+    vinyl_class: Callable[[type], type] | None = None,
+) -> Builder | None:
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
     if compiler.has_composite_fields(fields) if hasattr(compiler, "has_composite_fields") else False:
         return None
@@ -169,7 +176,7 @@ def _builder(qs: QuerySet, compiler: Any, db: str, adopt: Callable[[Any], None] 
     query = qs.query
     if issubclass(iterable, ModelIterable):
         joined = adopt if query.select_related else None
-        return _model_builder(qs, compiler, db, convert, joined)
+        return _model_builder(qs, compiler, db, convert, joined, vinyl_class)
     if iterable is FlatValuesListIterable:
         return lambda rows: [row[0] for row in convert(rows)]
     if iterable is ValuesListIterable and not query.extra_select and not query.annotation_select:
@@ -213,21 +220,35 @@ def _direct_from_db(model: type, fetch_mode: Any) -> Callable[[str, Sequence[str
     return from_db
 
 
-def _direct_populators(populators: Sequence[Any], fetch_mode: Any) -> None:
-    """Let Django's select_related populators build plain models directly."""
+def _direct_populators(populators: Sequence[Any], fetch_mode: Any, vinyl_class: Callable[[type], type] | None) -> bool:
+    """Let Django's select_related populators build plain models directly.
+
+    With ``vinyl_class``, they build instances of the class it gives for
+    each model. Returns whether every populator (at every depth) does.
+    """
+    every = True
     for populator in populators:
         model = populator.model_cls
-        if _plain_construction(model, populator.init_list):
-            direct = _direct_from_db(model, fetch_mode)
+        cls = vinyl_class(model) if vinyl_class is not None else model
+        if _plain_construction(cls, populator.init_list):
+            direct = _direct_from_db(cls, fetch_mode)
             if "from_db" in populator.__dict__:  # Django 6.1
                 populator.from_db = direct
             else:
                 populator.model_cls = SimpleNamespace(from_db=direct, _meta=model._meta)
-        _direct_populators(populator.related_populators, fetch_mode)
+        else:
+            every = False
+        every = _direct_populators(populator.related_populators, fetch_mode, vinyl_class) and every
+    return every
 
 
 def _model_builder(
-    qs: QuerySet, compiler: Any, db: str, convert: Callable[[Rows], Any], adopt: Callable[[Any], None] | None
+    qs: QuerySet,
+    compiler: Any,
+    db: str,
+    convert: Callable[[Rows], Any],
+    adopt: Callable[[Any], None] | None,
+    vinyl_class: Callable[[type], type] | None = None,
 ) -> Builder:
     select = compiler.select
     klass_info = compiler.klass_info
@@ -245,7 +266,8 @@ def _model_builder(
         from_db = functools.partial(model.from_db, fetch_mode=fetch_mode)
     if _plain_construction(model, attnames):
         from_db = _direct_from_db(model, fetch_mode)
-    _direct_populators(populators, fetch_mode)
+    if _direct_populators(populators, fetch_mode, vinyl_class) and vinyl_class is not None:
+        adopt = None  # every joined object is built with its vinyl class
 
     def build(rows: Rows) -> list:
         objs = []
