@@ -203,13 +203,15 @@ class BulkInsertPlan:
 
     def assign(self, objs: Sequence[Model], rows: Sequence[Sequence[Any]], db: str) -> None:
         """Set what the statement returned on each object and mark it saved."""
-        assert len(rows) == len(objs), "one returned row per inserted object"
-        if self.converters:
-            rows = list(self.compiler.apply_converters(rows, self.converters))
         targets = self.targets
-        for obj, row in zip(objs, rows):
-            for position, attname in targets:
-                setattr(obj, attname, row[position])
+        if targets:
+            assert len(rows) == len(objs), "one returned row per inserted object"
+            if self.converters:
+                rows = list(self.compiler.apply_converters(rows, self.converters))
+            for obj, row in zip(objs, rows):
+                for position, attname in targets:
+                    setattr(obj, attname, row[position])
+        for obj in objs:
             state = obj._state
             state.adding = False
             state.db = db
