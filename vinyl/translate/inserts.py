@@ -115,17 +115,26 @@ def prepare_instance(obj: Model) -> bool | None:
     awaitables here).
     """
     meta = obj._meta.concrete_model._meta
-    for field in meta.concrete_fields:
-        if field.is_relation and field.is_cached(obj):
+    return _prepare(obj, _relations(meta), meta.pk)
+
+
+def _relations(meta: Any) -> list:
+    return [field for field in meta.concrete_fields if field.is_relation]
+
+
+def _prepare(obj: Model, relations: Sequence[Any], pk: Any) -> bool | None:
+    # prepare_instance() with the model's relation fields and key at hand.
+    for field in relations:
+        if field.is_cached(obj):
             related = field.get_cached_value(obj)
             if related is None:
                 continue
             value = getattr(related, field.target_field.attname)
             if value is None or getattr(obj, field.attname) != value:
                 return None
-    if getattr(obj, meta.pk.attname) is None:
-        setattr(obj, meta.pk.attname, meta.pk.get_pk_value_on_save(obj))
-    return getattr(obj, meta.pk.attname) is not None
+    if getattr(obj, pk.attname) is None:
+        setattr(obj, pk.attname, pk.get_pk_value_on_save(obj))
+    return getattr(obj, pk.attname) is not None
 
 
 def compile_insert(obj: Model, db: str, pk_set: bool, params: list) -> InsertPlan | None:
@@ -273,11 +282,12 @@ def prepare_bulk(model: type[Model], objs: Sequence[Any]) -> bool | None:
     objects only.
     """
     concrete = model._meta.concrete_model
+    relations, pk = _relations(concrete._meta), concrete._meta.pk
     pk_set = None
     for obj in objs:
         if not isinstance(obj, Model) or obj._meta.concrete_model is not concrete or not obj._state.adding:
             return None
-        given = prepare_instance(obj)
+        given = _prepare(obj, relations, pk)
         if given is None or (pk_set is not None and given is not pk_set):
             return None
         pk_set = given
