@@ -593,7 +593,57 @@ class VinylQuerySet(Generic[M]):
         )
 
     async def bulk_create(self, objs: Any, **kwargs: Any) -> list[M]:
-        return await self._run("bulk_create", list(objs), **kwargs)
+        """Insert ``objs`` and return them, saved: ``await Book.vinyl.bulk_create([...])``.
+
+        With default options and objects that fit in one of Django's batches,
+        one compiled INSERT straight on the driver; otherwise Django's own.
+        """
+        objs = list(objs)
+        if (
+            objs
+            and self._recipe is not None
+            and not any(value for name, value in kwargs.items() if name != "batch_size")
+            and set(kwargs) <= _BULK_OPTIONS
+            and await self._bulk_insert_planned(objs, kwargs.get("batch_size"))
+        ):
+            return objs
+        return await self._run("bulk_create", objs, **kwargs)
+
+    async def _bulk_insert_planned(self, objs: list, batch_size: int | None) -> bool:
+        """INSERT ``objs`` through the plan cache; False if Django must insert them."""
+        model, db = self._model, self.db
+        plans = _plans(db, ())
+        if plans is None or not inserts.bulk_plannable(model, db):
+            return False
+        pk_set = inserts.prepare_bulk(model, objs)
+        if pk_set is None or not inserts.one_batch(db, inserts.bulk_fields(model, pk_set), objs, batch_size):
+            return False
+        key = (model, "bulk_insert", pk_set)
+        shapes = plans.get(key)
+        if shapes is None:
+            shapes = inserts.BulkPlans()
+            _store(plans, key, shapes)
+        plan = shapes.get(len(objs))
+        if plan is NEVER:
+            return False
+        if plan is None:
+            rows = inserts.bulk_rows(model, db, inserts.bulk_fields(model, pk_set), objs)
+            if rows is None:
+                return False
+            plan, any_count = inserts.compile_bulk_insert(model, db, pk_set, objs, rows)
+            shapes.put(len(objs), plan, any_count)
+            if plan is NEVER:
+                return False
+        else:
+            rows = plan.rows(objs)
+            if rows is None:
+                return False
+        sql, driver_params = plan.prepare(plan.sql, plan.params(rows))
+        returned = await _scope.write(db, sql, tuple(driver_params), rows=True)
+        if returned is NotImplemented:
+            return False
+        plan.assign(objs, returned, db)
+        return True
 
     async def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
         return await self._run("bulk_update", list(objs), fields, batch_size=batch_size)
@@ -665,6 +715,8 @@ def _new_django_queryset(model: type, db: str | None) -> QuerySet:
 
 
 _PLANS_MAX = 2_000
+# bulk_create()'s options: any but batch_size given (truthy) goes to Django.
+_BULK_OPTIONS = frozenset({"batch_size", "ignore_conflicts", "update_conflicts", "update_fields", "unique_fields"})
 _SCALAR_BUILDERS = {
     "count": lambda rows: int(rows[0][0]) if rows else 0,
     "exists": lambda rows: bool(rows),

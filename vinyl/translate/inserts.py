@@ -1,4 +1,4 @@
-"""Compiled INSERTs for ``create()``: one statement per model, reused.
+"""Compiled INSERTs for ``create()`` and ``bulk_create()``, reused.
 
 ``Model.vinyl.create(**kwargs)`` on a plain model (one table, no save
 signals, no overridden save machinery) sends one ``INSERT ... RETURNING``.
@@ -7,6 +7,11 @@ as long as every value is a plain value (not an expression, which Django
 compiles into the SQL). Django's own insert compiler builds the SQL once and
 prepares each call's values (``pre_save``, ``get_db_prep_save``); the
 statement then runs straight on the driver.
+
+``bulk_create(objs)`` of such a model, with default options and objects that
+fit in one of Django's batches, is one ``INSERT ... RETURNING`` of every
+object: its SQL depends on the number of objects unless Django binds one
+array per column (PostgreSQL's ``UNNEST``), when it serves any count.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import django
 from django.db import connections
 from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.db.models.sql import InsertQuery
+
+from vinyl.translate.plans import NEVER
 
 # Methods of Model that a create() goes through: a model that overrides one
 # keeps Django's full path.
@@ -81,14 +89,21 @@ _static: dict[tuple, bool] = {}
 
 
 def _plain_save(model: type[Model], db: str) -> bool:
-    meta = model._meta.concrete_model._meta
     origin = getattr(model, "_vinyl_origin", model)
-    if meta.parents or meta.order_with_respect_to or meta.private_fields or len(getattr(meta, "pk_fields", (meta.pk,))) != 1:
+    if not _one_table(model):
         return False
     if any(getattr(origin, name, None) is not getattr(Model, name) for name in _SAVE_PATH):
         return False
     # Without RETURNING, Django reads the new key from the cursor.
     return bool(connections[db].features.can_return_columns_from_insert)
+
+
+def _one_table(model: type[Model]) -> bool:
+    # One table, one key column, nothing Django inserts by its own rules.
+    meta = model._meta.concrete_model._meta
+    return not (
+        meta.parents or meta.order_with_respect_to or meta.private_fields or len(getattr(meta, "pk_fields", (meta.pk,))) != 1
+    )
 
 
 def prepare_instance(obj: Model) -> bool | None:
@@ -100,17 +115,26 @@ def prepare_instance(obj: Model) -> bool | None:
     awaitables here).
     """
     meta = obj._meta.concrete_model._meta
-    for field in meta.concrete_fields:
-        if field.is_relation and field.is_cached(obj):
+    return _prepare(obj, _relations(meta), meta.pk)
+
+
+def _relations(meta: Any) -> list:
+    return [field for field in meta.concrete_fields if field.is_relation]
+
+
+def _prepare(obj: Model, relations: Sequence[Any], pk: Any) -> bool | None:
+    # prepare_instance() with the model's relation fields and key at hand.
+    for field in relations:
+        if field.is_cached(obj):
             related = field.get_cached_value(obj)
             if related is None:
                 continue
             value = getattr(related, field.target_field.attname)
             if value is None or getattr(obj, field.attname) != value:
                 return None
-    if getattr(obj, meta.pk.attname) is None:
-        setattr(obj, meta.pk.attname, meta.pk.get_pk_value_on_save(obj))
-    return getattr(obj, meta.pk.attname) is not None
+    if getattr(obj, pk.attname) is None:
+        setattr(obj, pk.attname, pk.get_pk_value_on_save(obj))
+    return getattr(obj, pk.attname) is not None
 
 
 def compile_insert(obj: Model, db: str, pk_set: bool, params: list) -> InsertPlan | None:
@@ -155,3 +179,220 @@ def _insert_fields(meta: Any, pk_set: bool) -> list:
     # The columns save() inserts: every local concrete column but generated
     # ones, and the auto key only when it has a value.
     return [f for f in meta.local_concrete_fields if not f.generated and (pk_set or f is not meta.auto_field)]
+
+
+# -- bulk_create ----------------------------------------------------------------
+
+#: Django 6 sets every returned column on objects whose key was given,
+#: the key included; Django 5.2 leaves their key as given.
+_SETS_GIVEN_PK = django.VERSION >= (6, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkInsertPlan:
+    """The INSERT of many objects of one model, and how to fill and read it."""
+
+    sql: str
+    fields: tuple
+    compiler: Any
+    converters: dict
+    # (position in a returned row, attname) set on each object.
+    targets: tuple
+    # One array per column (UNNEST) rather than each row's values in turn.
+    by_column: bool
+    prepare: Any
+
+    def rows(self, objs: Sequence[Model]) -> list | None:
+        """Each object's prepared values; None if one is an expression."""
+        return prepared_rows(self.compiler, self.fields, objs)
+
+    def params(self, rows: list) -> tuple:
+        """The statement's parameters for these prepared rows."""
+        return tuple(_by_column(rows)) if self.by_column else tuple(_row_after_row(rows))
+
+    def assign(self, objs: Sequence[Model], rows: Sequence[Sequence[Any]], db: str) -> None:
+        """Set what the statement returned on each object and mark it saved."""
+        targets = self.targets
+        if targets:
+            assert len(rows) == len(objs), "one returned row per inserted object"
+            if self.converters:
+                rows = list(self.compiler.apply_converters(rows, self.converters))
+            for obj, row in zip(objs, rows):
+                for position, attname in targets:
+                    setattr(obj, attname, row[position])
+        for obj in objs:
+            state = obj._state
+            state.adding = False
+            state.db = db
+
+
+class BulkPlans:
+    """The bulk INSERT plans of one model and key case, by object count.
+
+    A plan whose SQL serves any count (of two or more objects) is kept
+    alone; plans tied to a count are kept for the last few counts seen.
+    """
+
+    __slots__ = ("any", "counted")
+
+    LIMIT = 16
+
+    def __init__(self) -> None:
+        self.any: BulkInsertPlan | None = None
+        self.counted: dict[int, Any] = {}
+
+    def get(self, count: int) -> Any:
+        """The plan for ``count`` objects, NEVER, or None if not built yet."""
+        if count > 1 and self.any is not None:
+            return self.any
+        return self.counted.get(count)
+
+    def put(self, count: int, plan: Any, any_count: bool) -> None:
+        if any_count and count > 1:
+            self.any = plan
+            return
+        counted = self.counted
+        if len(counted) >= self.LIMIT:
+            del counted[next(iter(counted))]
+        counted[count] = plan
+
+
+def bulk_plannable(model: type[Model], db: str) -> bool:
+    """Can bulk_create() on ``model`` run as one compiled INSERT on ``db``?"""
+    key = (model, db)
+    static = _bulk_static.get(key)
+    if static is None:
+        features = connections[db].features
+        static = _bulk_static[key] = _one_table(model) and bool(
+            features.can_return_columns_from_insert and features.can_return_rows_from_bulk_insert
+        )
+    return static
+
+
+# (model, alias) -> what bulk_plannable() decides once per model.
+_bulk_static: dict[tuple, bool] = {}
+
+
+def prepare_bulk(model: type[Model], objs: Sequence[Any]) -> bool | None:
+    """Do what bulk_create() does to ``objs`` before inserting them.
+
+    Returns whether their keys are given; None when Django must handle them:
+    an object of another table, already saved, with a related object unsaved
+    or out of step (see :func:`prepare_instance`), or keys given to some
+    objects only.
+    """
+    concrete = model._meta.concrete_model
+    relations, pk = _relations(concrete._meta), concrete._meta.pk
+    pk_set = None
+    for obj in objs:
+        if not isinstance(obj, Model) or obj._meta.concrete_model is not concrete or not obj._state.adding:
+            return None
+        given = _prepare(obj, relations, pk)
+        if given is None or (pk_set is not None and given is not pk_set):
+            return None
+        pk_set = given
+    return pk_set
+
+
+def bulk_fields(model: type[Model], pk_set: bool) -> tuple:
+    """The columns bulk_create() inserts for objects with or without keys."""
+    return tuple(_insert_fields(model._meta.concrete_model._meta, pk_set))
+
+
+def one_batch(db: str, fields: Sequence[Any], objs: Sequence[Model], batch_size: int | None) -> bool:
+    """Do ``objs`` fit in one of the batches bulk_create() would send?"""
+    if batch_size is not None and batch_size <= 0:
+        return False  # Django raises
+    limit = max(connections[db].ops.bulk_batch_size(list(fields), objs), 1)
+    if batch_size:
+        limit = min(batch_size, limit)
+    return len(objs) <= limit
+
+
+def bulk_rows(model: type[Model], db: str, fields: Sequence[Any], objs: Sequence[Model]) -> list | None:
+    """Each object's values as Django's compiler prepares them (first call)."""
+    query = InsertQuery(model._meta.concrete_model)
+    query.insert_values(fields, [], raw=False)
+    return prepared_rows(query.get_compiler(using=db), fields, objs)
+
+
+def prepared_rows(compiler: Any, fields: Sequence[Any], objs: Sequence[Model]) -> list | None:
+    """Run ``pre_save`` and ``get_db_prep_save`` as the compiler does, row by row."""
+    prepare, pre_save = compiler.prepare_value, compiler.pre_save_val
+    rows = [[prepare(field, pre_save(field, obj)) for field in fields] for obj in objs]
+    for row in rows:
+        for value in row:
+            if hasattr(value, "as_sql"):
+                return None
+    return rows
+
+
+def compile_bulk_insert(model: type[Model], db: str, pk_set: bool, objs: Sequence[Model], rows: list) -> tuple[Any, bool]:
+    """Compile the INSERT of ``objs`` (values already prepared as ``rows``).
+
+    Returns ``(plan or NEVER, whether its SQL serves any count)``. NEVER when
+    Django's statement is not one statement bound to exactly these values,
+    row after row or one array per column.
+    """
+    concrete = model._meta.concrete_model
+    meta = concrete._meta
+    fields = bulk_fields(model, pk_set)
+    returning = tuple(meta.db_returning_fields)
+    statement = _statement(concrete, db, fields, returning, objs)
+    if statement is None:
+        return NEVER, False
+    sql, compiled = statement
+    if _same(compiled, list(_by_column(rows))):
+        by_column = True
+    elif _same(compiled, list(_row_after_row(rows))):
+        by_column = False
+    else:
+        return NEVER, False
+    # The SQL serves any count if one more object leaves it unchanged.
+    longer = _statement(concrete, db, fields, returning, [*objs, objs[0]]) if len(objs) > 1 else None
+    any_count = longer is not None and longer[0] == sql
+    query = InsertQuery(concrete)
+    query.insert_values(fields, [], raw=False)  # the plan's compiler runs pre_save
+    compiler = query.get_compiler(using=db)
+    converters = compiler.get_converters([field.get_col(meta.db_table) for field in returning])
+    targets = tuple(
+        (position, field.attname)
+        for position, field in enumerate(returning)
+        if not pk_set or _SETS_GIVEN_PK or field is not meta.pk
+    )
+    prepare = connections[db].vinyl_cursor_class.prepare
+    plan = BulkInsertPlan(sql, fields, compiler, converters, targets, by_column, prepare)
+    return plan, any_count
+
+
+def _statement(model: type[Model], db: str, fields: tuple, returning: tuple, objs: Sequence[Model]) -> tuple[str, Sequence[Any]] | None:
+    # raw: read the values pre_save already set, without running it again.
+    query = InsertQuery(model)
+    query.insert_values(fields, objs, raw=True)
+    compiler = query.get_compiler(using=db)
+    compiler.returning_fields = list(returning)
+    statements = compiler.as_sql()
+    return statements[0] if len(statements) == 1 else None
+
+
+def _by_column(rows: list) -> list:
+    return [list(column) for column in zip(*rows)]
+
+
+def _row_after_row(rows: list) -> list:
+    return [value for row in rows for value in row]
+
+
+def _same(compiled: Sequence[Any], ours: Sequence[Any]) -> bool:
+    """Equal values of the same types, arrays compared item by item."""
+    if len(compiled) != len(ours):
+        return False
+    for a, b in zip(compiled, ours):
+        if type(a) is not type(b):
+            return False
+        if type(a) is list:
+            if not _same(a, b):
+                return False
+        elif a is not b and a != b:
+            return False
+    return True
