@@ -191,3 +191,24 @@ async def test_timeout_around_a_query_inside_atomic_is_a_timeout_error():
             async with asyncio.timeout(0):
                 await Author.vinyl.count()
     assert checked_out() == 0
+
+
+async def test_streams_cancelled_mid_fetch_never_hand_back_a_busy_connection(backend):
+    """A stream cancelled while its driver awaits rows must not return that
+    connection to the pool: the next user would run inside its transaction."""
+    connect_args = {"ssl": False} if backend == "postgresql" else None
+    await configure_pool(connect_args, pool_size=2, max_overflow=0, pool_timeout=30)
+    for i in range(40):
+        await Author.vinyl.create(name=f"seed{i}")
+    rng = random.Random(7)
+    for round_ in range(15):
+        streams = [asyncio.create_task(_stream(i)) for i in range(6)]
+        await asyncio.sleep(rng.uniform(0, 0.004))
+        for task in streams:
+            task.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)
+        created = [await Author.vinyl.create(name=f"r{round_}.{i}") for i in range(3)]
+        for author in created:
+            assert await Author.vinyl.filter(pk=author.pk).exists(), author.name
+    assert await settle() == 0
+    assert await no_open_transactions(backend)

@@ -8,6 +8,7 @@ Django models. The backend of an alias describes its engine with an
 from __future__ import annotations
 
 import asyncio
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -75,9 +76,9 @@ class EngineEntry:
     # Does a connection that config.idle() says is idle go back to this engine's
     # pool without I/O (vinyl's reset and checkin listeners)?
     quiet_checkin: bool = False
-    # Pooled connections invalidated and not yet reconnected: while there
-    # are any, a checkout may have to reconnect, which needs the greenlet.
-    stale: int = 0
+    # Pool entries invalidated and not yet reconnected: while there are any,
+    # a checkout may have to reconnect, which needs the greenlet.
+    stale: weakref.WeakSet = field(default_factory=weakref.WeakSet)
 
 
 _entries: dict[str, EngineEntry] = {}
@@ -174,12 +175,11 @@ def _entry(using: str) -> EngineEntry:
 
 
 def _track_stale_connections(entry: EngineEntry) -> None:
-    def invalidated(*args: Any) -> None:
-        entry.stale += 1
+    def invalidated(dbapi_connection: Any, record: Any, *args: Any) -> None:
+        entry.stale.add(record)
 
-    def connected(*args: Any) -> None:
-        if entry.stale:
-            entry.stale -= 1
+    def connected(dbapi_connection: Any, record: Any) -> None:
+        entry.stale.discard(record)
 
     target = entry.engine.sync_engine
     event.listen(target, "invalidate", invalidated)

@@ -571,9 +571,9 @@ def _take_idle(entry: EngineEntry) -> Any:
     try:
         return entry.engine.sync_engine.raw_connection()
     except sa_exc.MissingGreenlet:
-        # Checkout wanted I/O after all (the pool gave the connection back);
-        # take the greenlet path until the next connection is made.
-        entry.stale += 1
+        # Checkout wanted I/O after all (the pool took the connection back):
+        # this engine's checkouts take the greenlet path from now on.
+        entry.quiet_checkin = False
         return None
 
 
