@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import django
-from django.db import connections
+from django.db import connections, models
 from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.db.models.sql import InsertQuery
@@ -50,11 +50,12 @@ class InsertPlan:
     converters: dict
     # The backend cursor's SQL and parameter rewriting for its driver.
     prepare: Any
+    # obj -> parameter, per field (see _preparer).
+    preparers: tuple
 
     def params(self, obj: Model) -> list | None:
         """The statement's parameters for ``obj``; None if one is an expression."""
-        compiler = self.compiler
-        params = [compiler.prepare_value(field, compiler.pre_save_val(field, obj)) for field in self.fields]
+        params = [prepare(obj) for prepare in self.preparers]
         for value in params:
             if hasattr(value, "as_sql"):
                 return None
@@ -161,7 +162,8 @@ def compile_insert(obj: Model, db: str, pk_set: bool, params: list) -> InsertPla
     query.insert_values(fields, [obj], raw=False)  # the plan's compiler runs pre_save
     columns = [field.get_col(meta.db_table) for field in returning]
     prepare = connections[db].vinyl_cursor_class.prepare
-    return InsertPlan(sql, fields, returning, compiler, compiler.get_converters(columns), prepare)
+    preparers = tuple(_preparer(compiler, field) for field in fields)
+    return InsertPlan(sql, fields, returning, compiler, compiler.get_converters(columns), prepare, preparers)
 
 
 def insert_params(obj: Model, db: str, pk_set: bool) -> list | None:
@@ -318,13 +320,56 @@ def bulk_rows(model: type[Model], db: str, fields: Sequence[Any], objs: Sequence
 
 def prepared_rows(compiler: Any, fields: Sequence[Any], objs: Sequence[Model]) -> list | None:
     """Run ``pre_save`` and ``get_db_prep_save`` as the compiler does, row by row."""
-    prepare, pre_save = compiler.prepare_value, compiler.pre_save_val
-    rows = [[prepare(field, pre_save(field, obj)) for field in fields] for obj in objs]
+    preparers = [_preparer(compiler, field) for field in fields]
+    rows = [[prepare(obj) for prepare in preparers] for obj in objs]
     for row in rows:
         for value in row:
             if hasattr(value, "as_sql"):
                 return None
     return rows
+
+
+# Django field classes whose pre_save reads the attribute and whose save
+# preparation gives back a value of these exact types (or None) unchanged on
+# vinyl's backends. Subclasses may change either, so only exact classes.
+_UNCHANGED: dict[type, tuple[type, ...]] = {
+    **dict.fromkeys((models.CharField, models.TextField, models.SlugField, models.EmailField), (str, type(None))),
+    **dict.fromkeys(
+        (
+            models.IntegerField,
+            models.BigIntegerField,
+            models.SmallIntegerField,
+            models.PositiveIntegerField,
+            models.PositiveSmallIntegerField,
+            models.PositiveBigIntegerField,
+        ),
+        (int, type(None)),
+    ),
+    models.FloatField: (float, type(None)),
+}
+
+
+def _preparer(compiler: Any, field: Any) -> Any:
+    """``obj -> parameter`` for ``field``: the compiler's own preparation,
+    skipped for values it would hand back unchanged (checked against
+    Django's compilation when a plan is built)."""
+    prepare, pre_save = compiler.prepare_value, compiler.pre_save_val
+
+    def django(obj: Model) -> Any:
+        return prepare(field, pre_save(field, obj))
+
+    kinds = _UNCHANGED.get(type(field))
+    if kinds is None or compiler.query.raw or type(field).pre_save is not models.Field.pre_save:
+        return django
+    attname = field.attname
+
+    def plain(obj: Model) -> Any:
+        value = obj.__dict__.get(attname, django)
+        if type(value) in kinds:
+            return value
+        return django(obj)
+
+    return plain
 
 
 def compile_bulk_insert(model: type[Model], db: str, pk_set: bool, objs: Sequence[Model], rows: list) -> tuple[Any, bool]:
