@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import asyncpg
@@ -78,6 +78,14 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         count = tag.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
+    # A streamed read is an asyncpg cursor: a portal, which lives in a
+    # transaction.
+    vinyl_stream_transaction = True
+
+    @staticmethod
+    async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> PortalCursor:
+        return PortalCursor(await driver_connection.cursor(sql, *params), shared)
+
     @staticmethod
     async def vinyl_start_transaction(adapter: Any) -> None:
         # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement;
@@ -118,6 +126,30 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
     def ensure_timezone(self) -> bool:
         return False
+
+
+class PortalCursor:
+    """An asyncpg cursor (a portal) read a chunk at a time.
+
+    A portal lives until its transaction ends. Outside a block that is right
+    after the stream; inside one, which may go on long after, it is closed
+    as soon as the stream ends (asyncpg closes it with the private
+    ``_close_portal``, as its own cursor iterator does).
+    """
+
+    __slots__ = ("cursor", "shared")
+
+    def __init__(self, cursor: Any, shared: bool) -> None:
+        self.cursor = cursor
+        self.shared = shared
+
+    def fetchmany(self, size: int) -> Awaitable[list]:
+        return self.cursor.fetch(size)
+
+    async def close(self) -> None:
+        close_portal = getattr(self.cursor, "_close_portal", None)
+        if self.shared and close_portal is not None and getattr(self.cursor, "_portal_name", None):
+            await close_portal(None)
 
 
 def map_asyncpg_error(exc: BaseException) -> BaseException:
