@@ -317,8 +317,9 @@ async def finish(awaitable: Awaitable[T]) -> T:
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
-            if not task.done():
-                cancelled = True
+            # Even if the task has just ended too: a cancellation that
+            # arrives with its result must not be lost.
+            cancelled = True
         except BaseException:
             pass  # re-raised from the task below
     if cancelled:
@@ -490,8 +491,10 @@ def _lost_connection(entry: EngineEntry, exc: BaseException) -> bool:
             return True  # connection exception; server shutting down/terminated us
         name = type(error).__name__
         if type(error).__module__.startswith("asyncpg") and (
-            "ConnectionDoesNotExist" in name or name == "InterfaceError"
+            "ConnectionDoesNotExist" in name or name in ("InterfaceError", "InternalClientError")
         ):
+            # InternalClientError: the server's notice that it ended the
+            # session arrived before the socket closed.
             return True
         try:
             if dialect.is_disconnect(error, None, None):
