@@ -157,7 +157,9 @@ def map_asyncpg_error(exc: BaseException) -> BaseException:
     if isinstance(exc, asyncpg.PostgresError):
         kind = sqlstate_error_class(exc) or DatabaseError
         return kind(str(exc))
-    if isinstance(exc, (asyncpg.InterfaceError, OSError)):
+    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)):
+        # InternalClientError: the protocol is out of step, e.g. the server
+        # ended the session while a cursor waited between two fetches.
         return OperationalError(str(exc))
     return django_error(exc)
 
