@@ -22,7 +22,7 @@ from vinyl.engine import scope as _scope
 from vinyl.engine.engines import cached_facts, engine_entry
 from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
 from vinyl.translate import inserts
-from vinyl.translate.plans import LATER, NEVER, Plan, rows_plan, scalar_plan
+from vinyl.translate.plans import LATER, NEVER, Builder, Plan, rows_plan, scalar_plan
 from vinyl.translate.shapes import probe_values, step_shape, substitute
 
 M = TypeVar("M", bound=models.Model)
@@ -342,31 +342,63 @@ class VinylQuerySet(Generic[M]):
             return plan.build(await _scope.fetch(db, plan.sql, plan.params(values)))
         qs = self._qs if lookups is None else self._qs.filter(**lookups)
         qs = qs._chain()
-        if plan is not NEVER and _reads_only(qs):
-            probes = probe_values(values)
-            try:
-                probe_qs = self._probe(probes, lookups)
-            except Exception:  # the probe values do not fit: no plan
-                probe_qs = None
-            compiled = (
-                rows_plan(
-                    qs, probe_qs, values, probes, get=kind == "get", adopt=adopt_related, vinyl_class=vinyl_model
-                )
-                if probe_qs is not None
-                else None
-            )
-            if compiled is None:
-                _store(plans, key, NEVER)  # type: ignore[arg-type]
-            else:
-                plan, sql, params, build = compiled
-                if plan is not LATER:
-                    _store(plans, key, plan)  # type: ignore[arg-type]
-                return build(await _scope.fetch(db, sql, params))
+        compiled = self._compile(qs, plans, key, plan, values, lookups) if plan is not NEVER else None
+        if compiled is not None:
+            sql, params, build = compiled
+            return build(await _scope.fetch(db, sql, params))
         if kind == "get":
             return await _bridge.run(db, qs.get, readonly=_reads_only(qs))
         if qs.query.is_empty():
             return []
         return await _bridge.run(db, _evaluate, qs, readonly=_reads_only(qs))
+
+    def _compile(self, qs: QuerySet, plans: dict, key: tuple, plan: Any, values: tuple, lookups: dict | None) -> tuple[str, tuple, Builder] | None:
+        """Compile ``qs`` (the query of ``key``) into driver SQL and a builder.
+
+        Stores its plan (or NEVER) under ``key``; returns None when Django
+        must evaluate ``qs`` itself.
+        """
+        if not _reads_only(qs):
+            return None
+        probes = probe_values(values)
+        try:
+            probe_qs = self._probe(probes, lookups)
+        except Exception:  # the probe values do not fit: no plan
+            probe_qs = None
+        compiled = (
+            rows_plan(
+                qs, probe_qs, values, probes, get=key[1] == "get", adopt=adopt_related, vinyl_class=vinyl_model
+            )
+            if probe_qs is not None
+            else None
+        )
+        if compiled is None:
+            _store(plans, key, NEVER)
+            return None
+        plan, sql, params, build = compiled
+        if plan is not LATER:
+            _store(plans, key, plan)
+        return sql, params, build
+
+    def _streamed(self) -> tuple[str, tuple, Builder] | None:
+        """The driver SQL and builder of a stream, from the plan of ``await qs``.
+
+        None when Django must stream it (prefetching, no recipe, a shape
+        with no plan).
+        """
+        recipe = self._recipe
+        if recipe is None or any(shape[0] == "prefetch_related" for shape in recipe):
+            return None
+        plans = _plans(self.db, recipe)
+        if plans is None:
+            return None
+        key = (self._model, "rows", recipe)
+        plan = plans.get(key)
+        if type(plan) is Plan:
+            return plan.sql, plan.params(self._values), plan.build
+        if plan is NEVER:
+            return None
+        return self._compile(self._qs._chain(), plans, key, plan, self._values, None)
 
     async def _scalar(self, kind: str, method: str) -> Any:
         """count() / exists() through the plan cache."""
@@ -415,11 +447,28 @@ class VinylQuerySet(Generic[M]):
         return self.iterator()
 
     async def iterator(self, chunk_size: int | None = None) -> AsyncIterator[M]:
-        """Stream rows in chunks: ``async for obj in qs.iterator(chunk_size=500)``."""
+        """Stream rows in chunks: ``async for obj in qs.iterator(chunk_size=500)``.
+
+        A query with a plan (see ``_rows``) streams from a server-side cursor
+        straight on the driver, each chunk built as ``await qs`` builds its
+        rows; others (prefetch_related...) run Django's iterator in the bridge.
+        """
         if chunk_size is not None and chunk_size <= 0:
             raise ValueError("Chunk size must be strictly positive.")
         size = chunk_size or DEFAULT_CHUNK_SIZE
+        streamed = self._streamed()
+        if streamed is not None:
+            # Straight on the driver: a server-side cursor read a chunk at a
+            # time, each chunk built by the plan (see vinyl.engine.scope.stream).
+            sql, params, build = streamed
+            async with aclosing(_scope.stream(self.db, sql, params, size)) as chunks:
+                async for rows in chunks:
+                    for obj in build(rows):
+                        yield obj
+            return
         qs = self._qs._chain()
+        if qs.query.is_empty():
+            return
         if qs._prefetch_related_lookups and chunk_size is None:
             # As in Django: prefetching needs a chunk size to batch on.
             size = 100

@@ -212,3 +212,25 @@ async def test_streams_cancelled_mid_fetch_never_hand_back_a_busy_connection(bac
             assert await Author.vinyl.filter(pk=author.pk).exists(), author.name
     assert await settle() == 0
     assert await no_open_transactions(backend)
+
+
+async def test_finish_keeps_a_cancellation_that_arrives_with_the_result():
+    """A cancellation delivered in the same loop turn as the shielded work
+    ends is re-raised, not swallowed with the result."""
+    from vinyl.engine.scope import finish
+
+    release = asyncio.get_running_loop().create_future()
+    finished = []
+
+    async def work() -> int:
+        await release
+        finished.append(True)
+        return 1
+
+    task = asyncio.create_task(finish(work()))
+    await asyncio.sleep(0)  # finish() waits on the shielded work
+    release.set_result(None)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished == [True]

@@ -16,7 +16,7 @@ from django.db.transaction import TransactionManagementError
 from django.utils.asyncio import async_unsafe
 from sqlalchemy.engine import URL
 
-from vinyl.engine.engines import EngineConfig, cached_facts
+from vinyl.engine.engines import DriverCursor, EngineConfig, cached_facts
 from vinyl.engine.scope import Scope, bound_scope
 from vinyl import _querylog
 from vinyl.exceptions import SyncConnectionError, django_error
@@ -257,6 +257,8 @@ class VinylWrapperMixin:
             execute=self.vinyl_execute,
             map_error=self.vinyl_map_error,
             start_transaction=self.vinyl_start_transaction,
+            stream=self.vinyl_stream,
+            stream_transaction=self.vinyl_stream_transaction,
         )
 
     @staticmethod
@@ -268,6 +270,19 @@ class VinylWrapperMixin:
     async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
         """Run a write on the driver connection and return its row count."""
         raise NotImplementedError
+
+    @staticmethod
+    async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> DriverCursor:
+        """Run a read on the driver connection and return its open cursor.
+
+        The rows stay on the server (or in the socket) until fetched. With
+        ``shared``, other statements may run on the connection between two
+        fetches (inside a block shared by tasks).
+        """
+        raise NotImplementedError
+
+    #: Does a streamed read need a transaction outside a block?
+    vinyl_stream_transaction: bool = False
 
     #: ``async (adapter connection) -> None``: start a transaction that the
     #: driver adapter begins lazily, before statements run on the driver.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -23,6 +23,21 @@ if TYPE_CHECKING:
 DEFAULT_ALIAS = "vinyl_default"
 
 FactsLoader = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
+
+
+class DriverCursor(Protocol):
+    """An open result on a driver connection, read a chunk at a time."""
+
+    async def fetchmany(self, size: int) -> list:
+        """Return up to ``size`` more rows; fewer once the result is exhausted."""
+
+    async def close(self) -> None:
+        """Free the result, so the connection can run other statements."""
+
+
+#: Opens a streamed read on a driver connection: ``(conn, sql, params, shared)``;
+#: ``shared`` says other statements may run on the connection between chunks.
+StreamOpener = Callable[[Any, str, tuple, bool], Awaitable[DriverCursor]]
 
 
 @dataclass
@@ -57,6 +72,11 @@ class EngineConfig:
     # its first statement), before vinyl runs a statement on the driver
     # connection below it: (adapter connection) -> None.
     start_transaction: Callable[[Any], Awaitable[None]] | None = None
+    # Opens a server-side cursor for a streamed read (see StreamOpener).
+    stream: StreamOpener | None = None
+    # Does such a cursor need a transaction outside a block (asyncpg's
+    # portals do; elsewhere a stream reads on an autocommitting connection)?
+    stream_transaction: bool = False
 
 
 @dataclass

@@ -44,7 +44,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
 from vinyl import _querylog
-from vinyl.engine.engines import EngineEntry, checkout_needs_no_io, engine_entry, ensure_facts
+from vinyl.engine.engines import (
+    DriverCursor,
+    EngineConfig,
+    EngineEntry,
+    checkout_needs_no_io,
+    engine_entry,
+    ensure_facts,
+)
 from vinyl.exceptions import (
     TransactionScopeEnded,
     connection_error,
@@ -317,8 +324,9 @@ async def finish(awaitable: Awaitable[T]) -> T:
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
-            if not task.done():
-                cancelled = True
+            # Even if the task has just ended too: a cancellation that
+            # arrives with its result must not be lost.
+            cancelled = True
         except BaseException:
             pass  # re-raised from the task below
     if cancelled:
@@ -492,8 +500,9 @@ def _lost_connection(entry: EngineEntry, exc: BaseException) -> bool:
         if type(error).__module__.startswith("asyncpg") and (
             "ConnectionDoesNotExist" in name or name in ("InterfaceError", "InternalClientError")
         ):
-            # InternalClientError: the protocol is in a state a lost
-            # connection left it in ("another operation is in progress").
+            # InternalClientError: the server's notice that it ended the
+            # session arrived before the socket closed, or the protocol is
+            # in the state a lost connection left it in.
             return True
         try:
             if dialect.is_disconnect(error, None, None):
@@ -541,12 +550,7 @@ async def _fetch(alias: str, sql: str, params: tuple, rows: bool = True) -> Any:
     """
     scope = active_scope(alias)
     if scope is not None:
-        scope.check_open()
-        async with scope.lock:
-            scope.check_open()
-            # Tasks share this connection: a read cut short by a cancellation
-            # would leave it mid-statement, so the read runs to its end first.
-            return await finish(_run_in_scope(alias, scope, sql, params, rows))
+        return await _locked(scope, _run_in_scope, alias, scope, sql, params, rows)
     entry = engine_entry(alias)
     pooled = _take_idle(entry) or await _pooled(alias, entry, entry.engine.raw_connection)
     try:
@@ -596,11 +600,28 @@ def _driver_disconnect(entry: EngineEntry, exc: BaseException) -> bool:
     return isinstance(exc, (django_db.OperationalError, django_db.InterfaceError)) or _lost_connection(entry, exc)
 
 
-async def _run_in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool) -> Any:
+async def _locked(scope: Scope, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Await ``fn(*args)`` on the connection of ``scope``, holding its lock.
+
+    Tasks share this connection: a statement cut short by a cancellation
+    would leave it mid-statement, so the statement runs to its end first.
+    """
+    scope.check_open()
+    async with scope.lock:
+        scope.check_open()
+        return await finish(fn(*args))
+
+
+async def _driver_in_scope(scope: Scope) -> Any:
+    """The driver connection of ``scope``, its transaction started."""
     start = scope.entry.config.start_transaction
     if start is not None:
         await start(scope.dbapi_connection())
-    driver = scope.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    return scope.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+
+
+async def _run_in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool) -> Any:
+    driver = await _driver_in_scope(scope)
     return await _run_on_driver(alias, scope.entry, driver, sql, params, rows)
 
 
@@ -612,13 +633,168 @@ async def _run_on_driver(alias: str, entry: EngineEntry, driver: Any, sql: str, 
     try:
         return await run(driver, sql, params)  # type: ignore[misc]
     except Exception as exc:
-        mapped = config.map_error(exc) if config.map_error is not None else exc
-        if mapped is exc:
-            raise
-        raise mapped from exc
+        _raise_as_django(config, exc)
+        raise
     finally:
         if started is not None:
             _querylog.record(alias, sql, params, started)
+
+
+def _raise_as_django(config: EngineConfig, exc: Exception) -> None:
+    """Raise the Django exception for a driver's error, if it has another."""
+    mapped = config.map_error(exc) if config.map_error is not None else exc
+    if mapped is not exc:
+        raise mapped from exc
+
+
+# -- streamed reads: a server-side cursor straight on the driver ----------------
+
+
+def stream(alias: str, sql: str, params: tuple, size: int) -> AsyncIterator[list]:
+    """Stream the rows of one read, ``size`` at a time, from a driver cursor.
+
+    Inside a block (or a signal receiver's level) the cursor is on the
+    block's connection, and the scope's lock is held only while a chunk is
+    fetched: the block's other statements (this task's and its siblings')
+    run between two chunks. MySQL buffers the result there, since an
+    unbuffered one would have to hold the connection for the stream's life.
+    Otherwise a connection is checked out for the stream alone, in a
+    transaction where the driver's cursor needs one (asyncpg's portals).
+
+    Close the iterator (``aclosing``) to free its cursor early. A stream cut
+    short by an error or a cancellation discards a connection of its own,
+    which may be mid-result; on a block's connection each fetch runs to its
+    end first.
+    """
+    scope = active_scope(alias)
+    if scope is not None:
+        return _stream_in_scope(alias, scope, sql, params, size)
+    return _stream_alone(alias, sql, params, size)
+
+
+async def _stream_in_scope(alias: str, scope: Scope, sql: str, params: tuple, size: int) -> AsyncIterator[list]:
+    config = scope.entry.config
+    cursor = await _locked(scope, _open_cursor, alias, scope, sql, params, True)
+    try:
+        while True:
+            rows = await _locked(scope, _fetch_chunk, config, cursor, size)
+            if rows:
+                yield rows
+            if len(rows) < size:
+                return
+    finally:
+        await _close_in_scope(scope, cursor)
+
+
+async def _close_in_scope(scope: Scope, cursor: DriverCursor) -> None:
+    """Close a stream's cursor on a block's connection, even if cancelled.
+
+    Not once the block has ended: the connection is no longer the stream's
+    (the cursor went with its transaction). A failure to close is left to
+    the transaction's end as well.
+    """
+    try:
+        await finish(_close_locked(scope, cursor))
+    except Exception:
+        pass
+
+
+async def _close_locked(scope: Scope, cursor: DriverCursor) -> None:
+    async with scope.lock:
+        if not (scope.ended or scope.root.ended):
+            await cursor.close()
+
+
+async def _stream_alone(alias: str, sql: str, params: tuple, size: int) -> AsyncIterator[list]:
+    entry = engine_entry(alias)
+    scope, cursor = await _open_alone(alias, entry, sql, params)
+    clean = False
+    try:
+        while True:
+            rows = await _fetch_chunk(entry.config, cursor, size)
+            if rows:
+                yield rows
+            if len(rows) < size:
+                break
+        clean = True
+    except GeneratorExit:
+        clean = True  # closed early by its consumer, between two chunks
+        raise
+    finally:
+        await _end_alone(scope, cursor, clean)
+
+
+async def _open_alone(alias: str, entry: EngineEntry, sql: str, params: tuple) -> tuple[Scope, DriverCursor]:
+    """Check out a connection for a stream and open its cursor.
+
+    A connection the server closed fails here, before any row was read: the
+    stream opens once more on a fresh one, as a read does (see :func:`fetch`).
+    """
+    try:
+        return await _try_open_alone(alias, entry, sql, params)
+    except Exception as exc:
+        if not await recover_from_disconnect(alias, exc):
+            raise
+    return await _try_open_alone(alias, entry, sql, params)
+
+
+async def _try_open_alone(alias: str, entry: EngineEntry, sql: str, params: tuple) -> tuple[Scope, DriverCursor]:
+    scope = await checkout(alias, transactional=entry.config.stream_transaction)
+    try:
+        return scope, await _open_cursor(alias, scope, sql, params, False)
+    except BaseException as exc:
+        if isinstance(exc, Exception) and not _driver_disconnect(entry, exc):
+            await release(scope, commit=False)
+        else:
+            scope.ended = True
+            await discard(scope.connection)
+        raise
+
+
+async def _end_alone(scope: Scope, cursor: DriverCursor, clean: bool) -> None:
+    """Give back the connection of a stream that ran outside a block.
+
+    A stream read out, or closed by its consumer, closes its cursor (MySQL
+    reads the rest of an unbuffered result) and ends its transaction; one
+    cut short by an error or a cancellation may have left the connection
+    mid-result: it is discarded.
+    """
+    if clean:
+        try:
+            await cursor.close()
+        except BaseException as exc:
+            scope.ended = True
+            await discard(scope.connection)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        await release(scope, commit=True)
+        return
+    scope.ended = True
+    await discard(scope.connection)
+
+
+async def _open_cursor(alias: str, scope: Scope, sql: str, params: tuple, shared: bool) -> DriverCursor:
+    """Start the statement of a stream on the driver connection of ``scope``."""
+    config = scope.entry.config
+    driver = await _driver_in_scope(scope)
+    started = time.perf_counter() if _querylog.observing() else None
+    try:
+        return await config.stream(driver, sql, params, shared)  # type: ignore[misc]
+    except Exception as exc:
+        _raise_as_django(config, exc)
+        raise
+    finally:
+        if started is not None:
+            _querylog.record(alias, sql, params, started)
+
+
+async def _fetch_chunk(config: EngineConfig, cursor: DriverCursor, size: int) -> list:
+    try:
+        return await cursor.fetchmany(size)
+    except Exception as exc:
+        _raise_as_django(config, exc)
+        raise
 
 
 @asynccontextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncmy
+from asyncmy.cursors import Cursor as BufferedCursor, SSCursor
 from sqlalchemy import event, text
 from sqlalchemy import util as _sa_util
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -58,6 +59,17 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
         async with driver_connection.cursor() as cursor:
             await cursor.execute(sql, params)
             return cursor.rowcount
+
+    @staticmethod
+    async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> BufferedCursor:
+        # On a connection of its own the result is unbuffered: rows come off
+        # the socket as they are fetched, and the connection can run nothing
+        # else until the cursor is read out or closed (closing reads the rest).
+        # Other tasks' statements may interleave on a shared connection: the
+        # result is buffered there, as Django's chunked_cursor() does.
+        cursor = driver_connection.cursor(BufferedCursor if shared else SSCursor)
+        await cursor.execute(sql, params)
+        return cursor
 
     @staticmethod
     def vinyl_idle(driver_connection: Any) -> bool:

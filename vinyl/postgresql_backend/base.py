@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import uuid
@@ -82,6 +82,14 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         count = tag.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
+    # A streamed read is an asyncpg cursor: a portal, which lives in a
+    # transaction.
+    vinyl_stream_transaction = True
+
+    @staticmethod
+    async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> PortalCursor:
+        return PortalCursor(await driver_connection.cursor(sql, *params), shared)
+
     @staticmethod
     async def vinyl_start_transaction(adapter: Any) -> None:
         # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement;
@@ -143,12 +151,38 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         return False
 
 
+class PortalCursor:
+    """An asyncpg cursor (a portal) read a chunk at a time.
+
+    A portal lives until its transaction ends. Outside a block that is right
+    after the stream; inside one, which may go on long after, it is closed
+    as soon as the stream ends (asyncpg closes it with the private
+    ``_close_portal``, as its own cursor iterator does).
+    """
+
+    __slots__ = ("cursor", "shared")
+
+    def __init__(self, cursor: Any, shared: bool) -> None:
+        self.cursor = cursor
+        self.shared = shared
+
+    def fetchmany(self, size: int) -> Awaitable[list]:
+        return self.cursor.fetch(size)
+
+    async def close(self) -> None:
+        close_portal = getattr(self.cursor, "_close_portal", None)
+        if self.shared and close_portal is not None and getattr(self.cursor, "_portal_name", None):
+            await close_portal(None)
+
+
 def map_asyncpg_error(exc: BaseException) -> BaseException:
     """Return the Django exception for an asyncpg error (others unchanged)."""
     if isinstance(exc, asyncpg.PostgresError):
         kind = sqlstate_error_class(exc) or DatabaseError
         return kind(str(exc))
-    if isinstance(exc, (asyncpg.InterfaceError, OSError)):
+    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)):
+        # InternalClientError: the protocol is out of step, e.g. the server
+        # ended the session while a cursor waited between two fetches.
         return OperationalError(str(exc))
     return django_error(exc)
 

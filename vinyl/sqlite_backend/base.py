@@ -163,6 +163,12 @@ class DatabaseWrapper(VinylWrapperMixin, SQLiteWrapper):
             await cursor.close()
 
     @staticmethod
+    async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> Any:
+        # sqlite3 steps the statement as rows are fetched; other statements
+        # may run on the connection meanwhile.
+        return await driver_connection.execute(sql, params)
+
+    @staticmethod
     async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
         cursor = await driver_connection.execute(sql, params)
         try:
