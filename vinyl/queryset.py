@@ -486,7 +486,7 @@ class VinylQuerySet(Generic[M]):
                 async for obj in rows:
                     yield obj
         except BaseException as exc:
-            await _end_stream_scope(own, exc)
+            await _scope.end_interrupted(own, exc, lost=_scope.is_disconnect(own, exc))
             raise
         await release(own, commit=True)
 
@@ -855,21 +855,6 @@ async def _stream(scope: Scope, qs: QuerySet, size: int) -> AsyncIterator[Any]:
         # (unless the rows ran out or an error already closed it).
         if getattr(rows, "gi_frame", True) is not None:
             await close_rows(scope, rows)
-
-
-async def _end_stream_scope(scope: Scope, exc: BaseException) -> None:
-    """End the scope of a stream that stopped on ``exc``.
-
-    Closed early (``break``, GeneratorExit) or failed with an error, its
-    statements are done: roll back and give the connection back. Cancelled
-    mid-fetch, the driver may still have a statement in flight: the
-    connection is discarded, never given back to the pool.
-    """
-    if isinstance(exc, GeneratorExit) or (isinstance(exc, Exception) and not _scope.is_disconnect(scope, exc)):
-        await release(scope, commit=False)
-        return
-    scope.ended = True
-    await _scope.discard(scope.connection)
 
 
 def _start_stream(qs: QuerySet, size: int) -> Iterator[Any]:

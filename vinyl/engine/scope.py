@@ -389,6 +389,21 @@ async def release(scope: Scope, *, commit: bool) -> None:
     await conn.close()
 
 
+async def end_interrupted(scope: Scope, exc: BaseException, *, lost: bool) -> None:
+    """End a root scope vinyl owns that ``exc`` interrupted.
+
+    After an error its statements are done (or a stream was closed early,
+    GeneratorExit): roll back and give the connection back. Cancelled at an
+    arbitrary point, or ``lost`` (the server closed it), the connection may
+    be mid-statement: it is discarded, never given back to the pool.
+    """
+    if isinstance(exc, GeneratorExit) or (isinstance(exc, Exception) and not lost):
+        await release(scope, commit=False)
+        return
+    scope.ended = True
+    await discard(scope.connection)
+
+
 def is_disconnect(scope: Scope, exc: BaseException) -> bool:
     """Did ``exc`` come from a connection the server (or network) closed?
 
@@ -439,12 +454,7 @@ async def operation(
     try:
         yield scope
     except BaseException as exc:
-        if isinstance(exc, Exception) and not is_disconnect(scope, exc):
-            await release(scope, commit=False)
-        else:
-            # Cancelled (or closed) at an arbitrary point.
-            scope.ended = True
-            await discard(scope.connection)
+        await end_interrupted(scope, exc, lost=is_disconnect(scope, exc))
         raise
     else:
         committed = not scope.needs_rollback
@@ -743,11 +753,7 @@ async def _try_open_alone(alias: str, entry: EngineEntry, sql: str, params: tupl
     try:
         return scope, await _open_cursor(alias, scope, sql, params, False)
     except BaseException as exc:
-        if isinstance(exc, Exception) and not _driver_disconnect(entry, exc):
-            await release(scope, commit=False)
-        else:
-            scope.ended = True
-            await discard(scope.connection)
+        await end_interrupted(scope, exc, lost=_driver_disconnect(entry, exc))
         raise
 
 
