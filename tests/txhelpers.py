@@ -50,18 +50,20 @@ async def open_transactions(backend: str) -> int:
     """Count transactions open on the test database, from a fresh connection."""
     if backend == "mysql":
         await asyncio.sleep(0.15)  # InnoDB's cached view of INNODB_TRX
+    return await _server_count(
+        backend,
+        postgresql="SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
+        mysql="SELECT count(*) FROM information_schema.INNODB_TRX t "
+        "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+        "WHERE p.DB = DATABASE() AND p.ID <> CONNECTION_ID()",
+    )
+
+
+async def _server_count(backend: str, *, postgresql: str, mysql: str) -> int:
+    """Run the count query of ``backend`` on a fresh connection."""
     async with vinyl.get_engine().connect() as conn:
-        if backend == "postgresql":
-            sql = (
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
-            )
-        else:
-            sql = (
-                "SELECT count(*) FROM information_schema.INNODB_TRX t "
-                "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
-                "WHERE p.DB = DATABASE() AND p.ID <> CONNECTION_ID()"
-            )
+        sql = postgresql if backend == "postgresql" else mysql
         return (await conn.exec_driver_sql(sql)).scalar_one()
 
 
@@ -80,15 +82,12 @@ async def wait_until(predicate: Any, what: str, rounds: int = 60) -> None:
 
 async def lock_waits(backend: str) -> int:
     """How many sessions are waiting for a row lock right now."""
-    async with vinyl.get_engine().connect() as conn:
-        if backend == "postgresql":
-            sql = (
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'"
-            )
-        else:
-            sql = "SELECT count(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"
-        return (await conn.exec_driver_sql(sql)).scalar_one()
+    return await _server_count(
+        backend,
+        postgresql="SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'",
+        mysql="SELECT count(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'",
+    )
 
 
 async def no_open_transactions(backend: str) -> bool:

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, TypeVar
 
-from sqlalchemy import util as _sa_util
-
+from vinyl.engine.engines import sa_await
 from vinyl.engine.scope import in_bridge, joined, operation, recover_from_disconnect
 
 T = TypeVar("T")
 
-# SQLAlchemy 2.1 names it await_; 2.0 await_only.
-_sa_await: Callable[[Awaitable[Any]], Any] = getattr(_sa_util, "await_", None) or _sa_util.await_only
 
 
 async def run(
@@ -50,7 +47,7 @@ def await_(awaitable: Awaitable[T]) -> T:
     The awaited code (an async signal receiver) runs its vinyl statements in
     the same transaction as the sync code, and may start tasks that do too.
     """
-    return _sa_await(_joined(awaitable))
+    return sa_await(_joined(awaitable))
 
 
 async def _joined(awaitable: Awaitable[T]) -> T:

@@ -570,16 +570,16 @@ class VinylQuerySet(Generic[M]):
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
         model = self._model
         db = self.db
+        # (_plans() is None until the server facts that features need are known.)
+        plans = _plans(db, ()) if self._recipe is not None else None
         if (
-            self._recipe is not None
-            and cached_facts(db) is not None  # the features need the server's
+            plans is not None
             and inserts.plannable(model, db)
             and not model._meta._reverse_one_to_one_field_names.intersection(kwargs)
         ):
             obj = model(**kwargs)
-            if await self._insert_planned(obj, db):
-                return obj
-            await _bridge.run(db, lambda: obj.save(force_insert=True, using=db), single_write=True)
+            if not await self._insert_planned(obj, db, plans):
+                await _bridge.run(db, lambda: obj.save(force_insert=True, using=db), single_write=True)
             return obj
         qs = self._qs._chain()
         return await _bridge.run(
@@ -587,11 +587,10 @@ class VinylQuerySet(Generic[M]):
         )
 
     @staticmethod
-    async def _insert_planned(obj: Any, db: str) -> bool:
+    async def _insert_planned(obj: Any, db: str, plans: dict) -> bool:
         """INSERT ``obj`` through the plan cache; False if it must be saved by Django."""
         pk_set = inserts.prepare_instance(obj)
-        plans = _plans(db, ())
-        if plans is None or pk_set is None:
+        if pk_set is None:
             return False
         key = (type(obj), "insert", pk_set)
         plan = plans.get(key)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from sqlalchemy import event
+from sqlalchemy import util as _sa_util
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from vinyl.exceptions import VinylConfigurationError
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 DEFAULT_ALIAS = "vinyl_default"
+
+#: Wait for a coroutine from sync code running in SQLAlchemy's greenlet
+#: (SQLAlchemy 2.1 names it ``await_``, 2.0 ``await_only``).
+sa_await: Callable[[Awaitable[Any]], Any] = getattr(_sa_util, "await_", None) or _sa_util.await_only
 
 FactsLoader = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
 

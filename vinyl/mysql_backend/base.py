@@ -7,7 +7,6 @@ from typing import Any
 import asyncmy
 from asyncmy.cursors import Cursor as BufferedCursor, SSCursor
 from sqlalchemy import event, text
-from sqlalchemy import util as _sa_util
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_dbapi
 
@@ -19,6 +18,7 @@ from django.db.backends.mysql.base import CursorWrapper as MySQLCursorWrapper  #
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noqa: E402
 
 from vinyl._backend.base import VinylWrapperMixin  # noqa: E402
+from vinyl.engine.engines import sa_await  # noqa: E402
 from vinyl.mysql_backend.features import DatabaseFeatures  # noqa: E402
 from vinyl.mysql_backend.operations import DatabaseOperations  # noqa: E402
 
@@ -131,10 +131,6 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
         return self.mysql_version
 
 
-# SQLAlchemy 2.1 names it await_; 2.0 await_only.
-_await: Any = getattr(_sa_util, "await_", None) or _sa_util.await_only
-
-
 def _autocommit_until_begin(engine: AsyncEngine) -> None:
     """Run the connections of a vinyl engine in autocommit, BEGIN on demand.
 
@@ -175,4 +171,4 @@ def _begin(connection: Any) -> None:
     if driver.get_autocommit():
         # Off (after an isolation level set for one connection), the
         # driver's implicit transaction is already the one SQLAlchemy expects.
-        _await(driver.begin())
+        sa_await(driver.begin())
