@@ -22,6 +22,7 @@ from django.db.models.sql import Query
 
 from vinyl._vinylize import VinylModelIterable
 from vinyl.models import vinyl_model
+from vinyl.translate.gcpause import batched
 
 
 def reverse_fk_relations(model: type[models.Model], lookups: Sequence[Any]) -> list[Any] | None:
@@ -63,20 +64,28 @@ async def prefetch_reverse_fk(objs: list, relations: list, db: str) -> None:
             rows = await VinylQuerySet(related_model, using=db).filter(**{f"{field.attname}__in": list(by_key)})
         else:
             rows = []
-        owners = {getattr(obj, target): obj for obj in objs}
-        attname = field.attname
-        for row in rows:
-            key = getattr(row, attname)
-            by_key[key].append(row)
-            field.set_cached_value(row, owners[key])
-        cache_name = rel.cache_name if hasattr(rel, "cache_name") else rel.get_cache_name()
-        template = _template(related_model, db)
-        for obj in objs:
-            cache = obj.__dict__.get("_prefetched_objects_cache")
-            if cache is None:
-                cache = obj._prefetched_objects_cache = {}
-            key = getattr(obj, target)
-            cache[cache_name] = _prefetched(template, field, obj, by_key.get(key, []) if key is not None else [])
+        _attach(rows, objs, rel, by_key, related_model, db)
+
+
+@batched
+def _attach(rows: list, objs: list, rel: Any, by_key: dict[Any, list], related_model: type, db: str) -> None:
+    """Cache each owner's rows on it, and the owner on each row."""
+    field = rel.field
+    target = field.target_field.attname
+    owners = {getattr(obj, target): obj for obj in objs}
+    attname = field.attname
+    for row in rows:
+        key = getattr(row, attname)
+        by_key[key].append(row)
+        field.set_cached_value(row, owners[key])
+    cache_name = rel.cache_name if hasattr(rel, "cache_name") else rel.get_cache_name()
+    template = _template(related_model, db)
+    for obj in objs:
+        cache = obj.__dict__.get("_prefetched_objects_cache")
+        if cache is None:
+            cache = obj._prefetched_objects_cache = {}
+        key = getattr(obj, target)
+        cache[cache_name] = _prefetched(template, field, obj, by_key.get(key, []) if key is not None else [])
 
 
 class PrefetchedQuerySet(QuerySet):

@@ -22,6 +22,7 @@ from vinyl.engine import scope as _scope
 from vinyl.engine.engines import cached_facts, engine_entry
 from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
 from vinyl.translate import inserts
+from vinyl.translate.gcpause import paused_gc
 from vinyl.translate.plans import LATER, NEVER, Builder, Plan, rows_plan, scalar_plan
 from vinyl.translate.shapes import probe_values, step_shape, substitute
 
@@ -663,7 +664,8 @@ class VinylQuerySet(Generic[M]):
         plans = _plans(db, ())
         if plans is None or not inserts.bulk_plannable(model, db):
             return False
-        pk_set = inserts.prepare_bulk(model, objs)
+        with paused_gc(len(objs)):
+            pk_set = inserts.prepare_bulk(model, objs)
         if pk_set is None or not inserts.one_batch(db, inserts.bulk_fields(model, pk_set), objs, batch_size):
             return False
         key = (model, "bulk_insert", pk_set)
@@ -683,14 +685,17 @@ class VinylQuerySet(Generic[M]):
             if plan is NEVER:
                 return False
         else:
-            rows = plan.rows(objs)
+            with paused_gc(len(objs)):
+                rows = plan.rows(objs)
             if rows is None:
                 return False
-        sql, driver_params = plan.prepare(plan.sql, plan.params(rows))
+        with paused_gc(len(objs)):
+            sql, driver_params = plan.prepare(plan.sql, plan.params(rows))
         returned = await _scope.write(db, sql, tuple(driver_params), rows=True)
         if returned is NotImplemented:
             return False
-        plan.assign(objs, returned, db)
+        with paused_gc(len(objs)):
+            plan.assign(objs, returned, db)
         return True
 
     async def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:

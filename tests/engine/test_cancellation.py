@@ -234,3 +234,24 @@ async def test_finish_keeps_a_cancellation_that_arrives_with_the_result():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert finished == [True]
+
+
+async def test_finish_can_be_closed_while_it_waits():
+    """Closing finish()'s coroutine (an abandoned ``async for`` finalized at
+    loop shutdown) lets it go instead of waiting again ("coroutine ignored
+    GeneratorExit"); the shielded work runs on by itself."""
+    from vinyl.engine.scope import finish
+
+    release = asyncio.get_running_loop().create_future()
+    finished = []
+
+    async def work() -> None:
+        await release
+        finished.append(True)
+
+    coro = finish(work())
+    coro.send(None)  # now waiting on the shielded work
+    coro.close()
+    release.set_result(None)
+    await asyncio.sleep(0.01)
+    assert finished == [True]

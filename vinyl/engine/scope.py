@@ -327,6 +327,8 @@ async def finish(awaitable: Awaitable[T]) -> T:
             # Even if the task has just ended too: a cancellation that
             # arrives with its result must not be lost.
             cancelled = True
+        except GeneratorExit:
+            raise  # this coroutine is being closed: the task runs on alone
         except BaseException:
             pass  # re-raised from the task below
     if cancelled:

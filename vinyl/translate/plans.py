@@ -13,14 +13,9 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-import inspect
 from types import SimpleNamespace
 
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Model
-from django.db.models.base import ModelState
-from django.db.models.query_utils import DeferredAttribute
-from django.db.models.signals import post_init, pre_init
 from django.db import connections
 from django.db.models.query import (
     FlatValuesListIterable,
@@ -31,6 +26,8 @@ from django.db.models.query import (
     get_related_populators,
 )
 
+from vinyl.translate.gcpause import batched
+from vinyl.translate.instances import from_db_function, plain_construction, row_maker, rows_maker
 from vinyl.translate.shapes import slot_positions
 
 Rows = Sequence[Sequence[Any]]
@@ -110,8 +107,7 @@ def rows_plan(
     builder = _builder(qs, compiler, db, adopt, vinyl_class)
     if builder is None:
         return None
-    if get:
-        builder = _single(qs.model, builder)
+    builder = _single(qs.model, builder) if get else batched(builder)
     sql_out, params_out = connections[db].vinyl_cursor_class.prepare(sql, tuple(params))
     positions = _positions(sql, params, probe_sql, probe_params, values, probes)
     plan = Plan(sql_out, positions, builder) if type(positions) is tuple else positions
@@ -187,39 +183,6 @@ def _builder(
     return None
 
 
-def _plain_construction(model: type, attnames: Sequence[str]) -> bool:
-    """Can instances of ``model`` be built without running ``__init__``?
-
-    Yes when nothing would observe the difference: Django's own
-    ``__init__`` and ``from_db``, no init signal receivers, and plain field
-    descriptors for the loaded columns.
-    """
-    if model.__init__ is not Model.__init__ or model.from_db.__func__ is not Model.from_db.__func__:
-        return False
-    if pre_init.has_listeners(model) or post_init.has_listeners(model):
-        return False
-    return all(isinstance(inspect.getattr_static(model, name, None), DeferredAttribute) for name in attnames)
-
-
-def _direct_from_db(model: type, fetch_mode: Any) -> Callable[[str, Sequence[str], Sequence[Any]], Any]:
-    """``Model.from_db`` for plain models: the loaded values go straight into
-    the instance, the others stay deferred, as ``__init__`` would leave them."""
-    new = object.__new__
-
-    def from_db(db: str, names: Sequence[str], values: Sequence[Any]) -> Any:
-        obj = new(model)
-        state = ModelState()
-        state.adding = False
-        state.db = db
-        if fetch_mode is not None:
-            state.fetch_mode = fetch_mode
-        obj._state = state
-        obj.__dict__.update(zip(names, values))
-        return obj
-
-    return from_db
-
-
 def _direct_populators(populators: Sequence[Any], fetch_mode: Any, vinyl_class: Callable[[type], type] | None) -> bool:
     """Let Django's select_related populators build plain models directly.
 
@@ -230,8 +193,8 @@ def _direct_populators(populators: Sequence[Any], fetch_mode: Any, vinyl_class: 
     for populator in populators:
         model = populator.model_cls
         cls = vinyl_class(model) if vinyl_class is not None else model
-        if _plain_construction(cls, populator.init_list):
-            direct = _direct_from_db(cls, fetch_mode)
+        if plain_construction(cls, populator.init_list):
+            direct = from_db_function(cls, populator.init_list, fetch_mode)
             if "from_db" in populator.__dict__:  # Django 6.1
                 populator.from_db = direct
             else:
@@ -264,15 +227,22 @@ def _model_builder(
     else:  # Django 6.1: instances carry the queryset's fetch mode
         populators = get_related_populators(klass_info, select, db, fetch_mode)
         from_db = functools.partial(model.from_db, fetch_mode=fetch_mode)
-    if _plain_construction(model, attnames):
-        from_db = _direct_from_db(model, fetch_mode)
+    plain = plain_construction(model, attnames)
     if _direct_populators(populators, fetch_mode, vinyl_class) and vinyl_class is not None:
         adopt = None  # every joined object is built with its vinyl class
+    if plain and not populators and not annotations and adopt is None:
+        make_all = rows_maker(model, attnames, start, fetch_mode)
+        return lambda rows: make_all(db, convert(rows))
+    if plain:
+        make = row_maker(model, attnames, start, fetch_mode)
+    else:
+        def make(db: str, row: Any) -> Any:
+            return from_db(db, attnames, row[start:end])
 
     def build(rows: Rows) -> list:
         objs = []
         for row in convert(rows):
-            obj = from_db(db, attnames, row[start:end])
+            obj = make(db, row)
             for populator in populators:
                 populator.populate(row, obj)
             for name, position in annotations:

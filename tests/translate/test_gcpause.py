@@ -1,0 +1,41 @@
+"""Building large results with the garbage collector paused: no database."""
+
+import gc
+
+import pytest
+
+from vinyl.translate.gcpause import GC_PAUSE_ROWS, batched, paused_gc
+
+
+def _seen_collector(rows: list) -> bool:
+    return gc.isenabled()
+
+
+def test_large_batches_are_built_with_the_collector_paused_then_resumed():
+    build = batched(_seen_collector)
+    assert gc.isenabled()
+    assert build([()] * GC_PAUSE_ROWS) is False
+    assert gc.isenabled()
+    assert build([()] * (GC_PAUSE_ROWS - 1)) is True  # small results: not worth it
+
+
+def test_extra_arguments_reach_the_builder():
+    assert batched(lambda rows, a, b: (len(rows), a, b))([1, 2], "a", "b") == (2, "a", "b")
+
+
+def test_a_collector_the_application_disabled_stays_disabled():
+    gc.disable()
+    try:
+        assert batched(_seen_collector)([()] * GC_PAUSE_ROWS) is False
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_collector_resumes_when_building_fails():
+    def broken(rows: list) -> None:
+        raise ValueError("bad row")
+
+    with pytest.raises(ValueError):
+        batched(broken)([()] * GC_PAUSE_ROWS)
+    assert gc.isenabled()

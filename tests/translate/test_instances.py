@@ -1,0 +1,68 @@
+"""Instances built straight from rows match Django's ``from_db``: no database."""
+
+from typing import Any
+
+from django.db.models.signals import post_init
+
+from tests.testapp.models import Author
+from vinyl.models import vinyl_model
+from vinyl.translate.instances import from_db_function, plain_construction, row_maker, rows_maker
+
+NAMES = ["id", "name", "age", "email"]
+
+
+def _as_django(db: str, names: list, values: tuple) -> Any:
+    return Author.from_db(db, names, values)
+
+
+def test_rows_become_the_instances_django_builds():
+    make = rows_maker(Author, NAMES, 1)
+    objs = make("alias", [("extra", 1, "Ann", 30, None), ("extra", 2, "Bob", 40, "b@x")])
+    expected = [_as_django("alias", NAMES, (1, "Ann", 30, None)), _as_django("alias", NAMES, (2, "Bob", 40, "b@x"))]
+    for obj, django_obj in zip(objs, expected):
+        assert type(obj) is Author
+        mine = {k: v for k, v in obj.__dict__.items() if k != "_state"}
+        theirs = {k: v for k, v in django_obj.__dict__.items() if k != "_state"}
+        assert list(mine.items()) == list(theirs.items())  # same values, same order
+        assert (obj._state.adding, obj._state.db) == (False, "alias")
+    assert objs[0]._state is not objs[1]._state
+
+
+def test_columns_left_out_stay_deferred():
+    obj = row_maker(Author, ["id", "name"], 0)("alias", (3, "Cy"))
+    assert obj.get_deferred_fields() == {"age", "email"}
+    assert obj.get_deferred_fields() == Author.from_db("alias", ["id", "name"], (3, "Cy")).get_deferred_fields()
+
+
+def test_from_db_replacement_reads_values_of_its_names():
+    obj = from_db_function(Author, ["id", "age"], None)("alias", ["id", "age"], (4, 50))
+    assert (obj.pk, obj.age, obj._state.db, obj._state.adding) == (4, 50, "alias", False)
+
+
+def test_names_no_attribute_store_can_spell_are_set_too():
+    obj = row_maker(Author, ["id", "not an identifier", "class"], 0)("alias", (5, "x", "y"))
+    assert obj.__dict__["not an identifier"] == "x" and obj.__dict__["class"] == "y"
+
+
+def test_models_with_init_receivers_or_custom_setattr_are_not_plain():
+    vinyl_author = vinyl_model(Author)
+    assert plain_construction(vinyl_author, NAMES)
+
+    def receiver(**kwargs: Any) -> None:
+        pass
+
+    post_init.connect(receiver, sender=vinyl_author)
+    try:
+        assert not plain_construction(vinyl_author, NAMES)
+    finally:
+        post_init.disconnect(receiver, sender=vinyl_author)
+
+    class Watched(vinyl_author):  # type: ignore[misc,valid-type]
+        class Meta:
+            proxy = True
+            app_label = "testapp"
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            super().__setattr__(name, value)
+
+    assert not plain_construction(Watched, NAMES)
