@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from asyncio import _get_running_loop
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from sqlalchemy import event
 from sqlalchemy import util as _sa_util
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from django.db import connections
 
 from vinyl.exceptions import VinylConfigurationError
 
@@ -114,14 +117,10 @@ _retiring: set[asyncio.Task] = set()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+    return _get_running_loop()
 
 
 def _config_for(using: str) -> EngineConfig:
-    from django.db import connections
     from django.db.utils import ConnectionDoesNotExist
 
     try:
@@ -144,14 +143,14 @@ def _config_for(using: str) -> EngineConfig:
 
 
 def _settings_of(using: str) -> Any:
-    from django.db import connections
-
     return connections.settings.get(using)
 
 
 def _entry(using: str) -> EngineEntry:
     entry = _entries.get(using)
-    loop = _running_loop()
+    loop = _get_running_loop()
+    if entry is not None and entry.loop is loop and connections.settings.get(using) is entry.settings:
+        return entry  # the usual case: same loop, same settings object
     if entry is not None:
         current = _settings_of(using)
         if current is not entry.settings and current != entry.settings:

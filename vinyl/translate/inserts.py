@@ -133,9 +133,18 @@ def _prepare(obj: Model, relations: Sequence[Any], pk: Any) -> bool | None:
             value = getattr(related, field.target_field.attname)
             if value is None or getattr(obj, field.attname) != value:
                 return None
-    if getattr(obj, pk.attname) is None:
-        setattr(obj, pk.attname, pk.get_pk_value_on_save(obj))
-    return getattr(obj, pk.attname) is not None
+    attname = pk.attname
+    if getattr(obj, attname) is None:
+        if not _no_key_hook(pk):
+            setattr(obj, attname, pk.get_pk_value_on_save(obj))
+        return getattr(obj, attname) is not None
+    return True
+
+
+def _no_key_hook(pk: Any) -> bool:
+    # Django's own get_pk_value_on_save, on a key without a default: it
+    # gives None back, nothing to set.
+    return not pk.default and type(pk).get_pk_value_on_save is models.Field.get_pk_value_on_save
 
 
 def compile_insert(obj: Model, db: str, pk_set: bool, params: list) -> InsertPlan | None:
@@ -324,9 +333,13 @@ def prepared_rows(compiler: Any, fields: Sequence[Any], objs: Sequence[Model]) -
     rows = [[prepare(obj) for prepare in preparers] for obj in objs]
     for row in rows:
         for value in row:
-            if hasattr(value, "as_sql"):
+            if type(value) not in _PLAIN_VALUES and hasattr(value, "as_sql"):
                 return None
     return rows
+
+
+# Parameter types that are never expressions.
+_PLAIN_VALUES = frozenset((str, int, float, bool, type(None), bytes))
 
 
 # Django field classes whose pre_save reads the attribute and whose save
