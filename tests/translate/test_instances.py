@@ -44,6 +44,17 @@ def test_names_no_attribute_store_can_spell_are_set_too():
     assert obj.__dict__["not an identifier"] == "x" and obj.__dict__["class"] == "y"
 
 
+def test_foreign_key_columns_are_stored_as_from_db_stores_them():
+    from tests.testapp.models import Book
+
+    names = [f.attname for f in Book._meta.concrete_fields]
+    values = tuple(range(1, len(names) + 1))
+    obj = row_maker(Book, names, 0)("alias", values)
+    expected = Book.from_db("alias", names, values)
+    assert list(obj.__dict__)[1:] == [k for k in expected.__dict__ if k != "_state"]
+    assert obj.author_id == expected.author_id and "author" not in obj._state.fields_cache
+
+
 def test_models_with_init_receivers_or_custom_setattr_are_not_plain():
     vinyl_author = vinyl_model(Author)
     assert plain_construction(vinyl_author, NAMES)

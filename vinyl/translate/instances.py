@@ -41,7 +41,7 @@ def plain_construction(model: type, attnames: Sequence[str]) -> bool:
 
 def row_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any = None) -> Callable[[str, Row], Any]:
     """``make(db, row)``: an instance of ``model`` from ``row[start:]``."""
-    lines = ["def make(db, row):", *_instance(attnames, start, fetch_mode, "    "), "    return obj"]
+    lines = ["def make(db, row):", *_instance(model, attnames, start, fetch_mode, "    "), "    return obj"]
     return _compile(lines, model, attnames, fetch_mode)
 
 
@@ -52,7 +52,7 @@ def rows_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any
         "    objs = []",
         "    append = objs.append",
         "    for row in rows:",
-        *_instance(attnames, start, fetch_mode, "        "),
+        *_instance(model, attnames, start, fetch_mode, "        "),
         "        append(obj)",
         "    return objs",
     ]
@@ -69,7 +69,7 @@ def from_db_function(model: type, attnames: Sequence[str], fetch_mode: Any = Non
     return from_db
 
 
-def _instance(attnames: Sequence[str], start: int, fetch_mode: Any, indent: str) -> list[str]:
+def _instance(model: type, attnames: Sequence[str], start: int, fetch_mode: Any, indent: str) -> list[str]:
     # The statements building ``obj`` from ``row``, in __init__'s order.
     new_state = "new(State)" if ModelState.__init__ is object.__init__ else "State()"
     lines = ["obj = new(model)", f"state = {new_state}", "state.adding = False", "state.db = db"]
@@ -77,11 +77,17 @@ def _instance(attnames: Sequence[str], start: int, fetch_mode: Any, indent: str)
         lines.append("state.fetch_mode = fetch_mode")
     lines.append("obj._state = state")
     for i, name in enumerate(attnames):
-        if name.isidentifier() and not keyword.iskeyword(name):
+        if name.isidentifier() and not keyword.iskeyword(name) and not _has_setter(model, name):
             lines.append(f"obj.{name} = row[{start + i}]")
-        else:  # an attname no attribute store can spell
-            lines.append(f"setattr(obj, attnames[{i}], row[{start + i}])")
+        else:
+            # A foreign key's attname has a setter that clears the related
+            # object's cache (empty here): store the value as from_db would.
+            lines.append(f"obj.__dict__[attnames[{i}]] = row[{start + i}]")
     return [indent + line for line in lines]
+
+
+def _has_setter(model: type, name: str) -> bool:
+    return hasattr(type(inspect.getattr_static(model, name, None)), "__set__")
 
 
 def _compile(lines: list[str], model: type, attnames: Sequence[str], fetch_mode: Any) -> Any:
