@@ -13,6 +13,7 @@ import decimal
 
 import pytest
 from django.db import IntegrityError
+from django.db.models import Value
 
 import vinyl
 from tests.qsapp.models import Gadget
@@ -60,6 +61,19 @@ async def test_bulk_creates_of_one_shape_share_a_plan_and_return_their_own_keys(
     objs[0].age = 41
     await objs[0].save()
     assert (await Author.vinyl.get(name="a1")).age == 41
+
+
+async def test_values_a_plan_must_prepare_are_prepared_as_django_does():
+    """Columns are read a whole list at a time when every value is one the
+    field hands back unchanged; other values (a str for an integer, a
+    bool) get Django's preparation, and expressions go through Django."""
+    for names_ in (("p1", "p2"), ("q1", "q2")):
+        await Author.vinyl.bulk_create(authors(*names_, age=30))
+    assert bulk_plan(Author, 2) is not None
+    await Author.vinyl.bulk_create([Author.vinyl.model(name="s", age="7"), Author.vinyl.model(name="t", age=True)])
+    await Author.vinyl.bulk_create([Author.vinyl.model(name="u", age=Value(5) + 1), Author.vinyl.model(name="v", age=2)])
+    ages = dict(await Author.vinyl.filter(name__in=["p1", "s", "t", "u", "v"]).values_list("name", "age"))
+    assert ages == {"p1": 30, "s": 7, "t": 1, "u": 6, "v": 2}
 
 
 async def test_one_object_and_instances_of_the_django_model():

@@ -684,13 +684,14 @@ class VinylQuerySet(Generic[M]):
             shapes.put(len(objs), plan, any_count)
             if plan is NEVER:
                 return False
+            params = plan.params(rows)
         else:
             with paused_gc(len(objs)):
-                rows = plan.rows(objs)
-            if rows is None:
+                params = plan.params_of(objs)
+            if params is None:
                 return False
         with paused_gc(len(objs)):
-            sql, driver_params = plan.prepare(plan.sql, plan.params(rows))
+            sql, driver_params = plan.prepare(plan.sql, params)
         returned = await _scope.write(db, sql, tuple(driver_params), rows=True)
         if returned is NotImplemented:
             return False

@@ -17,7 +17,7 @@ array per column (PostgreSQL's ``UNNEST``), when it serves any count.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import django
 from django.db import connections, models
@@ -144,7 +144,7 @@ def _prepare(obj: Model, relations: Sequence[Any], pk: Any) -> bool | None:
 def _no_key_hook(pk: Any) -> bool:
     # Django's own get_pk_value_on_save, on a key without a default: it
     # gives None back, nothing to set.
-    return not pk.default and type(pk).get_pk_value_on_save is models.Field.get_pk_value_on_save
+    return not pk.has_default() and type(pk).get_pk_value_on_save is models.Field.get_pk_value_on_save
 
 
 def compile_insert(obj: Model, db: str, pk_set: bool, params: list) -> InsertPlan | None:
@@ -212,14 +212,24 @@ class BulkInsertPlan:
     # One array per column (UNNEST) rather than each row's values in turn.
     by_column: bool
     prepare: Any
-
-    def rows(self, objs: Sequence[Model]) -> list | None:
-        """Each object's prepared values; None if one is an expression."""
-        return prepared_rows(self.compiler, self.fields, objs)
+    # objs -> one column of prepared values (None: an expression), per field.
+    columns: tuple
 
     def params(self, rows: list) -> tuple:
         """The statement's parameters for these prepared rows."""
         return tuple(_by_column(rows)) if self.by_column else tuple(_row_after_row(rows))
+
+    def params_of(self, objs: Sequence[Model]) -> tuple | None:
+        """The statement's parameters for ``objs``; None if a value is an expression."""
+        columns = []
+        for prepare in self.columns:
+            column = prepare(objs)
+            if column is None:
+                return None
+            columns.append(column)
+        if self.by_column:
+            return tuple(columns)
+        return tuple(value for row in zip(*columns) for value in row)
 
     def assign(self, objs: Sequence[Model], rows: Sequence[Sequence[Any]], db: str) -> None:
         """Set what the statement returned on each object and mark it saved."""
@@ -294,6 +304,8 @@ def prepare_bulk(model: type[Model], objs: Sequence[Any]) -> bool | None:
     """
     concrete = model._meta.concrete_model
     relations, pk = _relations(concrete._meta), concrete._meta.pk
+    if not relations and _no_key_hook(pk):
+        return _keys_given(concrete, pk.attname, objs)
     pk_set = None
     for obj in objs:
         if not isinstance(obj, Model) or obj._meta.concrete_model is not concrete or not obj._state.adding:
@@ -303,6 +315,23 @@ def prepare_bulk(model: type[Model], objs: Sequence[Any]) -> bool | None:
             return None
         pk_set = given
     return pk_set
+
+
+def _keys_given(concrete: type[Model], attname: str, objs: Sequence[Any]) -> bool | None:
+    # prepare_bulk() for a model with no relation and nothing to compute on
+    # the key: the same checks, a column at a time.
+    for cls in set(map(type, objs)):
+        if not (isinstance(cls, type) and issubclass(cls, Model) and cls._meta.concrete_model is concrete):
+            return None
+    if not all([obj._state.adding for obj in objs]):
+        return None
+    keys = [obj.__dict__.get(attname, _MISSING) for obj in objs]
+    if _MISSING in keys:
+        return None  # a deferred key: Django's path reads it
+    given = keys.count(None)
+    if given and given != len(keys):
+        return None
+    return not given
 
 
 def bulk_fields(model: type[Model], pk_set: bool) -> tuple:
@@ -385,6 +414,35 @@ def _preparer(compiler: Any, field: Any) -> Any:
     return plain
 
 
+def _column_preparer(compiler: Any, field: Any) -> Callable[[Sequence[Model]], list | None]:
+    """``objs -> [parameter of each]`` for ``field`` (see :func:`_preparer`):
+    a column whose values all come back unchanged is read in one pass."""
+    prepare = _preparer(compiler, field)
+
+    def each(objs: Sequence[Model]) -> list | None:
+        column = [prepare(obj) for obj in objs]
+        for value in column:
+            if type(value) not in _PLAIN_VALUES and hasattr(value, "as_sql"):
+                return None
+        return column
+
+    kinds = _UNCHANGED.get(type(field))
+    if kinds is None or compiler.query.raw or type(field).pre_save is not models.Field.pre_save:
+        return each
+    attname, unchanged = field.attname, frozenset(kinds)
+
+    def read(objs: Sequence[Model]) -> list | None:
+        column = [obj.__dict__.get(attname, _MISSING) for obj in objs]
+        if unchanged.issuperset(map(type, column)):
+            return column
+        return each(objs)
+
+    return read
+
+
+_MISSING = object()
+
+
 def compile_bulk_insert(model: type[Model], db: str, pk_set: bool, objs: Sequence[Model], rows: list) -> tuple[Any, bool]:
     """Compile the INSERT of ``objs`` (values already prepared as ``rows``).
 
@@ -419,7 +477,8 @@ def compile_bulk_insert(model: type[Model], db: str, pk_set: bool, objs: Sequenc
         if not pk_set or _SETS_GIVEN_PK or field is not meta.pk
     )
     prepare = connections[db].vinyl_cursor_class.prepare
-    plan = BulkInsertPlan(sql, fields, compiler, converters, targets, by_column, prepare)
+    columns = tuple(_column_preparer(compiler, field) for field in fields)
+    plan = BulkInsertPlan(sql, fields, compiler, converters, targets, by_column, prepare, columns)
     return plan, any_count
 
 
