@@ -23,6 +23,14 @@ def checked_out(using: str = "vinyl_default") -> int:
     return vinyl.get_engine(using).sync_engine.pool.checkedout()
 
 
+async def returned(using: str = "vinyl_default") -> int:
+    """checked_out() once the event loop has turned: vinyl keeps an idle
+    connection until the end of the loop step its statement finished in,
+    for the next statement of that step (see keep_for_this_step)."""
+    await asyncio.sleep(0)
+    return checked_out(using)
+
+
 async def settle(using: str = "vinyl_default", rounds: int = 200) -> int:
     """Let finalizers (async generators closed when collected) finish their
     I/O, for up to two seconds; return checked_out()."""

@@ -9,7 +9,7 @@ import pytest
 
 import vinyl
 from tests.testapp.models import Author, Book
-from tests.txhelpers import checked_out, configure_pool, no_open_transactions, settle
+from tests.txhelpers import configure_pool, no_open_transactions, returned, settle
 
 pytestmark = [
     pytest.mark.usefixtures("vinyl_db"),
@@ -91,7 +91,7 @@ async def test_cancellation_storm_leaks_nothing(backend):
         assert count == (2 if author.name.startswith("s") else 1), author.name
     # The pool still works.
     assert await Author.vinyl.filter(name__startswith="seed").count() == 10
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_cancelled_while_waiting_for_the_pool():
@@ -114,7 +114,7 @@ async def test_cancelled_while_waiting_for_the_pool():
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
     release.set()
     await holder
-    assert checked_out() == 0
+    assert await returned() == 0
     assert await Author.vinyl.count() == 0
 
 
@@ -139,7 +139,7 @@ async def test_cancelled_child_task_mid_statement_rolls_the_block_back(backend):
             # The block may not commit what the cancelled task left.
             if task.cancelled():
                 raise asyncio.CancelledError
-    assert checked_out() == 0
+    assert await returned() == 0
     assert await Author.vinyl.count() == 0
     assert await no_open_transactions(backend)
 
@@ -162,7 +162,7 @@ async def test_cancelled_inside_nested_block_rolls_back_the_savepoint_only():
             await task
         await Author.vinyl.create(name="after")
     assert sorted(await Author.vinyl.values_list("name", flat=True)) == ["after", "outer"]
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_cancelled_outer_block_discards_its_connection(backend):
@@ -179,7 +179,7 @@ async def test_cancelled_outer_block_discards_its_connection(backend):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert checked_out() == 0
+    assert await returned() == 0
     assert await Author.vinyl.count() == 0
     assert await no_open_transactions(backend)
 
@@ -190,7 +190,7 @@ async def test_timeout_around_a_query_inside_atomic_is_a_timeout_error():
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0):
                 await Author.vinyl.count()
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_streams_cancelled_mid_fetch_never_hand_back_a_busy_connection(backend):

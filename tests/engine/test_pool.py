@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 import vinyl
 from tests.testapp.models import Author
-from tests.txhelpers import checked_out, committed_names, configure_pool
+from tests.txhelpers import checked_out, committed_names, configure_pool, returned
 from vinyl.exceptions import PoolExhausted
 
 pytestmark = [
@@ -48,7 +48,7 @@ async def test_pool_exhaustion_waits_pool_timeout_then_names_alias_and_size():
     assert waited >= 0.29
     release.set()
     await asyncio.gather(*holders)
-    assert checked_out() == 0
+    assert await returned() == 0
     assert await Author.vinyl.count() == 0
     print(f"\npool exhaustion: pool_size=2, 3rd checkout failed after {waited:.2f}s, checked out after: {checked_out()}")
 
@@ -57,7 +57,7 @@ async def test_waiting_tasks_get_connections_as_they_come_back():
     await configure_pool(pool_size=2, max_overflow=0, pool_timeout=5)
     results = await asyncio.gather(*(Author.vinyl.create(name=f"a{i:02}") for i in range(30)))
     assert len(results) == 30
-    assert checked_out() == 0
+    assert await returned() == 0
     assert len(await committed_names()) == 30
 
 
@@ -96,7 +96,7 @@ async def test_connection_killed_by_the_server_is_replaced_before_the_next_state
     # refreshed and the read runs once more on a live connection.
     assert await Author.vinyl.count() == 1
     assert await _pooled_server_id() != victim
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_a_write_on_a_killed_connection_fails_and_the_next_statement_succeeds():
@@ -108,7 +108,7 @@ async def test_a_write_on_a_killed_connection_fails_and_the_next_statement_succe
     # never retried behind the caller's back.
     with pytest.raises(DjangoDBError):
         await Author.vinyl.filter(name="Ann").update(age=3)
-    assert checked_out() == 0
+    assert await returned() == 0
     # The dead connection was not given back: the next statement succeeds.
     assert await Author.vinyl.count() == 1
     assert await _pooled_server_id() != victim
@@ -126,7 +126,7 @@ async def test_connection_killed_inside_atomic_fails_the_block_and_is_discarded(
             ))[0].pid
             await _kill(victim)
             await Author.vinyl.create(name="Bob")
-    assert checked_out() == 0
+    assert await returned() == 0
     assert await Author.vinyl.count() == 0
     assert await committed_names() == []
 
@@ -139,5 +139,5 @@ async def test_reads_reconnect_a_pooled_connection_that_was_invalidated():
             await conn.invalidate()  # back in the pool with no live connection
         assert await Author.vinyl.filter(name="Ann").count() == 1
         assert (await Author.vinyl.get(name="Ann")).name == "Ann"
-        assert checked_out() == 0
+        assert await returned() == 0
     assert await committed_names() == ["Ann"]

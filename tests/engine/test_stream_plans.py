@@ -10,7 +10,7 @@ from django.db import DatabaseError, OperationalError
 
 import vinyl
 from tests.testapp.models import Author, Book
-from tests.txhelpers import checked_out, no_open_transactions, settle
+from tests.txhelpers import no_open_transactions, returned, settle
 from vinyl import queryset as vinyl_queryset
 from vinyl.engine.engines import engine_entry
 from vinyl.engine.scope import active_scope
@@ -67,7 +67,7 @@ async def test_stream_equals_await_for_each_shape(shape, chunk_size, no_bridge_s
     expected = await SHAPES[shape]()
     assert expected
     assert _rows(await _streamed(SHAPES[shape](), chunk_size)) == _rows(expected)
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_select_related_streams_the_joined_objects(no_bridge_stream):
@@ -85,14 +85,14 @@ async def test_chunk_boundaries(chunk_size, no_bridge_stream):
     await _authors(12)
     names = [a.name async for a in Author.vinyl.order_by("id").iterator(chunk_size=chunk_size)]
     assert names == [f"a{i:03}" for i in range(12)]
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_empty_results_stream_nothing(no_bridge_stream):
     await _authors(3)
     assert await _streamed(Author.vinyl.filter(age__gt=100), 2) == []
     assert await _streamed(Author.vinyl.none()) == []
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_a_stream_compiles_the_plan_of_its_shape_once():
@@ -117,7 +117,7 @@ async def test_prefetch_related_still_streams_through_django():
     await Book.vinyl.create(title="t", author=author)
     streamed = [a async for a in Author.vinyl.prefetch_related("book_set").order_by("id")]
     assert [len(a._prefetched_objects_cache["book_set"]) for a in streamed] == [1, 0, 0]
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_the_stream_statement_is_logged_once(no_bridge_stream):
@@ -135,7 +135,7 @@ async def test_breaking_early_closes_the_cursor_and_the_connection_is_reusable(n
         async for author in rows:
             if author.name == "a004":
                 break
-    assert checked_out() == 0
+    assert await returned() == 0
     # A plain break: the generator is closed when it is collected.
     async for _ in Author.vinyl.order_by("id").iterator(chunk_size=3):
         break
@@ -152,7 +152,7 @@ async def test_stream_inside_atomic_sees_uncommitted_writes(no_bridge_stream):
         streamed = {a.name: a.age async for a in Author.vinyl.order_by("id").iterator(chunk_size=2)}
         assert streamed["zz-new"] == 99 and streamed["a000"] == 50
         assert len(streamed) == 6
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_stream_inside_atomic_locks_the_connection_only_per_chunk(no_bridge_stream):
@@ -171,7 +171,7 @@ async def test_stream_inside_atomic_locks_the_connection_only_per_chunk(no_bridg
                 assert counts == [len(names) // 4] * 3
         assert names == [f"a{i:03}" for i in range(20)]
     assert await Book.vinyl.count() == 5
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_breaking_early_inside_atomic_keeps_the_block_usable(no_bridge_stream):
@@ -184,7 +184,7 @@ async def test_breaking_early_inside_atomic_keeps_the_block_usable(no_bridge_str
         await Author.vinyl.filter(name="a001").update(age=77)
         assert len(await _streamed(Author.vinyl.all(), 8)) == 30
     assert (await Author.vinyl.get(name="a001")).age == 77
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 def _failing_stream(monkeypatch, error: Exception, after: int = 1) -> None:
@@ -236,7 +236,7 @@ async def test_a_driver_error_mid_stream_is_djangos_and_frees_the_connection(bac
             seen.append(author.name)
     assert raised.value.__cause__ is error
     assert len(seen) == 3
-    assert checked_out() == 0
+    assert await returned() == 0
     monkeypatch.undo()
     assert await Author.vinyl.count() == 10
 
@@ -249,7 +249,7 @@ async def test_a_driver_error_mid_stream_inside_atomic_rolls_the_block_back(back
             await Author.vinyl.create(name="in-block")
             async for _ in Author.vinyl.order_by("id").iterator(chunk_size=4):
                 pass
-    assert checked_out() == 0
+    assert await returned() == 0
     monkeypatch.undo()
     assert await Author.vinyl.filter(name="in-block").count() == 0
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 import vinyl
 from tests.testapp.models import Author, Book
-from tests.txhelpers import checked_out, settle
+from tests.txhelpers import returned, settle
 from vinyl.engine.scope import operation
 
 pytestmark = [
@@ -54,7 +54,7 @@ async def test_chunked_reads_use_the_drivers_server_side_cursor(backend):
         async with operation("vinyl_default") as scope:
             shared = await scope.run_sync(_chunked_cursor_is_server_side)
     assert shared is (backend == "postgresql")
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_postgresql_streams_through_a_server_side_cursor(backend):
@@ -112,7 +112,7 @@ async def test_breaking_out_of_a_stream_releases_its_connection():
     async with aclosing(Author.vinyl.iterator(chunk_size=3)) as rows:
         async for _ in rows:
             break
-    assert checked_out() == 0
+    assert await returned() == 0
     # A plain break: the generator is closed when it is collected.
     async for _ in Author.vinyl.iterator(chunk_size=3):
         break
@@ -126,7 +126,7 @@ async def test_breaking_out_of_a_wide_unbuffered_stream_releases_its_connection(
     async with aclosing(qs.iterator(chunk_size=2)) as rows:
         async for _ in rows:
             break
-    assert checked_out() == 0
+    assert await returned() == 0
     assert await Author.vinyl.count() == 300
 
 
@@ -157,4 +157,4 @@ async def test_stream_inside_atomic_sees_the_block_rows_and_the_block_survives_a
                 break
         assert await Author.vinyl.count() == 20
     assert await Author.vinyl.count() == 20
-    assert checked_out() == 0
+    assert await returned() == 0

@@ -8,7 +8,7 @@ from django.db.transaction import TransactionManagementError
 
 import vinyl
 from tests.testapp.models import Author
-from tests.txhelpers import checked_out, committed_names
+from tests.txhelpers import checked_out, committed_names, returned
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
@@ -20,7 +20,7 @@ async def test_block_commits_on_exit_and_others_see_it_only_then():
         assert await committed_names() == []
         assert checked_out() == 1  # the block holds one connection
     assert await committed_names() == ["Ann"]
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_exception_rolls_back_and_propagates():
@@ -29,7 +29,7 @@ async def test_exception_rolls_back_and_propagates():
             await Author.vinyl.create(name="Ann")
             1 / 0
     assert await committed_names() == []
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_nested_block_is_a_savepoint():

@@ -8,7 +8,7 @@ import pytest
 
 import vinyl
 from tests.testapp.models import Author, Book
-from tests.txhelpers import checked_out, committed_names, lock_waits, wait_until
+from tests.txhelpers import checked_out, committed_names, lock_waits, returned, wait_until
 from vinyl.exceptions import TransactionScopeEnded
 
 pytestmark = [
@@ -45,7 +45,7 @@ async def test_outside_atomic_tasks_run_in_parallel_on_their_own_connections(bac
     release.set()
     await hold
     assert await blocked == 1
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def _lock_wait_seen(backend: str) -> bool:
@@ -76,7 +76,7 @@ async def test_tasks_of_a_failed_block_are_rolled_back_with_it():
                     group.create_task(Author.vinyl.create(name=f"a{i}"))
                 group.create_task(_fail_after(Author.vinyl.create(name="x")))
     assert await committed_names() == []
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def _fail_after(awaitable) -> None:
@@ -196,7 +196,7 @@ async def test_task_that_outlives_its_block_gets_transaction_scope_ended():
     with pytest.raises(TransactionScopeEnded):
         await block
     assert await committed_names() == ["in block"]
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_task_that_outlives_a_savepoint_block_gets_transaction_scope_ended():

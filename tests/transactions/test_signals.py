@@ -10,7 +10,7 @@ from django.db.models.signals import post_save, pre_save
 
 import vinyl
 from tests.testapp.models import Author, Book
-from tests.txhelpers import checked_out, committed_names
+from tests.txhelpers import committed_names, returned
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
@@ -71,7 +71,7 @@ async def test_receiver_that_raises_rolls_the_save_back(receivers):
     with pytest.raises(RuntimeError):
         await ann.save()
     assert await committed_names() == ["Ann"]
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_receiver_writes_join_the_transaction(receivers):
@@ -95,7 +95,7 @@ async def test_receiver_writes_join_the_transaction(receivers):
             raise ValueError
     assert await Book.vinyl.count() == 3
     assert await committed_names() == ["Ann"]
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_receiver_on_commit_runs_after_the_operation_commits(receivers):

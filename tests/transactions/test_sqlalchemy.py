@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import vinyl
 from tests.testapp.models import Author
-from tests.txhelpers import checked_out, committed_names
+from tests.txhelpers import committed_names, returned
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
@@ -49,7 +49,7 @@ async def test_use_connection_commit_includes_vinyl_writes():
         assert await committed_names() == []
         await conn.commit()
     assert await committed_names() == ["core", "g0", "g1", "g2", "nested", "orm"]
-    assert checked_out() == 0
+    assert await returned() == 0
 
 
 async def test_use_connection_rollback_discards_vinyl_writes():

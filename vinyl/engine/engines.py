@@ -107,6 +107,9 @@ class EngineEntry:
     # Pool entries invalidated and not yet reconnected: while there are any,
     # a checkout may have to reconnect, which needs the greenlet.
     stale: weakref.WeakSet = field(default_factory=weakref.WeakSet)
+    # Idle connections kept checked out until the event loop's next step,
+    # for statements that start in the same step (see keep_for_this_step).
+    spares: list = field(default_factory=list)
 
 
 _entries: dict[str, EngineEntry] = {}
@@ -218,16 +221,55 @@ def checkout_needs_no_io(entry: EngineEntry) -> bool:
     and nothing makes checkout talk to the server: no pre-ping, no recycling,
     no invalidated connection waiting to reconnect.
     """
+    return quiet_pool(entry) and entry.engine.sync_engine.pool.checkedin() > 0
+
+
+def quiet_pool(entry: EngineEntry) -> bool:
+    """Does a checkout from the pool of ``entry`` never talk to the server
+    (no pre-ping, recycling or invalidated connection), and a checkin of an
+    idle connection neither?"""
     if not entry.quiet_checkin or entry.stale:
         return False
     pool = entry.engine.sync_engine.pool
     try:
-        return pool.checkedin() > 0 and not pool._pre_ping and pool._recycle < 0 and not pool._invalidate_time  # type: ignore[attr-defined]
+        return not pool._pre_ping and pool._recycle < 0 and not pool._invalidate_time  # type: ignore[attr-defined]
     except AttributeError:  # another pool class
         return False
 
 
+def keep_for_this_step(entry: EngineEntry, pooled: Any) -> None:
+    """Keep an idle connection of a quiet pool for the rest of this loop step.
+
+    Code that awaits one statement and then starts another (the next line
+    of a view, the next iteration of a loop) does so in the same step of
+    the event loop: it takes this connection again instead of a checkout
+    and checkin through the pool. At the loop's next step whatever is left
+    goes back to the pool, so no task ever waits on it: a task blocked on
+    the pool can only run after that step anyway.
+    """
+    spares = entry.spares
+    if not spares:
+        _get_running_loop().call_soon(check_in_spares, entry)  # type: ignore[union-attr]
+    spares.append(pooled)
+
+
+def take_spare(entry: EngineEntry) -> Any:
+    """A connection kept by :func:`keep_for_this_step`, or None."""
+    spares = entry.spares
+    if spares and not entry.stale:
+        return spares.pop()
+    return None
+
+
+def check_in_spares(entry: EngineEntry) -> None:
+    """Return the connections kept for the last loop step to the pool."""
+    spares = entry.spares
+    while spares:
+        spares.pop().close()  # idle: the quiet checkin does no I/O
+
+
 def _retire(entry: EngineEntry) -> None:
+    check_in_spares(entry)
     for key in [k for k, v in _entries.items() if v is entry]:
         del _entries[key]
     if entry.engine in _user_engines.values():
@@ -268,6 +310,7 @@ def _create_engine(config: EngineConfig) -> AsyncEngine:
 
 def _abandon(entry: EngineEntry) -> None:
     # The connections belong to a dead loop: forget them without I/O.
+    entry.spares.clear()
     _entries_for = [k for k, v in _entries.items() if v is entry]
     for key in _entries_for:
         del _entries[key]
@@ -343,4 +386,5 @@ async def dispose(using: str | None = None) -> None:
         if entry.loop is not None and entry.loop is not loop and entry.loop.is_closed():
             _abandon(entry)
             continue
+        check_in_spares(entry)
         await entry.engine.dispose()

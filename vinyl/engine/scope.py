@@ -48,7 +48,11 @@ from vinyl.engine.engines import (
     DriverCursor,
     EngineConfig,
     EngineEntry,
+    check_in_spares,
     checkout_needs_no_io,
+    keep_for_this_step,
+    quiet_pool,
+    take_spare,
     engine_entry,
     ensure_facts,
 )
@@ -495,6 +499,7 @@ async def recover_from_disconnect(alias: str, exc: BaseException) -> bool:
     entry = engine_entry(alias)
     if not _lost_connection(entry, exc):
         return False
+    check_in_spares(entry)
     await finish(entry.engine.dispose())
     return True
 
@@ -582,6 +587,9 @@ async def _fetch(alias: str, sql: str, params: tuple, rows: bool = True) -> Any:
 
 def _take_idle(entry: EngineEntry) -> Any:
     """An idle pooled connection taken without the greenlet, or None."""
+    spare = take_spare(entry)
+    if spare is not None:
+        return spare
     if not checkout_needs_no_io(entry):
         return None
     try:
@@ -601,7 +609,10 @@ async def _give_back(entry: EngineEntry, pooled: Any) -> None:
     greenlet and no shielded task are needed for that.
     """
     if entry.quiet_checkin and entry.config.idle(pooled.driver_connection):  # type: ignore[misc]
-        pooled.close()
+        if quiet_pool(entry):
+            keep_for_this_step(entry, pooled)
+        else:
+            pooled.close()
         return
     await finish(greenlet_spawn(pooled.close))
 
