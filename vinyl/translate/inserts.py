@@ -57,7 +57,7 @@ class InsertPlan:
         """The statement's parameters for ``obj``; None if one is an expression."""
         params = [prepare(obj) for prepare in self.preparers]
         for value in params:
-            if hasattr(value, "as_sql"):
+            if type(value) not in _PLAIN_VALUES and hasattr(value, "as_sql"):
                 return None
         return params
 
@@ -120,7 +120,14 @@ def prepare_instance(obj: Model) -> bool | None:
 
 
 def _relations(meta: Any) -> list:
-    return [field for field in meta.concrete_fields if field.is_relation]
+    relations = _relations_of.get(meta)
+    if relations is None:
+        relations = _relations_of[meta] = [field for field in meta.concrete_fields if field.is_relation]
+    return relations
+
+
+# Options -> its relation fields (a model's fields are fixed once it is ready).
+_relations_of: dict[Any, list] = {}
 
 
 def _prepare(obj: Model, relations: Sequence[Any], pk: Any) -> bool | None:
