@@ -119,12 +119,7 @@ class Timers:
 
 async def split(db: str, n: int) -> dict[str, dict[str, float]]:
     """Split one get-by-pk and one count into their layers (µs per op)."""
-    from django.db.backends import utils as db_utils
-    from django.db.models import Model
-    from django.db.models.sql.compiler import SQLCompiler
-
     from benchmarks.benchapp.models import Author, Book
-    from vinyl._backend.base import VinylCursor
     from vinyl.engine import scope as scope_mod
     from vinyl.engine.engines import get_engine
     from vinyl.translate.placeholders import format_to_numeric_dollar
@@ -164,20 +159,15 @@ async def split(db: str, n: int) -> dict[str, dict[str, float]]:
             parts["baseline: SQLAlchemy exec_driver_sql, held connection"] = await _per_op(
                 lambda i: _sa_all(conn, drv_sql, (_key(i, authors),)), n)
             await conn.rollback()
-        async with scope_mod.operation(alias) as scope:
-            parts["baseline: empty run_sync bridge"] = await _per_op(lambda i: scope.run_sync(_noop), n)
+        parts["baseline: vinyl's own CPU (driver answer replaced by a stored one)"] = await _own_cpu(call, n)
 
         # The whole call, with its layers timed from inside.
         await _per_op(call, 200)
         timers = Timers()
-        timers.wrap(scope_mod, "checkout", "checkout", kind="async")
-        timers.wrap(scope_mod, "release", "release", kind="async")
-        timers.wrap(scope_mod.Scope, "run_sync", "run_sync", kind="async")
-        timers.wrap(scope_mod, "_call", "sync fn")
-        timers.wrap(SQLCompiler, "as_sql", "as_sql")
-        timers.wrap(db_utils.CursorWrapper, "execute", "django cursor")
-        timers.wrap(VinylCursor, "execute", "vinyl cursor")
-        timers.wrap(Model, "from_db", "from_db", kind="classmethod")
+        timers.wrap(scope_mod, "_take_idle", "take")
+        timers.wrap(scope_mod, "_pooled", "pooled", kind="async")
+        timers.wrap(scope_mod, "_give_back", "give back", kind="async")
+        timers.wrap(scope_mod, "_run_on_driver", "driver", kind="async")
         try:
             t0 = time.perf_counter()
             for i in range(n):
@@ -186,20 +176,12 @@ async def split(db: str, n: int) -> dict[str, dict[str, float]]:
         finally:
             timers.undo()
         t = {k: v / n * 1e6 for k, v in timers.total.items()}
-        # MySQL's Django cursor wraps vinyl's: count the outer one once.
-        django_cursor = max(t.get("django cursor", 0.0), t.get("vinyl cursor", 0.0))
         split_parts = {
-            "pool checkout + BEGIN (checkout)": t.get("checkout", 0.0),
-            "COMMIT + return to pool (release)": t.get("release", 0.0),
-            "run_sync bridge: lock, context, greenlet": t.get("run_sync", 0.0) - t.get("sync fn", 0.0),
-            "Django QuerySet machinery in the bridge (filter/clone/get/count)": t.get("sync fn", 0.0)
-            - t.get("as_sql", 0.0) - django_cursor - t.get("from_db", 0.0),
-            "Django compile (SQLCompiler.as_sql)": t.get("as_sql", 0.0),
-            "Django cursor wrapper": django_cursor - t.get("vinyl cursor", 0.0),
-            "execute: VinylCursor -> SQLAlchemy adapter -> driver": t.get("vinyl cursor", 0.0),
-            "row -> instance (Model.from_db)": t.get("from_db", 0.0),
+            "connection: kept from this loop step, or pool checkout": t.get("take", 0.0) + t.get("pooled", 0.0),
+            "connection: kept for the step, or pool checkin": t.get("give back", 0.0),
+            "statement on the driver (send, wait, rows)": t.get("driver", 0.0),
         }
-        split_parts["rest: vinyl QuerySet/manager/_bridge.run, filter() built outside the bridge (count), asyncio"] = total - sum(split_parts.values())
+        split_parts["rest: manager, QuerySet recipe, plan lookup, parameters, rows -> instance, asyncio"] = total - sum(split_parts.values())
         parts.update({"split: " + k: v for k, v in split_parts.items()})
         parts["= whole call (instrumented)"] = total
         parts["= whole call (plain)"] = await _per_op(call, n)
@@ -209,6 +191,26 @@ async def split(db: str, n: int) -> dict[str, dict[str, float]]:
 
     await vinyl.dispose()
     return out
+
+
+async def _own_cpu(call: Callable[[int], Awaitable[Any]], n: int) -> float:
+    """µs per call with every statement answered from a store, no I/O."""
+    from vinyl.engine.engines import engine_entry
+
+    config = engine_entry("vinyl_default").config
+    real = config.fetch
+    answers: dict[str, Any] = {}
+
+    async def stored(driver: Any, sql: str, params: tuple) -> Any:
+        if sql not in answers:  # one answer per statement: the rows' shape is what counts
+            answers[sql] = await real(driver, sql, params)
+        return answers[sql]
+
+    object.__setattr__(config, "fetch", stored)
+    try:
+        return await _per_op(call, n)
+    finally:
+        object.__setattr__(config, "fetch", real)
 
 
 async def _sa_all(conn: Any, sql: str, params: tuple) -> Any:
