@@ -5,6 +5,7 @@
     python -m benchmarks            # full: 10k authors / 50k books / 1M streamed rows, 7 reps
     python -m benchmarks --quick    # scaled down, 3 reps, about 3 minutes (results/quick.md)
     python -m benchmarks --db postgresql --systems raw,vinyl --workloads get,count
+    python -m benchmarks --report-only    # rebuild results/latest.md from the last JSON results
 
 Each database is measured in its own process (``benchmarks.runner``); the
 JSON it writes lands in ``results/<db>.json`` and the reports are built from
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default=",".join(ALL_KEYS), help="comma-separated workload keys")
     parser.add_argument("--reload", action="store_true", help="drop and reload the data set first")
     parser.add_argument("--out", help="Markdown report path (default: results/latest.md, results/quick.md with --quick)")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from results/<db>.json, measuring nothing")
     args = parser.parse_args(argv)
 
     results_dir = HERE / "results"
@@ -47,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for db in [d for d in args.db.split(",") if d]:
         out = results_dir / f"{db}.json"
+        if args.report_only:
+            results.append(json.loads(out.read_text()))
+            continue
         cmd = [sys.executable, "-m", "benchmarks.runner", "--db", db, "--out", str(out),
                "--systems", args.systems, "--workloads", args.workloads]
         cmd += ["--quick"] * args.quick + ["--reload"] * args.reload

@@ -119,6 +119,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
         f"(SQLAlchemy Core/ORM, Django sync/`a*`, Tortoise) and with Django's `a*` API.",
         "",
     ]
+    lines += ["## vinyl at a glance", "", "vinyl's throughput divided by the raw driver's, the best peer's and Django `a*`'s:", ""]
+    lines += ratio_table(results) + [""]
     for result in results:
         lines += _markdown_db(result)
     lines += [
@@ -127,6 +129,25 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def ratio_table(results: list[dict[str, Any]]) -> list[str]:
+    """vinyl's ratios per workload, one column group per database (the README's table)."""
+    head = ["workload"]
+    for result in results:
+        name = "PG" if result["db"] == "postgresql" else "MariaDB"
+        head += [f"{name}: ÷ raw driver", f"{name}: ÷ best peer", f"{name}: ÷ Django `a*`"]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    by_db = [{key: (label, medians) for key, label, medians in _rows(result)} for result in results]
+    for key, (label, _) in by_db[0].items():
+        cells = []
+        for rows in by_db:
+            medians = rows.get(key, (label, {}))[1]
+            vin = medians.get("vinyl")
+            peers = [medians[p] for p in PEERS if medians.get(p)]
+            cells += [_ratio(vin, medians.get("raw")), _ratio(vin, max(peers) if peers else None), _ratio(vin, medians.get("django_async"))]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _markdown_db(result: dict[str, Any]) -> list[str]:
