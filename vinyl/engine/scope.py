@@ -543,9 +543,10 @@ async def write(alias: str, sql: str, params: tuple, *, rows: bool = False) -> A
     """
     scope = active_scope(alias)
     if scope is None:
-        if engine_entry(alias).autocommit_options is None:
+        entry = engine_entry(alias)
+        if entry.autocommit_options is None:
             return NotImplemented
-        return await _fetch(alias, sql, params, rows)
+        return await _fetch_pooled(alias, entry, sql, params, rows)
     if scope.transparent:
         async with savepoint(scope, in_block=False):
             return await _fetch(alias, sql, params, rows)
@@ -556,7 +557,7 @@ async def write(alias: str, sql: str, params: tuple, *, rows: bool = False) -> A
         raise
 
 
-async def _fetch(alias: str, sql: str, params: tuple, rows: bool = True) -> Any:
+def _fetch(alias: str, sql: str, params: tuple, rows: bool = True) -> Awaitable[Any]:
     """Run one statement straight on the driver, outside the bridge.
 
     Inside a block (or a signal receiver's level) it runs on the block's
@@ -567,8 +568,12 @@ async def _fetch(alias: str, sql: str, params: tuple, rows: bool = True) -> Any:
     """
     scope = active_scope(alias)
     if scope is not None:
-        return await _locked(scope, _run_in_scope, alias, scope, sql, params, rows)
-    entry = engine_entry(alias)
+        return _locked(scope, _run_in_scope, alias, scope, sql, params, rows)
+    return _fetch_pooled(alias, engine_entry(alias), sql, params, rows)
+
+
+async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple, rows: bool) -> Any:
+    """:func:`_fetch` outside a block: on a pooled connection of ``entry``."""
     pooled = _take_idle(entry) or await _pooled(alias, entry, entry.engine.raw_connection)
     try:
         result = await _run_on_driver(alias, entry, pooled.driver_connection, sql, params, rows)

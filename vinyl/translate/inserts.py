@@ -76,7 +76,7 @@ class InsertPlan:
 def plannable(model: type[Model], db: str) -> bool:
     """Can create() on ``model`` run as one compiled INSERT on ``db``?"""
     origin = getattr(model, "_vinyl_origin", model)
-    if pre_save.has_listeners(origin) or post_save.has_listeners(origin):
+    if (pre_save.receivers or post_save.receivers) and (pre_save.has_listeners(origin) or post_save.has_listeners(origin)):
         return False
     key = (model, db)
     static = _static.get(key)
