@@ -214,6 +214,10 @@ async def test_streams_cancelled_mid_fetch_never_hand_back_a_busy_connection(bac
     assert await no_open_transactions(backend)
 
 
+async def _awaiting(awaitable):
+    return await awaitable
+
+
 async def test_finish_keeps_a_cancellation_that_arrives_with_the_result():
     """A cancellation delivered in the same loop turn as the shielded work
     ends is re-raised, not swallowed with the result."""
@@ -227,7 +231,7 @@ async def test_finish_keeps_a_cancellation_that_arrives_with_the_result():
         finished.append(True)
         return 1
 
-    task = asyncio.create_task(finish(work()))
+    task = asyncio.create_task(_awaiting(finish(work())))
     await asyncio.sleep(0)  # finish() waits on the shielded work
     release.set_result(None)
     task.cancel()
@@ -236,22 +240,62 @@ async def test_finish_keeps_a_cancellation_that_arrives_with_the_result():
     assert finished == [True]
 
 
-async def test_finish_can_be_closed_while_it_waits():
-    """Closing finish()'s coroutine (an abandoned ``async for`` finalized at
-    loop shutdown) lets it go instead of waiting again ("coroutine ignored
-    GeneratorExit"); the shielded work runs on by itself."""
+async def test_finish_runs_the_work_to_its_end_then_raises_the_cancellation():
+    """The future the work waits on is never cancelled: the work resumes
+    when it completes, and only then does the caller see the cancellation."""
     from vinyl.engine.scope import finish
 
     release = asyncio.get_running_loop().create_future()
-    finished = []
+    steps = []
+
+    async def work() -> int:
+        steps.append("waiting")
+        await release
+        steps.append("resumed")
+        await asyncio.sleep(0)  # a bare yield, cancelled too
+        steps.append("done")
+        return 1
+
+    task = asyncio.create_task(_awaiting(finish(work())))
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0.01)
+    assert not release.cancelled() and not task.done() and steps == ["waiting"]
+    task.cancel()  # twice: still one cancellation at the end
+    release.set_result(None)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert steps == ["waiting", "resumed", "done"]
+
+
+async def test_finish_passes_the_result_and_errors_through():
+    from vinyl.engine.scope import finish
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("bad")
+
+    assert await finish(asyncio.sleep(0, result=7)) == 7
+    with pytest.raises(ValueError, match="bad"):
+        await finish(fails())
+
+
+async def test_finish_can_be_closed_while_it_waits():
+    """Closing the coroutine that awaits finish() (an abandoned ``async for``
+    finalized at loop shutdown) closes the work with it instead of waiting
+    again ("coroutine ignored GeneratorExit")."""
+    from vinyl.engine.scope import finish
+
+    release = asyncio.get_running_loop().create_future()
+    closed = []
 
     async def work() -> None:
-        await release
-        finished.append(True)
+        try:
+            await release
+        finally:
+            closed.append(True)
 
-    coro = finish(work())
-    coro.send(None)  # now waiting on the shielded work
+    coro = _awaiting(finish(work()))
+    coro.send(None)  # now waiting on the work's future
     coro.close()
-    release.set_result(None)
-    await asyncio.sleep(0.01)
-    assert finished == [True]
+    assert closed == [True] and not release.cancelled()

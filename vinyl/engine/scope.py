@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
 from vinyl import _querylog
+from vinyl.engine.shield import finish
 from vinyl.engine.engines import (
     DriverCursor,
     EngineConfig,
@@ -314,32 +315,6 @@ async def _pooled(alias: str, entry: EngineEntry, acquire: Callable[[], Awaitabl
         raise pool_exhausted(alias, entry.engine) from exc
     except Exception as exc:
         raise connection_error(alias, entry, exc) from exc
-
-
-async def finish(awaitable: Awaitable[T]) -> T:
-    """Await ``awaitable`` to its end even if the caller is cancelled meanwhile.
-
-    Cleanup (giving a connection back) must not be cut short: a cancellation
-    that arrives during it is re-raised once it is done.
-    """
-    task = asyncio.ensure_future(awaitable)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            # Even if the task has just ended too: a cancellation that
-            # arrives with its result must not be lost.
-            cancelled = True
-        except GeneratorExit:
-            raise  # this coroutine is being closed: the task runs on alone
-        except BaseException:
-            pass  # re-raised from the task below
-    if cancelled:
-        if not task.cancelled():
-            task.exception()  # retrieved: the cancellation wins
-        raise asyncio.CancelledError()
-    return task.result()
 
 
 async def discard(conn: AsyncConnection) -> None:
