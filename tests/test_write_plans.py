@@ -6,6 +6,8 @@ plan, and checks the rows the database holds afterwards.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from django.db import IntegrityError
 from django.db.models import F
@@ -148,3 +150,21 @@ async def test_planned_create_errors_and_rollbacks():
     assert await committed_names() == ["Ann", "Bob", "Dan"]
     with pytest.raises(TypeError):
         await Author.vinyl.create(name="x", nonsense=1)
+
+
+async def test_create_reads_the_new_key_where_the_backend_gives_it(backend):
+    """RETURNING on PostgreSQL and SQLite; on MySQL/MariaDB the insert id of
+    the OK packet, which needs no result set. Concurrent creates inside one
+    block (one shared connection) each get their own key."""
+    from tests.queryset_api._sql import captured_sql
+
+    await make("warm1", "warm2")
+    with captured_sql() as statements:
+        ann = await Author.vinyl.create(name="Ann")
+    (sql, _), = statements
+    assert sql.startswith("INSERT") and ("RETURNING" in sql) == (backend != "mysql")
+    assert (await Author.vinyl.get(pk=ann.pk)).name == "Ann"
+    async with vinyl.atomic():
+        made = await asyncio.gather(*(Author.vinyl.create(name=f"t{i}") for i in range(10)))
+    names = dict(await Author.vinyl.filter(name__startswith="t").values_list("pk", "name"))
+    assert names == {a.pk: a.name for a in made}

@@ -606,7 +606,7 @@ class VinylQuerySet(Generic[M]):
         if plan is NEVER or params is None:
             return False
         sql, driver_params = plan.prepare(plan.sql, tuple(params))
-        rows = await _scope.write(db, sql, tuple(driver_params), rows=True)
+        rows = await _scope.write(db, sql, tuple(driver_params), rows="insert_id" if plan.insert_id else True)
         if rows is NotImplemented:
             return False
         plan.assign(obj, rows, db)

@@ -255,6 +255,7 @@ class VinylWrapperMixin:
             idle=self.vinyl_idle,
             fetch=self.vinyl_fetch,
             execute=self.vinyl_execute,
+            insert_id=self.vinyl_insert_id,
             map_error=self.vinyl_map_error,
             start_transaction=self.vinyl_start_transaction,
             stream=self.vinyl_stream,
@@ -270,6 +271,11 @@ class VinylWrapperMixin:
     async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
         """Run a write on the driver connection and return its row count."""
         raise NotImplementedError
+
+    #: ``async (conn, sql, params) -> [(new key,)]`` for an INSERT of one row
+    #: whose only returned column is an auto-increment key the driver reports
+    #: without a RETURNING result (MySQL's insert id); None elsewhere.
+    vinyl_insert_id: Any = None
 
     @staticmethod
     async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> DriverCursor:

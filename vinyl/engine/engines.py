@@ -75,6 +75,10 @@ class EngineConfig:
     # Runs a write straight on the driver connection: (conn, sql, params) ->
     # the number of rows it matched.
     execute: Callable[[Any, str, tuple], Awaitable[int]] | None = None
+    # Runs an INSERT of one row straight on the driver connection: (conn,
+    # sql, params) -> [(the auto-increment key it generated,)], the rows a
+    # RETURNING of that key would give. None where RETURNING is the way.
+    insert_id: Callable[[Any, str, tuple], Awaitable[list]] | None = None
     map_error: Callable[[BaseException], BaseException] | None = None
     # Starts the transaction the driver adapter has begun only lazily (at
     # its first statement), before vinyl runs a statement on the driver

@@ -505,7 +505,7 @@ def _lost_connection(entry: EngineEntry, exc: BaseException) -> bool:
     return False
 
 
-async def write(alias: str, sql: str, params: tuple, *, rows: bool = False) -> Any:
+async def write(alias: str, sql: str, params: tuple, *, rows: bool | str = False) -> Any:
     """Run one write statement straight on the driver; ``NotImplemented`` if
     it cannot run there (the caller goes through the bridge instead).
 
@@ -514,7 +514,8 @@ async def write(alias: str, sql: str, params: tuple, *, rows: bool = False) -> A
     transaction, and an error marks the level for rollback, as Django's
     atomic does; under a test's transaction it gets a savepoint. Never
     retried: a write may have reached the server. Returns the rows of a
-    RETURNING statement (``rows``), else the number of rows matched.
+    RETURNING statement (``rows``), else the number of rows matched; with
+    ``rows="insert_id"``, an INSERT's new auto-increment key as that row.
     """
     scope = active_scope(alias)
     if scope is None:
@@ -532,7 +533,7 @@ async def write(alias: str, sql: str, params: tuple, *, rows: bool = False) -> A
         raise
 
 
-def _fetch(alias: str, sql: str, params: tuple, rows: bool = True) -> Awaitable[Any]:
+def _fetch(alias: str, sql: str, params: tuple, rows: bool | str = True) -> Awaitable[Any]:
     """Run one statement straight on the driver, outside the bridge.
 
     Inside a block (or a signal receiver's level) it runs on the block's
@@ -547,7 +548,7 @@ def _fetch(alias: str, sql: str, params: tuple, rows: bool = True) -> Awaitable[
     return _fetch_pooled(alias, engine_entry(alias), sql, params, rows)
 
 
-async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple, rows: bool) -> Any:
+async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple, rows: bool | str) -> Any:
     """:func:`_fetch` outside a block: on a pooled connection of ``entry``."""
     pooled = _take_idle(entry) or await _pooled(alias, entry, entry.engine.raw_connection)
     try:
@@ -623,14 +624,14 @@ async def _driver_in_scope(scope: Scope) -> Any:
     return scope.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
 
 
-async def _run_in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool) -> Any:
+async def _run_in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool | str) -> Any:
     driver = await _driver_in_scope(scope)
     return await _run_on_driver(alias, scope.entry, driver, sql, params, rows)
 
 
-async def _run_on_driver(alias: str, entry: EngineEntry, driver: Any, sql: str, params: tuple, rows: bool) -> Any:
+async def _run_on_driver(alias: str, entry: EngineEntry, driver: Any, sql: str, params: tuple, rows: bool | str) -> Any:
     config = entry.config
-    run = config.fetch if rows else config.execute
+    run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
     # Logged on vinyl.sql and recorded by capture_queries like bridge statements.
     started = time.perf_counter() if _querylog.observing() else None
     try:

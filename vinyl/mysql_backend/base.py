@@ -61,6 +61,14 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
             return cursor.rowcount
 
     @staticmethod
+    async def vinyl_insert_id(driver_connection: Any, sql: str, params: tuple) -> list:
+        # The OK packet carries the key: no result set to send and parse, as
+        # RETURNING would need.
+        async with driver_connection.cursor() as cursor:
+            await cursor.execute(sql, params)
+            return [(cursor.lastrowid,)]
+
+    @staticmethod
     async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> BufferedCursor:
         # On a connection of its own the result is unbuffered: rows come off
         # the socket as they are fetched, and the connection can run nothing

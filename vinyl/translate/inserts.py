@@ -52,6 +52,9 @@ class InsertPlan:
     prepare: Any
     # obj -> parameter, per field (see _preparer).
     preparers: tuple
+    # The new auto-increment key comes from the driver (MySQL's insert id),
+    # not from a RETURNING clause: write the statement with rows="insert_id".
+    insert_id: bool = False
 
     def params(self, obj: Model) -> list | None:
         """The statement's parameters for ``obj``; None if one is an expression."""
@@ -164,11 +167,12 @@ def compile_insert(obj: Model, db: str, pk_set: bool, params: list) -> InsertPla
     meta = model._meta
     fields = tuple(_insert_fields(meta, pk_set))
     returning = tuple(meta.db_returning_fields)
+    insert_id = not pk_set and returning == (meta.auto_field,) and connections[db].vinyl_insert_id is not None
     query = InsertQuery(model)
     # raw: read the values pre_save already set, without running it again.
     query.insert_values(fields, [obj], raw=True)
     compiler = query.get_compiler(using=db)
-    compiler.returning_fields = list(returning)
+    compiler.returning_fields = None if insert_id else list(returning)
     statements = compiler.as_sql()
     if len(statements) != 1:
         return None
@@ -179,7 +183,7 @@ def compile_insert(obj: Model, db: str, pk_set: bool, params: list) -> InsertPla
     columns = [field.get_col(meta.db_table) for field in returning]
     prepare = connections[db].vinyl_cursor_class.prepare
     preparers = tuple(_preparer(compiler, field) for field in fields)
-    return InsertPlan(sql, fields, returning, compiler, compiler.get_converters(columns), prepare, preparers)
+    return InsertPlan(sql, fields, returning, compiler, compiler.get_converters(columns), prepare, preparers, insert_id)
 
 
 def insert_params(obj: Model, db: str, pk_set: bool) -> list | None:
