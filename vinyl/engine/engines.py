@@ -225,7 +225,8 @@ def checkout_needs_no_io(entry: EngineEntry) -> bool:
     and nothing makes checkout talk to the server: no pre-ping, no recycling,
     no invalidated connection waiting to reconnect.
     """
-    return quiet_pool(entry) and entry.engine.sync_engine.pool.checkedin() > 0
+    pool: Any = entry.engine.sync_engine.pool  # QueuePool and its async variant
+    return quiet_pool(entry) and pool.checkedin() > 0
 
 
 def quiet_pool(entry: EngineEntry) -> bool:
@@ -234,9 +235,9 @@ def quiet_pool(entry: EngineEntry) -> bool:
     idle connection neither?"""
     if not entry.quiet_checkin or entry.stale:
         return False
-    pool = entry.engine.sync_engine.pool
+    pool: Any = entry.engine.sync_engine.pool
     try:
-        return not pool._pre_ping and pool._recycle < 0 and not pool._invalidate_time  # type: ignore[attr-defined]
+        return not pool._pre_ping and pool._recycle < 0 and not pool._invalidate_time
     except AttributeError:  # another pool class
         return False
 

@@ -23,7 +23,7 @@ from django.db.models.signals import post_init, pre_init
 Row = Sequence[Any]
 
 
-def plain_construction(model: type, attnames: Sequence[str]) -> bool:
+def plain_construction(model: Any, attnames: Sequence[str]) -> bool:
     """Can instances of ``model`` be built without running ``__init__``?
 
     Yes when nothing would observe the difference: Django's own
