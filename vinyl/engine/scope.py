@@ -586,8 +586,9 @@ async def _give_back(entry: EngineEntry, pooled: Any) -> None:
     """Return a driver connection to the pool after a statement that succeeded.
 
     On an engine vinyl built, a connection with no transaction open goes
-    back without I/O (its reset only rolls back open transactions): no
-    greenlet and no shielded task are needed for that.
+    back without I/O (its reset only rolls back open transactions), and
+    where checkouts need no I/O either it is kept for the next statement of
+    this loop step first (see keep_for_this_step).
     """
     if entry.quiet_checkin and entry.config.idle(pooled.driver_connection):  # type: ignore[misc]
         if quiet_pool(entry):
