@@ -2,7 +2,7 @@
 
 Each example is its own project with its own settings: its ``test_*.py``
 runs in a fresh interpreter (``python -m pytest``) inside the example's
-directory, with ``DATABASE_URL`` pointing at SQLite or PostgreSQL.
+directory, with ``DATABASE_URL`` pointing at SQLite, PostgreSQL or MariaDB.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def run(args: list[str], cwd: Path, url: str) -> subprocess.CompletedProcess[str
     )
 
 
-EXAMPLE_BACKENDS = [b for b in ("sqlite", "postgresql") if b in settings.BACKENDS]
+EXAMPLE_BACKENDS = [b for b in ("sqlite", "postgresql", "mysql") if b in settings.BACKENDS]
 
 
 @pytest.mark.parametrize("backend", EXAMPLE_BACKENDS)

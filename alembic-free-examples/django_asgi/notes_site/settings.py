@@ -37,6 +37,12 @@ def database_settings(url: str) -> dict[str, dict[str, Any]]:
 
 DATABASES = database_settings(os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))
 
+if DATABASES["default"]["ENGINE"].endswith("mysql"):
+    # Django's MySQL backend (migrations) needs a MySQLdb module; PyMySQL provides one.
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+
 INSTALLED_APPS = ["notes"]
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "notes_site.urls"

@@ -1,6 +1,6 @@
 """Django settings for a Starlette app: Django is used for models and migrations.
 
-``DATABASE_URL``: ``sqlite:///path.sqlite3`` (default) or ``postgresql://...``.
+``DATABASE_URL``: ``sqlite:///path.sqlite3`` (default), ``postgresql://...`` or ``mysql://...``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ def database_settings(url: str) -> dict[str, dict[str, Any]]:
 
 
 DATABASES = database_settings(os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'shop.sqlite3'}"))
+
+if DATABASES["default"]["ENGINE"].endswith("mysql"):
+    # Django's MySQL backend (migrations) needs a MySQLdb module; PyMySQL provides one.
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
 INSTALLED_APPS = ["shop"]
 USE_TZ = True
 TIME_ZONE = "UTC"
