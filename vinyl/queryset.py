@@ -666,7 +666,10 @@ class VinylQuerySet(Generic[M]):
             return False
         with paused_gc(len(objs)):
             pk_set = inserts.prepare_bulk(model, objs)
-        if pk_set is None or not inserts.one_batch(db, inserts.bulk_fields(model, pk_set), objs, batch_size):
+        if pk_set is None:
+            return False
+        fields = inserts.bulk_fields(model, pk_set)
+        if not inserts.one_batch(db, fields, objs, batch_size):
             return False
         key = (model, "bulk_insert", pk_set)
         shapes = plans.get(key)
@@ -677,10 +680,10 @@ class VinylQuerySet(Generic[M]):
         if plan is NEVER:
             return False
         if plan is None:
-            rows = inserts.bulk_rows(model, db, inserts.bulk_fields(model, pk_set), objs)
+            rows = inserts.bulk_rows(model, db, fields, objs)
             if rows is None:
                 return False
-            plan, any_count = inserts.compile_bulk_insert(model, db, pk_set, objs, rows)
+            plan, any_count = inserts.compile_bulk_insert(model, db, pk_set, fields, objs, rows)
             shapes.put(len(objs), plan, any_count)
             if plan is NEVER:
                 return False
@@ -690,8 +693,7 @@ class VinylQuerySet(Generic[M]):
                 params = plan.params_of(objs)
             if params is None:
                 return False
-        with paused_gc(len(objs)):
-            sql, driver_params = plan.prepare(plan.sql, params)
+        sql, driver_params = plan.prepare(plan.sql, params)
         returned = await _scope.write(db, sql, tuple(driver_params), rows=True)
         if returned is NotImplemented:
             return False

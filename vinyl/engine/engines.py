@@ -123,10 +123,6 @@ _user_engines: dict[str, AsyncEngine] = {}
 _retiring: set[asyncio.Task] = set()
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    return _get_running_loop()
-
-
 def _config_for(using: str) -> EngineConfig:
     from django.db.utils import ConnectionDoesNotExist
 
@@ -279,7 +275,7 @@ def _retire(entry: EngineEntry) -> None:
         del _entries[key]
     if entry.engine in _user_engines.values():
         return
-    loop = _running_loop()
+    loop = _get_running_loop()
     if loop is not None and entry.loop in (None, loop):
         task = loop.create_task(entry.engine.dispose())
         _retiring.add(task)
@@ -387,7 +383,7 @@ async def dispose(using: str | None = None) -> None:
         entry = _entries.pop(alias, None)
         if entry is None or entry.engine is _user_engines.get(alias):
             continue
-        loop = _running_loop()
+        loop = _get_running_loop()
         if entry.loop is not None and entry.loop is not loop and entry.loop.is_closed():
             _abandon(entry)
             continue

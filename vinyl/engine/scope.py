@@ -630,13 +630,19 @@ async def _run_in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows:
     return await _run_on_driver(alias, scope.entry, driver, sql, params, rows)
 
 
-async def _run_on_driver(alias: str, entry: EngineEntry, driver: Any, sql: str, params: tuple, rows: bool | str) -> Any:
+def _run_on_driver(alias: str, entry: EngineEntry, driver: Any, sql: str, params: tuple, rows: bool | str) -> Awaitable[Any]:
     config = entry.config
     run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
-    # Logged on vinyl.sql and recorded by capture_queries like bridge statements.
+    return _on_driver(alias, config, run(driver, sql, params), sql, params)  # type: ignore[misc]
+
+
+async def _on_driver(alias: str, config: EngineConfig, call: Awaitable[T], sql: str, params: tuple) -> T:
+    """Await a driver call for ``sql``: its errors raised as Django's, the
+    statement logged on vinyl.sql and recorded by capture_queries like the
+    bridge's."""
     started = time.perf_counter() if _querylog.observing() else None
     try:
-        return await run(driver, sql, params)  # type: ignore[misc]
+        return await call
     except Exception as exc:
         _raise_as_django(config, exc)
         raise
@@ -779,15 +785,7 @@ async def _open_cursor(alias: str, scope: Scope, sql: str, params: tuple, shared
     """Start the statement of a stream on the driver connection of ``scope``."""
     config = scope.entry.config
     driver = await _driver_in_scope(scope)
-    started = time.perf_counter() if _querylog.observing() else None
-    try:
-        return await config.stream(driver, sql, params, shared)  # type: ignore[misc]
-    except Exception as exc:
-        _raise_as_django(config, exc)
-        raise
-    finally:
-        if started is not None:
-            _querylog.record(alias, sql, params, started)
+    return await _on_driver(alias, config, config.stream(driver, sql, params, shared), sql, params)  # type: ignore[misc]
 
 
 async def _fetch_chunk(config: EngineConfig, cursor: DriverCursor, size: int) -> list:

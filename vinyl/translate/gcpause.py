@@ -39,12 +39,9 @@ def batched(build: Callable[..., Any]) -> Callable[..., Any]:
     """``build(rows, *args)`` run with the collector paused for large ``rows``."""
 
     def build_batch(rows: Sized, *args: Any) -> Any:
-        if len(rows) < GC_PAUSE_ROWS or not gc.isenabled():
+        if len(rows) < GC_PAUSE_ROWS:  # the usual small result: nothing to set up
             return build(rows, *args)
-        gc.disable()
-        try:
+        with paused_gc(len(rows)):
             return build(rows, *args)
-        finally:
-            gc.enable()
 
     return build_batch

@@ -44,7 +44,6 @@ class InsertPlan:
     """The INSERT of one model, and how to fill it and read its result."""
 
     sql: str
-    fields: tuple
     returning: tuple
     compiler: Any
     converters: dict
@@ -59,10 +58,7 @@ class InsertPlan:
     def params(self, obj: Model) -> list | None:
         """The statement's parameters for ``obj``; None if one is an expression."""
         params = [prepare(obj) for prepare in self.preparers]
-        for value in params:
-            if type(value) not in _PLAIN_VALUES and hasattr(value, "as_sql"):
-                return None
-        return params
+        return None if _has_expression(params) else params
 
     def assign(self, obj: Model, rows: Sequence[Sequence[Any]], db: str) -> None:
         """Set what the statement returned on ``obj`` and mark it saved."""
@@ -183,7 +179,7 @@ def compile_insert(obj: Model, db: str, pk_set: bool, params: list) -> InsertPla
     columns = [field.get_col(meta.db_table) for field in returning]
     prepare = connections[db].vinyl_cursor_class.prepare
     preparers = tuple(_preparer(compiler, field) for field in fields)
-    return InsertPlan(sql, fields, returning, compiler, compiler.get_converters(columns), prepare, preparers, insert_id)
+    return InsertPlan(sql, returning, compiler, compiler.get_converters(columns), prepare, preparers, insert_id)
 
 
 def insert_params(obj: Model, db: str, pk_set: bool) -> list | None:
@@ -194,7 +190,7 @@ def insert_params(obj: Model, db: str, pk_set: bool) -> list | None:
     query.insert_values(fields, [obj], raw=False)
     compiler = query.get_compiler(using=db)
     params = [compiler.prepare_value(field, compiler.pre_save_val(field, obj)) for field in fields]
-    return None if any(hasattr(value, "as_sql") for value in params) else params
+    return None if _has_expression(params) else params
 
 
 def _insert_fields(meta: Any, pk_set: bool) -> list:
@@ -215,7 +211,6 @@ class BulkInsertPlan:
     """The INSERT of many objects of one model, and how to fill and read it."""
 
     sql: str
-    fields: tuple
     compiler: Any
     converters: dict
     # (position in a returned row, attname) set on each object.
@@ -371,11 +366,12 @@ def prepared_rows(compiler: Any, fields: Sequence[Any], objs: Sequence[Model]) -
     """Run ``pre_save`` and ``get_db_prep_save`` as the compiler does, row by row."""
     preparers = [_preparer(compiler, field) for field in fields]
     rows = [[prepare(obj) for prepare in preparers] for obj in objs]
-    for row in rows:
-        for value in row:
-            if type(value) not in _PLAIN_VALUES and hasattr(value, "as_sql"):
-                return None
-    return rows
+    return None if any(_has_expression(row) for row in rows) else rows
+
+
+def _has_expression(values: Sequence[Any]) -> bool:
+    """Is one of these prepared values an expression Django compiles into SQL?"""
+    return any(type(value) not in _PLAIN_VALUES and hasattr(value, "as_sql") for value in values)
 
 
 # Parameter types that are never expressions.
@@ -402,6 +398,15 @@ _UNCHANGED: dict[type, tuple[type, ...]] = {
 }
 
 
+def _unchanged_kinds(compiler: Any, field: Any) -> tuple[type, ...] | None:
+    """The value types ``field`` hands back unchanged, where it reads its
+    attribute as is (a Django field class of _UNCHANGED, not raw)."""
+    kinds = _UNCHANGED.get(type(field))
+    if kinds is None or compiler.query.raw or type(field).pre_save is not models.Field.pre_save:
+        return None
+    return kinds
+
+
 def _preparer(compiler: Any, field: Any) -> Any:
     """``obj -> parameter`` for ``field``: the compiler's own preparation,
     skipped for values it would hand back unchanged (checked against
@@ -411,8 +416,8 @@ def _preparer(compiler: Any, field: Any) -> Any:
     def django(obj: Model) -> Any:
         return prepare(field, pre_save(field, obj))
 
-    kinds = _UNCHANGED.get(type(field))
-    if kinds is None or compiler.query.raw or type(field).pre_save is not models.Field.pre_save:
+    kinds = _unchanged_kinds(compiler, field)
+    if kinds is None:
         return django
     attname = field.attname
 
@@ -432,13 +437,10 @@ def _column_preparer(compiler: Any, field: Any) -> Callable[[Sequence[Model]], l
 
     def each(objs: Sequence[Model]) -> list | None:
         column = [prepare(obj) for obj in objs]
-        for value in column:
-            if type(value) not in _PLAIN_VALUES and hasattr(value, "as_sql"):
-                return None
-        return column
+        return None if _has_expression(column) else column
 
-    kinds = _UNCHANGED.get(type(field))
-    if kinds is None or compiler.query.raw or type(field).pre_save is not models.Field.pre_save:
+    kinds = _unchanged_kinds(compiler, field)
+    if kinds is None:
         return each
     attname, unchanged = field.attname, frozenset(kinds)
 
@@ -454,7 +456,7 @@ def _column_preparer(compiler: Any, field: Any) -> Callable[[Sequence[Model]], l
 _MISSING = object()
 
 
-def compile_bulk_insert(model: type[Model], db: str, pk_set: bool, objs: Sequence[Model], rows: list) -> tuple[Any, bool]:
+def compile_bulk_insert(model: type[Model], db: str, pk_set: bool, fields: tuple, objs: Sequence[Model], rows: list) -> tuple[Any, bool]:
     """Compile the INSERT of ``objs`` (values already prepared as ``rows``).
 
     Returns ``(plan or NEVER, whether its SQL serves any count)``. NEVER when
@@ -463,7 +465,6 @@ def compile_bulk_insert(model: type[Model], db: str, pk_set: bool, objs: Sequenc
     """
     concrete = model._meta.concrete_model
     meta = concrete._meta
-    fields = bulk_fields(model, pk_set)
     returning = tuple(meta.db_returning_fields)
     statement = _statement(concrete, db, fields, returning, objs)
     if statement is None:
@@ -489,7 +490,7 @@ def compile_bulk_insert(model: type[Model], db: str, pk_set: bool, objs: Sequenc
     )
     prepare = connections[db].vinyl_cursor_class.prepare
     columns = tuple(_column_preparer(compiler, field) for field in fields)
-    plan = BulkInsertPlan(sql, fields, compiler, converters, targets, by_column, prepare, columns)
+    plan = BulkInsertPlan(sql, compiler, converters, targets, by_column, prepare, columns)
     return plan, any_count
 
 

@@ -41,8 +41,7 @@ def plain_construction(model: Any, attnames: Sequence[str]) -> bool:
 
 def row_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any = None) -> Callable[[str, Row], Any]:
     """``make(db, row)``: an instance of ``model`` from ``row[start:]``."""
-    lines = ["def make(db, row):", *_instance(model, attnames, start, fetch_mode, "    "), "    return obj"]
-    return _compile(lines, model, attnames, fetch_mode)
+    return _one(model, attnames, start, fetch_mode, "db, row")
 
 
 def rows_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any = None) -> Callable[[str, Sequence[Row]], list]:
@@ -61,12 +60,12 @@ def rows_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any
 
 def from_db_function(model: type, attnames: Sequence[str], fetch_mode: Any = None) -> Callable[[str, Sequence[str], Row], Any]:
     """A ``Model.from_db`` replacement for values of exactly ``attnames``."""
-    make = row_maker(model, attnames, 0, fetch_mode)
+    return _one(model, attnames, 0, fetch_mode, "db, names, row")
 
-    def from_db(db: str, names: Sequence[str], values: Row) -> Any:
-        return make(db, values)
 
-    return from_db
+def _one(model: type, attnames: Sequence[str], start: int, fetch_mode: Any, signature: str) -> Any:
+    lines = [f"def make({signature}):", *_instance(model, attnames, start, fetch_mode, "    "), "    return obj"]
+    return _compile(lines, model, attnames, fetch_mode)
 
 
 def _instance(model: type, attnames: Sequence[str], start: int, fetch_mode: Any, indent: str) -> list[str]:

@@ -220,13 +220,9 @@ def _model_builder(
     end = klass_info["select_fields"][-1] + 1
     attnames = [column[0].target.attname for column in select[start:end]]
     annotations = tuple(compiler.annotation_col_map.items())
+    # Django 6.1: instances carry the queryset's fetch mode.
     fetch_mode = getattr(qs, "_fetch_mode", None)
-    if fetch_mode is None:
-        populators = get_related_populators(klass_info, select, db)
-        from_db = model.from_db
-    else:  # Django 6.1: instances carry the queryset's fetch mode
-        populators = get_related_populators(klass_info, select, db, fetch_mode)
-        from_db = functools.partial(model.from_db, fetch_mode=fetch_mode)
+    populators = get_related_populators(klass_info, select, db, *([] if fetch_mode is None else [fetch_mode]))
     plain = plain_construction(model, attnames)
     if _direct_populators(populators, fetch_mode, vinyl_class) and vinyl_class is not None:
         adopt = None  # every joined object is built with its vinyl class
@@ -236,6 +232,8 @@ def _model_builder(
     if plain:
         make = row_maker(model, attnames, start, fetch_mode)
     else:
+        from_db = model.from_db if fetch_mode is None else functools.partial(model.from_db, fetch_mode=fetch_mode)
+
         def make(db: str, row: Any) -> Any:
             return from_db(db, attnames, row[start:end])
 
