@@ -29,6 +29,7 @@ from django.db.models.fields.related_descriptors import (
 from django.db.models.signals import post_save, pre_save
 
 from vinyl import _bridge
+from vinyl._aliases import INSTANCE_ALIASES, add_async_aliases
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.exceptions import RelationNotLoaded
 
@@ -219,17 +220,6 @@ class VinylInstance:
         parent_refresh = super().refresh_from_db  # type: ignore[misc]
         return _bridge.run(alias, lambda: parent_refresh(using=alias, fields=fields, **kwargs))
 
-    # Django's thread-based async twins would run the sync methods in a
-    # thread, outside vinyl's bridge: point to the awaitable methods.
-    def asave(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("vinyl instances have no asave(): use `await obj.save()`")
-
-    def adelete(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("vinyl instances have no adelete(): use `await obj.delete()`")
-
-    def arefresh_from_db(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("vinyl instances have no arefresh_from_db(): use `await obj.refresh_from_db()`")
-
     # item access to loaded relations ----------------------------------
 
     def __getitem__(self, name: str) -> Any:
@@ -261,6 +251,11 @@ class VinylInstance:
                 f"the query, or use `await obj.{name}` for a fresh query"
             )
         raise RelationNotLoaded(f"{name!r} was not loaded on this {type(self).__name__}: {how}")
+
+
+# Django's thread-based asave/adelete/arefresh_from_db would run the sync
+# methods in a thread, outside vinyl's bridge: they are vinyl's coroutines.
+add_async_aliases(VinylInstance, INSTANCE_ALIASES)
 
 
 def _prefetch_key(descriptor: ReverseManyToOneDescriptor) -> str:

@@ -16,6 +16,7 @@ from django.db.models import Prefetch, QuerySet
 from django.db.models.query import ModelIterable
 
 from vinyl import _bridge, prefetch
+from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related
 from vinyl.models import vinyl_model
 from vinyl.engine import scope as _scope
@@ -42,14 +43,7 @@ CONFLICT_ATTEMPTS = 5
 
 
 def no_async_alias(owner: str, name: str) -> AttributeError:
-    """Return the error for Django's ``a``-prefixed name of a vinyl method."""
-    plain = name[1:]
-    if name.startswith("a") and hasattr(QuerySet, name) and hasattr(VinylQuerySet, plain):
-        return AttributeError(
-            f"{owner} has no {name}(): vinyl's methods are coroutines already, "
-            f"use `await ...{plain}(...)`"
-            + (" or `async for obj in qs.iterator()`" if plain == "iterator" else "")
-        )
+    """Return the error for a name a vinyl manager or QuerySet lacks."""
     return AttributeError(f"{owner} has no attribute {name!r}")
 
 
@@ -761,6 +755,10 @@ class VinylQuerySet(Generic[M]):
 
     async def explain(self, *, format: str | None = None, **options: Any) -> str:
         return await self._read("explain", format=format, **options)
+
+
+# Django's async names (aget, acount, aiterator...) are the same coroutines.
+add_async_aliases(VinylQuerySet, QUERYSET_ALIASES)
 
 
 def _new_django_queryset(model: type, db: str | None) -> QuerySet:
