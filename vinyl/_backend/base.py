@@ -16,6 +16,7 @@ from django.db.transaction import TransactionManagementError
 from django.utils.asyncio import async_unsafe
 from sqlalchemy.engine import URL
 
+from vinyl._backend.testdb import creation_class, follow_twin
 from vinyl.engine.engines import DriverCursor, EngineConfig, cached_facts
 from vinyl.engine.scope import Scope, bound_scope
 from vinyl import _querylog
@@ -187,6 +188,8 @@ class VinylWrapperMixin:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        # Test databases: a vinyl alias mirrors its sync alias's (testdb.py).
+        cls.creation_class = creation_class(cls.creation_class)  # type: ignore[attr-defined]
         # Django's sync entry points refuse to run inside an event loop. Here
         # they run inside SQLAlchemy's greenlet bridge, where every driver call
         # is awaited: the guard does not apply, so call what it wraps.
@@ -206,6 +209,7 @@ class VinylWrapperMixin:
             super().__init__(*args, **kwargs)
         finally:
             del self.__dict__["_vinyl_initializing"]
+        follow_twin(self)
 
     def _vinyl_state(self) -> SimpleNamespace:
         scope = bound_scope(self.alias)
