@@ -12,7 +12,7 @@ from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_dbapi
 
 from vinyl.mysql_backend import _mysqldb
 
-_mysqldb.install()
+_mysqldb.import_django_mysql()
 
 from django.db.backends.mysql.base import CursorWrapper as MySQLCursorWrapper  # noqa: E402
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noqa: E402
