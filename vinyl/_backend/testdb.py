@@ -97,6 +97,7 @@ class VinylCreationMixin:
     def set_as_test_mirror(self, primary_settings_dict: dict[str, Any]) -> None:
         BaseDatabaseCreation.set_as_test_mirror(self, primary_settings_dict)  # type: ignore[arg-type]
         _settings_changed(self.connection.alias)
+        self.connection.vinyl_test_database_ready()
 
     def setup_worker_connection(self, _worker_id: Any) -> None:
         super().setup_worker_connection(_worker_id)  # type: ignore[misc]

@@ -115,6 +115,11 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
             }
         }
 
+    @staticmethod
+    def vinyl_facts_of(sync_wrapper: Any) -> dict[str, Any] | None:
+        # Django's MySQL backend reads the same facts, with the same keys.
+        return {"mysql_server_data": dict(sync_wrapper.mysql_server_data)}
+
     @property
     def mysql_server_data(self) -> dict[str, Any]:
         return self.vinyl_facts()["mysql_server_data"]
