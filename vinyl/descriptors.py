@@ -55,6 +55,17 @@ class Fetch:
     def __repr__(self) -> str:
         return f"<vinyl query for {self._what}: await it>"
 
+    def __getattr__(self, name: str) -> Any:
+        # Reached when code reads the related object's attributes without
+        # awaiting it (``book.author.name``, Django's lazy loading).
+        owner, _, relation = self._what.rpartition(".")
+        raise AttributeError(
+            f"{self._what} is a query, not the related object, so it has no "
+            f"{name!r}: use `(await obj.{relation}).{name}` (one query), or load it "
+            f"with select_related({relation!r}) / prefetch_related({relation!r}) "
+            f"and read `obj[{relation!r}].{name}`"
+        )
+
 
 class _NoLazyField:
     """A field descriptor that never queries for a deferred value."""

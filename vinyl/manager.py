@@ -47,6 +47,9 @@ class VinylManager(Generic[M]):
         # manager for its own sync machinery (admin, related descriptors).
         self.name = name
         setattr(model, name, self)
+        from vinyl._syncguard import guard_model
+
+        guard_model(model, name)
 
     @overload
     def __get__(self, instance: None, owner: type[_Owner]) -> BoundVinylManager[_Owner]: ...

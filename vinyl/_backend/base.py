@@ -387,10 +387,15 @@ class VinylWrapperMixin:
     # -- connection management: the scope does it ------------------------
 
     def _no_sync_connection(self) -> SyncConnectionError:
+        twin = self.settings_dict.get("TEST", {}).get("MIRROR") or find_twin(self.alias, self.vendor)
+        sync = repr(twin) if twin else "a sync alias with the same NAME, HOST and PORT"
         return SyncConnectionError(
             f"database alias {self.alias!r} uses a vinyl backend, which has no "
             f"synchronous connection: query it with `await Model.vinyl...` (or "
-            f"`Model.vinyl.using({self.alias!r})`), not through the sync ORM"
+            f"`Model.vinyl.using({self.alias!r})`), not through the sync ORM; "
+            f"migrations and management commands run on the sync alias of the "
+            f"same database, {sync} (`manage.py migrate --database "
+            f"{twin or '<sync alias>'}`)"
         )
 
     def ensure_connection(self) -> None:
