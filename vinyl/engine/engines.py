@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from django.db import connections
 
 from vinyl.engine.loopclose import close_with_loop
+from vinyl.engine.sqlevents import log_engine_events
 from vinyl.exceptions import VinylConfigurationError
 
 if TYPE_CHECKING:
@@ -189,8 +190,12 @@ def _entry(using: str) -> EngineEntry:
         engine = _create_engine(config)
         if config.configure is not None:
             config.configure(engine)
-    elif config.configure is not None:
-        autocommit_options = None
+        # vinyl's SQLite engines send BEGIN as a statement (logged as one).
+        log_engine_events(engine, using, log_begin=engine.dialect.name != "sqlite")
+    else:
+        if config.configure is not None:
+            autocommit_options = None
+        log_engine_events(engine, using)
     entry = EngineEntry(
         engine=engine,
         config=config,
