@@ -83,6 +83,7 @@ def _build(model: type[M]) -> type[M]:
     from vinyl.descriptors import install_descriptors
 
     install_descriptors(cls, model)
+    install_neighbours(cls, model)
     return cls
 
 
@@ -213,12 +214,73 @@ class VinylInstance:
         return _bridge.run(alias, delete_instance, self, alias, keep_parents)
 
     def refresh_from_db(self, using: str | None = None, fields: Any = None, **kwargs: Any) -> Any:
-        """Reload field values: ``await obj.refresh_from_db(fields=[...])``."""
+        """Reload field values: ``await obj.refresh_from_db(fields=[...])``.
+
+        ``from_queryset=`` takes a vinyl QuerySet (``Model.vinyl.select_related(...)``)
+        or a Django one; the row is read on this instance's vinyl alias.
+        """
+        from_queryset = kwargs.get("from_queryset")
+        if from_queryset is not None and hasattr(from_queryset, "as_django"):
+            kwargs["from_queryset"] = from_queryset.as_django()
         if _bridge.in_bridge():
             return super().refresh_from_db(using=using, fields=fields, **kwargs)  # type: ignore[misc]
         alias = self._vinyl_alias(using)
         parent_refresh = super().refresh_from_db  # type: ignore[misc]
         return _bridge.run(alias, lambda: parent_refresh(using=alias, fields=fields, **kwargs))
+
+    # validation that queries ----------------------------------------------
+
+    def full_clean(self, exclude: Any = None, validate_unique: bool = True, validate_constraints: bool = True) -> Any:
+        """Validate fields, ``clean()``, uniqueness and constraints: ``await obj.full_clean()``.
+
+        Raises Django's ``ValidationError``, as ``Model.full_clean()`` does.
+        """
+        parent = super().full_clean  # type: ignore[misc]
+        return self._validating(parent, exclude=exclude, validate_unique=validate_unique, validate_constraints=validate_constraints)
+
+    def validate_unique(self, exclude: Any = None) -> Any:
+        """Check unique fields and ``unique_together``: ``await obj.validate_unique()``."""
+        return self._validating(super().validate_unique, exclude=exclude)  # type: ignore[misc]
+
+    def validate_constraints(self, exclude: Any = None) -> Any:
+        """Check ``Meta.constraints``: ``await obj.validate_constraints()``."""
+        return self._validating(super().validate_constraints, exclude=exclude)  # type: ignore[misc]
+
+    def _validating(self, check: Any, **kwargs: Any) -> Any:
+        """Run one of Django's validations, which may query, on vinyl's alias."""
+        if _bridge.in_bridge():
+            return check(**kwargs)
+        alias = self._vinyl_alias(None)
+
+        def run() -> None:
+            # Django routes constraint checks by the instance's database: an
+            # instance not yet saved is checked on the alias it would be saved to.
+            unsaved = self._state.db is None
+            if unsaved:
+                self._state.db = alias
+            try:
+                check(**kwargs)
+            finally:
+                if unsaved:
+                    self._state.db = None
+
+        return _bridge.run(alias, run, readonly=True)
+
+    def _perform_unique_checks(self, unique_checks: Any) -> Any:
+        # Django queries each model's _default_manager, which routes to the
+        # default alias: the same checks run on this instance's vinyl alias.
+        alias = self._vinyl_alias(None)
+        routed = [(_OnAlias(model, alias), check) for model, check in unique_checks]
+        return super()._perform_unique_checks(routed)  # type: ignore[misc]
+
+    def _perform_date_checks(self, date_checks: Any) -> Any:
+        alias = self._vinyl_alias(None)
+        routed = [(_OnAlias(model, alias), *rest) for model, *rest in date_checks]
+        return super()._perform_date_checks(routed)  # type: ignore[misc]
+
+    def unique_error_message(self, model_class: Any, unique_check: Any) -> Any:
+        model_class = getattr(model_class, "vinyl_model_class", model_class)
+        return super().unique_error_message(model_class, unique_check)  # type: ignore[misc]
 
     # item access to loaded relations ----------------------------------
 
@@ -256,6 +318,41 @@ class VinylInstance:
 # Django's thread-based asave/adelete/arefresh_from_db would run the sync
 # methods in a thread, outside vinyl's bridge: they are vinyl's coroutines.
 add_async_aliases(VinylInstance, INSTANCE_ALIASES)
+
+
+class _OnAlias:
+    """A model class for Django's unique checks, its default manager on ``alias``."""
+
+    def __init__(self, model: type[models.Model], alias: str) -> None:
+        self.vinyl_model_class = model
+        self._default_manager = vinyl_model(model)._default_manager.db_manager(alias)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.vinyl_model_class, name)
+
+
+def _neighbour(name: str) -> Any:
+    """``await obj.get_next_by_FOO()`` / ``get_previous_by_FOO()``: Django's, on vinyl's alias."""
+
+    def method(self: Any, **kwargs: Any) -> Any:
+        original = inspect.getattr_static(self._vinyl_origin, name).__get__(self, type(self))
+        if _bridge.in_bridge():
+            return original(**kwargs)
+        return _bridge.run(self._vinyl_alias(None), lambda: original(**kwargs), readonly=True)
+
+    method.__name__ = name
+    method.__doc__ = f"Return the next or previous instance by date: ``await obj.{name}()``."
+    return method
+
+
+def install_neighbours(cls: type, model: type) -> None:
+    """Give ``cls`` awaitable versions of the ``get_next_by_*`` methods of ``model``."""
+    for field in model._meta.concrete_fields:
+        if isinstance(field, models.DateField) and not field.null:
+            for prefix in ("get_next_by_", "get_previous_by_"):
+                name = prefix + field.name
+                if hasattr(model, name):
+                    setattr(cls, name, _neighbour(name))
 
 
 def _prefetch_key(descriptor: ReverseManyToOneDescriptor) -> str:
