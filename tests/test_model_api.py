@@ -66,3 +66,25 @@ async def test_refresh_from_db_from_a_vinyl_queryset():
     assert book.title == "Two" and book["author"].name == "Bob"
     await book.arefresh_from_db(from_queryset=Book.objects.all(), fields=["title"])
     assert book.title == "Two"
+
+
+def _django_6_1() -> bool:
+    import django
+
+    return django.VERSION >= (6, 1)
+
+
+@pytest.mark.skipif(not _django_6_1(), reason="fetch_mode() is Django 6.1's")
+async def test_fetch_mode_is_accepted_and_nothing_is_fetched_on_access():
+    from django.core.exceptions import FieldFetchBlocked
+    from django.db.models import FETCH_PEERS
+
+    ann = await Author.vinyl.create(name="Ann")
+    await Book.vinyl.create(title="One", author=ann)
+    books = await Book.vinyl.fetch_mode(FETCH_PEERS).only("title")
+    assert books[0]._state.fetch_mode is FETCH_PEERS
+    with pytest.raises(FieldFetchBlocked, match="refresh_from_db"):
+        books[0].pages  # noqa: B018
+    with pytest.raises(FieldFetchBlocked, match="select_related"):
+        books[0].author.name  # noqa: B018
+    assert (await Book.vinyl.fetch_mode(FETCH_PEERS).select_related("author").get())["author"].name == "Ann"

@@ -31,7 +31,7 @@ from django.utils.functional import cached_property
 from vinyl import _bridge
 from vinyl._vinylize import adopt, as_vinyl_queryset, as_vinyl_querysets
 from vinyl.engine.engines import DEFAULT_ALIAS
-from vinyl.exceptions import DeferredFieldError
+from vinyl.exceptions import DeferredFieldError, RelationNotAwaited
 from vinyl.models import vinyl_model
 
 
@@ -59,7 +59,7 @@ class Fetch:
         # Reached when code reads the related object's attributes without
         # awaiting it (``book.author.name``, Django's lazy loading).
         owner, _, relation = self._what.rpartition(".")
-        raise AttributeError(
+        raise RelationNotAwaited(
             f"{self._what} is a query, not the related object, so it has no "
             f"{name!r}: use `(await obj.{relation}).{name}` (one query), or load it "
             f"with select_related({relation!r}) / prefetch_related({relation!r}) "

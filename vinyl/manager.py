@@ -149,6 +149,9 @@ class BoundVinylManager(Generic[M]):
     def none(self) -> VinylQuerySet[M]:
         return self.get_queryset().none()
 
+    def fetch_mode(self, fetch_mode: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().fetch_mode(fetch_mode)
+
     def select_for_update(
         self, nowait: bool = False, skip_locked: bool = False, of: tuple = (), no_key: bool = False
     ) -> VinylQuerySet[M]:

@@ -240,6 +240,16 @@ class VinylQuerySet(Generic[M]):
     def none(self) -> VinylQuerySet[M]:
         return self._chain("none")
 
+    def fetch_mode(self, fetch_mode: Any) -> VinylQuerySet[M]:
+        """Django 6.1's ``fetch_mode()``, kept on the instances for Django's own code.
+
+        vinyl never fetches on attribute access: whatever the mode, reading a
+        deferred field or a relation that was not loaded raises (Django's
+        ``FieldFetchBlocked``, as with ``FETCH_RAISE``). Load with
+        ``select_related`` / ``prefetch_related``, or ``await`` the relation.
+        """
+        return self._chain("fetch_mode", fetch_mode)
+
     def select_for_update(self, nowait: bool = False, skip_locked: bool = False, of: tuple = (), no_key: bool = False) -> VinylQuerySet[M]:
         qs = self._chain("select_for_update", nowait=nowait, skip_locked=skip_locked, of=of, no_key=no_key)
         # Asked for by the user (not by Django's own update_or_create): a
