@@ -28,7 +28,7 @@ from django.db.models.fields.reverse_related import ForeignObjectRel
 from django.db.models.query_utils import DeferredAttribute
 from django.utils.functional import cached_property
 
-from vinyl import _bridge
+from vinyl import _bridge, generic
 from vinyl._vinylize import adopt, as_vinyl_queryset, as_vinyl_querysets
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.exceptions import DeferredFieldError, RelationNotAwaited
@@ -169,6 +169,10 @@ class _RelatedManagers:
     def __get__(self, instance: Any, cls: Any = None) -> Any:
         if instance is None:
             return self
+        if generic.is_generic_relation(self) and not _bridge.in_bridge():
+            # Django's generic manager reads the content type when built:
+            # the facade builds it in the bridge, for each write.
+            return generic.VinylGenericRelatedManager(self, instance)
         manager = self.vinyl_manager_class(instance)
         if _bridge.in_bridge():
             return manager
@@ -200,6 +204,8 @@ def _clone(original: Any, mixin: type) -> Any:
 
 
 def _mixin_for(descriptor: Any) -> type | None:
+    if generic.is_generic_foreign_key(descriptor):
+        return generic.AwaitedGenericForeignKey
     if isinstance(descriptor, DeferredAttribute):
         return _NoLazyField
     if isinstance(descriptor, ForwardManyToOneDescriptor):

@@ -134,7 +134,10 @@ class VinylInstance:
         alias = self._vinyl_alias(using)
         parent_save = super().save  # type: ignore[misc]
 
+        from vinyl import generic
+
         def save_and_reload() -> None:
+            generic.resolve_pending(self)
             expressions = [k for k, v in self.__dict__.items() if hasattr(v, "resolve_expression")]
             parent_save(using=alias, update_fields=update_fields, force_update=force_update)
             # Django 6 reads fields saved as expressions back with RETURNING
@@ -357,6 +360,10 @@ def install_neighbours(cls: type, model: type) -> None:
 
 def _prefetch_key(descriptor: ReverseManyToOneDescriptor) -> str:
     """Return the key Django's prefetching stores a many-valued relation under."""
+    from vinyl import generic
+
+    if generic.is_generic_relation(descriptor):
+        return descriptor.field.attname  # Django's generic manager's prefetch_cache_name
     if isinstance(descriptor, ManyToManyDescriptor):
         field = descriptor.rel.field
         # Reverse many-to-many: the related query name, not the accessor.

@@ -15,7 +15,7 @@ from django.db import DatabaseError, connections, models
 from django.db.models import Prefetch, QuerySet
 from django.db.models.query import ModelIterable
 
-from vinyl import _bridge, prefetch
+from vinyl import _bridge, generic, prefetch
 from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related
 from vinyl.models import vinyl_model
@@ -575,6 +575,7 @@ class VinylQuerySet(Generic[M]):
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
         model = self._model
         db = self.db
+        await generic.prepare_create(model, db, kwargs)  # content_object=...
         # (_plans() is None until the server facts that features need are known.)
         plans = _plans(db, ()) if self._recipe is not None else None
         if (

@@ -26,7 +26,7 @@ from django.db.models.fields.related_descriptors import (
 from django.db.models.signals import m2m_changed
 from django.db.models.utils import resolve_callables
 
-from vinyl import _bridge
+from vinyl import _bridge, generic
 from vinyl._aliases import RELATED_ALIASES, add_async_aliases
 from vinyl._vinylize import as_vinyl_queryset, as_vinyl_querysets
 from vinyl.engine.engines import DEFAULT_ALIAS
@@ -207,6 +207,11 @@ def django_manager_class(descriptor: Any) -> type:
         return type(
             "VinylManyRelatedManager", (_ManyToMany, django_class), {"_django_class": django_class}
         )
+    if generic.is_generic_relation(descriptor):
+        from django.contrib.contenttypes.fields import create_generic_related_manager
+
+        django_class = create_generic_related_manager(_source_for(rel.model), rel)
+        return type("VinylGenericRelatedManager", (_ReverseManyToOne, django_class), {})
     django_class = create_reverse_many_to_one_manager(_source_for(rel.related_model), rel)
     return type("VinylRelatedManager", (_ReverseManyToOne, django_class), {})
 
