@@ -204,8 +204,6 @@ def _clone(original: Any, mixin: type) -> Any:
 
 
 def _mixin_for(descriptor: Any) -> type | None:
-    if generic.is_generic_foreign_key(descriptor):
-        return generic.AwaitedGenericForeignKey
     if isinstance(descriptor, DeferredAttribute):
         return _NoLazyField
     if isinstance(descriptor, ForwardManyToOneDescriptor):
@@ -233,6 +231,9 @@ def install_descriptors(cls: type, model: Any) -> None:
             names.add(field.name)
     for name in names:
         original = inspect.getattr_static(model, name, None)
+        if generic.is_generic_foreign_key(original):
+            setattr(cls, name, generic.VinylGenericForeignKey(original))
+            continue
         mixin = _mixin_for(original)
         if mixin is not None:
             setattr(cls, name, _clone(original, mixin))

@@ -39,11 +39,14 @@ def installed() -> bool:
 
 
 def is_generic_foreign_key(descriptor: Any) -> bool:
+    """Is ``descriptor`` Django's accessor of a ``GenericForeignKey``?"""
     if not installed():
         return False
-    from django.contrib.contenttypes.fields import GenericForeignKey
+    from django.contrib.contenttypes import fields
 
-    return isinstance(descriptor, GenericForeignKey)
+    # The field is its own accessor up to Django 6.0; 6.1 has a descriptor class.
+    kinds = tuple(k for k in (fields.GenericForeignKey, getattr(fields, "GenericForeignKeyDescriptor", None)) if k)
+    return isinstance(descriptor, kinds)
 
 
 def is_generic_relation(descriptor: Any) -> bool:
@@ -107,46 +110,54 @@ def resolve_pending(instance: Any) -> None:
         setattr(instance, name, value)
 
 
-class AwaitedGenericForeignKey:
-    """``await item.content_object``: the related row, queried every time."""
+class VinylGenericForeignKey:
+    """``item.content_object`` on a vinyl class: awaited outside the bridge.
 
-    name: str
-    ct_field: str
-    fk_field: str
-    for_concrete_model: bool
-    model: Any
+    Wraps Django's own accessor (the ``GenericForeignKey`` field itself up to
+    Django 6.0, its ``GenericForeignKeyDescriptor`` from 6.1), which still
+    answers inside the bridge.
+    """
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+        self.field = getattr(original, "field", original)
+
+    @property
+    def name(self) -> str:
+        return self.field.name
+
+    def is_cached(self, instance: Any) -> bool:
+        return self.field.is_cached(instance)
 
     def __get__(self, instance: Any, cls: Any = None) -> Any:
-        if instance is None or _bridge.in_bridge():
-            return super().__get__(instance, cls)  # type: ignore[misc]
+        if instance is None:
+            return self
+        if _bridge.in_bridge():
+            return self.original.__get__(instance, cls)
         from vinyl.descriptors import Fetch
 
-        return Fetch(f"{type(instance).__name__}.{self.name}", _fetch_generic, self, instance)
+        return Fetch(f"{type(instance).__name__}.{self.name}", _fetch_generic, self.field, instance)
 
     def __set__(self, instance: Any, value: Any) -> None:
-        if _bridge.in_bridge() or value is None:
-            instance.__dict__.pop(PENDING, {}).pop(self.name, None)
-            super().__set__(instance, value)  # type: ignore[misc]
-            return
-        alias = _alias_of(instance, value)
-        ct = cached_content_type(alias, value, self.for_concrete_model)
-        if ct is None:
-            # No query outside await: save() completes the assignment.
-            instance.__dict__.setdefault(PENDING, {})[self.name] = value
-            setattr(instance, self.fk_field, value.pk)
-            self.set_cached_value(instance, value)  # type: ignore[attr-defined]
-            return
-        setattr(instance, self.ct_field, ct)
-        setattr(instance, self.fk_field, value.pk)
-        self.set_cached_value(instance, value)  # type: ignore[attr-defined]
-
-    def get_content_type(self, obj: Any = None, id: Any = None, using: Any = None, model: Any = None) -> Any:
-        # In the bridge every content type is read on the bound vinyl alias
-        # (Django would read an object's on the alias that loaded it).
-        alias = bound_alias() or using
-        if obj is not None:
-            return _content_types().db_manager(alias).get_for_model(obj, for_concrete_model=self.for_concrete_model)
-        return super().get_content_type(id=id, using=alias, model=model)  # type: ignore[misc]
+        field = self.field
+        pending = instance.__dict__.get(PENDING)
+        if pending:
+            pending.pop(field.name, None)
+        ct = None
+        if value is not None:
+            alias = bound_alias() if _bridge.in_bridge() else None
+            alias = alias or _alias_of(instance, value)
+            if _bridge.in_bridge():
+                ct = _content_types().db_manager(alias).get_for_model(value, for_concrete_model=field.for_concrete_model)
+            else:
+                ct = cached_content_type(alias, value, field.for_concrete_model)
+                if ct is None:
+                    # No query outside await: save() completes the assignment.
+                    instance.__dict__.setdefault(PENDING, {})[field.name] = value
+        if ct is not None or value is None:
+            setattr(instance, field.ct_field, ct)
+        setattr(instance, field.fk_field, value.pk if value is not None else None)
+        field.set_cached_value(instance, value)
 
     def get_prefetch_querysets(self, instances: Any, querysets: Any = None) -> Any:
         # Django's own reads each content type's rows on the default alias
@@ -154,19 +165,21 @@ class AwaitedGenericForeignKey:
         # the bound vinyl alias, one query per content type, as vinyl rows.
         from vinyl._vinylize import as_vinyl_queryset
 
+        field = self.field
         alias = bound_alias() or DEFAULT_ALIAS
+        types = _content_types().db_manager(alias)
         custom = {}
         for queryset in querysets or ():
             queryset = getattr(queryset, "_qs", queryset)
-            ct = self.get_content_type(model=origin_model(queryset.query.model), using=alias)
+            ct = types.get_for_model(origin_model(queryset.query.model), for_concrete_model=field.for_concrete_model)
             if ct.pk in custom:
                 raise ValueError("Only one queryset is allowed for each content type.")
             custom[ct.pk] = queryset
-        ct_attname = self.model._meta.get_field(self.ct_field).attname
+        ct_attname = field.model._meta.get_field(field.ct_field).attname
         wanted: dict[Any, set] = {}
         for instance in instances:
             ct_id = getattr(instance, ct_attname)
-            key = getattr(instance, self.fk_field)
+            key = getattr(instance, field.fk_field)
             if ct_id is not None and key is not None:
                 wanted.setdefault(ct_id, set()).add(key)
         rows: list = []
@@ -174,7 +187,7 @@ class AwaitedGenericForeignKey:
             if ct_id in custom:
                 queryset = custom[ct_id]
             else:
-                model = self.get_content_type(id=ct_id, using=alias).model_class()
+                model = types.get_for_id(ct_id).model_class()
                 if model is None:
                     continue
                 queryset = model._base_manager.all()
@@ -182,12 +195,12 @@ class AwaitedGenericForeignKey:
 
         def owner_key(obj: Any) -> Any:
             ct_id = getattr(obj, ct_attname)
-            if ct_id is None:
+            model = types.get_for_id(ct_id).model_class() if ct_id is not None else None
+            if model is None:
                 return None
-            model = self.get_content_type(id=ct_id, using=alias).model_class()
-            return model._meta.pk.get_prep_value(getattr(obj, self.fk_field)), model
+            return model._meta.pk.to_python(getattr(obj, field.fk_field)), model
 
-        return rows, lambda obj: (obj.pk, origin_model(type(obj))), owner_key, True, self.name, False
+        return rows, lambda obj: (obj.pk, origin_model(type(obj))), owner_key, True, field.name, False
 
 
 def _alias_of(instance: Any, value: Any) -> str:
@@ -221,7 +234,7 @@ async def _fetch_generic(field: Any, instance: Any) -> Any:
 
 
 __all__ = [
-    "AwaitedGenericForeignKey",
+    "VinylGenericForeignKey",
     "cached_content_type",
     "is_generic_foreign_key",
     "is_generic_relation",
