@@ -36,6 +36,11 @@ def guard_model(model: type, manager: str) -> None:
         model._vinyl_manager_name = manager  # type: ignore[attr-defined]
 
 
+def unguarded(method: Any) -> Any:
+    """The method a guard wraps (itself if it is none): what the model defines."""
+    return method.__wrapped__ if getattr(method, "_vinyl_guard", False) else method
+
+
 def _guarded(original: Callable[..., Any], name: str, hint: str) -> Callable[..., Any]:
     @functools.wraps(original)
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -53,4 +58,4 @@ def _guarded(original: Callable[..., Any], name: str, hint: str) -> Callable[...
     return method
 
 
-__all__ = ["guard_model"]
+__all__ = ["guard_model", "unguarded"]

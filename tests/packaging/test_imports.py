@@ -35,3 +35,36 @@ def test_the_mysql_backend_does_not_install_mysqldb_for_the_process():
         """
     )
     assert out.split("\n")[:3] == ["vinyl.mysql_backend.base mysql", "False", "no MySQLdb"]
+
+
+def test_vinyl_has_the_version_of_its_distribution():
+    from importlib.metadata import version
+
+    import vinyl
+
+    assert vinyl.__version__ == version("django-vinyl")
+
+
+def test_the_wheel_declares_name_license_and_extras_without_warnings(tmp_path):
+    from pathlib import Path
+    import zipfile
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(root)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "BuildBackendWarning" not in output and "deprecated" not in output.lower(), output
+    (wheel,) = tmp_path.glob("django_vinyl-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        text = archive.read(metadata).decode()
+        assert any(n.endswith("licenses/LICENSE") for n in archive.namelist())
+        assert any(n == "vinyl/py.typed" for n in archive.namelist())
+    assert "Name: django-vinyl" in text
+    assert "License-Expression: BSD-3-Clause" in text
+    assert "Provides-Extra: postgresql" in text and "Provides-Extra: mysql" in text
+    requires = [line for line in text.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    assert not any(driver in line for line in requires for driver in ("asyncpg", "asyncmy", "psycopg", "pymysql"))
