@@ -23,7 +23,7 @@ $(VENV_DJANGO6)/.installed: pyproject.toml
 	$(PYTHON_DJANGO6) -m venv $(VENV_DJANGO6)
 	$(VENV_DJANGO6)/bin/python -m pip install -q --upgrade pip
 	$(VENV_DJANGO6)/bin/python -m pip uninstall -q -y vinyl 2>/dev/null || true
-	$(VENV_DJANGO6)/bin/python -m pip install -q -e '.[postgresql,mysql,test]' 'django>=6.0,<7'
+	$(VENV_DJANGO6)/bin/python -m pip install -q -e '.[postgresql,mysql,test,docs]' 'django>=6.0,<7'
 	touch $@
 
 # The benchmark peers (tortoise-orm) come from the `bench` extra. mysqlclient

@@ -10,7 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+from contextlib import contextmanager
+from typing import Iterator
+
 from django.conf import settings
+from django.db import connections
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,27 +65,53 @@ def database_settings(backend: str, name: str, base_dir: Path) -> str:
                 "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"},
                 "vinyl_default": {"ENGINE": "vinyl.sqlite_backend", "NAME": BASE_DIR / "db.sqlite3"},
             }
+            REAL_DATABASE_NAME = str(BASE_DIR / "db.sqlite3")  # for the tests' checks
             """
         )
     server = settings.PG if backend == "postgresql" else settings.MYSQL
     sync_engine = "django.db.backends.postgresql" if backend == "postgresql" else "django.db.backends.mysql"
     common = {k: server[k] for k in ("USER", "PASSWORD", "HOST", "PORT")}
     common["NAME"] = name
+    # The test database gets a name of this worktree's too (not test_<NAME>).
+    test = {"NAME": test_name(name)}
     prelude = "import pymysql\npymysql.install_as_MySQLdb()\n" if backend == "mysql" else ""
     return prelude + textwrap.dedent(
         f"""
         DATABASES = {{
-            "default": {{"ENGINE": {sync_engine!r}, **{common!r}}},
+            "default": {{"ENGINE": {sync_engine!r}, **{common!r}, "TEST": {test!r}}},
             "vinyl_default": {{"ENGINE": "vinyl.{backend}_backend", **{common!r}}},
         }}
+        REAL_DATABASE_NAME = {name!r}  # for the tests' checks
         """
     )
 
 
 def project_name(suffix: str) -> str:
-    """A database NAME whose test database (test_<NAME>) is this worktree's."""
-    base = settings.PG["NAME"]
-    return f"{base.removeprefix('test_') or base}_{suffix}"
+    """The project's "real" database: named after this worktree's test databases."""
+    return f"{settings.PG['NAME']}_{suffix}"
+
+
+def test_name(name: str) -> str:
+    """The test database Django creates for the project's ``default``."""
+    return f"{name}_t"
+
+
+@contextmanager
+def real_database(backend: str, name: str) -> Iterator[None]:
+    """Create the project's real database (Django 6 checks it), drop it after."""
+    if backend == "sqlite":
+        yield
+        return
+    alias = settings.SYNC_ALIAS[backend]
+    quoted = connections[alias].ops.quote_name(name)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
+        cursor.execute(f"CREATE DATABASE {quoted}")
+    try:
+        yield
+    finally:
+        with connections[alias].cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
 
 
 def run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:

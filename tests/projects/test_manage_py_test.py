@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.projects.scaffold import check, run, startproject
+from tests.projects.scaffold import check, project_name, real_database, run, startproject
 
 TESTS = '''
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connections
 from django.test import TestCase as DjangoTestCase, TransactionTestCase
 
@@ -33,7 +34,7 @@ def vinyl_database():
 class Isolated(TestCase):
     async def test_1_runs_on_the_test_database(self):
         test_name = str(connections.settings["default"]["NAME"])
-        self.assertIn("test_", test_name)
+        self.assertNotEqual(test_name, settings.REAL_DATABASE_NAME)
         self.assertEqual(vinyl_database(), test_name)
         self.assertEqual(await vinyl.fetch("SELECT 1"), [(1,)])
 
@@ -75,9 +76,10 @@ class Committed(TransactionTestCase):
 
 @pytest.mark.parametrize("backend", settings.BACKENDS)
 def test_manage_py_test_runs_vinyl_on_the_test_database(backend: str, tmp_path: Path) -> None:
-    project = startproject(tmp_path, backend, "proj")
-    (project / "shelf" / "tests.py").write_text(TESTS)
-    output = check(run(["manage.py", "test", "--noinput", "-v", "2", "--debug-mode", "shelf"], project))
+    with real_database(backend, project_name("proj")):
+        project = startproject(tmp_path, backend, "proj")
+        (project / "shelf" / "tests.py").write_text(TESTS)
+        output = check(run(["manage.py", "test", "--noinput", "-v", "2", "--debug-mode", "shelf"], project))
     assert "Ran 7 tests" in output and "OK" in output, output
     assert "Skipping setup of unused database(s): vinyl_default" not in output
     if backend == "sqlite":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.projects.scaffold import check, run, startproject
+from tests.projects.scaffold import check, project_name, real_database, run, startproject
 
 CONFTEST = '''
 pytest_plugins = ["vinyl.testing"]
@@ -18,6 +18,7 @@ pytest_plugins = ["vinyl.testing"]
 TESTS = '''
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connections
 
 import vinyl
@@ -29,7 +30,7 @@ from shelf.models import Author
 @pytest.mark.django_db
 async def test_1_runs_on_the_test_database():
     test_name = str(connections.settings["default"]["NAME"])
-    assert "test_" in test_name
+    assert test_name != settings.REAL_DATABASE_NAME
     assert str(vinyl.get_engine().url.database) == test_name
     await Author.vinyl.create(name="ann")
     assert await Author.vinyl.count() == 1
@@ -63,15 +64,16 @@ def test_5_sync_tests_keep_working():
 @pytest.mark.parametrize("mode", ["auto", "strict"])
 @pytest.mark.parametrize("backend", settings.BACKENDS)
 def test_pytest_django_session_runs_vinyl_on_the_test_database(backend: str, mode: str, tmp_path: Path) -> None:
-    project = startproject(tmp_path, backend, f"pytest_{mode}")
-    (project / "conftest.py").write_text(CONFTEST)
-    mark = 'pytestmark = pytest.mark.asyncio' if mode == "strict" else ""
-    (project / "test_shelf.py").write_text(TESTS.replace("{mark}", mark))
-    (project / "pytest.ini").write_text(
-        f"[pytest]\nDJANGO_SETTINGS_MODULE = mysite.settings\nasyncio_mode = {mode}\n"
-        "asyncio_default_fixture_loop_scope = function\n"
-    )
-    output = check(run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "django", "test_shelf.py"], project))
+    with real_database(backend, project_name(f"pytest_{mode}")):
+        project = startproject(tmp_path, backend, f"pytest_{mode}")
+        (project / "conftest.py").write_text(CONFTEST)
+        mark = 'pytestmark = pytest.mark.asyncio' if mode == "strict" else ""
+        (project / "test_shelf.py").write_text(TESTS.replace("{mark}", mark))
+        (project / "pytest.ini").write_text(
+            f"[pytest]\nDJANGO_SETTINGS_MODULE = mysite.settings\nasyncio_mode = {mode}\n"
+            "asyncio_default_fixture_loop_scope = function\n"
+        )
+        output = check(run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "django", "test_shelf.py"], project))
     assert "5 passed" in output, output
     if backend == "sqlite":
         with sqlite3.connect(project / "db.sqlite3") as real:
