@@ -94,7 +94,7 @@ def bound_alias() -> str | None:
 
 async def prepare_create(model: type, alias: str, kwargs: dict) -> None:
     """Before ``create(content_object=x)``: have x's content type cached."""
-    if not installed() or not model._meta.private_fields:
+    if not model._meta.private_fields or not installed():
         return
     from django.contrib.contenttypes.fields import GenericForeignKey
 

@@ -575,7 +575,8 @@ class VinylQuerySet(Generic[M]):
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
         model = self._model
         db = self.db
-        await generic.prepare_create(model, db, kwargs)  # content_object=...
+        if model._meta.private_fields:  # content_object=...: its content type
+            await generic.prepare_create(model, db, kwargs)
         # (_plans() is None until the server facts that features need are known.)
         plans = _plans(db, ()) if self._recipe is not None else None
         if (
