@@ -7,18 +7,23 @@ PYTHON_DJANGO6 ?= $(or $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/ve
 VENV_DJANGO6 ?= .venv-django6
 VENV_BENCH ?= .venv-bench
 
-.PHONY: venv test test-django6 test-all demo typecheck bench bench-quick bench-profile clean
+.PHONY: venv test test-django6 test-all demo typecheck docs bench bench-quick bench-profile clean
 
+# The distribution is django-vinyl (import name vinyl); venvs made before the
+# rename may still hold the old "vinyl" distribution of this tree: dropped.
+# Extras: postgresql and mysql (the drivers), test, docs.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[test]' 'django>=5.2,<6'
+	$(VENV)/bin/python -m pip uninstall -q -y vinyl 2>/dev/null || true
+	$(VENV)/bin/python -m pip install -q -e '.[postgresql,mysql,test,docs]' 'django>=5.2,<6'
 	touch $@
 
 $(VENV_DJANGO6)/.installed: pyproject.toml
 	$(PYTHON_DJANGO6) -m venv $(VENV_DJANGO6)
 	$(VENV_DJANGO6)/bin/python -m pip install -q --upgrade pip
-	$(VENV_DJANGO6)/bin/python -m pip install -q -e '.[test]' 'django>=6.0,<7'
+	$(VENV_DJANGO6)/bin/python -m pip uninstall -q -y vinyl 2>/dev/null || true
+	$(VENV_DJANGO6)/bin/python -m pip install -q -e '.[postgresql,mysql,test,docs]' 'django>=6.0,<7'
 	touch $@
 
 # The benchmark peers (tortoise-orm) come from the `bench` extra. mysqlclient
@@ -27,7 +32,8 @@ $(VENV_DJANGO6)/.installed: pyproject.toml
 $(VENV_BENCH)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV_BENCH)
 	$(VENV_BENCH)/bin/python -m pip install -q --upgrade pip
-	$(VENV_BENCH)/bin/python -m pip install -q -e '.[bench]' 'django>=5.2,<6'
+	$(VENV_BENCH)/bin/python -m pip uninstall -q -y vinyl 2>/dev/null || true
+	$(VENV_BENCH)/bin/python -m pip install -q -e '.[postgresql,mysql,bench]' 'django>=5.2,<6'
 	$(VENV_BENCH)/bin/python -m pip install -q mysqlclient 2>/dev/null || \
 		echo "mysqlclient could not be built: Django's MySQL backend will use PyMySQL"
 	touch $@
@@ -52,6 +58,10 @@ demo: $(VENV)/.installed
 ## mypy on the examples, the demo and tests/typing (also run by `make test`).
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/python -m mypy
+
+## The API reference, generated from the docstrings (pdoc): build/api/index.html.
+docs: $(VENV)/.installed
+	$(VENV)/bin/python docs/api/build.py build/api
 ## vinyl against the raw drivers, SQLAlchemy, Django and Tortoise, on
 ## PostgreSQL and MariaDB (~15 min on 2 cores); writes benchmarks/results/latest.md.
 bench: $(VENV_BENCH)/.installed
@@ -66,4 +76,4 @@ bench-profile: $(VENV_BENCH)/.installed
 	$(VENV_BENCH)/bin/python -m benchmarks.profile_vinyl $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV_DJANGO6) $(VENV_BENCH) *.egg-info
+	rm -rf $(VENV) $(VENV_DJANGO6) $(VENV_BENCH) *.egg-info build

@@ -93,12 +93,6 @@ def schema() -> Iterator[None]:
     """Create the test tables on every backend under test, through Django."""
     for backend in BACKENDS:
         alias = settings.SYNC_ALIAS[backend]
-        try:
-            connections[alias].ensure_connection()
-        except Exception as exc:  # a missing server fails the run, never skips
-            raise pytest.UsageError(
-                f"the {backend} test server for alias {alias!r} cannot be reached: {exc}"
-            ) from exc
         _drop_tables(alias)
         call_command("migrate", run_syncdb=True, database=alias, verbosity=0)
     yield
@@ -112,7 +106,25 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+def _check_servers() -> None:
+    """Stop the run at once, with one line, when a test server is down.
+
+    A missing server fails the run (pytest's usage error), never skips tests.
+    """
+    for backend in BACKENDS:
+        alias = settings.SYNC_ALIAS[backend]
+        try:
+            connections[alias].ensure_connection()
+        except Exception as exc:
+            reason = " ".join(str(exc).split())
+            raise pytest.UsageError(
+                f"the {backend} test server for alias {alias!r} cannot be reached "
+                f"({reason}): start it, or set VINYL_TEST_BACKENDS to the others"
+            ) from None
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _check_servers()
     config.addinivalue_line(
         "markers",
         "backends(*names, reason): run this test only on the named backends "

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "tests.testapp",
     "tests.relapp",
     "tests.qsapp",
+    "tests.nativeapp",
 ]
 
 USE_TZ = True

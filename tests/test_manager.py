@@ -50,8 +50,6 @@ def test_queryset_chain_from_manager() -> None:
     assert qs.model is Author.vinyl.model
 
 
-def test_django_async_names_on_the_manager_say_which_coroutine_to_await():
-    with pytest.raises(AttributeError, match=r"await \.\.\.get\("):
-        Author.vinyl.aget
+def test_unknown_names_on_the_manager_raise_attribute_error():
     with pytest.raises(AttributeError, match="nonsense"):
         Author.vinyl.nonsense

@@ -65,10 +65,12 @@ async def test_concurrent_tasks_do_not_mix_but_child_tasks_count():
 
 
 async def test_every_statement_is_logged_on_vinyl_sql_at_debug(caplog: pytest.LogCaptureFixture):
+    await Author.vinyl.count()  # connected, the server's version read
     with caplog.at_level(logging.DEBUG, logger="vinyl.sql"):
         await Author.vinyl.create(name="Ann")
         await Author.vinyl.filter(name="Ann").count()
-    records = [r for r in caplog.records if r.name == "vinyl.sql"]
+    control = ("BEGIN", "COMMIT", "ROLLBACK")  # around SQLite's single write
+    records = [r for r in caplog.records if r.name == "vinyl.sql" and r.sql.split()[0].upper() not in control]
     assert len(records) == 2
     last = records[-1]
     assert last.levelno == logging.DEBUG
@@ -82,3 +84,48 @@ async def test_nothing_is_logged_above_debug(caplog: pytest.LogCaptureFixture):
     with caplog.at_level(logging.INFO, logger="vinyl.sql"):
         await Author.vinyl.count()
     assert not [r for r in caplog.records if r.name == "vinyl.sql"]
+
+
+async def test_the_log_shows_transaction_control_and_core_statements_in_order(caplog):
+    from sqlalchemy import text
+
+    caplog.set_level(logging.DEBUG, logger="vinyl.sql")
+    await Author.vinyl.count()  # connected: facts read
+    caplog.clear()
+    async with vinyl.atomic():
+        await Author.vinyl.create(name="kept")
+        with pytest.raises(ValueError):
+            async with vinyl.atomic():
+                await Author.vinyl.create(name="undone")
+                raise ValueError
+    engine = vinyl.get_engine()
+    async with engine.connect() as conn:
+        async with vinyl.use_connection(conn):
+            await conn.execute(text("SELECT 42"))
+            await Author.vinyl.count()
+        await conn.rollback()
+    words = [" ".join(record.sql.split()[:3]).upper() for record in caplog.records]
+    assert words[0].startswith("BEGIN"), words
+    assert words[1].startswith("INSERT INTO"), words
+    assert words[2].startswith("SAVEPOINT"), words
+    assert words[3].startswith("INSERT INTO"), words
+    assert words[4].startswith("ROLLBACK TO SAVEPOINT"), words
+    assert words[5] == "COMMIT", words
+    assert words[6].startswith("BEGIN"), words
+    assert words[7] == "SELECT 42", words
+    assert words[8].startswith("SELECT COUNT(*)"), words
+    assert words[9] == "ROLLBACK", words
+    assert len(words) == 10, words
+    assert all(record.alias == "vinyl_default" for record in caplog.records)
+
+
+async def test_capture_queries_counts_vinyls_statements_only():
+    from sqlalchemy import text
+
+    await Author.vinyl.count()
+    async with vinyl.capture_queries() as q:
+        async with vinyl.atomic():
+            await Author.vinyl.create(name="x")
+        async with vinyl.get_engine().connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    assert [s.split()[0].upper() for s in q.sqls] == ["INSERT"]

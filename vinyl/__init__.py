@@ -11,6 +11,8 @@
         await Book.vinyl.create(title="x", author=author)
 """
 
+__version__ = "0.2.0"
+
 from vinyl._querylog import capture_queries
 from vinyl.engine.engines import dispose, get_engine, set_engine
 from vinyl.manager import VinylManager
@@ -19,6 +21,7 @@ from vinyl.transaction import atomic, on_commit, use_connection
 
 __all__ = [
     "VinylManager",
+    "__version__",
     "atomic",
     "capture_queries",
     "dispose",

@@ -112,12 +112,18 @@ def observing() -> bool:
     return bool(_recorders.get()) or logger.isEnabledFor(logging.DEBUG)
 
 
-def record(alias: str, sql: str, params: Any, started: float, *, many: bool = False) -> None:
-    """Log one executed statement and add it to the active capture blocks."""
+def record(alias: str, sql: str, params: Any, started: float, *, many: bool = False, capture: bool = True) -> None:
+    """Log one executed statement and add it to the active capture blocks.
+
+    Transaction control (BEGIN, COMMIT, SAVEPOINT...) is logged only
+    (``capture=False``): ``capture_queries`` counts statements, as Django's
+    ``assertNumQueries`` does.
+    """
     duration = time.perf_counter() - started
     query = CapturedQuery(sql=sql, params=params, duration=duration, alias=alias)
-    for recorder in _recorders.get():
-        recorder._queries.append(query)
+    if capture:
+        for recorder in _recorders.get():
+            recorder._queries.append(query)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
             "(%.3f) %s; %s=%r; alias=%s",

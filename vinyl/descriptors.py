@@ -28,10 +28,10 @@ from django.db.models.fields.reverse_related import ForeignObjectRel
 from django.db.models.query_utils import DeferredAttribute
 from django.utils.functional import cached_property
 
-from vinyl import _bridge
+from vinyl import _bridge, generic
 from vinyl._vinylize import adopt, as_vinyl_queryset, as_vinyl_querysets
 from vinyl.engine.engines import DEFAULT_ALIAS
-from vinyl.exceptions import DeferredFieldError
+from vinyl.exceptions import DeferredFieldError, RelationNotAwaited
 from vinyl.models import vinyl_model
 
 
@@ -54,6 +54,17 @@ class Fetch:
 
     def __repr__(self) -> str:
         return f"<vinyl query for {self._what}: await it>"
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached when code reads the related object's attributes without
+        # awaiting it (``book.author.name``, Django's lazy loading).
+        owner, _, relation = self._what.rpartition(".")
+        raise RelationNotAwaited(
+            f"{self._what} is a query, not the related object, so it has no "
+            f"{name!r}: use `(await obj.{relation}).{name}` (one query), or load it "
+            f"with select_related({relation!r}) / prefetch_related({relation!r}) "
+            f"and read `obj[{relation!r}].{name}`"
+        )
 
 
 class _NoLazyField:
@@ -158,6 +169,10 @@ class _RelatedManagers:
     def __get__(self, instance: Any, cls: Any = None) -> Any:
         if instance is None:
             return self
+        if generic.is_generic_relation(self) and not _bridge.in_bridge():
+            # Django's generic manager reads the content type when built:
+            # the facade builds it in the bridge, for each write.
+            return generic.VinylGenericRelatedManager(self, instance)
         manager = self.vinyl_manager_class(instance)
         if _bridge.in_bridge():
             return manager
@@ -216,6 +231,9 @@ def install_descriptors(cls: type, model: Any) -> None:
             names.add(field.name)
     for name in names:
         original = inspect.getattr_static(model, name, None)
+        if generic.is_generic_foreign_key(original):
+            setattr(cls, name, generic.VinylGenericForeignKey(original))
+            continue
         mixin = _mixin_for(original)
         if mixin is not None:
             setattr(cls, name, _clone(original, mixin))

@@ -36,8 +36,25 @@ class PoolExhausted(OperationalError):
     """No pooled connection became free within the pool's ``pool_timeout``."""
 
 
-class DeferredFieldError(AttributeError):
-    """A field left out by ``only()`` / ``defer()`` was read."""
+try:  # Django 6.1+: what FETCH_RAISE raises
+    from django.core.exceptions import FieldFetchBlocked
+
+    _NO_FETCH: tuple[type[Exception], ...] = (AttributeError, FieldFetchBlocked)
+except ImportError:  # Django < 6.1
+    _NO_FETCH = (AttributeError,)
+
+
+class DeferredFieldError(*_NO_FETCH):  # type: ignore[misc]
+    """A field left out by ``only()`` / ``defer()`` was read.
+
+    vinyl never fetches on attribute access, whatever the QuerySet's
+    ``fetch_mode()``: on Django 6.1+ this is a ``FieldFetchBlocked``, as with
+    ``FETCH_RAISE``.
+    """
+
+
+class RelationNotAwaited(*_NO_FETCH):  # type: ignore[misc]
+    """An attribute of a related object was read without awaiting the relation."""
 
 
 class RelationNotLoaded(KeyError):

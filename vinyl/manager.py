@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Generic, overload
 from django.db import models
 from typing_extensions import TypeVar
 
+from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.models import vinyl_model
 from vinyl.queryset import VinylQuerySet, no_async_alias
@@ -46,6 +47,9 @@ class VinylManager(Generic[M]):
         # manager for its own sync machinery (admin, related descriptors).
         self.name = name
         setattr(model, name, self)
+        from vinyl._syncguard import guard_model
+
+        guard_model(model, name)
 
     @overload
     def __get__(self, instance: None, owner: type[_Owner]) -> BoundVinylManager[_Owner]: ...
@@ -92,8 +96,7 @@ class BoundVinylManager(Generic[M]):
         return VinylRawQuerySet(self.model, raw_query, params, translations, self._using)
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached for names the manager lacks: say which vinyl method
-        # replaces Django's a-prefixed one (aget -> await get).
+        # Only reached for names the manager lacks.
         raise no_async_alias(type(self).__name__, name)
 
     def __repr__(self) -> str:
@@ -145,6 +148,9 @@ class BoundVinylManager(Generic[M]):
 
     def none(self) -> VinylQuerySet[M]:
         return self.get_queryset().none()
+
+    def fetch_mode(self, fetch_mode: Any) -> VinylQuerySet[M]:
+        return self.get_queryset().fetch_mode(fetch_mode)
 
     def select_for_update(
         self, nowait: bool = False, skip_locked: bool = False, of: tuple = (), no_key: bool = False
@@ -238,3 +244,7 @@ class BoundVinylManager(Generic[M]):
 
     async def explain(self, *, format: str | None = None, **options: Any) -> str:
         return await self.get_queryset().explain(format=format, **options)
+
+
+# Django's async names (aget, acount, acreate...) are the same coroutines.
+add_async_aliases(BoundVinylManager, QUERYSET_ALIASES)

@@ -29,6 +29,7 @@ from django.db.models.fields.related_descriptors import (
 from django.db.models.signals import post_save, pre_save
 
 from vinyl import _bridge
+from vinyl._aliases import INSTANCE_ALIASES, add_async_aliases
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.exceptions import RelationNotLoaded
 
@@ -82,6 +83,7 @@ def _build(model: type[M]) -> type[M]:
     from vinyl.descriptors import install_descriptors
 
     install_descriptors(cls, model)
+    install_neighbours(cls, model)
     return cls
 
 
@@ -132,7 +134,10 @@ class VinylInstance:
         alias = self._vinyl_alias(using)
         parent_save = super().save  # type: ignore[misc]
 
+        from vinyl import generic
+
         def save_and_reload() -> None:
+            generic.resolve_pending(self)
             expressions = [k for k, v in self.__dict__.items() if hasattr(v, "resolve_expression")]
             parent_save(using=alias, update_fields=update_fields, force_update=force_update)
             # Django 6 reads fields saved as expressions back with RETURNING
@@ -212,23 +217,73 @@ class VinylInstance:
         return _bridge.run(alias, delete_instance, self, alias, keep_parents)
 
     def refresh_from_db(self, using: str | None = None, fields: Any = None, **kwargs: Any) -> Any:
-        """Reload field values: ``await obj.refresh_from_db(fields=[...])``."""
+        """Reload field values: ``await obj.refresh_from_db(fields=[...])``.
+
+        ``from_queryset=`` takes a vinyl QuerySet (``Model.vinyl.select_related(...)``)
+        or a Django one; the row is read on this instance's vinyl alias.
+        """
+        from_queryset = kwargs.get("from_queryset")
+        if from_queryset is not None and hasattr(from_queryset, "as_django"):
+            kwargs["from_queryset"] = from_queryset.as_django()
         if _bridge.in_bridge():
             return super().refresh_from_db(using=using, fields=fields, **kwargs)  # type: ignore[misc]
         alias = self._vinyl_alias(using)
         parent_refresh = super().refresh_from_db  # type: ignore[misc]
         return _bridge.run(alias, lambda: parent_refresh(using=alias, fields=fields, **kwargs))
 
-    # Django's thread-based async twins would run the sync methods in a
-    # thread, outside vinyl's bridge: point to the awaitable methods.
-    def asave(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("vinyl instances have no asave(): use `await obj.save()`")
+    # validation that queries ----------------------------------------------
 
-    def adelete(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("vinyl instances have no adelete(): use `await obj.delete()`")
+    def full_clean(self, exclude: Any = None, validate_unique: bool = True, validate_constraints: bool = True) -> Any:
+        """Validate fields, ``clean()``, uniqueness and constraints: ``await obj.full_clean()``.
 
-    def arefresh_from_db(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("vinyl instances have no arefresh_from_db(): use `await obj.refresh_from_db()`")
+        Raises Django's ``ValidationError``, as ``Model.full_clean()`` does.
+        """
+        parent = super().full_clean  # type: ignore[misc]
+        return self._validating(parent, exclude=exclude, validate_unique=validate_unique, validate_constraints=validate_constraints)
+
+    def validate_unique(self, exclude: Any = None) -> Any:
+        """Check unique fields and ``unique_together``: ``await obj.validate_unique()``."""
+        return self._validating(super().validate_unique, exclude=exclude)  # type: ignore[misc]
+
+    def validate_constraints(self, exclude: Any = None) -> Any:
+        """Check ``Meta.constraints``: ``await obj.validate_constraints()``."""
+        return self._validating(super().validate_constraints, exclude=exclude)  # type: ignore[misc]
+
+    def _validating(self, check: Any, **kwargs: Any) -> Any:
+        """Run one of Django's validations, which may query, on vinyl's alias."""
+        if _bridge.in_bridge():
+            return check(**kwargs)
+        alias = self._vinyl_alias(None)
+
+        def run() -> None:
+            # Django routes constraint checks by the instance's database: an
+            # instance not yet saved is checked on the alias it would be saved to.
+            unsaved = self._state.db is None
+            if unsaved:
+                self._state.db = alias
+            try:
+                check(**kwargs)
+            finally:
+                if unsaved:
+                    self._state.db = None
+
+        return _bridge.run(alias, run, readonly=True)
+
+    def _perform_unique_checks(self, unique_checks: Any) -> Any:
+        # Django queries each model's _default_manager, which routes to the
+        # default alias: the same checks run on this instance's vinyl alias.
+        alias = self._vinyl_alias(None)
+        routed = [(_OnAlias(model, alias), check) for model, check in unique_checks]
+        return super()._perform_unique_checks(routed)  # type: ignore[misc]
+
+    def _perform_date_checks(self, date_checks: Any) -> Any:
+        alias = self._vinyl_alias(None)
+        routed = [(_OnAlias(model, alias), *rest) for model, *rest in date_checks]
+        return super()._perform_date_checks(routed)  # type: ignore[misc]
+
+    def unique_error_message(self, model_class: Any, unique_check: Any) -> Any:
+        model_class = getattr(model_class, "vinyl_model_class", model_class)
+        return super().unique_error_message(model_class, unique_check)  # type: ignore[misc]
 
     # item access to loaded relations ----------------------------------
 
@@ -263,8 +318,52 @@ class VinylInstance:
         raise RelationNotLoaded(f"{name!r} was not loaded on this {type(self).__name__}: {how}")
 
 
+# Django's thread-based asave/adelete/arefresh_from_db would run the sync
+# methods in a thread, outside vinyl's bridge: they are vinyl's coroutines.
+add_async_aliases(VinylInstance, INSTANCE_ALIASES)
+
+
+class _OnAlias:
+    """A model class for Django's unique checks, its default manager on ``alias``."""
+
+    def __init__(self, model: type[models.Model], alias: str) -> None:
+        self.vinyl_model_class = model
+        self._default_manager = vinyl_model(model)._default_manager.db_manager(alias)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.vinyl_model_class, name)
+
+
+def _neighbour(name: str) -> Any:
+    """``await obj.get_next_by_FOO()`` / ``get_previous_by_FOO()``: Django's, on vinyl's alias."""
+
+    def method(self: Any, **kwargs: Any) -> Any:
+        original = inspect.getattr_static(self._vinyl_origin, name).__get__(self, type(self))
+        if _bridge.in_bridge():
+            return original(**kwargs)
+        return _bridge.run(self._vinyl_alias(None), lambda: original(**kwargs), readonly=True)
+
+    method.__name__ = name
+    method.__doc__ = f"Return the next or previous instance by date: ``await obj.{name}()``."
+    return method
+
+
+def install_neighbours(cls: type, model: type) -> None:
+    """Give ``cls`` awaitable versions of the ``get_next_by_*`` methods of ``model``."""
+    for field in model._meta.concrete_fields:
+        if isinstance(field, models.DateField) and not field.null:
+            for prefix in ("get_next_by_", "get_previous_by_"):
+                name = prefix + field.name
+                if hasattr(model, name):
+                    setattr(cls, name, _neighbour(name))
+
+
 def _prefetch_key(descriptor: ReverseManyToOneDescriptor) -> str:
     """Return the key Django's prefetching stores a many-valued relation under."""
+    from vinyl import generic
+
+    if generic.is_generic_relation(descriptor):
+        return descriptor.field.attname  # Django's generic manager's prefetch_cache_name
     if isinstance(descriptor, ManyToManyDescriptor):
         field = descriptor.rel.field
         # Reverse many-to-many: the related query name, not the accessor.

@@ -21,6 +21,7 @@ from django.db.models.query import QuerySet
 from django.db.models.sql import Query
 
 from vinyl._vinylize import VinylModelIterable
+from vinyl.generic import is_generic_relation
 from vinyl.models import vinyl_model
 from vinyl.translate.gcpause import batched
 
@@ -34,6 +35,8 @@ def reverse_fk_relations(model: type[models.Model], lookups: Sequence[Any]) -> l
         descriptor = inspect.getattr_static(model, lookup, None)
         if not isinstance(descriptor, ReverseManyToOneDescriptor) or isinstance(descriptor, ManyToManyDescriptor):
             return None
+        if is_generic_relation(descriptor):
+            return None  # filtered on a content type too: Django's prefetcher
         rel = descriptor.rel
         related = rel.related_model
         manager = related._default_manager

@@ -15,7 +15,8 @@ from django.db import DatabaseError, connections, models
 from django.db.models import Prefetch, QuerySet
 from django.db.models.query import ModelIterable
 
-from vinyl import _bridge, prefetch
+from vinyl import _bridge, generic, prefetch
+from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related
 from vinyl.models import vinyl_model
 from vinyl.engine import scope as _scope
@@ -42,14 +43,7 @@ CONFLICT_ATTEMPTS = 5
 
 
 def no_async_alias(owner: str, name: str) -> AttributeError:
-    """Return the error for Django's ``a``-prefixed name of a vinyl method."""
-    plain = name[1:]
-    if name.startswith("a") and hasattr(QuerySet, name) and hasattr(VinylQuerySet, plain):
-        return AttributeError(
-            f"{owner} has no {name}(): vinyl's methods are coroutines already, "
-            f"use `await ...{plain}(...)`"
-            + (" or `async for obj in qs.iterator()`" if plain == "iterator" else "")
-        )
+    """Return the error for a name a vinyl manager or QuerySet lacks."""
     return AttributeError(f"{owner} has no attribute {name!r}")
 
 
@@ -245,6 +239,16 @@ class VinylQuerySet(Generic[M]):
 
     def none(self) -> VinylQuerySet[M]:
         return self._chain("none")
+
+    def fetch_mode(self, fetch_mode: Any) -> VinylQuerySet[M]:
+        """Django 6.1's ``fetch_mode()``, kept on the instances for Django's own code.
+
+        vinyl never fetches on attribute access: whatever the mode, reading a
+        deferred field or a relation that was not loaded raises (Django's
+        ``FieldFetchBlocked``, as with ``FETCH_RAISE``). Load with
+        ``select_related`` / ``prefetch_related``, or ``await`` the relation.
+        """
+        return self._chain("fetch_mode", fetch_mode)
 
     def select_for_update(self, nowait: bool = False, skip_locked: bool = False, of: tuple = (), no_key: bool = False) -> VinylQuerySet[M]:
         qs = self._chain("select_for_update", nowait=nowait, skip_locked=skip_locked, of=of, no_key=no_key)
@@ -571,6 +575,8 @@ class VinylQuerySet(Generic[M]):
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
         model = self._model
         db = self.db
+        if model._meta.private_fields:  # content_object=...: its content type
+            await generic.prepare_create(model, db, kwargs)
         # (_plans() is None until the server facts that features need are known.)
         plans = _plans(db, ()) if self._recipe is not None else None
         if (
@@ -761,6 +767,10 @@ class VinylQuerySet(Generic[M]):
 
     async def explain(self, *, format: str | None = None, **options: Any) -> str:
         return await self._read("explain", format=format, **options)
+
+
+# Django's async names (aget, acount, aiterator...) are the same coroutines.
+add_async_aliases(VinylQuerySet, QUERYSET_ALIASES)
 
 
 def _new_django_queryset(model: type, db: str | None) -> QuerySet:

@@ -26,7 +26,8 @@ from django.db.models.fields.related_descriptors import (
 from django.db.models.signals import m2m_changed
 from django.db.models.utils import resolve_callables
 
-from vinyl import _bridge
+from vinyl import _bridge, generic
+from vinyl._aliases import RELATED_ALIASES, add_async_aliases
 from vinyl._vinylize import as_vinyl_queryset, as_vinyl_querysets
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.models import is_vinyl_model, vinyl_model
@@ -206,6 +207,11 @@ def django_manager_class(descriptor: Any) -> type:
         return type(
             "VinylManyRelatedManager", (_ManyToMany, django_class), {"_django_class": django_class}
         )
+    if generic.is_generic_relation(descriptor):
+        from django.contrib.contenttypes.fields import create_generic_related_manager
+
+        django_class = create_generic_related_manager(_source_for(rel.model), rel)
+        return type("VinylGenericRelatedManager", (_ReverseManyToOne, django_class), {})
     django_class = create_reverse_many_to_one_manager(_source_for(rel.related_model), rel)
     return type("VinylRelatedManager", (_ReverseManyToOne, django_class), {})
 
@@ -270,6 +276,7 @@ class VinylRelatedManager(Generic[M]):
         return VinylQuerySet._wrap(self._manager.get_queryset()._chain())
 
     def __getattr__(self, name: str) -> Any:
+        name = RELATED_ALIASES.get(name, name)  # Django's async names
         if name in _QUERYSET_METHODS:
             return getattr(self.get_queryset(), name)
         raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
@@ -334,6 +341,10 @@ class VinylRelatedManager(Generic[M]):
                 f"{method}() needs a nullable foreign key: {field.model.__name__}.{field.name} "
                 f"has null=False, so delete the related objects or reassign them instead"
             )
+
+
+# Django's async names of the writes (aadd, aset, acreate...) are the same coroutines.
+add_async_aliases(VinylRelatedManager, RELATED_ALIASES)
 
 
 def _same_database(a: str | None, b: str) -> bool:

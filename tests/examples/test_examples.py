@@ -76,3 +76,38 @@ def test_demo_prints_every_step(backend: str, tmp_path: Path) -> None:
         "Core insert + vinyl count in one transaction: Ann has 4 books",
     ):
         assert expected in out, out
+
+
+def test_the_django_example_serves_with_the_readme_command(tmp_path: Path) -> None:
+    """README: `python manage.py migrate && python -m uvicorn notes_site.asgi:application`."""
+    import socket
+    import time
+    import urllib.request
+
+    example = EXAMPLES / "django_asgi"
+    url = database_url("sqlite", tmp_path)
+    migrated = run(["manage.py", "migrate"], example, url)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "notes_site.asgi:application", "--port", str(port)],
+        cwd=example, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/notebooks/", timeout=5) as response:
+                    assert response.status == 200
+                    assert response.read().startswith(b"{")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "uvicorn did not answer"
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

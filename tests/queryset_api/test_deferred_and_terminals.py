@@ -206,16 +206,6 @@ async def test_none_is_evaluated_without_sql():
     assert await Author.vinyl.count() == 1
 
 
-async def test_django_async_twins_point_to_vinyl_methods():
-    ann = await Author.vinyl.create(name="Ann")
-    with pytest.raises(AttributeError, match=r"await \.\.\.get\(\.\.\.\)"):
-        Author.vinyl.filter(name="Ann").aget
-    with pytest.raises(AttributeError, match="acount"):
-        Author.vinyl.acount
-    with pytest.raises(AttributeError, match="async for"):
-        Author.vinyl.all().aiterator
+async def test_unknown_names_raise_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         Author.vinyl.all().nonsense
-    for name in ("asave", "adelete", "arefresh_from_db"):
-        with pytest.raises(TypeError, match=rf"await obj\.{name[1:]}\(\)"):
-            getattr(ann, name)()

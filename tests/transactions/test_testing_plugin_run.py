@@ -57,3 +57,43 @@ def test_the_plugin_rolls_back_every_alias_between_tests(pytester, backend, monk
     pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+STRICT_TESTS = """
+import pytest
+from tests.testapp.models import Author
+
+
+@pytest.mark.asyncio
+async def test_1_writes(vinyl_transaction):
+    await Author.vinyl.create(name="strict")
+    assert await Author.vinyl.count() == 1
+
+
+@pytest.mark.asyncio
+async def test_2_sees_nothing(vinyl_transaction):
+    assert await Author.vinyl.count() == 0
+"""
+
+
+def test_the_plugin_works_in_pytest_asyncio_strict_mode(pytester, backend, monkeypatch):
+    project = str(Path(tests.__file__).resolve().parent.parent)
+    monkeypatch.setenv("PYTHONPATH", project)
+    conftest = CONFTEST.replace("{backend}", backend).replace(
+        "@pytest.fixture(autouse=True)", "@pytest_asyncio.fixture(autouse=True)"
+    ).replace("import pytest\n", "import pytest\nimport pytest_asyncio\n")
+    pytester.makeconftest(conftest)
+    pytester.makepyfile(test_user=STRICT_TESTS)
+    pytester.makeini("[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n")
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_the_plugin_says_it_needs_pytest_asyncio(pytester, monkeypatch):
+    project = str(Path(tests.__file__).resolve().parent.parent)
+    monkeypatch.setenv("PYTHONPATH", project)
+    pytester.makeconftest('pytest_plugins = ["vinyl.testing"]\n')
+    pytester.makepyfile(test_user="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "-p", "no:asyncio")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*vinyl.testing needs pytest-asyncio*pip install pytest-asyncio*"])

@@ -9,6 +9,7 @@ wrapper can still compile SQL but refuses to execute it.
 from __future__ import annotations
 
 import time
+from asyncio import _get_running_loop
 from types import SimpleNamespace
 from typing import Any, Iterable
 
@@ -16,6 +17,7 @@ from django.db.transaction import TransactionManagementError
 from django.utils.asyncio import async_unsafe
 from sqlalchemy.engine import URL
 
+from vinyl._backend.testdb import creation_class, find_twin, follow_twin
 from vinyl.engine.engines import DriverCursor, EngineConfig, cached_facts
 from vinyl.engine.scope import Scope, bound_scope
 from vinyl import _querylog
@@ -187,6 +189,8 @@ class VinylWrapperMixin:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        # Test databases: a vinyl alias mirrors its sync alias's (testdb.py).
+        cls.creation_class = creation_class(cls.creation_class)  # type: ignore[attr-defined]
         # Django's sync entry points refuse to run inside an event loop. Here
         # they run inside SQLAlchemy's greenlet bridge, where every driver call
         # is awaited: the guard does not apply, so call what it wraps.
@@ -206,6 +210,7 @@ class VinylWrapperMixin:
             super().__init__(*args, **kwargs)
         finally:
             del self.__dict__["_vinyl_initializing"]
+        follow_twin(self)
 
     def _vinyl_state(self) -> SimpleNamespace:
         scope = bound_scope(self.alias)
@@ -345,20 +350,52 @@ class VinylWrapperMixin:
     def vinyl_facts(self) -> dict[str, Any]:
         scope = bound_scope(self.alias)
         facts = scope.facts if scope is not None else cached_facts(self.alias)
+        if facts is None and scope is None:
+            facts = self._facts_from_twin()
         if facts is None:
             raise SyncConnectionError(
                 f"vinyl alias {self.alias!r} has not connected yet, so its server "
-                f"version is unknown: run a query with await first"
+                f"version is unknown: run a query with await first (or add a sync "
+                f"alias with the same NAME, HOST and PORT, which sync code such as "
+                f"`manage.py check` can ask)"
             )
         return facts
+
+    def _facts_from_twin(self) -> dict[str, Any] | None:
+        """The server facts, read by the sync alias of the same database.
+
+        Sync code (system checks, the test runner) asks features before vinyl
+        may have connected; the sync alias of the same server knows them.
+        """
+        if _get_running_loop() is not None:
+            return None  # a sync connection may not run in an event loop
+        twin = self.settings_dict.get("TEST", {}).get("MIRROR") or find_twin(self.alias, self.vendor)
+        if twin is None:
+            return None
+        from django.db import connections
+
+        return self.vinyl_facts_of(connections[twin])
+
+    @staticmethod
+    def vinyl_facts_of(sync_wrapper: Any) -> dict[str, Any] | None:
+        """Read this backend's server facts through a sync Django connection."""
+        return None
+
+    def vinyl_test_database_ready(self) -> None:
+        """Prepare the test database this alias now mirrors (sync, no loop)."""
 
     # -- connection management: the scope does it ------------------------
 
     def _no_sync_connection(self) -> SyncConnectionError:
+        twin = self.settings_dict.get("TEST", {}).get("MIRROR") or find_twin(self.alias, self.vendor)
+        sync = repr(twin) if twin else "a sync alias with the same NAME, HOST and PORT"
         return SyncConnectionError(
             f"database alias {self.alias!r} uses a vinyl backend, which has no "
             f"synchronous connection: query it with `await Model.vinyl...` (or "
-            f"`Model.vinyl.using({self.alias!r})`), not through the sync ORM"
+            f"`Model.vinyl.using({self.alias!r})`), not through the sync ORM; "
+            f"migrations and management commands run on the sync alias of the "
+            f"same database, {sync} (`manage.py migrate --database "
+            f"{twin or '<sync alias>'}`)"
         )
 
     def ensure_connection(self) -> None:
@@ -428,6 +465,11 @@ class VinylWrapperMixin:
         return scope is None or scope.transactional
 
     def _savepoint_allowed(self) -> bool:
+        if bound_scope(self.alias) is None:
+            # No connection, so nothing to save: Django's TestCase opens an
+            # atomic block on every alias of a test, vinyl's mirrors included,
+            # in sync code where no vinyl statement runs.
+            return False
         if self._owned_transaction():
             # Every vinyl transaction scope is a transaction.
             return self.features.uses_savepoints
@@ -455,6 +497,13 @@ class VinylWrapperMixin:
                 f"`async with vinyl.atomic()`"
             )
         super()._rollback()  # type: ignore[misc]
+
+    def check_constraints(self, table_names: Any = None) -> None:
+        # Django's TestCase checks deferred constraints on every alias of a
+        # test at its end, in sync code: unbound, no vinyl statement ran there.
+        if bound_scope(self.alias) is None:
+            return
+        super().check_constraints(table_names)  # type: ignore[misc]
 
     def get_database_version(self) -> tuple[int, ...]:
         return tuple(self.vinyl_facts().get("version", ()))

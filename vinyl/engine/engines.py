@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from django.db import connections
 
+from vinyl.engine.loopclose import close_with_loop
+from vinyl.engine.sqlevents import log_engine_events
 from vinyl.exceptions import VinylConfigurationError
 
 if TYPE_CHECKING:
@@ -114,6 +116,8 @@ class EngineEntry:
     # Idle connections kept checked out until the event loop's next step,
     # for statements that start in the same step (see keep_for_this_step).
     spares: list = field(default_factory=list)
+    # Disposes of the engine when its loop shuts down (see loopclose.py).
+    closer: Any = None
 
 
 _entries: dict[str, EngineEntry] = {}
@@ -171,6 +175,7 @@ def _entry(using: str) -> EngineEntry:
         else:
             if entry.loop is None and loop is not None:
                 entry.loop = loop
+                _close_with_loop(entry)
             return entry
     config = _config_for(using)
     engine = _user_engines.get(using)
@@ -185,8 +190,12 @@ def _entry(using: str) -> EngineEntry:
         engine = _create_engine(config)
         if config.configure is not None:
             config.configure(engine)
-    elif config.configure is not None:
-        autocommit_options = None
+        # vinyl's SQLite engines send BEGIN as a statement (logged as one).
+        log_engine_events(engine, using, log_begin=engine.dialect.name != "sqlite")
+    else:
+        if config.configure is not None:
+            autocommit_options = None
+        log_engine_events(engine, using)
     entry = EngineEntry(
         engine=engine,
         config=config,
@@ -196,9 +205,26 @@ def _entry(using: str) -> EngineEntry:
         quiet_checkin=quiet_checkin,
     )
     _entries[using] = entry
+    if loop is not None:
+        _close_with_loop(entry)
     if quiet_checkin:
         _track_stale_connections(entry)
     return entry
+
+
+def _close_with_loop(entry: EngineEntry) -> None:
+    if entry.engine not in _user_engines.values():
+        close_with_loop(entry, _dispose_at_loop_end)
+
+
+async def _dispose_at_loop_end(entry: EngineEntry) -> None:
+    aliases = [k for k, v in _entries.items() if v is entry]
+    if not aliases:
+        return  # already disposed, retired or replaced
+    for key in aliases:
+        del _entries[key]
+    check_in_spares(entry)
+    await entry.engine.dispose()
 
 
 def _track_stale_connections(entry: EngineEntry) -> None:
@@ -351,6 +377,17 @@ def set_engine(engine: AsyncEngine, using: str = DEFAULT_ALIAS) -> None:
         )
     _user_engines[using] = engine
     _entries.pop(using, None)
+
+
+def settings_changed(using: str) -> None:
+    """Forget the engine of ``using``: its settings changed in place.
+
+    (The test runner points a vinyl alias at the test database by changing
+    its NAME.) The next query builds an engine from the new settings.
+    """
+    entry = _entries.get(using)
+    if entry is not None:
+        _retire(entry)
 
 
 def cached_facts(using: str) -> dict[str, Any] | None:

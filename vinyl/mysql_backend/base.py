@@ -12,7 +12,7 @@ from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_dbapi
 
 from vinyl.mysql_backend import _mysqldb
 
-_mysqldb.install()
+_mysqldb.import_django_mysql()
 
 from django.db.backends.mysql.base import CursorWrapper as MySQLCursorWrapper  # noqa: E402
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noqa: E402
@@ -114,6 +114,11 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
                 "has_zoneinfo_database": bool(row[5]),
             }
         }
+
+    @staticmethod
+    def vinyl_facts_of(sync_wrapper: Any) -> dict[str, Any] | None:
+        # Django's MySQL backend reads the same facts, with the same keys.
+        return {"mysql_server_data": dict(sync_wrapper.mysql_server_data)}
 
     @property
     def mysql_server_data(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vinyl.mysql_backend import _mysqldb
 
-_mysqldb.install()
+_mysqldb.import_django_mysql()
 
 from django.db.backends.mysql.compiler import SQLAggregateCompiler, SQLDeleteCompiler, SQLInsertCompiler, SQLUpdateCompiler
 from django.db.backends.mysql.compiler import SQLCompiler as BaseSQLCompiler

@@ -7,7 +7,7 @@ import django
 
 from vinyl.mysql_backend import _mysqldb
 
-_mysqldb.install()
+_mysqldb.import_django_mysql()
 
 from django.db.backends.mysql.operations import DatabaseOperations as MySQLOperations  # noqa: E402
 

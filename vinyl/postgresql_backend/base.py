@@ -139,6 +139,11 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
             "version": (number // 10000, number % 10000),
         }
 
+    @staticmethod
+    def vinyl_facts_of(sync_wrapper: Any) -> dict[str, Any] | None:
+        number = int(sync_wrapper.pg_version)
+        return {"pg_version": number, "version": (number // 10000, number % 10000)}
+
     @property
     def wrap_database_errors(self) -> SQLStateErrorWrapper:
         return SQLStateErrorWrapper(self)

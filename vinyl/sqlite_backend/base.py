@@ -176,6 +176,20 @@ class DatabaseWrapper(VinylWrapperMixin, SQLiteWrapper):
         finally:
             await cursor.close()
 
+    def vinyl_test_database_ready(self) -> None:
+        # Django's TestCase keeps a transaction open on its own connection for
+        # a whole test class; with SQLite's rollback journal, a reader there
+        # would lock vinyl's writers out ("database is locked"). Write-ahead
+        # logging (a setting of the database file) lets them work side by side.
+        name = str(self.settings_dict.get("NAME") or "")
+        if not name or self.creation.is_in_memory_db(name):
+            return
+        conn = sqlite3.connect(name)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
+
     def get_database_version(self) -> tuple[int, ...]:
         return sqlite3.sqlite_version_info
 

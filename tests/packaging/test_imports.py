@@ -1,0 +1,70 @@
+"""Importing vinyl has no process-wide side effect."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def run_python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_mysql_backend_does_not_install_mysqldb_for_the_process():
+    out = run_python(
+        """
+        import sys
+        import django
+        from django.conf import settings
+        settings.configure(DATABASES={"default": {}, "vinyl_default": {"ENGINE": "vinyl.mysql_backend", "NAME": "x"}})
+        django.setup()
+        import vinyl
+        from django.db import connections
+        wrapper = connections["vinyl_default"]
+        print(type(wrapper).__module__, wrapper.vendor)
+        print("MySQLdb" in sys.modules)
+        try:
+            import MySQLdb
+        except ImportError:
+            print("no MySQLdb")
+        """
+    )
+    assert out.split("\n")[:3] == ["vinyl.mysql_backend.base mysql", "False", "no MySQLdb"]
+
+
+def test_vinyl_has_the_version_of_its_distribution():
+    from importlib.metadata import version
+
+    import vinyl
+
+    assert vinyl.__version__ == version("django-vinyl")
+
+
+def test_the_wheel_declares_name_license_and_extras_without_warnings(tmp_path):
+    from pathlib import Path
+    import zipfile
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(root)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "BuildBackendWarning" not in output and "deprecated" not in output.lower(), output
+    (wheel,) = tmp_path.glob("django_vinyl-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        text = archive.read(metadata).decode()
+        assert any(n.endswith("licenses/LICENSE") for n in archive.namelist())
+        assert any(n == "vinyl/py.typed" for n in archive.namelist())
+    assert "Name: django-vinyl" in text
+    assert "License-Expression: BSD-3-Clause" in text
+    assert "Provides-Extra: postgresql" in text and "Provides-Extra: mysql" in text
+    requires = [line for line in text.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    assert not any(driver in line for line in requires for driver in ("asyncpg", "asyncmy", "psycopg", "pymysql"))
