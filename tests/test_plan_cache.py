@@ -10,13 +10,13 @@ from django.db import connections
 
 import vinyl
 from tests.testapp.models import Author, Book
-from vinyl.engine.engines import engine_entry
+from vinyl.translate.plan_cache import plan_cache_for
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
 
 def plan_count() -> int:
-    return sum(1 for plan in engine_entry("vinyl_default").plans.values() if plan is not None)
+    return len(plan_cache_for("vinyl_default").plans())
 
 
 async def make(*names: str) -> list:

@@ -10,12 +10,14 @@ no I/O.
 from __future__ import annotations
 
 import functools
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from types import SimpleNamespace
 
-from django.core.exceptions import EmptyResultSet
+from django.core.exceptions import EmptyResultSet, ValidationError
+from django.conf import settings
 from django.db import connections
 from django.db.models.query import (
     FlatValuesListIterable,
@@ -25,6 +27,7 @@ from django.db.models.query import (
     ValuesListIterable,
     get_related_populators,
 )
+from django.utils import timezone
 
 from vinyl.translate.gcpause import batched
 from vinyl.translate.instances import from_db_function, plain_construction, row_maker, rows_maker
@@ -57,20 +60,102 @@ def _driver_sql(db: str, sql: str, params: Sequence[Any]) -> str:
     return connections[db].vinyl_cursor_class.prepare(sql, tuple(params))[0]
 
 
-#: What plan compilation can say about a shape besides a plan.
-NEVER = "never"  # the shape cannot be cached
-LATER = "later"  # not with these values; try again with others
+class Unplanned:
+    """Why a shape has no plan.
+
+    ``permanent``: no value makes one (the shape stays off plans); otherwise
+    only these values do not, and the next query of the shape tries again.
+    """
+
+    __slots__ = ("reason", "permanent")
+
+    def __init__(self, reason: str, *, permanent: bool = True) -> None:
+        self.reason = reason
+        self.permanent = permanent
+
+    def __repr__(self) -> str:
+        return f"Unplanned({self.reason!r}, permanent={self.permanent})"
 
 
-def _positions(sql: str, params: Sequence[Any], probe_sql: str | None, probe_params: Sequence[Any], values: Sequence[Any], probes: Sequence[Any]) -> Any:
+#: The shape cannot be planned (inserts; reads and updates say why).
+NEVER = Unplanned("not plannable")
+#: Not with these values; try again with others.
+LATER = Unplanned("these values", permanent=False)
+
+SQL_DIFFERS = Unplanned("the values change the SQL", permanent=False)
+TRANSFORMED = Unplanned("Django transforms a value (escapes, wraps or parses it)")
+AMBIGUOUS = Unplanned("a constant equals a value, or the values change the parameters", permanent=False)
+
+# What Django raises for values a field or lookup rejects.
+VALUE_ERRORS = (ValidationError, ValueError, TypeError, ArithmeticError)
+
+
+def _positions(sql: str, params: Sequence[Any], probe_sql: str, probe_params: Sequence[Any], values: Sequence[Any], probes: Sequence[Any]) -> Any:
     if sql != probe_sql:
-        return NEVER
+        return SQL_DIFFERS
     positions = slot_positions(params, values, probe_params, probes)
     if positions is None:
-        return NEVER
+        return TRANSFORMED
     if positions is False:
-        return LATER
+        return AMBIGUOUS
     return positions
+
+
+Statement = tuple[str, Sequence[Any]]
+
+
+def other_zone() -> Any:
+    """A time zone other than the current one, with another name and offset."""
+    name = timezone.get_current_timezone_name()
+    return zoneinfo.ZoneInfo("UTC" if name == _PROBE_ZONE else _PROBE_ZONE)
+
+
+_PROBE_ZONE = "Asia/Kathmandu"  # UTC+05:45: no other zone's offset
+
+
+def in_other_zone(compile_probe: Callable[[], Any]) -> Any:
+    """``compile_probe()`` under :func:`other_zone` (as is without USE_TZ).
+
+    A shape whose SQL or constants change with the current time zone
+    compiles differently there: its plans are kept per time zone.
+    """
+    if not settings.USE_TZ:
+        return compile_probe()
+    with timezone.override(other_zone()):
+        return compile_probe()
+
+
+def statement_outcome(
+    statement: Statement,
+    probe: Statement | Unplanned,
+    zone_probe: Statement | Unplanned,
+    values: Sequence[Any],
+    probes: Sequence[Any],
+) -> tuple[Any, bool]:
+    """``(positions or Unplanned, whether the SQL depends on the time zone)``.
+
+    ``statement`` was compiled from ``values``, ``probe`` from ``probes``
+    (both in the current time zone), ``zone_probe`` from ``probes`` in
+    another zone.
+    """
+    if isinstance(probe, Unplanned):
+        return probe, False
+    sql, params = statement
+    positions = _positions(sql, params, probe[0], probe[1], values, probes)
+    if type(positions) is not tuple:
+        return positions, False
+    zoned = isinstance(zone_probe, Unplanned) or (zone_probe[0], tuple(zone_probe[1])) != (probe[0], tuple(probe[1]))
+    return positions, zoned
+
+
+def probe_statement(probe_qs: QuerySet, db: str) -> Statement | Unplanned:
+    """Compile the probe queryset; an Unplanned when its values do not compile."""
+    try:
+        return probe_qs.query.get_compiler(using=db).as_sql()
+    except EmptyResultSet:
+        return LATER
+    except VALUE_ERRORS as exc:
+        return Unplanned(f"the probe values are rejected ({type(exc).__name__})")
 
 
 def rows_plan(
@@ -82,13 +167,14 @@ def rows_plan(
     get: bool = False,
     adopt: Callable[[Any], None] | None = None,
     vinyl_class: Callable[[type], type] | None = None,
-) -> tuple[Any, str, tuple, Builder] | None:
-    """Compile ``qs`` for evaluation, and its plan from a probe compilation.
+) -> tuple[Any, bool, str, tuple, Builder] | None:
+    """Compile ``qs`` for evaluation, and its plan from probe compilations.
 
-    Returns ``(plan or NEVER or LATER, driver_sql, driver_params, builder)``,
+    Returns ``(plan or Unplanned, zoned, driver_sql, driver_params, builder)``,
     or None when Django must evaluate the queryset itself (prefetching, empty
-    results, iterables vinyl does not build). ``adopt(obj)`` is called on
-    each instance whose query joined related objects (select_related).
+    results, iterables vinyl does not build). ``zoned``: the plan holds for
+    the current time zone only. ``adopt(obj)`` is called on each instance
+    whose query joined related objects (select_related).
     """
     if qs._prefetch_related_lookups or qs._known_related_objects or qs.query.is_empty():
         return None
@@ -100,27 +186,27 @@ def rows_plan(
         sql, params = compiler.as_sql()
     except EmptyResultSet:
         return None
-    try:
-        probe_sql, probe_params = probe_qs.query.get_compiler(using=db).as_sql()
-    except Exception:  # the probe values do not compile: no plan
-        probe_sql, probe_params = None, ()
     builder = _builder(qs, compiler, db, adopt, vinyl_class)
     if builder is None:
         return None
     builder = _single(qs.model, builder) if get else batched(builder)
     sql_out, params_out = connections[db].vinyl_cursor_class.prepare(sql, tuple(params))
-    positions = _positions(sql, params, probe_sql, probe_params, values, probes)
+    probe = probe_statement(probe_qs, db)
+    zone_probe = in_other_zone(lambda: probe_statement(probe_qs._chain(), db)) if not isinstance(probe, Unplanned) else probe
+    positions, zoned = statement_outcome((sql, params), probe, zone_probe, values, probes)
     plan = Plan(sql_out, positions, builder) if type(positions) is tuple else positions
-    return plan, sql_out, tuple(params_out), builder
+    return plan, zoned, sql_out, tuple(params_out), builder
 
 
-def scalar_plan(db: str, statement: tuple[str, Sequence[Any]], probe: tuple[str, Sequence[Any]], values: Sequence[Any], probes: Sequence[Any], build: Builder) -> Any:
-    """Make a plan from a statement Django ran (count(), exists())."""
-    (sql, params), (probe_sql, probe_params) = statement, probe
-    positions = _positions(sql, params, probe_sql, probe_params, values, probes)
+def scalar_plan(db: str, statement: Statement, probe: Statement | Unplanned, zone_probe: Statement | Unplanned, values: Sequence[Any], probes: Sequence[Any], build: Builder) -> tuple[Any, bool]:
+    """Make a plan from a statement Django ran (count(), exists(), update()).
+
+    Returns ``(plan or Unplanned, zoned)`` as :func:`rows_plan`.
+    """
+    positions, zoned = statement_outcome(statement, probe, zone_probe, values, probes)
     if type(positions) is not tuple:
-        return positions
-    return Plan(_driver_sql(db, sql, params), positions, build)
+        return positions, False
+    return Plan(_driver_sql(db, statement[0], statement[1]), positions, build), zoned
 
 
 def _get_queryset(qs: QuerySet) -> QuerySet:
