@@ -162,6 +162,12 @@ class PlanCache:
         else:
             self.store(key, _Pending(reason, tries))
 
+    def __del__(self) -> None:
+        # The counts outlive the engine: plan_cache_info() is process-wide.
+        _retired.hits += self.hits
+        _retired.misses += self.misses
+        _retired.unplanned.update(self.unplanned)
+
     def clear(self) -> None:
         self._entries.clear()
         self._int_ranges_known.clear()
@@ -236,7 +242,11 @@ class PlanCache:
         if probed is None:
             return None
         probes, probe_qs = probed
-        compiled = rows_plan(qs, probe_qs, values, probes, **options)
+        # One slice of the recipe has its bounds as slots (see shapes.slice_shape);
+        # get() adds its own limit to it, which is no slot.
+        recipe = key[2]
+        limits = not options.get("get") and sum(1 for shape in recipe if shape[0] == "slice") == 1
+        compiled = rows_plan(qs, probe_qs, values, probes, limits=limits, **options)
         if compiled is None:
             self.note(key, Unplanned("Django evaluates this query itself (prefetch, empty result, iterable)"))
             return None
@@ -260,8 +270,12 @@ class PlanCache:
         zone, then in another.
         """
         here, there = probe_statements
+        if not statements or not here:
+            # (An empty result Django answers without SQL; values may differ.)
+            self.note(key, Unplanned("Django runs no statement for these values", permanent=False))
+            return
         if len(statements) != 1 or len(here) != 1:
-            self.note(key, Unplanned("Django runs more or fewer than one statement"))
+            self.note(key, Unplanned("Django runs more than one statement"))
             return
         zone_probe = there[0] if len(there) == 1 else LATER
         outcome, zoned = scalar_plan(db, statements[0], here[0], zone_probe, values, probes, build)
@@ -302,10 +316,28 @@ def all_caches() -> list[PlanCache]:
     return list(_caches)
 
 
+class _Retired:
+    """The counts of caches gone with their engines."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.unplanned: Counter[str] = Counter()
+
+
+_retired = _Retired()
+
+
 def plan_cache_info() -> PlanCacheInfo:
-    """Hits, misses, size and unplanned shapes by reason, over every engine's cache."""
-    hits = misses = size = plans = 0
-    unplanned: Counter[str] = Counter()
+    """Plan cache figures of this process: hits, misses, size, plans, unplanned by reason.
+
+    ``hits``, ``misses`` and ``unplanned`` count since the process started
+    (engines disposed of included); ``size`` and ``plans`` are what the
+    engines' caches hold now.
+    """
+    hits, misses = _retired.hits, _retired.misses
+    size = plans = 0
+    unplanned: Counter[str] = Counter(_retired.unplanned)
     for cache in all_caches():
         info = cache.info()
         hits += info.hits

@@ -148,14 +148,53 @@ def statement_outcome(
     return positions, zoned
 
 
-def probe_statement(probe_qs: QuerySet, db: str) -> Statement | Unplanned:
-    """Compile the probe queryset; an Unplanned when its values do not compile."""
+def probe_statement(probe_qs: QuerySet, db: str, limits: bool = False) -> Statement | Unplanned:
+    """Compile the probe queryset; an Unplanned when its values do not compile.
+
+    ``limits``: its slice bounds as parameters (see :func:`limit_parameters`).
+    """
     try:
-        return probe_qs.query.get_compiler(using=db).as_sql()
+        sql, params = probe_qs.query.get_compiler(using=db).as_sql()
     except EmptyResultSet:
         return LATER
     except VALUE_ERRORS as exc:
         return Unplanned(f"the probe values are rejected ({type(exc).__name__})")
+    return limit_parameters(sql, params, probe_qs.query, db) if limits else (sql, params)
+
+
+# Stand-ins for an offset and a limit, to find where a backend writes them.
+_SOME_OFFSET, _SOME_LIMIT = 731_113_917, 419_270_443
+
+
+def limit_parameters(sql: str, params: Sequence[Any], query: Any, db: str) -> Statement:
+    """``sql`` with the LIMIT/OFFSET of the query's slice as ``%s`` parameters.
+
+    Django writes slice bounds into the SQL text (``LIMIT 20 OFFSET 40``); as
+    parameters, every page of a query has the same SQL and one plan. The
+    clause is the backend's own ``limit_offset_sql()``, found once in the
+    SQL; otherwise the SQL is returned as it is.
+    """
+    if not query.is_sliced:
+        return sql, params
+    ops = connections[db].ops
+    low, high = query.low_mark, query.high_mark
+    clause = ops.limit_offset_sql(low, high)
+    if not clause or sql.count(clause) != 1:
+        return sql, params
+    some_low = _SOME_OFFSET if low else 0
+    template = ops.limit_offset_sql(some_low, None if high is None else some_low + _SOME_LIMIT)
+    bounds = []
+    for stand_in, value in ((_SOME_OFFSET, low or None), (_SOME_LIMIT, None if high is None else high - low)):
+        found = template.count(str(stand_in))
+        if found != (0 if value is None else 1):
+            return sql, params
+        if found:
+            bounds.append((template.index(str(stand_in)), value))
+    template = template.replace(str(_SOME_OFFSET), "%s").replace(str(_SOME_LIMIT), "%s")
+    at = sql.index(clause)
+    before = sql[:at].replace("%%", "").count("%s")
+    values = [value for _, value in sorted(bounds, key=lambda bound: bound[0])]
+    return sql[:at] + template + sql[at + len(clause) :], (*params[:before], *values, *params[before:])
 
 
 def rows_plan(
@@ -165,6 +204,7 @@ def rows_plan(
     probes: Sequence[Any],
     *,
     get: bool = False,
+    limits: bool = False,
     adopt: Callable[[Any], None] | None = None,
     vinyl_class: Callable[[type], type] | None = None,
 ) -> tuple[Any, bool, str, tuple, Builder] | None:
@@ -174,7 +214,8 @@ def rows_plan(
     or None when Django must evaluate the queryset itself (prefetching, empty
     results, iterables vinyl does not build). ``zoned``: the plan holds for
     the current time zone only. ``adopt(obj)`` is called on each instance
-    whose query joined related objects (select_related).
+    whose query joined related objects (select_related). ``limits``: the
+    slice bounds are parameters (one slice in the recipe, not ``get()``).
     """
     if qs._prefetch_related_lookups or qs._known_related_objects or qs.query.is_empty():
         return None
@@ -190,9 +231,11 @@ def rows_plan(
     if builder is None:
         return None
     builder = _single(qs.model, builder) if get else batched(builder)
+    if limits:
+        sql, params = limit_parameters(sql, params, qs.query, db)
     sql_out, params_out = connections[db].vinyl_cursor_class.prepare(sql, tuple(params))
-    probe = probe_statement(probe_qs, db)
-    zone_probe = in_other_zone(lambda: probe_statement(probe_qs._chain(), db)) if not isinstance(probe, Unplanned) else probe
+    probe = probe_statement(probe_qs, db, limits)
+    zone_probe = in_other_zone(lambda: probe_statement(probe_qs._chain(), db, limits)) if not isinstance(probe, Unplanned) else probe
     positions, zoned = statement_outcome((sql, params), probe, zone_probe, values, probes)
     plan = Plan(sql_out, positions, builder) if type(positions) is tuple else positions
     return plan, zoned, sql_out, tuple(params_out), builder

@@ -167,8 +167,43 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
     if method == "__getitem__":
         (k,) = args
         if isinstance(k, slice) and k.step is None:
-            return ("slice", k.start, k.stop), ()
+            return slice_shape(k.start, k.stop)
     return None
+
+
+def slice_shape(start: Any, stop: Any) -> tuple[Any, tuple]:
+    """The shape of ``qs[start:stop]`` and its slot values.
+
+    A slice of non-negative integers that is not empty has its offset and
+    limit (``stop - start``) as slots, so that every page of a query shares
+    one plan; whether there is an offset and a limit, and their kinds, are
+    the shape. Other slices (negative, empty, not integers) are shapes by
+    value: Django raises for them, or answers without SQL.
+    """
+    literal = ("slice", start, stop), ()
+    if (start is not None and type(start) is not int) or (stop is not None and type(stop) is not int):
+        return literal
+    low = start or 0
+    if low < 0 or (stop is not None and stop <= low):
+        return literal
+    values: tuple = ()
+    offset_kind = limit_kind = None
+    if low:
+        offset_kind = _int_kind(low)
+        values = (low,)
+    if stop is not None:
+        limit_kind = _int_kind(stop - low)
+        values += (stop - low,)
+    return ("slice", "bounds", offset_kind, limit_kind), values
+
+
+def _fill_slice(k: slice, values: Any) -> slice:
+    shape = slice_shape(k.start, k.stop)[0]
+    if len(shape) == 3:
+        return k
+    low = next(values) if shape[2] is not None else (k.start or 0)
+    stop = low + next(values) if shape[3] is not None else None
+    return slice(low, stop)
 
 
 def _update_shape(kwargs: dict) -> tuple[Any, tuple] | None:
@@ -231,6 +266,8 @@ def substitute(method: str, args: tuple, kwargs: dict, values: Any) -> tuple[tup
     """
     if method == "update":
         return args, {k: v if _update_structure(v) else next(values) for k, v in sorted(kwargs.items())}
+    if method == "__getitem__":
+        return (_fill_slice(args[0], values),), kwargs
     if method not in _LOOKUP_METHODS:
         return args, kwargs
     filled = {}
