@@ -25,7 +25,7 @@ from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, releas
 from vinyl.translate import inserts
 from vinyl.translate.gcpause import paused_gc
 from vinyl.translate.plan_cache import PlanCache, plan_cache_for
-from vinyl.translate.plans import NEVER, VALUE_ERRORS, Builder, Plan, in_other_zone
+from vinyl.translate.plans import NEVER, VALUE_ERRORS, Builder, Plan, in_other_zone, zone_sensitive
 from vinyl.translate.shapes import deferrable, step_shape, substitute
 
 M = TypeVar("M", bound=models.Model)
@@ -414,7 +414,7 @@ class VinylQuerySet(Generic[M]):
             return await _bridge.run(db, getattr(qs, method), readonly=True)
         probes, probe_qs = probed
         result, statements, probe_statements = await _bridge.run(
-            db, _captured, db, getattr(qs, method), getattr(probe_qs, method), readonly=True
+            db, _captured, db, getattr(qs, method), getattr(probe_qs, method), zone_sensitive(qs.query), readonly=True
         )
         cache.record_statements(key, db, statements, probe_statements, self._values, probes, _SCALAR_BUILDERS[kind])
         return result
@@ -733,7 +733,7 @@ class VinylQuerySet(Generic[M]):
             return await _bridge.run(db, lambda: qs.update(**kwargs), single_write=True)
         probes, probe_run = probed
         count, statements, probe_statements = await _bridge.run(
-            db, _captured, db, lambda: qs.update(**kwargs), probe_run, single_write=True
+            db, _captured, db, lambda: qs.update(**kwargs), probe_run, zone_sensitive(qs.query), single_write=True
         )
         cache.record_statements(key, db, statements, probe_statements, values, probes, _no_rows)
         return count
@@ -783,11 +783,12 @@ class _Compiled(Exception):
     """Stops a probe run once its statement is compiled: it never executes."""
 
 
-def _captured(db: str, run: Any, probe: Any) -> tuple[Any, list, tuple[list, list]]:
+def _captured(db: str, run: Any, probe: Any, zoned: bool) -> tuple[Any, list, tuple[list, list | None]]:
     """Run ``run()`` recording its statements, and compile ``probe()``'s.
 
-    The probe is compiled twice, never executed: in the current time zone,
-    then in another (see ``vinyl.translate.plans.in_other_zone``).
+    The probe is compiled, never executed: in the current time zone, and
+    if ``zoned`` (the query may depend on it) in another too (see
+    ``vinyl.translate.plans.in_other_zone``).
     """
     statements: list[tuple[str, tuple]] = []
     # Execute wrappers belong to a wrapper object that tasks may share:
@@ -807,7 +808,8 @@ def _captured(db: str, run: Any, probe: Any) -> tuple[Any, list, tuple[list, lis
     needs_rollback = mine.needs_rollback if mine is not None else False
     try:
         here = _compiled_statements(connection, mine, db, probe)
-        there = in_other_zone(lambda: _compiled_statements(connection, mine, db, probe))
+        # (Only a statement that may depend on the time zone needs the other.)
+        there = in_other_zone(lambda: _compiled_statements(connection, mine, db, probe)) if zoned else None
     finally:
         if mine is not None:
             mine.needs_rollback = needs_rollback

@@ -259,7 +259,7 @@ class PlanCache:
         key: Any,
         db: str,
         statements: Sequence[Statement],
-        probe_statements: Sequence[Sequence[Statement]],
+        probe_statements: tuple[Sequence[Statement], Sequence[Statement] | None],
         values: Sequence[Any],
         probes: Sequence[Any],
         build: Builder,
@@ -267,7 +267,7 @@ class PlanCache:
         """Keep the plan of a statement Django ran (count, exists, update).
 
         ``probe_statements``: what the probe compiled in the current time
-        zone, then in another.
+        zone, then in another (None for a query that cannot depend on it).
         """
         here, there = probe_statements
         if not statements or not here:
@@ -277,8 +277,8 @@ class PlanCache:
         if len(statements) != 1 or len(here) != 1:
             self.note(key, Unplanned("Django runs more than one statement"))
             return
-        zone_probe = there[0] if len(there) == 1 else LATER
-        outcome, zoned = scalar_plan(db, statements[0], here[0], zone_probe, values, probes, build)
+        zone_probe = None if there is None else there[0] if len(there) == 1 else LATER
+        outcome, zoned = scalar_plan(db, statements[0], here[0], lambda: zone_probe, values, probes, build)
         self.record(key, outcome, zoned)
 
     def _ints_plannable(self, db: str) -> bool:

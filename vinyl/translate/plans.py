@@ -27,6 +27,7 @@ from django.db.models.query import (
     ValuesListIterable,
     get_related_populators,
 )
+from django.db.models.functions.datetime import TimezoneMixin
 from django.utils import timezone
 
 from vinyl.translate.gcpause import batched
@@ -113,6 +114,32 @@ def other_zone() -> Any:
 _PROBE_ZONE = "Asia/Kathmandu"  # UTC+05:45: no other zone's offset
 
 
+def zone_sensitive(query: Any) -> bool:
+    """Whether the SQL of ``query`` may depend on the current time zone.
+
+    It may when USE_TZ is on and the query holds a function Django
+    converts to the current zone (``__date``, ``__hour``, Trunc, Extract),
+    or orders by a path that may end in one. (Django may leave the zone out
+    of the SQL when the current one is the connection's: the SQL alone
+    cannot tell.)
+    """
+    if not settings.USE_TZ:
+        return False
+    if any(type(o) is str and "__" in o for o in query.order_by):
+        return True
+    pending = [query.where, *query.annotations.values()]
+    seen = 0
+    while pending:
+        node = pending.pop()
+        seen += 1
+        if isinstance(node, TimezoneMixin) or seen > 10_000:
+            return True
+        sources = getattr(node, "get_source_expressions", None)
+        if sources is not None:
+            pending.extend(source for source in sources() if source is not None)
+    return False
+
+
 def in_other_zone(compile_probe: Callable[[], Any]) -> Any:
     """``compile_probe()`` under :func:`other_zone` (as is without USE_TZ).
 
@@ -128,15 +155,15 @@ def in_other_zone(compile_probe: Callable[[], Any]) -> Any:
 def statement_outcome(
     statement: Statement,
     probe: Statement | Unplanned,
-    zone_probe: Statement | Unplanned,
+    zone_probe: Callable[[], Statement | Unplanned | None],
     values: Sequence[Any],
     probes: Sequence[Any],
 ) -> tuple[Any, bool]:
     """``(positions or Unplanned, whether the SQL depends on the time zone)``.
 
     ``statement`` was compiled from ``values``, ``probe`` from ``probes``
-    (both in the current time zone), ``zone_probe`` from ``probes`` in
-    another zone.
+    (both in the current time zone); ``zone_probe()`` compiles ``probes``
+    in another zone, or gives None for a query that cannot depend on it.
     """
     if isinstance(probe, Unplanned):
         return probe, False
@@ -144,7 +171,10 @@ def statement_outcome(
     positions = _positions(sql, params, probe[0], probe[1], values, probes)
     if type(positions) is not tuple:
         return positions, False
-    zoned = isinstance(zone_probe, Unplanned) or (zone_probe[0], tuple(zone_probe[1])) != (probe[0], tuple(probe[1]))
+    there = zone_probe()
+    if there is None:  # the query cannot depend on the time zone
+        return positions, False
+    zoned = isinstance(there, Unplanned) or (there[0], tuple(there[1])) != (probe[0], tuple(probe[1]))
     return positions, zoned
 
 
@@ -235,13 +265,14 @@ def rows_plan(
         sql, params = limit_parameters(sql, params, qs.query, db)
     sql_out, params_out = connections[db].vinyl_cursor_class.prepare(sql, tuple(params))
     probe = probe_statement(probe_qs, db, limits)
-    zone_probe = in_other_zone(lambda: probe_statement(probe_qs._chain(), db, limits)) if not isinstance(probe, Unplanned) else probe
+    zoned = zone_sensitive(qs.query)
+    zone_probe = lambda: in_other_zone(lambda: probe_statement(probe_qs._chain(), db, limits)) if zoned else None  # noqa: E731
     positions, zoned = statement_outcome((sql, params), probe, zone_probe, values, probes)
     plan = Plan(sql_out, positions, builder) if type(positions) is tuple else positions
     return plan, zoned, sql_out, tuple(params_out), builder
 
 
-def scalar_plan(db: str, statement: Statement, probe: Statement | Unplanned, zone_probe: Statement | Unplanned, values: Sequence[Any], probes: Sequence[Any], build: Builder) -> tuple[Any, bool]:
+def scalar_plan(db: str, statement: Statement, probe: Statement | Unplanned, zone_probe: Callable[[], Statement | Unplanned | None], values: Sequence[Any], probes: Sequence[Any], build: Builder) -> tuple[Any, bool]:
     """Make a plan from a statement Django ran (count(), exists(), update()).
 
     Returns ``(plan or Unplanned, zoned)`` as :func:`rows_plan`.

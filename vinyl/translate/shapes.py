@@ -334,24 +334,34 @@ def probe_values(values: Sequence[Any]) -> tuple | None:
     parameters come from which slot, and which are constants of the SQL.
     None values are their own probe (a None compiles alike whatever the
     others). None when no such probes are found for these values (floats
-    too large to move, say): try with other values.
+    too large to move, say): try with other values. Linear in the values.
     """
     taken = {(type(v), v) for v in values if v is not None and v == v}
     probes = []
+    append = probes.append
     step = len(values) + 1
     for n, value in enumerate(values, 1):
-        if value is None:
-            probes.append(None)
+        kind = type(value)
+        if kind is str and _str_kind(value) is str:
+            # Plain text: a probe with LIKE's specials and a number of its
+            # own is plain text too, and no other value's or probe's.
+            probe = f"{value}{_LIKE_SPECIALS}\x01{n}"
+            if (str, probe) not in taken:
+                taken.add((str, probe))
+                append(probe)
+                continue
+        elif value is None:
+            append(None)
             continue
         for attempt in range(_PROBE_TRIES):
             probe = _probe(value, n + attempt * step)
             marked = (type(probe), probe)
-            if probe == probe and _slot_kind(probe) == _slot_kind(value) and marked not in taken:
+            if probe == probe and marked not in taken and _slot_kind(probe) == _slot_kind(value):
                 break
         else:
             return None
         taken.add(marked)
-        probes.append(probe)
+        append(probe)
     return tuple(probes)
 
 
@@ -375,20 +385,26 @@ def slot_positions(
     """
     if len(params) != len(probe_params):
         return False
+    # (Probes are distinct from every value and other probe: a pair of
+    # value and probe is one slot's.)
     slots: dict = {}
-    for j, (value, other) in enumerate(zip(values, probes)):
-        if value is not None:
-            slots.setdefault(((type(value), value), (type(other), other)), j)
+    for j, pair in enumerate(zip(values, probes)):
+        if pair[0] is not None:
+            slots.setdefault(pair, j)
     positions: list[Any] = []
+    append = positions.append
     known = None
-    for param, probe in zip(params, probe_params):
+    for pair in zip(params, probe_params):
         try:
-            found = slots.get(((type(param), param), (type(probe), probe)))
+            found = slots.get(pair)
         except TypeError:  # an unhashable parameter (a list, JSON): no slot's
             found = None
         if found is not None:
-            positions.append(found)
-            continue
+            param, probe = pair
+            if type(param) is type(values[found]) and type(probe) is type(probes[found]):
+                append(found)
+                continue
+        param, probe = pair
         if type(param) is type(probe) and param == probe:
             if known is None:
                 known = {(type(v), v) for v in (*values, *probes) if v is not None}
@@ -397,7 +413,7 @@ def slot_positions(
                     return False
             except TypeError:
                 pass
-            positions.append((param,))
+            append((param,))
             continue
         return None
     return tuple(positions)
