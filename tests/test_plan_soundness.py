@@ -221,3 +221,14 @@ async def test_float_specials_in_filters_behave_as_in_django(backend):
             assert type(raised.value).__name__ == type(exc).__name__
         else:
             assert await ids(AllTypes.vinyl.filter(floating__lt=value)) == want, value
+
+
+async def test_a_vinyl_queryset_as_an_in_value_and_as_in_bulk_ids(backend):
+    ann = await Author.vinyl.create(name="Ann", age=1)
+    bob = await Author.vinyl.create(name="Bob", age=2)
+    young = Author.vinyl.filter(age__lt=2).values("pk")
+    assert await ids(Author.vinyl.filter(pk__in=young)) == [ann.pk]
+    assert await Author.vinyl.filter(pk__in=young).count() == 1
+    found = await Author.vinyl.in_bulk(Author.vinyl.filter(age__gte=1).values_list("pk", flat=True))
+    assert sorted(found) == [ann.pk, bob.pk]
+    assert await Author.vinyl.in_bulk(Author.vinyl.filter(age__gt=5).values_list("pk", flat=True)) == {}

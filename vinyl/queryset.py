@@ -555,7 +555,8 @@ class VinylQuerySet(Generic[M]):
         return await self._read("aggregate", *args, **kwargs)
 
     async def in_bulk(self, id_list: Any = None, *, field_name: str = "pk") -> dict[Any, M]:
-        return await self._read("in_bulk", id_list, field_name=field_name)
+        # (A vinyl QuerySet of ids is evaluated by Django in the bridge.)
+        return await self._read("in_bulk", _unwrap(id_list), field_name=field_name)
 
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
