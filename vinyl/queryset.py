@@ -20,7 +20,7 @@ from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related
 from vinyl.models import vinyl_model
 from vinyl.engine import scope as _scope
-from vinyl.engine.engines import cached_facts, engine_entry
+from vinyl.engine.engines import cached_facts
 from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
 from vinyl.translate import inserts
 from vinyl.translate.gcpause import paused_gc
@@ -410,7 +410,7 @@ class VinylQuerySet(Generic[M]):
             return plan.build(await _scope.fetch(db, plan.sql, plan.params(self._values)))
         qs = self._qs._chain()
         probed = cache.probes(key, db, self._values, lambda probes: self._probe(probes, None)) if cache is not None and cache.wants(plan) else None
-        if probed is None:
+        if cache is None or probed is None:
             return await _bridge.run(db, getattr(qs, method), readonly=True)
         probes, probe_qs = probed
         result, statements, probe_statements = await _bridge.run(
@@ -730,7 +730,7 @@ class VinylQuerySet(Generic[M]):
                 return lambda: probe_qs.update(**probe_kwargs)
 
             probed = cache.probes(key, db, values, probe_update)
-        if probed is None:
+        if cache is None or probed is None:
             return await _bridge.run(db, lambda: qs.update(**kwargs), single_write=True)
         probes, probe_run = probed
         count, statements, probe_statements = await _bridge.run(
