@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import uuid
 from collections import namedtuple
 from typing import Any, Callable
 
@@ -17,6 +18,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from tests.testapp.models import AllTypes, Author
@@ -232,3 +234,25 @@ async def test_a_vinyl_queryset_as_an_in_value_and_as_in_bulk_ids(backend):
     found = await Author.vinyl.in_bulk(Author.vinyl.filter(age__gte=1).values_list("pk", flat=True))
     assert sorted(found) == [ann.pk, bob.pk]
     assert await Author.vinyl.in_bulk(Author.vinyl.filter(age__gt=5).values_list("pk", flat=True)) == {}
+
+
+async def test_uuid_strings_in_every_spelling_match_as_in_django(backend):
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await AllTypes.vinyl.create(uid=first)
+    await AllTypes.vinyl.create(uid=second)
+    for value in (first.hex, str(second), str(first), second.hex, str(first).upper(), first.hex, str(second)):
+        got = await ids(AllTypes.vinyl.filter(uid=value))
+        want = await django(backend, AllTypes, lambda m: django_ids(m.filter(uid=value)))
+        assert got == want, value
+        assert await AllTypes.vinyl.filter(uid=value).count() == len(want), value
+    # A string that is no UUID raises where Django raises.
+    with pytest.raises(ValidationError):
+        AllTypes.vinyl.filter(uid="not-a-uuid")
+
+
+async def test_aggregates_of_an_empty_in_list(backend):
+    await Author.vinyl.create(name="Ann", age=3)
+    for values in ([], [None]):
+        qs = Author.vinyl.filter(id__in=values)
+        assert await qs.aggregate(total=Sum("age"), n=Count("id")) == {"total": None, "n": 0}
+        assert await qs.in_bulk() == {}
