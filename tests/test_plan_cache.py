@@ -230,3 +230,13 @@ async def test_new_time_zone_settings_empty_the_plan_caches(backend):
         assert len(cache.plans()) == 0
         assert [a.name for a in await Author.vinyl.filter(name="Ann")] == ["Ann"]
     assert len(cache.plans()) == 0
+
+
+async def test_count_of_every_page_shares_one_plan(backend):
+    for n in range(12):
+        await Author.vinyl.create(name=f"a{n:02}", age=n)
+    cache = plan_cache_for("vinyl_default")
+    before = len(cache.plans())
+    for offset in range(1, 14):
+        assert await Author.vinyl.order_by("name")[offset : offset + 4].count() == max(0, min(4, 12 - offset))
+    assert len(cache.plans()) == before + 1

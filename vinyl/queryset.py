@@ -416,7 +416,9 @@ class VinylQuerySet(Generic[M]):
         result, statements, probe_statements = await _bridge.run(
             db, _captured, db, getattr(qs, method), getattr(probe_qs, method), zone_sensitive(qs.query), readonly=True
         )
-        cache.record_statements(key, db, statements, probe_statements, self._values, probes, _SCALAR_BUILDERS[kind])
+        # (count() keeps the query's slice in a subquery: its bounds are parameters.)
+        limits = (qs.query, probe_qs.query) if kind == "count" else None
+        cache.record_statements(key, db, statements, probe_statements, self._values, probes, _SCALAR_BUILDERS[kind], limits)
         return result
 
     @overload

@@ -33,6 +33,7 @@ from vinyl.translate.plans import (
     Plan,
     Statement,
     Unplanned,
+    limit_parameters,
     rows_plan,
     scalar_plan,
 )
@@ -263,13 +264,22 @@ class PlanCache:
         values: Sequence[Any],
         probes: Sequence[Any],
         build: Builder,
+        limits: tuple[Any, Any] | None = None,
     ) -> None:
         """Keep the plan of a statement Django ran (count, exists, update).
 
         ``probe_statements``: what the probe compiled in the current time
         zone, then in another (None for a query that cannot depend on it).
+        ``limits``: the real and probe queries, whose slice bounds become
+        parameters (see :func:`vinyl.translate.plans.limit_parameters`).
         """
         here, there = probe_statements
+        if limits is not None and sum(1 for shape in key[2] if shape[0] == "slice") == 1:
+            query, probe_query = limits
+            statements = [limit_parameters(sql, params, query, db) for sql, params in statements]
+            here = [limit_parameters(sql, params, probe_query, db) for sql, params in here]
+            if there is not None:
+                there = [limit_parameters(sql, params, probe_query, db) for sql, params in there]
         if not statements or not here:
             # (An empty result Django answers without SQL; values may differ.)
             self.note(key, Unplanned("Django runs no statement for these values", permanent=False))
