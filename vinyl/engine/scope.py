@@ -51,6 +51,8 @@ from vinyl.engine.engines import (
     EngineEntry,
     check_in_spares,
     checkout_needs_no_io,
+    invalidate_pool,
+    room_in_pool,
     keep_for_this_step,
     quiet_pool,
     take_spare,
@@ -465,9 +467,11 @@ async def recover_from_disconnect(alias: str, exc: BaseException) -> bool:
     """After a lost connection outside a block, refresh the pool; True if so.
 
     A server restart or an idle timeout closes every pooled connection, not
-    only the one that failed: the pool is replaced (what other tasks hold is
-    closed when they give it back), so that a retried read, and the next
-    statements, get live connections.
+    only the one that failed: every connection the pool opened so far is
+    marked stale, so that a retried read, and the next statements, get live
+    connections. The pool itself stays: idle connections are replaced when
+    next checked out, those other tasks hold when they come back, and tasks
+    waiting for a connection keep waiting on the same pool.
     """
     if active_scope(alias) is not None:
         return False
@@ -475,7 +479,7 @@ async def recover_from_disconnect(alias: str, exc: BaseException) -> bool:
     if not _lost_connection(entry, exc):
         return False
     check_in_spares(entry)
-    await finish(entry.engine.dispose())
+    invalidate_pool(entry)
     return True
 
 
@@ -593,9 +597,12 @@ async def _give_back(entry: EngineEntry, pooled: Any) -> None:
     if entry.quiet_checkin and entry.config.idle(pooled.driver_connection):  # type: ignore[misc]
         if quiet_pool(entry):
             keep_for_this_step(entry, pooled)
-        else:
+            return
+        if room_in_pool(entry):
             pooled.close()
-        return
+            return
+    # A transaction to roll back, or a full pool that closes an overflow
+    # connection: I/O, in the greenlet.
     await finish(greenlet_spawn(pooled.close))
 
 
