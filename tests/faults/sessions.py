@@ -18,6 +18,16 @@ _COUNT = {
         "WHERE DB = DATABASE() AND ID <> CONNECTION_ID()"
     ),
 }
+_IDS = {
+    "postgresql": (
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+    ),
+    "mysql": (
+        "SELECT ID FROM information_schema.PROCESSLIST "
+        "WHERE DB = DATABASE() AND ID <> CONNECTION_ID()"
+    ),
+}
 _IDLE_IN_TRANSACTION = {
     "postgresql": (
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -40,12 +50,20 @@ class Sessions:
         # Sessions that are not vinyl's (the sync aliases' of the test run):
         # counts are relative to these.
         self.baseline = 0
+        self.foreign: set[int] = set()
 
     async def start(self) -> "Sessions":
         """Take the sessions open now as the baseline (none is vinyl's)."""
         self.baseline = 0
-        self.baseline = await self.count()
+        self.foreign = set(await self.ids())
+        self.baseline = len(self.foreign)
         return self
+
+    async def ids(self) -> list[int]:
+        """The server ids of the database's other client sessions."""
+        sql = _IDS[self.backend]
+        async with self.engine.connect() as conn:
+            return [int(i) for i in (await conn.exec_driver_sql(sql)).scalars().all()]
 
     async def _scalar(self, sql: str) -> int:
         async with self.engine.connect() as conn:
@@ -78,25 +96,23 @@ class Sessions:
         return n
 
     async def terminate_all(self) -> int:
-        """Kill every other session on the database; return how many."""
+        """Kill every session opened since start(); return how many."""
+        victims = [i for i in await self.ids() if i not in self.foreign]
+        for server_id in victims:
+            await self.terminate(server_id)
+        return len(victims)
+
+    async def terminate(self, server_id: int) -> None:
+        """Kill one session (gone already: nothing happens)."""
         async with self.engine.connect() as conn:
             if self.backend == "postgresql":
-                rows = await conn.exec_driver_sql(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                    "datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND backend_type = 'client backend'"
-                )
-                return len(rows.all())
-            ids = (await conn.exec_driver_sql(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
-                "AND ID <> CONNECTION_ID()"
-            )).scalars().all()
-            for server_id in ids:
-                try:
-                    await conn.exec_driver_sql(f"KILL {int(server_id)}")
-                except Exception:  # gone meanwhile  # noqa: BLE001
-                    pass
-            return len(ids)
+                await conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(server_id)})")
+                return
+            try:
+                await conn.exec_driver_sql(f"KILL {int(server_id)}")
+            except Exception as exc:  # 1094: unknown thread id, it ended meanwhile
+                if "1094" not in str(exc):
+                    raise
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -13,7 +13,9 @@ from asyncio import _get_running_loop
 from types import SimpleNamespace
 from typing import Any, Iterable
 
+from django.db import DataError, IntegrityError
 from django.db.transaction import TransactionManagementError
+from django.db.utils import DatabaseErrorWrapper
 from django.utils.asyncio import async_unsafe
 from sqlalchemy.engine import URL
 
@@ -173,6 +175,22 @@ class VinylCursor:
         return getattr(self.cursor, name)
 
 
+class VinylErrorWrapper(DatabaseErrorWrapper):
+    """Django's error wrapper with vinyl's one mapping of driver errors
+    (:func:`vinyl.exceptions.django_error`, through the backend's
+    ``vinyl_map_error``): SQLSTATEs as psycopg maps them, MySQL codes as
+    Django's MySQL backend does, lost connections as OperationalError."""
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        if exc_type is not None and issubclass(exc_type, Exception):
+            error = self.wrapper.vinyl_map_error(exc_value)
+            if error is not exc_value:
+                if not isinstance(error, (DataError, IntegrityError, UnicodeEncodeError)):
+                    self.wrapper.errors_occurred = True
+                raise error.with_traceback(traceback) from exc_value
+        super().__exit__(exc_type, exc_value, traceback)
+
+
 class VinylWrapperMixin:
     """Mixed in before a Django ``DatabaseWrapper`` to make it a vinyl one."""
 
@@ -186,6 +204,10 @@ class VinylWrapperMixin:
 
     connection = _BoundConnection()
     needs_rollback = _LevelNeedsRollback()
+
+    @property
+    def wrap_database_errors(self) -> VinylErrorWrapper:
+        return VinylErrorWrapper(self)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

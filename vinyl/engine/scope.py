@@ -60,9 +60,10 @@ from vinyl.engine.engines import (
     ensure_facts,
 )
 from vinyl.exceptions import (
+    MYSQL_CONNECTION_CODES,
     TransactionScopeEnded,
     connection_error,
-    database_error,
+    django_error,
     pool_exhausted,
 )
 
@@ -202,6 +203,10 @@ class Scope:
                 return await self.connection.run_sync(_call, fn, args)
             except BaseException as exc:
                 if isinstance(exc, Exception) and not _cancel_turned_error(task, exc):
+                    note_lost_connection(self.entry, exc)
+                    # Errors raised outside Django's cursor (SQLAlchemy's
+                    # BEGIN at the first statement...) are Django's too.
+                    raise_as_django(self.entry, exc)
                     raise
                 # Interrupted mid-operation: what ran of it cannot be kept.
                 self.needs_rollback = True
@@ -303,8 +308,9 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
             await conn.begin()
         elif entry.autocommit_options:
             conn = await conn.execution_options(**entry.autocommit_options)
-    except BaseException:
+    except BaseException as exc:
         await discard(conn)
+        raise_as_django(entry, exc)
         raise
     return Scope(alias, conn, entry, in_block=in_block, transactional=transactional)
 
@@ -364,10 +370,11 @@ async def release(scope: Scope, *, commit: bool) -> None:
             await conn.rollback()
     except BaseException as exc:
         await discard(conn)
-        if isinstance(exc, sa_exc.DBAPIError) and commit:
-            raise database_error(exc) from exc
+        if commit:
+            raise_as_django(scope.entry, exc)
         if commit or not isinstance(exc, Exception):
             raise
+        logger.info("vinyl: a rollback failed, the connection was discarded: %r", exc)
         return
     await conn.close()
 
@@ -483,13 +490,28 @@ async def recover_from_disconnect(alias: str, exc: BaseException) -> bool:
     return True
 
 
+def note_lost_connection(entry: EngineEntry, exc: BaseException) -> None:
+    """After an error from a connection the server closed, mark every
+    connection of the pool stale (see :func:`invalidate_pool`): a server
+    restart or a kill of all sessions leaves the idle ones dead too, and the
+    next operations must not each fail on one of them."""
+    if _lost_connection(entry, exc):
+        check_in_spares(entry)
+        invalidate_pool(entry)
+
+
 def _lost_connection(entry: EngineEntry, exc: BaseException) -> bool:
     dialect = entry.engine.dialect
     error: BaseException | None = exc
     while error is not None:
         if isinstance(error, (OSError, ConnectionError)):
             return True
+        args = getattr(error, "args", None)
+        if args and isinstance(args[0], int) and args[0] in MYSQL_CONNECTION_CODES and type(error).__module__.startswith("asyncmy"):
+            return True
         state = getattr(error, "sqlstate", None) or ""
+        if not isinstance(state, str):
+            state = ""
         if state.startswith("08") or state in ("57P01", "57P02", "57P03"):
             return True  # connection exception; server shutting down/terminated us
         name = type(error).__name__
@@ -628,7 +650,11 @@ async def _driver_in_scope(scope: Scope) -> Any:
     """The driver connection of ``scope``, its transaction started."""
     start = scope.entry.config.start_transaction
     if start is not None:
-        await start(scope.dbapi_connection())
+        try:
+            await start(scope.dbapi_connection())
+        except Exception as exc:  # the BEGIN of a connection the server closed
+            raise_as_django(scope.entry, exc)
+            raise
     return scope.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
 
 
@@ -651,6 +677,7 @@ async def _on_driver(alias: str, config: EngineConfig, call: Awaitable[T], sql: 
     try:
         return await call
     except Exception as exc:
+        note_lost_connection(engine_entry(alias), exc)
         _raise_as_django(config, exc)
         raise
     finally:
@@ -658,11 +685,20 @@ async def _on_driver(alias: str, config: EngineConfig, call: Awaitable[T], sql: 
             _querylog.record(alias, sql, params, started)
 
 
-def _raise_as_django(config: EngineConfig, exc: Exception) -> None:
+def _raise_as_django(config: EngineConfig, exc: BaseException) -> None:
     """Raise the Django exception for a driver's error, if it has another."""
-    mapped = config.map_error(exc) if config.map_error is not None else exc
+    mapped = config.map_error(exc) if config.map_error is not None else django_error(exc)
     if mapped is not exc:
         raise mapped from exc
+
+
+def raise_as_django(entry: EngineEntry, exc: BaseException) -> None:
+    """Raise Django's exception for a driver or SQLAlchemy error (the
+    backend's mapping, see :func:`vinyl.exceptions.django_error`); return
+    for anything else (a cancellation, an application's error)."""
+    if isinstance(exc, Exception):
+        note_lost_connection(entry, exc)
+        _raise_as_django(entry.config, exc)
 
 
 # -- streamed reads: a server-side cursor straight on the driver ----------------
@@ -888,7 +924,11 @@ async def savepoint(parent: Scope, *, in_block: bool = True) -> AsyncIterator[Sc
     level = await enter_child(parent)
     level.in_block = in_block
     try:
-        point = await level.connection.begin_nested()
+        try:
+            point = await level.connection.begin_nested()
+        except Exception as exc:
+            raise_as_django(level.entry, exc)
+            raise
         token = _active.set({**_active.get(), parent.alias: level})
         failure: BaseException | None = None
         try:
@@ -914,8 +954,7 @@ async def _close_savepoint(level: Scope, point: Any, failure: BaseException | No
         parent.needs_rollback = True
         if failure is not None:
             return  # the original error propagates, not this one
-        if isinstance(exc, sa_exc.DBAPIError):
-            raise database_error(exc) from exc
+        raise_as_django(level.entry, exc)
         raise
     if not failed:
         await promote_callbacks(level)

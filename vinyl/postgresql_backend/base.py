@@ -9,16 +9,14 @@ import uuid
 
 import asyncpg
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DataError, IntegrityError
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQLWrapper
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
-from django.db.utils import DatabaseError, DatabaseErrorWrapper, OperationalError
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
 from vinyl.engine.engines import EngineConfig
-from vinyl.exceptions import django_error, sqlstate_error_class
+from vinyl.exceptions import django_error
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
@@ -35,25 +33,6 @@ class PostgreSQLCursor(VinylCursor):
             return pyformat_to_numeric_dollar(sql, params)
         params = tuple(params) if params is not None else ()
         return format_to_numeric_dollar(sql, params), params
-
-
-class SQLStateErrorWrapper(DatabaseErrorWrapper):
-    """Django's error mapping, by SQLSTATE as psycopg does.
-
-    SQLAlchemy's asyncpg adapter raises its bare ``Error`` for most server
-    errors (a NOWAIT lock failure, a deadlock), which Django would map to
-    ``django.db.Error``; psycopg raises ``OperationalError`` and friends.
-    """
-
-    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
-        if exc_type is not None:
-            django_class = sqlstate_error_class(exc_value)
-            if django_class is not None and issubclass(exc_type, self.wrapper.Database.Error):
-                error = django_class(*exc_value.args)
-                if django_class not in (DataError, IntegrityError):
-                    self.wrapper.errors_occurred = True
-                raise error.with_traceback(traceback) from exc_value
-        super().__exit__(exc_type, exc_value, traceback)
 
 
 class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
@@ -145,10 +124,6 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         return {"pg_version": number, "version": (number // 10000, number % 10000)}
 
     @property
-    def wrap_database_errors(self) -> SQLStateErrorWrapper:
-        return SQLStateErrorWrapper(self)
-
-    @property
     def pg_version(self) -> int:
         return self.vinyl_facts()["pg_version"]
 
@@ -181,14 +156,8 @@ class PortalCursor:
 
 
 def map_asyncpg_error(exc: BaseException) -> BaseException:
-    """Return the Django exception for an asyncpg error (others unchanged)."""
-    if isinstance(exc, asyncpg.PostgresError):
-        kind = sqlstate_error_class(exc) or DatabaseError
-        return kind(str(exc))
-    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)):
-        # InternalClientError: the protocol is out of step, e.g. the server
-        # ended the session while a cursor waited between two fetches.
-        return OperationalError(str(exc))
+    """Return the Django exception for an asyncpg error (others unchanged);
+    see :func:`vinyl.exceptions.django_error`."""
     return django_error(exc)
 
 
