@@ -143,6 +143,20 @@ def sqlstate_error_class(exc: BaseException | None) -> type[Exception] | None:
 # ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED.
 MYSQL_CONNECTION_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927})
 
+# MySQL errors after which the server has rolled the whole transaction back
+# (ER_LOCK_DEADLOCK) and runs the next statements in autocommit.
+MYSQL_TRANSACTION_ENDED_CODES = frozenset({1213})
+
+
+def server_ended_transaction(exc: BaseException) -> bool:
+    """Did the server roll back the whole transaction with this error?"""
+    for error in _chain(exc):
+        args = getattr(error, "args", None)
+        if args and isinstance(args[0], int) and args[0] in MYSQL_TRANSACTION_ENDED_CODES:
+            return True
+    return False
+
+
 # Driver errors about a connection that is no longer usable, by class name:
 # asyncpg's (ConnectionDoesNotExistError, InterfaceError "connection is
 # closed", InternalClientError when the protocol is out of step after the

@@ -51,6 +51,9 @@ class Sessions:
         # counts are relative to these.
         self.baseline = 0
         self.foreign: set[int] = set()
+        # Sessions this object killed: the server may list one for a moment
+        # while it exits, beside the connection that replaces it.
+        self.killed: set[int] = set()
 
     async def start(self) -> "Sessions":
         """Take the sessions open now as the baseline (none is vinyl's)."""
@@ -70,8 +73,9 @@ class Sessions:
             return int((await conn.exec_driver_sql(sql)).scalar_one())
 
     async def count(self) -> int:
-        """Client sessions on the database right now (this one left out)."""
-        return await self._scalar(_COUNT[self.backend]) - self.baseline
+        """Client sessions on the database right now, left out this one,
+        those open at start() and those killed by this object."""
+        return len([i for i in await self.ids() if i not in self.foreign and i not in self.killed])
 
     async def open_transactions(self) -> int:
         """Sessions with a transaction open right now."""
@@ -104,6 +108,7 @@ class Sessions:
 
     async def terminate(self, server_id: int) -> None:
         """Kill one session (gone already: nothing happens)."""
+        self.killed.add(server_id)
         async with self.engine.connect() as conn:
             if self.backend == "postgresql":
                 await conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(server_id)})")

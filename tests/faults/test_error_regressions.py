@@ -111,3 +111,38 @@ async def test_first_statement_of_atomic_after_lost_connections_is_a_django_erro
         assert await returned() == 0
     finally:
         await sessions.close()
+
+
+@pytest.mark.backends("mysql", reason="MySQL ends a transaction on a deadlock and autocommits what follows; PostgreSQL aborts it")
+async def test_statements_after_a_deadlock_never_autocommit(backend):
+    # The deadlock victim's block caught the error and went on: its next
+    # statements used to be committed one by one (a half-committed block).
+    a = await Author.vinyl.create(name="a")
+    b = await Author.vinyl.create(name="b")
+    both_locked = asyncio.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    async def block(me: str, first: int, second: int) -> None:
+        try:
+            async with vinyl.atomic():
+                await Author.vinyl.filter(pk=first).update(age=F("age") + 1)
+                await both_locked.wait()
+                try:
+                    await Author.vinyl.filter(pk=second).update(age=F("age") + 1)
+                except OperationalError:
+                    outcomes[me] = "deadlock"
+                await Author.vinyl.create(name=f"after-{me}")
+        except OperationalError as exc:
+            outcomes[me] = outcomes.get(me, "") + f", then {exc}"
+        else:
+            outcomes.setdefault(me, "committed")
+
+    await asyncio.gather(block("x", a.pk, b.pk), block("y", b.pk, a.pk))
+    assert sorted(v.split(",")[0] for v in outcomes.values()) == ["committed", "deadlock"], outcomes
+    victim = next(k for k, v in outcomes.items() if v.startswith("deadlock"))
+    assert "rolled back the transaction" in outcomes[victim]
+    names = sorted(await Author.vinyl.filter(name__startswith="after").values_list("name", flat=True))
+    assert names == [f"after-{'y' if victim == 'x' else 'x'}"]
+    ages = await Author.vinyl.filter(pk__in=[a.pk, b.pk]).order_by("pk").values_list("age", flat=True)
+    assert list(ages) == [1, 1]
+    assert await returned() == 0

@@ -287,6 +287,7 @@ class VinylWrapperMixin:
             start_transaction=self.vinyl_start_transaction,
             stream=self.vinyl_stream,
             stream_transaction=self.vinyl_stream_transaction,
+            server_may_end_transaction=self.vinyl_server_may_end_transaction,
         )
 
     @staticmethod
@@ -316,6 +317,10 @@ class VinylWrapperMixin:
 
     #: Does a streamed read need a transaction outside a block?
     vinyl_stream_transaction: bool = False
+
+    #: Does the server end a transaction on some errors, then autocommit the
+    #: next statements (MySQL)? See EngineConfig.server_may_end_transaction.
+    vinyl_server_may_end_transaction: bool = False
 
     #: ``async (adapter connection) -> None``: start a transaction that the
     #: driver adapter begins lazily, before statements run on the driver.

@@ -96,6 +96,10 @@ class EngineConfig:
     # Does such a cursor need a transaction outside a block (asyncpg's
     # portals do; elsewhere a stream reads on an autocommitting connection)?
     stream_transaction: bool = False
+    # Can the server end a transaction on an error and run the next
+    # statements in autocommit (MySQL: a deadlock, a lock wait timeout)?
+    # Then each statement of a transaction first checks it is still open.
+    server_may_end_transaction: bool = False
 
 
 @dataclass
@@ -124,6 +128,12 @@ class EngineEntry:
     # Disposes of the engine when its loop shuts down (see loopclose.py).
     closer: Any = None
     # The driver connections the pool has open, cut if their loop dies.
+    # Does each statement of a transaction check it is still open (see
+    # EngineConfig.server_may_end_transaction)?
+    checks_transaction: bool = False
+    # Resolved with the error when a connect fails, for the tasks waiting
+    # for a connection of a full pool (see scope._pooled).
+    connect_failure: asyncio.Future | None = None
     # (by id: the driver adapters take no weak references).
     opened: dict[int, Any] = field(default_factory=dict)
 
@@ -223,6 +233,9 @@ def _entry(using: str) -> EngineEntry:
         settings=_settings_of(using),
         autocommit_options=autocommit_options,
         quiet_checkin=quiet_checkin,
+        # Only on vinyl's own engines does a transaction begin with an
+        # explicit BEGIN that the driver's status reports at once.
+        checks_transaction=config.server_may_end_transaction and using not in _user_engines,
     )
     _entries[(using, loop)] = entry
     if loop is not None:
@@ -294,6 +307,13 @@ def _track_open_connections(entry: EngineEntry) -> None:
     event.listen(target, "connect", connected)
     event.listen(target, "close", closed)
     event.listen(target, "close_detached", closed)
+
+
+def open_connections(using: str = DEFAULT_ALIAS) -> int:
+    """How many driver connections the pool of ``using`` (on this event loop)
+    has open right now, checked out or idle."""
+    entry = _entries.get((using, _get_running_loop()))
+    return len(entry.opened) if entry is not None else 0
 
 
 def checkout_needs_no_io(entry: EngineEntry) -> bool:

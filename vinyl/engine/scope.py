@@ -65,6 +65,7 @@ from vinyl.exceptions import (
     connection_error,
     django_error,
     pool_exhausted,
+    server_ended_transaction,
 )
 
 try:  # SQLAlchemy 2.1
@@ -104,6 +105,7 @@ class Scope:
         "needs_rollback",
         "bridge_task",
         "transactional",
+        "lost_transaction",
     )
 
     def __init__(
@@ -152,6 +154,9 @@ class Scope:
         # on its own, and Django's own code may begin one, as on its
         # connections.
         self.transactional = transactional if parent is None else parent.transactional
+        # Did the server end this root's transaction on its own (a MySQL
+        # deadlock)? Then no statement may run in it any more.
+        self.lost_transaction = False
 
     def __repr__(self) -> str:
         kind = "root" if self.parent is None else "child"
@@ -191,11 +196,38 @@ class Scope:
                 f"vinyl.atomic()` block, or start it outside the block"
             )
 
+    def check_transaction(self) -> None:
+        """Refuse to run a statement in a transaction the server has ended.
+
+        MySQL rolls a whole transaction back on a deadlock and then commits
+        each following statement on its own: the rest of an ``atomic`` block
+        would be half committed. (A cheap check of the driver's last status,
+        no round trip.)
+        """
+        root = self.root
+        if root.lost_transaction:
+            raise _lost_transaction_error(self.alias)
+        config = self.entry.config
+        if not (root.transactional and self.entry.checks_transaction and config.in_transaction):
+            return
+        driver = self.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+        if not config.in_transaction(driver):
+            root.lost_transaction = True
+            self.needs_rollback = True
+            raise _lost_transaction_error(self.alias)
+
+    def note_error(self, exc: BaseException) -> None:
+        """Remember an error after which the server has ended the transaction."""
+        if self.entry.checks_transaction and server_ended_transaction(exc):
+            self.root.lost_transaction = True
+            self.needs_rollback = True
+
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run sync code whose database calls execute on this scope's connection."""
         self.check_open()
         async with self.lock:
             self.check_open()
+            self.check_transaction()
             token = _bound.set({**_bound.get(), self.alias: self})
             task = asyncio.current_task()
             self.bridge_task = task
@@ -203,6 +235,7 @@ class Scope:
                 return await self.connection.run_sync(_call, fn, args)
             except BaseException as exc:
                 if isinstance(exc, Exception) and not _cancel_turned_error(task, exc):
+                    self.note_error(exc)
                     note_lost_connection(self.entry, exc)
                     # Errors raised outside Django's cursor (SQLAlchemy's
                     # BEGIN at the first statement...) are Django's too.
@@ -218,6 +251,14 @@ class Scope:
             finally:
                 self.bridge_task = None
                 _bound.reset(token)
+
+
+def _lost_transaction_error(alias: str) -> Exception:
+    return django_db.OperationalError(
+        f"the server rolled back the transaction on {alias!r} by itself (after a "
+        f"deadlock or a lock wait timeout): the statements of this atomic block "
+        f"were undone, and none may run after it; leave the block and run it again"
+    )
 
 
 def _call(_sync_conn: Any, fn: Callable[..., T], args: tuple) -> T:
@@ -316,13 +357,95 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
 
 
 async def _pooled(alias: str, entry: EngineEntry, acquire: Callable[[], Awaitable[T]]) -> T:
-    """Get a connection from the pool of ``alias``, errors named for the alias."""
+    """Get a connection from the pool of ``alias``, errors named for the alias.
+
+    A task that has to wait for a connection (none idle, no overflow left)
+    stops waiting when another task's connect fails: with the server down,
+    every operation fails at once with the connect error instead of waiting
+    for a connection that will never come back (``pool_timeout``).
+    """
     try:
+        if _must_wait(entry):
+            return await _wait_for_connection(alias, entry, acquire)
         return await acquire()
     except sa_exc.TimeoutError as exc:
         raise pool_exhausted(alias, entry.engine) from exc
     except Exception as exc:
+        if isinstance(exc, django_db.OperationalError):
+            raise
+        _connect_failed(entry, exc)
         raise connection_error(alias, entry, exc) from exc
+
+
+def _must_wait(entry: EngineEntry) -> bool:
+    pool: Any = entry.engine.sync_engine.pool
+    try:
+        return pool.checkedin() == 0 and pool.overflow() >= pool._max_overflow
+    except AttributeError:  # another pool class: no waiting
+        return False
+
+
+def _connect_failed(entry: EngineEntry, exc: Exception) -> None:
+    """Tell the tasks waiting for a connection that connecting failed."""
+    failure = entry.connect_failure
+    entry.connect_failure = None
+    if failure is not None and not failure.done():
+        failure.set_result(exc)
+
+
+async def _wait_for_connection(alias: str, entry: EngineEntry, acquire: Callable[[], Awaitable[T]]) -> T:
+    loop = asyncio.get_running_loop()
+    failure = entry.connect_failure
+    if failure is None or failure.done():
+        failure = entry.connect_failure = loop.create_future()
+    waiting = loop.create_task(_acquired(acquire))
+    try:
+        await asyncio.wait((waiting, failure), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # cancelled while waiting
+        arrived = await _stop_waiting(waiting)
+        if arrived is not None:
+            await finish(_close_acquired(arrived))
+        raise
+    if waiting.done():
+        return waiting.result()
+    arrived = await _stop_waiting(waiting)
+    if arrived is not None:
+        return arrived  # it came at the same moment
+    exc = failure.result()
+    raise connection_error(alias, entry, exc) from exc
+
+
+async def _acquired(acquire: Callable[[], Awaitable[T]]) -> T:
+    return await acquire()  # engine.connect() gives an awaitable, not a coroutine
+
+
+async def _stop_waiting(waiting: asyncio.Task) -> Any:
+    """Cancel a wait for a pooled connection and return the connection if
+    it arrived anyway (None otherwise). A cancellation of the caller meanwhile
+    gives such a connection back to the pool before it propagates."""
+    waiting.cancel()
+    arrived: list = []
+    try:
+        await finish(_collect(waiting, arrived))
+    except BaseException:
+        if arrived:
+            await finish(_close_acquired(arrived[0]))
+        raise
+    return arrived[0] if arrived else None
+
+
+async def _collect(waiting: asyncio.Task, arrived: list) -> None:
+    try:
+        arrived.append(await waiting)
+    except BaseException:  # cancelled as asked, or the checkout failed
+        return
+
+
+async def _close_acquired(connection: Any) -> None:
+    if isinstance(connection, AsyncConnection):
+        await connection.close()
+    else:
+        await greenlet_spawn(connection.close)
 
 
 async def discard(conn: AsyncConnection) -> None:
@@ -365,6 +488,7 @@ async def release(scope: Scope, *, commit: bool) -> None:
         return
     try:
         if commit:
+            scope.check_transaction()
             await conn.commit()
         else:
             await conn.rollback()
@@ -643,7 +767,12 @@ async def _locked(scope: Scope, fn: Callable[..., Awaitable[T]], *args: Any) -> 
     scope.check_open()
     async with scope.lock:
         scope.check_open()
-        return await finish(fn(*args))
+        scope.check_transaction()
+        try:
+            return await finish(fn(*args))
+        except Exception as exc:
+            scope.note_error(exc)
+            raise
 
 
 async def _driver_in_scope(scope: Scope) -> Any:
@@ -925,6 +1054,7 @@ async def savepoint(parent: Scope, *, in_block: bool = True) -> AsyncIterator[Sc
     level.in_block = in_block
     try:
         try:
+            level.check_transaction()
             point = await level.connection.begin_nested()
         except Exception as exc:
             raise_as_django(level.entry, exc)

@@ -50,6 +50,10 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
     def vinyl_in_transaction(driver_connection: Any) -> bool:
         return driver_connection.get_transaction_status()
 
+    # A deadlock (1213) rolls the whole transaction back and the session
+    # autocommits the statements that follow: vinyl refuses to run them.
+    vinyl_server_may_end_transaction = True
+
     @staticmethod
     def vinyl_map_error(exc: BaseException) -> BaseException:
         # Django's MySQL backend makes these codes IntegrityErrors (1690:
