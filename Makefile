@@ -7,6 +7,7 @@ PYTHON_DJANGO6 ?= $(or $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/ve
 VENV_DJANGO6 ?= .venv-django6
 VENV_BENCH ?= .venv-bench
 
+.PHONY: test-faults-long
 .PHONY: venv test test-django6 test-all demo typecheck docs bench bench-quick bench-profile clean
 
 # The distribution is django-vinyl (import name vinyl); venvs made before the
@@ -49,6 +50,15 @@ test-django6: $(VENV_DJANGO6)/.installed
 	$(VENV_DJANGO6)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-all: test test-django6
+
+## The fault-injection suite's long runs (issue 13): backend kills every 0.5 s
+## for 60 s under 50 tasks, a restart, a 10,000-task cancellation storm x20,
+## 60 s through pgbouncer; prints the figures (build/faults-long.log).
+## (`make test` runs the short versions.)
+test-faults-long: $(VENV)/.installed
+	mkdir -p build
+	VINYL_FAULTS_LONG=1 $(VENV)/bin/python -m pytest tests/faults/test_scenarios.py -s -p no:cacheprovider $(PYTEST_ARGS) > build/faults-long.log 2>&1; \
+	status=$$?; tail -5 build/faults-long.log; grep '^\[faults\]' build/faults-long.log; exit $$status
 
 ## The demo on an SQLite file (no server). Another database:
 ##   make demo DEMO_ARGS="--database postgresql://postgres@127.0.0.1:5432/test"

@@ -253,7 +253,9 @@ async def ledger_check(sessions: Sessions, outcome: Outcome) -> dict[str, int]:
 TEARDOWN_SLACK = 3
 
 
-async def after_load(sessions: Sessions, outcome: Outcome, *, limit: int, peak: PeakSessions) -> dict[str, int]:
+async def after_load(
+    sessions: Sessions, outcome: Outcome, *, limit: int, peak: PeakSessions, remaining: Any = None
+) -> dict[str, int]:
     """Everything that must hold once a load is over (see the module docstring).
 
     Returns the figures: ledger size, sessions at peak and after dispose().
@@ -269,7 +271,7 @@ async def after_load(sessions: Sessions, outcome: Outcome, *, limit: int, peak: 
     assert peak.peak <= limit, f"{peak.peak} connections open at peak, more than pool_size + max_overflow = {limit}"
     assert peak.server_peak <= limit + TEARDOWN_SLACK, f"{peak.server_peak} server sessions at peak (pool: {limit})"
     await vinyl.dispose()
-    after = await sessions.settled_count(0)
+    after = await (remaining() if remaining is not None else sessions.settled_count(0))
     assert after == 0, f"{after} server sessions left after dispose()"
     figures.update(peak_connections=peak.peak, peak_server_sessions=peak.server_peak, sessions_after_dispose=after)
     return figures

@@ -262,6 +262,18 @@ class PgBouncer:
     def settings(self, name: str) -> dict:
         return {"HOST": "127.0.0.1", "PORT": str(self.port), "USER": "postgres", "PASSWORD": "", "NAME": name}
 
+    def clients(self, database: str) -> int:
+        """Client connections pgbouncer has open to ``database`` (its admin
+        console's SHOW CLIENTS)."""
+        done = subprocess.run(
+            [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "pgbouncer",
+             "-At", "-F", "|", "-c", "SHOW CLIENTS"],
+            capture_output=True, text=True, timeout=30,
+        )
+        if done.returncode != 0:
+            raise ServerError(f"pgbouncer SHOW CLIENTS failed: {done.stderr}")
+        return sum(1 for line in done.stdout.splitlines() if line.split("|")[3:4] == [database])
+
     def destroy(self) -> None:
         if self.process is not None:
             self.process.terminate()

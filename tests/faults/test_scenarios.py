@@ -157,7 +157,7 @@ async def _storm_round(load: Load, tasks_n: int, rng: random.Random) -> tuple[in
         if rng.random() < 0.5:
             await asyncio.sleep(rng.random() * 0.01)
         task.cancel()
-    done, pending = await asyncio.wait(tasks, timeout=120)
+    done, pending = await asyncio.wait(tasks, timeout=scaled(120, 900))
     for task in pending:
         task.cancel()
     for task in done:
@@ -166,7 +166,7 @@ async def _storm_round(load: Load, tasks_n: int, rng: random.Random) -> tuple[in
     return sum(t.cancelled() for t in done), len(pending)
 
 
-@pytest.mark.fault_pool(pool_size=5, max_overflow=5, pool_timeout=60)
+@pytest.mark.fault_pool(pool_size=5, max_overflow=5, pool_timeout=900)
 async def test_cancellation_storm(fault_target, backend):
     await target_start(fault_target)
     load = Load(seed=7)
@@ -192,3 +192,96 @@ async def test_cancellation_storm(fault_target, backend):
         {"rounds": rounds, "tasks_per_round": tasks_n, "cancelled": cancelled, "hung": hung, "orphaned_transactions": orphaned, **figures},
         load.outcome,
     )
+
+
+@pytest.mark.backends("postgresql", reason="pgbouncer pools PostgreSQL connections")
+async def test_load_through_pgbouncer_in_transaction_mode(fault_target, fault_servers, backend):
+    # prepared_statements=False: no named statement may outlive its
+    # transaction (pgbouncer hands each transaction another server session).
+    fault_target.point(via=fault_servers.pgbouncer, prepared_statements=False, pool={"pool_size": 5, "max_overflow": 5})
+    await fault_target.sessions.start()
+    load = Load(seed=11)
+    await load.setup()
+    seconds = scaled(5, 60)
+    until = time.monotonic() + seconds
+    with PeakSessions(fault_target.sessions) as peak:
+        await asyncio.wait_for(asyncio.gather(*(load.worker(until) for _ in range(20))), seconds + 120)
+    streams = load.outcome.ok  # every operation, streams included, must succeed
+    assert sum(load.outcome.failures.values()) == 0, load.outcome.summary() + f" {load.outcome.unexpected[:3]}"
+    bouncer = fault_servers.pgbouncer
+
+    async def clients_left() -> int:
+        for _ in range(50):
+            left = await asyncio.get_running_loop().run_in_executor(None, bouncer.clients, "vinyl_faults")
+            if left == 0:
+                break
+            await asyncio.sleep(0.1)
+        return left
+
+    # The server's sessions are pgbouncer's (its pool): vinyl's are its clients.
+    figures = await after_load(
+        fault_target.sessions, load.outcome, limit=fault_target.limit, peak=peak, remaining=clients_left
+    )
+    report("pgbouncer", backend, {"seconds": seconds, "ok": streams, **figures}, load.outcome)
+
+
+@pytest.mark.backends("postgresql", reason="pgbouncer pools PostgreSQL connections")
+async def test_pgbouncer_with_prepared_statements_says_what_to_set(fault_target, fault_servers, backend):
+    fault_target.point(via=fault_servers.pgbouncer, pool={"pool_size": 5, "max_overflow": 0})
+    load = Load(seed=12)
+    try:
+        await load.setup()
+    except Exception:  # the setup itself may already meet the error  # noqa: BLE001
+        pass
+    for _ in range(5):
+        await asyncio.gather(*(load.run_one(load.read_sum) for _ in range(10)))
+    messages = [m for m in load.outcome.unexpected if "prepared statement" in m]
+    assert messages, load.outcome.summary()
+    assert all("prepared_statements'] = False" in m for m in messages), messages[:3]
+    assert load.outcome.unmapped == []
+
+
+BAD_VALUES = {
+    "nul in text": {"text": "a\x00b"},
+    "lone surrogate": {"char": "a\ud800b"},
+    "huge int": {"big": 2**70},
+    "nan float": {"floating": float("nan")},
+    "1 MB string": {"text": "x" * 1_000_000},
+}
+
+
+async def test_bad_input_raises_what_django_raises(fault_target, backend):
+    from tests.faults.oracle import django_outcome, vinyl_outcome
+    from tests.testapp.models import AllTypes
+
+    await target_start(fault_target)
+    sync_alias = f"faults_sync_{backend}"
+    results = {}
+    for name, values in BAD_VALUES.items():
+        expected = await django_outcome(lambda: AllTypes.objects.using(sync_alias).create(**values) and "created")
+        got = await vinyl_outcome(AllTypes.vinyl.create(**values))
+        got = ("ok", "created") if got[0] == "ok" else got
+        assert got == expected, f"{name}: vinyl {got}, Django {expected}"
+        field, value = next(iter(values.items()))
+        expected = await django_outcome(lambda: AllTypes.objects.using(sync_alias).filter(**{field: value}).count())
+        got = await vinyl_outcome(AllTypes.vinyl.filter(**{field: value}).count())
+        assert got == expected, f"{name} (filter): vinyl {got}, Django {expected}"
+        results[name] = expected[1] if expected[0] == "error" else "ok"
+    many = list(range(100_000))
+    expected = await django_outcome(lambda: AllTypes.objects.using(sync_alias).filter(pk__in=many).count())
+    got = await vinyl_outcome(AllTypes.vinyl.filter(pk__in=many).count())
+    if backend == "postgresql":
+        # Known gap: asyncpg binds at most 32,767 parameters (Django's psycopg
+        # inlines them client-side): an OperationalError, as psycopg's for too
+        # many parameters, never a driver error.
+        assert got == ("error", "OperationalError"), got
+    else:
+        assert got == expected, f"100,000-value __in: vinyl {got}, Django {expected}"
+    results["100,000-value __in"] = got[1] if got[0] == "error" else "ok"
+    await asyncio.sleep(0)
+    assert vinyl.get_engine().sync_engine.pool.checkedout() == 0
+    assert await fault_target.sessions.settled_open_transactions() == 0
+    assert await AllTypes.vinyl.count() >= 0  # the pool still works
+    await vinyl.dispose()
+    assert await fault_target.sessions.settled_count(0) == 0
+    report("bad input", backend, results)

@@ -99,6 +99,11 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         if not prepared:
             # Behind pgbouncer in transaction mode: no named prepared
             # statements, neither asyncpg's nor SQLAlchemy's adapter's.
+            # SQLAlchemy's adapter still prepares each statement (under a
+            # unique name) and runs it in a second exchange, which pgbouncer
+            # may send to another server session unless a transaction pins
+            # it: no statement runs in autocommit.
+            config.autocommit_options = None
             connect_args["statement_cache_size"] = 0
             connect_args["prepared_statement_cache_size"] = 0
             connect_args["prepared_statement_name_func"] = _unique_statement_name
@@ -155,10 +160,30 @@ class PortalCursor:
             await close_portal(None)
 
 
+# SQLSTATEs of a prepared statement that is missing or already there: what
+# named statements give behind pgbouncer in transaction mode.
+_PREPARED_STATEMENT_STATES = frozenset({"26000", "42P05"})
+
+
 def map_asyncpg_error(exc: BaseException) -> BaseException:
     """Return the Django exception for an asyncpg error (others unchanged);
     see :func:`vinyl.exceptions.django_error`."""
-    return django_error(exc)
+    mapped = django_error(exc)
+    if mapped is not exc and _prepared_statement_error(exc):
+        return type(mapped)(
+            f"{mapped} (a prepared statement went missing between two statements: "
+            f"behind pgbouncer in transaction mode, or another pooler that moves "
+            f"sessions, set DATABASES[...]['OPTIONS']['prepared_statements'] = False)"
+        )
+    return mapped
+
+
+def _prepared_statement_error(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if getattr(exc, "sqlstate", None) in _PREPARED_STATEMENT_STATES:
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__
+    return False
 
 
 def _identity(value: str) -> str:
