@@ -232,7 +232,13 @@ class Scope:
             task = asyncio.current_task()
             self.bridge_task = task
             try:
-                return await self.connection.run_sync(_call, fn, args)
+                if self.exclusive:
+                    return await self.connection.run_sync(_call, fn, args)
+                # Tasks share this connection: a statement cut short by a
+                # cancellation would leave it unusable for them (SQLAlchemy
+                # invalidates it, asyncmy closes it), so it runs to its end
+                # and the cancellation is raised after.
+                return await finish(self.connection.run_sync(_call, fn, args))
             except BaseException as exc:
                 if isinstance(exc, Exception) and not _cancel_turned_error(task, exc):
                     self.note_error(exc)
@@ -1055,7 +1061,14 @@ async def savepoint(parent: Scope, *, in_block: bool = True) -> AsyncIterator[Sc
     try:
         try:
             level.check_transaction()
-            point = await level.connection.begin_nested()
+            point = await finish(level.connection.begin_nested())
+        except asyncio.CancelledError:
+            # finish() let the SAVEPOINT complete: undo it before leaving.
+            nested = level.connection.get_nested_transaction()
+            if nested is not None:
+                level.ended = True
+                await finish(nested.rollback())
+            raise
         except Exception as exc:
             raise_as_django(level.entry, exc)
             raise
@@ -1077,11 +1090,17 @@ async def _close_savepoint(level: Scope, point: Any, failure: BaseException | No
     parent = level.parent
     assert parent is not None
     failed = failure is not None or level.needs_rollback
+    ended: list[bool] = []
     try:
-        await finish(_end_savepoint(level, point, failed))
+        await finish(_end_savepoint(level, point, failed, ended))
     except BaseException as exc:
-        # The level's work could not be undone (or kept) on its own.
-        parent.needs_rollback = True
+        if not ended:
+            # The level's work could not be undone (or kept) on its own.
+            parent.needs_rollback = True
+        elif not failed:
+            # Released, and then the task was cancelled: the level's work
+            # stands, as do its callbacks.
+            await promote_callbacks(level)
         if failure is not None:
             return  # the original error propagates, not this one
         raise_as_django(level.entry, exc)
@@ -1090,13 +1109,14 @@ async def _close_savepoint(level: Scope, point: Any, failure: BaseException | No
         await promote_callbacks(level)
 
 
-async def _end_savepoint(level: Scope, point: Any, failed: bool) -> None:
+async def _end_savepoint(level: Scope, point: Any, failed: bool, ended: list[bool]) -> None:
     async with level.lock:
         level.ended = True
         if failed:
             await point.rollback()
         else:
             await point.commit()
+        ended.append(True)
 
 
 # -- callbacks after commit ---------------------------------------------------
