@@ -16,6 +16,7 @@ MATRIX_TESTS ?= tests/test_queryset.py tests/test_plan_cache.py tests/test_error
 	tests/transactions/test_atomic.py tests/transactions/test_concurrency.py tests/engine/test_cancellation.py \
 	tests/engine/test_pool.py tests/relations/test_loading.py tests/packaging/test_matrix.py $(wildcard tests/differential)
 
+.PHONY: test-faults-long
 .PHONY: venv test test-django6 test-matrix test-all demo typecheck docs bench bench-quick bench-profile clean
 
 # The distribution is django-vinyl (import name vinyl); venvs made before the
@@ -78,6 +79,15 @@ test-matrix: $(VENV_LOWEST)/.installed $(VENV_PY313)/.installed
 	$(VENV_PY313)/bin/python -m pytest -q $(MATRIX_TESTS) $(PYTEST_ARGS)
 
 test-all: test test-django6 test-matrix
+
+## The fault-injection suite's long runs (issue 13): backend kills every 0.5 s
+## for 60 s under 50 tasks, a restart, a 10,000-task cancellation storm x20,
+## 60 s through pgbouncer; prints the figures (build/faults-long.log).
+## (`make test` runs the short versions.)
+test-faults-long: $(VENV)/.installed
+	mkdir -p build
+	VINYL_FAULTS_LONG=1 $(VENV)/bin/python -m pytest tests/faults/test_scenarios.py -s -p no:cacheprovider $(PYTEST_ARGS) > build/faults-long.log 2>&1; \
+	status=$$?; tail -5 build/faults-long.log; grep '^\[faults\]' build/faults-long.log; exit $$status
 
 ## The demo on an SQLite file (no server). Another database:
 ##   make demo DEMO_ARGS="--database postgresql://postgres@127.0.0.1:5432/test"
