@@ -102,9 +102,11 @@ typecheck: $(VENV)/.installed
 docs: $(VENV)/.installed
 	$(VENV)/bin/python docs/api/build.py build/api
 ## vinyl against the raw drivers, SQLAlchemy, Django and Tortoise, on
-## PostgreSQL and MariaDB (~15 min on 2 cores); writes benchmarks/results/latest.md.
+## PostgreSQL and MariaDB (~15 min on 2 cores); writes benchmarks/results/latest.md;
+## then what building a plan costs next to Django's compile (results/plan_cost.md).
 bench: $(VENV_BENCH)/.installed
 	$(VENV_BENCH)/bin/python -m benchmarks $(BENCH_ARGS)
+	$(VENV_BENCH)/bin/python -m benchmarks.plan_cost
 
 ## The same, scaled down (~3 min).
 bench-quick: $(VENV_BENCH)/.installed
