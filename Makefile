@@ -7,7 +7,7 @@ PYTHON_DJANGO6 ?= $(or $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/ve
 VENV_DJANGO6 ?= .venv-django6
 VENV_BENCH ?= .venv-bench
 
-.PHONY: venv test test-django6 test-all demo typecheck docs bench bench-quick bench-profile clean
+.PHONY: venv test test-django6 test-all demo typecheck docs bench bench-quick bench-profile clean fuzz
 
 # The distribution is django-vinyl (import name vinyl); venvs made before the
 # rename may still hold the old "vinyl" distribution of this tree: dropped.
@@ -49,6 +49,18 @@ test-django6: $(VENV_DJANGO6)/.installed
 	$(VENV_DJANGO6)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-all: test test-django6
+
+## The differential test long: random reads and writes compared with Django's
+## sync ORM (tests/differential), e.g.
+##   make fuzz SEED=7 READS=50000 WRITES=5000 BACKENDS=postgresql
+## SEED defaults to the time; BACKENDS to all three. Mismatches print their reproduction.
+SEED ?= $(shell date +%s)
+READS ?= 5000
+WRITES ?= 500
+fuzz: $(VENV)/.installed
+	VINYL_FUZZ_SEED=$(SEED) VINYL_FUZZ_READS=$(READS) VINYL_FUZZ_WRITES=$(WRITES) VINYL_FUZZ_VERBOSE=1 \
+	$(if $(BACKENDS),VINYL_TEST_BACKENDS=$(BACKENDS)) \
+	$(VENV)/bin/python -m pytest tests/differential/test_differential.py -p no:cacheprovider -q -s $(PYTEST_ARGS)
 
 ## The demo on an SQLite file (no server). Another database:
 ##   make demo DEMO_ARGS="--database postgresql://postgres@127.0.0.1:5432/test"

@@ -245,8 +245,8 @@ class Grammar:
             if v.random() < 0.8:
                 try:
                     a, b = sorted((a, b))
-                except TypeError:
-                    pass
+                except (TypeError, ArithmeticError):
+                    pass  # values that do not order (NaN, mixed types) stay as drawn
             return (a, b) if s_container != "list" else [a, b]
         if lookup in ("contains", "icontains", "startswith", "istartswith", "endswith", "iendswith", "key_icontains"):
             if base == "uuid":

@@ -17,8 +17,8 @@ from tests.differential.runner import run_differential
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
 SEED = int(os.environ.get("VINYL_FUZZ_SEED", "20261204"))
-READS = int(os.environ.get("VINYL_FUZZ_READS", "400"))
-WRITES = int(os.environ.get("VINYL_FUZZ_WRITES", "40"))
+READS = int(os.environ.get("VINYL_FUZZ_READS", "800"))
+WRITES = int(os.environ.get("VINYL_FUZZ_WRITES", "60"))
 
 
 def _log(message: str) -> None:
