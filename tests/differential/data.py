@@ -197,7 +197,10 @@ def snapshot(alias: str) -> dict[str, list[tuple]]:
     out = {}
     with connection.cursor() as cursor:
         for model in TABLE_MODELS:
-            columns = ", ".join(qn(f.column) for f in model._meta.local_concrete_fields)
+            # PostgreSQL: as text, so that values psycopg cannot load ('-infinity'
+            # in a date column, which asyncpg writes for date.min) compare too.
+            cast = "::text" if connection.vendor == "postgresql" else ""
+            columns = ", ".join(qn(f.column) + cast for f in model._meta.local_concrete_fields)
             cursor.execute(f"SELECT {columns} FROM {qn(model._meta.db_table)} ORDER BY {qn(model._meta.pk.column)}")
             out[model._meta.label] = [tuple(row) for row in cursor.fetchall()]
     return out

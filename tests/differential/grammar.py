@@ -89,6 +89,21 @@ LOOKUPS = {
     "ip": ["exact", "in", "isnull", "startswith"],
     "rel": ["exact", "in", "isnull", "pk_gt", "exact"],
 }
+#: Lookups whose compiled SQL or parameters depend on the value or the settings
+#: (time zone, LIKE escaping, integer ranges, list length and duplicates):
+#: stable shapes pick these often.
+HOT_LEAVES = {
+    "Item": [("id", "in"), ("integer", "in"), ("name", "in"), ("at", "date"), ("at", "hour"), ("at", "date__lt"),
+             ("at", "day"), ("day", "year"), ("name", "iexact"), ("name", "contains"), ("name", "startswith"),
+             ("text", "icontains"), ("name", "iendswith"), ("pint", "lt"), ("psmall", "gt"), ("big", "gte"),
+             ("pbig", "lt"), ("small", "lte"), ("dec", "lt"), ("uid", "exact"), ("owner", "exact"),
+             ("owner__name", "iexact"), ("tags__name", "in"), ("flt", "gte"), ("at", "exact"), ("maybe", "exact"),
+             ("text", "exact"), ("integer", "range"), ("pint", "in")],
+    "Owner": [("id", "in"), ("name", "iexact"), ("age", "lt"), ("items__at", "date"), ("items__name", "icontains")],
+    "Premium": [("level", "lt"), ("since", "hour"), ("name", "startswith"), ("id", "in")],
+    "Profile": [("bio", "iexact"), ("score", "lt"), ("owner__name", "contains")],
+    "Tag": [("name", "iexact"), ("weight", "in"), ("items__at", "date")],
+}
 REGEXES = ["^a", "b$", "a.b", "^$", "[0-9]", "é", "^[A-Z]", "b{1,2}", "\\\\", "(a|b)", "^.{2}$", "%", "_", "\\.", "ann"]
 JSON_KEYS = ["a", "b", "k", "0", "é", "%"]
 #: Where a value is compared with an F() of the same kind.
@@ -130,6 +145,10 @@ class Grammar:
             "Premium": [{**o, **p, "id": o["id"]} for p in data.premiums for o in data.owners if o["id"] == p["owner_ptr_id"]],
         }
         self.rows = rows
+        # A "stable" shape keeps to what vinyl can plan (keyword filters, plain
+        # values of one type per slot, fixed list lengths): its draws replay a
+        # cached plan with new values, where plan-cache bugs show.
+        self.stable = False
 
     # ------------------------------------------------------------------ values
     def column(self, model: type, field: Any) -> list:
@@ -140,9 +159,9 @@ class Grammar:
         """One value for an exact-like comparison with ``field`` (mostly one that exists)."""
         col = self.column(model, field) if kind != "rel" else []
         r = v.random()
-        if col and r < 0.65:
+        if col and r < (0.75 if self.stable else 0.65):
             return v.choice(col)
-        if r < 0.9:
+        if r < (0.97 if self.stable else 0.9):
             return self.edge(v, kind, model, field)
         return self.odd(v, kind, model)
 
@@ -212,13 +231,14 @@ class Grammar:
         }
         return v.choice(pools[kind.split(":")[0]])
 
-    def lookup_value(self, v: random.Random, s_container: str, kind: str, lookup: str, model: type, field: Any) -> Any:
+    def lookup_value(self, v: random.Random, s_container: str, kind: str, lookup: str, model: type, field: Any,
+                     length: int | None = None) -> Any:
         """The value for ``path__lookup`` (container type decided by the shape)."""
         base = kind.split(":")[0]
         if lookup == "isnull":
             return v.choice([True, False]) if v.random() < 0.98 else v.choice([1, "yes"])
         if lookup in ("in", "month__in", "date__in", "key_in"):
-            n = v.choice([0, 1, 2, 3, 3, 5, 8]) if v.random() < 0.97 else 0
+            n = length if length is not None else v.choice([0, 1, 2, 3, 3, 5, 8]) if v.random() < 0.97 else 0
             if lookup == "month__in":
                 items = [v.randint(1, 12) for _ in range(n)]
             elif lookup == "date__in":
@@ -228,9 +248,9 @@ class Grammar:
             else:
                 items = [self.scalar(v, kind, model, field) for _ in range(n)]
             if items and v.random() < 0.25:
-                items.append(v.choice(items))  # duplicate
-            if v.random() < 0.08:
-                items.append(None)
+                items[-1] = v.choice(items[:-1] or items)  # a duplicate (same length when stable)
+            if items and v.random() < 0.08:
+                items[v.randrange(len(items))] = None
             v.shuffle(items)
             if s_container == "tuple":
                 return tuple(items)
@@ -270,7 +290,12 @@ class Grammar:
             top = {"month": 12, "quarter": 4, "week": 53, "week_day": 7, "day": 31, "hour": 23, "minute": 59, "hour__gte": 23}[lookup]
             return v.choice([v.randint(0, top), v.randint(1, top), top + 1, -1, "3"]) if v.random() < 0.97 else v.choice([0, 99, "x"])
         if lookup in ("date", "date__lt"):
-            return self.scalar(v, "date", model, field) if v.random() < 0.9 else v.choice(["2024-01-01", "abc", datetime.datetime(2024, 1, 1, tzinfo=UTC)])
+            r = v.random()
+            col = self.column(model, field) if base == "dt" else []
+            if col and r < 0.7:
+                # A day some row falls on in UTC or in a zone east or west of it.
+                return (v.choice(col) + datetime.timedelta(hours=v.choice([-10, 0, 0, 10]))).date()
+            return self.scalar(v, "date", model, field) if r < 0.9 else v.choice(["2024-01-01", "abc", datetime.datetime(2024, 1, 1, tzinfo=UTC)])
         if lookup == "time__lt":
             return self.scalar(v, "time", model, field)
         if lookup in ("has_key",):
@@ -293,11 +318,16 @@ class Grammar:
 
     # ------------------------------------------------------------ conditions
     def leaf(self, s: random.Random, v: random.Random, model_name: str) -> tuple[str, Any]:
-        path = s.choice(FILTER_PATHS[model_name])
-        kind, model, field = kind_of(model_name, path)
-        lookup = s.choice(LOOKUPS[kind.split(":")[0]])
-        container = s.choice(["list", "list", "tuple", "gen", "set"])
-        value = self.lookup_value(v, container, kind, lookup, model, field)
+        if self.stable and s.random() < 0.6:
+            path, lookup = s.choice(HOT_LEAVES[model_name])
+            kind, model, field = kind_of(model_name, path)
+        else:
+            path = s.choice(FILTER_PATHS[model_name])
+            kind, model, field = kind_of(model_name, path)
+            lookup = s.choice(LOOKUPS[kind.split(":")[0]])
+        container = s.choice(["list", "list", "tuple"] if self.stable else ["list", "list", "tuple", "gen", "set"])
+        length = s.choice([1, 2, 3, 3, 4, 6]) if self.stable else None
+        value = self.lookup_value(v, container, kind, lookup, model, field, length)
         if kind == "json" and lookup.startswith("key") or lookup == "nested":
             key = s.choice(JSON_KEYS)
             name = {"key": f"{path}__{key}", "key_gt": f"{path}__{key}__gt", "key_isnull": f"{path}__{key}__isnull",
@@ -308,7 +338,7 @@ class Grammar:
             return f"{path}__pk__gt", value
         if lookup == "exact" and s.random() < 0.5:
             return path, value
-        if lookup == "in" and kind == "rel" and s.random() < 0.3:
+        if lookup == "in" and kind == "rel" and s.random() < 0.3 and not self.stable:
             target = model.__name__
             sub = QS(target, (("filter", (), ((s.choice(["id__lte", "id__gte"]), v.randint(0, 12)),)), ("values", ("pk",), ())))
             return f"{path}__in", sub
@@ -342,12 +372,12 @@ class Grammar:
 
     def condition(self, s: random.Random, v: random.Random, model_name: str) -> tuple[tuple, tuple]:
         """(args, kwargs) of one filter/exclude call."""
-        if s.random() < 0.5:
+        if s.random() < 0.5 and not self.stable:
             return (self.q(s, v, model_name),), ()
         n = 1 if s.random() < 0.75 else 2
         kw = {}
         for _ in range(n):
-            k, val = self.f_leaf(s, v, model_name) if s.random() < 0.1 else self.leaf(s, v, model_name)
+            k, val = self.f_leaf(s, v, model_name) if s.random() < 0.1 and not self.stable else self.leaf(s, v, model_name)
             kw[k] = val
         return (), tuple(kw.items())
 
@@ -431,6 +461,7 @@ class Grammar:
         s = random.Random(f"{seed}-shape-{shape}")
         v = random.Random(f"{seed}-shape-{shape}-draw-{draw}")
         model = s.choice(["Item"] * 6 + ["Owner"] * 2 + ["Premium", "Profile", "Tag"])
+        self.stable = s.random() < 0.5
         ops: list = []
         ordered = model in TOTAL_META
         explicit_order = False
@@ -439,10 +470,12 @@ class Grammar:
         related: list[str] = []
         attrs: list[str] = []
         annotated: list[str] = []
-        n_ops = s.choice([0, 1, 1, 2, 2, 2, 3, 3, 4, 5])
+        n_ops = s.choice([1, 1, 1, 2, 2, 3] if self.stable else [0, 1, 1, 2, 2, 2, 3, 3, 4, 5])
         for _ in range(n_ops):
             kind = s.choice(["filter"] * 6 + ["exclude"] * 2 + ["order_by"] * 2 + ["annotate", "select_related",
                             "prefetch_related", "distinct", "only", "defer", "reverse", "alias"])
+            if self.stable and kind in ("annotate", "alias"):
+                kind = "filter"
             if kind in ("filter", "exclude"):
                 args, kw = self.condition(s, v, model)
                 if annotated and s.random() < 0.3:
@@ -453,7 +486,7 @@ class Grammar:
                 keys: list[Any] = []
                 for _ in range(s.choice([0, 1, 1, 2])):
                     p = s.choice(ORDER_PATHS[model] + annotated)
-                    if s.random() < 0.15:
+                    if s.random() < 0.15 and not self.stable:
                         keys.append(_desc(p, s.random() < 0.5))
                     else:
                         keys.append(s.choice(["", "-"]) + p)
@@ -485,7 +518,7 @@ class Grammar:
                 related.extend(paths)
             elif kind == "prefetch_related":
                 path = s.choice(PREFETCH[model])
-                if s.random() < 0.3 and path in ("items", "tags"):
+                if s.random() < 0.3 and path in ("items", "tags") and not self.stable:
                     target = "Item" if path == "items" else "Tag"
                     cond = self.condition(s, v, target)
                     qs = QS(target, (("filter",) + cond,))
@@ -523,9 +556,10 @@ class Grammar:
             else:
                 ops.append(("values", fields, ()))
             mode = "values"
-            if any("__" in f and f.split("__")[0] in ("tags", "items") for f in fields):
-                pass  # multi-valued: rows multiply (still the same answer)
-            if s.random() < 0.25:  # GROUP BY the values
+            if any(f.split("__")[0] in ("tags", "items") for f in fields) and not explicit_order:
+                # A multi-valued relation multiplies the rows: Meta.ordering has ties among them.
+                ordered = False
+            if s.random() < 0.25 and not self.stable:  # GROUP BY the values
                 name, expr, agg = self.annotation(s, v, model)
                 ops.append(("annotate", (), ((name + "_g", expr),)))
                 if agg and not explicit_order:
@@ -554,7 +588,7 @@ class Grammar:
                                                     "index", "contains", "latest"]
         else:
             choices = ["list"] * 5 + ["iter", "count", "exists", "first", "index"]
-        term = s.choice(choices)
+        term = s.choice(choices) if not (self.stable and s.random() < 0.4) else "list"
         if any(op[0] == "slice" for op in ops) and term in ("first", "last", "get", "in_bulk", "latest", "aggregate", "contains"):
             term = "list"
         if term == "get":
@@ -584,9 +618,8 @@ class Grammar:
             terminal = (s.choice(["latest", "earliest"]), (field, "pk"), ())
         else:
             terminal = (term, (), ())
-        tz = s.choice([None, None, None] + ZONES[:3]) if s.random() < 0.6 else None
-        if tz is not None and v.random() < 0.5:
-            tz = v.choice(ZONES)  # the same shape under another zone
+        # The current time zone is the caller's (per request): a value, not structure.
+        tz = v.choice(ZONES[:4]) if v.random() < 0.45 else None
         if mode != "obj":
             related, attrs = [], []
         return Case(model=model, ops=tuple(ops), terminal=terminal, shape=shape, draw=draw, tz=tz, ordered=ordered,
@@ -611,7 +644,7 @@ class Grammar:
 
     def update_value(self, s: random.Random, v: random.Random, model_name: str, path: str) -> Any:
         kind, model, field = kind_of(model_name, path)
-        r = s.random()
+        r = s.random() if not self.stable else 1.0
         if kind.startswith("int") and r < 0.35:
             return BinOp(s.choice(["+", "-", "*"]), Call("F", (path,)), v.choice([1, 2, -1, 0, 1000, 2**31]))
         if kind.startswith("int") and r < 0.45:
@@ -627,6 +660,7 @@ class Grammar:
     def write(self, shape: int, draw: int, seed: int) -> Case:
         s = random.Random(f"{seed}-wshape-{shape}")
         v = random.Random(f"{seed}-wshape-{shape}-draw-{draw}")
+        self.stable = s.random() < 0.5
         kind = s.choice(["update"] * 4 + ["delete"] * 2 + ["bulk_create"] * 2 + ["bulk_update"] * 2 + ["get_or_create",
                         "update_or_create", "create", "save", "save", "obj_delete", "m2m", "m2m", "reverse_fk"])
         tz = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ from django.db import connections
 from django.utils import timezone
 
 import vinyl
+import vinyl.queryset as vinyl_queryset
 from tests.differential import known
 from tests.differential.compare import classify, diff_summary, non_vinyl_instances, norm, norm_result
 from tests.differential.data import Dataset, restore, snapshot
@@ -206,7 +208,7 @@ class Mismatch:
         if self.repro:
             lines.append(f"  reproduction: {self.repro}")
         for prior in self.before:
-            lines.append("  first, on vinyl (warms the plan cache):")
+            lines.append("  first, on vinyl:")
             lines.extend("    " + ln for ln in case_code(prior, VINYL).splitlines())
         lines.append("  Django:")
         lines.extend("    " + ln for ln in case_code(self.case, DJANGO).splitlines())
@@ -247,6 +249,17 @@ class Result:
         return "\n".join(lines)
 
 
+class _PoolErrors(logging.Handler):
+    """Collects what SQLAlchemy's pool logs at ERROR (a connection it failed to close...)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 class Runner:
     """One backend, one seed: owns the Django worker thread and the dataset."""
 
@@ -260,18 +273,22 @@ class Runner:
         self.log = log or (lambda msg: None)
         self.max_reports = max_reports
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="django-oracle")
-        self.first_of_shape: dict[tuple[str, int], Case] = {}
+        self.draws_of_shape: dict[tuple[str, int], list[Case]] = {}
         self.signatures: Counter = Counter()
+        self.pool_errors = _PoolErrors()
+        self.pool_logger = logging.getLogger("sqlalchemy.pool")
+        self.pool_logger.addHandler(self.pool_errors)
 
     async def django(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def close(self) -> None:
+        self.pool_logger.removeHandler(self.pool_errors)
         await self.django(connections.close_all)
         self.executor.shutdown(wait=True)
 
     # ------------------------------------------------------------------ reads
-    async def run_reads(self, count: int, draws_per_shape: int = 5, batch: int = 8) -> None:
+    async def run_reads(self, count: int, draws_per_shape: int = 8, batch: int = 8) -> None:
         await self.django(restore, self.alias, self.data)
         shapes = max(1, count // draws_per_shape)
         order = random.Random(f"{self.seed}-order")
@@ -290,9 +307,10 @@ class Runner:
             else:
                 vinyl_outcomes = [await vinyl_run(c) for c in cases]
             for case, d, v in zip(cases, django_outcomes, vinyl_outcomes):
-                self.first_of_shape.setdefault(("r", case.shape), case)
+                self.draws_of_shape.setdefault(("r", case.shape), []).append(case)
                 self.result.reads += 1
                 await self.judge(case, d, v)
+            await self.judge_pool_log(cases)
             if (start // batch) % 50 == 0:
                 self.log(f"{self.backend}: {self.result.reads} reads, {self.result.unknown_count} new mismatches, known {dict(self.result.known)}")
 
@@ -319,13 +337,13 @@ class Runner:
                 case = self.grammar.write(shape, draw, self.seed)
                 d_out, d_snap = await self.write_outcome_django(case)
                 v_out, v_snap = await self.write_outcome_vinyl(case)
-                self.first_of_shape.setdefault(("w", case.shape), case)
                 self.result.writes += 1
                 done += 1
                 if agree(d_out, v_out) and d_snap != v_snap:
                     d_out = d_out + ("tables:", _snap_diff(d_snap, v_snap))
                     v_out = v_out + ("tables differ",)
                 await self.judge(case, d_out, v_out)
+                await self.judge_pool_log([case])
                 if done % 100 == 0:
                     self.log(f"{self.backend}: {done} writes, {self.result.unknown_count} new mismatches, known {dict(self.result.known)}")
         await self.django(restore, self.alias, self.data)
@@ -336,7 +354,10 @@ class Runner:
             if d[0] == "error":
                 self.result.errors_agreed[d[2]] += 1
             return
-        m = Mismatch(self.backend, self.seed, case, d, v)
+        await self.judge_mismatch(Mismatch(self.backend, self.seed, case, d, v))
+
+    async def judge_mismatch(self, m: Mismatch) -> None:
+        case, d, v = m.case, m.django, m.vinyl
         m.known = known.match(m)
         if m.known:
             self.result.known[m.known] += 1
@@ -346,14 +367,30 @@ class Runner:
         signature = (case.write, case.terminal[0], d[0], d[2] if d[0] == "error" else "", v[0], v[2] if v[0] == "error" else "")
         self.signatures[signature] += 1
         if self.signatures[signature] <= 2 and len(self.result.unknown) < self.max_reports:
-            if not case.write:
+            if not case.write and not m.repro:
                 await self.reproduce(m)
             self.result.unknown.append(m)
             self.log(m.report())
 
+    async def judge_pool_log(self, cases: list[Case]) -> None:
+        """An error SQLAlchemy's pool logged while ``cases`` ran is a mismatch too (Django logs none)."""
+        if not self.pool_errors.records:
+            return
+        records, self.pool_errors.records = self.pool_errors.records, []
+        record = records[0]
+        cause = record.exc_info[1] if record.exc_info else None
+        detail = f"{record.getMessage()}: {type(cause).__module__}.{type(cause).__qualname__}: {cause}" if cause else record.getMessage()
+        m = Mismatch(self.backend, self.seed, cases[-1], ("ok", "nothing logged"),
+                     ("error", "run", "PoolErrorLogged", f"{len(records)} record(s); {detail[:300]}"), before=cases[:-1])
+        m.repro = "logged by sqlalchemy.pool while this batch ran (the cases before it ran in the same batch)"
+        await self.judge_mismatch(m)
+
     async def _mismatch_alone(self, case: Case, before: list[Case]) -> tuple | None:
         """Replay on a cold plan cache; the two outcomes when they still differ."""
-        await vinyl.dispose(VINYL_ALIAS)
+        await vinyl.dispose(VINYL_ALIAS)  # the plans go with the engine
+        # vinyl also remembers, per process, the chain shapes Django accepted
+        # (vinyl.queryset._validated, private: read here only, to replay cold).
+        getattr(vinyl_queryset, "_validated", {}).clear()
         for prior in before:
             await vinyl_run(prior)
         d = await self.django(django_run, case, self.alias)
@@ -383,11 +420,11 @@ class Runner:
                     m.case, (m.django, m.vinyl) = case, again
             m.repro = "alone, on a cold plan cache"
             return
-        first = self.first_of_shape.get(("r", case.shape))
-        if first is not None and first.draw != case.draw and await self._mismatch_alone(case, [first]):
-            m.before = [first]
-            m.repro = "after the first draw of the same shape (a plan made from other values)"
-            return
+        for prior in self.draws_of_shape.get(("r", case.shape), []):
+            if prior.draw < case.draw and await self._mismatch_alone(case, [prior]):
+                m.before = [prior]
+                m.repro = "after another draw of the same shape (a plan made from other values or settings)"
+                return
         m.repro = "not reproduced in isolation (depends on earlier queries of the run)"
 
 
