@@ -490,11 +490,13 @@ class Grammar:
                         keys.append(_desc(p, s.random() < 0.5))
                     else:
                         keys.append(s.choice(["", "-"]) + p)
-                if s.random() < 0.8 or not keys:
+                total = s.random() < 0.8 or not keys
+                if total:
                     keys.append(s.choice(["pk", "-pk", "id"]))
                 ops.append(("order_by", tuple(keys), ()))
-                ordered = True
-                explicit_order = True
+                # Without the key last, rows may tie: compared as a bag then.
+                ordered = total
+                explicit_order = total
             elif kind == "annotate":
                 name, expr, agg = self.annotation(s, v, model)
                 if name in annotated:
