@@ -16,7 +16,7 @@ MATRIX_TESTS ?= tests/test_queryset.py tests/test_plan_cache.py tests/test_error
 	tests/transactions/test_atomic.py tests/transactions/test_concurrency.py tests/engine/test_cancellation.py \
 	tests/engine/test_pool.py tests/relations/test_loading.py tests/packaging/test_matrix.py $(wildcard tests/differential)
 
-.PHONY: test-faults-long
+.PHONY: test-faults-long fuzz
 .PHONY: venv test test-django6 test-matrix test-all demo typecheck docs bench bench-quick bench-profile clean
 
 # The distribution is django-vinyl (import name vinyl); venvs made before the
@@ -88,6 +88,18 @@ test-faults-long: $(VENV)/.installed
 	mkdir -p build
 	VINYL_FAULTS_LONG=1 $(VENV)/bin/python -m pytest tests/faults/test_scenarios.py -s -p no:cacheprovider $(PYTEST_ARGS) > build/faults-long.log 2>&1; \
 	status=$$?; tail -5 build/faults-long.log; grep '^\[faults\]' build/faults-long.log; exit $$status
+
+## The differential test long: random reads and writes compared with Django's
+## sync ORM (tests/differential), e.g.
+##   make fuzz SEED=7 READS=50000 WRITES=5000 BACKENDS=postgresql
+## SEED defaults to the time; BACKENDS to all three. Mismatches print their reproduction.
+SEED ?= $(shell date +%s)
+READS ?= 5000
+WRITES ?= 500
+fuzz: $(VENV)/.installed
+	VINYL_FUZZ_SEED=$(SEED) VINYL_FUZZ_READS=$(READS) VINYL_FUZZ_WRITES=$(WRITES) VINYL_FUZZ_VERBOSE=1 \
+	$(if $(BACKENDS),VINYL_TEST_BACKENDS=$(BACKENDS)) \
+	$(VENV)/bin/python -m pytest tests/differential/test_differential.py -p no:cacheprovider -q -s $(PYTEST_ARGS)
 
 ## The demo on an SQLite file (no server). Another database:
 ##   make demo DEMO_ARGS="--database postgresql://postgres@127.0.0.1:5432/test"
