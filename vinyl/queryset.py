@@ -8,11 +8,12 @@ implementation on vinyl's connection (see ``vinyl._bridge``).
 
 from __future__ import annotations
 
+import itertools
 from contextlib import aclosing
 from typing import Any, AsyncIterator, Callable, Coroutine, Generator, Generic, Iterator, TypeVar, overload
 
 from django.db import DatabaseError, connections, models
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.db.models.query import ModelIterable
 
 from vinyl import _bridge, generic, prefetch
@@ -866,7 +867,27 @@ async def _stream(scope: Scope, qs: QuerySet, size: int) -> AsyncIterator[Any]:
 
 
 def _start_stream(qs: QuerySet, size: int) -> Iterator[Any]:
+    if qs._prefetch_related_lookups and not connections[qs.db].features.can_interleave_with_server_side_cursor:
+        return _prefetched_chunks(qs, size)
     return iter(qs.iterator(chunk_size=size))
+
+
+def _prefetched_chunks(qs: QuerySet, size: int) -> Iterator[Any]:
+    """Rows of ``qs`` with their prefetches, ``size`` at a time, from a buffered result.
+
+    Django's iterator() runs the prefetch queries of each chunk while the
+    main result is open; on a connection that cannot interleave them with an
+    unbuffered result (MySQL's server-side cursor), that result would be cut
+    short after the first chunk. ``_iterable_class`` (Django's private
+    attribute, read here only) builds the rows without a server-side cursor.
+    """
+    rows = iter(qs._iterable_class(qs, chunked_fetch=False, chunk_size=size))
+    while True:
+        chunk = list(itertools.islice(rows, size))
+        if not chunk:
+            return
+        prefetch_related_objects(chunk, *qs._prefetch_related_lookups)
+        yield from chunk
 
 
 def _next_batch(rows: Iterator[Any], size: int) -> list:
