@@ -276,7 +276,9 @@ async def _dispose_entry(entry: EngineEntry) -> None:
 
 
 async def _closes_done() -> None:
-    pending = [task for task in _retiring if task.get_loop() is _get_running_loop()]
+    # (Never the current task: a retiring engine's disposal waits for the others.)
+    current = asyncio.current_task()
+    pending = [task for task in _retiring if task.get_loop() is _get_running_loop() and task is not current]
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
 
