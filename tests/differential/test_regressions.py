@@ -54,8 +54,6 @@ def sync(backend: str) -> str:
 
 # --------------------------------------------------------------- streaming
 @pytest.mark.backends("postgresql", reason="integer + smallint overflows only where the sum stays a 32-bit integer")
-@pytest.mark.xfail(strict=True, reason="stream-driver-error-leak: async for raises asyncpg's NumericValueOutOfRangeError, "
-                   "not django.db.DataError (vinyl/engine, faults helper)")
 async def test_stream_error_is_djangos_class(backend: str) -> None:
     await Item.vinyl.create(name="a", integer=2147483647, small=1)
     qs = Item.vinyl.alias(total=F("integer") + F("small")).filter(total__isnull=False)
@@ -79,8 +77,6 @@ async def test_iterator_with_prefetch_returns_every_row(backend: str) -> None:
 
 # -------------------------------------------------------------- parameters
 @pytest.mark.backends("postgresql", reason="asyncpg types every parameter; the other drivers send text or numbers")
-@pytest.mark.xfail(strict=True, reason="pg-int-beyond-int64-param: asyncpg refuses a Python int beyond 64 bits "
-                   "(DataError) where psycopg sends numeric (parameter typing: vinyl/engine, faults helper)")
 async def test_int_beyond_64_bits_in_filter(backend: str) -> None:
     await Item.vinyl.create(name="a", big=2**63 - 1)
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(big__range=(2**63 - 1, 2**64)).values_list("name", flat=True)))
@@ -89,8 +85,6 @@ async def test_int_beyond_64_bits_in_filter(backend: str) -> None:
 
 
 @pytest.mark.backends("postgresql", reason="asyncpg types every parameter; the other drivers send text")
-@pytest.mark.xfail(strict=True, reason="pg-text-param-for-typed-column: a str for a DurationField (interval) parameter: "
-                   "psycopg lets PostgreSQL cast it, asyncpg raises DataError (parameter typing: faults helper)")
 async def test_duration_given_as_text_in_filter(backend: str) -> None:
     await Item.vinyl.create(name="a", span=datetime.timedelta(days=1))
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(span="1 day, 0:00:00").values_list("name", flat=True)))
@@ -110,8 +104,6 @@ async def test_invalid_ip_address_in_filter(backend: str) -> None:
 
 # ------------------------------------------------------------ MySQL errors
 @pytest.mark.backends("mysql", reason="error 1690 (unsigned value out of range) is MySQL's")
-@pytest.mark.xfail(strict=True, reason="mysql-1690-not-integrityerror: Django maps 1690 to IntegrityError, vinyl raises "
-                   "OperationalError (vinyl/exceptions.py, faults helper)")
 async def test_mysql_out_of_range_arithmetic_is_integrityerror(backend: str) -> None:
     await Item.vinyl.create(name="a", pint=0, psmall=1)
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(psmall__gt=F("pint") - 5)))
@@ -166,10 +158,6 @@ async def test_invalid_value_raises_at_filter_after_a_valid_one(backend: str) ->
 
 
 # ------------------------------------------------------------------ pool
-@pytest.mark.xfail(strict=True, reason="pool-overflow-close-outside-greenlet: with a plan, a connection returned to a full "
-                   "pool is closed outside SQLAlchemy's greenlet: 'Exception closing connection' (MissingGreenlet) logged by "
-                   "sqlalchemy.pool, the connection left unclosed (vinyl/engine release on the planned path, faults helper)")
-@pytest.mark.backends("postgresql", "mysql", reason="SQLite's pool keeps every connection (no overflow to close)")
 async def test_concurrent_planned_queries_log_no_pool_error(backend: str, caplog: pytest.LogCaptureFixture) -> None:
     await Item.vinyl.create(name="a")
     assert await Item.vinyl.filter(name="a").count() == 1  # the shape has a plan from here on
@@ -184,8 +172,6 @@ async def test_concurrent_planned_queries_log_no_pool_error(backend: str, caplog
 # ------------------------------------------------------------------ plans
 @pytest.mark.backends("postgresql", reason="PostgreSQL's SQL names the zone (AT TIME ZONE 'Asia/Tokyo'); SQLite passes it "
                       "as a parameter and the test MariaDB has no time zone tables (its zone conversions give NULL)")
-@pytest.mark.xfail(strict=True, reason="tz-compiled-into-plan: the current time zone is compiled into a plan; the same "
-                   "shape under timezone.override() returns the first zone's rows (vinyl/translate, plans helper)")
 async def test_time_zone_is_not_compiled_into_a_plan(backend: str) -> None:
     late = datetime.datetime(2024, 1, 1, 20, tzinfo=datetime.timezone.utc)  # 2 January in Tokyo
     await Item.vinyl.create(name="late", at=late)
@@ -203,9 +189,6 @@ def _in_zone(zone: str, fn: Callable[[], Any]) -> Any:
         return fn()
 
 
-@pytest.mark.xfail(strict=True, reason="validation-skipped-for-accepted-shape: once filter(dec__lt=<Decimal>) was "
-                   "accepted, Decimal('Infinity') is neither validated at filter() nor refused: rows come back "
-                   "(vinyl/queryset.py recipe + vinyl/translate, plans helper)")
 async def test_invalid_decimal_is_refused_after_a_valid_one(backend: str) -> None:
     await Item.vinyl.create(name="a", dec=decimal.Decimal("1.5"))
     assert await Item.vinyl.filter(dec__lt=decimal.Decimal("2")).count() == 1
@@ -228,8 +211,6 @@ async def test_text_for_binary_field_in_filter(backend: str) -> None:
 
 
 @pytest.mark.backends("postgresql", reason="asyncpg converts aware datetimes to UTC itself; psycopg sends the offset")
-@pytest.mark.xfail(strict=True, reason="pg-datetime-before-year-1-param: filter(at__year=1) under a zone east of UTC: "
-                   "the lower bound is before year 1 in UTC; Django's query runs, asyncpg raises DataError (faults helper)")
 async def test_year_1_lookup_under_an_eastern_zone(backend: str) -> None:
     await Item.vinyl.create(name="a", at=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
     expected = await django(lambda: _in_zone("Asia/Tokyo", lambda: list(
@@ -249,9 +230,6 @@ async def test_date_extremes_are_stored_as_dates(backend: str) -> None:
 
 
 @pytest.mark.backends("mysql", reason="MySQL error numbers")
-@pytest.mark.xfail(strict=True, reason="mysql-errno-class-differs: error 1139 (bad regular expression) is "
-                   "OperationalError in Django (PyMySQL's map) and ProgrammingError in vinyl (asyncmy's): map by "
-                   "error number as Django's driver does (vinyl/exceptions.py, faults helper)")
 async def test_mysql_regex_error_class(backend: str) -> None:
     await Item.vinyl.create(name="a")
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(name__regex="*a")))
@@ -260,8 +238,6 @@ async def test_mysql_regex_error_class(backend: str) -> None:
 
 
 @pytest.mark.backends("mysql", "sqlite", reason="PostgreSQL's iexact is UPPER(...) = UPPER(%s), no LIKE")
-@pytest.mark.xfail(strict=True, reason="iexact-like-escaping-in-plan: iexact is LIKE with the value escaped; the plan "
-                   "made for 'bob' replays '_' unescaped, a wildcard (vinyl/translate, plans helper)")
 async def test_iexact_escaping_survives_a_plan(backend: str) -> None:
     for name in ("bob", "_", "a_b", "axb", "a%b", "%"):
         await Owner.vinyl.create(name=name)
@@ -272,8 +248,6 @@ async def test_iexact_escaping_survives_a_plan(backend: str) -> None:
         assert await Owner.vinyl.filter(name__iexact=needle).values_list("name", flat=True) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="in-duplicate-breaks-shape: a first __in list with a duplicate makes the plan "
-                   "that later lists of its length replay (issue 12; vinyl/translate, plans helper)")
 async def test_in_list_with_a_duplicate_then_another_list(backend: str) -> None:
     pks = [(await Item.vinyl.create(name=f"n{i}")).pk for i in range(3)]
     assert sorted(await Item.vinyl.filter(id__in=[pks[0], pks[1], pks[0]]).values_list("id", flat=True)) == pks[:2]
