@@ -92,3 +92,29 @@ async def test_text_the_server_cannot_parse_is_djangos_data_error() -> None:
     assert await sync_to_async(django_answer)() is DataError
     with pytest.raises(DataError, match="interval"):
         await Item.vinyl.filter(span="it's no interval")
+
+
+async def _stored(sql: str, pk: int) -> tuple:
+    rows = await _sync_fetch(sql, [pk])
+    return tuple(rows[0])
+
+
+async def test_first_and_last_dates_are_stored_as_dates_not_infinity() -> None:
+    """asyncpg writes date.max as 'infinity'; Django's driver (and now vinyl) as 9999-12-31."""
+    utc = datetime.timezone.utc
+    extremes = [
+        (datetime.date.max, datetime.datetime.max.replace(tzinfo=utc), "9999-12-31", "9999-12-31 23:59:59.999999+00"),
+        (datetime.date.min, datetime.datetime.min.replace(tzinfo=utc), "0001-01-01", "0001-01-01 00:00:00+00"),
+    ]
+    sql = 'SELECT "day"::text, "at"::text FROM "diffapp_item" WHERE "id" = %s'
+    for day, at, day_text, at_text in extremes:
+        for _ in range(2):  # the second create replays the first one's plan
+            obj = await Item.vinyl.create(name="x", day=day, at=at)
+            assert await _stored(sql, obj.pk) == (day_text, at_text)
+        assert await Item.vinyl.filter(day=day, at=at).count() == 2
+        await Item.vinyl.filter(pk=obj.pk).update(day=datetime.date(2024, 1, 1))
+        await Item.vinyl.filter(pk=obj.pk).update(day=day)
+        assert (await _stored(sql, obj.pk))[0] == day_text
+        loaded = await Item.vinyl.get(pk=obj.pk)
+        assert (loaded.day, loaded.at) == (day, at)
+        await Item.vinyl.filter(day=day).delete()

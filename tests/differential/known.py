@@ -56,13 +56,6 @@ KNOWN: list[Known] = [
     Known("validation-deferred-to-await", "test_invalid_value_raises_at_filter_after_a_valid_one",
           lambda m: m.django[0] == m.vinyl[0] == "error" and m.django[1] == "build" and m.vinyl[1] == "run"
           and m.django[2] == m.vinyl[2]),
-    # PostgreSQL: a str for a BinaryField: Django's TypeError (psycopg's adapter), vinyl's DataError (asyncpg).
-    Known("pg-bytes-param-given-str", "test_text_for_binary_field_in_filter",
-          lambda m: m.backend == "postgresql" and _django_error(m)[2] == "TypeError"
-          and "a bytes-like object is required" in _vinyl_error(m)[3]),
-    # PostgreSQL: asyncpg writes date.min / date.max (datetime too) as -infinity / infinity.
-    Known("pg-date-extremes-written-as-infinity", "test_date_extremes_are_stored_as_dates",
-          lambda m: m.backend == "postgresql" and m.case.write and "infinity" in repr(m.django[-1])),
 ]
 
 

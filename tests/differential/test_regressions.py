@@ -200,8 +200,6 @@ async def test_invalid_decimal_is_refused_after_a_valid_one(backend: str) -> Non
 
 # ---------------------------------------------------- PostgreSQL parameters
 @pytest.mark.backends("postgresql", reason="asyncpg types every parameter; the other drivers send text")
-@pytest.mark.xfail(strict=True, reason="pg-bytes-param-given-str: filter(blob='ab'): Django's TypeError (its adapter "
-                   "refuses str), vinyl's DataError from asyncpg (parameter adaptation, faults helper)")
 async def test_text_for_binary_field_in_filter(backend: str) -> None:
     await Item.vinyl.create(name="a", blob=b"ab")
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(blob="ab")))
@@ -221,8 +219,6 @@ async def test_year_1_lookup_under_an_eastern_zone(backend: str) -> None:
 
 
 @pytest.mark.backends("postgresql", reason="asyncpg maps date.min/date.max to -infinity/infinity; the others store dates")
-@pytest.mark.xfail(strict=True, reason="pg-date-extremes-written-as-infinity: vinyl stores date.max as 'infinity' "
-                   "(asyncpg's encoding), Django as 9999-12-31 (parameter encoding, faults helper)")
 async def test_date_extremes_are_stored_as_dates(backend: str) -> None:
     obj = await Item.vinyl.create(name="a", day=datetime.date.max, at=datetime.datetime(9999, 12, 31, tzinfo=datetime.timezone.utc))
     stored = await django(lambda: Item.objects.using(sync(backend)).extra(select={"d": "day::text"}).values_list("d", flat=True).get(pk=obj.pk))

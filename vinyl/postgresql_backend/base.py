@@ -48,9 +48,21 @@ class PostgreSQLCursor(VinylCursor):
         return call_inlining_refused(self.run_prepared, *rewritten)
 
 
+class AsyncpgDBAPI(AsyncAdapt_asyncpg_dbapi):
+    """SQLAlchemy's DB-API module for asyncpg, as Django's backend uses it."""
+
+    def Binary(self, value: Any) -> Any:  # noqa: N802 - the DB-API name
+        # BinaryField's values go through Binary(): psycopg refuses a str
+        # there with a TypeError, which Django users see; asyncpg would
+        # refuse it later, as a DataError.
+        if isinstance(value, str):
+            raise TypeError(f"bytes or buffer expected, got {type(value)}")
+        return value
+
+
 class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     # The exceptions the driver adapter raises, for Django's error mapping.
-    Database = AsyncAdapt_asyncpg_dbapi(asyncpg)
+    Database = AsyncpgDBAPI(asyncpg)
     features_class = DatabaseFeatures
     ops_class = DatabaseOperations
     sqlalchemy_drivername = "postgresql+asyncpg"
