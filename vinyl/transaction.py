@@ -172,8 +172,9 @@ async def _exit_outermost(root: scopes.Scope, exc: BaseException | None) -> None
         try:
             await savepoints.end(root)
         finally:
-            root.ended = True
+            root.invalidate()
             await checkouts.discard(root.connection)
+            root.close()
         return
     try:
         # Let a statement that one of the block's tasks is running finish.
@@ -280,8 +281,9 @@ async def rolled_back(using: str = DEFAULT_ALIAS) -> AsyncIterator[AsyncConnecti
             yield root.connection
     except BaseException as exc:
         if not isinstance(exc, Exception):
-            root.ended = True
+            root.invalidate()
             await checkouts.discard(root.connection)
+            root.close()
             raise
         await savepoints.end(root)
         await checkouts.release(root, commit=False)

@@ -182,9 +182,23 @@ async def release(scope: Scope, *, commit: bool) -> None:
     A failed commit raises Django's error (a deferred constraint checked at
     commit is an ``IntegrityError``); a failed rollback only discards the
     connection, since the server rolls back a connection that goes away.
+    An invalid scope (see ``State.INVALID``) is never given back: it is
+    discarded, and a commit of it raises.
     """
-    scope.ended = True
     conn = scope.connection
+    if scope.invalid:
+        failure = None
+        if commit:
+            try:
+                scope.check_transaction()
+            except Exception as exc:  # always: the scope is invalid
+                failure = exc
+        scope.close()
+        await discard(conn)
+        if failure is not None:
+            raise failure
+        return
+    scope.close()
     if not scope.transactional:
         # Statements committed on their own; the pool's reset ends anything
         # a driver left open.
@@ -218,7 +232,8 @@ async def end_interrupted(scope: Scope, exc: BaseException, *, lost: bool) -> No
     if isinstance(exc, GeneratorExit) or (isinstance(exc, Exception) and not lost):
         await release(scope, commit=False)
         return
-    scope.ended = True
+    scope.invalidate()
+    scope.close()
     await discard(scope.connection)
 
 

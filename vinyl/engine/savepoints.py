@@ -35,12 +35,12 @@ async def end(scope: Scope) -> None:
     """
     if scope.lock.locked():
         await finish(_wait_and_end(scope))
-    scope.ended = True
+    scope.stop()
 
 
 async def _wait_and_end(scope: Scope) -> None:
     async with scope.lock:
-        scope.ended = True
+        scope.stop()
 
 
 @asynccontextmanager
@@ -92,7 +92,7 @@ async def savepoint(parent: Scope, *, in_block: bool = True) -> AsyncIterator[Sc
             # finish() let the SAVEPOINT complete: undo it before leaving.
             nested = level.connection.get_nested_transaction()
             if nested is not None:
-                level.ended = True
+                level.close()
                 await finish(nested.rollback())
             raise
         except Exception as exc:
@@ -137,7 +137,7 @@ async def _close_savepoint(level: Scope, point: Any, failure: BaseException | No
 
 async def _end_savepoint(level: Scope, point: Any, failed: bool, ended: list[bool]) -> None:
     async with level.lock:
-        level.ended = True
+        level.close()
         if failed:
             await point.rollback()
         else:

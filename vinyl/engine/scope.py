@@ -31,6 +31,7 @@ Two context variables say which scope is in force:
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -58,6 +59,41 @@ _active: ContextVar[dict[str, "Scope"]] = ContextVar("vinyl_active_scopes", defa
 _bound: ContextVar[dict[str, "Scope"]] = ContextVar("vinyl_bound_scopes", default={})
 
 
+class State(enum.Enum):
+    """Where a scope's connection is in its life (see :meth:`Scope.move`).
+
+    A pooled connection is idle in the pool; a scope exists from its
+    checkout to its return, or for the life of a level inside a transaction.
+    """
+
+    #: A root without a transaction: each statement commits on its own.
+    CHECKED_OUT = "checked out"
+    #: A root with its transaction open.
+    IN_TRANSACTION = "in transaction"
+    #: A level inside a transaction: a savepoint, or the level the bridge
+    #: gives coroutines that sync code awaits.
+    IN_SAVEPOINT = "in savepoint"
+    #: A root whose connection a stream's cursor holds.
+    STREAMING = "streaming"
+    #: Interrupted mid-statement, lost, or its transaction ended by the
+    #: server: no statement runs on it any more, and it is discarded, never
+    #: given back to the pool.
+    INVALID = "invalid"
+    #: Over: given back, discarded, or the level ended. Tasks still holding
+    #: it get TransactionScopeEnded.
+    CLOSED = "closed"
+
+
+_TRANSITIONS: dict[State, frozenset[State]] = {
+    State.CHECKED_OUT: frozenset({State.STREAMING, State.INVALID, State.CLOSED}),
+    State.IN_TRANSACTION: frozenset({State.STREAMING, State.INVALID, State.CLOSED}),
+    State.IN_SAVEPOINT: frozenset({State.INVALID, State.CLOSED}),
+    State.STREAMING: frozenset({State.INVALID, State.CLOSED}),
+    State.INVALID: frozenset({State.INVALID, State.CLOSED}),
+    State.CLOSED: frozenset({State.CLOSED}),
+}
+
+
 class Scope:
     """One level of a transaction on one connection.
 
@@ -75,14 +111,13 @@ class Scope:
         "root",
         "connection_state",
         "attachments",
-        "ended",
+        "state",
         "owned",
         "in_block",
         "transparent",
         "needs_rollback",
         "bridge_task",
         "transactional",
-        "lost_transaction",
     )
 
     def __init__(
@@ -110,7 +145,6 @@ class Scope:
         )
         # State of this level only (on_commit callbacks of a savepoint).
         self.attachments: dict[str, Any] = {}
-        self.ended = False
         # Did vinyl check this connection out (and so must give it back)?
         self.owned = owned
         # Is the transaction owned by a block (atomic, use_connection) rather
@@ -131,14 +165,54 @@ class Scope:
         # on its own, and Django's own code may begin one, as on its
         # connections.
         self.transactional = transactional if parent is None else parent.transactional
-        # Did the server end this root's transaction on its own (a MySQL
-        # deadlock)? Then no statement may run in it any more.
-        self.lost_transaction = False
+        # The one place the connection's life is recorded (see move()).
+        self.state = (
+            State.IN_SAVEPOINT if parent is not None
+            else State.IN_TRANSACTION if self.transactional
+            else State.CHECKED_OUT
+        )
 
     def __repr__(self) -> str:
         kind = "root" if self.parent is None else "child"
-        state = "ended" if self.ended else "open"
-        return f"<vinyl Scope {kind} of {self.alias!r}, {state}>"
+        return f"<vinyl Scope {kind} of {self.alias!r}, {self.state.value}>"
+
+    def move(self, to: State) -> None:
+        """Make the transition to ``to``, the only way a scope's state changes.
+
+        A closed scope stays closed; any other transition not in the table
+        is a bug in vinyl and raises.
+        """
+        if self.state is State.CLOSED:
+            return
+        if to not in _TRANSITIONS[self.state]:
+            raise RuntimeError(f"vinyl: a scope cannot go from {self.state.value} to {to.value}")
+        self.state = to
+
+    def close(self) -> None:
+        """Mark the scope over (see :attr:`State.CLOSED`)."""
+        self.move(State.CLOSED)
+
+    def stop(self) -> None:
+        """No more statements in this level: closed, unless it is invalid,
+        which it stays until its connection is discarded (so that its end
+        knows the connection must not go back to the pool)."""
+        if self.state is not State.INVALID:
+            self.move(State.CLOSED)
+
+    def invalidate(self) -> None:
+        """Mark the root's connection unusable (see :attr:`State.INVALID`)."""
+        self.root.move(State.INVALID)
+        self.needs_rollback = True
+
+    @property
+    def ended(self) -> bool:
+        """Is this level, or the transaction it is in, over?"""
+        return self.state is State.CLOSED
+
+    @property
+    def invalid(self) -> bool:
+        """Must the root's connection be discarded (see :attr:`State.INVALID`)?"""
+        return self.root.state is State.INVALID
 
     @property
     def facts(self) -> dict[str, Any]:
@@ -182,22 +256,20 @@ class Scope:
         no round trip.)
         """
         root = self.root
-        if root.lost_transaction:
+        if root.state is State.INVALID:
             raise _lost_transaction_error(self.alias)
         config = self.entry.config
         if not (root.transactional and self.entry.checks_transaction and config.in_transaction):
             return
         driver = self.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
         if not config.in_transaction(driver):
-            root.lost_transaction = True
-            self.needs_rollback = True
+            self.invalidate()
             raise _lost_transaction_error(self.alias)
 
     def note_error(self, exc: BaseException) -> None:
         """Remember an error after which the server has ended the transaction."""
         if self.entry.checks_transaction and server_ended_transaction(exc):
-            self.root.lost_transaction = True
-            self.needs_rollback = True
+            self.invalidate()
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run sync code whose database calls execute on this scope's connection."""
@@ -224,8 +296,13 @@ class Scope:
                     # BEGIN at the first statement...) are Django's too.
                     raise_as_django(self.entry, exc)
                     raise
-                # Interrupted mid-operation: what ran of it cannot be kept.
-                self.needs_rollback = True
+                # Interrupted mid-operation: what ran of it cannot be kept;
+                # on a connection of its own the statement may even be cut
+                # short (shared ones run to their end, see above).
+                if self.exclusive:
+                    self.invalidate()
+                else:
+                    self.needs_rollback = True
                 if isinstance(exc, Exception):
                     # asyncmy turns a cancellation into InterfaceError
                     # ("Cancelled during execution"): keep the cancellation.
@@ -238,9 +315,10 @@ class Scope:
 
 def _lost_transaction_error(alias: str) -> Exception:
     return django_db.OperationalError(
-        f"the server rolled back the transaction on {alias!r} by itself (after a "
-        f"deadlock or a lock wait timeout): the statements of this atomic block "
-        f"were undone, and none may run after it; leave the block and run it again"
+        f"the transaction on {alias!r} can run no more statements: the server "
+        f"rolled it back by itself (after a deadlock), or a statement in it was "
+        f"interrupted; its statements were undone: leave the atomic block and "
+        f"run it again"
     )
 
 

@@ -9,7 +9,7 @@ from typing import AsyncIterator
 from vinyl.engine.checkout import checkout, discard, end_interrupted, release
 from vinyl.engine.disconnects import _driver_disconnect, _raise_as_django
 from vinyl.engine.engines import DriverCursor, EngineConfig, EngineEntry, engine_entry
-from vinyl.engine.scope import Scope, active_scope
+from vinyl.engine.scope import Scope, State, active_scope
 from vinyl.engine.shield import finish
 from vinyl.engine.statements import _driver_in_scope, _locked, _on_driver, recover_from_disconnect
 
@@ -104,6 +104,7 @@ async def _open_alone(alias: str, entry: EngineEntry, sql: str, params: tuple) -
 
 async def _try_open_alone(alias: str, entry: EngineEntry, sql: str, params: tuple) -> tuple[Scope, DriverCursor]:
     scope = await checkout(alias, transactional=entry.config.stream_transaction)
+    scope.move(State.STREAMING)
     try:
         return scope, await _open_cursor(alias, scope, sql, params, False)
     except BaseException as exc:
@@ -123,14 +124,14 @@ async def _end_alone(scope: Scope, cursor: DriverCursor, clean: bool) -> None:
         try:
             await cursor.close()
         except BaseException as exc:
-            scope.ended = True
+            scope.close()
             await discard(scope.connection)
             if not isinstance(exc, Exception):
                 raise
             return
         await release(scope, commit=True)
         return
-    scope.ended = True
+    scope.close()
     await discard(scope.connection)
 
 
