@@ -109,8 +109,9 @@ class EngineEntry:
     loop: asyncio.AbstractEventLoop | None = None
     facts: dict[str, Any] | None = None
     facts_lock: asyncio.Lock | None = None
-    # Compiled plans by query shape; they go with the engine on dispose.
-    plans: dict[Any, Any] = field(default_factory=dict)
+    # Compiled plans by query shape: the translate layer's PlanCache
+    # (vinyl.translate.plan_cache), made on first use; it goes with the engine.
+    plans: Any = None
     # The settings the engine was built from: new settings, new engine.
     settings: Any = None
     # config.autocommit_options where they hold for this engine (None on an
