@@ -7,7 +7,7 @@ import asyncio
 import threading
 
 import pytest
-from django.db import DataError, IntegrityError, OperationalError, ProgrammingError, connections
+from django.db import IntegrityError, OperationalError, ProgrammingError, connections
 from django.db.models import F
 
 import vinyl

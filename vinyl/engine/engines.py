@@ -362,7 +362,7 @@ def invalidate_pool(entry: EngineEntry) -> None:
     checked-out ones when they come back; nothing is closed outside the
     greenlet and no waiter loses its pool.
     """
-    entry.engine.sync_engine.pool._invalidate(None)
+    entry.engine.sync_engine.pool._invalidate(None)  # type: ignore[arg-type]
 
 
 def close_later(pooled: Any) -> None:

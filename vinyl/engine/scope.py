@@ -164,7 +164,7 @@ class Scope:
         # single write where the driver autocommits) commits each statement
         # on its own, and Django's own code may begin one, as on its
         # connections.
-        self.transactional = transactional if parent is None else parent.transactional
+        self.transactional: bool = transactional if parent is None else parent.transactional
         # The one place the connection's life is recorded (see move()).
         self.state = (
             State.IN_SAVEPOINT if parent is not None
