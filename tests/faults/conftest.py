@@ -107,6 +107,11 @@ class FaultTarget:
         """(Re)point ``vinyl_default`` at the server (or ``via``: pgbouncer)."""
         template = "vinyl_postgresql" if self.backend == "postgresql" else "vinyl_mysql"
         _add_alias("vinyl_default", template, (via or self.server).settings(DATABASE))
+        if self.backend == "postgresql":
+            # asyncpg's SSL negotiation (sslmode "prefer") leaves a future
+            # whose error nobody retrieves when a connect is cancelled (the
+            # storm cancels some); these servers have no SSL: skip it.
+            options = {"ssl": False, **options}
         connections.settings["vinyl_default"]["OPTIONS"] = options
 
 
