@@ -33,6 +33,8 @@ from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable,
 from django.db.transaction import TransactionManagementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vinyl.engine import callbacks, savepoints
+from vinyl.engine import checkout as checkouts
 from vinyl.engine import scope as scopes
 from vinyl.engine.engines import DEFAULT_ALIAS, engine_entry, ensure_facts
 
@@ -125,7 +127,7 @@ class atomic:
     async def __aenter__(self) -> None:
         current = scopes.active_scope(self.using)
         if current is None:
-            root = await scopes.checkout(self.using, in_block=True)
+            root = await checkouts.checkout(self.using, in_block=True)
             token = scopes._active.set({**scopes._active.get(), self.using: root})
             self._push(_Level(root, token=token))
             return
@@ -141,7 +143,7 @@ class atomic:
             # As in Django: no savepoint to undo this block on its own.
             self._push(_Level(current))
             return
-        cm = scopes.savepoint(current, in_block=True)
+        cm = savepoints.savepoint(current, in_block=True)
         level = await cm.__aenter__()
         self._push(_Level(level, savepoint=cm))
 
@@ -168,24 +170,25 @@ async def _exit_outermost(root: scopes.Scope, exc: BaseException | None) -> None
         # so it is discarded, once a statement another of the block's tasks
         # is running has finished (it must not be cut from under it).
         try:
-            await scopes.end(root)
+            await savepoints.end(root)
         finally:
-            root.ended = True
-            await scopes.discard(root.connection)
+            root.invalidate()
+            await checkouts.discard(root.connection)
+            root.close()
         return
     try:
         # Let a statement that one of the block's tasks is running finish.
-        await scopes.end(root)
+        await savepoints.end(root)
     except BaseException:
-        await scopes.discard(root.connection)
+        await checkouts.discard(root.connection)
         raise
     # As in Django, a block marked for rollback by an error that was caught
     # inside it rolls back on exit.
     committed = exc is None and not root.needs_rollback
-    callbacks = scopes.take_callbacks(root)
-    await scopes.release(root, commit=committed)
+    pending = callbacks.take_callbacks(root)
+    await checkouts.release(root, commit=committed)
     if committed:
-        await scopes.run_callbacks(callbacks)
+        await callbacks.run_callbacks(pending)
 
 
 def on_commit(func: Callable[[], Any], using: str = DEFAULT_ALIAS, robust: bool = False) -> None:
@@ -206,7 +209,7 @@ def on_commit(func: Callable[[], Any], using: str = DEFAULT_ALIAS, robust: bool 
                 f"{using!r}: the transaction belongs to your SQLAlchemy code, so "
                 f"run the callback after you commit it"
             )
-        scopes.add_callback(scope, func, robust)
+        callbacks.add_callback(scope, func, robust)
         return
     try:
         result = func()
@@ -254,7 +257,7 @@ async def use_connection(conn: AsyncConnection, using: str = DEFAULT_ALIAS) -> A
             failed = True
             raise
         finally:
-            await scopes.end(scope)
+            await savepoints.end(scope)
     if scope.needs_rollback and not failed:
         raise TransactionManagementError(
             f"a vinyl operation failed inside use_connection() on {using!r} and "
@@ -271,18 +274,19 @@ async def rolled_back(using: str = DEFAULT_ALIAS) -> AsyncIterator[AsyncConnecti
     outermost ``atomic`` inside may be durable and runs its on_commit
     callbacks when it ends). ``vinyl.testing`` builds on it.
     """
-    root = await scopes.checkout(using)
+    root = await checkouts.checkout(using)
     root.transparent = True
     try:
         async with scopes.activate(root):
             yield root.connection
     except BaseException as exc:
         if not isinstance(exc, Exception):
-            root.ended = True
-            await scopes.discard(root.connection)
+            root.invalidate()
+            await checkouts.discard(root.connection)
+            root.close()
             raise
-        await scopes.end(root)
-        await scopes.release(root, commit=False)
+        await savepoints.end(root)
+        await checkouts.release(root, commit=False)
         raise
-    await scopes.end(root)
-    await scopes.release(root, commit=False)
+    await savepoints.end(root)
+    await checkouts.release(root, commit=False)
