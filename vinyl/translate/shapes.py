@@ -322,10 +322,20 @@ def _probe(value: Any, n: int) -> Any:
         return value + 7919.5 * n
     if kind is decimal.Decimal:
         return value + 7919 * n
-    if kind in (datetime.datetime, datetime.date):
+    if kind is datetime.datetime:
+        # Another day and another time of day: Django may keep only one of
+        # them (``__date``, ``__time``), and that part must differ too.
+        shift = datetime.timedelta(days=n, seconds=1 + n % 86_398, microseconds=n % 999_983)
+        return value + shift if value.year < 9000 else value - shift
+    if kind is datetime.date:
         return value + datetime.timedelta(days=n) if value.year < 9000 else value - datetime.timedelta(days=n)
     if kind is datetime.time:
-        return value.replace(microsecond=(value.microsecond + 7919 * n) % 1_000_000)
+        # Another second (a backend may drop the microseconds) and microsecond.
+        seconds = (value.hour * 3600 + value.minute * 60 + value.second + 1 + n % 86_398) % 86_400
+        return value.replace(
+            hour=seconds // 3600, minute=seconds // 60 % 60, second=seconds % 60,
+            microsecond=(value.microsecond + 7919 * n) % 1_000_000,
+        )  # fmt: skip
     if kind is datetime.timedelta:
         return value + datetime.timedelta(seconds=7919 * n)
     if kind is uuid.UUID:
