@@ -570,7 +570,8 @@ class VinylQuerySet(Generic[M]):
         return await self._read("aggregate", *args, **kwargs)
 
     async def in_bulk(self, id_list: Any = None, *, field_name: str = "pk") -> dict[Any, M]:
-        return await self._read("in_bulk", id_list, field_name=field_name)
+        # A vinyl QuerySet as the id list is read as Django reads its own (in the bridge).
+        return await self._read("in_bulk", _unwrap(id_list), field_name=field_name)
 
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""

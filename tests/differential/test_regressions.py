@@ -293,3 +293,13 @@ async def test_mysql_out_of_range_value_keeps_its_where(backend: str) -> None:
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(pint__lt=2_500_000_000).values_list("name", flat=True)))
     assert expected == ["small"]
     assert await Item.vinyl.filter(pint__lt=2_500_000_000).values_list("name", flat=True) == expected
+
+
+async def test_vinyl_queryset_as_in_bulk_id_list(backend: str) -> None:
+    """vinyl-queryset-as-in-bulk-ids: in_bulk(<vinyl QuerySet>) raised TypeError (evaluated synchronously)."""
+    pks = [(await Owner.vinyl.create(name=f"o{i}")).pk for i in range(3)]
+    expected = await django(lambda: sorted(Owner.objects.using(sync(backend)).in_bulk(
+        Owner.objects.using(sync(backend)).filter(pk__lte=pks[1]).values_list("pk", flat=True))))
+    assert expected == pks[:2]
+    got = await Owner.vinyl.in_bulk(Owner.vinyl.filter(pk__lte=pks[1]).values_list("pk", flat=True))
+    assert sorted(got) == expected and all(got[pk].name == f"o{i}" for i, pk in enumerate(expected))
