@@ -19,7 +19,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, ProgrammingError
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 import vinyl
@@ -323,3 +324,26 @@ async def test_time_zone_is_not_compiled_into_an_exclude_subquery_plan(backend: 
     assert 9 in expected
     with timezone.override("America/New_York"):
         assert sorted(o.pk for o in await Owner.vinyl.exclude(id__in=[9], items__at__date=day)) == expected
+
+
+@pytest.mark.backends("postgresql", reason="server-side parameters ($1, $2) are asyncpg's; psycopg inlines them")
+@pytest.mark.xfail(strict=True, reason="pg-distinct-order-by-param-expression: DISTINCT ordered by an annotation holding "
+                   "a Value: the SELECT and ORDER BY copies are two parameters, and PostgreSQL refuses the ORDER BY "
+                   "(ProgrammingError) where Django's query runs (PostgreSQL parameters: lead)")
+async def test_distinct_ordered_by_an_annotation_with_a_value(backend: str) -> None:
+    await Profile.vinyl.create(owner=await Owner.vinyl.create(name="o"), score=None)
+    expected = await django(lambda: list(Profile.objects.using(sync(backend)).annotate(sc=Coalesce("score", Value(1.5)))
+                                         .order_by("score", "sc", "-pk").values("score").distinct()))
+    assert expected == [{"score": None}]
+    got = await Profile.vinyl.annotate(sc=Coalesce("score", Value(1.5))).order_by("score", "sc", "-pk").values("score").distinct()
+    assert got == expected
+
+
+@pytest.mark.xfail(strict=True, reason="empty-query-iterator-skips-compile: iterator() of an empty query (none()) returns "
+                   "without compiling, so Django's compile-time ValueError (year 10000) is not raised (vinyl/queryset.py "
+                   "iterator, plans helper)")
+async def test_iterator_of_none_still_validates(backend: str) -> None:
+    expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(day__year=10000).none().iterator(chunk_size=2)))
+    assert expected == ("raised", "ValueError")
+    with pytest.raises(ValueError):
+        [x async for x in Item.vinyl.filter(day__year=10000).none().iterator(chunk_size=2)]
