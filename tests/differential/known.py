@@ -69,11 +69,17 @@ KNOWN: list[Known] = [
     Known("pg-distinct-order-by-param-expression", "test_distinct_ordered_by_an_annotation_with_a_value",
           lambda m: m.backend == "postgresql" and m.django[0] == "ok"
           and "ORDER BY expressions must appear in select list" in _vinyl_error(m)[3]),
-    # iterator() of an empty query (none(), __in=[]) returns at once without compiling: Django's compile-time
-    # errors (a year out of range) are not raised.
-    Known("empty-query-iterator-skips-compile", "test_iterator_of_none_still_validates",
-          lambda m: m.case.terminal[0] == "iter" and m.django[0] == "error" and m.vinyl[0] == "ok"
+    # An empty query (none(), __in=[]) returns at once without compiling: Django's compile-time errors
+    # (a year out of range, a non-bool isnull) are not raised.
+    Known("empty-query-skips-compile", "test_empty_query_still_validates",
+          lambda m: m.django[0] == "error" and m.django[1] == "run" and m.vinyl[0] == "ok"
           and (any(op[0] == "none" for op in m.case.ops) or "[]" in repr(m.case.ops))),
+    # bulk_create with several invalid values: vinyl prepares them in another order than Django, so another one fails first.
+    # Not reproduced in isolation yet (depends on earlier writes of the run): no regression test so far; see
+    # /work/notes/diff-findings.md (SQLite, seed 6003, write shapes 1195 and 1566).
+    Known("bulk-create-validation-order", "(none yet: history-dependent)",
+          lambda m: m.case.terminal[0] == "bulk_create" and m.django[0] == m.vinyl[0] == "error"
+          and {m.django[2], m.vinyl[2]} <= {"ValueError", "TypeError", "AttributeError", "OverflowError", "ValidationError"}),
 ]
 
 
