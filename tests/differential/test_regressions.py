@@ -360,3 +360,20 @@ async def test_empty_query_still_validates(backend: str) -> None:
                 await q
             else:
                 await getattr(q, terminal)()
+
+
+@pytest.mark.backends("postgresql", reason="how -0.0 reaches the column is the PostgreSQL drivers' difference")
+@pytest.mark.xfail(strict=True, reason="pg-negative-zero-float-stored: update(flt=-0.0) stores -0 through asyncpg, 0 "
+                   "through Django's psycopg (bulk_update too) (PostgreSQL parameters: lead)")
+async def test_negative_zero_float_is_stored_as_django_stores_it(backend: str) -> None:
+    obj = await Item.vinyl.create(name="a", flt=1.0)
+
+    def stored() -> Any:
+        return Item.objects.using(sync(backend)).extra(select={"t": "flt::text"}).values_list("t", flat=True).get(pk=obj.pk)
+
+    await django(lambda: Item.objects.using(sync(backend)).filter(pk=obj.pk).update(flt=-0.0))
+    expected = await django(stored)
+    assert expected == "0"
+    await Item.vinyl.filter(pk=obj.pk).update(flt=1.0)
+    await Item.vinyl.filter(pk=obj.pk).update(flt=-0.0)
+    assert await django(stored) == expected
