@@ -7,7 +7,7 @@ PYTHON_DJANGO6 ?= $(or $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/ve
 VENV_DJANGO6 ?= .venv-django6
 VENV_BENCH ?= .venv-bench
 
-.PHONY: venv test test-django6 test-all demo typecheck docs bench bench-quick bench-profile clean
+.PHONY: venv test test-django6 test-all test-cluster demo typecheck docs bench bench-quick bench-profile clean
 
 # The distribution is django-vinyl (import name vinyl); venvs made before the
 # rename may still hold the old "vinyl" distribution of this tree: dropped.
@@ -49,6 +49,11 @@ test-django6: $(VENV_DJANGO6)/.installed
 	$(VENV_DJANGO6)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-all: test test-django6
+
+## Three MariaDB Galera nodes started on this machine (Debian's galera-4), and
+## tests/cluster against them (~1 min).
+test-cluster: $(VENV)/.installed
+	VINYL_TEST_CLUSTER=1 $(VENV)/bin/python -m pytest tests/cluster $(PYTEST_ARGS)
 
 ## The demo on an SQLite file (no server). Another database:
 ##   make demo DEMO_ARGS="--database postgresql://postgres@127.0.0.1:5432/test"

@@ -8,26 +8,34 @@ implementation on vinyl's connection (see ``vinyl._bridge``).
 
 from __future__ import annotations
 
+import functools
+import logging
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Coroutine, Generator, Generic, Iterator, TypeVar, overload
+from typing import (
+    Any, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Generator, Generic, Iterator,
+    ParamSpec, TypeVar, overload,
+)  # fmt: skip
 
 from django.db import DatabaseError, connections, models
 from django.db.models import Prefetch, QuerySet
 from django.db.models.query import ModelIterable
 
-from vinyl import _bridge, generic, prefetch
+from vinyl import _bridge, generic, prefetch, routing
 from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related
 from vinyl.models import vinyl_model
 from vinyl.engine import scope as _scope
 from vinyl.engine.engines import cached_facts, engine_entry
 from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
+from vinyl.exceptions import DatabaseUnavailable
 from vinyl.translate import inserts
 from vinyl.translate.gcpause import paused_gc
 from vinyl.translate.plans import LATER, NEVER, Builder, Plan, rows_plan, scalar_plan
 from vinyl.translate.shapes import probe_values, step_shape, substitute
 
 M = TypeVar("M", bound=models.Model)
+
+logger = logging.getLogger("vinyl.routing")
 
 _SYNC_USE = (
     "cannot evaluate a vinyl QuerySet synchronously: use `await qs` for a list "
@@ -45,6 +53,37 @@ CONFLICT_ATTEMPTS = 5
 def no_async_alias(owner: str, name: str) -> AttributeError:
     """Return the error for a name a vinyl manager or QuerySet lacks."""
     return AttributeError(f"{owner} has no attribute {name!r}")
+
+
+R = TypeVar("R")
+P = ParamSpec("P")
+Q = TypeVar("Q", bound="VinylQuerySet[Any]")
+
+
+def _falls_back(
+    read: Callable[Concatenate[Q, P], Awaitable[R]],
+) -> Callable[Concatenate[Q, P], Coroutine[Any, Any, R]]:
+    """Run a routed read once more on the routers' fallback when its alias is down.
+
+    See ``vinyl.routing``: only reads the routers placed, outside a
+    transaction, and only when a router's ``db_for_read_fallback`` answers.
+    """
+
+    @functools.wraps(read)
+    async def wrapper(self: Q, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await read(self, *args, **kwargs)
+        except DatabaseUnavailable as exc:
+            other = self._fallback(exc)
+            if other is None:
+                raise
+            logger.warning(
+                "%s: database alias %r is unavailable, reading from %r as the routers' "
+                "db_for_read_fallback says (%s)", self._model.__name__, exc.alias, other, exc,
+            )
+            return await read(self.using(other), *args, **kwargs)  # type: ignore[arg-type]
+
+    return wrapper
 
 
 # Recipes Django has accepted: (model, recipe). Bounded: cleared when full.
@@ -142,7 +181,36 @@ class VinylQuerySet(Generic[M]):
 
     @property
     def db(self) -> str:
-        return self._db if self._db is not None else self._qs.db
+        """The alias a read runs on: ``using()``'s, else the routers' (vinyl.routing)."""
+        if self._db is not None:
+            return self._db
+        built = self._built
+        hints = built._hints if built is not None else {}
+        if built._for_write if built is not None else any(s[0] == "select_for_update" for s in self._steps):
+            return routing.db_for_write(self._model, **hints)
+        return routing.db_for_read(self._model, **hints)
+
+    @property
+    def _write_db(self) -> str:
+        """The alias a write runs on: ``using()``'s, else the routers'."""
+        if self._db is not None:
+            return self._db
+        built = self._built
+        return routing.db_for_write(self._model, **(built._hints if built is not None else {}))
+
+    def _fallback(self, exc: DatabaseUnavailable) -> str | None:
+        """The alias a read that could not connect runs on instead, if any."""
+        if self._db is not None or exc.alias != self.db or active_scope(exc.alias) is not None:
+            return None
+        built = self._built
+        return routing.read_fallback(self._model, exc.alias, **(built._hints if built is not None else {}))
+
+    def _django(self, write: bool = False) -> QuerySet:
+        """A copy of the Django QuerySet, on the alias this call runs on."""
+        qs = self._qs._chain()
+        if qs._db is None:
+            qs._db = self._write_db if write else self.db
+        return qs
 
     @property
     def ordered(self) -> bool:
@@ -160,7 +228,7 @@ class VinylQuerySet(Generic[M]):
 
     def as_django(self) -> QuerySet:
         """Return the Django QuerySet this one runs (same query, same alias)."""
-        return self._qs._chain()
+        return self._django()
 
     # Chainable methods --------------------------------------------------
 
@@ -298,6 +366,7 @@ class VinylQuerySet(Generic[M]):
     def __await__(self) -> Generator[Any, None, list[M]]:
         return self._fetch().__await__()
 
+    @_falls_back
     async def _fetch(self) -> list[M]:
         recipe = self._recipe
         if recipe is not None and any(shape[0] == "prefetch_related" for shape in recipe):
@@ -326,10 +395,10 @@ class VinylQuerySet(Generic[M]):
         await prefetch.prefetch_reverse_fk(objs, relations, self.db)
         return objs
 
-    def _probe(self, probes: tuple, lookups: dict | None) -> QuerySet:
-        """The Django QuerySet of this recipe with ``probes`` in its slots."""
+    def _probe(self, probes: tuple, lookups: dict | None, db: str) -> QuerySet:
+        """The Django QuerySet of this recipe with ``probes`` in its slots, on ``db``."""
         filled = iter(probes)
-        qs = _new_django_queryset(self._model, self._db)
+        qs = _new_django_queryset(self._model, db)
         for method, args, kwargs in self._steps:
             args, kwargs = substitute(method, args, kwargs, filled)
             qs = getattr(qs, method)(*args, **kwargs)
@@ -347,6 +416,7 @@ class VinylQuerySet(Generic[M]):
             return plan.build(await _scope.fetch(db, plan.sql, plan.params(values)))
         qs = self._qs if lookups is None else self._qs.filter(**lookups)
         qs = qs._chain()
+        qs._db = db
         compiled = self._compile(qs, plans, key, plan, values, lookups) if plan is not NEVER else None
         if compiled is not None:
             sql, params, build = compiled
@@ -367,7 +437,7 @@ class VinylQuerySet(Generic[M]):
             return None
         probes = probe_values(values)
         try:
-            probe_qs = self._probe(probes, lookups)
+            probe_qs = self._probe(probes, lookups, qs.db)
         except Exception:  # the probe values do not fit: no plan
             probe_qs = None
         compiled = (
@@ -403,7 +473,7 @@ class VinylQuerySet(Generic[M]):
             return plan.sql, plan.params(self._values), plan.build
         if plan is NEVER:
             return None
-        return self._compile(self._qs._chain(), plans, key, plan, self._values, None)
+        return self._compile(self._django(), plans, key, plan, self._values, None)
 
     async def _scalar(self, kind: str, method: str) -> Any:
         """count() / exists() through the plan cache."""
@@ -413,12 +483,12 @@ class VinylQuerySet(Generic[M]):
         plan = plans.get(key) if plans is not None else NEVER
         if type(plan) is Plan:
             return plan.build(await _scope.fetch(db, plan.sql, plan.params(self._values)))
-        qs = self._qs._chain()
+        qs = self._django()
         if plan is NEVER:
             return await _bridge.run(db, getattr(qs, method), readonly=True)
         probes = probe_values(self._values)
         try:
-            probe_qs = self._probe(probes, None)
+            probe_qs = self._probe(probes, None, db)
         except Exception:  # the probe values do not fit: no plan
             _store(plans, key, NEVER)
             return await _bridge.run(db, getattr(qs, method), readonly=True)
@@ -444,8 +514,9 @@ class VinylQuerySet(Generic[M]):
             raise TypeError(f"QuerySet indices must be integers or slices, not {type(k).__name__}.")
         return self._item(k)
 
+    @_falls_back
     async def _item(self, k: int) -> Any:
-        qs = self._qs._chain()
+        qs = self._django()
         return await _bridge.run(qs.db, qs.__getitem__, k, readonly=_reads_only(qs))
 
     def __aiter__(self) -> AsyncIterator[M]:
@@ -471,7 +542,7 @@ class VinylQuerySet(Generic[M]):
                     for obj in build(rows):
                         yield obj
             return
-        qs = self._qs._chain()
+        qs = self._django()
         if qs.query.is_empty():
             return
         if qs._prefetch_related_lookups and chunk_size is None:
@@ -522,16 +593,17 @@ class VinylQuerySet(Generic[M]):
     # Terminal coroutines ------------------------------------------------
 
     async def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        qs = self._qs._chain()
+        qs = self._django(write=True)
         args = tuple(_unwrap(a) for a in args)
         return await _bridge.run(qs.db, lambda: getattr(qs, method)(*args, **kwargs))
 
     async def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        qs = self._qs._chain()
+        qs = self._django()
         return await _bridge.run(
             qs.db, lambda: getattr(qs, method)(*args, **kwargs), readonly=_reads_only(qs)
         )
 
+    @_falls_back
     async def get(self, *args: Any, **kwargs: Any) -> M:
         """Return the one object matching the lookups (DoesNotExist otherwise)."""
         shaped = step_shape("filter", args, kwargs) if self._recipe is not None else None
@@ -540,41 +612,50 @@ class VinylQuerySet(Generic[M]):
         shape, values = shaped
         return await self._rows("get", self._recipe + (shape,), self._values + values, kwargs)  # type: ignore[operator]
 
+    @_falls_back
     async def first(self) -> M | None:
         return await self._read("first")
 
+    @_falls_back
     async def last(self) -> M | None:
         return await self._read("last")
 
+    @_falls_back
     async def latest(self, *fields: Any) -> M:
         return await self._read("latest", *fields)
 
+    @_falls_back
     async def earliest(self, *fields: Any) -> M:
         return await self._read("earliest", *fields)
 
+    @_falls_back
     async def count(self) -> int:
         if self._recipe is None and self._qs.query.is_empty():
             return 0
         return await self._scalar("count", "count")
 
+    @_falls_back
     async def exists(self) -> bool:
         if self._recipe is None and self._qs.query.is_empty():
             return False
         return await self._scalar("exists", "exists")
 
+    @_falls_back
     async def contains(self, obj: Any) -> bool:
         return await self._read("contains", obj)
 
+    @_falls_back
     async def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return await self._read("aggregate", *args, **kwargs)
 
+    @_falls_back
     async def in_bulk(self, id_list: Any = None, *, field_name: str = "pk") -> dict[Any, M]:
         return await self._read("in_bulk", id_list, field_name=field_name)
 
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
         model = self._model
-        db = self.db
+        db = self._write_db
         if model._meta.private_fields:  # content_object=...: its content type
             await generic.prepare_create(model, db, kwargs)
         # (_plans() is None until the server facts that features need are known.)
@@ -588,7 +669,7 @@ class VinylQuerySet(Generic[M]):
             if not await self._insert_planned(obj, db, plans):
                 await _bridge.run(db, lambda: obj.save(force_insert=True, using=db), single_write=True)
             return obj
-        qs = self._qs._chain()
+        qs = self._django(write=True)
         return await _bridge.run(
             qs.db, lambda: qs.create(**kwargs), single_write=_bridge.one_statement_save(qs.model)
         )
@@ -623,7 +704,7 @@ class VinylQuerySet(Generic[M]):
         # a losing insert hit). Outside atomic the transaction is vinyl's,
         # so it runs again and finds the winner's row; inside a block the
         # error propagates, as the whole block was rolled back.
-        alias = self._qs.db
+        alias = self._write_db
         attempts = 1 if active_scope(alias) is not None else CONFLICT_ATTEMPTS
         for attempt in range(1, attempts + 1):
             try:
@@ -666,7 +747,7 @@ class VinylQuerySet(Generic[M]):
 
     async def _bulk_insert_planned(self, objs: list, batch_size: int | None) -> bool:
         """INSERT ``objs`` through the plan cache; False if Django must insert them."""
-        model, db = self._model, self.db
+        model, db = self._model, self._write_db
         plans = _plans(db, ())
         if plans is None or not inserts.bulk_plannable(model, db):
             return False
@@ -716,7 +797,7 @@ class VinylQuerySet(Generic[M]):
         shaped = step_shape("update", (), kwargs) if single and self._recipe is not None else None
         if shaped is not None:
             return await self._update_planned(shaped, kwargs)
-        qs = self._qs._chain()
+        qs = self._django(write=True)
         return await _bridge.run(qs.db, lambda: qs.update(**kwargs), single_write=single)
 
     async def _update_planned(self, shaped: tuple, kwargs: dict) -> int:
@@ -724,7 +805,7 @@ class VinylQuerySet(Generic[M]):
         shape, update_values = shaped
         recipe = self._recipe + (shape,)  # type: ignore[operator]
         values = self._values + update_values
-        db = self.db
+        db = self._write_db
         plans = _plans(db, recipe)
         key = (self._model, "update", recipe)
         plan = plans.get(key) if plans is not None else NEVER
@@ -732,11 +813,11 @@ class VinylQuerySet(Generic[M]):
             count = await _scope.write(db, plan.sql, plan.params(values))
             if count is not NotImplemented:
                 return count
-        qs = self._qs._chain()
+        qs = self._django(write=True)
         if plans is not None and plan is not NEVER and type(plan) is not Plan:
             probes = probe_values(values)
             try:
-                probe_qs = self._probe(probes[: len(self._values)], None)
+                probe_qs = self._probe(probes[: len(self._values)], None, db)
                 probe_kwargs = substitute("update", (), kwargs, iter(probes[len(self._values) :]))[1]
             except Exception:  # the probe values do not fit: no plan
                 _store(plans, key, NEVER)
@@ -762,9 +843,10 @@ class VinylQuerySet(Generic[M]):
         """Delete matching rows with their cascades: Django's ``(count, {label: count})``."""
         from vinyl.deletion import delete_queryset
 
-        qs = self._qs._chain()
+        qs = self._django(write=True)
         return await _bridge.run(qs.db, delete_queryset, qs, self)
 
+    @_falls_back
     async def explain(self, *, format: str | None = None, **options: Any) -> str:
         return await self._read("explain", format=format, **options)
 
