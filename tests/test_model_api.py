@@ -74,8 +74,13 @@ def _django_6_1() -> bool:
     return django.VERSION >= (6, 1)
 
 
-@pytest.mark.skipif(not _django_6_1(), reason="fetch_mode() is Django 6.1's")
-async def test_fetch_mode_is_accepted_and_nothing_is_fetched_on_access():
+async def test_fetch_mode_where_django_has_it_and_nothing_is_fetched_on_access():
+    """Django 6.1's fetch_mode(); before 6.1 neither Django's QuerySet nor vinyl's has it."""
+    assert hasattr(Book.objects.all(), "fetch_mode") is _django_6_1()
+    if not _django_6_1():
+        with pytest.raises(AttributeError, match="fetch_mode"):
+            Book.vinyl.fetch_mode(None)
+        return
     from django.core.exceptions import FieldFetchBlocked
     from django.db.models import FETCH_PEERS
 
