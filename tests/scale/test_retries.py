@@ -26,7 +26,8 @@ def serializable(vinyl_db: str) -> Iterator[str]:
     template = connections.settings[settings.VINYL_ALIAS[vinyl_db]]
     options = dict(template.get("OPTIONS") or {})
     if vinyl_db == "postgresql":
-        options["server_settings"] = {"default_transaction_isolation": "serializable"}
+        # (vinyl's own server_settings: the session time zone, as Django's.)
+        options["server_settings"] = {"TimeZone": "UTC", "default_transaction_isolation": "serializable"}
     elif vinyl_db == "mysql":
         options["isolation_level"] = "serializable"
     connections.settings[SERIALIZABLE] = {**template, "OPTIONS": options}
