@@ -70,6 +70,8 @@ RELATED_HINT = "vinyl_related"
 
 def db_for_read(model: type, **hints: Any) -> str:
     """Return the vinyl alias a read of ``model`` runs on (rules 2 to 4)."""
+    if not hints and not router.routers:
+        return DEFAULT_ALIAS  # the usual case: nothing to ask, reads and writes alike
     if hints.get(RELATED_HINT) and "instance" in hints:
         return db_for_related(model, hints["instance"])
     alias = _ask("db_for_read", model, hints)
@@ -80,6 +82,8 @@ def db_for_read(model: type, **hints: Any) -> str:
 
 def db_for_write(model: type, **hints: Any) -> str:
     """Return the vinyl alias a write of ``model`` runs on (rule 3)."""
+    if not hints and not router.routers:
+        return DEFAULT_ALIAS
     alias = _ask("db_for_write", model, hints)
     if alias is None:
         alias = _instance_alias(hints) or DEFAULT_ALIAS
