@@ -185,8 +185,8 @@ class VinylQuerySet(Generic[M]):
         if self._db is not None:
             return self._db
         built = self._built
-        hints = built._hints if built is not None else {}
-        if built._for_write if built is not None else any(s[0] == "select_for_update" for s in self._steps):
+        hints, for_write = routing.queryset_routing(built)
+        if for_write or (built is None and any(s[0] == "select_for_update" for s in self._steps)):
             return routing.db_for_write(self._model, **hints)
         return routing.db_for_read(self._model, **hints)
 
@@ -195,15 +195,13 @@ class VinylQuerySet(Generic[M]):
         """The alias a write runs on: ``using()``'s, else the routers'."""
         if self._db is not None:
             return self._db
-        built = self._built
-        return routing.db_for_write(self._model, **(built._hints if built is not None else {}))
+        return routing.db_for_write(self._model, **routing.queryset_routing(self._built)[0])
 
     def _fallback(self, exc: DatabaseUnavailable) -> str | None:
         """The alias a read that could not connect runs on instead, if any."""
         if self._db is not None or exc.alias != self.db or active_scope(exc.alias) is not None:
             return None
-        built = self._built
-        return routing.read_fallback(self._model, exc.alias, **(built._hints if built is not None else {}))
+        return routing.read_fallback(self._model, exc.alias, **routing.queryset_routing(self._built)[0])
 
     def _django(self, write: bool = False) -> QuerySet:
         """A copy of the Django QuerySet, on the alias this call runs on."""

@@ -274,7 +274,7 @@ class VinylRelatedManager(Generic[M]):
         """Return a fresh query for the related objects (never a prefetched cache)."""
         qs = self._manager.get_queryset()._chain()
         # Reads follow the instance's alias; writes ask the routers.
-        qs._add_hints(**{routing.RELATED_HINT: True})
+        routing.mark_related(qs)
         return VinylQuerySet._wrap(qs)
 
     def __getattr__(self, name: str) -> Any:

@@ -60,6 +60,8 @@ from vinyl.exceptions import VinylConfigurationError
 
 logger = logging.getLogger("vinyl.routing")
 
+_NO_HINTS: dict[str, Any] = {}
+
 #: The router method vinyl asks when a routed read cannot connect.
 FALLBACK_METHOD = "db_for_read_fallback"
 
@@ -96,6 +98,22 @@ def db_for_related(model: type, instance: Any) -> str:
     if alias is None:
         return db_for_read(model, instance=instance)
     return _in_block(alias, model, {"instance": instance})
+
+
+def queryset_routing(queryset: Any) -> tuple[dict[str, Any], bool]:
+    """The routing hints of a Django QuerySet, and whether it is for a write.
+
+    Django keeps both private (``_hints``, ``_for_write``: what its own
+    ``QuerySet.db`` passes to the router); read here only, for vinyl's.
+    """
+    if queryset is None:
+        return _NO_HINTS, False
+    return queryset._hints, queryset._for_write
+
+
+def mark_related(queryset: Any) -> None:
+    """Mark a related manager's QuerySet: its reads follow the instance's alias."""
+    queryset._add_hints(**{RELATED_HINT: True})  # Django's own hint store
 
 
 def read_fallback(model: type, unavailable: str, **hints: Any) -> str | None:
@@ -187,6 +205,8 @@ __all__ = [
     "db_for_related",
     "db_for_write",
     "is_vinyl_alias",
+    "mark_related",
+    "queryset_routing",
     "read_fallback",
     "same_database",
     "vinyl_alias",
