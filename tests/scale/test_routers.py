@@ -52,6 +52,8 @@ async def test_reads_and_writes_follow_the_routers(vinyl_db: str) -> None:
         assert all(h.get("vinyl") is True for h in router.hints)
         assert await Branch.vinyl.filter(name="north").update(name="n") == 1
         assert await Branch.vinyl.count() == 1
+        assert [b._state.db async for b in Branch.vinyl.all()] == [router.read]
+        assert [b._state.db for b in await Branch.vinyl.raw("SELECT * FROM scaleapp_branch")] == [router.read]
         await branch.delete()
         assert await Branch.vinyl.count() == 0
 
