@@ -1,7 +1,9 @@
 """Which vinyl alias a query runs on: Django's ``DATABASE_ROUTERS``, for vinyl.
 
 vinyl asks the routers of ``settings.DATABASE_ROUTERS`` as Django does for
-its sync aliases, with the vinyl model class and the hint ``vinyl=True``::
+its sync aliases, with the vinyl model class and the hint ``vinyl=True``
+(put :class:`VinylRouter` first when routers answer Django's own calls with
+Django's aliases)::
 
     class PrimaryReplicaRouter:
         def db_for_read(self, model, **hints):
@@ -55,7 +57,8 @@ from typing import Any
 from django.db import connections, router
 
 from vinyl.engine.engines import DEFAULT_ALIAS
-from vinyl.engine.scope import active_scope
+from vinyl.engine import scope as scopes
+from vinyl.engine.scope import active_scope, in_bridge
 from vinyl.exceptions import VinylConfigurationError
 
 logger = logging.getLogger("vinyl.routing")
@@ -98,6 +101,41 @@ def db_for_related(model: type, instance: Any) -> str:
     if alias is None:
         return db_for_read(model, instance=instance)
     return _in_block(alias, model, {"instance": instance})
+
+
+class VinylRouter:
+    """Put it first in ``DATABASE_ROUTERS``: Django's own calls inside vinyl's operations.
+
+    ::
+
+        DATABASE_ROUTERS = ["vinyl.routing.VinylRouter", "myproject.routers.PrimaryReplicaRouter"]
+
+    vinyl runs Django's own code for some operations (related managers'
+    ``add``/``remove``/``set``, deletion cascades); that code asks the routers
+    itself, without the ``vinyl`` hint. A router that answers such calls with a
+    Django alias would send them to Django's sync connection. This router
+    answers them first, with the alias of the vinyl operation they belong to
+    (the connection that code runs on), and leaves every other call to the
+    routers after it. It needs no configuration.
+    """
+
+    def db_for_read(self, model: type, **hints: Any) -> str | None:
+        return _operation_alias(hints)
+
+    def db_for_write(self, model: type, **hints: Any) -> str | None:
+        return _operation_alias(hints)
+
+
+def _operation_alias(hints: dict[str, Any]) -> str | None:
+    """The alias of the vinyl operation running Django's code in this greenlet, if any."""
+    if hints.get("vinyl") or not in_bridge():
+        return None
+    # The bridge's own record of the scopes bound to this greenlet's sync code.
+    bound = scopes._bound.get()
+    instance_db = getattr(getattr(hints.get("instance"), "_state", None), "db", None)
+    if instance_db in bound:
+        return instance_db
+    return next(iter(bound)) if len(bound) == 1 else None
 
 
 def queryset_routing(queryset: Any) -> tuple[dict[str, Any], bool]:
@@ -200,6 +238,7 @@ def _in_block(alias: str, model: type, hints: dict[str, Any]) -> str:
 
 __all__ = [
     "FALLBACK_METHOD",
+    "VinylRouter",
     "RELATED_HINT",
     "db_for_read",
     "db_for_related",

@@ -117,3 +117,37 @@ async def test_a_router_answer_with_no_vinyl_alias_is_a_configuration_error(viny
                 await Branch.vinyl.count()
         finally:
             connections.settings.pop("legacy", None)
+
+
+class BothRouter:
+    """One router for both ORMs: vinyl's aliases for vinyl, Django's for the rest."""
+
+    def __init__(self, backend: str) -> None:
+        self.sync = settings.SYNC_ALIAS[backend]
+
+    def db_for_read(self, model: Any, **hints: Any) -> str:
+        return "vinyl_default" if hints.get("vinyl") else self.sync
+
+    def db_for_write(self, model: Any, **hints: Any) -> str:
+        return "vinyl_default" if hints.get("vinyl") else self.sync
+
+    def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool:
+        return True
+
+
+async def test_django_calls_inside_vinyl_operations_get_the_operation_alias(vinyl_db: str) -> None:
+    # Django's related managers ask the routers themselves, without the hint:
+    # VinylRouter answers them with the alias of the running vinyl operation.
+    with override_settings(DATABASE_ROUTERS=[routing.VinylRouter(), BothRouter(vinyl_db)]):
+        branch = await Branch.vinyl.create(name="north")
+        account = await Account.vinyl.create(owner="ann")
+        await branch.accounts.add(account)
+        assert [a.owner for a in await branch.accounts.all()] == ["ann"]
+        await branch.accounts.remove(account)
+        assert await branch.accounts.count() == 0
+        await branch.accounts.set([account])
+        await branch.accounts.clear()
+        await branch.accounts.add(account)
+        assert await branch.delete() == (2, {"scaleapp.Account": 1, "scaleapp.Branch": 1})
+        # Outside vinyl's operations it answers nothing: the next router decides.
+        assert routing.VinylRouter().db_for_write(Branch) is None
