@@ -156,20 +156,53 @@ def start_pgbouncer(primary_port: int, database: str, pool: int, mode: str) -> t
     return process, port, root
 
 
-async def measure_lag(samples: int) -> list[float]:
+async def measure_lag(samples: int, primary: str = "bench_primary", replica: str = "bench_replica") -> list[float]:
     """Seconds from a committed write on the primary until vinyl reads it on the replica."""
     import vinyl
     from tests.scaleapp.models import Account
 
     lags = []
     for value in range(1, samples + 1):
-        await Account.vinyl.using("bench_primary").filter(pk=1).update(balance=-value)
+        await Account.vinyl.using(primary).filter(pk=1).update(balance=-value)
         started = time.perf_counter()
-        while (await Account.vinyl.using("bench_replica").get(pk=1)).balance != -value:
+        while (await Account.vinyl.using(replica).get(pk=1)).balance != -value:
             pass
         lags.append(time.perf_counter() - started)
     await vinyl.dispose()
     return lags
+
+
+def mariadb_lag(samples: int) -> list[float]:
+    """The same lag on a MariaDB primary and binlog replica (GTID)."""
+    from django.db import connections
+
+    from tests.scale.servers import MariaDBReplicaSet
+    from tests.scaleapp.models import Account, Branch
+
+    servers = MariaDBReplicaSet("bench_scale").start()
+    try:
+        for alias, port, user in [
+            ("bench_my_sync", servers.primary.port, "root"),
+            ("bench_my_primary", servers.primary.port, servers.user),
+            ("bench_my_replica", servers.replica.port, servers.user),
+        ]:
+            template = connections.settings["sync_mysql" if alias.endswith("sync") else "vinyl_mysql"]
+            connections.settings[alias] = {**template, "NAME": "bench_scale", "PORT": str(port), "USER": user, "PASSWORD": ""}
+        with connections["bench_my_sync"].schema_editor() as editor:
+            editor.create_model(Branch)
+            editor.create_model(Account)
+        Account.objects.using("bench_my_sync").create(pk=1, owner="1", balance=0)
+        connections["bench_my_sync"].close()
+        return asyncio.run(measure_lag(samples, "bench_my_primary", "bench_my_replica"))
+    finally:
+        servers.stop()
+
+
+def _lag_line(name: str, lags: list[float]) -> str:
+    return (
+        f"- {name}: median {statistics.median(lags) * 1000:.2f} ms, "
+        f"p95 {sorted(lags)[int(len(lags) * 0.95) - 1] * 1000:.2f} ms, max {max(lags) * 1000:.2f} ms"
+    )
 
 
 def main() -> None:
@@ -219,6 +252,7 @@ def main() -> None:
             run_setup("primary + replica (router)", aliases, None, "bench_primary", args),
         ]
         lags = asyncio.run(measure_lag(args.lag_samples))
+        mariadb_lags = mariadb_lag(args.lag_samples)
     finally:
         for process, root in bouncers:
             process.terminate()
@@ -241,9 +275,11 @@ def main() -> None:
             for r in rows
         ),
         "",
-        f"Replica lag seen by vinyl ({len(lags)} writes, committed on the primary until read on the "
-        f"replica): median {statistics.median(lags) * 1000:.2f} ms, "
-        f"p95 {sorted(lags)[int(len(lags) * 0.95) - 1] * 1000:.2f} ms, max {max(lags) * 1000:.2f} ms.",
+        f"Replica lag seen by vinyl ({len(lags)} writes each, from the commit on the primary until a "
+        f"vinyl read on the replica returns the new value):",
+        "",
+        _lag_line("PostgreSQL streaming replica", lags),
+        _lag_line("MariaDB binlog replica (GTID, row format)", mariadb_lags),
         "",
     ]
     report = "\n".join(lines)

@@ -44,6 +44,29 @@ class DatabaseUnavailable(OperationalError):
         self.alias = alias
 
 
+class TransactionConflict(OperationalError):
+    """The database rolled the whole transaction back because it conflicted
+    with a concurrent one; running it again may succeed.
+
+    PostgreSQL's serialization failure (SQLSTATE 40001) and deadlock (40P01),
+    MySQL/MariaDB's deadlock (1213) and lock wait timeout (1205). A subclass
+    of Django's ``OperationalError``, the class Django raises for them.
+    ``@vinyl.atomic(retries=N)`` runs the transaction again on it (see
+    ``vinyl.retry``). ``exc.reason`` says which conflict it was.
+    """
+
+    reason = "conflict"
+
+
+class CertificationConflict(TransactionConflict):
+    """A MariaDB Galera node rolled the transaction back: it lost certification
+    against a transaction another node committed first (error 1213 from a
+    node with ``wsrep_on``). Run it again, or let ``@vinyl.atomic(retries=N)``.
+    """
+
+    reason = "Galera certification conflict"
+
+
 class PoolExhausted(OperationalError):
     """No pooled connection became free within the pool's ``pool_timeout``."""
 

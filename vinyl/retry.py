@@ -45,7 +45,10 @@ import logging
 import random
 from typing import Any, Awaitable, Callable, TypeVar
 
+from django.db import OperationalError
+
 from vinyl.engine import scope as scopes
+from vinyl.exceptions import CertificationConflict, TransactionConflict
 
 logger = logging.getLogger("vinyl.retry")
 
@@ -86,6 +89,26 @@ def conflict_reason(exc: BaseException) -> str | None:
             return f"error {args[0]} ({RETRYABLE_MYSQL_CODES[args[0]]})"
         error = getattr(error, "orig", None) or error.__cause__
     return None
+
+
+def as_conflict(error: BaseException, *, galera: bool = False) -> BaseException:
+    """Return ``error`` as a :class:`~vinyl.exceptions.TransactionConflict` when it is one.
+
+    The backends' error mapping calls it last: a Django ``OperationalError``
+    for a retryable conflict becomes the subclass that names it
+    (:class:`~vinyl.exceptions.CertificationConflict` for 1213 on a Galera
+    node), with the same arguments; anything else comes back unchanged.
+    """
+    if isinstance(error, TransactionConflict) or not isinstance(error, OperationalError):
+        return error
+    reason = conflict_reason(error)
+    if reason is None:
+        return error
+    cls = CertificationConflict if galera and reason.startswith("error 1213") else TransactionConflict
+    conflict = cls(*error.args)
+    if cls is TransactionConflict:
+        conflict.reason = reason
+    return conflict
 
 
 def backoff(attempt: int, base: float = BASE_DELAY, cap: float = MAX_DELAY) -> float:
@@ -145,6 +168,7 @@ __all__ = [
     "MAX_DELAY",
     "RETRYABLE_MYSQL_CODES",
     "RETRYABLE_SQLSTATES",
+    "as_conflict",
     "backoff",
     "check_retries",
     "conflict_reason",

@@ -122,7 +122,7 @@ async def test_a_deadlock_victim_runs_again(vinyl_db: str, caplog: pytest.LogCap
     locked = {first.pk: asyncio.Event(), second.pk: asyncio.Event()}
     attempts: list[int] = []
 
-    @vinyl.atomic(retries=2)
+    @vinyl.atomic(retries=4)
     async def touch(mine: int, other: int) -> None:
         attempts.append(mine)
         await Account.vinyl.filter(pk=mine).update(balance=F("balance") + 1)
@@ -132,9 +132,12 @@ async def test_a_deadlock_victim_runs_again(vinyl_db: str, caplog: pytest.LogCap
 
     with caplog.at_level(logging.INFO, logger="vinyl.retry"):
         await asyncio.gather(touch(first.pk, second.pk), touch(second.pk, first.pk))
-    assert len(attempts) == 3  # one victim, run once more
+    # A victim, run again (the retry may deadlock once more with the
+    # winner if it takes its first row lock before the winner wakes up).
+    retried = retries_logged(caplog)
+    assert 1 <= len(retried) <= 4
+    assert len(attempts) == 2 + len(retried)
     assert sorted(await Account.vinyl.order_by("pk").values_list("balance", flat=True)) == [2, 2]
-    assert len(retries_logged(caplog)) == 1
 
 
 @pytest.mark.backends("postgresql", reason="SQLSTATE 40001 under SERIALIZABLE is PostgreSQL's")
