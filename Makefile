@@ -6,8 +6,18 @@ VENV ?= .venv
 PYTHON_DJANGO6 ?= $(or $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13)),python3.12)
 VENV_DJANGO6 ?= .venv-django6
 VENV_BENCH ?= .venv-bench
+# The version matrix's other legs (make test-matrix).
+PYTHON313 ?= $(or $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13)),python3.13)
+VENV_LOWEST ?= .venv-lowest
+VENV_PY313 ?= .venv-py313
+# What the matrix legs run: a smoke subset of every layer, and the
+# differential harness (Django as the oracle) where it exists.
+MATRIX_TESTS ?= tests/test_queryset.py tests/test_plan_cache.py tests/test_errors.py tests/test_write_plans.py \
+	tests/transactions/test_atomic.py tests/transactions/test_concurrency.py tests/engine/test_cancellation.py \
+	tests/engine/test_pool.py tests/relations/test_loading.py tests/packaging/test_matrix.py $(wildcard tests/differential)
 
-.PHONY: venv test test-django6 test-all test-cluster demo typecheck docs bench bench-quick bench-profile clean
+.PHONY: test-faults-long fuzz
+.PHONY: venv test test-django6 test-matrix test-all test-cluster demo typecheck docs bench bench-quick bench-profile clean
 
 # The distribution is django-vinyl (import name vinyl); venvs made before the
 # rename may still hold the old "vinyl" distribution of this tree: dropped.
@@ -38,6 +48,20 @@ $(VENV_BENCH)/.installed: pyproject.toml
 		echo "mysqlclient could not be built: Django's MySQL backend will use PyMySQL"
 	touch $@
 
+# Lowest supported versions (pyproject's lower bounds) on Python 3.11.
+$(VENV_LOWEST)/.installed: pyproject.toml .ci/lowest-versions.txt
+	$(PYTHON) -m venv $(VENV_LOWEST)
+	$(VENV_LOWEST)/bin/python -m pip install -q --upgrade pip
+	$(VENV_LOWEST)/bin/python -m pip install -q -e '.[postgresql,mysql,test]' -r .ci/lowest-versions.txt
+	touch $@
+
+# Python 3.13 with Django 6.0 (the Django 6 leg of `make test-django6` takes 6.1).
+$(VENV_PY313)/.installed: pyproject.toml
+	$(PYTHON313) -m venv $(VENV_PY313)
+	$(VENV_PY313)/bin/python -m pip install -q --upgrade pip
+	$(VENV_PY313)/bin/python -m pip install -q -e '.[postgresql,mysql,test]' 'django>=6.0,<6.1'
+	touch $@
+
 venv: $(VENV)/.installed
 
 ## The whole test suite (Django 5.2) on PostgreSQL and MariaDB/MySQL.
@@ -48,7 +72,34 @@ test: $(VENV)/.installed
 test-django6: $(VENV_DJANGO6)/.installed
 	$(VENV_DJANGO6)/bin/python -m pytest $(PYTEST_ARGS)
 
-test-all: test test-django6
+## The version matrix's other legs: lowest supported versions (Python 3.11),
+## and Python 3.13 with Django 6.0; each runs MATRIX_TESTS.
+test-matrix: $(VENV_LOWEST)/.installed $(VENV_PY313)/.installed
+	VINYL_MATRIX_LEG=lowest $(VENV_LOWEST)/bin/python -m pytest -q $(MATRIX_TESTS) $(PYTEST_ARGS)
+	$(VENV_PY313)/bin/python -m pytest -q $(MATRIX_TESTS) $(PYTEST_ARGS)
+
+test-all: test test-django6 test-matrix
+
+## The fault-injection suite's long runs (issue 13): backend kills every 0.5 s
+## for 60 s under 50 tasks, a restart, a 10,000-task cancellation storm x20,
+## 60 s through pgbouncer; prints the figures (build/faults-long.log).
+## (`make test` runs the short versions.)
+test-faults-long: $(VENV)/.installed
+	mkdir -p build
+	VINYL_FAULTS_LONG=1 $(VENV)/bin/python -m pytest tests/faults/test_scenarios.py -s -p no:cacheprovider $(PYTEST_ARGS) > build/faults-long.log 2>&1; \
+	status=$$?; tail -5 build/faults-long.log; grep '^\[faults\]' build/faults-long.log; exit $$status
+
+## The differential test long: random reads and writes compared with Django's
+## sync ORM (tests/differential), e.g.
+##   make fuzz SEED=7 READS=50000 WRITES=5000 BACKENDS=postgresql
+## SEED defaults to the time; BACKENDS to all three. Mismatches print their reproduction.
+SEED ?= $(shell date +%s)
+READS ?= 5000
+WRITES ?= 500
+fuzz: $(VENV)/.installed
+	VINYL_FUZZ_SEED=$(SEED) VINYL_FUZZ_READS=$(READS) VINYL_FUZZ_WRITES=$(WRITES) VINYL_FUZZ_VERBOSE=1 \
+	$(if $(BACKENDS),VINYL_TEST_BACKENDS=$(BACKENDS)) \
+	$(VENV)/bin/python -m pytest tests/differential/test_differential.py -p no:cacheprovider -q -s $(PYTEST_ARGS)
 
 ## Three MariaDB Galera nodes started on this machine (Debian's galera-4), and
 ## tests/cluster against them (~1 min).
@@ -68,9 +119,11 @@ typecheck: $(VENV)/.installed
 docs: $(VENV)/.installed
 	$(VENV)/bin/python docs/api/build.py build/api
 ## vinyl against the raw drivers, SQLAlchemy, Django and Tortoise, on
-## PostgreSQL and MariaDB (~15 min on 2 cores); writes benchmarks/results/latest.md.
+## PostgreSQL and MariaDB (~15 min on 2 cores); writes benchmarks/results/latest.md;
+## then what building a plan costs next to Django's compile (results/plan_cost.md).
 bench: $(VENV_BENCH)/.installed
 	$(VENV_BENCH)/bin/python -m benchmarks $(BENCH_ARGS)
+	$(VENV_BENCH)/bin/python -m benchmarks.plan_cost
 
 ## The same, scaled down (~3 min).
 bench-quick: $(VENV_BENCH)/.installed
@@ -81,4 +134,4 @@ bench-profile: $(VENV_BENCH)/.installed
 	$(VENV_BENCH)/bin/python -m benchmarks.profile_vinyl $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV_DJANGO6) $(VENV_BENCH) *.egg-info build
+	rm -rf $(VENV) $(VENV_DJANGO6) $(VENV_BENCH) $(VENV_LOWEST) $(VENV_PY313) *.egg-info build

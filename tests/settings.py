@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "tests.relapp",
     "tests.qsapp",
     "tests.nativeapp",
+    "tests.diffapp",
     "tests.scaleapp",
 ]
 

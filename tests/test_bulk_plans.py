@@ -21,7 +21,7 @@ from tests.queryset_api._sql import captured_sql
 from tests.relapp.models import Restaurant
 from tests.testapp.models import AllTypes, Author, Book, UUIDKeyed
 from tests.txhelpers import committed_names
-from vinyl.engine.engines import engine_entry
+from vinyl.translate.plan_cache import plan_cache_for
 from vinyl.translate.inserts import BulkInsertPlan
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
@@ -29,13 +29,13 @@ pytestmark = pytest.mark.usefixtures("vinyl_db")
 
 def bulk_plan(model: type, count: int, pk_set: bool = False) -> BulkInsertPlan | None:
     """The compiled plan bulk_create() of ``count`` objects uses, if any."""
-    shapes = engine_entry("vinyl_default").plans.get((model.vinyl.model, "bulk_insert", pk_set))
+    shapes = plan_cache_for("vinyl_default").get((model.vinyl.model, "bulk_insert", pk_set))
     plan = shapes.get(count) if shapes is not None else None
     return plan if isinstance(plan, BulkInsertPlan) else None
 
 
 def has_bulk_plans(model: type) -> bool:
-    plans = engine_entry("vinyl_default").plans
+    plans = plan_cache_for("vinyl_default")
     return any(key[:2] == (model.vinyl.model, "bulk_insert") for key in plans)
 
 
@@ -179,7 +179,7 @@ async def test_unusual_lists_go_through_django():
     # Keys given to some objects only; an object already saved.
     mixed = [Author.vinyl.model(id=ann.pk + 50, name="given"), Author.vinyl.model(name="auto")]
     assert [o.pk is not None for o in await Author.vinyl.bulk_create(mixed)] == [True, True]
-    assert not any(key[1] == "bulk_insert" and key[2] for key in engine_entry("vinyl_default").plans)
+    assert not any(key[1] == "bulk_insert" and key[2] for key in plan_cache_for("vinyl_default"))
     with pytest.raises(IntegrityError):
         await Author.vinyl.bulk_create([ann, Author.vinyl.model(name="x")])
     assert await names() == ["ann", "auto", "given"]

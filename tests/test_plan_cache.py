@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import logging
 
 import pytest
 from django.db import connections
+from django.test import override_settings
 
 import vinyl
 from tests.testapp.models import Author, Book
-from vinyl.engine.engines import engine_entry
+from vinyl.translate.plan_cache import PLANS_MAX, plan_cache_for
+from vinyl.translate.plans import Unplanned
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
 
 def plan_count() -> int:
-    return sum(1 for plan in engine_entry("vinyl_default").plans.values() if plan is not None)
+    return len(plan_cache_for("vinyl_default").plans())
 
 
 async def make(*names: str) -> list:
@@ -124,3 +127,116 @@ async def test_dispose_and_new_settings_never_serve_stale_sql(backend):
             del connections["vinyl_default"]
         except AttributeError:
             pass
+
+
+async def test_every_page_of_a_query_shares_one_plan(backend):
+    authors = [await Author.vinyl.create(name=f"a{n:02}", age=n) for n in range(30)]
+    names = [a.name for a in authors]
+    cache = plan_cache_for("vinyl_default")
+    before = len(cache.plans())
+    for offset in range(3, 30, 3):
+        page = Author.vinyl.order_by("name")[offset : offset + 4]
+        assert [a.name for a in await page] == names[offset : offset + 4]
+    assert len(cache.plans()) == before + 1
+    # Without an offset, and without a limit: shapes of their own, each one plan.
+    for size in (1, 5, 7):
+        assert await Author.vinyl.order_by("name").values_list("name", flat=True)[:size] == names[:size]
+    for offset in (1, 28, 29, 30, 31):
+        assert await Author.vinyl.order_by("name").values_list("name", flat=True)[offset:] == names[offset:]
+    assert len(cache.plans()) == before + 3
+    # Slices of slices, empty and negative slices answer as Django does.
+    assert [a.name for a in await Author.vinyl.order_by("name")[5:20][2:4]] == names[7:9]
+    assert [a.name for a in await Author.vinyl.order_by("name")[6:20][2:4]] == names[8:10]
+    assert await Author.vinyl.order_by("name")[3:3] == []
+    assert await Author.vinyl.order_by("name")[4:2] == []
+    with pytest.raises(ValueError):
+        Author.vinyl.order_by("name")[-1:]
+    # count() and get() of pages.
+    assert await Author.vinyl.order_by("name")[25:40].count() == 5
+    assert await Author.vinyl.order_by("name")[5:10].count() == 5
+    assert (await Author.vinyl.order_by("name")[10:11].get()).name == names[10]
+    assert (await Author.vinyl.order_by("name")[12:13].get()).name == names[12]
+    async for author in Author.vinyl.order_by("name")[2:4]:
+        assert author.name in names[2:4]
+
+
+async def test_plan_cache_info_counts_hits_misses_and_reasons(backend):
+    await make("Ann", "Bob")
+    start = vinyl.plan_cache_info()
+    for name in ("Ann", "Bob", "Cy"):
+        await Author.vinyl.filter(name=name)
+    info = vinyl.plan_cache_info()
+    assert info.hits - start.hits == 2
+    assert info.misses - start.misses == 1
+    assert info.plans >= 1 and info.size >= info.plans
+    # contains wraps its value in %...%: no plan, for a reason said once.
+    for needle in ("n", "o", "x"):
+        await Author.vinyl.filter(name__contains=needle)
+    reasons = vinyl.plan_cache_info().unplanned
+    assert reasons.get("Django transforms a value (escapes, wraps or parses it)", 0) - start.unplanned.get(
+        "Django transforms a value (escapes, wraps or parses it)", 0
+    ) == 1
+
+
+async def test_reasons_are_logged_once_at_debug_on_vinyl_plans(backend, caplog):
+    await make("Ann")
+    with caplog.at_level(logging.DEBUG, logger="vinyl.plans"):
+        for needle in ("n", "o", "x"):
+            await Author.vinyl.filter(name__icontains=needle).count()
+            await Author.vinyl.filter(name__endswith=needle)
+    said = [r.getMessage() for r in caplog.records if r.name == "vinyl.plans"]
+    assert len(said) == 2, said
+    assert all("Django transforms a value" in message for message in said)
+
+
+async def test_none_and_duplicates_never_keep_a_shape_off_plans(backend):
+    ann, bob, cy = await make("Ann", "Bob", "Cy")
+    cache = plan_cache_for("vinyl_default")
+    assert await Author.vinyl.filter(pk__in=[ann.pk, None, ann.pk]).count() == 1
+    assert await Author.vinyl.filter(email=None).count() == 0
+    before = len(cache.plans())
+    # The shapes of the lists without None and repeats: planned, then reused.
+    assert await Author.vinyl.filter(pk__in=[bob.pk, cy.pk, bob.pk, None]).count() == 2
+    assert await Author.vinyl.filter(pk__in=[ann.pk, cy.pk]).count() == 2
+    assert await Author.vinyl.filter(pk__in=[ann.pk]).count() == 1
+    assert len(cache.plans()) == before + 1
+    assert not any(type(entry) is Unplanned and entry.permanent for entry in cache.values())
+
+
+async def test_a_full_cache_evicts_its_least_recently_used_shapes(backend):
+    await make("Ann", "Bob")
+    cache = plan_cache_for("vinyl_default")
+    cache.clear()
+    cache.maxsize = 3
+    try:
+        await Author.vinyl.filter(name="Ann")  # shape 1
+        await Author.vinyl.filter(age=1)  # shape 2
+        await Author.vinyl.filter(email="x")  # shape 3
+        await Author.vinyl.filter(name="Bob")  # shape 1 again: most recent
+        await Author.vinyl.filter(age__gt=1)  # shape 4: evicts shape 2 only
+        kept = {key[2][0][1][0][0] for key in cache}
+        assert kept == {"name", "email", "age__gt"}
+        assert len(cache) == 3
+    finally:
+        cache.maxsize = PLANS_MAX
+
+
+async def test_new_time_zone_settings_empty_the_plan_caches(backend):
+    await make("Ann")
+    await Author.vinyl.filter(name="Ann")
+    cache = plan_cache_for("vinyl_default")
+    assert len(cache.plans()) >= 1
+    with override_settings(TIME_ZONE="Asia/Tokyo"):
+        assert len(cache.plans()) == 0
+        assert [a.name for a in await Author.vinyl.filter(name="Ann")] == ["Ann"]
+    assert len(cache.plans()) == 0
+
+
+async def test_count_of_every_page_shares_one_plan(backend):
+    for n in range(12):
+        await Author.vinyl.create(name=f"a{n:02}", age=n)
+    cache = plan_cache_for("vinyl_default")
+    before = len(cache.plans())
+    for offset in range(1, 14):
+        assert await Author.vinyl.order_by("name")[offset : offset + 4].count() == max(0, min(4, 12 - offset))
+    assert len(cache.plans()) == before + 1

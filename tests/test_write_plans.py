@@ -15,14 +15,15 @@ from django.db.models import F
 import vinyl
 from tests.testapp.models import Author, Book
 from tests.txhelpers import committed_names
-from vinyl.engine.engines import engine_entry
+from vinyl.translate.plan_cache import plan_cache_for
+from vinyl.translate.plans import Unplanned
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
 
 def write_plans(kind: str) -> int:
-    plans = engine_entry("vinyl_default").plans
-    return sum(1 for key, plan in plans.items() if key[1] == kind and not isinstance(plan, str))
+    plans = plan_cache_for("vinyl_default")
+    return sum(1 for key, plan in plans.items() if key[1] == kind and not isinstance(plan, Unplanned))
 
 
 async def make(*names: str) -> list:

@@ -18,6 +18,7 @@ from vinyl.engine.engines import dispose, get_engine, set_engine
 from vinyl.manager import VinylManager
 from vinyl.raw import execute, fetch
 from vinyl.transaction import atomic, on_commit, use_connection
+from vinyl.translate.plan_cache import plan_cache_info
 
 __all__ = [
     "VinylManager",
@@ -29,6 +30,7 @@ __all__ = [
     "fetch",
     "get_engine",
     "on_commit",
+    "plan_cache_info",
     "set_engine",
     "use_connection",
 ]

@@ -174,32 +174,107 @@ def sqlstate_error_class(exc: BaseException | None) -> type[Exception] | None:
     return None
 
 
-def database_error(exc: BaseException) -> Exception:
-    """Return Django's error for an SQLAlchemy/driver error (``raise ... from exc``).
+# MySQL client errors for a connection that is gone: CR_CONNECTION_ERROR,
+# CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED;
+# ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED.
+MYSQL_CONNECTION_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927})
 
-    The DB-API exception classes of every driver adapter share the PEP 249
-    names, which is how Django's own wrapper maps them too; a SQLSTATE, where
-    the driver gives one, is more precise.
+# MySQL errors after which the server has rolled the whole transaction back
+# (ER_LOCK_DEADLOCK) and runs the next statements in autocommit.
+MYSQL_TRANSACTION_ENDED_CODES = frozenset({1213})
+
+
+def server_ended_transaction(exc: BaseException) -> bool:
+    """Did the server roll back the whole transaction with this error?"""
+    for error in _chain(exc):
+        args = getattr(error, "args", None)
+        if args and isinstance(args[0], int) and args[0] in MYSQL_TRANSACTION_ENDED_CODES:
+            return True
+    return False
+
+
+# Driver errors about a connection that is no longer usable, by class name:
+# asyncpg's (ConnectionDoesNotExistError, InterfaceError "connection is
+# closed", InternalClientError when the protocol is out of step after the
+# server ended the session).
+_LOST_CONNECTION_NAMES = frozenset(
+    {"ConnectionDoesNotExistError", "InternalClientError", "ConnectionFailureError"}
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc``, the driver error SQLAlchemy wraps (``orig``) and their causes."""
+    seen: list[BaseException] = []
+    error: BaseException | None = exc
+    while error is not None and not any(error is s for s in seen):
+        seen.append(error)
+        error = getattr(error, "orig", None) or error.__cause__
+    return seen
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    module = type(exc).__module__ or ""
+    return module.split(".")[0] in ("sqlalchemy", "asyncpg", "asyncmy", "aiosqlite", "sqlite3", "pymysql")
+
+
+def django_error(exc: BaseException, *, integrity_codes: tuple[int, ...] = ()) -> BaseException:
+    """Return the exception Django raises for a driver or SQLAlchemy error.
+
+    The one mapping from driver and SQLAlchemy errors to Django's classes;
+    anything that is not a database error (and Django's own errors) comes
+    back unchanged. In order:
+
+    - a value the driver could not encode (a lone surrogate) is the
+      ``UnicodeEncodeError`` Django's drivers raise before sending anything;
+    - a SQLSTATE (PostgreSQL) gives the class psycopg raises for it;
+    - a MySQL error code in ``integrity_codes`` (Django's MySQL backend's
+      ``codes_for_integrityerror``: 1048, 1690, 3819, 4025) is an
+      ``IntegrityError``; a code of a lost connection an ``OperationalError``;
+    - a lost connection (socket errors, asyncpg's connection errors) is an
+      ``OperationalError``, as with psycopg and mysqlclient;
+    - otherwise the PEP 249 class of the driver's error, by name, as Django's
+      own wrapper maps them; ``DatabaseError`` when none matches.
+
+    Raise it ``from exc``: the driver's error stays as ``__cause__``.
     """
-    orig = getattr(exc, "orig", None) or exc
-    by_state = sqlstate_error_class(orig)
+    if isinstance(exc, django.db.Error) or not isinstance(exc, Exception):
+        return exc
+    chain = _chain(exc)
+    if not any(_is_database_error(e) for e in chain):
+        return exc
+    for error in chain:
+        if isinstance(error, UnicodeEncodeError):
+            return UnicodeEncodeError(*error.args)
+    driver = next((e for e in reversed(chain) if _is_database_error(e)), chain[-1])
+    args = getattr(driver, "args", None) or (str(driver),)
+    code = args[0] if isinstance(args[0], int) else None
+    if code is not None:  # MySQL's error number, before its SQLSTATE
+        if code in integrity_codes:
+            return django.db.IntegrityError(*args)
+        if code in MYSQL_CONNECTION_CODES:
+            return django.db.OperationalError(*args)
+    by_state = sqlstate_error_class(driver) if code is None else None
     if by_state is not None:
-        return by_state(*getattr(orig, "args", (str(orig),)))
-    names = {cls.__name__ for cls in type(orig).__mro__}
-    for django_cls in _DJANGO_ERRORS:
-        if django_cls.__name__ in names:
-            return django_cls(*getattr(orig, "args", (str(orig),)))
-    return django.db.DatabaseError(str(orig))
+        return by_state(*args)
+    for error in chain:
+        if isinstance(error, (OSError, ConnectionError)) or type(error).__name__ in _LOST_CONNECTION_NAMES:
+            return django.db.OperationalError(str(error))
+        if type(error).__module__.startswith("asyncpg") and type(error).__name__ == "InterfaceError":
+            return django.db.OperationalError(str(error))
+    names = [{cls.__name__ for cls in type(error).__mro__} for error in chain]
+    for django_cls in _DJANGO_ERRORS:  # the most specific class anywhere in the chain
+        if any(django_cls.__name__ in n for n in names):
+            return django_cls(*args)
+    # SQLAlchemy's own errors about the connection's state (closed,
+    # invalidated, a rollback pending after a lost connection).
+    return django.db.OperationalError(str(exc))
 
 
-def django_error(exc: BaseException) -> BaseException:
-    """Return Django's error for a database error; anything else unchanged."""
-    from sqlalchemy.exc import DBAPIError
-
+def database_error(exc: BaseException, *, integrity_codes: tuple[int, ...] = ()) -> Exception:
+    """Return Django's error for an SQLAlchemy/driver error (``raise ... from exc``)."""
+    mapped = django_error(exc, integrity_codes=integrity_codes)
+    if isinstance(mapped, Exception) and mapped is not exc:
+        return mapped
     if isinstance(exc, django.db.Error):
         return exc
-    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    names = {cls.__name__ for cls in type(orig).__mro__}
-    if isinstance(exc, DBAPIError) or "Error" in names or sqlstate_error_class(orig) is not None:
-        return database_error(exc)
-    return exc
+    return django.db.DatabaseError(str(exc))

@@ -9,6 +9,7 @@ implementation on vinyl's connection (see ``vinyl._bridge``).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from contextlib import aclosing
 from typing import (
@@ -17,7 +18,7 @@ from typing import (
 )  # fmt: skip
 
 from django.db import DatabaseError, connections, models
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.db.models.query import ModelIterable
 
 from vinyl import _bridge, generic, prefetch, routing
@@ -25,13 +26,14 @@ from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related
 from vinyl.models import vinyl_model
 from vinyl.engine import scope as _scope
-from vinyl.engine.engines import cached_facts, engine_entry
+from vinyl.engine.engines import cached_facts
 from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
 from vinyl.exceptions import DatabaseUnavailable
 from vinyl.translate import inserts
 from vinyl.translate.gcpause import paused_gc
-from vinyl.translate.plans import LATER, NEVER, Builder, Plan, rows_plan, scalar_plan
-from vinyl.translate.shapes import probe_values, step_shape, substitute
+from vinyl.translate.plan_cache import PlanCache, plan_cache_for
+from vinyl.translate.plans import NEVER, VALUE_ERRORS, Builder, Plan, in_other_zone, zone_sensitive
+from vinyl.translate.shapes import deferrable, step_shape, substitute
 
 M = TypeVar("M", bound=models.Model)
 
@@ -86,15 +88,17 @@ def _falls_back(
     return wrapper
 
 
-# Recipes Django has accepted: (model, recipe). Bounded: cleared when full.
-_validated: dict[tuple, None] = {}
+# Recipes Django has accepted: (model, recipe) -> whether a call of that
+# shape may skip Django's query building (see shapes.deferrable). Bounded:
+# the oldest recipe goes first.
+_validated: dict[tuple, bool] = {}
 _VALIDATED_MAX = 10_000
 
 
-def _remember(key: tuple) -> None:
-    if len(_validated) >= _VALIDATED_MAX:
-        _validated.clear()
-    _validated[key] = None
+def _remember(key: tuple, deferred: bool) -> None:
+    if key not in _validated and len(_validated) >= _VALIDATED_MAX:
+        del _validated[next(iter(_validated))]
+    _validated[key] = deferred
 
 
 def _unwrap(value: Any) -> Any:
@@ -246,13 +250,17 @@ class VinylQuerySet(Generic[M]):
         new._recipe = recipe
         new._values = self._values + values
         key = (self._model, recipe)
-        if self._built is None and key in _validated:
-            # Django accepted this shape before: build it only when needed.
+        deferred = _validated.get(key)
+        if self._built is None and deferred:
+            # Django accepted this shape before, and accepts these values
+            # alike: build it only when needed.
             new._built = None
         else:
-            # Build now, so a bad field name raises FieldError at the call.
+            # Build now, so a bad field name raises FieldError, and a bad
+            # value ValueError or ValidationError, at the call (as Django).
             new._built = getattr(self._qs, method)(*args, **kwargs)
-            _remember(key)
+            if deferred is None:
+                _remember(key, deferrable(self._model, method, kwargs))
         return new
 
     def all(self) -> VinylQuerySet[M]:
@@ -407,15 +415,15 @@ class VinylQuerySet(Generic[M]):
     async def _rows(self, kind: str, recipe: tuple | None, values: tuple, lookups: dict | None) -> Any:
         """Evaluate through the plan cache: ``rows`` (a list) or ``get`` (one)."""
         db = self.db
-        plans = _plans(db, recipe)
+        cache = _plans(db, recipe)
         key = (self._model, kind, recipe)
-        plan = plans.get(key) if plans is not None else NEVER
+        plan = cache.lookup(key) if cache is not None else None
         if type(plan) is Plan:
             return plan.build(await _scope.fetch(db, plan.sql, plan.params(values)))
         qs = self._qs if lookups is None else self._qs.filter(**lookups)
         qs = qs._chain()
         qs._db = db
-        compiled = self._compile(qs, plans, key, plan, values, lookups) if plan is not NEVER else None
+        compiled = self._compile(qs, cache, key, plan, values, lookups) if cache is not None else None
         if compiled is not None:
             sql, params, build = compiled
             return build(await _scope.fetch(db, sql, params))
@@ -425,33 +433,23 @@ class VinylQuerySet(Generic[M]):
             return []
         return await _bridge.run(db, _evaluate, qs, readonly=_reads_only(qs))
 
-    def _compile(self, qs: QuerySet, plans: dict, key: tuple, plan: Any, values: tuple, lookups: dict | None) -> tuple[str, tuple, Builder] | None:
+    def _compile(self, qs: QuerySet, cache: PlanCache, key: tuple, plan: Any, values: tuple, lookups: dict | None) -> tuple[str, tuple, Builder] | None:
         """Compile ``qs`` (the query of ``key``) into driver SQL and a builder.
 
-        Stores its plan (or NEVER) under ``key``; returns None when Django
+        The cache keeps its plan (or why there is none); None when Django
         must evaluate ``qs`` itself.
         """
-        if not _reads_only(qs):
+        if not cache.wants(plan) or not _reads_only(qs):
             return None
-        probes = probe_values(values)
-        try:
-            probe_qs = self._probe(probes, lookups, qs.db)
-        except Exception:  # the probe values do not fit: no plan
-            probe_qs = None
-        compiled = (
-            rows_plan(
-                qs, probe_qs, values, probes, get=key[1] == "get", adopt=adopt_related, vinyl_class=vinyl_model
-            )
-            if probe_qs is not None
-            else None
+        return cache.compile_rows(
+            key,
+            qs,
+            values,
+            lambda probes: self._probe(probes, lookups, qs.db),
+            get=key[1] == "get",
+            adopt=adopt_related,
+            vinyl_class=vinyl_model,
         )
-        if compiled is None:
-            _store(plans, key, NEVER)
-            return None
-        plan, sql, params, build = compiled
-        if plan is not LATER:
-            _store(plans, key, plan)
-        return sql, params, build
 
     def _streamed(self) -> tuple[str, tuple, Builder] | None:
         """The driver SQL and builder of a stream, from the plan of ``await qs``.
@@ -462,43 +460,34 @@ class VinylQuerySet(Generic[M]):
         recipe = self._recipe
         if recipe is None or any(shape[0] == "prefetch_related" for shape in recipe):
             return None
-        plans = _plans(self.db, recipe)
-        if plans is None:
+        cache = _plans(self.db, recipe)
+        if cache is None:
             return None
         key = (self._model, "rows", recipe)
-        plan = plans.get(key)
+        plan = cache.lookup(key)
         if type(plan) is Plan:
             return plan.sql, plan.params(self._values), plan.build
-        if plan is NEVER:
-            return None
-        return self._compile(self._django(), plans, key, plan, self._values, None)
+        return self._compile(self._django(), cache, key, plan, self._values, None)
 
     async def _scalar(self, kind: str, method: str) -> Any:
         """count() / exists() through the plan cache."""
         db = self.db
-        plans = _plans(db, self._recipe)
+        cache = _plans(db, self._recipe)
         key = (self._model, kind, self._recipe)
-        plan = plans.get(key) if plans is not None else NEVER
+        plan = cache.lookup(key) if cache is not None else None
         if type(plan) is Plan:
             return plan.build(await _scope.fetch(db, plan.sql, plan.params(self._values)))
         qs = self._django()
-        if plan is NEVER:
+        probed = cache.probes(key, db, self._values, lambda probes: self._probe(probes, None, db)) if cache is not None and cache.wants(plan) else None
+        if cache is None or probed is None:
             return await _bridge.run(db, getattr(qs, method), readonly=True)
-        probes = probe_values(self._values)
-        try:
-            probe_qs = self._probe(probes, None, db)
-        except Exception:  # the probe values do not fit: no plan
-            _store(plans, key, NEVER)
-            return await _bridge.run(db, getattr(qs, method), readonly=True)
+        probes, probe_qs = probed
         result, statements, probe_statements = await _bridge.run(
-            db, _captured, db, getattr(qs, method), getattr(probe_qs, method), readonly=True
+            db, _captured, db, getattr(qs, method), getattr(probe_qs, method), zone_sensitive(qs.query), readonly=True
         )
-        if len(statements) == 1 and len(probe_statements) == 1:
-            plan = scalar_plan(db, statements[0], probe_statements[0], self._values, probes, _SCALAR_BUILDERS[kind])
-        else:
-            plan = NEVER
-        if plan is not LATER:
-            _store(plans, key, plan)
+        # (count() keeps the query's slice in a subquery: its bounds are parameters.)
+        limits = (qs.query, probe_qs.query) if kind == "count" else None
+        cache.record_statements(key, db, statements, probe_statements, self._values, probes, _SCALAR_BUILDERS[kind], limits)
         return result
 
     @overload
@@ -648,7 +637,8 @@ class VinylQuerySet(Generic[M]):
 
     @_falls_back
     async def in_bulk(self, id_list: Any = None, *, field_name: str = "pk") -> dict[Any, M]:
-        return await self._read("in_bulk", id_list, field_name=field_name)
+        # (A vinyl QuerySet of ids is evaluated by Django in the bridge.)
+        return await self._read("in_bulk", _unwrap(id_list), field_name=field_name)
 
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
@@ -673,7 +663,7 @@ class VinylQuerySet(Generic[M]):
         )
 
     @staticmethod
-    async def _insert_planned(obj: Any, db: str, plans: dict) -> bool:
+    async def _insert_planned(obj: Any, db: str, plans: PlanCache) -> bool:
         """INSERT ``obj`` through the plan cache; False if it must be saved by Django."""
         pk_set = inserts.prepare_instance(obj)
         if pk_set is None:
@@ -685,7 +675,7 @@ class VinylQuerySet(Generic[M]):
             if params is None:
                 return False
             plan = inserts.compile_insert(obj, db, pk_set, params) or NEVER
-            _store(plans, key, plan)
+            plans.store(key, plan)
         elif plan is not NEVER:
             params = plan.params(obj)
         if plan is NEVER or params is None:
@@ -760,7 +750,7 @@ class VinylQuerySet(Generic[M]):
         shapes = plans.get(key)
         if shapes is None:
             shapes = inserts.BulkPlans()
-            _store(plans, key, shapes)
+            plans.store(key, shapes)
         plan = shapes.get(len(objs))
         if plan is NEVER:
             return False
@@ -804,38 +794,32 @@ class VinylQuerySet(Generic[M]):
         recipe = self._recipe + (shape,)  # type: ignore[operator]
         values = self._values + update_values
         db = self._write_db
-        plans = _plans(db, recipe)
+        cache = _plans(db, recipe)
         key = (self._model, "update", recipe)
-        plan = plans.get(key) if plans is not None else NEVER
+        plan = cache.lookup(key) if cache is not None else None
         if type(plan) is Plan:
             count = await _scope.write(db, plan.sql, plan.params(values))
             if count is not NotImplemented:
                 return count
         qs = self._django(write=True)
-        if plans is not None and plan is not NEVER and type(plan) is not Plan:
-            probes = probe_values(values)
-            try:
-                probe_qs = self._probe(probes[: len(self._values)], None, db)
-                probe_kwargs = substitute("update", (), kwargs, iter(probes[len(self._values) :]))[1]
-            except Exception:  # the probe values do not fit: no plan
-                _store(plans, key, NEVER)
-            else:
-                count, statements, probe_statements = await _bridge.run(
-                    db,
-                    _captured,
-                    db,
-                    lambda: qs.update(**kwargs),
-                    lambda: probe_qs.update(**probe_kwargs),
-                    single_write=True,
-                )
-                if len(statements) == 1 and len(probe_statements) == 1:
-                    plan = scalar_plan(db, statements[0], probe_statements[0], values, probes, _no_rows)
-                else:
-                    plan = NEVER
-                if plan is not LATER:
-                    _store(plans, key, plan)
-                return count
-        return await _bridge.run(db, lambda: qs.update(**kwargs), single_write=True)
+        probed = None
+        if cache is not None and cache.wants(plan):
+            own = len(self._values)
+
+            def probe_update(probes: tuple) -> Callable[[], Any]:
+                probe_qs = self._probe(probes[:own], None, db)
+                probe_kwargs = substitute("update", (), kwargs, iter(probes[own:]))[1]
+                return lambda: probe_qs.update(**probe_kwargs)
+
+            probed = cache.probes(key, db, values, probe_update)
+        if cache is None or probed is None:
+            return await _bridge.run(db, lambda: qs.update(**kwargs), single_write=True)
+        probes, probe_run = probed
+        count, statements, probe_statements = await _bridge.run(
+            db, _captured, db, lambda: qs.update(**kwargs), probe_run, zone_sensitive(qs.query), single_write=True
+        )
+        cache.record_statements(key, db, statements, probe_statements, values, probes, _no_rows)
+        return count
 
     async def delete(self) -> tuple[int, dict[str, int]]:
         """Delete matching rows with their cascades: Django's ``(count, {label: count})``."""
@@ -860,7 +844,6 @@ def _new_django_queryset(model: type, db: str | None) -> QuerySet:
     return qs
 
 
-_PLANS_MAX = 2_000
 # bulk_create()'s options: any but batch_size given (truthy) goes to Django.
 _BULK_OPTIONS = frozenset({"batch_size", "ignore_conflicts", "update_conflicts", "update_fields", "unique_fields"})
 _SCALAR_BUILDERS = {
@@ -873,27 +856,25 @@ def _no_rows(rows: Any) -> None:
     raise AssertionError("a write plan runs with scope.write, not fetch")
 
 
-def _plans(db: str, recipe: tuple | None) -> dict | None:
+def _plans(db: str, recipe: tuple | None) -> PlanCache | None:
     """The plan cache of ``db``, if the query has a recipe and facts are known."""
     if recipe is None or cached_facts(db) is None:
         return None
-    return engine_entry(db).plans
-
-
-def _store(plans: dict, key: tuple, plan: Any) -> None:
-    if len(plans) >= _PLANS_MAX:
-        plans.clear()
-    plans[key] = plan
+    return plan_cache_for(db)
 
 
 class _Compiled(Exception):
     """Stops a probe run once its statement is compiled: it never executes."""
 
 
-def _captured(db: str, run: Any, probe: Any) -> tuple[Any, list, list]:
-    """Run ``run()`` recording its statements, and compile ``probe()``'s."""
+def _captured(db: str, run: Any, probe: Any, zoned: bool) -> tuple[Any, list, tuple[list, list | None]]:
+    """Run ``run()`` recording its statements, and compile ``probe()``'s.
+
+    The probe is compiled, never executed: in the current time zone, and
+    if ``zoned`` (the query may depend on it) in another too (see
+    ``vinyl.translate.plans.in_other_zone``).
+    """
     statements: list[tuple[str, tuple]] = []
-    probe_statements: list[tuple[str, tuple]] = []
     # Execute wrappers belong to a wrapper object that tasks may share:
     # record only this scope's statements.
     mine = _scope.bound_scope(db)
@@ -903,29 +884,40 @@ def _captured(db: str, run: Any, probe: Any) -> tuple[Any, list, list]:
             statements.append((sql, tuple(params) if params is not None else ()))
         return execute(sql, params, many, context)
 
-    def record_probe(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if _scope.bound_scope(db) is not mine:
-            return execute(sql, params, many, context)
-        probe_statements.append((sql, tuple(params) if params is not None else ()))
-        raise _Compiled
-
     connection = connections[db]
     with connection.execute_wrapper(record):
         result = run()
     # Stopping the probe is no error of the operation's: Django's
     # mark_for_rollback_on_error (update()) must not doom the transaction.
     needs_rollback = mine.needs_rollback if mine is not None else False
-    with connection.execute_wrapper(record_probe):
+    try:
+        here = _compiled_statements(connection, mine, db, probe)
+        # (Only a statement that may depend on the time zone needs the other.)
+        there = in_other_zone(lambda: _compiled_statements(connection, mine, db, probe)) if zoned else None
+    finally:
+        if mine is not None:
+            mine.needs_rollback = needs_rollback
+    return result, statements, (here, there)
+
+
+def _compiled_statements(connection: Any, mine: Any, db: str, probe: Any) -> list:
+    """The statement ``probe()`` would run first, compiled and never executed."""
+    found: list[tuple[str, tuple]] = []
+
+    def stop(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if _scope.bound_scope(db) is not mine:
+            return execute(sql, params, many, context)
+        found.append((sql, tuple(params) if params is not None else ()))
+        raise _Compiled
+
+    with connection.execute_wrapper(stop):
         try:
             probe()
         except _Compiled:
             pass
-        except Exception:  # the probe values do not compile: no plan
-            probe_statements.clear()
-        finally:
-            if mine is not None:
-                mine.needs_rollback = needs_rollback
-    return result, statements, probe_statements
+        except VALUE_ERRORS:  # the probe values do not compile: no plan (noted by the cache)
+            found.clear()
+    return found
 
 
 def _reads_only(qs: QuerySet) -> bool:
@@ -955,7 +947,27 @@ async def _stream(scope: Scope, qs: QuerySet, size: int) -> AsyncIterator[Any]:
 
 
 def _start_stream(qs: QuerySet, size: int) -> Iterator[Any]:
+    if qs._prefetch_related_lookups and not connections[qs.db].features.can_interleave_with_server_side_cursor:
+        return _prefetched_chunks(qs, size)
     return iter(qs.iterator(chunk_size=size))
+
+
+def _prefetched_chunks(qs: QuerySet, size: int) -> Iterator[Any]:
+    """Rows of ``qs`` with their prefetches, ``size`` at a time, from a buffered result.
+
+    Django's iterator() runs the prefetch queries of each chunk while the
+    main result is open; on a connection that cannot interleave them with an
+    unbuffered result (MySQL's server-side cursor), that result would be cut
+    short after the first chunk. ``_iterable_class`` (Django's private
+    attribute, read here only) builds the rows without a server-side cursor.
+    """
+    rows = iter(qs._iterable_class(qs, chunked_fetch=False, chunk_size=size))
+    while True:
+        chunk = list(itertools.islice(rows, size))
+        if not chunk:
+            return
+        prefetch_related_objects(chunk, *qs._prefetch_related_lookups)
+        yield from chunk
 
 
 def _next_batch(rows: Iterator[Any], size: int) -> list:

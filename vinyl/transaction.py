@@ -185,9 +185,14 @@ def _outside_user_block(scope: scopes.Scope) -> bool:
 
 async def _exit_outermost(root: scopes.Scope, exc: BaseException | None) -> None:
     if exc is not None and not isinstance(exc, Exception):
-        # Cancelled (or closed) mid-block: the connection's state is unknown.
-        root.ended = True
-        await scopes.discard(root.connection)
+        # Cancelled (or closed) mid-block: the connection's state is unknown,
+        # so it is discarded, once a statement another of the block's tasks
+        # is running has finished (it must not be cut from under it).
+        try:
+            await scopes.end(root)
+        finally:
+            root.ended = True
+            await scopes.discard(root.connection)
         return
     try:
         # Let a statement that one of the block's tasks is running finish.

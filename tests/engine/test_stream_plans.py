@@ -14,6 +14,7 @@ from tests.txhelpers import no_open_transactions, returned, settle
 from vinyl import queryset as vinyl_queryset
 from vinyl.engine.engines import engine_entry
 from vinyl.engine.scope import active_scope
+from vinyl.translate.plan_cache import plan_cache_for
 from vinyl.translate.plans import Plan
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
@@ -97,7 +98,7 @@ async def test_empty_results_stream_nothing(no_bridge_stream):
 
 async def test_a_stream_compiles_the_plan_of_its_shape_once():
     await _authors(6)  # also loads the server facts the plan cache needs
-    plans = engine_entry(ALIAS).plans
+    plans = plan_cache_for(ALIAS)
     plans.clear()
     qs = Author.vinyl.filter(age__lt=5).order_by("id")
     key = (Author.vinyl.model, "rows", qs._recipe)

@@ -6,7 +6,7 @@ import pytest
 
 import vinyl
 from tests.testapp.models import Author, Book
-from vinyl.engine.engines import engine_entry
+from vinyl.translate.plan_cache import plan_cache_for
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
@@ -35,7 +35,7 @@ async def test_each_author_gets_its_own_books_in_two_queries():
         for author in authors:
             assert all(book["author"] is author for book in author["book_set"])
     # Both queries ran from compiled plans: the books' IN (...) has one.
-    plans = engine_entry("vinyl_default").plans
+    plans = plan_cache_for("vinyl_default")
     assert any(key[0]._meta.model_name == "book" and key[1] == "rows" and type(plan).__name__ == "Plan" for key, plan in plans.items())
 
 

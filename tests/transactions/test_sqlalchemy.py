@@ -101,8 +101,7 @@ async def test_set_engine_hands_vinyl_the_applications_pool():
     finally:
         from vinyl.engine import engines
 
-        engines._user_engines.pop("vinyl_default", None)
-        engines._entries.pop("vinyl_default", None)
+        engines.forget_engine("vinyl_default")
         await engine.dispose()
 
 

@@ -13,7 +13,9 @@ from asyncio import _get_running_loop
 from types import SimpleNamespace
 from typing import Any, Iterable
 
+from django.db import DataError, IntegrityError
 from django.db.transaction import TransactionManagementError
+from django.db.utils import DatabaseErrorWrapper
 from django.utils.asyncio import async_unsafe
 from sqlalchemy.engine import URL
 
@@ -173,6 +175,22 @@ class VinylCursor:
         return getattr(self.cursor, name)
 
 
+class VinylErrorWrapper(DatabaseErrorWrapper):
+    """Django's error wrapper with vinyl's one mapping of driver errors
+    (:func:`vinyl.exceptions.django_error`, through the backend's
+    ``vinyl_map_error``): SQLSTATEs as psycopg maps them, MySQL codes as
+    Django's MySQL backend does, lost connections as OperationalError."""
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        if exc_type is not None and issubclass(exc_type, Exception):
+            error = self.wrapper.vinyl_map_error(exc_value)
+            if error is not exc_value:
+                if not isinstance(error, (DataError, IntegrityError, UnicodeEncodeError)):
+                    self.wrapper.errors_occurred = True
+                raise error.with_traceback(traceback) from exc_value
+        super().__exit__(exc_type, exc_value, traceback)
+
+
 class VinylWrapperMixin:
     """Mixed in before a Django ``DatabaseWrapper`` to make it a vinyl one."""
 
@@ -186,6 +204,10 @@ class VinylWrapperMixin:
 
     connection = _BoundConnection()
     needs_rollback = _LevelNeedsRollback()
+
+    @property
+    def wrap_database_errors(self) -> VinylErrorWrapper:
+        return VinylErrorWrapper(self)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -265,6 +287,7 @@ class VinylWrapperMixin:
             start_transaction=self.vinyl_start_transaction,
             stream=self.vinyl_stream,
             stream_transaction=self.vinyl_stream_transaction,
+            server_may_end_transaction=self.vinyl_server_may_end_transaction,
         )
 
     @staticmethod
@@ -294,6 +317,10 @@ class VinylWrapperMixin:
 
     #: Does a streamed read need a transaction outside a block?
     vinyl_stream_transaction: bool = False
+
+    #: Does the server end a transaction on some errors, then autocommit the
+    #: next statements (MySQL)? See EngineConfig.server_may_end_transaction.
+    vinyl_server_may_end_transaction: bool = False
 
     #: ``async (adapter connection) -> None``: start a transaction that the
     #: driver adapter begins lazily, before statements run on the driver.

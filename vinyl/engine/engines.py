@@ -8,6 +8,7 @@ Django models. The backend of an alias describes its engine with an
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from asyncio import _get_running_loop
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from django.db import connections
 
-from vinyl.engine.loopclose import close_with_loop
+from sqlalchemy.util import greenlet_spawn
+
+from vinyl.engine.loopclose import close_with_loop, sever
 from vinyl.engine.sqlevents import log_engine_events
 from vinyl.exceptions import VinylConfigurationError
 
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 DEFAULT_ALIAS = "vinyl_default"
+
+logger = logging.getLogger("vinyl.engine")
 
 #: Wait for a coroutine from sync code running in SQLAlchemy's greenlet
 #: (SQLAlchemy 2.1 names it ``await_``, 2.0 ``await_only``).
@@ -91,6 +96,10 @@ class EngineConfig:
     # Does such a cursor need a transaction outside a block (asyncpg's
     # portals do; elsewhere a stream reads on an autocommitting connection)?
     stream_transaction: bool = False
+    # Can the server end a transaction on an error and run the next
+    # statements in autocommit (MySQL: a deadlock, a lock wait timeout)?
+    # Then each statement of a transaction first checks it is still open.
+    server_may_end_transaction: bool = False
 
 
 @dataclass
@@ -100,8 +109,9 @@ class EngineEntry:
     loop: asyncio.AbstractEventLoop | None = None
     facts: dict[str, Any] | None = None
     facts_lock: asyncio.Lock | None = None
-    # Compiled plans by query shape; they go with the engine on dispose.
-    plans: dict[Any, Any] = field(default_factory=dict)
+    # Compiled plans by query shape: the translate layer's PlanCache
+    # (vinyl.translate.plan_cache), made on first use; it goes with the engine.
+    plans: Any = None
     # The settings the engine was built from: new settings, new engine.
     settings: Any = None
     # config.autocommit_options where they hold for this engine (None on an
@@ -118,12 +128,26 @@ class EngineEntry:
     spares: list = field(default_factory=list)
     # Disposes of the engine when its loop shuts down (see loopclose.py).
     closer: Any = None
+    # The driver connections the pool has open, cut if their loop dies.
+    # Does each statement of a transaction check it is still open (see
+    # EngineConfig.server_may_end_transaction)?
+    checks_transaction: bool = False
+    # Resolved with the error when a connect fails, for the tasks waiting
+    # for a connection of a full pool (see scope._pooled).
+    connect_failure: asyncio.Future | None = None
+    # (by id: the driver adapters take no weak references).
+    opened: dict[int, Any] = field(default_factory=dict)
 
 
-_entries: dict[str, EngineEntry] = {}
+# One entry per (alias, event loop): a pool's connections belong to the loop
+# that opened them, so two threads each running a loop never share a pool.
+# (None: an engine asked for outside any loop, adopted by the first loop.)
+_entries: dict[tuple[str, asyncio.AbstractEventLoop | None], EngineEntry] = {}
 # Engines that users handed to vinyl for an alias (one pool for the app).
 _user_engines: dict[str, AsyncEngine] = {}
-# Disposals of engines whose settings changed, kept until they finish.
+# Disposals of engines whose settings changed, and closes of connections that
+# need the driver (an overflow connection given back to a full pool), kept
+# until they finish.
 _retiring: set[asyncio.Task] = set()
 
 
@@ -153,11 +177,27 @@ def _settings_of(using: str) -> Any:
     return connections.settings.get(using)
 
 
+def _keys_of(entry: EngineEntry) -> list[tuple[str, Any]]:
+    return [key for key, value in _entries.items() if value is entry]
+
+
+def _forget(entry: EngineEntry) -> None:
+    for key in _keys_of(entry):
+        _entries.pop(key, None)
+
+
 def _entry(using: str) -> EngineEntry:
-    entry = _entries.get(using)
     loop = _get_running_loop()
-    if entry is not None and entry.loop is loop and connections.settings.get(using) is entry.settings:
-        return entry  # the usual case: same loop, same settings object
+    entry = _entries.get((using, loop))
+    if entry is not None and connections.settings.get(using) is entry.settings:
+        return entry  # the usual case: this loop's engine, same settings object
+    if entry is None and loop is not None:
+        # An engine asked for outside any loop is adopted by the first one.
+        entry = _entries.pop((using, None), None)
+        if entry is not None:
+            entry.loop = loop
+            _entries[(using, loop)] = entry
+            _close_with_loop(entry)
     if entry is not None:
         current = _settings_of(using)
         if current is not entry.settings and current != entry.settings:
@@ -166,17 +206,8 @@ def _entry(using: str) -> EngineEntry:
             _retire(entry)
             entry = None
     if entry is not None:
-        # A pool is bound to the loop that opened its connections: an engine
-        # whose loop has closed (pytest-asyncio, repeated asyncio.run) is
-        # dropped, never reused.
-        if entry.loop is not None and entry.loop is not loop and entry.loop.is_closed():
-            _abandon(entry)
-            entry = None
-        else:
-            if entry.loop is None and loop is not None:
-                entry.loop = loop
-                _close_with_loop(entry)
-            return entry
+        return entry
+    _drop_engines_of_closed_loops(using)
     config = _config_for(using)
     engine = _user_engines.get(using)
     autocommit_options = config.autocommit_options
@@ -203,13 +234,25 @@ def _entry(using: str) -> EngineEntry:
         settings=_settings_of(using),
         autocommit_options=autocommit_options,
         quiet_checkin=quiet_checkin,
+        # Only on vinyl's own engines does a transaction begin with an
+        # explicit BEGIN that the driver's status reports at once.
+        checks_transaction=config.server_may_end_transaction and using not in _user_engines,
     )
-    _entries[using] = entry
+    _entries[(using, loop)] = entry
     if loop is not None:
         _close_with_loop(entry)
     if quiet_checkin:
         _track_stale_connections(entry)
+    _track_open_connections(entry)
     return entry
+
+
+def _drop_engines_of_closed_loops(using: str) -> None:
+    """Forget the engines of ``using`` whose loop has closed (pytest-asyncio,
+    repeated asyncio.run): their connections can only be cut, never reused."""
+    for (alias, loop), entry in list(_entries.items()):
+        if alias == using and loop is not None and loop.is_closed():
+            _abandon(entry)
 
 
 def _close_with_loop(entry: EngineEntry) -> None:
@@ -218,13 +261,27 @@ def _close_with_loop(entry: EngineEntry) -> None:
 
 
 async def _dispose_at_loop_end(entry: EngineEntry) -> None:
-    aliases = [k for k, v in _entries.items() if v is entry]
-    if not aliases:
+    if not _keys_of(entry):
         return  # already disposed, retired or replaced
-    for key in aliases:
-        del _entries[key]
+    _forget(entry)
+    await _dispose_entry(entry)
+
+
+async def _dispose_entry(entry: EngineEntry) -> None:
+    """Close the pool of ``entry`` on its own loop: every connection closes
+    where the driver can close it, and none is left on the server."""
     check_in_spares(entry)
+    await _closes_done()
     await entry.engine.dispose()
+
+
+async def _closes_done() -> None:
+    # Never the calling task itself (a retiring engine's own disposal):
+    # gathering it would wait for itself forever.
+    current = asyncio.current_task()
+    pending = [task for task in _retiring if task.get_loop() is _get_running_loop() and task is not current]
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 def _track_stale_connections(entry: EngineEntry) -> None:
@@ -238,6 +295,29 @@ def _track_stale_connections(entry: EngineEntry) -> None:
     event.listen(target, "invalidate", invalidated)
     event.listen(target, "soft_invalidate", invalidated)
     event.listen(target, "connect", connected)
+
+
+def _track_open_connections(entry: EngineEntry) -> None:
+    """Keep the driver connections of ``entry``'s pool, to cut them when the
+    loop they belong to dies with them open (see :func:`_abandon`)."""
+
+    def connected(dbapi_connection: Any, record: Any) -> None:
+        entry.opened[id(dbapi_connection)] = dbapi_connection
+
+    def closed(dbapi_connection: Any, record: Any = None) -> None:
+        entry.opened.pop(id(dbapi_connection), None)
+
+    target = entry.engine.sync_engine
+    event.listen(target, "connect", connected)
+    event.listen(target, "close", closed)
+    event.listen(target, "close_detached", closed)
+
+
+def open_connections(using: str = DEFAULT_ALIAS) -> int:
+    """How many driver connections the pool of ``using`` (on this event loop)
+    has open right now, checked out or idle."""
+    entry = _entries.get((using, _get_running_loop()))
+    return len(entry.opened) if entry is not None else 0
 
 
 def checkout_needs_no_io(entry: EngineEntry) -> bool:
@@ -262,6 +342,37 @@ def quiet_pool(entry: EngineEntry) -> bool:
         return not pool._pre_ping and pool._recycle < 0 and not pool._invalidate_time
     except AttributeError:  # another pool class
         return False
+
+
+def room_in_pool(entry: EngineEntry) -> bool:
+    """Does the pool of ``entry`` keep a connection given back now?
+
+    A full pool closes an overflow connection given back to it: that close
+    talks to the server, so it must run where the driver can (the greenlet).
+    """
+    pool: Any = entry.engine.sync_engine.pool
+    size = getattr(pool, "size", None)
+    if size is None:
+        return False
+    return pool.checkedin() < size()
+
+
+def invalidate_pool(entry: EngineEntry) -> None:
+    """Mark every connection the pool of ``entry`` opened so far as stale.
+
+    SQLAlchemy's own reaction to a disconnect (``Pool._invalidate``, private:
+    called here only): idle connections are replaced at their next checkout,
+    checked-out ones when they come back; nothing is closed outside the
+    greenlet and no waiter loses its pool.
+    """
+    entry.engine.sync_engine.pool._invalidate(None)
+
+
+def close_later(pooled: Any) -> None:
+    """Give ``pooled`` back to its pool in the greenlet, from sync code."""
+    task = asyncio.get_running_loop().create_task(greenlet_spawn(pooled.close))
+    _retiring.add(task)
+    task.add_done_callback(_retiring.discard)
 
 
 def keep_for_this_step(entry: EngineEntry, pooled: Any) -> None:
@@ -289,23 +400,33 @@ def take_spare(entry: EngineEntry) -> Any:
 
 
 def check_in_spares(entry: EngineEntry) -> None:
-    """Return the connections kept for the last loop step to the pool."""
+    """Return the connections kept for the last loop step to the pool.
+
+    Idle ones go back without I/O while the pool has room for them; one the
+    full pool would close is given back in the greenlet.
+    """
     spares = entry.spares
     while spares:
-        spares.pop().close()  # idle: the quiet checkin does no I/O
+        pooled = spares.pop()
+        if room_in_pool(entry):
+            pooled.close()  # idle: the quiet checkin does no I/O
+        else:
+            close_later(pooled)
 
 
 def _retire(entry: EngineEntry) -> None:
-    check_in_spares(entry)
-    for key in [k for k, v in _entries.items() if v is entry]:
-        del _entries[key]
+    _forget(entry)
     if entry.engine in _user_engines.values():
+        entry.spares.clear()
         return
     loop = _get_running_loop()
     if loop is not None and entry.loop in (None, loop):
-        task = loop.create_task(entry.engine.dispose())
+        task = loop.create_task(_dispose_entry(entry))
         _retiring.add(task)
         task.add_done_callback(_retiring.discard)
+    elif entry.loop is not None and not entry.loop.is_closed():
+        # Another thread's loop: its connections close on that loop.
+        asyncio.run_coroutine_threadsafe(_dispose_entry(entry), entry.loop)
     else:
         _abandon(entry)
 
@@ -336,15 +457,20 @@ def _create_engine(config: EngineConfig) -> AsyncEngine:
 
 
 def _abandon(entry: EngineEntry) -> None:
-    # The connections belong to a dead loop: forget them without I/O.
+    """Forget an engine whose event loop is gone, without I/O.
+
+    Its connections belong to the dead loop: nothing can close them through
+    the driver any more (SQLAlchemy's close would need the greenlet and log
+    MissingGreenlet for each). Their sockets are shut down instead, so the
+    server ends those sessions at once.
+    """
     entry.spares.clear()
-    _entries_for = [k for k, v in _entries.items() if v is entry]
-    for key in _entries_for:
-        del _entries[key]
-    try:
-        entry.engine.sync_engine.pool.dispose()
-    except Exception:  # pragma: no cover - best effort on a dead loop
-        pass
+    _forget(entry)
+    if entry.engine in _user_engines.values():
+        return
+    for dbapi_connection in list(entry.opened.values()):
+        sever(dbapi_connection.driver_connection)
+    entry.opened.clear()
 
 
 def get_engine(using: str = DEFAULT_ALIAS) -> AsyncEngine:
@@ -376,7 +502,19 @@ def set_engine(engine: AsyncEngine, using: str = DEFAULT_ALIAS) -> None:
             f"it with sqlalchemy.ext.asyncio.create_async_engine()"
         )
     _user_engines[using] = engine
-    _entries.pop(using, None)
+    for key in [key for key in _entries if key[0] == using]:
+        _entries.pop(key)
+
+
+def forget_engine(using: str = DEFAULT_ALIAS) -> None:
+    """Stop running ``using`` on the engine handed over with :func:`set_engine`.
+
+    The engine stays open (its owner closes it); the next query builds
+    vinyl's own engine from the settings.
+    """
+    _user_engines.pop(using, None)
+    for key in [key for key in _entries if key[0] == using]:
+        _entries.pop(key)
 
 
 def settings_changed(using: str) -> None:
@@ -385,14 +523,17 @@ def settings_changed(using: str) -> None:
     (The test runner points a vinyl alias at the test database by changing
     its NAME.) The next query builds an engine from the new settings.
     """
-    entry = _entries.get(using)
-    if entry is not None:
-        _retire(entry)
+    for key in [key for key in _entries if key[0] == using]:
+        entry = _entries.get(key)
+        if entry is not None:
+            _retire(entry)
 
 
 def cached_facts(using: str) -> dict[str, Any] | None:
     """Return the server facts of ``using`` if its engine has connected."""
-    entry = _entries.get(using)
+    entry = _entries.get((using, _get_running_loop()))
+    if entry is None:
+        entry = next((e for (alias, _), e in _entries.items() if alias == using and e.facts), None)
     return entry.facts if entry is not None else None
 
 
@@ -410,19 +551,24 @@ async def ensure_facts(entry: EngineEntry, conn: AsyncConnection) -> None:
 
 
 async def dispose(using: str | None = None) -> None:
-    """Close the pools of ``using`` (every alias when None).
+    """Close the pools of ``using`` (every alias when None) on this event loop.
 
-    The next query builds a new engine. Engines handed over with
-    :func:`set_engine` are left open: their owner closes them.
+    The next query builds a new engine. Engines of other event loops (another
+    thread's) are left open; those of loops that have closed are dropped.
+    Engines handed over with :func:`set_engine` are left open: their owner
+    closes them.
     """
-    aliases = list(_entries) if using is None else [using]
-    for alias in aliases:
-        entry = _entries.pop(alias, None)
-        if entry is None or entry.engine is _user_engines.get(alias):
+    loop = _get_running_loop()
+    for (alias, entry_loop), entry in list(_entries.items()):
+        if using is not None and alias != using:
             continue
-        loop = _get_running_loop()
-        if entry.loop is not None and entry.loop is not loop and entry.loop.is_closed():
+        if entry_loop is not None and entry_loop.is_closed():
             _abandon(entry)
             continue
-        check_in_spares(entry)
-        await entry.engine.dispose()
+        if entry_loop not in (loop, None):
+            continue  # another live loop's engine
+        _entries.pop((alias, entry_loop), None)
+        if entry.engine is _user_engines.get(alias):
+            entry.spares.clear()
+            continue
+        await _dispose_entry(entry)

@@ -14,6 +14,7 @@ loop; finalizing it disposes of the engine, on that loop, while it still runs.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 logger = logging.getLogger("vinyl.engine")
@@ -44,4 +45,23 @@ async def _closer(entry: Any, dispose: Callable[[Any], Awaitable[None]]) -> Asyn
             logger.exception("vinyl could not close the pool of %r at loop shutdown", entry.engine)
 
 
-__all__ = ["close_with_loop"]
+def sever(driver_connection: Any) -> None:
+    """Shut down the socket of a driver connection whose event loop is gone.
+
+    Nothing can close it through the driver any more (its coroutines need
+    that loop); shutting the socket down makes the server end the session
+    at once instead of keeping it until the process exits. asyncpg and
+    asyncmy keep their transport as ``_transport`` (private to both; read
+    here only, for this one purpose).
+    """
+    transport = getattr(driver_connection, "_transport", None)
+    raw = transport.get_extra_info("socket") if transport is not None else None
+    if raw is None:
+        return
+    try:
+        raw.shutdown(socket.SHUT_RDWR)
+    except OSError as exc:  # already disconnected
+        logger.debug("vinyl: the connection of a closed loop was already gone (%s)", exc)
+
+
+__all__ = ["close_with_loop", "sever"]

@@ -51,6 +51,8 @@ from vinyl.engine.engines import (
     EngineEntry,
     check_in_spares,
     checkout_needs_no_io,
+    invalidate_pool,
+    room_in_pool,
     keep_for_this_step,
     quiet_pool,
     take_spare,
@@ -58,10 +60,12 @@ from vinyl.engine.engines import (
     ensure_facts,
 )
 from vinyl.exceptions import (
+    MYSQL_CONNECTION_CODES,
     TransactionScopeEnded,
     connection_error,
-    database_error,
+    django_error,
     pool_exhausted,
+    server_ended_transaction,
 )
 
 try:  # SQLAlchemy 2.1
@@ -101,6 +105,7 @@ class Scope:
         "needs_rollback",
         "bridge_task",
         "transactional",
+        "lost_transaction",
     )
 
     def __init__(
@@ -149,6 +154,9 @@ class Scope:
         # on its own, and Django's own code may begin one, as on its
         # connections.
         self.transactional = transactional if parent is None else parent.transactional
+        # Did the server end this root's transaction on its own (a MySQL
+        # deadlock)? Then no statement may run in it any more.
+        self.lost_transaction = False
 
     def __repr__(self) -> str:
         kind = "root" if self.parent is None else "child"
@@ -188,18 +196,56 @@ class Scope:
                 f"vinyl.atomic()` block, or start it outside the block"
             )
 
+    def check_transaction(self) -> None:
+        """Refuse to run a statement in a transaction the server has ended.
+
+        MySQL rolls a whole transaction back on a deadlock and then commits
+        each following statement on its own: the rest of an ``atomic`` block
+        would be half committed. (A cheap check of the driver's last status,
+        no round trip.)
+        """
+        root = self.root
+        if root.lost_transaction:
+            raise _lost_transaction_error(self.alias)
+        config = self.entry.config
+        if not (root.transactional and self.entry.checks_transaction and config.in_transaction):
+            return
+        driver = self.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+        if not config.in_transaction(driver):
+            root.lost_transaction = True
+            self.needs_rollback = True
+            raise _lost_transaction_error(self.alias)
+
+    def note_error(self, exc: BaseException) -> None:
+        """Remember an error after which the server has ended the transaction."""
+        if self.entry.checks_transaction and server_ended_transaction(exc):
+            self.root.lost_transaction = True
+            self.needs_rollback = True
+
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run sync code whose database calls execute on this scope's connection."""
         self.check_open()
         async with self.lock:
             self.check_open()
+            self.check_transaction()
             token = _bound.set({**_bound.get(), self.alias: self})
             task = asyncio.current_task()
             self.bridge_task = task
             try:
-                return await self.connection.run_sync(_call, fn, args)
+                if self.exclusive:
+                    return await self.connection.run_sync(_call, fn, args)
+                # Tasks share this connection: a statement cut short by a
+                # cancellation would leave it unusable for them (SQLAlchemy
+                # invalidates it, asyncmy closes it), so it runs to its end
+                # and the cancellation is raised after.
+                return await finish(self.connection.run_sync(_call, fn, args))
             except BaseException as exc:
                 if isinstance(exc, Exception) and not _cancel_turned_error(task, exc):
+                    self.note_error(exc)
+                    note_lost_connection(self.entry, exc)
+                    # Errors raised outside Django's cursor (SQLAlchemy's
+                    # BEGIN at the first statement...) are Django's too.
+                    raise_as_django(self.entry, exc)
                     raise
                 # Interrupted mid-operation: what ran of it cannot be kept.
                 self.needs_rollback = True
@@ -211,6 +257,14 @@ class Scope:
             finally:
                 self.bridge_task = None
                 _bound.reset(token)
+
+
+def _lost_transaction_error(alias: str) -> Exception:
+    return django_db.OperationalError(
+        f"the server rolled back the transaction on {alias!r} by itself (after a "
+        f"deadlock or a lock wait timeout): the statements of this atomic block "
+        f"were undone, and none may run after it; leave the block and run it again"
+    )
 
 
 def _call(_sync_conn: Any, fn: Callable[..., T], args: tuple) -> T:
@@ -301,20 +355,103 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
             await conn.begin()
         elif entry.autocommit_options:
             conn = await conn.execution_options(**entry.autocommit_options)
-    except BaseException:
+    except BaseException as exc:
         await discard(conn)
+        raise_as_django(entry, exc)
         raise
     return Scope(alias, conn, entry, in_block=in_block, transactional=transactional)
 
 
 async def _pooled(alias: str, entry: EngineEntry, acquire: Callable[[], Awaitable[T]]) -> T:
-    """Get a connection from the pool of ``alias``, errors named for the alias."""
+    """Get a connection from the pool of ``alias``, errors named for the alias.
+
+    A task that has to wait for a connection (none idle, no overflow left)
+    stops waiting when another task's connect fails: with the server down,
+    every operation fails at once with the connect error instead of waiting
+    for a connection that will never come back (``pool_timeout``).
+    """
     try:
+        if _must_wait(entry):
+            return await _wait_for_connection(alias, entry, acquire)
         return await acquire()
     except sa_exc.TimeoutError as exc:
         raise pool_exhausted(alias, entry.engine) from exc
     except Exception as exc:
+        if isinstance(exc, django_db.OperationalError):
+            raise
+        _connect_failed(entry, exc)
         raise connection_error(alias, entry, exc) from exc
+
+
+def _must_wait(entry: EngineEntry) -> bool:
+    pool: Any = entry.engine.sync_engine.pool
+    try:
+        return pool.checkedin() == 0 and pool.overflow() >= pool._max_overflow
+    except AttributeError:  # another pool class: no waiting
+        return False
+
+
+def _connect_failed(entry: EngineEntry, exc: Exception) -> None:
+    """Tell the tasks waiting for a connection that connecting failed."""
+    failure = entry.connect_failure
+    entry.connect_failure = None
+    if failure is not None and not failure.done():
+        failure.set_result(exc)
+
+
+async def _wait_for_connection(alias: str, entry: EngineEntry, acquire: Callable[[], Awaitable[T]]) -> T:
+    loop = asyncio.get_running_loop()
+    failure = entry.connect_failure
+    if failure is None or failure.done():
+        failure = entry.connect_failure = loop.create_future()
+    waiting = loop.create_task(_acquired(acquire))
+    try:
+        await asyncio.wait((waiting, failure), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # cancelled while waiting
+        arrived = await _stop_waiting(waiting)
+        if arrived is not None:
+            await finish(_close_acquired(arrived))
+        raise
+    if waiting.done():
+        return waiting.result()
+    arrived = await _stop_waiting(waiting)
+    if arrived is not None:
+        return arrived  # it came at the same moment
+    exc = failure.result()
+    raise connection_error(alias, entry, exc) from exc
+
+
+async def _acquired(acquire: Callable[[], Awaitable[T]]) -> T:
+    return await acquire()  # engine.connect() gives an awaitable, not a coroutine
+
+
+async def _stop_waiting(waiting: asyncio.Task) -> Any:
+    """Cancel a wait for a pooled connection and return the connection if
+    it arrived anyway (None otherwise). A cancellation of the caller meanwhile
+    gives such a connection back to the pool before it propagates."""
+    waiting.cancel()
+    arrived: list = []
+    try:
+        await finish(_collect(waiting, arrived))
+    except BaseException:
+        if arrived:
+            await finish(_close_acquired(arrived[0]))
+        raise
+    return arrived[0] if arrived else None
+
+
+async def _collect(waiting: asyncio.Task, arrived: list) -> None:
+    try:
+        arrived.append(await waiting)
+    except BaseException:  # cancelled as asked, or the checkout failed
+        return
+
+
+async def _close_acquired(connection: Any) -> None:
+    if isinstance(connection, AsyncConnection):
+        await connection.close()
+    else:
+        await greenlet_spawn(connection.close)
 
 
 async def discard(conn: AsyncConnection) -> None:
@@ -357,15 +494,17 @@ async def release(scope: Scope, *, commit: bool) -> None:
         return
     try:
         if commit:
+            scope.check_transaction()
             await conn.commit()
         else:
             await conn.rollback()
     except BaseException as exc:
         await discard(conn)
-        if isinstance(exc, sa_exc.DBAPIError) and commit:
-            raise database_error(exc) from exc
+        if commit:
+            raise_as_django(scope.entry, exc)
         if commit or not isinstance(exc, Exception):
             raise
+        logger.info("vinyl: a rollback failed, the connection was discarded: %r", exc)
         return
     await conn.close()
 
@@ -465,9 +604,11 @@ async def recover_from_disconnect(alias: str, exc: BaseException) -> bool:
     """After a lost connection outside a block, refresh the pool; True if so.
 
     A server restart or an idle timeout closes every pooled connection, not
-    only the one that failed: the pool is replaced (what other tasks hold is
-    closed when they give it back), so that a retried read, and the next
-    statements, get live connections.
+    only the one that failed: every connection the pool opened so far is
+    marked stale, so that a retried read, and the next statements, get live
+    connections. The pool itself stays: idle connections are replaced when
+    next checked out, those other tasks hold when they come back, and tasks
+    waiting for a connection keep waiting on the same pool.
     """
     if active_scope(alias) is not None:
         return False
@@ -475,8 +616,18 @@ async def recover_from_disconnect(alias: str, exc: BaseException) -> bool:
     if not _lost_connection(entry, exc):
         return False
     check_in_spares(entry)
-    await finish(entry.engine.dispose())
+    invalidate_pool(entry)
     return True
+
+
+def note_lost_connection(entry: EngineEntry, exc: BaseException) -> None:
+    """After an error from a connection the server closed, mark every
+    connection of the pool stale (see :func:`invalidate_pool`): a server
+    restart or a kill of all sessions leaves the idle ones dead too, and the
+    next operations must not each fail on one of them."""
+    if _lost_connection(entry, exc):
+        check_in_spares(entry)
+        invalidate_pool(entry)
 
 
 def _lost_connection(entry: EngineEntry, exc: BaseException) -> bool:
@@ -485,7 +636,12 @@ def _lost_connection(entry: EngineEntry, exc: BaseException) -> bool:
     while error is not None:
         if isinstance(error, (OSError, ConnectionError)):
             return True
+        args = getattr(error, "args", None)
+        if args and isinstance(args[0], int) and args[0] in MYSQL_CONNECTION_CODES and type(error).__module__.startswith("asyncmy"):
+            return True
         state = getattr(error, "sqlstate", None) or ""
+        if not isinstance(state, str):
+            state = ""
         if state.startswith("08") or state in ("57P01", "57P02", "57P03"):
             return True  # connection exception; server shutting down/terminated us
         name = type(error).__name__
@@ -593,9 +749,12 @@ async def _give_back(entry: EngineEntry, pooled: Any) -> None:
     if entry.quiet_checkin and entry.config.idle(pooled.driver_connection):  # type: ignore[misc]
         if quiet_pool(entry):
             keep_for_this_step(entry, pooled)
-        else:
+            return
+        if room_in_pool(entry):
             pooled.close()
-        return
+            return
+    # A transaction to roll back, or a full pool that closes an overflow
+    # connection: I/O, in the greenlet.
     await finish(greenlet_spawn(pooled.close))
 
 
@@ -614,14 +773,23 @@ async def _locked(scope: Scope, fn: Callable[..., Awaitable[T]], *args: Any) -> 
     scope.check_open()
     async with scope.lock:
         scope.check_open()
-        return await finish(fn(*args))
+        scope.check_transaction()
+        try:
+            return await finish(fn(*args))
+        except Exception as exc:
+            scope.note_error(exc)
+            raise
 
 
 async def _driver_in_scope(scope: Scope) -> Any:
     """The driver connection of ``scope``, its transaction started."""
     start = scope.entry.config.start_transaction
     if start is not None:
-        await start(scope.dbapi_connection())
+        try:
+            await start(scope.dbapi_connection())
+        except Exception as exc:  # the BEGIN of a connection the server closed
+            raise_as_django(scope.entry, exc)
+            raise
     return scope.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
 
 
@@ -644,6 +812,7 @@ async def _on_driver(alias: str, config: EngineConfig, call: Awaitable[T], sql: 
     try:
         return await call
     except Exception as exc:
+        note_lost_connection(engine_entry(alias), exc)
         _raise_as_django(config, exc)
         raise
     finally:
@@ -651,11 +820,20 @@ async def _on_driver(alias: str, config: EngineConfig, call: Awaitable[T], sql: 
             _querylog.record(alias, sql, params, started)
 
 
-def _raise_as_django(config: EngineConfig, exc: Exception) -> None:
+def _raise_as_django(config: EngineConfig, exc: BaseException) -> None:
     """Raise the Django exception for a driver's error, if it has another."""
-    mapped = config.map_error(exc) if config.map_error is not None else exc
+    mapped = config.map_error(exc) if config.map_error is not None else django_error(exc)
     if mapped is not exc:
         raise mapped from exc
+
+
+def raise_as_django(entry: EngineEntry, exc: BaseException) -> None:
+    """Raise Django's exception for a driver or SQLAlchemy error (the
+    backend's mapping, see :func:`vinyl.exceptions.django_error`); return
+    for anything else (a cancellation, an application's error)."""
+    if isinstance(exc, Exception):
+        note_lost_connection(entry, exc)
+        _raise_as_django(entry.config, exc)
 
 
 # -- streamed reads: a server-side cursor straight on the driver ----------------
@@ -881,7 +1059,19 @@ async def savepoint(parent: Scope, *, in_block: bool = True) -> AsyncIterator[Sc
     level = await enter_child(parent)
     level.in_block = in_block
     try:
-        point = await level.connection.begin_nested()
+        try:
+            level.check_transaction()
+            point = await finish(level.connection.begin_nested())
+        except asyncio.CancelledError:
+            # finish() let the SAVEPOINT complete: undo it before leaving.
+            nested = level.connection.get_nested_transaction()
+            if nested is not None:
+                level.ended = True
+                await finish(nested.rollback())
+            raise
+        except Exception as exc:
+            raise_as_django(level.entry, exc)
+            raise
         token = _active.set({**_active.get(), parent.alias: level})
         failure: BaseException | None = None
         try:
@@ -900,27 +1090,33 @@ async def _close_savepoint(level: Scope, point: Any, failure: BaseException | No
     parent = level.parent
     assert parent is not None
     failed = failure is not None or level.needs_rollback
+    ended: list[bool] = []
     try:
-        await finish(_end_savepoint(level, point, failed))
+        await finish(_end_savepoint(level, point, failed, ended))
     except BaseException as exc:
-        # The level's work could not be undone (or kept) on its own.
-        parent.needs_rollback = True
+        if not ended:
+            # The level's work could not be undone (or kept) on its own.
+            parent.needs_rollback = True
+        elif not failed:
+            # Released, and then the task was cancelled: the level's work
+            # stands, as do its callbacks.
+            await promote_callbacks(level)
         if failure is not None:
             return  # the original error propagates, not this one
-        if isinstance(exc, sa_exc.DBAPIError):
-            raise database_error(exc) from exc
+        raise_as_django(level.entry, exc)
         raise
     if not failed:
         await promote_callbacks(level)
 
 
-async def _end_savepoint(level: Scope, point: Any, failed: bool) -> None:
+async def _end_savepoint(level: Scope, point: Any, failed: bool, ended: list[bool]) -> None:
     async with level.lock:
         level.ended = True
         if failed:
             await point.rollback()
         else:
             await point.commit()
+        ended.append(True)
 
 
 # -- callbacks after commit ---------------------------------------------------

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import asyncmy
+from asyncmy.constants.COMMAND import COM_SET_OPTION
+from django.core.exceptions import ImproperlyConfigured
 from asyncmy.cursors import Cursor as BufferedCursor, SSCursor
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,6 +21,7 @@ from django.db.backends.mysql.base import CursorWrapper as MySQLCursorWrapper  #
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noqa: E402
 
 from vinyl._backend.base import VinylWrapperMixin  # noqa: E402
+from vinyl.exceptions import django_error  # noqa: E402
 from vinyl.engine.engines import sa_await  # noqa: E402
 from vinyl.mysql_backend.features import DatabaseFeatures  # noqa: E402
 from vinyl.mysql_backend.operations import DatabaseOperations  # noqa: E402
@@ -45,6 +49,16 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
     @staticmethod
     def vinyl_in_transaction(driver_connection: Any) -> bool:
         return driver_connection.get_transaction_status()
+
+    # A deadlock (1213) rolls the whole transaction back and the session
+    # autocommits the statements that follow: vinyl refuses to run them.
+    vinyl_server_may_end_transaction = True
+
+    @staticmethod
+    def vinyl_map_error(exc: BaseException) -> BaseException:
+        # Django's MySQL backend makes these codes IntegrityErrors (1690:
+        # unsigned value out of range...): the same list.
+        return django_error(exc, integrity_codes=MySQLCursorWrapper.codes_for_integrityerror)
 
     @staticmethod
     async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
@@ -95,7 +109,19 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
         connect_args = config.engine_kwargs.setdefault("connect_args", {})
         connect_args.pop("isolation_level", None)
         connect_args.setdefault("charset", "utf8mb4")
-        config.configure = _autocommit_until_begin
+        multi_statements = connect_args.pop("multi_statements", False)
+        if not isinstance(multi_statements, bool):
+            raise ImproperlyConfigured(
+                f"DATABASES[{self.alias!r}]['OPTIONS']['multi_statements'] must be "
+                f"True or False, got {multi_statements!r}"
+            )
+
+        def configure(engine: AsyncEngine) -> None:
+            _autocommit_until_begin(engine)
+            if not multi_statements:
+                event.listen(engine.sync_engine, "connect", _one_statement_per_query)
+
+        config.configure = configure
         return config
 
     def create_cursor(self, name: str | None = None) -> Any:
@@ -157,6 +183,25 @@ def _autocommit_until_begin(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "connect", _autocommit_on)
     event.listen(engine.sync_engine, "checkin", _autocommit_again)
     event.listen(engine.sync_engine, "begin", _begin)
+
+
+def _one_statement_per_query(dbapi_connection: Any, record: Any) -> None:
+    """Turn the server's multi-statement mode off for a new connection.
+
+    asyncmy always connects with CLIENT_MULTI_STATEMENTS, so one query
+    string could run stacked statements ("SELECT %s; DROP TABLE t"), which
+    mysqlclient (Django's driver) and PostgreSQL refuse. A user who wants
+    them sets ``OPTIONS["multi_statements"] = True``.
+    """
+    sa_await(_set_multi_statements(dbapi_connection.driver_connection, False))
+
+
+async def _set_multi_statements(driver: Any, on: bool) -> None:
+    # COM_SET_OPTION (MYSQL_OPTION_MULTI_STATEMENTS_ON = 0, _OFF = 1): asyncmy
+    # has no public call for it, so its command sender (private) is used
+    # here, and only here. The server answers with an EOF (or error) packet.
+    await driver._execute_command(COM_SET_OPTION, struct.pack("<H", 0 if on else 1))
+    await driver.read_packet()
 
 
 def _autocommit_on(dbapi_connection: Any, record: Any) -> None:

@@ -1,4 +1,4 @@
-"""Django's mysql compilers, with vinyl's explain()."""
+"""Django's mysql compilers, with vinyl's explain() and parent fields for select_related."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ _mysqldb.import_django_mysql()
 from django.db.backends.mysql.compiler import SQLAggregateCompiler, SQLDeleteCompiler, SQLInsertCompiler, SQLUpdateCompiler
 from django.db.backends.mysql.compiler import SQLCompiler as BaseSQLCompiler
 
-from vinyl._backend.compiler import ExplainMixin
+from vinyl._backend.compiler import ExplainMixin, ParentFieldsMixin
 
 
-class SQLCompiler(ExplainMixin, BaseSQLCompiler):
+class SQLCompiler(ParentFieldsMixin, ExplainMixin, BaseSQLCompiler):
     pass
 
 

@@ -9,16 +9,14 @@ import uuid
 
 import asyncpg
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DataError, IntegrityError
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQLWrapper
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
-from django.db.utils import DatabaseError, DatabaseErrorWrapper, OperationalError
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
 from vinyl.engine.engines import EngineConfig
-from vinyl.exceptions import django_error, sqlstate_error_class
+from vinyl.exceptions import django_error
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
@@ -35,25 +33,6 @@ class PostgreSQLCursor(VinylCursor):
             return pyformat_to_numeric_dollar(sql, params)
         params = tuple(params) if params is not None else ()
         return format_to_numeric_dollar(sql, params), params
-
-
-class SQLStateErrorWrapper(DatabaseErrorWrapper):
-    """Django's error mapping, by SQLSTATE as psycopg does.
-
-    SQLAlchemy's asyncpg adapter raises its bare ``Error`` for most server
-    errors (a NOWAIT lock failure, a deadlock), which Django would map to
-    ``django.db.Error``; psycopg raises ``OperationalError`` and friends.
-    """
-
-    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
-        if exc_type is not None:
-            django_class = sqlstate_error_class(exc_value)
-            if django_class is not None and issubclass(exc_type, self.wrapper.Database.Error):
-                error = django_class(*exc_value.args)
-                if django_class not in (DataError, IntegrityError):
-                    self.wrapper.errors_occurred = True
-                raise error.with_traceback(traceback) from exc_value
-        super().__exit__(exc_type, exc_value, traceback)
 
 
 class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
@@ -120,6 +99,11 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         if not prepared:
             # Behind pgbouncer in transaction mode: no named prepared
             # statements, neither asyncpg's nor SQLAlchemy's adapter's.
+            # SQLAlchemy's adapter still prepares each statement (under a
+            # unique name) and runs it in a second exchange, which pgbouncer
+            # may send to another server session unless a transaction pins
+            # it: no statement runs in autocommit.
+            config.autocommit_options = None
             connect_args["statement_cache_size"] = 0
             connect_args["prepared_statement_cache_size"] = 0
             connect_args["prepared_statement_name_func"] = _unique_statement_name
@@ -143,10 +127,6 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     def vinyl_facts_of(sync_wrapper: Any) -> dict[str, Any] | None:
         number = int(sync_wrapper.pg_version)
         return {"pg_version": number, "version": (number // 10000, number % 10000)}
-
-    @property
-    def wrap_database_errors(self) -> SQLStateErrorWrapper:
-        return SQLStateErrorWrapper(self)
 
     @property
     def pg_version(self) -> int:
@@ -180,16 +160,30 @@ class PortalCursor:
             await close_portal(None)
 
 
+# SQLSTATEs of a prepared statement that is missing or already there: what
+# named statements give behind pgbouncer in transaction mode.
+_PREPARED_STATEMENT_STATES = frozenset({"26000", "42P05"})
+
+
 def map_asyncpg_error(exc: BaseException) -> BaseException:
-    """Return the Django exception for an asyncpg error (others unchanged)."""
-    if isinstance(exc, asyncpg.PostgresError):
-        kind = sqlstate_error_class(exc) or DatabaseError
-        return kind(str(exc))
-    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)):
-        # InternalClientError: the protocol is out of step, e.g. the server
-        # ended the session while a cursor waited between two fetches.
-        return OperationalError(str(exc))
-    return django_error(exc)
+    """Return the Django exception for an asyncpg error (others unchanged);
+    see :func:`vinyl.exceptions.django_error`."""
+    mapped = django_error(exc)
+    if mapped is not exc and _prepared_statement_error(exc):
+        return type(mapped)(
+            f"{mapped} (a prepared statement went missing between two statements: "
+            f"behind pgbouncer in transaction mode, or another pooler that moves "
+            f"sessions, set DATABASES[...]['OPTIONS']['prepared_statements'] = False)"
+        )
+    return mapped
+
+
+def _prepared_statement_error(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if getattr(exc, "sqlstate", None) in _PREPARED_STATEMENT_STATES:
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__
+    return False
 
 
 def _identity(value: str) -> str:

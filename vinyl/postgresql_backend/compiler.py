@@ -1,14 +1,14 @@
-"""Django's postgresql compilers, with vinyl's explain()."""
+"""Django's postgresql compilers, with vinyl's explain() and parent fields for select_related."""
 
 from __future__ import annotations
 
 from django.db.backends.postgresql.compiler import SQLAggregateCompiler, SQLDeleteCompiler, SQLInsertCompiler, SQLUpdateCompiler
 from django.db.backends.postgresql.compiler import SQLCompiler as BaseSQLCompiler
 
-from vinyl._backend.compiler import ExplainMixin
+from vinyl._backend.compiler import ExplainMixin, ParentFieldsMixin
 
 
-class SQLCompiler(ExplainMixin, BaseSQLCompiler):
+class SQLCompiler(ParentFieldsMixin, ExplainMixin, BaseSQLCompiler):
     pass
 
 

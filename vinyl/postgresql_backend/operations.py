@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 import json
 import uuid
 from typing import Any
@@ -42,7 +43,14 @@ class DatabaseOperations(PostgreSQLOperations):
         return value
 
     def adapt_ipaddressfield_value(self, value: Any) -> Any:
-        return value or None
+        # Validated as Django's adapter (ipaddress.ip_address with psycopg)
+        # does: an invalid address is a ValueError here, not a driver error at
+        # execution. The text goes to asyncpg, which reads it for inet as for
+        # text parameters (a CASE in bulk_update).
+        if not value:
+            return None
+        ipaddress.ip_address(value)
+        return value
 
     def adapt_json_value(self, value: Any, encoder: Any) -> Any:
         return json.dumps(value, cls=encoder)

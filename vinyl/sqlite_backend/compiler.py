@@ -7,12 +7,14 @@ from typing import Any
 from django.db import NotSupportedError
 from django.db.models.sql import compiler
 
+from vinyl._backend.compiler import ParentFieldsMixin
+
 #: Set on a Query by ``VinylQuerySet.select_for_update()``: the user asked for
 #: row locks (Django's own update_or_create also asks, and SQLite ignores it).
 LOCKS_REQUESTED = "_vinyl_select_for_update"
 
 
-class SQLCompiler(compiler.SQLCompiler):
+class SQLCompiler(ParentFieldsMixin, compiler.SQLCompiler):
     def as_sql(self, *args: Any, **kwargs: Any) -> Any:
         if self.query.select_for_update and getattr(self.query, LOCKS_REQUESTED, False):
             raise NotSupportedError(

@@ -10,12 +10,14 @@ no I/O.
 from __future__ import annotations
 
 import functools
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from types import SimpleNamespace
 
-from django.core.exceptions import EmptyResultSet
+from django.core.exceptions import EmptyResultSet, ValidationError
+from django.conf import settings
 from django.db import connections
 from django.db.models.query import (
     FlatValuesListIterable,
@@ -25,6 +27,8 @@ from django.db.models.query import (
     ValuesListIterable,
     get_related_populators,
 )
+from django.db.models.functions.datetime import TimezoneMixin
+from django.utils import timezone
 
 from vinyl.translate.gcpause import batched
 from vinyl.translate.instances import from_db_function, plain_construction, row_maker, rows_maker
@@ -57,20 +61,170 @@ def _driver_sql(db: str, sql: str, params: Sequence[Any]) -> str:
     return connections[db].vinyl_cursor_class.prepare(sql, tuple(params))[0]
 
 
-#: What plan compilation can say about a shape besides a plan.
-NEVER = "never"  # the shape cannot be cached
-LATER = "later"  # not with these values; try again with others
+class Unplanned:
+    """Why a shape has no plan.
+
+    ``permanent``: no value makes one (the shape stays off plans); otherwise
+    only these values do not, and the next query of the shape tries again.
+    """
+
+    __slots__ = ("reason", "permanent")
+
+    def __init__(self, reason: str, *, permanent: bool = True) -> None:
+        self.reason = reason
+        self.permanent = permanent
+
+    def __repr__(self) -> str:
+        return f"Unplanned({self.reason!r}, permanent={self.permanent})"
 
 
-def _positions(sql: str, params: Sequence[Any], probe_sql: str | None, probe_params: Sequence[Any], values: Sequence[Any], probes: Sequence[Any]) -> Any:
+#: The shape cannot be planned (inserts; reads and updates say why).
+NEVER = Unplanned("not plannable")
+#: Not with these values; try again with others.
+LATER = Unplanned("these values", permanent=False)
+
+SQL_DIFFERS = Unplanned("the values change the SQL", permanent=False)
+TRANSFORMED = Unplanned("Django transforms a value (escapes, wraps or parses it)")
+AMBIGUOUS = Unplanned("a constant equals a value, or the values change the parameters", permanent=False)
+
+# What Django raises for values a field or lookup rejects.
+VALUE_ERRORS = (ValidationError, ValueError, TypeError, ArithmeticError)
+
+
+def _positions(sql: str, params: Sequence[Any], probe_sql: str, probe_params: Sequence[Any], values: Sequence[Any], probes: Sequence[Any]) -> Any:
     if sql != probe_sql:
-        return NEVER
+        return SQL_DIFFERS
     positions = slot_positions(params, values, probe_params, probes)
     if positions is None:
-        return NEVER
+        return TRANSFORMED
     if positions is False:
-        return LATER
+        return AMBIGUOUS
     return positions
+
+
+Statement = tuple[str, Sequence[Any]]
+
+
+def other_zone() -> Any:
+    """A time zone other than the current one, with another name and offset."""
+    name = timezone.get_current_timezone_name()
+    return zoneinfo.ZoneInfo("UTC" if name == _PROBE_ZONE else _PROBE_ZONE)
+
+
+_PROBE_ZONE = "Asia/Kathmandu"  # UTC+05:45: no other zone's offset
+
+
+def zone_sensitive(query: Any) -> bool:
+    """Whether the SQL of ``query`` may depend on the current time zone.
+
+    It may when USE_TZ is on and the query holds a function Django
+    converts to the current zone (``__date``, ``__hour``, Trunc, Extract),
+    or orders by a path that may end in one. (Django may leave the zone out
+    of the SQL when the current one is the connection's: the SQL alone
+    cannot tell.)
+    """
+    if not settings.USE_TZ:
+        return False
+    if any(type(o) is str and "__" in o for o in query.order_by):
+        return True
+    pending = [query.where, *query.annotations.values()]
+    seen = 0
+    while pending:
+        node = pending.pop()
+        seen += 1
+        if isinstance(node, TimezoneMixin) or seen > 10_000:
+            return True
+        sources = getattr(node, "get_source_expressions", None)
+        if sources is not None:
+            pending.extend(source for source in sources() if source is not None)
+    return False
+
+
+def in_other_zone(compile_probe: Callable[[], Any]) -> Any:
+    """``compile_probe()`` under :func:`other_zone` (as is without USE_TZ).
+
+    A shape whose SQL or constants change with the current time zone
+    compiles differently there: its plans are kept per time zone.
+    """
+    if not settings.USE_TZ:
+        return compile_probe()
+    with timezone.override(other_zone()):
+        return compile_probe()
+
+
+def statement_outcome(
+    statement: Statement,
+    probe: Statement | Unplanned,
+    zone_probe: Callable[[], Statement | Unplanned | None],
+    values: Sequence[Any],
+    probes: Sequence[Any],
+) -> tuple[Any, bool]:
+    """``(positions or Unplanned, whether the SQL depends on the time zone)``.
+
+    ``statement`` was compiled from ``values``, ``probe`` from ``probes``
+    (both in the current time zone); ``zone_probe()`` compiles ``probes``
+    in another zone, or gives None for a query that cannot depend on it.
+    """
+    if isinstance(probe, Unplanned):
+        return probe, False
+    sql, params = statement
+    positions = _positions(sql, params, probe[0], probe[1], values, probes)
+    if type(positions) is not tuple:
+        return positions, False
+    there = zone_probe()
+    if there is None:  # the query cannot depend on the time zone
+        return positions, False
+    zoned = isinstance(there, Unplanned) or (there[0], tuple(there[1])) != (probe[0], tuple(probe[1]))
+    return positions, zoned
+
+
+def probe_statement(probe_qs: QuerySet, db: str, limits: bool = False) -> Statement | Unplanned:
+    """Compile the probe queryset; an Unplanned when its values do not compile.
+
+    ``limits``: its slice bounds as parameters (see :func:`limit_parameters`).
+    """
+    try:
+        sql, params = probe_qs.query.get_compiler(using=db).as_sql()
+    except EmptyResultSet:
+        return LATER
+    except VALUE_ERRORS as exc:
+        return Unplanned(f"the probe values are rejected ({type(exc).__name__})")
+    return limit_parameters(sql, params, probe_qs.query, db) if limits else (sql, params)
+
+
+# Stand-ins for an offset and a limit, to find where a backend writes them.
+_SOME_OFFSET, _SOME_LIMIT = 731_113_917, 419_270_443
+
+
+def limit_parameters(sql: str, params: Sequence[Any], query: Any, db: str) -> Statement:
+    """``sql`` with the LIMIT/OFFSET of the query's slice as ``%s`` parameters.
+
+    Django writes slice bounds into the SQL text (``LIMIT 20 OFFSET 40``); as
+    parameters, every page of a query has the same SQL and one plan. The
+    clause is the backend's own ``limit_offset_sql()``, found once in the
+    SQL; otherwise the SQL is returned as it is.
+    """
+    if not query.is_sliced:
+        return sql, params
+    ops = connections[db].ops
+    low, high = query.low_mark, query.high_mark
+    clause = ops.limit_offset_sql(low, high)
+    if not clause or sql.count(clause) != 1:
+        return sql, params
+    some_low = _SOME_OFFSET if low else 0
+    template = ops.limit_offset_sql(some_low, None if high is None else some_low + _SOME_LIMIT)
+    bounds = []
+    for stand_in, value in ((_SOME_OFFSET, low or None), (_SOME_LIMIT, None if high is None else high - low)):
+        found = template.count(str(stand_in))
+        if found != (0 if value is None else 1):
+            return sql, params
+        if found:
+            bounds.append((template.index(str(stand_in)), value))
+    template = template.replace(str(_SOME_OFFSET), "%s").replace(str(_SOME_LIMIT), "%s")
+    at = sql.index(clause)
+    before = sql[:at].replace("%%", "").count("%s")
+    values = [value for _, value in sorted(bounds, key=lambda bound: bound[0])]
+    return sql[:at] + template + sql[at + len(clause) :], (*params[:before], *values, *params[before:])
 
 
 def rows_plan(
@@ -80,15 +234,18 @@ def rows_plan(
     probes: Sequence[Any],
     *,
     get: bool = False,
+    limits: bool = False,
     adopt: Callable[[Any], None] | None = None,
     vinyl_class: Callable[[type], type] | None = None,
-) -> tuple[Any, str, tuple, Builder] | None:
-    """Compile ``qs`` for evaluation, and its plan from a probe compilation.
+) -> tuple[Any, bool, str, tuple, Builder] | None:
+    """Compile ``qs`` for evaluation, and its plan from probe compilations.
 
-    Returns ``(plan or NEVER or LATER, driver_sql, driver_params, builder)``,
+    Returns ``(plan or Unplanned, zoned, driver_sql, driver_params, builder)``,
     or None when Django must evaluate the queryset itself (prefetching, empty
-    results, iterables vinyl does not build). ``adopt(obj)`` is called on
-    each instance whose query joined related objects (select_related).
+    results, iterables vinyl does not build). ``zoned``: the plan holds for
+    the current time zone only. ``adopt(obj)`` is called on each instance
+    whose query joined related objects (select_related). ``limits``: the
+    slice bounds are parameters (one slice in the recipe, not ``get()``).
     """
     if qs._prefetch_related_lookups or qs._known_related_objects or qs.query.is_empty():
         return None
@@ -100,27 +257,30 @@ def rows_plan(
         sql, params = compiler.as_sql()
     except EmptyResultSet:
         return None
-    try:
-        probe_sql, probe_params = probe_qs.query.get_compiler(using=db).as_sql()
-    except Exception:  # the probe values do not compile: no plan
-        probe_sql, probe_params = None, ()
     builder = _builder(qs, compiler, db, adopt, vinyl_class)
     if builder is None:
         return None
     builder = _single(qs.model, builder) if get else batched(builder)
+    if limits:
+        sql, params = limit_parameters(sql, params, qs.query, db)
     sql_out, params_out = connections[db].vinyl_cursor_class.prepare(sql, tuple(params))
-    positions = _positions(sql, params, probe_sql, probe_params, values, probes)
+    probe = probe_statement(probe_qs, db, limits)
+    zoned = zone_sensitive(qs.query)
+    zone_probe = lambda: in_other_zone(lambda: probe_statement(probe_qs._chain(), db, limits)) if zoned else None  # noqa: E731
+    positions, zoned = statement_outcome((sql, params), probe, zone_probe, values, probes)
     plan = Plan(sql_out, positions, builder) if type(positions) is tuple else positions
-    return plan, sql_out, tuple(params_out), builder
+    return plan, zoned, sql_out, tuple(params_out), builder
 
 
-def scalar_plan(db: str, statement: tuple[str, Sequence[Any]], probe: tuple[str, Sequence[Any]], values: Sequence[Any], probes: Sequence[Any], build: Builder) -> Any:
-    """Make a plan from a statement Django ran (count(), exists())."""
-    (sql, params), (probe_sql, probe_params) = statement, probe
-    positions = _positions(sql, params, probe_sql, probe_params, values, probes)
+def scalar_plan(db: str, statement: Statement, probe: Statement | Unplanned, zone_probe: Callable[[], Statement | Unplanned | None], values: Sequence[Any], probes: Sequence[Any], build: Builder) -> tuple[Any, bool]:
+    """Make a plan from a statement Django ran (count(), exists(), update()).
+
+    Returns ``(plan or Unplanned, zoned)`` as :func:`rows_plan`.
+    """
+    positions, zoned = statement_outcome(statement, probe, zone_probe, values, probes)
     if type(positions) is not tuple:
-        return positions
-    return Plan(_driver_sql(db, sql, params), positions, build)
+        return positions, False
+    return Plan(_driver_sql(db, statement[0], statement[1]), positions, build), zoned
 
 
 def _get_queryset(qs: QuerySet) -> QuerySet:

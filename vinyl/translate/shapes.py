@@ -10,27 +10,58 @@ never values.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import decimal
+import math
 import uuid
 from typing import Any, Sequence
 
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.db.models import F, Value
 from django.db.models.expressions import CombinedExpression
 
 # Django compiles an integer beyond its field's range differently (a lookup
-# that matches all or nothing): the range an integer falls in, and its sign,
-# are part of a shape.
-_INT_BUCKETS = (range(0, 2**15), range(2**15, 2**31), range(2**31, 2**63))
+# that matches all or nothing, see django.db.models.lookups): where an integer
+# falls among every backend's range boundaries, and its sign, are part of a
+# shape. The edges are the magnitudes 2**15 (smallint), 2**16 (MySQL's
+# unsigned smallint), 2**31, 2**32, 2**63, 2**64 and 2**128 (UUIDField's
+# integers). A backend with other boundaries keeps integer slots off plans
+# (see vinyl.translate.plan_cache).
+INT_EDGES = (2**15, 2**16, 2**31, 2**32, 2**63, 2**64, 2**128)
+_SMALL = ("+", 0)
 
 
 def _int_kind(value: int) -> tuple[str, int]:
+    if 0 <= value < 32768:
+        return _SMALL
     magnitude = -value - 1 if value < 0 else value
     sign = "-" if value < 0 else "+"
-    for n, bucket in enumerate(_INT_BUCKETS):
-        if magnitude in bucket:
-            return sign, n
-    return sign, len(_INT_BUCKETS)
+    return sign, bisect.bisect_right(INT_EDGES, magnitude)
+
+
+def _str_kind(value: str) -> Any:
+    # Django parses some strings (numbers, UUIDs) into other values, and a
+    # backend may store a parsed value in another spelling (a UUID's hex on
+    # MySQL): strings that parse alike, in the same spelling, share a kind.
+    if value.isdigit() and value.isascii():
+        return "digits"
+    if len(value) in (32, 36):
+        try:
+            parsed = uuid.UUID(value)
+        except ValueError:
+            return str
+        return ("uuid", value == parsed.hex, value == str(parsed))
+    return str
+
+
+def _number_kind(value: Any) -> Any:
+    # NaN and the infinities compile and validate unlike finite numbers.
+    kind = type(value)
+    if math.isfinite(value) if kind is float else value.is_finite():
+        return kind
+    return (kind, str(value))
 
 # Values whose Python type alone decides how they are compiled and bound.
 _SCALARS = (
@@ -71,13 +102,28 @@ def _slot_kind(value: Any) -> Any:
     kind = type(value)
     if kind is int:
         return _int_kind(value)
+    if kind is str:
+        return _str_kind(value)
     if value is None:
         return kind
     if kind is datetime.datetime:
         return (kind, value.tzinfo is not None)
+    if kind is float or kind is decimal.Decimal:
+        return _number_kind(value)
     if kind in _SCALARS:
         return kind
     return None
+
+
+def in_values(key: str, value: list | tuple) -> list | tuple:
+    """The values of a list that Django's lookup compiles.
+
+    ``__in`` drops None and repeated values (as Django's ``In`` lookup does),
+    so a list with them has the shape of the list without them.
+    """
+    if not key.endswith("__in"):
+        return value
+    return [v for v in dict.fromkeys(value) if v is not None]
 
 
 def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | None:
@@ -93,8 +139,12 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
                 # isnull=True and isnull=False are different SQL: structure.
                 keys.append((key, value))
                 continue
-            if isinstance(value, (list, tuple)):
-                kinds = tuple(_slot_kind(v) for v in value)
+            if type(value) is list or type(value) is tuple:
+                try:
+                    value = in_values(key, value)
+                except TypeError:  # unhashable items: Django's own then
+                    return None
+                kinds = tuple(map(_slot_kind, value))
                 if not kinds or None in kinds:
                     return None
                 keys.append((key, type(value), kinds))
@@ -117,8 +167,43 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
     if method == "__getitem__":
         (k,) = args
         if isinstance(k, slice) and k.step is None:
-            return ("slice", k.start, k.stop), ()
+            return slice_shape(k.start, k.stop)
     return None
+
+
+def slice_shape(start: Any, stop: Any) -> tuple[Any, tuple]:
+    """The shape of ``qs[start:stop]`` and its slot values.
+
+    A slice of non-negative integers that is not empty has its offset and
+    limit (``stop - start``) as slots, so that every page of a query shares
+    one plan; whether there is an offset and a limit, and their kinds, are
+    the shape. Other slices (negative, empty, not integers) are shapes by
+    value: Django raises for them, or answers without SQL.
+    """
+    literal = ("slice", start, stop), ()
+    if (start is not None and type(start) is not int) or (stop is not None and type(stop) is not int):
+        return literal
+    low = start or 0
+    if low < 0 or (stop is not None and stop <= low):
+        return literal
+    values: tuple = ()
+    offset_kind = limit_kind = None
+    if low:
+        offset_kind = _int_kind(low)
+        values = (low,)
+    if stop is not None:
+        limit_kind = _int_kind(stop - low)
+        values += (stop - low,)
+    return ("slice", "bounds", offset_kind, limit_kind), values
+
+
+def _fill_slice(k: slice, values: Any) -> slice:
+    shape = slice_shape(k.start, k.stop)[0]
+    if len(shape) == 3:
+        return k
+    low = next(values) if shape[2] is not None else (k.start or 0)
+    stop = low + next(values) if shape[3] is not None else None
+    return slice(low, stop)
 
 
 def _update_shape(kwargs: dict) -> tuple[Any, tuple] | None:
@@ -181,6 +266,8 @@ def substitute(method: str, args: tuple, kwargs: dict, values: Any) -> tuple[tup
     """
     if method == "update":
         return args, {k: v if _update_structure(v) else next(values) for k, v in sorted(kwargs.items())}
+    if method == "__getitem__":
+        return (_fill_slice(args[0], values),), kwargs
     if method not in _LOOKUP_METHODS:
         return args, kwargs
     filled = {}
@@ -188,58 +275,93 @@ def substitute(method: str, args: tuple, kwargs: dict, values: Any) -> tuple[tup
         value = kwargs[key]
         if type(value) is bool or value is None:
             filled[key] = value
-        elif isinstance(value, (list, tuple)):
-            filled[key] = type(value)(next(values) for _ in value)
+        elif type(value) is list or type(value) is tuple:
+            filled[key] = type(value)(next(values) for _ in in_values(key, value))
         else:
             filled[key] = next(values)
     return args, filled
 
 
+# Characters that Django escapes in some lookups (LIKE on MySQL and SQLite):
+# every probe string has them, so that a value Django escapes is never mapped
+# to a slot replayed raw.
+_LIKE_SPECIALS = "%_\\"
+# Tries per value to find a probe no other value or probe has.
+_PROBE_TRIES = 16
+
+
 def _probe_str(value: str, n: int) -> str:
-    # Strings often carry a typed value (a UUID, a number) that Django
-    # parses: the probe keeps the format so that it parses too.
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        pass
-    else:
-        other = uuid.UUID(int=(parsed.int + n) % 2**128)
-        return other.hex if value == parsed.hex else str(other)
-    if value.isdigit():
+    # Strings Django parses (a UUID, a number) keep their format, so that
+    # the probe parses too; others carry LIKE's special characters.
+    kind = _str_kind(value)
+    if kind == "digits":
         return str(int(value) + n)
-    return f"{value}\x01{n}"
+    if type(kind) is tuple:
+        parsed = uuid.UUID(value)
+        other = uuid.UUID(int=(parsed.int + n) % 2**128)
+        if kind[1]:
+            return other.hex
+        return str(other) if kind[2] else str(other).upper()
+    return f"{value}{_LIKE_SPECIALS}\x01{n}"
 
 
-def probe_values(values: Sequence[Any]) -> tuple:
-    """Return other values of the same kinds, all distinct from each other.
+def _probe(value: Any, n: int) -> Any:
+    kind = type(value)
+    if kind is int:
+        bucket = _int_kind(value)
+        return value + n if _int_kind(value + n) == bucket else value - n
+    if kind is str:
+        return _probe_str(value, n)
+    if kind is float:
+        return value + 7919.5 * n
+    if kind is decimal.Decimal:
+        return value + 7919 * n
+    if kind in (datetime.datetime, datetime.date):
+        return value + datetime.timedelta(days=n) if value.year < 9000 else value - datetime.timedelta(days=n)
+    if kind is datetime.time:
+        return value.replace(microsecond=(value.microsecond + 7919 * n) % 1_000_000)
+    if kind is datetime.timedelta:
+        return value + datetime.timedelta(seconds=7919 * n)
+    if kind is uuid.UUID:
+        return uuid.UUID(int=(value.int + n) % 2**128)
+    raise TypeError(f"no probe for {value!r}")
+
+
+def probe_values(values: Sequence[Any]) -> tuple | None:
+    """Return other values of the same kinds, distinct from each other and from ``values``.
 
     Compiling a shape with these beside its real values shows which
     parameters come from which slot, and which are constants of the SQL.
+    None values are their own probe (a None compiles alike whatever the
+    others). None when no such probes are found for these values (floats
+    too large to move, say): try with other values. Linear in the values.
     """
+    taken = {(type(v), v) for v in values if v is not None and v == v}
     probes = []
+    append = probes.append
+    step = len(values) + 1
     for n, value in enumerate(values, 1):
         kind = type(value)
-        if value is None:
-            probes.append(None)
-        elif kind is int:
-            bucket = _int_kind(value)
-            probes.append(value + n if _int_kind(value + n) == bucket else value - n)
-        elif kind is str:
-            probes.append(_probe_str(value, n))
-        elif kind is float:
-            probes.append(value + 7919.5 * n)
-        elif kind is decimal.Decimal:
-            probes.append(value + 7919 * n)
-        elif kind in (datetime.datetime, datetime.date):
-            probes.append(value + datetime.timedelta(days=n) if value.year < 9000 else value - datetime.timedelta(days=n))
-        elif kind is datetime.time:
-            probes.append(value.replace(microsecond=(value.microsecond + 7919 * n) % 1_000_000))
-        elif kind is datetime.timedelta:
-            probes.append(value + datetime.timedelta(seconds=7919 * n))
-        elif kind is uuid.UUID:
-            probes.append(uuid.UUID(int=(value.int + n) % 2**128))
+        if kind is str and _str_kind(value) is str:
+            # Plain text: a probe with LIKE's specials and a number of its
+            # own is plain text too, and no other value's or probe's.
+            probe = f"{value}{_LIKE_SPECIALS}\x01{n}"
+            if (str, probe) not in taken:
+                taken.add((str, probe))
+                append(probe)
+                continue
+        elif value is None:
+            append(None)
+            continue
+        for attempt in range(_PROBE_TRIES):
+            probe = _probe(value, n + attempt * step)
+            marked = (type(probe), probe)
+            if probe == probe and marked not in taken and _slot_kind(probe) == _slot_kind(value):
+                break
         else:
-            raise TypeError(f"no probe for {value!r}")
+            return None
+        taken.add(marked)
+        append(probe)
     return tuple(probes)
 
 
@@ -248,33 +370,127 @@ def slot_positions(
     values: Sequence[Any],
     probe_params: Sequence[Any],
     probes: Sequence[Any],
-) -> tuple | None:
+) -> tuple | None | bool:
     """Map each compiled parameter to its slot, or mark it a constant.
 
     ``params`` were compiled from ``values``, ``probe_params`` from
-    ``probes``. A parameter is slot ``j`` when it equals ``values[j]`` in the
-    first compilation and ``probes[j]`` in the second; it is a constant of
-    the SQL when both compilations gave the same value and that value is no
-    slot's. Anything else (Django transformed the value, e.g. ``contains``
-    wraps it in ``%``) makes the shape uncacheable: None. ``False`` means
-    not now: a constant happened to equal a slot value.
+    ``probes`` (each probe distinct from every value and other probe). A
+    parameter is slot ``j`` when it is ``values[j]`` in the first
+    compilation and ``probes[j]`` in the second; it is a constant of the SQL
+    when both compilations gave the same value and that value is no slot's.
+    Anything else (Django transformed the value, e.g. ``contains`` wraps it
+    in ``%``) makes the shape uncacheable: None. ``False`` means not with
+    these values: the compilations differ in length, or a constant happened
+    to equal a slot value. Linear in the number of parameters.
     """
     if len(params) != len(probe_params):
-        return None
+        return False
+    # (Probes are distinct from every value and other probe: a pair of
+    # value and probe is one slot's.)
+    slots: dict = {}
+    for j, pair in enumerate(zip(values, probes)):
+        if pair[0] is not None:
+            slots.setdefault(pair, j)
     positions: list[Any] = []
-    for param, probe in zip(params, probe_params):
-        found = None
-        for j, (value, other) in enumerate(zip(values, probes)):
-            if type(param) is type(value) and param == value and type(probe) is type(other) and probe == other:
-                found = j
-                break
+    append = positions.append
+    known = None
+    for pair in zip(params, probe_params):
+        try:
+            found = slots.get(pair)
+        except TypeError:  # an unhashable parameter (a list, JSON): no slot's
+            found = None
         if found is not None:
-            positions.append(found)
-            continue
+            param, probe = pair
+            if type(param) is type(values[found]) and type(probe) is type(probes[found]):
+                append(found)
+                continue
+        param, probe = pair
         if type(param) is type(probe) and param == probe:
-            if any(type(param) is type(v) and param == v for v in (*values, *probes)):
-                return False
-            positions.append((param,))
+            if known is None:
+                known = {(type(v), v) for v in (*values, *probes) if v is not None}
+            try:
+                if (type(param), param) in known:
+                    return False
+            except TypeError:
+                pass
+            append((param,))
             continue
         return None
     return tuple(positions)
+
+
+# -- validation ------------------------------------------------------------------
+
+# Fields that accept every value of the slot kinds below unchanged in
+# validity: any str on a text field, any int on a number or text field.
+_TEXT_FIELDS = (models.CharField, models.TextField)
+_INT_FIELDS = (models.IntegerField, models.FloatField, models.DecimalField, *_TEXT_FIELDS)
+
+
+def deferrable(model: type, method: str, kwargs: dict) -> bool:
+    """Whether Django accepts every value of this call's slot kinds if it accepted one.
+
+    Django validates lookup values when ``filter()`` is called (an int
+    field given ``"abc"`` raises ValueError there). A call whose shape Django
+    accepted before may skip building the query only when its values cannot
+    fail where the earlier ones passed: strings on text fields, integers on
+    number or text fields, and values of other kinds (their kind decides).
+    """
+    if method not in _LOOKUP_METHODS:
+        return True
+    for key, value in kwargs.items():
+        items = value if type(value) is list or type(value) is tuple else (value,)
+        kinds = {type(v) for v in items}
+        if str not in kinds and int not in kinds:
+            continue
+        field = _target_field(model, key)
+        if field is None:
+            return False
+        if str in kinds and not isinstance(field, _TEXT_FIELDS):
+            return False
+        if int in kinds and not isinstance(field, _INT_FIELDS):
+            return False
+    return True
+
+
+def _target_field(model: type, key: str) -> Any:
+    """The field whose ``get_prep_value`` the lookup ``key`` applies, or None if unknown."""
+    parts = key.split("__")
+    opts = model._meta
+    field = None
+    i = 0
+    for i, name in enumerate(parts):  # noqa: B007 (i is used after the loop)
+        if field is not None:
+            if not field.is_relation or field.related_model is None:
+                break
+            opts = field.related_model._meta
+        try:
+            field = opts.pk if name == "pk" else opts.get_field(name)
+        except FieldDoesNotExist:
+            break
+    else:
+        i = len(parts)
+    if field is None:
+        return None
+    for _ in range(4):  # a key held by a relation (a parent link, a foreign key's key)
+        if not field.is_relation:
+            break
+        target = getattr(field, "target_field", None) if isinstance(field, models.ForeignKey) else None
+        if target is None:
+            related = field.related_model
+            target = related._meta.pk if related is not None else None
+        if target is None or target is field:
+            return None
+        field = target
+    if field.is_relation:
+        return None
+    rest = parts[i:]
+    for n, name in enumerate(rest):
+        if n == len(rest) - 1 and field.get_lookup(name) is not None:
+            return field
+        transform = field.get_transform(name)
+        output = getattr(transform, "output_field", None) if transform is not None else None
+        if not isinstance(output, models.Field):
+            return None
+        field = output
+    return field

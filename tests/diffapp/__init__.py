@@ -1,0 +1,1 @@
+"""Models of the differential harness (tests/differential): every field type Django ships."""

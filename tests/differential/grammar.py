@@ -1,0 +1,787 @@
+"""Seeded random QuerySets and writes over tests.diffapp, replayable from two seeds.
+
+A *shape* seed drives every structural choice (model, chain methods, paths,
+lookups, terminal); a *draw* seed drives the values. The same shape seed with
+other draw seeds gives the same QuerySet shape with new values (what a plan
+cache sees in production). ``Grammar.read(shape, draw)`` and
+``Grammar.write(shape, draw)`` return :class:`~tests.differential.nodes.Case`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import random
+import uuid
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tests.differential.data import INT_RANGES, JSONS, STRINGS, ZONES, Dataset
+from tests.differential.nodes import MODELS, QS, BinOp, Call, Case, Existing, Gen, Inst, Method, New
+
+UTC = datetime.timezone.utc
+
+KIND_OF = {
+    "SmallIntegerField": "int:small", "PositiveSmallIntegerField": "int:psmall", "IntegerField": "int:integer",
+    "PositiveIntegerField": "int:pint", "BigIntegerField": "int:big", "PositiveBigIntegerField": "int:pbig",
+    "AutoField": "int:pk", "BigAutoField": "int:pk", "CharField": "str", "TextField": "str", "SlugField": "str",
+    "DecimalField": "dec", "FloatField": "float", "BooleanField": "bool", "DateField": "date", "DateTimeField": "dt",
+    "TimeField": "time", "DurationField": "dur", "UUIDField": "uuid", "JSONField": "json", "BinaryField": "bytes",
+    "GenericIPAddressField": "ip",
+}
+
+#: Paths each model is filtered on (relations included).
+FILTER_PATHS = {
+    "Item": ["id", "name", "text", "small", "psmall", "integer", "pint", "big", "pbig", "dec", "flt", "flag", "maybe",
+             "day", "at", "clock", "span", "uid", "data", "blob", "slug", "ip", "owner", "tags", "owner__name",
+             "owner__age", "owner__joined", "owner__profile__score", "owner__premium__level", "tags__name", "tags__weight"],
+    "Owner": ["id", "name", "age", "joined", "items", "items__integer", "items__name", "items__at", "items__flag",
+              "profile__bio", "profile__score", "premium__level", "premium__since", "profile"],
+    "Premium": ["id", "name", "age", "joined", "level", "since", "items__name", "items__big", "profile__score"],
+    "Profile": ["id", "bio", "score", "owner", "owner__name", "owner__age", "owner__items__flag"],
+    "Tag": ["id", "name", "weight", "items", "items__name", "items__flag", "items__owner__name", "items__day"],
+}
+#: Orderable paths (single-valued relations only, so ordering never multiplies rows).
+ORDER_PATHS = {
+    "Item": ["name", "text", "small", "integer", "big", "pbig", "dec", "flt", "flag", "maybe", "day", "at", "clock",
+             "span", "uid", "slug", "owner__name", "owner__age", "owner"],
+    "Owner": ["name", "age", "joined", "profile__score", "premium__level"],
+    "Premium": ["name", "age", "level", "since"],
+    "Profile": ["bio", "score", "owner__name", "owner"],
+    "Tag": ["name", "weight"],
+}
+VALUE_PATHS = {
+    "Item": ["id", "name", "text", "small", "psmall", "integer", "pint", "big", "pbig", "dec", "flt", "flag", "maybe",
+             "day", "at", "clock", "span", "uid", "data", "blob", "slug", "ip", "owner", "owner__name", "owner__age",
+             "tags__name", "owner__profile__bio"],
+    "Owner": ["id", "name", "age", "joined", "profile__bio", "premium__level", "items__name", "profile"],
+    "Premium": ["id", "name", "age", "joined", "level", "since", "owner_ptr"],
+    "Profile": ["id", "bio", "score", "owner", "owner__name"],
+    "Tag": ["id", "name", "weight", "items__integer"],
+}
+SELECT_RELATED = {"Item": ["owner", "owner__profile", "owner__premium"], "Owner": ["profile", "premium"],
+                  "Premium": ["profile"], "Profile": ["owner", "owner__premium"], "Tag": []}
+PREFETCH = {"Item": ["tags", "owner", "owner__items"], "Owner": ["items", "items__tags", "profile"],
+            "Premium": ["items", "items__tags"], "Profile": ["owner", "owner__items"], "Tag": ["items", "items__owner"]}
+ONLY_FIELDS = {"Item": ["name", "integer", "dec", "at", "data", "flag", "owner"], "Owner": ["name", "age"],
+               "Premium": ["name", "level"], "Profile": ["bio", "owner"], "Tag": ["name"]}
+DATE_FIELDS = {"Item": [("day", "date"), ("at", "dt")], "Owner": [("joined", "date")], "Premium": [("since", "dt"), ("joined", "date")]}
+#: Meta.ordering that is a total order (ties impossible).
+TOTAL_META = {"Tag", "Owner", "Premium"}
+
+LOOKUPS = {
+    "int": ["exact", "exact", "lt", "lte", "gt", "gte", "in", "range", "isnull"],
+    "str": ["exact", "exact", "iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith",
+            "in", "regex", "iregex", "gt", "lte", "isnull"],
+    "dec": ["exact", "lt", "gte", "in", "range", "isnull"],
+    "float": ["exact", "lt", "gte", "in", "range", "isnull"],
+    "bool": ["exact", "exact", "in", "isnull"],
+    "date": ["exact", "lt", "gte", "range", "in", "isnull", "year", "month", "day", "week_day", "quarter", "year__gt",
+             "month__in", "iso_year", "week"],
+    "dt": ["exact", "lt", "gte", "range", "isnull", "date", "date__lt", "year", "month", "day", "hour", "minute",
+           "week_day", "date__in", "hour__gte", "time__lt", "date__range"],
+    "time": ["exact", "lt", "gt", "hour", "isnull", "in"],
+    "dur": ["exact", "lt", "gt", "isnull"],
+    "uuid": ["exact", "iexact", "in", "isnull", "startswith", "icontains"],
+    "json": ["exact", "isnull", "has_key", "has_keys", "has_any_keys", "contains", "key", "key", "key_gt",
+             "key_isnull", "key_in", "key_icontains", "nested"],
+    "bytes": ["exact", "isnull"],
+    "ip": ["exact", "in", "isnull", "startswith"],
+    "rel": ["exact", "in", "isnull", "pk_gt", "exact"],
+}
+#: Lookups whose compiled SQL or parameters depend on the value or the settings
+#: (time zone, LIKE escaping, integer ranges, list length and duplicates):
+#: stable shapes pick these often.
+HOT_LEAVES = {
+    "Item": [("id", "in"), ("integer", "in"), ("name", "in"), ("at", "date"), ("at", "hour"), ("at", "date__lt"),
+             ("at", "day"), ("day", "year"), ("name", "iexact"), ("name", "contains"), ("name", "startswith"),
+             ("text", "icontains"), ("name", "iendswith"), ("pint", "lt"), ("psmall", "gt"), ("big", "gte"),
+             ("pbig", "lt"), ("small", "lte"), ("dec", "lt"), ("uid", "exact"), ("owner", "exact"),
+             ("owner__name", "iexact"), ("tags__name", "in"), ("flt", "gte"), ("at", "exact"), ("maybe", "exact"),
+             ("text", "exact"), ("integer", "range"), ("pint", "in")],
+    "Owner": [("id", "in"), ("name", "iexact"), ("age", "lt"), ("items__at", "date"), ("items__name", "icontains")],
+    "Premium": [("level", "lt"), ("since", "hour"), ("name", "startswith"), ("id", "in")],
+    "Profile": [("bio", "iexact"), ("score", "lt"), ("owner__name", "contains")],
+    "Tag": [("name", "iexact"), ("weight", "in"), ("items__at", "date")],
+}
+REGEXES = ["^a", "b$", "a.b", "^$", "[0-9]", "é", "^[A-Z]", "b{1,2}", "\\\\", "(a|b)", "^.{2}$", "%", "_", "\\.", "ann"]
+JSON_KEYS = ["a", "b", "k", "0", "é", "%"]
+#: Where a value is compared with an F() of the same kind.
+F_PAIRS = {
+    "Item": [("small", "integer"), ("integer", "big"), ("psmall", "pint"), ("name", "text"), ("name", "slug"),
+             ("dec", "flt"), ("integer", "owner__age"), ("flt", "owner__profile__score"), ("day", "owner__joined")],
+    "Owner": [("age", "items__integer"), ("name", "profile__bio")],
+    "Premium": [("level", "age")],
+    "Profile": [("score", "owner__age")],
+    "Tag": [("weight", "items__small"), ("name", "items__name")],
+}
+
+
+def _field(model: type, path: str) -> tuple[type, Any]:
+    """The model and field a ``__`` path ends on."""
+    field = None
+    for part in path.split("__"):
+        field = model._meta.get_field(part)
+        if field.is_relation:
+            model = field.related_model
+    return model, field
+
+
+def kind_of(model_name: str, path: str) -> tuple[str, type, Any]:
+    model, field = _field(MODELS[model_name], path)
+    if field.is_relation:
+        return "rel", model, field
+    return KIND_OF[field.get_internal_type()], model, field
+
+
+class Grammar:
+    """Draws cases over a dataset; every method takes the shape rng ``s`` and value rng ``v``."""
+
+    def __init__(self, data: Dataset, backend: str) -> None:
+        self.data = data
+        self.backend = backend
+        rows = {
+            "Tag": data.tags, "Owner": data.owners, "Profile": data.profiles, "Item": data.items,
+            "Premium": [{**o, **p, "id": o["id"]} for p in data.premiums for o in data.owners if o["id"] == p["owner_ptr_id"]],
+        }
+        self.rows = rows
+        # A "stable" shape keeps to what vinyl can plan (keyword filters, plain
+        # values of one type per slot, fixed list lengths): its draws replay a
+        # cached plan with new values, where plan-cache bugs show.
+        self.stable = False
+
+    # ------------------------------------------------------------------ values
+    def column(self, model: type, field: Any) -> list:
+        name = field.attname if hasattr(field, "attname") else field.name
+        return [r[name] for r in self.rows[model.__name__] if r.get(name) is not None]
+
+    def scalar(self, v: random.Random, kind: str, model: type, field: Any) -> Any:
+        """One value for an exact-like comparison with ``field`` (mostly one that exists)."""
+        col = self.column(model, field) if kind != "rel" else []
+        r = v.random()
+        if col and r < (0.75 if self.stable else 0.65):
+            return v.choice(col)
+        if r < (0.97 if self.stable else 0.9):
+            return self.edge(v, kind, model, field)
+        return self.odd(v, kind, model)
+
+    def edge(self, v: random.Random, kind: str, model: type, field: Any) -> Any:
+        if kind.startswith("int"):
+            name = kind.split(":")[1]
+            if name == "pk":
+                return v.choice([1, 2, 3, 5, 11, 36, 37, 0, -1, 10**6, 2**63 - 1])
+            lo, hi = INT_RANGES[name]
+            return v.choice([lo, hi, lo - 1, hi + 1, 0, 1, -1, 65535, 65536, 4294967295, 4294967296, 5_000_000_000,
+                             2_500_000_000, 2**63, -(2**63) - 1, 2**64, v.randint(-50, 50)])
+        if kind == "str":
+            return v.choice(STRINGS)
+        if kind == "dec":
+            return v.choice([decimal.Decimal("0"), decimal.Decimal("1.5"), decimal.Decimal("-0.001"), decimal.Decimal("1e9"),
+                             decimal.Decimal("999999999.9995"), decimal.Decimal("12.3456"), decimal.Decimal("1E+20"),
+                             decimal.Decimal("-999999999.999"), decimal.Decimal(v.randint(-999, 999)) / 10])
+        if kind == "float":
+            return v.choice([0.0, -0.0, 1.5, 0.1, 1e300, -1e-300, 2.5, 1e308, v.uniform(-100, 100)])
+        if kind == "bool":
+            return v.choice([True, False])
+        if kind == "date":
+            return v.choice([datetime.date(2024, 2, 29), datetime.date(2024, 1, 1), datetime.date(1, 1, 1),
+                             datetime.date(9999, 12, 31), datetime.date(1970, 1, 1), datetime.date(2023, 12, 31)])
+        if kind == "dt":
+            zone = ZoneInfo(v.choice(ZONES))
+            return v.choice([datetime.datetime(2024, 1, 1, tzinfo=UTC), datetime.datetime(2024, 1, 1, 0, 30, tzinfo=zone),
+                             datetime.datetime(2023, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+                             datetime.datetime(2024, 2, 29, 12, tzinfo=zone), datetime.datetime(1999, 12, 31, 15, tzinfo=UTC),
+                             datetime.datetime(1, 1, 2, tzinfo=UTC), datetime.datetime(9999, 12, 30, tzinfo=UTC)])
+        if kind == "time":
+            return v.choice([datetime.time(0), datetime.time(9, 30), datetime.time(23, 59, 59, 999999), datetime.time(12)])
+        if kind == "dur":
+            return v.choice([datetime.timedelta(0), datetime.timedelta(seconds=1), datetime.timedelta(days=3),
+                             datetime.timedelta(seconds=-60), datetime.timedelta(days=999999999)])
+        if kind == "uuid":
+            return v.choice([uuid.UUID(int=0), uuid.UUID(int=v.getrandbits(128), version=4), uuid.UUID(int=2**128 - 1)])
+        if kind == "json":
+            return v.choice(JSONS)
+        if kind == "bytes":
+            return v.choice([b"", b"\x00", b"ab", bytes(range(6))])
+        if kind == "ip":
+            return v.choice(["127.0.0.1", "::1", "10.0.0.2", "::ffff:10.0.0.2", "2001:DB8::1"])
+        if kind == "rel":
+            pks = [r["id"] for r in self.rows[model.__name__]]
+            pk = v.choice(pks + [99, 0])
+            return Inst(model.__name__, pk) if v.random() < 0.5 else pk
+        raise AssertionError(kind)
+
+    def odd(self, v: random.Random, kind: str, model: type) -> Any:
+        """A value of another type than the field's: Django converts it or raises."""
+        pools = {
+            "int": ["12", "-3", 1.5, 2.5, decimal.Decimal("2"), True, "abc", "1e3", " 7 "],
+            "str": [5, 1.5, True, decimal.Decimal("1.5"), uuid.UUID(int=1)],
+            "dec": [1.5, "1.5", 2, "abc", decimal.Decimal("NaN"), decimal.Decimal("Infinity"), float("nan"), "1e2"],
+            "float": [float("inf"), float("-inf"), float("nan"), "1.5", decimal.Decimal("1.5"), 2, "abc", 10**400],
+            "bool": [1, 0, "true", "False", "abc", "1", 2],
+            "date": ["2024-02-29", "2024-02-30", "abc", datetime.datetime(2024, 2, 29, 23, tzinfo=UTC), 20240229],
+            "dt": ["2024-01-01T00:00:00+09:00", "2024-01-01 10:00:00Z", "abc", datetime.datetime(2024, 1, 1, tzinfo=ZoneInfo("Asia/Tokyo"))],
+            "time": ["09:30", "25:00", "abc", 1],
+            "dur": [60, "1 day, 0:00:00", "abc", 1.5],
+            "uuid": ["12345678123456781234567812345678", "12345678-1234-5678-1234-567812345678", "zzz", 5, "ABCDEF00-0000-0000-0000-000000000000"],
+            "json": [{"a": [1, {"b": None}]}, 1.5, "", [None], {"a": decimal.Decimal("1.5")}],
+            "bytes": ["ab", b"\xff" * 3, bytearray(b"ab")],
+            "ip": ["999.1.1.1", "abc", "", 1],
+            "rel": ["1", "abc", 1.5, None],
+        }
+        return v.choice(pools[kind.split(":")[0]])
+
+    def lookup_value(self, v: random.Random, s_container: str, kind: str, lookup: str, model: type, field: Any,
+                     length: int | None = None) -> Any:
+        """The value for ``path__lookup`` (container type decided by the shape)."""
+        base = kind.split(":")[0]
+        if lookup == "isnull":
+            return v.choice([True, False]) if v.random() < 0.98 else v.choice([1, "yes"])
+        if lookup in ("in", "month__in", "date__in", "key_in"):
+            n = length if length is not None else v.choice([0, 1, 2, 3, 3, 5, 8]) if v.random() < 0.97 else 0
+            if lookup == "month__in":
+                items = [v.randint(1, 12) for _ in range(n)]
+            elif lookup == "date__in":
+                items = [v.choice([datetime.date(2024, 1, 1), datetime.date(2024, 2, 29), datetime.date(2023, 12, 31), datetime.date(1999, 12, 31)]) for _ in range(n)]
+            elif lookup == "key_in":
+                items = [v.choice([1, "x", 2, True, None]) for _ in range(n)]
+            else:
+                items = [self.scalar(v, kind, model, field) for _ in range(n)]
+            if items and v.random() < 0.25:
+                items[-1] = v.choice(items[:-1] or items)  # a duplicate (same length when stable)
+            if items and v.random() < 0.08:
+                items[v.randrange(len(items))] = None
+            v.shuffle(items)
+            if s_container == "tuple":
+                return tuple(items)
+            if s_container == "gen":
+                return Gen(tuple(items))
+            if s_container == "set" and all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in items):
+                return sorted(set(items), key=repr)
+            return items
+        if lookup in ("range", "date__range"):
+            k = "date" if lookup == "date__range" else kind
+            a, b = self.scalar(v, k, model, field), self.scalar(v, k, model, field)
+            if v.random() < 0.8:
+                try:
+                    a, b = sorted((a, b))
+                except (TypeError, ArithmeticError):
+                    pass  # values that do not order (NaN, mixed types) stay as drawn
+            return (a, b) if s_container != "list" else [a, b]
+        if lookup in ("contains", "icontains", "startswith", "istartswith", "endswith", "iendswith", "key_icontains"):
+            if base == "uuid":
+                return v.choice(["0000", "1234", "abc", "ABC", "-", str(uuid.UUID(int=v.getrandbits(128), version=4))[:6]])
+            if base == "ip":
+                return v.choice(["127", "10.", "::", "2001"])
+            word = self.scalar(v, "str", model, field) if base == "str" else v.choice(STRINGS)
+            if not isinstance(word, str):
+                return word
+            if word and v.random() < 0.6:
+                i = v.randint(0, len(word) - 1)
+                word = word[i:i + v.randint(1, 3)]
+            if v.random() < 0.3:
+                word = v.choice(["_", "%", "\\", "a_b", "a%", "%b", "_b", "'", "\\%", "é", "É"])
+            return word.upper() if v.random() < 0.2 else word
+        if lookup in ("regex", "iregex"):
+            return v.choice(REGEXES) if v.random() < 0.97 else v.choice(["(", "[", "*a"])
+        if lookup in ("year", "iso_year", "year__gt"):
+            return v.choice([2024, 2023, 1999, 2000, 1970, 0, 10000, "2024", 1.5])
+        if lookup in ("month", "quarter", "week", "week_day", "day", "hour", "minute", "hour__gte"):
+            top = {"month": 12, "quarter": 4, "week": 53, "week_day": 7, "day": 31, "hour": 23, "minute": 59, "hour__gte": 23}[lookup]
+            return v.choice([v.randint(0, top), v.randint(1, top), top + 1, -1, "3"]) if v.random() < 0.97 else v.choice([0, 99, "x"])
+        if lookup in ("date", "date__lt"):
+            r = v.random()
+            col = self.column(model, field) if base == "dt" else []
+            if col and r < 0.7:
+                # A day some row falls on in UTC or in a zone east or west of it.
+                return (v.choice(col) + datetime.timedelta(hours=v.choice([-10, 0, 0, 10]))).date()
+            return self.scalar(v, "date", model, field) if r < 0.9 else v.choice(["2024-01-01", "abc", datetime.datetime(2024, 1, 1, tzinfo=UTC)])
+        if lookup == "time__lt":
+            return self.scalar(v, "time", model, field)
+        if lookup in ("has_key",):
+            return v.choice(JSON_KEYS)
+        if lookup in ("has_keys", "has_any_keys"):
+            return v.sample(JSON_KEYS, v.randint(1, 3))
+        if lookup in ("contains", "contained_by") and base == "json":
+            return v.choice([{"a": 1}, {"a": "x"}, [1], {}, {"k": {"n": 2}}, "str", 5])
+        if lookup == "key":
+            return v.choice([1, "x", 2, True, False, "2", 1.5, [1, 2], {"n": 2}])
+        if lookup == "key_gt":
+            return v.choice([0, 1, 1.5, "a", "w"])
+        if lookup == "key_isnull":
+            return v.choice([True, False])
+        if lookup == "nested":
+            return v.choice([2, "2", 3, None])
+        if lookup == "pk_gt":
+            return v.randint(0, 12)
+        return self.scalar(v, kind, model, field)
+
+    # ------------------------------------------------------------ conditions
+    def leaf(self, s: random.Random, v: random.Random, model_name: str) -> tuple[str, Any]:
+        if self.stable and s.random() < 0.6:
+            path, lookup = s.choice(HOT_LEAVES[model_name])
+            kind, model, field = kind_of(model_name, path)
+        else:
+            path = s.choice(FILTER_PATHS[model_name])
+            kind, model, field = kind_of(model_name, path)
+            lookup = s.choice(LOOKUPS[kind.split(":")[0]])
+        container = s.choice(["list", "list", "tuple"] if self.stable else ["list", "list", "tuple", "gen", "set"])
+        length = s.choice([1, 2, 3, 3, 4, 6]) if self.stable else None
+        value = self.lookup_value(v, container, kind, lookup, model, field, length)
+        if kind == "json" and lookup.startswith("key") or lookup == "nested":
+            key = s.choice(JSON_KEYS)
+            name = {"key": f"{path}__{key}", "key_gt": f"{path}__{key}__gt", "key_isnull": f"{path}__{key}__isnull",
+                    "key_in": f"{path}__{key}__in", "key_icontains": f"{path}__{key}__icontains",
+                    "nested": f"{path}__k__n"}[lookup]
+            return name, value
+        if lookup == "pk_gt":
+            return f"{path}__pk__gt", value
+        if lookup == "exact" and s.random() < 0.5:
+            return path, value
+        if lookup == "in" and kind == "rel" and s.random() < 0.3 and not self.stable:
+            target = model.__name__
+            sub = QS(target, (("filter", (), ((s.choice(["id__lte", "id__gte"]), v.randint(0, 12)),)), ("values", ("pk",), ())))
+            return f"{path}__in", sub
+        return f"{path}__{lookup}", value
+
+    def f_leaf(self, s: random.Random, v: random.Random, model_name: str) -> tuple[str, Any]:
+        a, b = s.choice(F_PAIRS[model_name])
+        if s.random() < 0.5:
+            a, b = b, a
+        op = s.choice(["exact", "lt", "gte", "gt"])
+        rhs: Any = Call("F", (b,))
+        kind, _, _ = kind_of(model_name, b)
+        if kind.startswith("int") and s.random() < 0.4:
+            rhs = BinOp(s.choice(["+", "-"]), rhs, v.choice([1, 0, 100, -5, 2**40]))
+        return f"{a}__{op}" if op != "exact" else a, rhs
+
+    def q(self, s: random.Random, v: random.Random, model_name: str, depth: int = 0) -> Any:
+        r = s.random()
+        if depth >= 2 or r < 0.45:
+            n = 1 if s.random() < 0.7 else 2
+            kw = tuple(self.f_leaf(s, v, model_name) if s.random() < 0.12 else self.leaf(s, v, model_name) for _ in range(n))
+            return Call("Q", (), kw)
+        if r < 0.6:
+            return BinOp("~", self.q(s, v, model_name, depth + 1))
+        if r < 0.68 and model_name == "Item":
+            sub = QS("Tag", (("filter", (), (("items", Call("OuterRef", ("pk",))), ("weight__gt", v.randint(-3, 3)))),))
+            node: Any = Call("Exists", (sub,))
+            return BinOp("~", node) if s.random() < 0.3 else node
+        op = s.choice(["&", "|", "|", "^"])
+        return BinOp(op, self.q(s, v, model_name, depth + 1), self.q(s, v, model_name, depth + 1))
+
+    def condition(self, s: random.Random, v: random.Random, model_name: str) -> tuple[tuple, tuple]:
+        """(args, kwargs) of one filter/exclude call."""
+        if s.random() < 0.5 and not self.stable:
+            return (self.q(s, v, model_name),), ()
+        n = 1 if s.random() < 0.75 else 2
+        kw = {}
+        for _ in range(n):
+            k, val = self.f_leaf(s, v, model_name) if s.random() < 0.1 and not self.stable else self.leaf(s, v, model_name)
+            kw[k] = val
+        return (), tuple(kw.items())
+
+    # ------------------------------------------------------------ annotations
+    def annotation(self, s: random.Random, v: random.Random, model_name: str) -> tuple[str, Any, bool]:
+        """(name, expression, is_aggregate)."""
+        options = {
+            "Item": [
+                ("n_tags", lambda: Call("Count", ("tags",)), True),
+                ("n_dtags", lambda: Call("Count", ("tags",), (("distinct", True),)), True),
+                ("n_ftags", lambda: Call("Count", ("tags",), (("filter", Call("Q", (), (("tags__weight__gt", v.randint(-3, 3)),))),)), True),
+                ("tw", lambda: Call("Sum", ("tags__weight",)), True),
+                ("total", lambda: BinOp("+", Call("F", ("integer",)), Call("F", ("small",))), False),
+                ("plus", lambda: BinOp("+", Call("F", ("big",)), v.choice([1, -1, 2**40, 0])), False),
+                ("low", lambda: Call("Lower", ("name",)), False),
+                ("ln", lambda: Call("Length", ("name",)), False),
+                ("yr", lambda: Call("ExtractYear", ("at",)), False),
+                ("hr", lambda: Call("ExtractHour", ("at",)), False),
+                ("td", lambda: Call("TruncDate", ("at",)), False),
+                ("co", lambda: Call("Coalesce", ("integer", "small")), False),
+                ("cv", lambda: Call("Coalesce", ("integer", Call("Value", (v.randint(-9, 9),)))), False),
+                ("case", lambda: Call("Case", (Call("When", (), (("flag", True), ("then", Call("Value", (v.choice(["y", "n", "%"]),))))),),
+                                      (("default", Call("Value", ("other",))),)), False),
+                ("oname", lambda: Call("F", ("owner__name",)), False),
+                ("const", lambda: Call("Value", (v.choice([1, "x", 2.5, True]),)), False),
+                ("ex", lambda: Call("Exists", (QS("Tag", (("filter", (), (("items", Call("OuterRef", ("pk",))), ("weight__gte", v.randint(-3, 3)))),)),)), False),
+                ("firsttag", lambda: Call("Subquery", (QS("Tag", (("filter", (), (("items", Call("OuterRef", ("pk",))),)), ("order_by", ("name",), ()),
+                                                                   ("values", ("name",), ()), ("slice", (None, 1), ()))),)), False),
+            ],
+            "Owner": [
+                ("n_items", lambda: Call("Count", ("items",)), True),
+                ("s_int", lambda: Call("Sum", ("items__integer",)), True),
+                ("a_flt", lambda: Call("Avg", ("items__flt",)), True),
+                ("mx_at", lambda: Call("Max", ("items__at",)), True),
+                ("mn_name", lambda: Call("Min", ("items__name",)), True),
+                ("up", lambda: Call("Upper", ("name",)), False),
+                ("age2", lambda: BinOp("*", Call("F", ("age",)), v.choice([2, -1, 0])), False),
+            ],
+            "Premium": [
+                ("n_items", lambda: Call("Count", ("items",)), True),
+                ("lv", lambda: BinOp("+", Call("F", ("level",)), v.randint(0, 3)), False),
+            ],
+            "Profile": [
+                ("oname", lambda: Call("F", ("owner__name",)), False),
+                ("sc", lambda: Call("Coalesce", ("score", Call("Value", (v.choice([0.0, 1.5]),)))), False),
+            ],
+            "Tag": [
+                ("n", lambda: Call("Count", ("items",)), True),
+                ("sb", lambda: Call("Sum", ("items__big",)), True),
+                ("av", lambda: Call("Avg", ("items__dec",)), True),
+                ("w2", lambda: BinOp("-", Call("F", ("weight",)), v.randint(-2, 2)), False),
+            ],
+        }[model_name]
+        name, make, agg = s.choice(options)
+        return name, make(), agg
+
+    def aggregate_terminal(self, s: random.Random, v: random.Random, model_name: str) -> tuple:
+        paths = [p for p in FILTER_PATHS[model_name] if kind_of(model_name, p)[0] not in ("json", "bytes", "rel")]
+        out = []
+        for i in range(s.choice([1, 1, 2, 3])):
+            p = s.choice(paths)
+            kind = kind_of(model_name, p)[0]
+            funcs = ["Count", "Max", "Min"]
+            if kind.startswith("int") or kind in ("dec", "float"):
+                funcs += ["Sum", "Avg", "Sum"]
+            if kind == "bool" and s.random() < 0.3:
+                funcs += ["Sum"]
+            f = s.choice(funcs)
+            kw: tuple = ()
+            if f == "Count" and s.random() < 0.3:
+                kw = (("distinct", True),)
+            if s.random() < 0.15:
+                kw += (("filter", self.q(s, v, model_name, 2)),)
+            if f in ("Sum", "Max", "Min") and s.random() < 0.1:
+                kw += (("default", v.choice([0, 1])),)
+            out.append((f"a{i}", Call(f, (p,), kw)))
+        return ("aggregate", (), tuple(out))
+
+    # ------------------------------------------------------------------ reads
+    def read(self, shape: int, draw: int, seed: int) -> Case:
+        s = random.Random(f"{seed}-shape-{shape}")
+        v = random.Random(f"{seed}-shape-{shape}-draw-{draw}")
+        model = s.choice(["Item"] * 6 + ["Owner"] * 2 + ["Premium", "Profile", "Tag"])
+        self.stable = s.random() < 0.5
+        ops: list = []
+        ordered = model in TOTAL_META
+        explicit_order = False
+        grouped = False
+        mode = "obj"  # obj | values | flat | named | tuples | dates
+        related: list[str] = []
+        attrs: list[str] = []
+        annotated: list[str] = []
+        n_ops = s.choice([1, 1, 1, 2, 2, 3] if self.stable else [0, 1, 1, 2, 2, 2, 3, 3, 4, 5])
+        for _ in range(n_ops):
+            kind = s.choice(["filter"] * 6 + ["exclude"] * 2 + ["order_by"] * 2 + ["annotate", "select_related",
+                            "prefetch_related", "distinct", "only", "defer", "reverse", "alias"])
+            if self.stable and kind in ("annotate", "alias"):
+                kind = "filter"
+            if kind in ("filter", "exclude"):
+                args, kw = self.condition(s, v, model)
+                if annotated and s.random() < 0.3:
+                    name = s.choice(annotated)
+                    kw = kw + ((f"{name}__isnull", v.choice([True, False])),) if s.random() < 0.5 else kw + ((f"{name}__gte", v.randint(0, 2)),)
+                ops.append((kind, args, kw))
+            elif kind == "order_by":
+                keys: list[Any] = []
+                for _ in range(s.choice([0, 1, 1, 2])):
+                    p = s.choice(ORDER_PATHS[model] + annotated)
+                    if s.random() < 0.15 and not self.stable:
+                        keys.append(_desc(p, s.random() < 0.5))
+                    else:
+                        keys.append(s.choice(["", "-"]) + p)
+                total = s.random() < 0.8 or not keys
+                if total:
+                    keys.append(s.choice(["pk", "-pk", "id"]))
+                ops.append(("order_by", tuple(keys), ()))
+                # Without the key last, rows may tie: compared as a bag then.
+                ordered = total
+                explicit_order = total
+            elif kind == "annotate":
+                name, expr, agg = self.annotation(s, v, model)
+                if name in annotated:
+                    continue
+                ops.append(("annotate", (), ((name, expr),)))
+                annotated.append(name)
+                attrs.append(name)
+                if agg:
+                    grouped = True
+                    if not explicit_order:
+                        ordered = False
+            elif kind == "alias":
+                name, expr, agg = self.annotation(s, v, model)
+                if name in annotated or agg:
+                    continue
+                ops.append(("alias", (), ((name + "_al", expr),)))
+                ops.append(("filter", (), ((f"{name}_al__isnull", False),)))
+            elif kind == "select_related" and SELECT_RELATED[model]:
+                paths = tuple(sorted(set(s.sample(SELECT_RELATED[model], s.randint(1, len(SELECT_RELATED[model]))))))
+                ops.append(("select_related", paths, ()))
+                related.extend(paths)
+            elif kind == "prefetch_related":
+                path = s.choice(PREFETCH[model])
+                if s.random() < 0.3 and path in ("items", "tags") and not self.stable:
+                    target = "Item" if path == "items" else "Tag"
+                    cond = self.condition(s, v, target)
+                    qs = QS(target, (("filter",) + cond,))
+                    if s.random() < 0.5:
+                        ops.append(("prefetch_related", (Call("Prefetch", (path,), (("queryset", qs), ("to_attr", "pf"))),), ()))
+                        attrs.append("pf")
+                    else:
+                        ops.append(("prefetch_related", (Call("Prefetch", (path,), (("queryset", qs),)),), ()))
+                        related.append(path)
+                else:
+                    ops.append(("prefetch_related", (path,), ()))
+                    related.append(path)
+            elif kind == "distinct":
+                ops.append(("distinct", (), ()))
+            elif kind == "only":
+                fields = tuple(s.sample(ONLY_FIELDS[model], s.randint(1, len(ONLY_FIELDS[model]))))
+                ops.append(("only", fields, ()))
+            elif kind == "defer":
+                fields = tuple(s.sample(ONLY_FIELDS[model], s.randint(1, len(ONLY_FIELDS[model]))))
+                ops.append(("defer", fields, ()))
+            elif kind == "reverse" and ordered:
+                ops.append(("reverse", (), ()))
+        # values / dates
+        r = s.random()
+        if r < 0.3:
+            fields = tuple(s.sample(VALUE_PATHS[model] + annotated, s.randint(0, 3)))
+            style = s.choice(["values", "values", "list", "flat", "named"])
+            if style == "flat":
+                fields = fields[:1] or (s.choice(VALUE_PATHS[model]),)
+                ops.append(("values_list", fields, (("flat", True),)))
+            elif style == "named":
+                ops.append(("values_list", fields, (("named", True),)))
+            elif style == "list":
+                ops.append(("values_list", fields, ()))
+            else:
+                ops.append(("values", fields, ()))
+            mode = "values"
+            if any(f.split("__")[0] in ("tags", "items") for f in fields) and not explicit_order:
+                # A multi-valued relation multiplies the rows: Meta.ordering has ties among them.
+                ordered = False
+            if s.random() < 0.25 and not self.stable:  # GROUP BY the values
+                name, expr, agg = self.annotation(s, v, model)
+                ops.append(("annotate", (), ((name + "_g", expr),)))
+                if agg and not explicit_order:
+                    ordered = False
+            if s.random() < 0.2:
+                ops.append(("distinct", (), ()))
+        elif r < 0.36 and model in DATE_FIELDS:
+            fname, fkind = s.choice(DATE_FIELDS[model])
+            order = s.choice(["ASC", "DESC"])
+            if fkind == "date":
+                ops.append(("dates", (fname, s.choice(["year", "month", "week", "day"]), order), ()))
+            else:
+                ops.append(("datetimes", (fname, s.choice(["year", "month", "week", "day", "hour", "minute", "second"]), order), ()))
+            mode = "dates"
+            ordered = True
+        # terminal
+        t = s.random()
+        if ordered and s.random() < 0.25:
+            a = v.choice([None, 0, 1, 2, 5])
+            b = v.choice([None, 3, 4, 10, 40])
+            if a is not None and b is not None and b < a:
+                a, b = b, a
+            ops.append(("slice", (a, b), ()))
+        if mode == "obj":
+            choices = ["list"] * 5 + ["iter"] * 2 + ["count", "exists", "first", "last", "get", "aggregate", "in_bulk",
+                                                    "index", "contains", "latest"]
+        else:
+            choices = ["list"] * 5 + ["iter", "count", "exists", "first", "index"]
+        term = s.choice(choices) if not (self.stable and s.random() < 0.4) else "list"
+        if any(op[0] == "slice" for op in ops) and term in ("first", "last", "get", "in_bulk", "latest", "aggregate", "contains"):
+            term = "list"
+        if term == "get":
+            if s.random() < 0.5:
+                terminal = ("get", (), (("pk", v.choice([r["id"] for r in self.rows[model]] + [999])),))
+            else:
+                terminal = ("get",) + self.condition(s, v, model)
+        elif term == "aggregate":
+            terminal = self.aggregate_terminal(s, v, model)
+        elif term == "in_bulk":
+            ids = [v.choice([r["id"] for r in self.rows[model]] + [999]) for _ in range(v.randint(0, 4))]
+            choice = s.random()
+            if choice < 0.2:
+                terminal = ("in_bulk", (), ())
+            elif choice < 0.3 and model == "Tag":
+                terminal = ("in_bulk", ([v.choice(self.data.tags)["name"] for _ in range(2)],), (("field_name", "name"),))
+            else:
+                terminal = ("in_bulk", (ids,), ())
+        elif term == "index":
+            terminal = ("index", (v.choice([0, 0, 1, 3, 50]),), ())
+            if not ordered:
+                terminal = ("count", (), ())
+        elif term == "contains":
+            terminal = ("contains", (Inst(model if model != "Premium" else "Premium", v.choice([r["id"] for r in self.rows[model]] + [999])),), ())
+        elif term == "latest":
+            field = s.choice(ORDER_PATHS[model][:4])
+            terminal = (s.choice(["latest", "earliest"]), (field, "pk"), ())
+        else:
+            terminal = (term, (), ())
+        # The current time zone is the caller's (per request): a value, not structure.
+        tz = v.choice(ZONES[:4]) if v.random() < 0.45 else None
+        if mode != "obj":
+            related, attrs = [], []
+        return Case(model=model, ops=tuple(ops), terminal=terminal, shape=shape, draw=draw, tz=tz, ordered=ordered,
+                    related=tuple(related), attrs=tuple(attrs), extra={"grouped": grouped})
+
+    # ----------------------------------------------------------------- writes
+    def new_fields(self, v: random.Random, s: random.Random, model_name: str) -> dict:
+        if model_name == "Tag":
+            return {"name": v.choice(STRINGS + [f"t{v.randint(0, 99)}"]), "weight": v.choice([0, 1, -2, 40000])}
+        fields = s.sample(["name", "text", "small", "psmall", "integer", "pint", "big", "pbig", "dec", "flt", "flag",
+                           "maybe", "day", "at", "uid", "data", "owner", "slug", "span", "clock"], s.randint(1, 6))
+        out = {}
+        for f in fields:
+            kind, model, field = kind_of("Item", f)
+            val = self.scalar(v, kind, model, field)
+            if isinstance(val, Inst):
+                val = val.pk
+            out[f + "_id" if kind == "rel" else f] = val
+        if "name" not in out:
+            out["name"] = v.choice(STRINGS)
+        return out
+
+    def update_value(self, s: random.Random, v: random.Random, model_name: str, path: str) -> Any:
+        kind, model, field = kind_of(model_name, path)
+        r = s.random() if not self.stable else 1.0
+        if kind.startswith("int") and r < 0.35:
+            return BinOp(s.choice(["+", "-", "*"]), Call("F", (path,)), v.choice([1, 2, -1, 0, 1000, 2**31]))
+        if kind.startswith("int") and r < 0.45:
+            other = s.choice(["small", "integer", "psmall"])
+            return Call("F", (other,))
+        if kind == "str" and r < 0.3:
+            return s.choice([Call("Lower", (path,)), Call("Concat", (path, Call("Value", (v.choice(STRINGS),)))), Call("F", ("slug",))])
+        val = self.scalar(v, kind, model, field)
+        if v.random() < 0.1:
+            return None
+        return val
+
+    def write(self, shape: int, draw: int, seed: int) -> Case:
+        s = random.Random(f"{seed}-wshape-{shape}")
+        v = random.Random(f"{seed}-wshape-{shape}-draw-{draw}")
+        self.stable = s.random() < 0.5
+        kind = s.choice(["update"] * 4 + ["delete"] * 2 + ["bulk_create"] * 2 + ["bulk_update"] * 2 + ["get_or_create",
+                        "update_or_create", "create", "save", "save", "obj_delete", "m2m", "m2m", "reverse_fk"])
+        tz = None
+        if kind in ("update", "delete"):
+            model = s.choice(["Item"] * 4 + ["Owner", "Tag", "Profile", "Premium"])
+            ops = tuple(("filter",) + self.condition(s, v, model) for _ in range(s.choice([0, 1, 1, 2])))
+            if s.random() < 0.1:
+                ops += (("exclude",) + self.condition(s, v, model),)
+            if kind == "delete":
+                return Case(model, ops, ("delete", (), ()), shape, draw, write=True)
+            paths = {"Item": ["name", "text", "small", "psmall", "integer", "pint", "big", "pbig", "dec", "flt", "flag", "maybe",
+                              "day", "at", "uid", "data", "slug", "span", "owner"],
+                     "Owner": ["name", "age", "joined"], "Tag": ["weight", "name"], "Profile": ["bio", "score"],
+                     "Premium": ["level", "since", "name"]}[model]
+            kw = tuple((p, self.update_value(s, v, model, p)) for p in s.sample(paths, s.choice([1, 1, 2])))
+            kw = tuple((p, val.pk if isinstance(val, Inst) else val) if p == "owner" else (p, val) for p, val in kw)
+            kw = tuple((("owner_id" if p == "owner" else p), val) for p, val in kw)
+            return Case(model, ops, ("update", (), kw), shape, draw, write=True)
+        if kind == "bulk_create":
+            model = s.choice(["Item", "Item", "Tag"])
+            objs = [New(model, tuple(self.new_fields(v, random.Random(f"{seed}-{shape}-{i}"), model).items()))
+                    for i in range(v.randint(0, 5))]
+            kw: tuple = ()
+            if s.random() < 0.3:
+                kw += (("batch_size", s.choice([1, 2])),)
+            if model == "Tag" and s.random() < 0.4:
+                kw += (("ignore_conflicts", True),)
+            return Case(model, (), ("bulk_create", (objs,), kw), shape, draw, write=True)
+        if kind == "bulk_update":
+            model = "Item"
+            fields = s.sample(["name", "integer", "big", "dec", "flt", "flag", "day", "at", "data", "uid", "text"], s.randint(1, 3))
+            objs = []
+            for _ in range(v.randint(0, 4)):
+                pk = v.choice([r["id"] for r in self.data.items] + [999])
+                vals = {}
+                for f in fields:
+                    k, m, fld = kind_of("Item", f)
+                    vals[f] = self.scalar(v, k, m, fld)
+                objs.append(Existing("Item", pk, tuple(vals.items())))
+            kw = (("batch_size", 2),) if s.random() < 0.3 else ()
+            return Case(model, (), ("bulk_update", (objs, fields), kw), shape, draw, write=True)
+        if kind in ("get_or_create", "update_or_create"):
+            model = s.choice(["Tag", "Item", "Owner"])
+            if model == "Tag":
+                lookup = (("name", v.choice([t["name"] for t in self.data.tags] + STRINGS[:10] + ["new"])),)
+                defaults = {"weight": v.choice([1, 2, 5])}
+            elif model == "Owner":
+                lookup = (("name", v.choice(STRINGS[:30])),)
+                if s.random() < 0.5:
+                    lookup += (("age", v.choice([None, 30, 17, 99])),)
+                defaults = {"joined": v.choice([None, datetime.date(2024, 5, 5)])}
+            else:
+                lookup = tuple(self.leaf(s, v, "Item") for _ in range(1))
+                lookup = tuple((k, val) for k, val in lookup if "__" not in k and not isinstance(val, (Inst, QS, Gen)))
+                if not lookup:
+                    lookup = (("name", v.choice(STRINGS)),)
+                defaults = {"name": v.choice(STRINGS), "integer": v.randint(-5, 5)}
+            return Case(model, (), (kind, (), lookup + (("defaults", defaults),)), shape, draw, write=True)
+        if kind == "create":
+            model = s.choice(["Item", "Tag", "Premium"])
+            if model == "Premium":
+                fields = (("name", v.choice(STRINGS)), ("level", v.choice([0, 7, 70000, -1])), ("age", v.choice([None, 3])))
+            else:
+                fields = tuple(self.new_fields(v, s, model).items())
+            return Case(model, (), ("create", (), fields), shape, draw, write=True)
+        if kind == "save":
+            model = s.choice(["Item", "Item", "Owner", "Premium", "Tag"])
+            pk = v.choice([r["id"] for r in self.rows[model]])
+            paths = {"Item": ["name", "integer", "big", "dec", "flt", "flag", "day", "at", "data", "uid", "text", "owner_id"],
+                     "Owner": ["name", "age", "joined"], "Premium": ["name", "level", "since", "age"], "Tag": ["name", "weight"]}[model]
+            fields = s.sample(paths, s.randint(1, min(3, len(paths))))
+            vals = []
+            for f in fields:
+                k, m, fld = kind_of(model, f.removesuffix("_id"))
+                val = self.scalar(v, k, m, fld)
+                vals.append((f, val.pk if isinstance(val, Inst) else val))
+            uf = s.choice([None, fields, fields[:1]])
+            return Case(model, (), ("obj:save", (pk, tuple(vals), uf), ()), shape, draw, write=True)
+        if kind == "obj_delete":
+            model = s.choice(["Item", "Owner", "Tag", "Premium", "Profile"])
+            pk = v.choice([r["id"] for r in self.rows[model]])
+            return Case(model, (), ("obj:delete", (pk,), ()), shape, draw, write=True)
+        if kind == "m2m":
+            side = s.choice(["Item", "Tag"])
+            method = s.choice(["add", "remove", "set", "clear", "add"])
+            pk = v.choice([r["id"] for r in self.rows[side]])
+            other = "Tag" if side == "Item" else "Item"
+            targets = [v.choice([r["id"] for r in self.rows[other]]) for _ in range(v.randint(0, 3))]
+            targets = [Inst(other, t) if s.random() < 0.5 else t for t in targets]
+            attr = "tags" if side == "Item" else "items"
+            return Case(side, (), ("obj:m2m", (pk, attr, method, tuple(targets)), ()), shape, draw, write=True)
+        # reverse foreign key manager: owner.items.add/remove/clear/set
+        method = s.choice(["add", "remove", "clear", "set"])
+        pk = v.choice([r["id"] for r in self.data.owners])
+        targets = tuple(Inst("Item", v.choice([r["id"] for r in self.data.items])) for _ in range(v.randint(0, 3)))
+        return Case("Owner", (), ("obj:m2m", (pk, "items", method, targets), ()), shape, draw, write=True, tz=tz)
+
+
+def loaded_by(ops: tuple) -> tuple[set, set]:
+    """The relation paths and attribute names a chain loads onto its instances."""
+    related, attrs = set(), set()
+    for name, args, kwargs in ops:
+        if name == "select_related":
+            related.update(args)
+        elif name == "prefetch_related":
+            for a in args:
+                if isinstance(a, str):
+                    related.add(a)
+                else:
+                    kw = dict(a.kwargs)
+                    if "to_attr" in kw:
+                        attrs.add(kw["to_attr"])
+                    else:
+                        related.add(a.args[0])
+        elif name == "annotate":
+            attrs.update(k for k, _ in kwargs)
+    return related, attrs
+
+
+def _desc(path: str, nulls_last: bool) -> Any:
+    return Method(Call("F", (path,)), "desc", (("nulls_last", True),) if nulls_last else ())
+

@@ -1,0 +1,463 @@
+"""Run generated cases on Django's sync ORM (a worker thread) and on vinyl; compare.
+
+Reads run on the same rows for both ORMs, interleaved by shape on a warm plan
+cache, a quarter of the batches concurrently under ``asyncio.gather``.
+Writes run with Django, the tables are read whole, the rows restored, the
+same write runs with vinyl, the tables are read again: answers, exceptions
+and table contents must agree. A mismatch is reduced to a reproduction:
+the case alone on a cold plan cache (with chain methods removed while it
+still fails), else the draw of the same shape that created the plan first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+
+import vinyl
+import vinyl.queryset as vinyl_queryset
+from tests.differential import known
+from tests.differential.compare import classify, diff_summary, non_vinyl_instances, norm, norm_result
+from tests.differential.data import Dataset, restore, snapshot
+from tests.differential.grammar import Grammar, loaded_by
+from tests.differential.nodes import DJANGO, MODELS, PRELUDE, VINYL, Case, apply_ops, build, code
+
+VINYL_ALIAS = "vinyl_default"
+#: Chain methods a reproduction may drop (the others decide how answers compare).
+REMOVABLE = {"filter", "exclude", "annotate", "alias", "select_related", "prefetch_related", "only", "defer", "distinct"}
+
+
+def _tz(case: Case) -> Any:
+    return timezone.override(case.tz) if case.tz else contextlib.nullcontext()
+
+
+def _error(stage: str, exc: BaseException, oracle: bool = False) -> tuple:
+    return ("error", stage, classify(exc, oracle), f"{type(exc).__module__}.{type(exc).__qualname__}: {str(exc)[:300]}")
+
+
+# ---------------------------------------------------------------- Django side
+def _django_terminal(qs: Any, case: Case, alias: str) -> Any:
+    name, args, kwargs = case.terminal
+    if name == "list":
+        return list(qs)
+    if name == "iter":
+        return list(qs.iterator(chunk_size=2))
+    if name == "index":
+        return qs[args[0]]
+    return getattr(qs, name)(*build(args, DJANGO, alias), **dict(build(kwargs, DJANGO, alias)))
+
+
+def _django_object_op(case: Case, alias: str) -> Any:
+    name, args, _ = case.terminal
+    model = MODELS[case.model]
+    obj = model.objects.using(alias).get(pk=args[0])
+    if name == "obj:save":
+        _, values, update_fields = args
+        for attr, value in values:
+            setattr(obj, attr, build(value, DJANGO, alias))
+        obj.save(update_fields=update_fields)
+        return None
+    if name == "obj:delete":
+        return obj.delete()
+    _, attr, method, targets = args
+    manager = getattr(obj, attr)
+    targets = build(list(targets), DJANGO, alias)
+    if method == "set":
+        return manager.set(targets)
+    if method == "clear":
+        return manager.clear()
+    return getattr(manager, method)(*targets)
+
+
+def django_run(case: Case, alias: str) -> tuple:
+    """The outcome of ``case`` on Django's sync ORM (call in the worker thread)."""
+    with _tz(case):
+        if case.terminal[0].startswith("obj:"):
+            try:
+                return ("ok", norm(_django_object_op(case, alias)))
+            except Exception as exc:  # noqa: BLE001 - the exception is the answer compared
+                return _error("run", exc, oracle=True)
+        try:
+            qs = apply_ops(MODELS[case.model].objects.using(alias), case.ops, DJANGO, alias)
+        except Exception as exc:  # noqa: BLE001
+            return _error("build", exc, oracle=True)
+        try:
+            value = _django_terminal(qs, case, alias)
+            return ("ok", norm_result(value, case.related, case.attrs, case.ordered))
+        except Exception as exc:  # noqa: BLE001
+            return _error("run", exc, oracle=True)
+
+
+# ----------------------------------------------------------------- vinyl side
+async def _vinyl_terminal(qs: Any, case: Case) -> Any:
+    name, args, kwargs = case.terminal
+    if name == "list":
+        return await qs
+    if name == "iter":
+        return [x async for x in qs.iterator(chunk_size=2)]
+    if name == "index":
+        return await qs[args[0]]
+    return await getattr(qs, name)(*build(args, VINYL, VINYL_ALIAS), **dict(build(kwargs, VINYL, VINYL_ALIAS)))
+
+
+async def _vinyl_object_op(case: Case) -> Any:
+    name, args, _ = case.terminal
+    obj = await MODELS[case.model].vinyl.get(pk=args[0])
+    if name == "obj:save":
+        _, values, update_fields = args
+        for attr, value in values:
+            setattr(obj, attr, build(value, VINYL, VINYL_ALIAS))
+        return await obj.save(update_fields=update_fields)
+    if name == "obj:delete":
+        return await obj.delete()
+    _, attr, method, targets = args
+    manager = getattr(obj, attr)
+    targets = build(list(targets), VINYL, VINYL_ALIAS)
+    if method == "set":
+        return await manager.set(targets)
+    if method == "clear":
+        return await manager.clear()
+    return await getattr(manager, method)(*targets)
+
+
+async def vinyl_run(case: Case) -> tuple:
+    """The outcome of ``case`` on vinyl (``M.vinyl`` on the vinyl_default alias)."""
+    with _tz(case):
+        if case.terminal[0].startswith("obj:"):
+            try:
+                return ("ok", norm(await _vinyl_object_op(case)))
+            except Exception as exc:  # noqa: BLE001
+                return _error("run", exc)
+        try:
+            qs = apply_ops(MODELS[case.model].vinyl.all(), case.ops, VINYL, VINYL_ALIAS)
+        except Exception as exc:  # noqa: BLE001
+            return _error("build", exc)
+        try:
+            value = await _vinyl_terminal(qs, case)
+            # bulk_create returns the objects it was given (the user's own class).
+            bad = non_vinyl_instances(value) if case.terminal[0] != "bulk_create" else []
+            if bad:
+                return ("error", "run", "NotVinylInstance", f"instances of {bad} instead of the vinyl class")
+            return ("ok", norm_result(value, case.related, case.attrs, case.ordered))
+        except Exception as exc:  # noqa: BLE001
+            return _error("run", exc)
+
+
+def agree(d: tuple, v: tuple) -> bool:
+    """Same value, or the same exception class raised at the same step."""
+    if d[0] == "ok" or v[0] == "ok":
+        return d == v
+    return d[1:3] == v[1:3]
+
+
+def case_code(case: Case, side: str) -> str:
+    """Python source reproducing ``case`` on ``side``."""
+    name, args, _ = case.terminal
+    if not name.startswith("obj:"):
+        return case.code(side)
+    get = f"{case.model}.objects.get(pk={args[0]!r})" if side == DJANGO else f"await {case.model}.vinyl.get(pk={args[0]!r})"
+    aw = "await " if side == VINYL else ""
+    lines = [f"obj = {get}"]
+    if name == "obj:save":
+        for attr, value in args[1]:
+            lines.append(f"obj.{attr} = {code(value, side)}")
+        lines.append(f"{aw}obj.save(update_fields={args[2]!r})")
+    elif name == "obj:delete":
+        lines.append(f"{aw}obj.delete()")
+    else:
+        _, attr, method, targets = args
+        call = {"set": f"set({code(list(targets), side)})", "clear": "clear()"}.get(
+            method, f"{method}({', '.join(code(t, side) for t in targets)})")
+        lines.append(f"{aw}obj.{attr}.{call}")
+    return "\n".join(lines)
+
+
+def _short(outcome: tuple, limit: int = 400) -> str:
+    text = repr(outcome)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+@dataclass
+class Mismatch:
+    """One disagreement, with what is needed to reproduce it."""
+
+    backend: str
+    seed: int
+    case: Case
+    django: tuple
+    vinyl: tuple
+    known: str | None = None
+    repro: str = ""
+    before: list[Case] = field(default_factory=list)
+
+    def report(self) -> str:
+        kind = f"known class {self.known!r}" if self.known else "NEW"
+        what = "write" if self.case.write else "read"
+        lines = [f"MISMATCH ({kind}) {self.backend} {what} seed={self.seed} shape={self.case.shape} draw={self.case.draw}"]
+        if self.repro:
+            lines.append(f"  reproduction: {self.repro}")
+        for prior in self.before:
+            lines.append("  first, on vinyl:")
+            lines.extend("    " + ln for ln in case_code(prior, VINYL).splitlines())
+        lines.append("  Django:")
+        lines.extend("    " + ln for ln in case_code(self.case, DJANGO).splitlines())
+        lines.append("  vinyl:")
+        lines.extend("    " + ln for ln in case_code(self.case, VINYL).splitlines())
+        lines.append(f"  Django -> {_short(self.django)}")
+        lines.append(f"  vinyl  -> {_short(self.vinyl)}")
+        summary = diff_summary(self.django[1], self.vinyl[1]) if self.django[0] == self.vinyl[0] == "ok" else ""
+        if summary:
+            lines.append(f"  diff: {summary}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Result:
+    """Counts of a run and its mismatches."""
+
+    backend: str
+    seed: int
+    reads: int = 0
+    writes: int = 0
+    errors_agreed: Counter = field(default_factory=Counter)
+    known: Counter = field(default_factory=Counter)
+    examples: dict = field(default_factory=dict)
+    unknown: list[Mismatch] = field(default_factory=list)
+    unknown_count: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"differential {self.backend}: seed={self.seed} reads={self.reads} writes={self.writes} "
+                 f"in {self.seconds:.1f}s; errors agreed {sum(self.errors_agreed.values())} "
+                 f"({dict(self.errors_agreed.most_common(8))}); known mismatches {dict(self.known)}; "
+                 f"NEW mismatches {self.unknown_count}"]
+        for name, example in self.examples.items():
+            lines.append(f"--- known class {name} (first example):\n{example.report()}")
+        for m in self.unknown:
+            lines.append(m.report())
+        return "\n".join(lines)
+
+
+class _PoolErrors(logging.Handler):
+    """Collects what SQLAlchemy's pool logs at ERROR (a connection it failed to close...)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+class Runner:
+    """One backend, one seed: owns the Django worker thread and the dataset."""
+
+    def __init__(self, backend: str, seed: int, *, log: Any = None, max_reports: int = 12) -> None:
+        self.backend = backend
+        self.seed = seed
+        self.alias = settings.SYNC_ALIAS[backend]
+        self.data = Dataset.draw(seed)
+        self.grammar = Grammar(self.data, backend)
+        self.result = Result(backend, seed)
+        self.log = log or (lambda msg: None)
+        self.max_reports = max_reports
+        self.concurrency = int(os.environ.get("VINYL_FUZZ_CONCURRENCY", "5"))
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="django-oracle")
+        self.draws_of_shape: dict[tuple[str, int], list[Case]] = {}
+        self.signatures: Counter = Counter()
+        self.pool_errors = _PoolErrors()
+        self.pool_logger = logging.getLogger("sqlalchemy.pool")
+        self.pool_logger.addHandler(self.pool_errors)
+
+    async def django(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def close(self) -> None:
+        self.pool_logger.removeHandler(self.pool_errors)
+        await self.django(connections.close_all)
+        self.executor.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ reads
+    async def run_reads(self, count: int, draws_per_shape: int = 8, batch: int = 8) -> None:
+        await self.django(restore, self.alias, self.data)
+        shapes = max(1, count // draws_per_shape)
+        order = random.Random(f"{self.seed}-order")
+        schedule = []
+        for draw in range(draws_per_shape):
+            round_ = list(range(shapes))
+            order.shuffle(round_)
+            schedule.extend((shape, draw) for shape in round_)
+        schedule = schedule[:count]
+        for start in range(0, len(schedule), batch):
+            cases = [self.grammar.read(shape, draw, self.seed) for shape, draw in schedule[start:start + batch]]
+            concurrent = (start // batch) % 4 == 3
+            django_outcomes = [await self.django(django_run, c, self.alias) for c in cases]
+            if concurrent:
+                # At most the pool's size at once: beyond it, vinyl leaks the overflow connections today
+                # (class pool-overflow-close-outside-greenlet), which a long run would pile up on the server.
+                vinyl_outcomes = []
+                for i in range(0, len(cases), self.concurrency):
+                    vinyl_outcomes += await asyncio.gather(*(vinyl_run(c) for c in cases[i:i + self.concurrency]))
+            else:
+                vinyl_outcomes = [await vinyl_run(c) for c in cases]
+            for case, d, v in zip(cases, django_outcomes, vinyl_outcomes):
+                self.draws_of_shape.setdefault(("r", case.shape), []).append(case)
+                self.result.reads += 1
+                await self.judge(case, d, v)
+            await self.judge_pool_log(cases)
+            if (start // batch) % 50 == 0:
+                self.log(f"{self.backend}: {self.result.reads} reads, {self.result.unknown_count} new mismatches, known {dict(self.result.known)}")
+
+    # ----------------------------------------------------------------- writes
+    async def write_outcome_django(self, case: Case) -> tuple:
+        def run() -> tuple:
+            restore(self.alias, self.data)
+            outcome = django_run(case, self.alias)
+            return outcome, norm(snapshot(self.alias))
+        return await self.django(run)
+
+    async def write_outcome_vinyl(self, case: Case) -> tuple:
+        await self.django(restore, self.alias, self.data)
+        outcome = await vinyl_run(case)
+        return outcome, norm(await self.django(snapshot, self.alias))
+
+    async def run_writes(self, count: int, draws_per_shape: int = 3) -> None:
+        shapes = max(1, -(-count // draws_per_shape))
+        done = 0
+        for draw in range(draws_per_shape):
+            for shape in range(shapes):
+                if done >= count:
+                    break
+                case = self.grammar.write(shape, draw, self.seed)
+                d_out, d_snap = await self.write_outcome_django(case)
+                v_out, v_snap = await self.write_outcome_vinyl(case)
+                self.result.writes += 1
+                done += 1
+                if agree(d_out, v_out) and d_snap != v_snap:
+                    d_out = d_out + ("tables:", _snap_diff(d_snap, v_snap))
+                    v_out = v_out + ("tables differ",)
+                await self.judge(case, d_out, v_out)
+                await self.judge_pool_log([case])
+                if done % 100 == 0:
+                    self.log(f"{self.backend}: {done} writes, {self.result.unknown_count} new mismatches, known {dict(self.result.known)}")
+        await self.django(restore, self.alias, self.data)
+
+    # ---------------------------------------------------------------- judging
+    async def judge(self, case: Case, d: tuple, v: tuple) -> None:
+        if agree(d, v):
+            if d[0] == "error":
+                self.result.errors_agreed[d[2]] += 1
+            return
+        await self.judge_mismatch(Mismatch(self.backend, self.seed, case, d, v))
+
+    async def judge_mismatch(self, m: Mismatch) -> None:
+        case, d, v = m.case, m.django, m.vinyl
+        m.known = known.match(m)
+        if m.known:
+            self.result.known[m.known] += 1
+            self.result.examples.setdefault(m.known, m)
+            return
+        self.result.unknown_count += 1
+        signature = (case.write, case.terminal[0], d[0], d[2] if d[0] == "error" else "", v[0], v[2] if v[0] == "error" else "")
+        self.signatures[signature] += 1
+        if self.signatures[signature] <= 2 and len(self.result.unknown) < self.max_reports:
+            if not case.write and not m.repro:
+                await self.reproduce(m)
+            self.result.unknown.append(m)
+            self.log(m.report())
+
+    async def judge_pool_log(self, cases: list[Case]) -> None:
+        """An error SQLAlchemy's pool logged while ``cases`` ran is a mismatch too (Django logs none)."""
+        if not self.pool_errors.records:
+            return
+        records, self.pool_errors.records = self.pool_errors.records, []
+        record = records[0]
+        cause = record.exc_info[1] if record.exc_info else None
+        detail = f"{record.getMessage()}: {type(cause).__module__}.{type(cause).__qualname__}: {cause}" if cause else record.getMessage()
+        m = Mismatch(self.backend, self.seed, cases[-1], ("ok", "nothing logged"),
+                     ("error", "run", "PoolErrorLogged", f"{len(records)} record(s); {detail[:300]}"), before=cases[:-1])
+        m.repro = "logged by sqlalchemy.pool while this batch ran (the cases before it ran in the same batch)"
+        await self.judge_mismatch(m)
+
+    async def _mismatch_alone(self, case: Case, before: list[Case]) -> tuple | None:
+        """Replay on a cold plan cache; the two outcomes when they still differ."""
+        await vinyl.dispose(VINYL_ALIAS)  # the plans go with the engine
+        # vinyl also remembers, per process, the chain shapes Django accepted
+        # (vinyl.queryset._validated, private: read here only, to replay cold).
+        getattr(vinyl_queryset, "_validated", {}).clear()
+        for prior in before:
+            await vinyl_run(prior)
+        d = await self.django(django_run, case, self.alias)
+        v = await vinyl_run(case)
+        return None if agree(d, v) else (d, v)
+
+    async def reproduce(self, m: Mismatch) -> None:
+        """Find the smallest replay that shows the mismatch (see module docstring)."""
+        case = m.case
+        if await self._mismatch_alone(case, []):
+            ops = list(case.ops)
+            i = 0
+            while i < len(ops):
+                kept = tuple(ops[:i] + ops[i + 1:])
+                related, attrs = loaded_by(kept)
+                trial = Case(**{**case.__dict__, "ops": kept,
+                                "related": tuple(r for r in case.related if r in related),
+                                "attrs": tuple(a for a in case.attrs if a in attrs)})
+                if ops[i][0] in REMOVABLE and await self._mismatch_alone(trial, []):
+                    ops.pop(i)
+                    case = trial
+                else:
+                    i += 1
+            if case is not m.case:
+                again = await self._mismatch_alone(case, [])
+                if again:
+                    m.case, (m.django, m.vinyl) = case, again
+            m.repro = "alone, on a cold plan cache"
+            return
+        for prior in self.draws_of_shape.get(("r", case.shape), []):
+            if prior.draw < case.draw and await self._mismatch_alone(case, [prior]):
+                m.before = [prior]
+                m.repro = "after another draw of the same shape (a plan made from other values or settings)"
+                return
+        m.repro = "not reproduced in isolation (depends on earlier queries of the run)"
+
+
+def _snap_diff(a: Any, b: Any) -> str:
+    da, db = dict(a[1]) if a[0] == "dict" else {}, dict(b[1]) if b[0] == "dict" else {}
+    out = []
+    for table in sorted(set(da) | set(db)):
+        ra, rb = da.get(table), db.get(table)
+        if ra != rb:
+            rows_a, rows_b = set(ra[1]), set(rb[1])
+            out.append(f"{table}: only Django {sorted(rows_a - rows_b, key=repr)[:2]} only vinyl {sorted(rows_b - rows_a, key=repr)[:2]}")
+    return "; ".join(out)
+
+
+async def run_differential(backend: str, seed: int, reads: int, writes: int, *, log: Any = None) -> Result:
+    """Run ``reads`` random reads and ``writes`` random writes on ``backend``."""
+    runner = Runner(backend, seed, log=log)
+    started = time.monotonic()
+    try:
+        if reads:
+            await runner.run_reads(reads)
+        if writes:
+            await runner.run_writes(writes)
+    finally:
+        runner.result.seconds = time.monotonic() - started
+        await runner.close()
+    return runner.result
+
+
+__all__ = ["PRELUDE", "Result", "Runner", "run_differential"]
