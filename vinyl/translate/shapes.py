@@ -31,6 +31,7 @@ from django.db.models.expressions import CombinedExpression
 # (see vinyl.translate.plan_cache).
 INT_EDGES = (2**15, 2**16, 2**31, 2**32, 2**63, 2**64, 2**128)
 _SMALL = ("+", 0)
+_EDGE_YEARS = (1, 9999)
 
 
 def _int_kind(value: int) -> tuple[str, int]:
@@ -107,7 +108,12 @@ def _slot_kind(value: Any) -> Any:
     if value is None:
         return kind
     if kind is datetime.datetime:
-        return (kind, value.tzinfo is not None)
+        # The first and last years hold the values a backend may bind in
+        # their own way (PostgreSQL's backend sends date.max as text): a
+        # kind of their own.
+        return (kind, value.tzinfo is not None, value.year in _EDGE_YEARS)
+    if kind is datetime.date:
+        return (kind, value.year in _EDGE_YEARS)
     if kind is float or kind is decimal.Decimal:
         return _number_kind(value)
     if kind in _SCALARS:
