@@ -637,8 +637,11 @@ class VinylQuerySet(Generic[M]):
 
     @_falls_back
     async def in_bulk(self, id_list: Any = None, *, field_name: str = "pk") -> dict[Any, M]:
-        # (A vinyl QuerySet of ids is evaluated by Django in the bridge.)
-        return await self._read("in_bulk", _unwrap(id_list), field_name=field_name)
+        # (A vinyl QuerySet of ids is evaluated by Django in the bridge, on
+        # the alias it reads from.)
+        if isinstance(id_list, VinylQuerySet):
+            id_list = id_list._django()
+        return await self._read("in_bulk", id_list, field_name=field_name)
 
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
