@@ -102,11 +102,15 @@ def _remember(key: tuple, deferred: bool) -> None:
 
 
 def _unwrap(value: Any) -> Any:
-    """Return the Django QuerySet behind a vinyl one (anything else as is)."""
+    """Return the Django QuerySet behind a vinyl one (anything else as is).
+
+    On its vinyl alias: Django evaluates some of them itself (``in_bulk``'s
+    ids, ``Prefetch`` querysets), and its own router knows no vinyl alias.
+    """
     if isinstance(value, VinylQuerySet):
-        return value._qs
+        return value._django()
     if isinstance(value, Prefetch) and isinstance(value.queryset, VinylQuerySet):
-        clone = Prefetch(value.prefetch_through, value.queryset._qs, value.to_attr)
+        clone = Prefetch(value.prefetch_through, value.queryset._django(), value.to_attr)
         clone.prefetch_to = value.prefetch_to
         return clone
     return value
@@ -637,9 +641,10 @@ class VinylQuerySet(Generic[M]):
 
     @_falls_back
     async def in_bulk(self, id_list: Any = None, *, field_name: str = "pk") -> dict[Any, M]:
-        # (A vinyl QuerySet of ids is evaluated by Django in the bridge.)
+        # (A vinyl QuerySet of ids is evaluated by Django in the bridge, on
+        # the alias it reads from.)
         if isinstance(id_list, VinylQuerySet):
-            id_list = id_list._django()  # on the alias vinyl runs it on
+            id_list = id_list._django()
         return await self._read("in_bulk", id_list, field_name=field_name)
 
     async def create(self, **kwargs: Any) -> M:

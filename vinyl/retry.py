@@ -36,6 +36,9 @@ When it is safe:
   block to run again: vinyl raises ``TypeError``.
 
 Each retry is logged on the ``vinyl.retry`` logger (INFO) with its reason.
+The backends raise those errors as :class:`vinyl.exceptions.TransactionConflict`
+(:class:`~vinyl.exceptions.CertificationConflict` on a Galera node), both
+subclasses of Django's ``OperationalError`` (:func:`as_conflict`).
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ def conflict_reason(exc: BaseException) -> str | None:
     error: BaseException | None = exc
     while error is not None and not any(error is s for s in seen):
         seen.append(error)
+        if isinstance(error, TransactionConflict) and error.reason != TransactionConflict.reason:
+            return error.reason
         state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
         if isinstance(state, str) and state in RETRYABLE_SQLSTATES:
             return f"SQLSTATE {state} ({RETRYABLE_SQLSTATES[state]})"
@@ -91,17 +96,19 @@ def conflict_reason(exc: BaseException) -> str | None:
     return None
 
 
-def as_conflict(error: BaseException, *, galera: bool = False) -> BaseException:
+def as_conflict(error: BaseException, original: BaseException | None = None, *, galera: bool = False) -> BaseException:
     """Return ``error`` as a :class:`~vinyl.exceptions.TransactionConflict` when it is one.
 
     The backends' error mapping calls it last: a Django ``OperationalError``
     for a retryable conflict becomes the subclass that names it
     (:class:`~vinyl.exceptions.CertificationConflict` for 1213 on a Galera
     node), with the same arguments; anything else comes back unchanged.
+    ``original`` is the driver's error ``error`` was mapped from (its
+    SQLSTATE says what the conflict was).
     """
     if isinstance(error, TransactionConflict) or not isinstance(error, OperationalError):
         return error
-    reason = conflict_reason(error)
+    reason = conflict_reason(error) or (conflict_reason(original) if original is not None else None)
     if reason is None:
         return error
     cls = CertificationConflict if galera and reason.startswith("error 1213") else TransactionConflict

@@ -13,6 +13,7 @@ from django.db.models import F
 import vinyl
 from tests.cluster.conftest import Cluster
 from tests.scaleapp.models import Account, Branch
+from vinyl.exceptions import CertificationConflict
 
 
 async def test_every_node_sees_the_writes_of_the_others(cluster: Cluster) -> None:
@@ -39,7 +40,7 @@ async def test_transactions_and_savepoints_on_any_node(cluster: Cluster) -> None
         assert sorted(await Account.vinyl.using(alias).values_list("owner", flat=True)) == ["kept"] * 3
 
 
-async def test_a_certification_conflict_is_an_operational_error(cluster: Cluster) -> None:
+async def test_a_certification_conflict_is_a_certification_conflict_error(cluster: Cluster) -> None:
     first, second, third = cluster.aliases
     account = await Account.vinyl.using(first).create(owner="ann", balance=0)
     updated = asyncio.Event()
@@ -59,7 +60,10 @@ async def test_a_certification_conflict_is_an_operational_error(cluster: Cluster
 
     results = await asyncio.gather(loser(), winner(), return_exceptions=True)
     assert results[1] is None
+    # Django's class, and vinyl's name for it.
     assert isinstance(results[0], OperationalError), results[0]
+    assert isinstance(results[0], CertificationConflict), results[0]
+    assert results[0].args[0] == 1213
     assert (await Account.vinyl.using(first).get(pk=account.pk)).balance == 10
 
 

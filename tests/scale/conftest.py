@@ -98,12 +98,19 @@ def _start(vendor: str) -> ReplicaSet:
     user = getattr(servers, "user", None)
     _register(aliases.primary, VINYL_TEMPLATE[vendor], servers.primary.port, servers.database, user)
     _register(aliases.replica, VINYL_TEMPLATE[vendor], servers.replica.port, servers.database, user)
-    connection = connections[aliases.sync_primary]
-    with connection.schema_editor() as editor:
-        editor.create_model(Branch)
-        editor.create_model(Account)
-    connection.close()
-    aliases.wait_for_replica()
+    try:
+        connection = connections[aliases.sync_primary]
+        with connection.schema_editor() as editor:
+            editor.create_model(Branch)
+            editor.create_model(Account)
+        connection.close()
+        aliases.wait_for_replica()
+    except BaseException:
+        # Never leave the servers running when the set-up fails.
+        for alias in (aliases.sync_primary, aliases.primary, aliases.replica):
+            _unregister(alias)
+        servers.stop()
+        raise
     return aliases
 
 

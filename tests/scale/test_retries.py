@@ -16,6 +16,7 @@ from django.db.models import F
 import vinyl
 from tests.scaleapp.models import Account, Branch
 from vinyl import retry
+from vinyl.exceptions import CertificationConflict, TransactionConflict
 
 SERIALIZABLE = "vinyl_scale_serializable"
 
@@ -153,9 +154,11 @@ async def test_retries_are_bounded(serializable: str) -> None:
         await _bump_elsewhere(account.pk)
         await Account.vinyl.using(serializable).filter(pk=account.pk).update(balance=F("balance") + 10)
 
-    with pytest.raises(OperationalError):
+    with pytest.raises(TransactionConflict) as raised:
         await always_loses()
     assert len(attempts) == 3
+    assert isinstance(raised.value, OperationalError)
+    assert raised.value.reason.startswith("SQLSTATE 40001")
 
 
 async def _bump_elsewhere(pk: int) -> None:
@@ -223,3 +226,24 @@ async def test_concurrent_transfers_under_serializable_keep_the_total(serializab
     assert min(balances) >= 0
     print(f"retries per 1,000 transfers (PostgreSQL SERIALIZABLE, 8 tasks, 5 accounts): "
           f"{len(reasons) * 1000 / transfers:.0f}")
+
+
+@pytest.mark.backends("postgresql", "mysql", reason="deadlocks between row locks need a server")
+async def test_a_deadlock_is_a_transaction_conflict(vinyl_db: str) -> None:
+    first = await Account.vinyl.create(owner="a", balance=0)
+    second = await Account.vinyl.create(owner="b", balance=0)
+    locked = {first.pk: asyncio.Event(), second.pk: asyncio.Event()}
+
+    async def touch(mine: int, other: int) -> None:
+        async with vinyl.atomic():
+            await Account.vinyl.filter(pk=mine).update(balance=F("balance") + 1)
+            locked[mine].set()
+            await locked[other].wait()
+            await Account.vinyl.filter(pk=other).update(balance=F("balance") + 1)
+
+    results = await asyncio.gather(touch(first.pk, second.pk), touch(second.pk, first.pk), return_exceptions=True)
+    errors = [r for r in results if r is not None]
+    assert len(errors) == 1
+    assert type(errors[0]) is TransactionConflict  # a plain server: no certification
+    assert isinstance(errors[0], OperationalError)
+    assert "40P01" in errors[0].reason or "1213" in errors[0].reason

@@ -22,7 +22,8 @@ from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noq
 
 from vinyl._backend.base import VinylWrapperMixin  # noqa: E402
 from vinyl.exceptions import django_error  # noqa: E402
-from vinyl.engine.engines import sa_await  # noqa: E402
+from vinyl.engine.engines import cached_facts, sa_await  # noqa: E402
+from vinyl.retry import as_conflict  # noqa: E402
 from vinyl.mysql_backend.features import DatabaseFeatures  # noqa: E402
 from vinyl.mysql_backend.operations import DatabaseOperations  # noqa: E402
 
@@ -54,11 +55,14 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
     # autocommits the statements that follow: vinyl refuses to run them.
     vinyl_server_may_end_transaction = True
 
-    @staticmethod
-    def vinyl_map_error(exc: BaseException) -> BaseException:
+    def vinyl_map_error(self, exc: BaseException) -> BaseException:
         # Django's MySQL backend makes these codes IntegrityErrors (1690:
         # unsigned value out of range...): the same list.
-        return django_error(exc, integrity_codes=MySQLCursorWrapper.codes_for_integrityerror)
+        error = django_error(exc, integrity_codes=MySQLCursorWrapper.codes_for_integrityerror)
+        # Deadlocks and lock wait timeouts are named (1213 on a Galera node:
+        # a certification conflict), see vinyl.retry.
+        facts = cached_facts(self.alias)
+        return as_conflict(error, exc, galera=bool(facts and facts.get("galera")))
 
     @staticmethod
     async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
@@ -130,7 +134,12 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
     @staticmethod
     async def vinyl_load_facts(conn: Any) -> dict[str, Any]:
         row = (await conn.execute(text(_FACTS_SQL))).one()
+        # A MariaDB Galera node (wsrep on): 1213 is also a certification conflict.
+        galera = "mariadb" in str(row[0]).lower() and bool(
+            (await conn.execute(text("SELECT @@wsrep_on"))).scalar()
+        )
         return {
+            "galera": galera,
             "mysql_server_data": {
                 "version": row[0],
                 "sql_mode": row[1],

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
 from vinyl.engine.engines import EngineConfig
 from vinyl.exceptions import django_error
+from vinyl.retry import as_conflict
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, run_inlining_refused
@@ -114,7 +115,8 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
     @staticmethod
     def vinyl_map_error(exc: BaseException) -> BaseException:
-        return map_asyncpg_error(exc)
+        # Serialization failures and deadlocks are named (see vinyl.retry).
+        return as_conflict(map_asyncpg_error(exc), exc)
 
     def vinyl_engine_defaults(self) -> dict[str, Any]:
         # Django's from_db_value decodes JSON itself: hand it the text.
