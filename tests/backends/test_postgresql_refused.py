@@ -48,6 +48,8 @@ def test_the_refused_parameter_becomes_a_literal_and_the_rest_are_renumbered() -
 def test_values_the_server_cannot_read_from_text_stay_refused() -> None:
     assert inline_refused("SELECT $1", (b"bytes",), _refusal(1)) is None
     assert inline_refused("SELECT $1", ("nul\x00",), _refusal(1)) is None
+    assert inline_refused("SELECT $1", ("a\ud800b",), _refusal(1)) is None
+    assert inline_refused("SELECT $1", ("é",), _refusal(1)) == ("SELECT E'é'", ())
     assert inline_refused("SELECT $1", ("x",), ValueError("other")) is None
 
 

@@ -50,8 +50,19 @@ def _as_text(value: Any) -> str | None:
         text = value.isoformat()
     else:
         return None
-    # PostgreSQL's text types cannot hold NUL: its own error is the right one.
-    return None if "\x00" in text else text
+    # PostgreSQL's text cannot hold NUL, nor a lone surrogate (no UTF-8 for
+    # it): asyncpg's refusal stands, mapped as Django's driver's error.
+    if "\x00" in text or not text.isascii() and not _utf8(text):
+        return None
+    return text
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _literal(text: str) -> str:
