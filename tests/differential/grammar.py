@@ -560,8 +560,8 @@ class Grammar:
             else:
                 ops.append(("values", fields, ()))
             mode = "values"
-            if any(f.split("__")[0] in ("tags", "items") for f in fields) and not explicit_order:
-                # A multi-valued relation multiplies the rows: Meta.ordering has ties among them.
+            if any(f.split("__")[0] in ("tags", "items") for f in fields):
+                # A multi-valued relation multiplies the rows: they tie on any order by the key.
                 ordered = False
             if s.random() < 0.25 and not self.stable:  # GROUP BY the values
                 name, expr, agg = self.annotation(s, v, model)
