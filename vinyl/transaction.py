@@ -33,6 +33,9 @@ from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable,
 from django.db.transaction import TransactionManagementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vinyl import retry
+from vinyl.engine import callbacks, savepoints
+from vinyl.engine import checkout as checkouts
 from vinyl.engine import scope as scopes
 from vinyl.engine.engines import DEFAULT_ALIAS, engine_entry, ensure_facts
 
@@ -78,21 +81,31 @@ class atomic:
     An exception rolls the block back and propagates. ``durable=True``
     refuses to open inside another block; ``savepoint=False`` makes a nested
     block share its parent's fate (an exception in it rolls the enclosing
-    block back), as in Django.
+    block back), as in Django. ``retries=N`` (decorator only) runs the
+    function again when the database rolls the transaction back for a
+    conflict (see ``vinyl.retry``)::
+
+        @vinyl.atomic(retries=3)
+        async def transfer(...): ...
     """
 
-    def __new__(cls, using: Any = DEFAULT_ALIAS, savepoint: bool = True, durable: bool = False) -> Any:
+    def __new__(
+        cls, using: Any = DEFAULT_ALIAS, savepoint: bool = True, durable: bool = False, retries: int = 0
+    ) -> Any:
         if callable(using):
             # Bare decorator: @vinyl.atomic
             return atomic(DEFAULT_ALIAS)(using)
         return super().__new__(cls)
 
-    def __init__(self, using: str = DEFAULT_ALIAS, savepoint: bool = True, durable: bool = False) -> None:
+    def __init__(
+        self, using: str = DEFAULT_ALIAS, savepoint: bool = True, durable: bool = False, retries: int = 0
+    ) -> None:
         if not isinstance(using, str):
             raise TypeError(f"atomic(using=...) takes an alias name, got {using!r}")
         self.using = using
         self.savepoint = savepoint
         self.durable = durable
+        self.retries = retry.check_retries(retries)
         # One stack per task: the same atomic object may be entered by
         # several tasks at once.
         self._levels: dict[asyncio.Task | None, list[_Level]] = {}
@@ -106,6 +119,11 @@ class atomic:
 
         @functools.wraps(func)
         async def inner(*args: Any, **kwargs: Any) -> Any:
+            if self.retries:
+                return await retry.run_with_retries(
+                    func, args, kwargs, using=self.using, retries=self.retries,
+                    savepoint=self.savepoint, durable=self.durable,
+                )  # fmt: skip
             async with atomic(self.using, self.savepoint, self.durable):
                 return await func(*args, **kwargs)
 
@@ -123,9 +141,14 @@ class atomic:
         return level
 
     async def __aenter__(self) -> None:
+        if self.retries:
+            raise TypeError(
+                "atomic(retries=...) cannot run an `async with` block again: put the "
+                "block in an async function and decorate it with @vinyl.atomic(retries=...)"
+            )
         current = scopes.active_scope(self.using)
         if current is None:
-            root = await scopes.checkout(self.using, in_block=True)
+            root = await checkouts.checkout(self.using, in_block=True)
             token = scopes._active.set({**scopes._active.get(), self.using: root})
             self._push(_Level(root, token=token))
             return
@@ -141,7 +164,7 @@ class atomic:
             # As in Django: no savepoint to undo this block on its own.
             self._push(_Level(current))
             return
-        cm = scopes.savepoint(current, in_block=True)
+        cm = savepoints.savepoint(current, in_block=True)
         level = await cm.__aenter__()
         self._push(_Level(level, savepoint=cm))
 
@@ -168,24 +191,25 @@ async def _exit_outermost(root: scopes.Scope, exc: BaseException | None) -> None
         # so it is discarded, once a statement another of the block's tasks
         # is running has finished (it must not be cut from under it).
         try:
-            await scopes.end(root)
+            await savepoints.end(root)
         finally:
-            root.ended = True
-            await scopes.discard(root.connection)
+            root.invalidate()
+            await checkouts.discard(root.connection)
+            root.close()
         return
     try:
         # Let a statement that one of the block's tasks is running finish.
-        await scopes.end(root)
+        await savepoints.end(root)
     except BaseException:
-        await scopes.discard(root.connection)
+        await checkouts.discard(root.connection)
         raise
     # As in Django, a block marked for rollback by an error that was caught
     # inside it rolls back on exit.
     committed = exc is None and not root.needs_rollback
-    callbacks = scopes.take_callbacks(root)
-    await scopes.release(root, commit=committed)
+    pending = callbacks.take_callbacks(root)
+    await checkouts.release(root, commit=committed)
     if committed:
-        await scopes.run_callbacks(callbacks)
+        await callbacks.run_callbacks(pending)
 
 
 def on_commit(func: Callable[[], Any], using: str = DEFAULT_ALIAS, robust: bool = False) -> None:
@@ -206,7 +230,7 @@ def on_commit(func: Callable[[], Any], using: str = DEFAULT_ALIAS, robust: bool 
                 f"{using!r}: the transaction belongs to your SQLAlchemy code, so "
                 f"run the callback after you commit it"
             )
-        scopes.add_callback(scope, func, robust)
+        callbacks.add_callback(scope, func, robust)
         return
     try:
         result = func()
@@ -254,7 +278,7 @@ async def use_connection(conn: AsyncConnection, using: str = DEFAULT_ALIAS) -> A
             failed = True
             raise
         finally:
-            await scopes.end(scope)
+            await savepoints.end(scope)
     if scope.needs_rollback and not failed:
         raise TransactionManagementError(
             f"a vinyl operation failed inside use_connection() on {using!r} and "
@@ -271,18 +295,19 @@ async def rolled_back(using: str = DEFAULT_ALIAS) -> AsyncIterator[AsyncConnecti
     outermost ``atomic`` inside may be durable and runs its on_commit
     callbacks when it ends). ``vinyl.testing`` builds on it.
     """
-    root = await scopes.checkout(using)
+    root = await checkouts.checkout(using)
     root.transparent = True
     try:
         async with scopes.activate(root):
             yield root.connection
     except BaseException as exc:
         if not isinstance(exc, Exception):
-            root.ended = True
-            await scopes.discard(root.connection)
+            root.invalidate()
+            await checkouts.discard(root.connection)
+            root.close()
             raise
-        await scopes.end(root)
-        await scopes.release(root, commit=False)
+        await savepoints.end(root)
+        await checkouts.release(root, commit=False)
         raise
-    await scopes.end(root)
-    await scopes.release(root, commit=False)
+    await savepoints.end(root)
+    await checkouts.release(root, commit=False)

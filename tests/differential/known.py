@@ -38,32 +38,11 @@ def _excludes_across_relation_by_zone(m: Any) -> bool:
 
 
 KNOWN: list[Known] = [
-    # PostgreSQL: an int beyond 64 bits as a parameter; psycopg sends numeric, asyncpg refuses.
-    Known("pg-int-beyond-int64-param", "test_int_beyond_64_bits_in_filter",
-          lambda m: m.backend == "postgresql" and "out of int64 range" in _vinyl_error(m)[3]),
-    # PostgreSQL: a str for an interval (DurationField) parameter: psycopg lets the server cast it, asyncpg refuses.
-    Known("pg-text-param-for-typed-column", "test_duration_given_as_text_in_filter",
-          lambda m: m.backend == "postgresql" and "invalid input for query argument" in _vinyl_error(m)[3]
-          and "has no attribute 'days'" in _vinyl_error(m)[3]),
     # MySQL: float inf/nan in a filter: Django (the driver) refuses it; vinyl sends 'inf' as SQL text.
     Known("mysql-float-inf-in-sql", "test_mysql_infinite_float_in_filter",
           lambda m: m.backend == "mysql" and "can not be used with MySQL" in _django_error(m)[3]
           and _vinyl_error(m)[2] != "ProgrammingError"),
-    # PostgreSQL: a str for a BinaryField: Django's TypeError (psycopg's adapter), vinyl's DataError (asyncpg).
-    Known("pg-bytes-param-given-str", "test_text_for_binary_field_in_filter",
-          lambda m: m.backend == "postgresql" and _django_error(m)[2] == "TypeError"
-          and ("a bytes-like object is required" in _vinyl_error(m)[3]
-               or "bytes or buffer expected" in _django_error(m)[3] and m.vinyl[0] == "error")),
     # PostgreSQL: an aware datetime whose UTC value is before year 1 (year lookups near year 1 under a zone east of
-    # UTC): psycopg sends it as text with its offset, asyncpg converts it to UTC and fails.
-    Known("pg-datetime-before-year-1-param", "test_year_1_lookup_under_an_eastern_zone",
-          lambda m: m.backend == "postgresql" and m.django[0] == "ok" and "date value out of range" in _vinyl_error(m)[3]),
-    # PostgreSQL: asyncpg writes date.min / date.max (datetime too) as -infinity / infinity.
-    Known("pg-date-extremes-written-as-infinity", "test_date_extremes_are_stored_as_dates",
-          lambda m: m.backend == "postgresql" and m.case.write and "infinity" in repr(m.django[-1])),
-    # exclude() across a multi-valued relation (a subquery) still compiles the current time zone into its plan.
-    Known("tz-compiled-into-exclude-subquery-plan", "test_time_zone_is_not_compiled_into_an_exclude_subquery_plan",
-          lambda m: m.django[0] == m.vinyl[0] == "ok" and m.case.tz is not None and _excludes_across_relation_by_zone(m)),
     # PostgreSQL: the same parameter in SELECT and ORDER BY of a DISTINCT query is two placeholders for asyncpg
     # ($1, $2): the server cannot see the ORDER BY expression in the select list (psycopg inlines both).
     Known("pg-distinct-order-by-param-expression", "test_distinct_ordered_by_an_annotation_with_a_value",

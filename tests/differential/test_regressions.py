@@ -81,8 +81,6 @@ async def test_iterator_with_prefetch_returns_every_row(backend: str) -> None:
 
 # -------------------------------------------------------------- parameters
 @pytest.mark.backends("postgresql", reason="asyncpg types every parameter; the other drivers send text or numbers")
-@pytest.mark.xfail(strict=True, reason="pg-int-beyond-int64-param: asyncpg refuses a Python int beyond 64 bits "
-                   "(DataError) where psycopg sends numeric (parameter typing: vinyl/engine, faults helper)")
 async def test_int_beyond_64_bits_in_filter(backend: str) -> None:
     await Item.vinyl.create(name="a", big=2**63 - 1)
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(big__range=(2**63 - 1, 2**64)).values_list("name", flat=True)))
@@ -91,8 +89,6 @@ async def test_int_beyond_64_bits_in_filter(backend: str) -> None:
 
 
 @pytest.mark.backends("postgresql", reason="asyncpg types every parameter; the other drivers send text")
-@pytest.mark.xfail(strict=True, reason="pg-text-param-for-typed-column: a str for a DurationField (interval) parameter: "
-                   "psycopg lets PostgreSQL cast it, asyncpg raises DataError (parameter typing: faults helper)")
 async def test_duration_given_as_text_in_filter(backend: str) -> None:
     await Item.vinyl.create(name="a", span=datetime.timedelta(days=1))
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(span="1 day, 0:00:00").values_list("name", flat=True)))
@@ -217,8 +213,6 @@ async def test_invalid_decimal_is_refused_after_a_valid_one(backend: str) -> Non
 
 # ---------------------------------------------------- PostgreSQL parameters
 @pytest.mark.backends("postgresql", reason="asyncpg types every parameter; the other drivers send text")
-@pytest.mark.xfail(strict=True, reason="pg-bytes-param-given-str: filter(blob='ab'): Django's TypeError (its adapter "
-                   "refuses str), vinyl's DataError from asyncpg (parameter adaptation, faults helper)")
 async def test_text_for_binary_field_in_filter(backend: str) -> None:
     await Item.vinyl.create(name="a", blob=b"ab")
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(blob="ab")))
@@ -228,8 +222,6 @@ async def test_text_for_binary_field_in_filter(backend: str) -> None:
 
 
 @pytest.mark.backends("postgresql", reason="asyncpg converts aware datetimes to UTC itself; psycopg sends the offset")
-@pytest.mark.xfail(strict=True, reason="pg-datetime-before-year-1-param: filter(at__year=1) under a zone east of UTC: "
-                   "the lower bound is before year 1 in UTC; Django's query runs, asyncpg raises DataError (faults helper)")
 async def test_year_1_lookup_under_an_eastern_zone(backend: str) -> None:
     await Item.vinyl.create(name="a", at=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
     expected = await django(lambda: _in_zone("Asia/Tokyo", lambda: list(
@@ -240,8 +232,6 @@ async def test_year_1_lookup_under_an_eastern_zone(backend: str) -> None:
 
 
 @pytest.mark.backends("postgresql", reason="asyncpg maps date.min/date.max to -infinity/infinity; the others store dates")
-@pytest.mark.xfail(strict=True, reason="pg-date-extremes-written-as-infinity: vinyl stores date.max as 'infinity' "
-                   "(asyncpg's encoding), Django as 9999-12-31 (parameter encoding, faults helper)")
 async def test_date_extremes_are_stored_as_dates(backend: str) -> None:
     obj = await Item.vinyl.create(name="a", day=datetime.date.max, at=datetime.datetime(9999, 12, 31, tzinfo=datetime.timezone.utc))
     stored = await django(lambda: Item.objects.using(sync(backend)).extra(select={"d": "day::text"}).values_list("d", flat=True).get(pk=obj.pk))
@@ -308,9 +298,6 @@ async def test_vinyl_queryset_as_in_bulk_id_list(backend: str) -> None:
 
 
 @pytest.mark.backends("postgresql", reason="PostgreSQL's SQL names the zone (AT TIME ZONE ...); see the test above")
-@pytest.mark.xfail(strict=True, reason="tz-compiled-into-exclude-subquery-plan: exclude() across a multi-valued relation "
-                   "(a subquery) still compiles the current time zone into its plan: the plan made under Europe/Paris "
-                   "answers under America/New_York (vinyl/translate, plans helper; harness seed 20261204)")
 async def test_time_zone_is_not_compiled_into_an_exclude_subquery_plan(backend: str) -> None:
     # The harness's rows and reduced reproduction (seed 20261204, shape 94): a smaller data set did not show it.
     await django(lambda: restore(sync(backend), Dataset.draw(20261204)))

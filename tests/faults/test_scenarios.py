@@ -19,7 +19,7 @@ import time
 import pytest
 
 import vinyl
-from tests.faults.load import CONNECTION_ERRORS, LONG, Load, Outcome, PeakSessions, after_load, scaled
+from tests.faults.load import CONNECTION_ERRORS, Load, Outcome, PeakSessions, after_load, scaled
 from tests.testapp.models import Author
 from vinyl.exceptions import PoolExhausted
 

@@ -145,10 +145,11 @@ class EngineEntry:
 _entries: dict[tuple[str, asyncio.AbstractEventLoop | None], EngineEntry] = {}
 # Engines that users handed to vinyl for an alias (one pool for the app).
 _user_engines: dict[str, AsyncEngine] = {}
-# Disposals of engines whose settings changed, and closes of connections that
-# need the driver (an overflow connection given back to a full pool), kept
-# until they finish.
+# Disposals of engines whose settings changed, kept until they finish.
 _retiring: set[asyncio.Task] = set()
+# Closes of connections that need the driver (an overflow connection given
+# back to a full pool), kept until they finish; a disposal waits for them.
+_closing: set[asyncio.Task] = set()
 
 
 def _config_for(using: str) -> EngineConfig:
@@ -276,7 +277,8 @@ async def _dispose_entry(entry: EngineEntry) -> None:
 
 
 async def _closes_done() -> None:
-    pending = [task for task in _retiring if task.get_loop() is _get_running_loop()]
+    current = asyncio.current_task()
+    pending = [task for task in _closing if task.get_loop() is _get_running_loop() and task is not current]
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
 
@@ -362,14 +364,14 @@ def invalidate_pool(entry: EngineEntry) -> None:
     checked-out ones when they come back; nothing is closed outside the
     greenlet and no waiter loses its pool.
     """
-    entry.engine.sync_engine.pool._invalidate(None)
+    entry.engine.sync_engine.pool._invalidate(None)  # type: ignore[arg-type]
 
 
 def close_later(pooled: Any) -> None:
     """Give ``pooled`` back to its pool in the greenlet, from sync code."""
     task = asyncio.get_running_loop().create_task(greenlet_spawn(pooled.close))
-    _retiring.add(task)
-    task.add_done_callback(_retiring.discard)
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 def keep_for_this_step(entry: EngineEntry, pooled: Any) -> None:
