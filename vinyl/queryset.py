@@ -637,7 +637,9 @@ class VinylQuerySet(Generic[M]):
 
     @_falls_back
     async def in_bulk(self, id_list: Any = None, *, field_name: str = "pk") -> dict[Any, M]:
-        # (A vinyl QuerySet of ids is evaluated by Django in the bridge.)
+        # (A vinyl QuerySet of ids is evaluated by Django in the bridge, on its vinyl alias.)
+        if isinstance(id_list, VinylQuerySet):
+            id_list = id_list._django()
         return await self._read("in_bulk", _unwrap(id_list), field_name=field_name)
 
     async def create(self, **kwargs: Any) -> M:
