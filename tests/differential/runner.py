@@ -236,6 +236,7 @@ class Result:
     examples: dict = field(default_factory=dict)
     unknown: list[Mismatch] = field(default_factory=list)
     unknown_count: int = 0
+    unknown_by_signature: Counter = field(default_factory=Counter)
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -243,6 +244,8 @@ class Result:
                  f"in {self.seconds:.1f}s; errors agreed {sum(self.errors_agreed.values())} "
                  f"({dict(self.errors_agreed.most_common(8))}); known mismatches {dict(self.known)}; "
                  f"NEW mismatches {self.unknown_count}"]
+        for signature, n in self.unknown_by_signature.most_common():
+            lines.append(f"NEW by (write, terminal, Django, vinyl): {n} x {signature}")
         for name, example in self.examples.items():
             lines.append(f"--- known class {name} (first example):\n{example.report()}")
         for m in self.unknown:
@@ -374,6 +377,7 @@ class Runner:
         self.result.unknown_count += 1
         signature = (case.write, case.terminal[0], d[0], d[2] if d[0] == "error" else "", v[0], v[2] if v[0] == "error" else "")
         self.signatures[signature] += 1
+        self.result.unknown_by_signature[signature] += 1
         if self.signatures[signature] <= 2 and len(self.result.unknown) < self.max_reports:
             if not case.write and not m.repro:
                 await self.reproduce(m)
