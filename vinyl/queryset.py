@@ -18,6 +18,7 @@ from typing import (
 )  # fmt: skip
 
 from django.db import DatabaseError, connections, models
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.db.models.query import ModelIterable
 
@@ -114,6 +115,19 @@ def _unwrap(value: Any) -> Any:
         clone.prefetch_to = value.prefetch_to
         return clone
     return value
+
+
+def _compiles_as_django(qs: QuerySet, db: str) -> None:
+    """Compile an empty query (``none()``, ``__in=[]``) without running it.
+
+    Django compiles it before finding that it is empty, so its compile-time
+    errors (a year out of range, a non-bool ``isnull``) are raised; vinyl
+    answers such a query without SQL, and raises them too.
+    """
+    try:
+        qs.query.get_compiler(db).as_sql()
+    except (EmptyResultSet, FullResultSet):
+        pass
 
 
 class VinylQuerySet(Generic[M]):
@@ -434,6 +448,7 @@ class VinylQuerySet(Generic[M]):
         if kind == "get":
             return await _bridge.run(db, qs.get, readonly=_reads_only(qs))
         if qs.query.is_empty():
+            _compiles_as_django(qs, db)
             return []
         return await _bridge.run(db, _evaluate, qs, readonly=_reads_only(qs))
 
@@ -535,6 +550,7 @@ class VinylQuerySet(Generic[M]):
             return
         qs = self._django()
         if qs.query.is_empty():
+            _compiles_as_django(qs, qs.db)
             return
         if qs._prefetch_related_lookups and chunk_size is None:
             # As in Django: prefetching needs a chunk size to batch on.
@@ -622,12 +638,14 @@ class VinylQuerySet(Generic[M]):
     @_falls_back
     async def count(self) -> int:
         if self._recipe is None and self._qs.query.is_empty():
+            _compiles_as_django(self._qs, self.db)
             return 0
         return await self._scalar("count", "count")
 
     @_falls_back
     async def exists(self) -> bool:
         if self._recipe is None and self._qs.query.is_empty():
+            _compiles_as_django(self._qs, self.db)
             return False
         return await self._scalar("exists", "exists")
 

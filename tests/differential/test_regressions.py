@@ -326,9 +326,6 @@ async def test_distinct_ordered_by_an_annotation_with_a_value(backend: str) -> N
     assert got == expected
 
 
-@pytest.mark.xfail(strict=True, reason="empty-query-skips-compile: an empty query (none()) returns without compiling, "
-                   "so Django's compile-time errors (year 10000 out of range, a non-bool isnull) are not raised, by "
-                   "iterator(), await, count() or exists() (vinyl/queryset.py shortcuts, plans helper)")
 async def test_empty_query_still_validates(backend: str) -> None:
     def qs(manager: Any) -> Any:
         return manager.filter(day__year=10000).none()
