@@ -17,7 +17,7 @@ MATRIX_TESTS ?= tests/test_queryset.py tests/test_plan_cache.py tests/test_error
 	tests/engine/test_pool.py tests/relations/test_loading.py tests/packaging/test_matrix.py $(wildcard tests/differential)
 
 .PHONY: test-faults-long fuzz
-.PHONY: venv test test-django6 test-matrix test-all demo typecheck docs bench bench-quick bench-profile clean
+.PHONY: venv test test-django6 test-matrix test-all test-cluster demo typecheck docs bench bench-quick bench-profile clean
 
 # The distribution is django-vinyl (import name vinyl); venvs made before the
 # rename may still hold the old "vinyl" distribution of this tree: dropped.
@@ -100,6 +100,11 @@ fuzz: $(VENV)/.installed
 	VINYL_FUZZ_SEED=$(SEED) VINYL_FUZZ_READS=$(READS) VINYL_FUZZ_WRITES=$(WRITES) VINYL_FUZZ_VERBOSE=1 \
 	$(if $(BACKENDS),VINYL_TEST_BACKENDS=$(BACKENDS)) \
 	$(VENV)/bin/python -m pytest tests/differential/test_differential.py -p no:cacheprovider -q -s $(PYTEST_ARGS)
+
+## Three MariaDB Galera nodes started on this machine (Debian's galera-4), and
+## tests/cluster against them (~1 min).
+test-cluster: $(VENV)/.installed
+	VINYL_TEST_CLUSTER=1 $(VENV)/bin/python -m pytest tests/cluster $(PYTEST_ARGS)
 
 ## The demo on an SQLite file (no server). Another database:
 ##   make demo DEMO_ARGS="--database postgresql://postgres@127.0.0.1:5432/test"

@@ -30,6 +30,9 @@ from django.db import connections, transaction  # noqa: E402
 
 import vinyl  # noqa: E402
 
+# tests/cluster starts a three-node Galera cluster: `make test-cluster` runs it.
+collect_ignore = [] if os.environ.get("VINYL_TEST_CLUSTER") else ["cluster"]
+
 # vinyl's own plugin: the vinyl_transaction fixture (see vinyl/testing.py).
 pytest_plugins = ["vinyl.testing", "pytester"]
 

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "tests.qsapp",
     "tests.nativeapp",
     "tests.diffapp",
+    "tests.scaleapp",
 ]
 
 USE_TZ = True

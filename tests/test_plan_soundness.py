@@ -21,6 +21,7 @@ from django.db import connections
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from tests.diffapp.models import Item, Owner
 from tests.testapp.models import AllTypes, Author
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
@@ -256,3 +257,48 @@ async def test_aggregates_of_an_empty_in_list(backend):
         qs = Author.vinyl.filter(id__in=values)
         assert await qs.aggregate(total=Sum("age"), n=Count("id")) == {"total": None, "n": 0}
         assert await qs.in_bulk() == {}
+
+
+async def test_a_time_of_a_datetime_is_never_a_constant_of_a_plan(backend):
+    at = datetime.datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+    for hours in (1, 6, 12, 18, 23):
+        await AllTypes.vinyl.create(moment=at.replace(hour=hours))
+    for bound in (
+        datetime.datetime(2024, 10, 27, 22, 30, tzinfo=UTC),
+        datetime.datetime(2024, 1, 1, 3, 59, tzinfo=UTC),
+        datetime.datetime(2023, 5, 5, 13, 0, tzinfo=UTC),
+        datetime.datetime(2024, 10, 28, 22, 30, tzinfo=UTC),
+    ):
+        got = await ids(AllTypes.vinyl.filter(moment__time__lt=bound))
+        want = await django(backend, AllTypes, lambda m: django_ids(m.filter(moment__time__lt=bound)))
+        assert got == want, bound
+        got = await ids(AllTypes.vinyl.filter(moment__date=bound))
+        want = await django(backend, AllTypes, lambda m: django_ids(m.filter(moment__date=bound)))
+        assert got == want, bound
+    for clock in (datetime.time(5, 0), datetime.time(13, 0, 0, 5), datetime.time(20, 0)):
+        got = await ids(AllTypes.vinyl.filter(moment__time__lt=clock))
+        want = await django(backend, AllTypes, lambda m: django_ids(m.filter(moment__time__lt=clock)))
+        assert got == want, clock
+
+
+async def test_delete_of_an_empty_in_list_deletes_nothing(backend):
+    # (AllTypes has no relations: Django deletes it with one fast DELETE.)
+    row = await AllTypes.vinyl.create(char="x")
+    assert await AllTypes.vinyl.filter(id=row.pk, id__in=[]).delete() == (0, {})
+    assert await AllTypes.vinyl.filter(id__in=[None]).delete() == (0, {})
+    assert await AllTypes.vinyl.count() == 1
+
+
+async def test_a_time_zone_inside_a_subquery_is_never_a_constant_of_a_plan(backend):
+    # exclude() across a multi-valued relation puts the __date in a subquery.
+    early, late = await Owner.vinyl.create(name="early"), await Owner.vinyl.create(name="late")
+    await Item.vinyl.create(name="e", owner=early, at=datetime.datetime(2024, 1, 1, 2, tzinfo=UTC))
+    await Item.vinyl.create(name="l", owner=late, at=datetime.datetime(2024, 1, 1, 20, tzinfo=UTC))
+    for zone in (None, "Asia/Tokyo", "America/New_York", None, "Asia/Tokyo"):
+        with timezone.override(zone) if zone else timezone.override(timezone.get_default_timezone()):
+            for day in (datetime.date(2023, 12, 31), datetime.date(2024, 1, 1), datetime.date(2024, 1, 2)):
+                got = sorted(await Owner.vinyl.exclude(items__at__date=day).values_list("name", flat=True))
+                want = await django(backend, Owner, lambda m: sorted(m.exclude(items__at__date=day).values_list("name", flat=True)))
+                assert got == want, (zone, day)
+                got = await Owner.vinyl.exclude(items__at__date=day).count()
+                assert got == len(want), (zone, day)

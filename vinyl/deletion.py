@@ -54,7 +54,10 @@ class VinylCollector(Collector):
             for model, obj in self.instances_with_model():
                 self._send(signals.pre_delete, model, obj)
             for queryset in self.fast_deletes:
-                deleted[origin_model(queryset.model)._meta.label] += queryset._raw_delete(using=self.using)
+                # (None when the query matches nothing by construction: EmptyResultSet.)
+                count = queryset._raw_delete(using=self.using)
+                if count:
+                    deleted[origin_model(queryset.model)._meta.label] += count
             self._apply_field_updates()
             for model, instances in self.data.items():
                 pks = [obj.pk for obj in reversed(instances)]

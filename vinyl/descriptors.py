@@ -28,9 +28,8 @@ from django.db.models.fields.reverse_related import ForeignObjectRel
 from django.db.models.query_utils import DeferredAttribute
 from django.utils.functional import cached_property
 
-from vinyl import _bridge, generic
+from vinyl import _bridge, generic, routing
 from vinyl._vinylize import adopt, as_vinyl_queryset, as_vinyl_querysets
-from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.exceptions import DeferredFieldError, RelationNotAwaited
 from vinyl.models import vinyl_model
 
@@ -122,7 +121,7 @@ async def _fetch_forward(field: Any, instance: Any) -> Any:
     if None in field.get_local_related_value(instance):
         return None
     model = vinyl_model(field.remote_field.model)
-    using = instance._state.db or DEFAULT_ALIAS
+    using = routing.db_for_related(model, instance)
     return await model.vinyl_queryset(using).get(field.get_reverse_related_filter(instance))
 
 
@@ -148,7 +147,7 @@ async def _fetch_reverse_one(descriptor: Any, instance: Any) -> Any:
     if instance.pk is None:
         raise missing
     model = vinyl_model(related.related_model)
-    using = instance._state.db or DEFAULT_ALIAS
+    using = routing.db_for_related(model, instance)
     lookups = related.field.get_forward_related_filter(instance)
     try:
         return await model.vinyl_queryset(using).get(**lookups)

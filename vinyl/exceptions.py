@@ -32,6 +32,41 @@ class TransactionScopeEnded(TransactionManagementError):
     """A task used the transaction of an ``atomic`` block that has ended."""
 
 
+class DatabaseUnavailable(OperationalError):
+    """vinyl could not connect to the server of a database alias (``exc.alias``).
+
+    A read that the routers sent to that alias may run on the alias their
+    ``db_for_read_fallback`` gives (see ``vinyl.routing``).
+    """
+
+    def __init__(self, message: str, alias: str = "") -> None:
+        super().__init__(message)
+        self.alias = alias
+
+
+class TransactionConflict(OperationalError):
+    """The database rolled the whole transaction back because it conflicted
+    with a concurrent one; running it again may succeed.
+
+    PostgreSQL's serialization failure (SQLSTATE 40001) and deadlock (40P01),
+    MySQL/MariaDB's deadlock (1213) and lock wait timeout (1205). A subclass
+    of Django's ``OperationalError``, the class Django raises for them.
+    ``@vinyl.atomic(retries=N)`` runs the transaction again on it (see
+    ``vinyl.retry``). ``exc.reason`` says which conflict it was.
+    """
+
+    reason = "conflict"
+
+
+class CertificationConflict(TransactionConflict):
+    """A MariaDB Galera node rolled the transaction back: it lost certification
+    against a transaction another node committed first (error 1213 from a
+    node with ``wsrep_on``). Run it again, or let ``@vinyl.atomic(retries=N)``.
+    """
+
+    reason = "Galera certification conflict"
+
+
 class PoolExhausted(OperationalError):
     """No pooled connection became free within the pool's ``pool_timeout``."""
 
@@ -68,10 +103,11 @@ def connection_error(alias: str, entry: EngineEntry, exc: Exception) -> Exceptio
     """Turn a failure to connect into an error naming the alias and server."""
     url = entry.config.url
     where = f"{url.host or 'localhost'}:{url.port}" if url.host or url.port else str(url.database)
-    return OperationalError(
+    return DatabaseUnavailable(
         f"vinyl could not connect to database alias {alias!r} at {where} "
         f"({type(exc).__name__}: {exc}); check that the server is running and "
-        f"that HOST, PORT, USER and NAME of DATABASES[{alias!r}] are right"
+        f"that HOST, PORT, USER and NAME of DATABASES[{alias!r}] are right",
+        alias,
     )
 
 

@@ -8,7 +8,7 @@ from django.db import models
 from typing_extensions import TypeVar
 
 from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
-from vinyl.engine.engines import DEFAULT_ALIAS
+from vinyl import routing
 from vinyl.models import vinyl_model
 from vinyl.queryset import VinylQuerySet, no_async_alias
 
@@ -35,7 +35,9 @@ class VinylManager(Generic[M]):
         book = await Book.vinyl.create(title="x")       # typed as Book
         books = await Book.vinyl.filter(title__startswith="x")   # list[Book]
 
-    ``VinylManager(using="vinyl_other")`` binds another vinyl alias.
+    ``VinylManager(using="vinyl_other")`` binds another vinyl alias; without
+    one, each query asks ``DATABASE_ROUTERS`` (see ``vinyl.routing``) and
+    runs on ``vinyl_default`` when no router answers.
     """
 
     def __init__(self, using: str | None = None) -> None:
@@ -61,7 +63,8 @@ class VinylManager(Generic[M]):
                 f"the vinyl manager isn't accessible via {owner.__name__} "
                 f"instances: use {owner.__name__}.{self.name}"
             )
-        return BoundVinylManager(vinyl_model(owner), self._using or DEFAULT_ALIAS)
+        # No alias bound: each query asks the routers (vinyl.routing).
+        return BoundVinylManager(vinyl_model(owner), self._using)
 
 
 class BoundVinylManager(Generic[M]):
@@ -73,7 +76,7 @@ class BoundVinylManager(Generic[M]):
 
     __slots__ = ("model", "_using")
 
-    def __init__(self, model: type[M], using: str) -> None:
+    def __init__(self, model: type[M], using: str | None) -> None:
         #: The vinyl model class: every instance vinyl returns is of it.
         self.model = model
         self._using = using
@@ -93,14 +96,16 @@ class BoundVinylManager(Generic[M]):
     def raw(self, raw_query: str, params: Any = (), translations: Any = None) -> VinylRawQuerySet:
         from vinyl.raw import VinylRawQuerySet
 
-        return VinylRawQuerySet(self.model, raw_query, params, translations, self._using)
+        using = self._using or routing.db_for_read(self.model)
+        return VinylRawQuerySet(self.model, raw_query, params, translations, using)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names the manager lacks.
         raise no_async_alias(type(self).__name__, name)
 
     def __repr__(self) -> str:
-        return f"<VinylManager of {self.model.__name__} on {self._using!r}>"
+        where = repr(self._using) if self._using else "the routers' alias"
+        return f"<VinylManager of {self.model.__name__} on {where}>"
 
     # Chainable methods: a new QuerySet --------------------------------
 

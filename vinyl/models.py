@@ -104,8 +104,14 @@ class VinylInstance:
 
         return VinylQuerySet(cls, using=using or DEFAULT_ALIAS)
 
-    def _vinyl_alias(self, using: str | None) -> str:
-        return using or self._state.db or DEFAULT_ALIAS
+    def _vinyl_alias(self, using: str | None, write: bool = False) -> str:
+        """``using``, else the alias the routers give for this instance (``vinyl.routing``)."""
+        if using:
+            return using
+        from vinyl import routing
+
+        route = routing.db_for_write if write else routing.db_for_read
+        return route(type(self), instance=self)
 
     # save -------------------------------------------------------------
 
@@ -131,7 +137,7 @@ class VinylInstance:
                 f"only updates; insert it with `await "
                 f"{self._vinyl_origin.__name__}.vinyl.create(...)`"
             )
-        alias = self._vinyl_alias(using)
+        alias = self._vinyl_alias(using, write=True)
         parent_save = super().save  # type: ignore[misc]
 
         from vinyl import generic
@@ -211,7 +217,7 @@ class VinylInstance:
         """
         from vinyl.deletion import delete_instance
 
-        alias = self._vinyl_alias(using)
+        alias = self._vinyl_alias(using, write=True)
         if _bridge.in_bridge():
             return delete_instance(self, alias, keep_parents)  # type: ignore[arg-type]
         return _bridge.run(alias, delete_instance, self, alias, keep_parents)

@@ -8,21 +8,27 @@ implementation on vinyl's connection (see ``vinyl._bridge``).
 
 from __future__ import annotations
 
+import functools
 import itertools
+import logging
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Callable, Coroutine, Generator, Generic, Iterator, TypeVar, overload
+from typing import (
+    Any, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Generator, Generic, Iterator,
+    ParamSpec, TypeVar, overload,
+)  # fmt: skip
 
 from django.db import DatabaseError, connections, models
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.db.models.query import ModelIterable
 
-from vinyl import _bridge, generic, prefetch
+from vinyl import _bridge, generic, prefetch, routing
 from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related
 from vinyl.models import vinyl_model
 from vinyl.engine import scope as _scope
 from vinyl.engine.engines import cached_facts
 from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
+from vinyl.exceptions import DatabaseUnavailable
 from vinyl.translate import inserts
 from vinyl.translate.gcpause import paused_gc
 from vinyl.translate.plan_cache import PlanCache, plan_cache_for
@@ -30,6 +36,8 @@ from vinyl.translate.plans import NEVER, VALUE_ERRORS, Builder, Plan, in_other_z
 from vinyl.translate.shapes import deferrable, step_shape, substitute
 
 M = TypeVar("M", bound=models.Model)
+
+logger = logging.getLogger("vinyl.routing")
 
 _SYNC_USE = (
     "cannot evaluate a vinyl QuerySet synchronously: use `await qs` for a list "
@@ -47,6 +55,37 @@ CONFLICT_ATTEMPTS = 5
 def no_async_alias(owner: str, name: str) -> AttributeError:
     """Return the error for a name a vinyl manager or QuerySet lacks."""
     return AttributeError(f"{owner} has no attribute {name!r}")
+
+
+R = TypeVar("R")
+P = ParamSpec("P")
+Q = TypeVar("Q", bound="VinylQuerySet[Any]")
+
+
+def _falls_back(
+    read: Callable[Concatenate[Q, P], Awaitable[R]],
+) -> Callable[Concatenate[Q, P], Coroutine[Any, Any, R]]:
+    """Run a routed read once more on the routers' fallback when its alias is down.
+
+    See ``vinyl.routing``: only reads the routers placed, outside a
+    transaction, and only when a router's ``db_for_read_fallback`` answers.
+    """
+
+    @functools.wraps(read)
+    async def wrapper(self: Q, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await read(self, *args, **kwargs)
+        except DatabaseUnavailable as exc:
+            other = self._fallback(exc)
+            if other is None:
+                raise
+            logger.warning(
+                "%s: database alias %r is unavailable, reading from %r as the routers' "
+                "db_for_read_fallback says (%s)", self._model.__name__, exc.alias, other, exc,
+            )
+            return await read(self.using(other), *args, **kwargs)  # type: ignore[arg-type]
+
+    return wrapper
 
 
 # Recipes Django has accepted: (model, recipe) -> whether a call of that
@@ -146,7 +185,34 @@ class VinylQuerySet(Generic[M]):
 
     @property
     def db(self) -> str:
-        return self._db if self._db is not None else self._qs.db
+        """The alias a read runs on: ``using()``'s, else the routers' (vinyl.routing)."""
+        if self._db is not None:
+            return self._db
+        built = self._built
+        hints, for_write = routing.queryset_routing(built)
+        if for_write or (built is None and any(s[0] == "select_for_update" for s in self._steps)):
+            return routing.db_for_write(self._model, **hints)
+        return routing.db_for_read(self._model, **hints)
+
+    @property
+    def _write_db(self) -> str:
+        """The alias a write runs on: ``using()``'s, else the routers'."""
+        if self._db is not None:
+            return self._db
+        return routing.db_for_write(self._model, **routing.queryset_routing(self._built)[0])
+
+    def _fallback(self, exc: DatabaseUnavailable) -> str | None:
+        """The alias a read that could not connect runs on instead, if any."""
+        if self._db is not None or exc.alias != self.db or active_scope(exc.alias) is not None:
+            return None
+        return routing.read_fallback(self._model, exc.alias, **routing.queryset_routing(self._built)[0])
+
+    def _django(self, write: bool = False) -> QuerySet:
+        """A copy of the Django QuerySet, on the alias this call runs on."""
+        qs = self._qs._chain()
+        if qs._db is None:
+            qs._db = self._write_db if write else self.db
+        return qs
 
     @property
     def ordered(self) -> bool:
@@ -164,7 +230,7 @@ class VinylQuerySet(Generic[M]):
 
     def as_django(self) -> QuerySet:
         """Return the Django QuerySet this one runs (same query, same alias)."""
-        return self._qs._chain()
+        return self._django()
 
     # Chainable methods --------------------------------------------------
 
@@ -306,6 +372,7 @@ class VinylQuerySet(Generic[M]):
     def __await__(self) -> Generator[Any, None, list[M]]:
         return self._fetch().__await__()
 
+    @_falls_back
     async def _fetch(self) -> list[M]:
         recipe = self._recipe
         if recipe is not None and any(shape[0] == "prefetch_related" for shape in recipe):
@@ -334,10 +401,10 @@ class VinylQuerySet(Generic[M]):
         await prefetch.prefetch_reverse_fk(objs, relations, self.db)
         return objs
 
-    def _probe(self, probes: tuple, lookups: dict | None) -> QuerySet:
-        """The Django QuerySet of this recipe with ``probes`` in its slots."""
+    def _probe(self, probes: tuple, lookups: dict | None, db: str) -> QuerySet:
+        """The Django QuerySet of this recipe with ``probes`` in its slots, on ``db``."""
         filled = iter(probes)
-        qs = _new_django_queryset(self._model, self._db)
+        qs = _new_django_queryset(self._model, db)
         for method, args, kwargs in self._steps:
             args, kwargs = substitute(method, args, kwargs, filled)
             qs = getattr(qs, method)(*args, **kwargs)
@@ -355,6 +422,7 @@ class VinylQuerySet(Generic[M]):
             return plan.build(await _scope.fetch(db, plan.sql, plan.params(values)))
         qs = self._qs if lookups is None else self._qs.filter(**lookups)
         qs = qs._chain()
+        qs._db = db
         compiled = self._compile(qs, cache, key, plan, values, lookups) if cache is not None else None
         if compiled is not None:
             sql, params, build = compiled
@@ -377,7 +445,7 @@ class VinylQuerySet(Generic[M]):
             key,
             qs,
             values,
-            lambda probes: self._probe(probes, lookups),
+            lambda probes: self._probe(probes, lookups, qs.db),
             get=key[1] == "get",
             adopt=adopt_related,
             vinyl_class=vinyl_model,
@@ -399,7 +467,7 @@ class VinylQuerySet(Generic[M]):
         plan = cache.lookup(key)
         if type(plan) is Plan:
             return plan.sql, plan.params(self._values), plan.build
-        return self._compile(self._qs._chain(), cache, key, plan, self._values, None)
+        return self._compile(self._django(), cache, key, plan, self._values, None)
 
     async def _scalar(self, kind: str, method: str) -> Any:
         """count() / exists() through the plan cache."""
@@ -409,8 +477,8 @@ class VinylQuerySet(Generic[M]):
         plan = cache.lookup(key) if cache is not None else None
         if type(plan) is Plan:
             return plan.build(await _scope.fetch(db, plan.sql, plan.params(self._values)))
-        qs = self._qs._chain()
-        probed = cache.probes(key, db, self._values, lambda probes: self._probe(probes, None)) if cache is not None and cache.wants(plan) else None
+        qs = self._django()
+        probed = cache.probes(key, db, self._values, lambda probes: self._probe(probes, None, db)) if cache is not None and cache.wants(plan) else None
         if cache is None or probed is None:
             return await _bridge.run(db, getattr(qs, method), readonly=True)
         probes, probe_qs = probed
@@ -433,8 +501,9 @@ class VinylQuerySet(Generic[M]):
             raise TypeError(f"QuerySet indices must be integers or slices, not {type(k).__name__}.")
         return self._item(k)
 
+    @_falls_back
     async def _item(self, k: int) -> Any:
-        qs = self._qs._chain()
+        qs = self._django()
         return await _bridge.run(qs.db, qs.__getitem__, k, readonly=_reads_only(qs))
 
     def __aiter__(self) -> AsyncIterator[M]:
@@ -460,7 +529,7 @@ class VinylQuerySet(Generic[M]):
                     for obj in build(rows):
                         yield obj
             return
-        qs = self._qs._chain()
+        qs = self._django()
         if qs.query.is_empty():
             return
         if qs._prefetch_related_lookups and chunk_size is None:
@@ -511,16 +580,17 @@ class VinylQuerySet(Generic[M]):
     # Terminal coroutines ------------------------------------------------
 
     async def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        qs = self._qs._chain()
+        qs = self._django(write=True)
         args = tuple(_unwrap(a) for a in args)
         return await _bridge.run(qs.db, lambda: getattr(qs, method)(*args, **kwargs))
 
     async def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        qs = self._qs._chain()
+        qs = self._django()
         return await _bridge.run(
             qs.db, lambda: getattr(qs, method)(*args, **kwargs), readonly=_reads_only(qs)
         )
 
+    @_falls_back
     async def get(self, *args: Any, **kwargs: Any) -> M:
         """Return the one object matching the lookups (DoesNotExist otherwise)."""
         shaped = step_shape("filter", args, kwargs) if self._recipe is not None else None
@@ -529,34 +599,43 @@ class VinylQuerySet(Generic[M]):
         shape, values = shaped
         return await self._rows("get", self._recipe + (shape,), self._values + values, kwargs)  # type: ignore[operator]
 
+    @_falls_back
     async def first(self) -> M | None:
         return await self._read("first")
 
+    @_falls_back
     async def last(self) -> M | None:
         return await self._read("last")
 
+    @_falls_back
     async def latest(self, *fields: Any) -> M:
         return await self._read("latest", *fields)
 
+    @_falls_back
     async def earliest(self, *fields: Any) -> M:
         return await self._read("earliest", *fields)
 
+    @_falls_back
     async def count(self) -> int:
         if self._recipe is None and self._qs.query.is_empty():
             return 0
         return await self._scalar("count", "count")
 
+    @_falls_back
     async def exists(self) -> bool:
         if self._recipe is None and self._qs.query.is_empty():
             return False
         return await self._scalar("exists", "exists")
 
+    @_falls_back
     async def contains(self, obj: Any) -> bool:
         return await self._read("contains", obj)
 
+    @_falls_back
     async def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return await self._read("aggregate", *args, **kwargs)
 
+    @_falls_back
     async def in_bulk(self, id_list: Any = None, *, field_name: str = "pk") -> dict[Any, M]:
         # (A vinyl QuerySet of ids is evaluated by Django in the bridge.)
         return await self._read("in_bulk", _unwrap(id_list), field_name=field_name)
@@ -564,7 +643,7 @@ class VinylQuerySet(Generic[M]):
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
         model = self._model
-        db = self.db
+        db = self._write_db
         if model._meta.private_fields:  # content_object=...: its content type
             await generic.prepare_create(model, db, kwargs)
         # (_plans() is None until the server facts that features need are known.)
@@ -578,7 +657,7 @@ class VinylQuerySet(Generic[M]):
             if not await self._insert_planned(obj, db, plans):
                 await _bridge.run(db, lambda: obj.save(force_insert=True, using=db), single_write=True)
             return obj
-        qs = self._qs._chain()
+        qs = self._django(write=True)
         return await _bridge.run(
             qs.db, lambda: qs.create(**kwargs), single_write=_bridge.one_statement_save(qs.model)
         )
@@ -613,7 +692,7 @@ class VinylQuerySet(Generic[M]):
         # a losing insert hit). Outside atomic the transaction is vinyl's,
         # so it runs again and finds the winner's row; inside a block the
         # error propagates, as the whole block was rolled back.
-        alias = self._qs.db
+        alias = self._write_db
         attempts = 1 if active_scope(alias) is not None else CONFLICT_ATTEMPTS
         for attempt in range(1, attempts + 1):
             try:
@@ -656,7 +735,7 @@ class VinylQuerySet(Generic[M]):
 
     async def _bulk_insert_planned(self, objs: list, batch_size: int | None) -> bool:
         """INSERT ``objs`` through the plan cache; False if Django must insert them."""
-        model, db = self._model, self.db
+        model, db = self._model, self._write_db
         plans = _plans(db, ())
         if plans is None or not inserts.bulk_plannable(model, db):
             return False
@@ -706,7 +785,7 @@ class VinylQuerySet(Generic[M]):
         shaped = step_shape("update", (), kwargs) if single and self._recipe is not None else None
         if shaped is not None:
             return await self._update_planned(shaped, kwargs)
-        qs = self._qs._chain()
+        qs = self._django(write=True)
         return await _bridge.run(qs.db, lambda: qs.update(**kwargs), single_write=single)
 
     async def _update_planned(self, shaped: tuple, kwargs: dict) -> int:
@@ -714,7 +793,7 @@ class VinylQuerySet(Generic[M]):
         shape, update_values = shaped
         recipe = self._recipe + (shape,)  # type: ignore[operator]
         values = self._values + update_values
-        db = self.db
+        db = self._write_db
         cache = _plans(db, recipe)
         key = (self._model, "update", recipe)
         plan = cache.lookup(key) if cache is not None else None
@@ -722,13 +801,13 @@ class VinylQuerySet(Generic[M]):
             count = await _scope.write(db, plan.sql, plan.params(values))
             if count is not NotImplemented:
                 return count
-        qs = self._qs._chain()
+        qs = self._django(write=True)
         probed = None
         if cache is not None and cache.wants(plan):
             own = len(self._values)
 
             def probe_update(probes: tuple) -> Callable[[], Any]:
-                probe_qs = self._probe(probes[:own], None)
+                probe_qs = self._probe(probes[:own], None, db)
                 probe_kwargs = substitute("update", (), kwargs, iter(probes[own:]))[1]
                 return lambda: probe_qs.update(**probe_kwargs)
 
@@ -746,9 +825,10 @@ class VinylQuerySet(Generic[M]):
         """Delete matching rows with their cascades: Django's ``(count, {label: count})``."""
         from vinyl.deletion import delete_queryset
 
-        qs = self._qs._chain()
+        qs = self._django(write=True)
         return await _bridge.run(qs.db, delete_queryset, qs, self)
 
+    @_falls_back
     async def explain(self, *, format: str | None = None, **options: Any) -> str:
         return await self._read("explain", format=format, **options)
 

@@ -17,7 +17,7 @@ import inspect
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, TypeVar
 
-from django.db import connections, models, router, transaction
+from django.db import models, transaction
 from django.db.models.fields.related_descriptors import (
     ManyToManyDescriptor,
     create_forward_many_to_many_manager,
@@ -26,10 +26,9 @@ from django.db.models.fields.related_descriptors import (
 from django.db.models.signals import m2m_changed
 from django.db.models.utils import resolve_callables
 
-from vinyl import _bridge, generic
+from vinyl import _bridge, generic, routing
 from vinyl._aliases import RELATED_ALIASES, add_async_aliases
 from vinyl._vinylize import as_vinyl_queryset, as_vinyl_querysets
-from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.models import is_vinyl_model, vinyl_model
 from vinyl.queryset import VinylQuerySet
 
@@ -122,7 +121,7 @@ class _ManyToMany:
             return
         defaults = dict(resolve_callables(through_defaults or {}))
         target_ids = self._get_target_ids(target_field_name, objs)  # type: ignore[attr-defined]
-        db = using or router.db_for_write(self.through, instance=self.instance)
+        db = using or routing.db_for_write(self.through, instance=self.instance)
         ignore_conflicts, signals, fast = self._get_add_plan(db, source_field_name)  # type: ignore[attr-defined]
         rows = self.through._default_manager.using(db)
         if fast:
@@ -159,7 +158,7 @@ class _ManyToMany:
             self.target_field.get_foreign_related_value(obj)[0] if isinstance(obj, self.model) else obj
             for obj in objs
         }
-        db = using or router.db_for_write(self.through, instance=self.instance)
+        db = using or routing.db_for_write(self.through, instance=self.instance)
         with transaction.atomic(using=db, savepoint=False):
             self._send("pre_remove", old_ids, db, raw)
             targets = self._base_queryset()
@@ -173,7 +172,7 @@ class _ManyToMany:
             self._send("post_remove", old_ids, db, raw)
 
     def _clear_base(self, using: str | None = None, raw: bool = False) -> None:
-        db = using or router.db_for_write(self.through, instance=self.instance)
+        db = using or routing.db_for_write(self.through, instance=self.instance)
         with transaction.atomic(using=db, savepoint=False):
             self._send("pre_clear", None, db, raw)
             filters = self._build_remove_filters(self._base_queryset().using(db))  # type: ignore[attr-defined]
@@ -182,7 +181,7 @@ class _ManyToMany:
 
     def clear(self) -> None:
         self._remove_prefetched_objects()  # type: ignore[attr-defined]
-        self._clear_base(using=router.db_for_write(self.through, instance=self.instance))
+        self._clear_base(using=routing.db_for_write(self.through, instance=self.instance))
 
     def _delete_through(self, filters: Any, db: str) -> None:
         from vinyl.deletion import delete_queryset
@@ -273,7 +272,10 @@ class VinylRelatedManager(Generic[M]):
 
     def get_queryset(self) -> VinylQuerySet[M]:
         """Return a fresh query for the related objects (never a prefetched cache)."""
-        return VinylQuerySet._wrap(self._manager.get_queryset()._chain())
+        qs = self._manager.get_queryset()._chain()
+        # Reads follow the instance's alias; writes ask the routers.
+        routing.mark_related(qs)
+        return VinylQuerySet._wrap(qs)
 
     def __getattr__(self, name: str) -> Any:
         name = RELATED_ALIASES.get(name, name)  # Django's async names
@@ -291,8 +293,8 @@ class VinylRelatedManager(Generic[M]):
         if state.db is None:
             # As Django's relation assignment does, place a loose instance on
             # the database it is used with, so Django's router agrees.
-            state.db = self._manager._db or DEFAULT_ALIAS
-        return self._manager._db or state.db
+            state.db = self._manager._db or routing.db_for_write(self.model, instance=self.instance)
+        return self._manager._db or routing.db_for_write(self.model, instance=self.instance)
 
     async def _write(self, method: str, objs: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
         objs = list(objs)
@@ -347,15 +349,7 @@ class VinylRelatedManager(Generic[M]):
 add_async_aliases(VinylRelatedManager, RELATED_ALIASES)
 
 
-def _same_database(a: str | None, b: str) -> bool:
-    """Do two aliases name the same database (vinyl's alias beside Django's)?"""
-    if a is None or a not in connections.settings or b not in connections.settings:
-        return False
-    first, second = connections.settings[a], connections.settings[b]
-    keys = ("NAME", "HOST", "PORT")
-    return connections[a].vendor == connections[b].vendor and all(
-        (first.get(k) or "") == (second.get(k) or "") for k in keys
-    )
+_same_database = routing.same_database
 
 
 @contextmanager

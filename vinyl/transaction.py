@@ -33,6 +33,7 @@ from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable,
 from django.db.transaction import TransactionManagementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vinyl import retry
 from vinyl.engine import callbacks, savepoints
 from vinyl.engine import checkout as checkouts
 from vinyl.engine import scope as scopes
@@ -80,21 +81,31 @@ class atomic:
     An exception rolls the block back and propagates. ``durable=True``
     refuses to open inside another block; ``savepoint=False`` makes a nested
     block share its parent's fate (an exception in it rolls the enclosing
-    block back), as in Django.
+    block back), as in Django. ``retries=N`` (decorator only) runs the
+    function again when the database rolls the transaction back for a
+    conflict (see ``vinyl.retry``)::
+
+        @vinyl.atomic(retries=3)
+        async def transfer(...): ...
     """
 
-    def __new__(cls, using: Any = DEFAULT_ALIAS, savepoint: bool = True, durable: bool = False) -> Any:
+    def __new__(
+        cls, using: Any = DEFAULT_ALIAS, savepoint: bool = True, durable: bool = False, retries: int = 0
+    ) -> Any:
         if callable(using):
             # Bare decorator: @vinyl.atomic
             return atomic(DEFAULT_ALIAS)(using)
         return super().__new__(cls)
 
-    def __init__(self, using: str = DEFAULT_ALIAS, savepoint: bool = True, durable: bool = False) -> None:
+    def __init__(
+        self, using: str = DEFAULT_ALIAS, savepoint: bool = True, durable: bool = False, retries: int = 0
+    ) -> None:
         if not isinstance(using, str):
             raise TypeError(f"atomic(using=...) takes an alias name, got {using!r}")
         self.using = using
         self.savepoint = savepoint
         self.durable = durable
+        self.retries = retry.check_retries(retries)
         # One stack per task: the same atomic object may be entered by
         # several tasks at once.
         self._levels: dict[asyncio.Task | None, list[_Level]] = {}
@@ -108,6 +119,11 @@ class atomic:
 
         @functools.wraps(func)
         async def inner(*args: Any, **kwargs: Any) -> Any:
+            if self.retries:
+                return await retry.run_with_retries(
+                    func, args, kwargs, using=self.using, retries=self.retries,
+                    savepoint=self.savepoint, durable=self.durable,
+                )  # fmt: skip
             async with atomic(self.using, self.savepoint, self.durable):
                 return await func(*args, **kwargs)
 
@@ -125,6 +141,11 @@ class atomic:
         return level
 
     async def __aenter__(self) -> None:
+        if self.retries:
+            raise TypeError(
+                "atomic(retries=...) cannot run an `async with` block again: put the "
+                "block in an async function and decorate it with @vinyl.atomic(retries=...)"
+            )
         current = scopes.active_scope(self.using)
         if current is None:
             root = await checkouts.checkout(self.using, in_block=True)

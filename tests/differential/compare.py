@@ -186,6 +186,9 @@ def diff_summary(a: Any, b: Any) -> str:
         ca, cb = Counter(map(repr, a[1])), Counter(map(repr, b[1]))
         only_a, only_b = ca - cb, cb - ca
         if not only_a and not only_b:
+            for x, y in zip(a[1], b[1]):
+                if x != y:
+                    return "the same items by repr, yet unequal: " + _first_difference(x, y)
             return "same items, other order"
         head = f"{len(a[1])} rows vs {len(b[1])}; {sum(only_a.values())} only in Django's, {sum(only_b.values())} only in vinyl's"
         ia = [x for x in a[1] if repr(x) in only_a]

@@ -543,6 +543,8 @@ class Grammar:
                 ops.append(("defer", fields, ()))
             elif kind == "reverse" and ordered:
                 ops.append(("reverse", (), ()))
+        if not self.stable and s.random() < 0.03:
+            ops.append(("none", (), ()))
         # values / dates
         r = s.random()
         if r < 0.3:
@@ -568,13 +570,21 @@ class Grammar:
                     ordered = False
             if s.random() < 0.2:
                 ops.append(("distinct", (), ()))
+            if style in ("list", "flat") and fields and not self.stable and s.random() < 0.2:
+                # A set operation with a QuerySet of the same columns (each ORM its own).
+                other = QS(model, (("filter",) + self.condition(s, v, model), ("values_list", fields, (("flat", True),) if style == "flat" else ())))
+                method = s.choice(["union", "union", "intersection", "difference"])
+                ops.append((method, (other,), (("all", True),) if method == "union" and s.random() < 0.5 else ()))
+                ordered = False
         elif r < 0.36 and model in DATE_FIELDS:
             fname, fkind = s.choice(DATE_FIELDS[model])
             order = s.choice(["ASC", "DESC"])
             if fkind == "date":
                 ops.append(("dates", (fname, s.choice(["year", "month", "week", "day"]), order), ()))
             else:
-                ops.append(("datetimes", (fname, s.choice(["year", "month", "week", "day", "hour", "minute", "second"]), order), ()))
+                kind_ = s.choice(["year", "month", "week", "day", "hour", "minute", "second"])
+                tzinfo = (("tzinfo", ZoneInfo(v.choice(ZONES))),) if s.random() < 0.3 else ()
+                ops.append(("datetimes", (fname, kind_, order), tzinfo))
             mode = "dates"
             ordered = True
         # terminal
@@ -605,7 +615,11 @@ class Grammar:
             choice = s.random()
             if choice < 0.2:
                 terminal = ("in_bulk", (), ())
-            elif choice < 0.3 and model == "Tag":
+            elif choice < 0.4:
+                # A QuerySet as the id list (each ORM its own).
+                sub = QS(model, (("filter", (), (("id__lte", v.randint(0, 12)),)), ("values_list", ("pk",), (("flat", True),))))
+                terminal = ("in_bulk", (sub,), ())
+            elif choice < 0.5 and model == "Tag":
                 terminal = ("in_bulk", ([v.choice(self.data.tags)["name"] for _ in range(2)],), (("field_name", "name"),))
             else:
                 terminal = ("in_bulk", (ids,), ())
@@ -690,6 +704,8 @@ class Grammar:
                 kw += (("batch_size", s.choice([1, 2])),)
             if model == "Tag" and s.random() < 0.4:
                 kw += (("ignore_conflicts", True),)
+            elif model == "Tag" and s.random() < 0.3:
+                kw += (("update_conflicts", True), ("unique_fields", ["name"]), ("update_fields", ["weight"]))
             return Case(model, (), ("bulk_create", (objs,), kw), shape, draw, write=True)
         if kind == "bulk_update":
             model = "Item"

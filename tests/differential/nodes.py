@@ -259,6 +259,8 @@ def code(x: Any, side: str) -> str:
         return f"Decimal({str(x)!r})"
     if isinstance(x, uuid.UUID):
         return f"uuid.UUID({str(x)!r})"
+    if isinstance(x, datetime.tzinfo) and hasattr(x, "key"):
+        return f"ZoneInfo({x.key!r})"
     return repr(x)
 
 
@@ -291,7 +293,7 @@ class Case:
         if self.write and name.startswith("obj:"):
             return self.extra["code"][side]
         head = f"{self.model}.objects" if side == DJANGO else f"{self.model}.vinyl"
-        chain = head + (ops_code(self.ops, side) if self.ops else "")
+        chain = head + (ops_code(self.ops, side) if self.ops else ".all()")
         parts = [code(a, side) for a in args] + [f"{k}={code(v, side)}" for k, v in kwargs]
         aw = "await " if side == VINYL else ""
         if name == "list":

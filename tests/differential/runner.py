@@ -276,6 +276,7 @@ class Runner:
         self.concurrency = int(os.environ.get("VINYL_FUZZ_CONCURRENCY", "5"))
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="django-oracle")
         self.draws_of_shape: dict[tuple[str, int], list[Case]] = {}
+        self.history: list[Case] = []  # every read vinyl ran, in order (reproductions replay it)
         self.signatures: Counter = Counter()
         self.pool_errors = _PoolErrors()
         self.pool_logger = logging.getLogger("sqlalchemy.pool")
@@ -316,6 +317,7 @@ class Runner:
                 self.draws_of_shape.setdefault(("r", case.shape), []).append(case)
                 self.result.reads += 1
                 await self.judge(case, d, v)
+                self.history.append(case)
             await self.judge_pool_log(cases)
             if (start // batch) % 50 == 0:
                 self.log(f"{self.backend}: {self.result.reads} reads, {self.result.unknown_count} new mismatches, known {dict(self.result.known)}")
@@ -431,7 +433,29 @@ class Runner:
                 m.before = [prior]
                 m.repro = "after another draw of the same shape (a plan made from other values or settings)"
                 return
-        m.repro = "not reproduced in isolation (depends on earlier queries of the run)"
+        await self.reduce_history(m)
+
+    async def reduce_history(self, m: Mismatch, budget: int = 60) -> None:
+        """Replay the run's earlier reads, then drop chunks of them while the mismatch stays."""
+        history = self.history[-3000:]
+        if not await self._mismatch_alone(m.case, history):
+            m.repro = "not reproduced by replaying the run's reads (concurrency or writes?)"
+            return
+        replays = 1
+        chunk = max(1, len(history) // 2)
+        while chunk >= 1 and replays < budget:
+            i = 0
+            while i < len(history) and replays < budget:
+                trial = history[:i] + history[i + chunk:]
+                replays += 1
+                if await self._mismatch_alone(m.case, trial):
+                    history = trial
+                else:
+                    i += chunk
+            chunk //= 2
+        m.before = history
+        reduced = "minimal" if chunk < 1 else f"reduced within {budget} replays"
+        m.repro = f"after these {len(history)} earlier reads on vinyl ({reduced}), on a cold plan cache"
 
 
 def _snap_diff(a: Any, b: Any) -> str:

@@ -19,12 +19,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, ProgrammingError
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 import vinyl
 from tests.diffapp.models import Item, Owner, Premium, Profile
 from tests.differential.compare import classify
+from tests.differential.data import Dataset, restore
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
@@ -54,8 +56,8 @@ def sync(backend: str) -> str:
 
 # --------------------------------------------------------------- streaming
 @pytest.mark.backends("postgresql", reason="integer + smallint overflows only where the sum stays a 32-bit integer")
-@pytest.mark.xfail(strict=True, reason="stream-driver-error-leak: async for raises asyncpg's NumericValueOutOfRangeError, "
-                   "not django.db.DataError (vinyl/engine, faults helper)")
+# stream-driver-error-leak (fixed on main): async for raises asyncpg's NumericValueOutOfRangeError, not
+# django.db.DataError
 async def test_stream_error_is_djangos_class(backend: str) -> None:
     await Item.vinyl.create(name="a", integer=2147483647, small=1)
     qs = Item.vinyl.alias(total=F("integer") + F("small")).filter(total__isnull=False)
@@ -79,8 +81,6 @@ async def test_iterator_with_prefetch_returns_every_row(backend: str) -> None:
 
 # -------------------------------------------------------------- parameters
 @pytest.mark.backends("postgresql", reason="asyncpg types every parameter; the other drivers send text or numbers")
-@pytest.mark.xfail(strict=True, reason="pg-int-beyond-int64-param: asyncpg refuses a Python int beyond 64 bits "
-                   "(DataError) where psycopg sends numeric (parameter typing: vinyl/engine, faults helper)")
 async def test_int_beyond_64_bits_in_filter(backend: str) -> None:
     await Item.vinyl.create(name="a", big=2**63 - 1)
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(big__range=(2**63 - 1, 2**64)).values_list("name", flat=True)))
@@ -89,8 +89,6 @@ async def test_int_beyond_64_bits_in_filter(backend: str) -> None:
 
 
 @pytest.mark.backends("postgresql", reason="asyncpg types every parameter; the other drivers send text")
-@pytest.mark.xfail(strict=True, reason="pg-text-param-for-typed-column: a str for a DurationField (interval) parameter: "
-                   "psycopg lets PostgreSQL cast it, asyncpg raises DataError (parameter typing: faults helper)")
 async def test_duration_given_as_text_in_filter(backend: str) -> None:
     await Item.vinyl.create(name="a", span=datetime.timedelta(days=1))
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(span="1 day, 0:00:00").values_list("name", flat=True)))
@@ -110,8 +108,8 @@ async def test_invalid_ip_address_in_filter(backend: str) -> None:
 
 # ------------------------------------------------------------ MySQL errors
 @pytest.mark.backends("mysql", reason="error 1690 (unsigned value out of range) is MySQL's")
-@pytest.mark.xfail(strict=True, reason="mysql-1690-not-integrityerror: Django maps 1690 to IntegrityError, vinyl raises "
-                   "OperationalError (vinyl/exceptions.py, faults helper)")
+# mysql-1690-not-integrityerror (fixed on main): Django maps 1690 to IntegrityError, vinyl raises
+# OperationalError
 async def test_mysql_out_of_range_arithmetic_is_integrityerror(backend: str) -> None:
     await Item.vinyl.create(name="a", pint=0, psmall=1)
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(psmall__gt=F("pint") - 5)))
@@ -153,22 +151,21 @@ async def test_select_related_reverse_child_has_parent_fields(backend: str) -> N
 
 
 # ------------------------------------------------------------- validation
-@pytest.mark.xfail(strict=True, reason="validation-deferred-to-await: once a shape was accepted, a later filter() with "
-                   "an invalid value raises at await, not at filter() as in Django (vinyl/queryset.py recipe "
-                   "laziness + vinyl/translate, plans helper)")
+# validation-deferred-to-await (fixed on main): once a shape was accepted, a later filter() with an invalid
+# value raises at await, not at filter() as in Django
 async def test_invalid_value_raises_at_filter_after_a_valid_one(backend: str) -> None:
     await Item.vinyl.create(name="a", flag=True)
     expected = await django(lambda: Item.objects.using(sync(backend)).filter(flag="abc"))
     assert expected == ("raised", "ValidationError")
-    assert await Item.vinyl.filter(name="a").filter(flag="true").count() == 1  # a str Django converts
+    assert await Item.vinyl.filter(name="a").filter(flag="True").count() == 1  # a str Django converts
     with pytest.raises(ValidationError):
         Item.vinyl.filter(name="a").filter(flag="abc")  # no await: Django raises here
 
 
 # ------------------------------------------------------------------ pool
-@pytest.mark.xfail(strict=True, reason="pool-overflow-close-outside-greenlet: with a plan, a connection returned to a full "
-                   "pool is closed outside SQLAlchemy's greenlet: 'Exception closing connection' (MissingGreenlet) logged by "
-                   "sqlalchemy.pool, the connection left unclosed (vinyl/engine release on the planned path, faults helper)")
+# pool-overflow-close-outside-greenlet (fixed on main): with a plan, a connection returned to a full pool is
+# closed outside SQLAlchemy's greenlet: 'Exception closing connection' (MissingGreenlet) logged by
+# sqlalchemy.pool, the connection left unclosed
 @pytest.mark.backends("postgresql", "mysql", reason="SQLite's pool keeps every connection (no overflow to close)")
 async def test_concurrent_planned_queries_log_no_pool_error(backend: str, caplog: pytest.LogCaptureFixture) -> None:
     await Item.vinyl.create(name="a")
@@ -184,8 +181,8 @@ async def test_concurrent_planned_queries_log_no_pool_error(backend: str, caplog
 # ------------------------------------------------------------------ plans
 @pytest.mark.backends("postgresql", reason="PostgreSQL's SQL names the zone (AT TIME ZONE 'Asia/Tokyo'); SQLite passes it "
                       "as a parameter and the test MariaDB has no time zone tables (its zone conversions give NULL)")
-@pytest.mark.xfail(strict=True, reason="tz-compiled-into-plan: the current time zone is compiled into a plan; the same "
-                   "shape under timezone.override() returns the first zone's rows (vinyl/translate, plans helper)")
+# tz-compiled-into-plan (fixed on main): the current time zone is compiled into a plan; the same shape under
+# timezone.override() returns the first zone's rows
 async def test_time_zone_is_not_compiled_into_a_plan(backend: str) -> None:
     late = datetime.datetime(2024, 1, 1, 20, tzinfo=datetime.timezone.utc)  # 2 January in Tokyo
     await Item.vinyl.create(name="late", at=late)
@@ -203,9 +200,8 @@ def _in_zone(zone: str, fn: Callable[[], Any]) -> Any:
         return fn()
 
 
-@pytest.mark.xfail(strict=True, reason="validation-skipped-for-accepted-shape: once filter(dec__lt=<Decimal>) was "
-                   "accepted, Decimal('Infinity') is neither validated at filter() nor refused: rows come back "
-                   "(vinyl/queryset.py recipe + vinyl/translate, plans helper)")
+# validation-skipped-for-accepted-shape (fixed on main): once filter(dec__lt=<Decimal>) was accepted,
+# Decimal('Infinity') is neither validated at filter() nor refused: rows come back
 async def test_invalid_decimal_is_refused_after_a_valid_one(backend: str) -> None:
     await Item.vinyl.create(name="a", dec=decimal.Decimal("1.5"))
     assert await Item.vinyl.filter(dec__lt=decimal.Decimal("2")).count() == 1
@@ -217,8 +213,6 @@ async def test_invalid_decimal_is_refused_after_a_valid_one(backend: str) -> Non
 
 # ---------------------------------------------------- PostgreSQL parameters
 @pytest.mark.backends("postgresql", reason="asyncpg types every parameter; the other drivers send text")
-@pytest.mark.xfail(strict=True, reason="pg-bytes-param-given-str: filter(blob='ab'): Django's TypeError (its adapter "
-                   "refuses str), vinyl's DataError from asyncpg (parameter adaptation, faults helper)")
 async def test_text_for_binary_field_in_filter(backend: str) -> None:
     await Item.vinyl.create(name="a", blob=b"ab")
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(blob="ab")))
@@ -228,8 +222,6 @@ async def test_text_for_binary_field_in_filter(backend: str) -> None:
 
 
 @pytest.mark.backends("postgresql", reason="asyncpg converts aware datetimes to UTC itself; psycopg sends the offset")
-@pytest.mark.xfail(strict=True, reason="pg-datetime-before-year-1-param: filter(at__year=1) under a zone east of UTC: "
-                   "the lower bound is before year 1 in UTC; Django's query runs, asyncpg raises DataError (faults helper)")
 async def test_year_1_lookup_under_an_eastern_zone(backend: str) -> None:
     await Item.vinyl.create(name="a", at=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
     expected = await django(lambda: _in_zone("Asia/Tokyo", lambda: list(
@@ -240,8 +232,6 @@ async def test_year_1_lookup_under_an_eastern_zone(backend: str) -> None:
 
 
 @pytest.mark.backends("postgresql", reason="asyncpg maps date.min/date.max to -infinity/infinity; the others store dates")
-@pytest.mark.xfail(strict=True, reason="pg-date-extremes-written-as-infinity: vinyl stores date.max as 'infinity' "
-                   "(asyncpg's encoding), Django as 9999-12-31 (parameter encoding, faults helper)")
 async def test_date_extremes_are_stored_as_dates(backend: str) -> None:
     obj = await Item.vinyl.create(name="a", day=datetime.date.max, at=datetime.datetime(9999, 12, 31, tzinfo=datetime.timezone.utc))
     stored = await django(lambda: Item.objects.using(sync(backend)).extra(select={"d": "day::text"}).values_list("d", flat=True).get(pk=obj.pk))
@@ -249,9 +239,8 @@ async def test_date_extremes_are_stored_as_dates(backend: str) -> None:
 
 
 @pytest.mark.backends("mysql", reason="MySQL error numbers")
-@pytest.mark.xfail(strict=True, reason="mysql-errno-class-differs: error 1139 (bad regular expression) is "
-                   "OperationalError in Django (PyMySQL's map) and ProgrammingError in vinyl (asyncmy's): map by "
-                   "error number as Django's driver does (vinyl/exceptions.py, faults helper)")
+# mysql-errno-class-differs (fixed on main): error 1139 (bad regular expression) is OperationalError in Django
+# (PyMySQL's map) and ProgrammingError in vinyl (asyncmy's): map by error number as Django's driver does
 async def test_mysql_regex_error_class(backend: str) -> None:
     await Item.vinyl.create(name="a")
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(name__regex="*a")))
@@ -260,8 +249,8 @@ async def test_mysql_regex_error_class(backend: str) -> None:
 
 
 @pytest.mark.backends("mysql", "sqlite", reason="PostgreSQL's iexact is UPPER(...) = UPPER(%s), no LIKE")
-@pytest.mark.xfail(strict=True, reason="iexact-like-escaping-in-plan: iexact is LIKE with the value escaped; the plan "
-                   "made for 'bob' replays '_' unescaped, a wildcard (vinyl/translate, plans helper)")
+# iexact-like-escaping-in-plan (fixed on main): iexact is LIKE with the value escaped; the plan made for 'bob'
+# replays '_' unescaped, a wildcard
 async def test_iexact_escaping_survives_a_plan(backend: str) -> None:
     for name in ("bob", "_", "a_b", "axb", "a%b", "%"):
         await Owner.vinyl.create(name=name)
@@ -272,8 +261,8 @@ async def test_iexact_escaping_survives_a_plan(backend: str) -> None:
         assert await Owner.vinyl.filter(name__iexact=needle).values_list("name", flat=True) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="in-duplicate-breaks-shape: a first __in list with a duplicate makes the plan "
-                   "that later lists of its length replay (issue 12; vinyl/translate, plans helper)")
+# in-duplicate-breaks-shape (fixed on main): a first __in list with a duplicate makes the plan that later
+# lists of its length replay
 async def test_in_list_with_a_duplicate_then_another_list(backend: str) -> None:
     pks = [(await Item.vinyl.create(name=f"n{i}")).pk for i in range(3)]
     assert sorted(await Item.vinyl.filter(id__in=[pks[0], pks[1], pks[0]]).values_list("id", flat=True)) == pks[:2]
@@ -283,13 +272,95 @@ async def test_in_list_with_a_duplicate_then_another_list(backend: str) -> None:
 
 
 @pytest.mark.backends("mysql", reason="Django drops a WHERE whose value overflows an unsigned MySQL column")
-@pytest.mark.xfail(strict=True, reason="mysql-range-overflow-drops-where: the plan of pint__lt=5_000_000_000 (no WHERE) "
-                   "is replayed for 2_500_000_000 (issue 12; vinyl/translate, plans helper)")
+# mysql-range-overflow-drops-where (fixed on main): the plan of pint__lt=5_000_000_000 (no WHERE) is replayed
+# for 2_500_000_000
 async def test_mysql_out_of_range_value_keeps_its_where(backend: str) -> None:
     await Item.vinyl.create(name="small", pint=7)
     await Item.vinyl.create(name="big", pint=3_000_000_000)
     await Item.vinyl.create(name="null")
-    assert await Item.vinyl.filter(pint__lt=5_000_000_000).count() == 2
+    # Django drops the WHERE of a value beyond the column's range: every row, NULL included.
+    first = await django(lambda: sorted(Item.objects.using(sync(backend)).filter(pint__lt=5_000_000_000).values_list("name", flat=True)))
+    assert first == ["big", "null", "small"]
+    assert sorted(await Item.vinyl.filter(pint__lt=5_000_000_000).values_list("name", flat=True)) == first
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(pint__lt=2_500_000_000).values_list("name", flat=True)))
     assert expected == ["small"]
     assert await Item.vinyl.filter(pint__lt=2_500_000_000).values_list("name", flat=True) == expected
+
+
+async def test_vinyl_queryset_as_in_bulk_id_list(backend: str) -> None:
+    """vinyl-queryset-as-in-bulk-ids: in_bulk(<vinyl QuerySet>) raised TypeError (evaluated synchronously)."""
+    pks = [(await Owner.vinyl.create(name=f"o{i}")).pk for i in range(3)]
+    expected = await django(lambda: sorted(Owner.objects.using(sync(backend)).in_bulk(
+        Owner.objects.using(sync(backend)).filter(pk__lte=pks[1]).values_list("pk", flat=True))))
+    assert expected == pks[:2]
+    got = await Owner.vinyl.in_bulk(Owner.vinyl.filter(pk__lte=pks[1]).values_list("pk", flat=True))
+    assert sorted(got) == expected and all(got[pk].name == f"o{i}" for i, pk in enumerate(expected))
+
+
+@pytest.mark.backends("postgresql", reason="PostgreSQL's SQL names the zone (AT TIME ZONE ...); see the test above")
+async def test_time_zone_is_not_compiled_into_an_exclude_subquery_plan(backend: str) -> None:
+    # The harness's rows and reduced reproduction (seed 20261204, shape 94): a smaller data set did not show it.
+    await django(lambda: restore(sync(backend), Dataset.draw(20261204)))
+    await Item.vinyl.prefetch_related("owner").only("data", "dec", "integer", "at", "name", "flag", "owner") \
+        .values_list("pint", flat=True).distinct().count()
+    with timezone.override("Europe/Paris"):
+        await Owner.vinyl.exclude(id__in=[9], items__at__date=datetime.date(1999, 12, 31))
+    day = datetime.date(2024, 1, 1)
+    expected = await django(lambda: _in_zone("America/New_York", lambda: sorted(
+        o.pk for o in Owner.objects.using(sync(backend)).exclude(id__in=[9], items__at__date=day))))
+    assert 9 in expected
+    with timezone.override("America/New_York"):
+        assert sorted(o.pk for o in await Owner.vinyl.exclude(id__in=[9], items__at__date=day)) == expected
+
+
+@pytest.mark.backends("postgresql", reason="server-side parameters ($1, $2) are asyncpg's; psycopg inlines them")
+@pytest.mark.xfail(strict=True, reason="pg-distinct-order-by-param-expression: DISTINCT ordered by an annotation holding "
+                   "a Value: the SELECT and ORDER BY copies are two parameters, and PostgreSQL refuses the ORDER BY "
+                   "(ProgrammingError) where Django's query runs (PostgreSQL parameters: lead)")
+async def test_distinct_ordered_by_an_annotation_with_a_value(backend: str) -> None:
+    await Profile.vinyl.create(owner=await Owner.vinyl.create(name="o"), score=None)
+    expected = await django(lambda: list(Profile.objects.using(sync(backend)).annotate(sc=Coalesce("score", Value(1.5)))
+                                         .order_by("score", "sc", "-pk").values("score").distinct()))
+    assert expected == [{"score": None}]
+    got = await Profile.vinyl.annotate(sc=Coalesce("score", Value(1.5))).order_by("score", "sc", "-pk").values("score").distinct()
+    assert got == expected
+
+
+@pytest.mark.xfail(strict=True, reason="empty-query-skips-compile: an empty query (none()) returns without compiling, "
+                   "so Django's compile-time errors (year 10000 out of range, a non-bool isnull) are not raised, by "
+                   "iterator(), await, count() or exists() (vinyl/queryset.py shortcuts, plans helper)")
+async def test_empty_query_still_validates(backend: str) -> None:
+    def qs(manager: Any) -> Any:
+        return manager.filter(day__year=10000).none()
+
+    for terminal in ("iterator", "list", "count", "exists"):
+        def run_django(t: str = terminal) -> Any:
+            q = qs(Item.objects.using(sync(backend)))
+            return list(q.iterator(chunk_size=2)) if t == "iterator" else list(q) if t == "list" else getattr(q, t)()
+
+        assert await django(run_django) == ("raised", "ValueError")
+        with pytest.raises(ValueError):
+            q = qs(Item.vinyl)
+            if terminal == "iterator":
+                [x async for x in q.iterator(chunk_size=2)]
+            elif terminal == "list":
+                await q
+            else:
+                await getattr(q, terminal)()
+
+
+@pytest.mark.backends("postgresql", reason="how -0.0 reaches the column is the PostgreSQL drivers' difference")
+@pytest.mark.xfail(strict=True, reason="pg-negative-zero-float-stored: update(flt=-0.0) stores -0 through asyncpg, 0 "
+                   "through Django's psycopg (bulk_update too) (PostgreSQL parameters: lead)")
+async def test_negative_zero_float_is_stored_as_django_stores_it(backend: str) -> None:
+    obj = await Item.vinyl.create(name="a", flt=1.0)
+
+    def stored() -> Any:
+        return Item.objects.using(sync(backend)).extra(select={"t": "flt::text"}).values_list("t", flat=True).get(pk=obj.pk)
+
+    await django(lambda: Item.objects.using(sync(backend)).filter(pk=obj.pk).update(flt=-0.0))
+    expected = await django(stored)
+    assert expected == "0"
+    await Item.vinyl.filter(pk=obj.pk).update(flt=1.0)
+    await Item.vinyl.filter(pk=obj.pk).update(flt=-0.0)
+    assert await django(stored) == expected

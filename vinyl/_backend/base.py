@@ -125,7 +125,10 @@ class VinylCursor:
         return sql, params
 
     def execute(self, sql: str, params: Any = None) -> Any:
-        sql, params = self.prepare(sql, params)
+        return self.run_prepared(*self.prepare(sql, params))
+
+    def run_prepared(self, sql: str, params: Any) -> Any:
+        """Execute SQL and parameters already in the driver's form."""
         if not _querylog.observing():
             return self.cursor.execute(sql, params)
         started = time.perf_counter()

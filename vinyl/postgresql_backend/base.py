@@ -19,6 +19,7 @@ from vinyl.engine.engines import EngineConfig
 from vinyl.exceptions import django_error
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
+from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, run_inlining_refused
 from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
 
 
@@ -34,10 +35,34 @@ class PostgreSQLCursor(VinylCursor):
         params = tuple(params) if params is not None else ()
         return format_to_numeric_dollar(sql, params), params
 
+    def execute(self, sql: str, params: Any = None) -> Any:
+        try:
+            return super().execute(sql, params)
+        except Exception as exc:
+            # A value asyncpg refused to encode (see refused.py): once more
+            # with it as a literal the server parses.
+            prepared_sql, prepared_params = self.prepare(sql, params)
+            rewritten = inline_refused(prepared_sql, prepared_params, exc)
+            if rewritten is None:
+                raise
+        return call_inlining_refused(self.run_prepared, *rewritten)
+
+
+class AsyncpgDBAPI(AsyncAdapt_asyncpg_dbapi):
+    """SQLAlchemy's DB-API module for asyncpg, as Django's backend uses it."""
+
+    def Binary(self, value: Any) -> Any:  # noqa: N802 - the DB-API name
+        # BinaryField's values go through Binary(): psycopg refuses a str
+        # there with a TypeError, which Django users see; asyncpg would
+        # refuse it later, as a DataError.
+        if isinstance(value, str):
+            raise TypeError(f"bytes or buffer expected, got {type(value)}")
+        return value
+
 
 class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     # The exceptions the driver adapter raises, for Django's error mapping.
-    Database = AsyncAdapt_asyncpg_dbapi(asyncpg)
+    Database = AsyncpgDBAPI(asyncpg)
     features_class = DatabaseFeatures
     ops_class = DatabaseOperations
     sqlalchemy_drivername = "postgresql+asyncpg"
@@ -52,12 +77,18 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
     @staticmethod
     async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
-        return await driver_connection.fetch(sql, *params)
+        try:
+            return await driver_connection.fetch(sql, *params)
+        except asyncpg.DataError:
+            return await run_inlining_refused(lambda s, p: driver_connection.fetch(s, *p), sql, params)
 
     @staticmethod
     async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
         # asyncpg answers with the command tag: "UPDATE 3", "INSERT 0 1".
-        tag = await driver_connection.execute(sql, *params)
+        try:
+            tag = await driver_connection.execute(sql, *params)
+        except asyncpg.DataError:
+            tag = await run_inlining_refused(lambda s, p: driver_connection.execute(s, *p), sql, params)
         count = tag.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
@@ -67,7 +98,11 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
     @staticmethod
     async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> PortalCursor:
-        return PortalCursor(await driver_connection.cursor(sql, *params), shared)
+        try:
+            cursor = await driver_connection.cursor(sql, *params)
+        except asyncpg.DataError:
+            cursor = await run_inlining_refused(lambda s, p: driver_connection.cursor(s, *p), sql, params)
+        return PortalCursor(cursor, shared)
 
     @staticmethod
     async def vinyl_start_transaction(adapter: Any) -> None:

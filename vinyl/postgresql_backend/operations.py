@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+import datetime
 import json
 import uuid
 from typing import Any
@@ -40,6 +41,29 @@ class DatabaseOperations(PostgreSQLOperations):
         return getattr(exc.__cause__, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
     def adapt_integerfield_value(self, value: Any, internal_type: str) -> Any:
+        return value
+
+    # asyncpg writes the first and last date (and datetime) as -infinity and
+    # infinity; Django's driver writes them as dates, which Django reads
+    # back. As text, asyncpg refuses them and they reach the server as
+    # literals (see refused.py): the dates Django writes.
+
+    def adapt_datefield_value(self, value: Any) -> Any:
+        if value is not None and value.year in (1, 9999) and value in (datetime.date.min, datetime.date.max):
+            return value.isoformat()
+        return value
+
+    def adapt_datetimefield_value(self, value: Any) -> Any:
+        if value is None or not hasattr(value, "year") or value.year not in (1, 9999):
+            return value
+        utc = value
+        if value.tzinfo is not None:
+            try:
+                utc = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            except OverflowError:  # before year 1 in UTC: asyncpg refuses it already
+                return value
+        if utc in (datetime.datetime.min, datetime.datetime.max):
+            return value.isoformat(sep=" ")
         return value
 
     def adapt_ipaddressfield_value(self, value: Any) -> Any:

@@ -17,6 +17,7 @@ import uuid
 from typing import Any, Mapping, Sequence
 
 _INT4_MIN, _INT4_MAX = -(2**31), 2**31 - 1
+_INT8_MIN, _INT8_MAX = -(2**63), 2**63 - 1
 
 # Exact Python type -> cast of its placeholder. Types not listed (str, None,
 # lists...) stay untyped and PostgreSQL infers them from their context.
@@ -37,7 +38,11 @@ _CASTS: dict[type, str] = {
 def _cast(value: Any) -> str:
     kind = type(value)
     if kind is int:
-        return "::int4" if _INT4_MIN <= value <= _INT4_MAX else "::int8"
+        if _INT4_MIN <= value <= _INT4_MAX:
+            return "::int4"
+        # Beyond 64 bits, numeric: what psycopg sends, so the server compares
+        # (or refuses to store) the value as Django's driver has it do.
+        return "::int8" if _INT8_MIN <= value <= _INT8_MAX else "::numeric"
     if kind is datetime.datetime:
         return "::timestamptz" if value.tzinfo is not None else "::timestamp"
     return _CASTS.get(kind, "")

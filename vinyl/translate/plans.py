@@ -28,6 +28,7 @@ from django.db.models.query import (
     get_related_populators,
 )
 from django.db.models.functions.datetime import TimezoneMixin
+from django.db.models.sql import Query
 from django.utils import timezone
 
 from vinyl.translate.gcpause import batched
@@ -125,18 +126,27 @@ def zone_sensitive(query: Any) -> bool:
     """
     if not settings.USE_TZ:
         return False
-    if any(type(o) is str and "__" in o for o in query.order_by):
-        return True
-    pending = [query.where, *query.annotations.values()]
+    pending = [query]
     seen = 0
     while pending:
         node = pending.pop()
         seen += 1
         if isinstance(node, TimezoneMixin) or seen > 10_000:
             return True
+        if isinstance(node, Query):
+            # The query itself, or a subquery (exclude() across a
+            # multi-valued relation, Exists, Subquery, __in of a query).
+            if any(type(o) is str and "__" in o for o in node.order_by):
+                return True
+            pending.append(node.where)
+            pending.extend(node.annotations.values())
+            continue
         sources = getattr(node, "get_source_expressions", None)
         if sources is not None:
             pending.extend(source for source in sources() if source is not None)
+        inner = getattr(node, "query", None)  # Subquery, Exists
+        if isinstance(inner, Query):
+            pending.append(inner)
     return False
 
 

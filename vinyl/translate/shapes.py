@@ -31,6 +31,7 @@ from django.db.models.expressions import CombinedExpression
 # (see vinyl.translate.plan_cache).
 INT_EDGES = (2**15, 2**16, 2**31, 2**32, 2**63, 2**64, 2**128)
 _SMALL = ("+", 0)
+_EDGE_YEARS = (1, 9999)
 
 
 def _int_kind(value: int) -> tuple[str, int]:
@@ -107,7 +108,12 @@ def _slot_kind(value: Any) -> Any:
     if value is None:
         return kind
     if kind is datetime.datetime:
-        return (kind, value.tzinfo is not None)
+        # The first and last years hold the values a backend may bind in
+        # their own way (PostgreSQL's backend sends date.max as text): a
+        # kind of their own.
+        return (kind, value.tzinfo is not None, value.year in _EDGE_YEARS)
+    if kind is datetime.date:
+        return (kind, value.year in _EDGE_YEARS)
     if kind is float or kind is decimal.Decimal:
         return _number_kind(value)
     if kind in _SCALARS:
@@ -316,10 +322,20 @@ def _probe(value: Any, n: int) -> Any:
         return value + 7919.5 * n
     if kind is decimal.Decimal:
         return value + 7919 * n
-    if kind in (datetime.datetime, datetime.date):
+    if kind is datetime.datetime:
+        # Another day and another time of day: Django may keep only one of
+        # them (``__date``, ``__time``), and that part must differ too.
+        shift = datetime.timedelta(days=n, seconds=1 + n % 86_398, microseconds=n % 999_983)
+        return value + shift if value.year < 9000 else value - shift
+    if kind is datetime.date:
         return value + datetime.timedelta(days=n) if value.year < 9000 else value - datetime.timedelta(days=n)
     if kind is datetime.time:
-        return value.replace(microsecond=(value.microsecond + 7919 * n) % 1_000_000)
+        # Another second (a backend may drop the microseconds) and microsecond.
+        seconds = (value.hour * 3600 + value.minute * 60 + value.second + 1 + n % 86_398) % 86_400
+        return value.replace(
+            hour=seconds // 3600, minute=seconds // 60 % 60, second=seconds % 60,
+            microsecond=(value.microsecond + 7919 * n) % 1_000_000,
+        )  # fmt: skip
     if kind is datetime.timedelta:
         return value + datetime.timedelta(seconds=7919 * n)
     if kind is uuid.UUID:

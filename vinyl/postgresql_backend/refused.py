@@ -1,0 +1,109 @@
+"""Values asyncpg refuses to encode, sent as literals PostgreSQL reads itself.
+
+asyncpg encodes each parameter in the binary format of the type the server
+inferred for it, so it refuses a value of another Python type: a ``str`` for
+an ``interval`` (``DurationField`` keeps strings as they are), or an aware
+``datetime`` before year 1 once moved to UTC. psycopg, Django's driver, sends
+such values as text of unknown type, which the server parses for the type it
+infers; the query then answers as in Django.
+
+vinyl does the same, only for what asyncpg refused (nothing changes on the
+normal path): the refused parameter becomes a quoted literal of unknown type
+in the statement, and the statement runs again. asyncpg refuses before the
+statement runs, so the transaction is untouched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+
+T = TypeVar("T")
+
+_REFUSED = re.compile(r"invalid input for query argument \$(\d+):")
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def refused_argument(exc: BaseException | None) -> int | None:
+    """The 1-based number of the parameter asyncpg refused to encode, if ``exc`` is that."""
+    for _ in range(4):  # the exception, SQLAlchemy's wrapper of it, and so on
+        if exc is None:
+            return None
+        if isinstance(exc, asyncpg.DataError):
+            match = _REFUSED.match(str(exc))
+            return int(match.group(1)) if match else None
+        exc = exc.__cause__
+    return None
+
+
+def _as_text(value: Any) -> str | None:
+    """The text PostgreSQL parses back into ``value``, or None for values left refused."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, datetime.datetime):
+        text = value.isoformat(sep=" ")
+    elif isinstance(value, (datetime.date, datetime.time)):
+        text = value.isoformat()
+    else:
+        return None
+    # PostgreSQL's text types cannot hold NUL: its own error is the right one.
+    return None if "\x00" in text else text
+
+
+def _literal(text: str) -> str:
+    # An escape string constant, whatever standard_conforming_strings says.
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def inline_refused(sql: str, params: Sequence[Any], exc: BaseException) -> tuple[str, tuple] | None:
+    """``sql`` and ``params`` with the refused parameter as a literal, or None.
+
+    None when ``exc`` is not a refused parameter or its value is not one
+    PostgreSQL can read from text; the caller then lets ``exc`` stand.
+    """
+    number = refused_argument(exc)
+    if number is None or not 0 < number <= len(params):
+        return None
+    text = _as_text(params[number - 1])
+    if text is None:
+        return None
+    literal = _literal(text)
+
+    def renumber(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        if n == number:
+            return literal
+        return f"${n - 1}" if n > number else match.group(0)
+
+    rest = tuple(params[: number - 1]) + tuple(params[number:])
+    return _PLACEHOLDER.sub(renumber, sql), rest
+
+
+async def run_inlining_refused(run: Callable[[str, tuple], Awaitable[T]], sql: str, params: Sequence[Any]) -> T:
+    """``await run(sql, params)``, again with each refused parameter inlined."""
+    params = tuple(params)
+    while True:
+        try:
+            return await run(sql, params)
+        except asyncpg.DataError as exc:
+            rewritten = inline_refused(sql, params, exc)
+            if rewritten is None:
+                raise
+            sql, params = rewritten
+
+
+def call_inlining_refused(run: Callable[[str, tuple], T], sql: str, params: Sequence[Any]) -> T:
+    """The same for a synchronous ``run`` (SQLAlchemy's adapted cursor, in a greenlet)."""
+    params = tuple(params)
+    while True:
+        try:
+            return run(sql, params)
+        except Exception as exc:
+            rewritten = inline_refused(sql, params, exc)
+            if rewritten is None:
+                raise
+            sql, params = rewritten
