@@ -51,7 +51,16 @@ def _as_text(value: Any) -> str | None:
     else:
         return None
     # PostgreSQL's text types cannot hold NUL: its own error is the right one.
-    return None if "\x00" in text else text
+    if "\x00" in text:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate: no statement can carry it (inlined, the query
+        # text itself fails to encode and asyncpg drops the connection);
+        # the encode error stands, as with Django's drivers.
+        return None
+    return text
 
 
 def _literal(text: str) -> str:
