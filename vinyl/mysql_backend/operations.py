@@ -41,8 +41,8 @@ class DatabaseOperations(MySQLOperations):
         return converters
 
     # asyncmy escapes bytes as _binary'...' itself: a second _binary prefix
-    # from Django would be a syntax error.
-    if django.VERSION >= (6, 0):
+    # from Django would be a syntax error. (Django 6.1 passes the compiler.)
+    if django.VERSION >= (6, 1):
 
         def binary_placeholder_sql(self, value: Any, compiler: Any) -> tuple[str, tuple]:
             if hasattr(value, "as_sql"):
