@@ -16,7 +16,7 @@ MATRIX_TESTS ?= tests/test_queryset.py tests/test_plan_cache.py tests/test_error
 	tests/transactions/test_atomic.py tests/transactions/test_concurrency.py tests/engine/test_cancellation.py \
 	tests/engine/test_pool.py tests/relations/test_loading.py tests/packaging/test_matrix.py $(wildcard tests/differential)
 
-.PHONY: test-faults-long fuzz
+.PHONY: test-faults-long fuzz servers-pgbouncer servers-galera
 .PHONY: venv test test-django6 test-matrix test-all test-cluster demo typecheck docs bench bench-quick bench-profile clean
 
 # The distribution is django-vinyl (import name vinyl); venvs made before the
@@ -64,12 +64,21 @@ $(VENV_PY313)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Servers the suites start themselves, from Debian's packages: pgbouncer
+# (tests/faults) and Galera's provider (make test-cluster).
+servers-pgbouncer:
+	@command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || \
+		{ apt-get update -q && apt-get install -y -q pgbouncer; }
+
+servers-galera:
+	@[ -e /usr/lib/galera/libgalera_smm.so ] || { apt-get update -q && apt-get install -y -q galera-4; }
+
 ## The whole test suite (Django 5.2) on PostgreSQL and MariaDB/MySQL.
-test: $(VENV)/.installed
+test: $(VENV)/.installed servers-pgbouncer
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 ## The same suite on Django 6.x (Python 3.12).
-test-django6: $(VENV_DJANGO6)/.installed
+test-django6: $(VENV_DJANGO6)/.installed servers-pgbouncer
 	$(VENV_DJANGO6)/bin/python -m pytest $(PYTEST_ARGS)
 
 ## The version matrix's other legs: lowest supported versions (Python 3.11),
@@ -103,7 +112,7 @@ fuzz: $(VENV)/.installed
 
 ## Three MariaDB Galera nodes started on this machine (Debian's galera-4), and
 ## tests/cluster against them (~1 min).
-test-cluster: $(VENV)/.installed
+test-cluster: $(VENV)/.installed servers-galera
 	VINYL_TEST_CLUSTER=1 $(VENV)/bin/python -m pytest tests/cluster $(PYTEST_ARGS)
 
 ## The demo on an SQLite file (no server). Another database:
