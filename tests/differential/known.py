@@ -38,10 +38,6 @@ def _excludes_across_relation_by_zone(m: Any) -> bool:
 
 
 KNOWN: list[Known] = [
-    # MySQL: float inf/nan in a filter: Django (the driver) refuses it; vinyl sends 'inf' as SQL text.
-    Known("mysql-float-inf-in-sql", "test_mysql_infinite_float_in_filter",
-          lambda m: m.backend == "mysql" and "can not be used with MySQL" in _django_error(m)[3]
-          and _vinyl_error(m)[2] != "ProgrammingError"),
     # PostgreSQL: an aware datetime whose UTC value is before year 1 (year lookups near year 1 under a zone east of
     # PostgreSQL: the same parameter in SELECT and ORDER BY of a DISTINCT query is two placeholders for asyncpg
     # ($1, $2): the server cannot see the ORDER BY expression in the select list (psycopg inlines both).

@@ -119,9 +119,6 @@ async def test_mysql_out_of_range_arithmetic_is_integrityerror(backend: str) -> 
 
 
 @pytest.mark.backends("mysql", reason="MySQL has no float infinity; the driver refuses it")
-@pytest.mark.xfail(strict=True, reason="mysql-float-inf-in-sql: vinyl's driver writes float('-inf') into the SQL as "
-                   "'-infe0' (error 1054, unknown column: ProgrammingError from await qs, OperationalError from count()) "
-                   "where Django's refuses it (ProgrammingError); vinyl/engine + exceptions, faults helper")
 async def test_mysql_infinite_float_in_filter(backend: str) -> None:
     await Item.vinyl.create(name="a", flt=1.5)
     expected = await django(lambda: list(Item.objects.using(sync(backend)).filter(flt__lt=float("-inf"))))

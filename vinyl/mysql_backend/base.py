@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
 import asyncmy
 from asyncmy.constants.COMMAND import COM_SET_OPTION
 from django.core.exceptions import ImproperlyConfigured
+from django.db import ProgrammingError
 from asyncmy.cursors import Cursor as BufferedCursor, SSCursor
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,7 +22,7 @@ _mysqldb.import_django_mysql()
 from django.db.backends.mysql.base import CursorWrapper as MySQLCursorWrapper  # noqa: E402
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noqa: E402
 
-from vinyl._backend.base import VinylWrapperMixin  # noqa: E402
+from vinyl._backend.base import VinylCursor, VinylWrapperMixin  # noqa: E402
 from vinyl.exceptions import django_error  # noqa: E402
 from vinyl.engine.engines import cached_facts, sa_await  # noqa: E402
 from vinyl.retry import as_conflict  # noqa: E402
@@ -34,9 +36,29 @@ SELECT VERSION(), @@sql_mode, @@default_storage_engine, @@sql_auto_is_null,
 """
 
 
+class MySQLCursor(VinylCursor):
+    """Refuses the floats MySQL has no value for, as Django's MySQL drivers do.
+
+    asyncmy writes ``float("inf")`` into the SQL as ``infe0`` (an unknown
+    column); mysqlclient and PyMySQL refuse it with a ProgrammingError.
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def prepare(sql: str, params: Any) -> tuple[str, Any]:
+        if params:
+            values = params.values() if isinstance(params, dict) else params
+            for value in values:
+                if type(value) is float and not math.isfinite(value):
+                    raise ProgrammingError(f"{value} can not be used with MySQL")
+        return sql, params
+
+
 class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
     # The exceptions the driver adapter raises, for Django's error mapping.
     Database = AsyncAdapt_asyncmy_dbapi(asyncmy)
+    vinyl_cursor_class = MySQLCursor
     features_class = DatabaseFeatures
     ops_class = DatabaseOperations
     sqlalchemy_drivername = "mysql+asyncmy"
