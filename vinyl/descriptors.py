@@ -88,6 +88,9 @@ class _NoLazyField:
                 f"{type(instance).__name__}.{name} was not loaded (only()/defer()): "
                 f"`await obj.refresh_from_db(fields=[{name!r}])` loads it"
             )
+        # A parent's key read from the child's link is loaded from now on,
+        # as Django's deferred attribute keeps it.
+        instance.__dict__[self.field.attname] = value
         return value
 
 

@@ -360,8 +360,6 @@ async def test_negative_zero_float_is_stored_as_django_stores_it(backend: str) -
     assert await django(stored) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="mti-only-drops-parent-pk: a multi-table child's only() with prefetch_related "
-                   "leaves the inherited primary key deferred; Django loads it (found by make fuzz, SQLite seed 7001)")
 async def test_only_of_a_multi_table_child_loads_its_primary_key(backend: str) -> None:
     premium = await Premium.vinyl.create(name="p", age=3, level=2)
     await Item.vinyl.create(name="i", owner_id=premium.pk)
