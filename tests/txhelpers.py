@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections
@@ -107,3 +110,23 @@ async def no_open_transactions(backend: str) -> bool:
         # process has gone; a leaked one would stay.
         await asyncio.sleep(0.1)
     return False
+
+
+@contextmanager
+def retry_reasons() -> Iterator[list[str]]:
+    """The reasons of the retries ``vinyl.retry`` logs inside the block, in order."""
+    reasons: list[str] = []
+
+    class Count(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            reasons.append(record.vinyl_retry_reason)  # type: ignore[attr-defined]
+
+    handler = Count(level=logging.INFO)
+    logger = logging.getLogger("vinyl.retry")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield reasons
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)

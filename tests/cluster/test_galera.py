@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 
 import pytest
@@ -11,6 +10,7 @@ from django.db import OperationalError
 from django.db.models import F
 
 import vinyl
+from tests.txhelpers import retry_reasons
 from tests.cluster.conftest import Cluster
 from tests.scaleapp.models import Account, Branch
 from vinyl.exceptions import CertificationConflict
@@ -96,16 +96,6 @@ async def test_concurrent_transfers_through_every_node_keep_the_total(cluster: C
     """Measured figure: retries per 1,000 transfers across three nodes (printed)."""
     accounts = [await Account.vinyl.using(cluster.aliases[0]).create(owner=str(i), balance=100) for i in range(5)]
     pks = [a.pk for a in accounts]
-    reasons: list[str] = []
-
-    class Count(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            reasons.append(record.vinyl_retry_reason)  # type: ignore[attr-defined]
-
-    handler = Count(level=logging.INFO)
-    logger = logging.getLogger("vinyl.retry")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
     rng = random.Random(16)
 
     async def worker(alias: str, count: int) -> None:
@@ -123,11 +113,8 @@ async def test_concurrent_transfers_through_every_node_keep_the_total(cluster: C
 
     per_worker = 25
     workers = [alias for alias in cluster.aliases for _ in range(2)]
-    try:
+    with retry_reasons() as reasons:
         await asyncio.gather(*(worker(alias, per_worker) for alias in workers))
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(logging.NOTSET)
     for alias in cluster.aliases:
         balances = await Account.vinyl.using(alias).values_list("balance", flat=True)
         assert sum(balances) == 500 and min(balances) >= 0

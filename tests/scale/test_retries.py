@@ -14,6 +14,7 @@ from django.db import IntegrityError, OperationalError, connections
 from django.db.models import F
 
 import vinyl
+from tests.txhelpers import retry_reasons
 from tests.scaleapp.models import Account, Branch
 from vinyl import retry
 from vinyl.exceptions import CertificationConflict, TransactionConflict
@@ -190,16 +191,6 @@ async def test_concurrent_transfers_under_serializable_keep_the_total(serializab
     """Measured figure: retries per 1,000 transfers (printed; see benchmarks/README.md)."""
     accounts = [await Account.vinyl.using(serializable).create(owner=str(i), balance=100) for i in range(5)]
     pks = [a.pk for a in accounts]
-    reasons: list[str] = []
-
-    class Count(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            reasons.append(record.vinyl_retry_reason)  # type: ignore[attr-defined]
-
-    handler = Count(level=logging.INFO)
-    logger = logging.getLogger("vinyl.retry")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
     rng = random.Random(16)
 
     @vinyl.atomic(using=serializable, retries=20)
@@ -216,11 +207,8 @@ async def test_concurrent_transfers_under_serializable_keep_the_total(serializab
             await transfer(source, target, rng.randint(1, 30))
 
     transfers = 8 * 25
-    try:
+    with retry_reasons() as reasons:
         await asyncio.gather(*(worker(25) for _ in range(8)))
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(logging.NOTSET)
     balances = await Account.vinyl.using(serializable).values_list("balance", flat=True)
     assert sum(balances) == 500
     assert min(balances) >= 0
