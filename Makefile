@@ -130,13 +130,19 @@ docs: $(VENV)/.installed
 ## vinyl against the raw drivers, SQLAlchemy, Django and Tortoise, on
 ## PostgreSQL and MariaDB (~15 min on 2 cores); writes benchmarks/results/latest.md;
 ## then what building a plan costs next to Django's compile (results/plan_cost.md).
+## A second pass runs the async systems on uvloop (results/latest-uvloop.md).
+# uvloop's pass: the async systems (the loop does not change sync Django's
+# thread); no cold start there (see benchmarks/README.md).
+BENCH_UVLOOP_ARGS ?= --systems raw,vinyl,sa_core,sa_orm,django_async,tortoise
 bench: $(VENV_BENCH)/.installed
 	$(VENV_BENCH)/bin/python -m benchmarks $(BENCH_ARGS)
+	$(VENV_BENCH)/bin/python -m benchmarks --loop uvloop $(BENCH_UVLOOP_ARGS) $(BENCH_ARGS)
 	$(VENV_BENCH)/bin/python -m benchmarks.plan_cost
 
-## The same, scaled down (~3 min).
+## The same, scaled down (~4 min); uvloop's pass writes results/quick-uvloop.md.
 bench-quick: $(VENV_BENCH)/.installed
 	$(VENV_BENCH)/bin/python -m benchmarks --quick $(BENCH_ARGS)
+	$(VENV_BENCH)/bin/python -m benchmarks --quick --loop uvloop $(BENCH_UVLOOP_ARGS) $(BENCH_ARGS)
 
 ## Where vinyl's time goes: cProfile and the per-query cost split, both databases.
 bench-profile: $(VENV_BENCH)/.installed

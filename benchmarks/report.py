@@ -95,8 +95,13 @@ def _title(result: dict[str, Any]) -> str:
     return (
         f"{DB_LABELS[result['db']]} {result['server']}: {sc['authors']:,} authors / {sc['books']:,} books, "
         f"median of {sc['reps']} interleaved repetitions"
-        f"{' (--quick)' if result['quick'] else ''}"
+        f"{' (--quick)' if result['quick'] else ''}{_loop_note(result)}"
     )
+
+
+def _loop_note(result: dict[str, Any]) -> str:
+    loop = result.get("loop", "asyncio")
+    return "" if loop == "asyncio" else f", event loop: {loop}"
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
@@ -111,7 +116,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         f"{datetime.date.today().isoformat()}: {first['machine']['cpus']} cores, "
         f"{first['machine']['platform']}, Python {v['python']}, Django {v.get('django')}, "
         f"SQLAlchemy {v.get('sqlalchemy')}, asyncpg {v.get('asyncpg')}, asyncmy {v.get('asyncmy')}, "
-        f"Tortoise {v.get('tortoise-orm')}. Databases on the same host.",
+        f"Tortoise {v.get('tortoise-orm')}. Event loop: {first.get('loop', 'asyncio')}. Databases on the same host.",
         "",
         f"Throughput in ops/s (median of {sc['reps']} interleaved repetitions; streaming: "
         f"rows/s, median of {sc['stream_reps']}) and, after `·`, the ratio to the raw driver "

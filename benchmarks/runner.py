@@ -32,6 +32,26 @@ from benchmarks.config import scale as get_scale
 from benchmarks.workloads import CONCURRENT, INSERTS, OPS, Keys
 
 
+#: The event loops a run can use (``--loop``).
+LOOPS = ("asyncio", "uvloop")
+
+
+def loop_factory(name: str) -> Any:
+    """The ``asyncio.Runner`` loop factory of ``name`` (None: asyncio's own loop)."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
+def loop_label(name: str) -> str:
+    """``name`` with its version, for the report (asyncio: Python's)."""
+    if name == "uvloop":
+        return f"uvloop {metadata.version('uvloop')}"
+    return "asyncio"
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -247,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reload", action="store_true", help="drop and reload the data set")
     parser.add_argument("--systems", default=",".join(k for k, _, _ in SYSTEMS))
     parser.add_argument("--workloads", default=",".join(ALL_KEYS))
+    parser.add_argument("--loop", default="asyncio", choices=LOOPS, help="the event loop the async systems run on")
     args = parser.parse_args(argv)
 
     os.environ["BENCH_DB"] = args.db
@@ -267,8 +288,10 @@ def main(argv: list[str] | None = None) -> None:
     connections.close_all()
     log(f"[{args.db}] data ready in {time.perf_counter() - t0:.1f} s; measuring {', '.join(system_keys)}")
 
-    result = asyncio.run(measure(args.db, args.quick, system_keys, workloads))
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+        result = runner.run(measure(args.db, args.quick, system_keys, workloads))
     result["cold"] = measure_cold(args.db, sc, system_keys) if "cold" in workloads else {}
+    result["loop"] = loop_label(args.loop)
     result.update(
         db=args.db,
         server=server_version,

@@ -23,6 +23,10 @@ OPS: list[tuple[str, str]] = [
     ("prefetch", "prefetch_related of a reverse FK, 100 rows"),
     ("txn10", "transaction of 10 statements"),
 ]
+# Write workloads of issue 17 (kept in their own block).
+OPS += [
+    ("atomic_empty", "empty transaction (`atomic()` with no statement)"),
+]
 CONCURRENT = ("concurrent", "50 tasks, pool of 10, get by pk")
 STREAM = ("stream", "stream rows with `async for`")
 MEMORY = ("memory", "peak Python memory while streaming (MB)")

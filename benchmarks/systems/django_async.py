@@ -55,6 +55,9 @@ class System(AsyncSystem):
     async def txn10(self, i: int) -> None:
         await _txn10(self.keys.author(i), self.keys.book(i))
 
+    async def atomic_empty(self, i: int) -> None:
+        await _atomic_empty()
+
     async def stream(self) -> int:
         n = 0
         async for _obj in Item.objects.aiterator(chunk_size=CHUNK):
@@ -68,3 +71,9 @@ def _txn10(a: int, b: int) -> None:
         for j in range(5):
             Author.objects.get(pk=a + j)
             Book.objects.filter(pk=b + j).update(pages=F("pages") + 1)
+
+
+@sync_to_async
+def _atomic_empty() -> None:
+    with transaction.atomic():
+        pass

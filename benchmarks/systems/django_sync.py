@@ -72,6 +72,10 @@ class System(SyncSystem):
                 Author.objects.get(pk=a + j)
                 Book.objects.filter(pk=b + j).update(pages=F("pages") + 1)
 
+    def atomic_empty(self, i: int) -> None:
+        with transaction.atomic():
+            pass
+
     def _stream(self) -> int:
         n = 0
         for _obj in Item.objects.iterator(chunk_size=CHUNK):

@@ -103,6 +103,11 @@ class _Asyncpg(AsyncSystem):
                 await self.conn.fetchrow(f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id = $1", a + j)
                 await self.conn.execute("UPDATE benchapp_book SET pages = pages + 1 WHERE id = $1", b + j)
 
+    async def atomic_empty(self, i: int) -> None:
+        # BEGIN and COMMIT, two round trips.
+        async with self.conn.transaction():
+            pass
+
     async def concurrent_get(self, i: int) -> Any:
         async with self.pool.acquire() as conn:
             return await conn.fetchrow(f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id = $1", self.keys.author(i))
@@ -204,6 +209,11 @@ class _Asyncmy(AsyncSystem):
         except BaseException:
             await self.conn.rollback()
             raise
+        await self.conn.commit()
+
+    async def atomic_empty(self, i: int) -> None:
+        # BEGIN and COMMIT, two round trips.
+        await self.conn.begin()
         await self.conn.commit()
 
     async def concurrent_get(self, i: int) -> Any:

@@ -97,6 +97,10 @@ class System(AsyncSystem):
                 (await conn.execute(select(author).where(author.c.id == a + j))).first()
                 await conn.execute(update(book).where(book.c.id == b + j).values(pages=book.c.pages + 1))
 
+    async def atomic_empty(self, i: int) -> None:
+        async with self.tx_engine.begin():
+            pass
+
     async def stream(self) -> int:
         n = 0
         async with self.tx_engine.connect() as conn:

@@ -91,6 +91,10 @@ class System(AsyncSystem):
                 await s.get(Author, a + j)
                 await s.execute(update(Book).where(Book.id == b + j).values(pages=Book.pages + 1))
 
+    async def atomic_empty(self, i: int) -> None:
+        async with self.session() as s, s.begin():
+            pass
+
     async def stream(self) -> int:
         n = 0
         async with self.session() as s:

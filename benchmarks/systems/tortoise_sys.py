@@ -125,6 +125,10 @@ class System(AsyncSystem):
                 await Author.get(id=a + j)
                 await Book.filter(id=b + j).update(pages=F("pages") + 1)
 
+    async def atomic_empty(self, i: int) -> None:
+        async with in_transaction():
+            pass
+
     async def stream(self) -> int:
         n = 0
         async for _obj in Item.all():

@@ -63,6 +63,10 @@ class System(AsyncSystem):
                 await Author.vinyl.get(pk=a + j)
                 await Book.vinyl.filter(pk=b + j).update(pages=F("pages") + 1)
 
+    async def atomic_empty(self, i: int) -> None:
+        async with vinyl.atomic():
+            pass
+
     async def stream(self) -> int:
         n = 0
         async for _obj in Item.vinyl.iterator(chunk_size=CHUNK):
