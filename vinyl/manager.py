@@ -49,9 +49,11 @@ class VinylManager(Generic[M]):
         # manager for its own sync machinery (admin, related descriptors).
         self.name = name
         setattr(model, name, self)
+        from vinyl import construct
         from vinyl._syncguard import guard_model
 
         guard_model(model, name)
+        construct.install(model)
 
     @overload
     def __get__(self, instance: None, owner: type[_Owner]) -> BoundVinylManager[_Owner]: ...

@@ -1,0 +1,170 @@
+"""A quicker ``Model.__init__`` for models with a vinyl manager.
+
+Building instances is part of every write (``create(**kwargs)``,
+``bulk_create([Model(...), ...])``) and of every read (``from_db``). Django's
+``Model.__init__`` handles every way of calling it (related objects by
+field name, properties, positional and keyword values mixed, ``pre_init`` and
+``post_init`` receivers); most calls are one of two plain shapes:
+
+- keywords only, each the ``attname`` of a concrete field (``Book(title="x",
+  author_id=1)``);
+- one positional value per concrete field (``from_db``).
+
+For those, when ``pre_init`` would call no receiver for the class, the
+instance gets what Django's ``__init__`` gives it (a new ``_state``, the same
+attributes in the same order, field defaults called the same way, then
+``post_init``), without the per-field dispatch. Any other call, or a
+class whose ``__init__`` chain or field descriptors this module does not
+know, runs Django's own ``__init__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from django.db.models import Field, Model
+from django.db.models.base import DEFERRED, ModelState
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init, pre_init
+from django.dispatch.dispatcher import NO_RECEIVERS
+
+_django_init = Model.__init__
+
+# Class attributes at a field's attname whose __set__ on a new instance only
+# stores the value in the instance's __dict__ (ForeignKeyDeferredAttribute
+# also drops a cached related object, which a new instance has none of).
+_PLAIN_DESCRIPTORS = (DeferredAttribute, ForeignKeyDeferredAttribute)
+
+
+class _Spec:
+    """What the quick path of one class needs, computed on its first instance."""
+
+    __slots__ = ("names", "by_keyword", "attnames", "direct")
+
+    def __init__(self, names: frozenset, by_keyword: tuple, attnames: tuple, direct: bool) -> None:
+        # Keyword names the quick path accepts (attnames of concrete fields).
+        self.names = names
+        # (attname, constant default, default factory or None when the
+        # default is that constant) per field Django's keyword path fills, in
+        # its order.
+        self.by_keyword = by_keyword
+        # Attnames of the concrete fields, in positional order.
+        self.attnames = attnames
+        # Can every value be stored in __dict__ (no descriptor with side effects)?
+        self.direct = direct
+
+
+# class -> its _Spec, or None where the quick path does not apply.
+_specs: dict[type, _Spec | None] = {}
+
+
+def install(model: type[Model]) -> None:
+    """Give ``model`` (and its subclasses) the quicker ``__init__``.
+
+    A model (or a base it inherits ``__init__`` from, other than Django's
+    ``Model``) that defines its own ``__init__`` keeps it.
+    """
+    if model.__init__ is _django_init:
+        model.__init__ = _init  # type: ignore[method-assign]
+
+
+def _init(self: Model, *args: Any, **kwargs: Any) -> None:
+    cls = self.__class__
+    try:
+        spec = _specs[cls]
+    except KeyError:
+        spec = _specs[cls] = _spec_of(cls)
+    if spec is None or (pre_init.receivers and pre_init.sender_receivers_cache.get(cls) is not NO_RECEIVERS):
+        return _django_init(self, *args, **kwargs)
+    if args:
+        if kwargs or len(args) != len(spec.attnames):
+            return _django_init(self, *args, **kwargs)
+        self._state = ModelState()
+        if spec.direct:
+            values = self.__dict__
+            for attname, value in zip(spec.attnames, args):
+                if value is not DEFERRED:
+                    values[attname] = value
+        else:
+            for attname, value in zip(spec.attnames, args):
+                if value is not DEFERRED:
+                    setattr(self, attname, value)
+    else:
+        if not spec.names.issuperset(kwargs):
+            return _django_init(self, *args, **kwargs)
+        self._state = ModelState()
+        if spec.direct:
+            values = self.__dict__
+            for attname, constant, default in spec.by_keyword:
+                if attname in kwargs:
+                    value = kwargs[attname]
+                elif default is None:
+                    value = constant
+                else:
+                    value = default()
+                if value is not DEFERRED:
+                    values[attname] = value
+        else:
+            for attname, constant, default in spec.by_keyword:
+                if attname in kwargs:
+                    value = kwargs[attname]
+                elif default is None:
+                    value = constant
+                else:
+                    value = default()
+                if value is not DEFERRED:
+                    setattr(self, attname, value)
+    if post_init.receivers and post_init.sender_receivers_cache.get(cls) is not NO_RECEIVERS:
+        post_init.send(sender=cls, instance=self)
+
+
+def _spec_of(cls: type) -> _Spec | None:
+    """The quick path of ``cls``, or None where Django's ``__init__`` must run."""
+    meta = getattr(cls, "_meta", None)
+    if meta is None or meta.abstract or cls.__setattr__ is not object.__setattr__:
+        return None
+    mro = cls.__mro__
+    if Model not in mro:
+        return None
+    # Django's __init__ ends with super().__init__(): only object's may follow.
+    after = mro[mro.index(Model) + 1 :]
+    if any("__init__" in vars(base) for base in after if base is not object):
+        return None
+    names: set[str] = set()
+    by_keyword: list[tuple[str, Any, Callable[[], Any] | None]] = []
+    direct = True
+    for field in meta.fields:
+        if field.column is None or field.generated:
+            continue
+        names.add(field.attname)
+        by_keyword.append((field.attname, *_default_of(field)))
+        if not _stored_plainly(cls, field.attname):
+            direct = False
+    attnames = tuple(field.attname for field in meta.concrete_fields)
+    for attname in attnames:
+        if not _stored_plainly(cls, attname):
+            direct = False
+    if set(attnames) != names:
+        return None  # a concrete field Django's keyword path skips, or the reverse
+    return _Spec(frozenset(names), tuple(by_keyword), attnames, direct)
+
+
+def _default_of(field: Any) -> tuple[Any, Callable[[], Any] | None]:
+    """``(constant, None)`` where ``field.get_default()`` gives the same object
+    at every call (a default that is not callable; no default nor
+    db_default: None or ""), else ``(None, field.get_default)``."""
+    if type(field).get_default is Field.get_default:
+        if field.has_default() and not callable(field.default):
+            return field.get_default(), None
+        if not field.has_default() and not field.has_db_default():
+            return field.get_default(), None
+    return None, field.get_default
+
+
+def _stored_plainly(cls: type, attname: str) -> bool:
+    """Does ``setattr(obj, attname, v)`` on a new instance only store ``v``?"""
+    for base in cls.__mro__:
+        if attname in vars(base):
+            return type(vars(base)[attname]) in _PLAIN_DESCRIPTORS
+    return True
