@@ -41,14 +41,16 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
     free connection, then raises :class:`vinyl.exceptions.PoolExhausted`.
     """
     entry = engine_entry(alias)
+    if entry.facts is not None:
+        conn = await _connect_and_begin(alias, entry, transactional)
+        return Scope(alias, conn, entry, in_block=in_block, transactional=transactional)
     conn = await _pooled(alias, entry, entry.engine.connect)
     try:
-        if entry.facts is None:
-            await ensure_facts(entry, conn)
-            if conn.in_transaction():
-                # The facts were read in a transaction of their own: end it
-                # before the operation's statements run.
-                await conn.rollback()
+        await ensure_facts(entry, conn)
+        if conn.in_transaction():
+            # The facts were read in a transaction of their own: end it
+            # before the operation's statements run.
+            await conn.rollback()
         if transactional:
             await conn.begin()
         elif entry.autocommit_options:
@@ -58,6 +60,43 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
         raise_as_django(entry, exc)
         raise
     return Scope(alias, conn, entry, in_block=in_block, transactional=transactional)
+
+
+async def _connect_and_begin(alias: str, entry: EngineEntry, transactional: bool) -> AsyncConnection:
+    """:func:`checkout` once the engine's facts are known: the pool checkout
+    and the BEGIN (or the switch to autocommit) in one trip through the
+    greenlet. A failure after the checkout discards the connection and
+    raises as Django's error, as a connect failure does not."""
+    failures: list[BaseException] = []
+    options = None if transactional else entry.autocommit_options
+
+    async def acquire() -> AsyncConnection:
+        sync_connection, failure = await greenlet_spawn(_checkout_sync, entry.engine.sync_engine, transactional, options)
+        if failure is not None:
+            failures.append(failure)
+        return AsyncConnection(entry.engine, sync_connection)
+
+    conn = await _pooled(alias, entry, acquire)
+    if failures:
+        await discard(conn)
+        raise_as_django(entry, failures[0])
+        raise failures[0]
+    return conn
+
+
+def _checkout_sync(sync_engine: Any, begin: bool, options: dict | None) -> tuple[Any, BaseException | None]:
+    # In the greenlet: a connect error propagates (the pool's errors); what
+    # fails after it (a cancellation included) is handed back with the
+    # connection, which the caller discards.
+    connection = sync_engine.connect()
+    try:
+        if begin:
+            connection.begin()
+        elif options:
+            connection.execution_options(**options)
+    except BaseException as exc:
+        return connection, exc
+    return connection, None
 
 
 async def _pooled(alias: str, entry: EngineEntry, acquire: Callable[[], Awaitable[T]]) -> T:
@@ -204,21 +243,30 @@ async def release(scope: Scope, *, commit: bool) -> None:
         # a driver left open.
         await conn.close()
         return
+    ended: list[bool] = []
     try:
         if commit:
             scope.check_transaction()
-            await conn.commit()
-        else:
-            await conn.rollback()
+        await greenlet_spawn(_end_sync, conn.sync_connection, commit, ended)
     except BaseException as exc:
+        if ended:
+            raise  # the transaction ended; giving the connection back failed
         await discard(conn)
         if commit:
             raise_as_django(scope.entry, exc)
         if commit or not isinstance(exc, Exception):
             raise
         logger.info("vinyl: a rollback failed, the connection was discarded: %r", exc)
-        return
-    await conn.close()
+
+
+def _end_sync(connection: Any, commit: bool, ended: list[bool]) -> None:
+    # In the greenlet: COMMIT (or ROLLBACK), then back to the pool, in one trip.
+    if commit:
+        connection.commit()
+    else:
+        connection.rollback()
+    ended.append(True)
+    connection.close()
 
 
 async def end_interrupted(scope: Scope, exc: BaseException, *, lost: bool) -> None:
