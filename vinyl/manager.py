@@ -9,7 +9,7 @@ from typing_extensions import TypeVar
 
 from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl import routing
-from vinyl.models import vinyl_model
+from vinyl.models import vinyl_model  # (importing vinyl.models lets vinyl_model build classes)
 from vinyl.queryset import VinylQuerySet, no_async_alias
 
 if TYPE_CHECKING:
