@@ -10,7 +10,7 @@
     async with vinyl.atomic():
         await Book.vinyl.create(title="x", author=author)
 
-Layout, each module importing only the ones above it (a test checks it:
+Layout, lowest first: each module imports only the ones listed before it (a test checks it:
 tests/packaging/test_import_graph.py):
 
 1. ``vinyl.engine``: SQLAlchemy's async engines, pools, transactions (scopes).
