@@ -10,8 +10,8 @@
     async with vinyl.atomic():
         await Book.vinyl.create(title="x", author=author)
 
-Layout, lowest first: each module imports only the ones listed before it (a test checks it:
-tests/packaging/test_import_graph.py):
+Layout, lowest first: each module imports only the ones listed before it
+(tests/packaging/test_import_graph.py checks it):
 
 1. ``vinyl.engine``: SQLAlchemy's async engines, pools, transactions (scopes).
 2. ``vinyl.translate``: Django queries compiled once into driver SQL (plans).
@@ -19,9 +19,9 @@ tests/packaging/test_import_graph.py):
    sync code on it; ``vinyl.transaction`` (``atomic``).
 4. The ORM layer, in order: ``_vinylize`` (the vinyl model classes, looked
    up), ``deletion``, ``generic`` (content types), ``prefetch``, ``raw``,
-   ``queryset``, ``related`` (related managers), ``descriptors``,
-   ``models`` (builds the vinyl classes, their instance methods),
-   ``manager``; then this package.
+   ``queryset``, ``proxies`` (its methods on managers), ``related``
+   (related managers), ``descriptors``, ``models`` (builds the vinyl
+   classes; their instance methods), ``manager``; then this package.
 """
 
 __version__ = "0.2.0"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
 
 from django.db import models, transaction
 from django.db.models.fields.related_descriptors import (
@@ -31,6 +31,7 @@ from vinyl._aliases import RELATED_ALIASES, add_async_aliases
 from vinyl._vinylize import as_vinyl_queryset, as_vinyl_querysets, is_vinyl_model, origin_model, vinyl_model
 from vinyl.deletion import delete_queryset
 from vinyl.engine.engines import DEFAULT_ALIAS
+from vinyl.proxies import QuerySetMethods
 from vinyl.queryset import VinylQuerySet
 
 if TYPE_CHECKING:
@@ -216,21 +217,7 @@ def django_manager_class(descriptor: Any) -> type:
 
 # -- the async facade ----------------------------------------------------------
 
-# QuerySet methods a related manager offers (``author.book_set.filter(...)``).
-_QUERYSET_METHODS = frozenset(
-    {
-        "all", "filter", "exclude", "complex_filter", "order_by", "reverse", "distinct",
-        "values", "values_list", "annotate", "alias", "select_related",
-        "prefetch_related", "only", "defer", "using", "none", "select_for_update",
-        "union", "intersection", "difference", "dates", "datetimes", "get", "first",
-        "last", "latest", "earliest", "count", "exists", "contains", "aggregate",
-        "in_bulk", "iterator", "update", "delete", "explain", "bulk_create",
-        "bulk_update",
-    }
-)  # fmt: skip
-
-
-class VinylRelatedManager(Generic[M]):
+class VinylRelatedManager(QuerySetMethods[M]):
     """The objects related to one vinyl instance, queried with ``await``.
 
     ::
@@ -239,9 +226,10 @@ class VinylRelatedManager(Generic[M]):
         await author.book_set.create(title="x")
         await book.tags.set([t1, t2])
 
-    QuerySet methods give ``VinylQuerySet``\\ s bound to the relation; the
-    write methods (``create``, ``add``, ``remove``, ``clear``, ``set``...) are
-    coroutines taking Django's arguments (``bulk=``, ``through_defaults=``).
+    QuerySet methods (all of ``VinylQuerySet``'s, see ``vinyl.proxies``)
+    give ``VinylQuerySet``\\ s bound to the relation; the write methods
+    (``create``, ``add``, ``remove``, ``clear``, ``set``...) are coroutines
+    taking Django's arguments (``bulk=``, ``through_defaults=``).
     """
 
     __slots__ = ("_manager",)
@@ -277,9 +265,7 @@ class VinylRelatedManager(Generic[M]):
         return VinylQuerySet._wrap(qs)
 
     def __getattr__(self, name: str) -> Any:
-        name = RELATED_ALIASES.get(name, name)  # Django's async names
-        if name in _QUERYSET_METHODS:
-            return getattr(self.get_queryset(), name)
+        # Only reached for names the manager lacks.
         raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
 
     def __repr__(self) -> str:
@@ -382,7 +368,7 @@ def _adopted(objs: list[Any], alias: str) -> Iterator[None]:
 # -- generic relations (django.contrib.contenttypes) -----------------------------
 
 
-class VinylGenericRelatedManager:
+class VinylGenericRelatedManager(QuerySetMethods[Any]):
     """``bookmark.tags`` of a ``GenericRelation``: QuerySet methods and awaited writes.
 
     The QuerySets filter on the content type by id once it is cached, else by
@@ -409,7 +395,7 @@ class VinylGenericRelatedManager:
             state.db = DEFAULT_ALIAS
         return state.db
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> VinylQuerySet[Any]:
         """A fresh query for the related objects (never a prefetched cache)."""
         field = self._field
         alias = self._alias()
@@ -426,9 +412,7 @@ class VinylGenericRelatedManager:
         return VinylQuerySet(self.model, using=alias).filter(**lookups)
 
     def __getattr__(self, name: str) -> Any:
-        name = RELATED_ALIASES.get(name, name)
-        if name in _QUERYSET_METHODS:
-            return getattr(self.get_queryset(), name)
+        # Only reached for names the manager lacks.
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __repr__(self) -> str:

@@ -31,6 +31,7 @@ ORM_LAYER = (
     "vinyl.prefetch",
     "vinyl.raw",
     "vinyl.queryset",
+    "vinyl.proxies",
     "vinyl.related",
     "vinyl.descriptors",
     "vinyl.models",
