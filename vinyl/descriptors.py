@@ -5,6 +5,8 @@ Outside the bridge, on a vinyl instance:
 - ``await book.author`` queries the related row every time (None for a null
   key); ``await author.profile`` queries the reverse one-to-one row or raises
   ``RelatedObjectDoesNotExist``. Nothing is cached on the instance.
+- ``await item.content_object`` (a ``GenericForeignKey``) likewise, None
+  when the target is gone (content types: :mod:`vinyl.generic`).
 - ``author.book_set`` and ``book.tags`` are vinyl related managers
   (:mod:`vinyl.related`).
 
