@@ -16,6 +16,7 @@ from django.test.utils import isolate_apps
 from tests.nativeapp.models import Bookmark, TaggedItem
 from tests.testapp.models import Author, Book, Profile, UUIDKeyed
 from vinyl import VinylManager, construct
+from vinyl.translate.instances import plain_construction
 
 
 def _build(init, cls, args, kwargs):
@@ -41,6 +42,8 @@ def test_models_with_a_vinyl_manager_get_the_quick_init():
     assert Author.__init__ is construct._init
     assert Author.vinyl.model.__init__ is construct._init
     assert Author(name="a").name == "a"
+    # Reads still build rows without any __init__ (vinyl.translate.instances).
+    assert plain_construction(Author.vinyl.model, ["id", "name", "age", "email"])
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,13 @@ from django.db.models.base import ModelState
 from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import post_init, pre_init
 
+from vinyl import construct
+
 Row = Sequence[Any]
+
+# Django's __init__, and vinyl's quicker one that builds the same instances
+# (vinyl.construct, installed on models with a vinyl manager).
+_DJANGOS_INIT = (Model.__init__, construct._init)
 
 
 def plain_construction(model: Any, attnames: Sequence[str]) -> bool:
@@ -30,7 +36,7 @@ def plain_construction(model: Any, attnames: Sequence[str]) -> bool:
     ``__init__``, ``from_db`` and attribute assignment, no init signal
     receivers, and plain field descriptors for the loaded columns.
     """
-    if model.__init__ is not Model.__init__ or model.from_db.__func__ is not Model.from_db.__func__:
+    if model.__init__ not in _DJANGOS_INIT or model.from_db.__func__ is not Model.from_db.__func__:
         return False
     if model.__setattr__ is not object.__setattr__:
         return False
