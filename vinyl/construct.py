@@ -91,7 +91,7 @@ def _init(self: Model, *args: Any, **kwargs: Any) -> None:
                 if value is not DEFERRED:
                     setattr(self, attname, value)
     else:
-        if not spec.names.issuperset(kwargs):
+        if not kwargs.keys() <= spec.names:
             return _django_init(self, *args, **kwargs)
         self._state = ModelState()
         if spec.direct:

@@ -41,16 +41,17 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
     free connection, then raises :class:`vinyl.exceptions.PoolExhausted`.
     """
     entry = engine_entry(alias)
-    if entry.facts is not None:
+    if entry.facts is not None and not _must_wait(entry):
         conn = await _connect_and_begin(alias, entry, transactional)
         return Scope(alias, conn, entry, in_block=in_block, transactional=transactional)
     conn = await _pooled(alias, entry, entry.engine.connect)
     try:
-        await ensure_facts(entry, conn)
-        if conn.in_transaction():
-            # The facts were read in a transaction of their own: end it
-            # before the operation's statements run.
-            await conn.rollback()
+        if entry.facts is None:
+            await ensure_facts(entry, conn)
+            if conn.in_transaction():
+                # The facts were read in a transaction of their own: end it
+                # before the operation's statements run.
+                await conn.rollback()
         if transactional:
             await conn.begin()
         elif entry.autocommit_options:
@@ -63,24 +64,25 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
 
 
 async def _connect_and_begin(alias: str, entry: EngineEntry, transactional: bool) -> AsyncConnection:
-    """:func:`checkout` once the engine's facts are known: the pool checkout
-    and the BEGIN (or the switch to autocommit) in one trip through the
-    greenlet. A failure after the checkout discards the connection and
-    raises as Django's error, as a connect failure does not."""
-    failures: list[BaseException] = []
+    """:func:`checkout` when no wait for the pool is due and the engine's
+    facts are known: the pool checkout and the BEGIN (or the switch to
+    autocommit) in one trip through the greenlet, in the caller's task. A
+    failure after the checkout (a cancellation included) discards the
+    connection and raises as Django's error, as a connect failure does not.
+
+    (A checkout that may wait for the pool takes the other path: there the
+    connection is awaited in a task of its own, which a cancellation of the
+    caller cancels; it must not be mid-BEGIN then.)
+    """
     options = None if transactional else entry.autocommit_options
-
-    async def acquire() -> AsyncConnection:
-        sync_connection, failure = await greenlet_spawn(_checkout_sync, entry.engine.sync_engine, transactional, options)
-        if failure is not None:
-            failures.append(failure)
-        return AsyncConnection(entry.engine, sync_connection)
-
-    conn = await _pooled(alias, entry, acquire)
-    if failures:
+    sync_connection, failure = await _pooled(
+        alias, entry, lambda: greenlet_spawn(_checkout_sync, entry.engine.sync_engine, transactional, options)
+    )
+    conn = AsyncConnection(entry.engine, sync_connection)
+    if failure is not None:
         await discard(conn)
-        raise_as_django(entry, failures[0])
-        raise failures[0]
+        raise_as_django(entry, failure)
+        raise failure
     return conn
 
 
