@@ -59,6 +59,9 @@ async def test_random_backend_kills_under_load(fault_target, backend):
         kills = await killer
     figures = await after_load(fault_target.sessions, load.outcome, limit=fault_target.limit, peak=peak)
     assert kills > 0 and load.outcome.ok > 0
+    # Each kill can fail at most the one operation on that connection.
+    failed = sum(load.outcome.failures.values())
+    assert failed <= kills, f"{failed} failed operations for {kills} kills: {load.outcome.summary()}"
     report("kills", backend, {"seconds": seconds, "tasks": tasks_n, "kills": kills, **figures}, load.outcome)
 
 
