@@ -67,7 +67,7 @@ async def test_tasks_waiting_for_a_connection_are_served_in_turn():
     # kept the only connection and the others timed out (PoolExhausted) with
     # the pool free thousands of times meanwhile. Served in order, each
     # waits for the tasks ahead of it only.
-    await configure_pool(pool_size=1, max_overflow=0, pool_timeout=2)
+    await configure_pool(pool_size=1, max_overflow=0, pool_timeout=5)
     ops = [0] * 4
     until = time.monotonic() + 3
 
