@@ -31,6 +31,7 @@ from django.db.models.functions.datetime import TimezoneMixin
 from django.db.models.sql import Query
 from django.utils import timezone
 
+from vinyl.translate.converters import rows_converter
 from vinyl.translate.gcpause import batched
 from vinyl.translate.instances import from_db_function, plain_construction, row_maker, rows_maker
 from vinyl.translate.shapes import slot_positions
@@ -328,15 +329,8 @@ def _builder(
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
     if compiler.has_composite_fields(fields) if hasattr(compiler, "has_composite_fields") else False:
         return None
-    converters = compiler.get_converters(fields)
     width = compiler.col_count if compiler.has_extra_select else None
-
-    def convert(rows: Rows) -> Any:
-        if width is not None:
-            rows = [row[:width] for row in rows]
-        if converters:
-            return compiler.apply_converters(rows, converters)
-        return rows
+    convert = rows_converter(compiler.get_converters(fields), width, compiler.connection)
 
     iterable = qs._iterable_class
     query = qs.query
