@@ -1,13 +1,15 @@
-"""``prefetch_related`` of reverse foreign keys without Django's prefetcher.
+"""``prefetch_related`` of foreign keys, both ways, without Django's prefetcher.
 
 For ``Author.vinyl.filter(...).prefetch_related("book_set")`` Django runs the
 books query and then builds one related queryset per author (two clones
 each), in the bridge. Here the main rows and the books come through the plan
 cache (``book.author_id IN (...)``), the books are grouped by author in one
 pass, and each author gets a lightweight queryset of its books whose filter
-is applied only if something chains on it. Anything else (many-to-many,
-forward relations, nested lookups, ``Prefetch`` objects, custom default
-managers) keeps Django's prefetcher.
+is applied only if something chains on it. A forward foreign key
+(``Book.vinyl...prefetch_related("author")``) loads the authors through a
+plan too and caches each book's author as Django's prefetcher does. Anything
+else (many-to-many, one-to-one, nested lookups, ``Prefetch`` objects, custom
+default or base managers) keeps Django's prefetcher.
 """
 
 from __future__ import annotations
@@ -16,23 +18,51 @@ import inspect
 from typing import Any, Sequence
 
 from django.db import models
-from django.db.models.fields.related_descriptors import ManyToManyDescriptor, ReverseManyToOneDescriptor
+from django.db.models.fields.related_descriptors import (
+    ForwardManyToOneDescriptor,
+    ManyToManyDescriptor,
+    ReverseManyToOneDescriptor,
+)
 from django.db.models.query import QuerySet
 from django.db.models.sql import Query
 
 from vinyl._vinylize import VinylModelIterable
+from vinyl.descriptors import _AwaitedForward
 from vinyl.generic import is_generic_relation
 from vinyl.models import vinyl_model
 from vinyl.translate.gcpause import batched
 
 
+def _forward_fk(descriptor: Any) -> Any:
+    """The ForeignKey of a forward descriptor vinyl can prefetch, or None."""
+    kind = type(descriptor)
+    if kind is not ForwardManyToOneDescriptor and kind.__bases__ != (_AwaitedForward, ForwardManyToOneDescriptor):
+        return None  # one-to-one (reverse cache), or a descriptor of its own
+    field = descriptor.field
+    if field.one_to_one or len(field.foreign_related_fields) != 1:
+        return None
+    related = field.related_model
+    target = field.target_field
+    if related._meta.base_manager_name is not None or target.is_relation:
+        return None  # a base manager of its own may filter: Django's prefetcher knows
+    return field
+
+
 def reverse_fk_relations(model: type[models.Model], lookups: Sequence[Any]) -> list[Any] | None:
-    """The relations (``ManyToOneRel``) of ``lookups`` if vinyl can prefetch them all."""
+    """The relations of ``lookups`` if vinyl can prefetch them all.
+
+    A ``ManyToOneRel`` for a reverse foreign key, the ``ForeignKey`` for a
+    forward one.
+    """
     relations = []
     for lookup in lookups:
         if not isinstance(lookup, str) or "__" in lookup:
             return None
         descriptor = inspect.getattr_static(model, lookup, None)
+        forward = _forward_fk(descriptor)
+        if forward is not None:
+            relations.append(forward)
+            continue
         if not isinstance(descriptor, ReverseManyToOneDescriptor) or isinstance(descriptor, ManyToManyDescriptor):
             return None
         if is_generic_relation(descriptor):
@@ -55,6 +85,9 @@ async def prefetch_reverse_fk(objs: list, relations: list, db: str) -> None:
     if not objs:
         return
     for rel in relations:
+        if isinstance(rel, models.ForeignKey):
+            await _prefetch_forward_fk(objs, rel, db)
+            continue
         field = rel.field  # the ForeignKey on the related model
         target = field.target_field.attname
         by_key: dict[Any, list] = {}
@@ -89,6 +122,28 @@ def _attach(rows: list, objs: list, rel: Any, by_key: dict[Any, list], related_m
             cache = obj._prefetched_objects_cache = {}
         key = getattr(obj, target)
         cache[cache_name] = _prefetched(template, field, obj, by_key.get(key, []) if key is not None else [])
+
+
+async def _prefetch_forward_fk(objs: list, field: Any, db: str) -> None:
+    """Cache each instance's related object (or None), as Django's prefetcher does."""
+    from vinyl.queryset import VinylQuerySet
+
+    attname = field.attname
+    keys = list(dict.fromkeys(key for obj in objs if (key := getattr(obj, attname)) is not None))
+    related_model = vinyl_model(field.related_model)
+    target = field.target_field
+    rows = await VinylQuerySet(related_model, using=db).filter(**{f"{target.name}__in": keys}) if keys else []
+    _attach_forward(rows, objs, field, target.attname)
+
+
+@batched
+def _attach_forward(rows: list, objs: list, field: Any, target: str) -> None:
+    by_key: dict[Any, Any] = {}
+    for row in rows:
+        by_key.setdefault(getattr(row, target), row)
+    attname, cache_name = field.attname, field.cache_name if hasattr(field, "cache_name") else field.get_cache_name()
+    for obj in objs:
+        obj._state.fields_cache[cache_name] = by_key.get(getattr(obj, attname))
 
 
 class PrefetchedQuerySet(QuerySet):

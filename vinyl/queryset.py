@@ -400,7 +400,7 @@ class VinylQuerySet(Generic[M]):
         return await self._rows("rows", recipe, self._values, None)
 
     async def _fetch_prefetching(self) -> list[M] | None:
-        """Rows and their reverse foreign keys through plans (vinyl.prefetch)."""
+        """Rows and their foreign keys (either way) through plans (vinyl.prefetch)."""
         steps = [step for step in self._steps if step[0] == "prefetch_related"]
         lookups = [lookup for _, args, _ in steps for lookup in args]
         if any(step[0] in ("values", "values_list") for step in self._steps):
@@ -408,6 +408,10 @@ class VinylQuerySet(Generic[M]):
         relations = prefetch.reverse_fk_relations(self._model, lookups)
         if relations is None:
             return None
+        if any(isinstance(rel, models.ForeignKey) for rel in relations) and any(
+            step[0] in ("select_related", "only", "defer") for step in self._steps
+        ):
+            return None  # a joined or deferred foreign key: Django's prefetcher knows
         base = self.__class__.__new__(self.__class__)
         base._model = self._model
         base._db = self._db

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db.models import Prefetch
+
+import vinyl
 
 from tests.relations.counting import count_queries
 from tests.testapp.models import Author, Book, Profile, Publisher, Tag
@@ -72,6 +76,31 @@ async def test_prefetch_reverse_fk_is_two_queries_and_a_list():
         assert books[0]["author"] is authors[0]
     assert queries == []
     assert type(books[0]) is Book.vinyl.model
+
+
+async def test_prefetch_forward_fk_is_two_queries_through_plans(backend):
+    lib = await library()
+    for _ in range(2):  # the second time through the plans of the first
+        hits = vinyl.plan_cache_info().hits
+        with count_queries() as queries:
+            books = await Book.vinyl.prefetch_related("author", "publisher").order_by("id")
+        assert len(queries) == 3
+    assert vinyl.plan_cache_info().hits - hits == 3
+    with count_queries() as queries:
+        assert [b["author"].name for b in books] == ["Ann", "Ann", "Bob"]
+        assert books[0]["author"] is books[1]["author"]  # one instance per row, as Django's
+        assert books[0]["publisher"].name == "Pub"
+        assert books[1]["publisher"] is None  # loaded, and null
+    assert queries == []
+    assert type(books[0]["author"]) is Book.vinyl.model._meta.get_field("author").related_model.vinyl.model
+    sync = settings.SYNC_ALIAS[backend]
+    django_books = await sync_to_async(
+        lambda: list(Book.objects.using(sync).prefetch_related("author", "publisher").order_by("id"))
+    )()
+    for mine, theirs in zip(books, django_books):
+        assert mine._state.fields_cache.keys() == theirs._state.fields_cache.keys()
+        assert mine["author"].pk == theirs.author.pk and mine["author"].name == theirs.author.name
+    assert books[2]["author"].pk == lib["bob"].pk
 
 
 async def test_prefetch_many_to_many_both_sides():
