@@ -24,8 +24,7 @@ from django.db.models.query import ModelIterable
 
 from vinyl import _bridge, generic, prefetch, routing
 from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
-from vinyl._vinylize import VinylModelIterable, adopt_related
-from vinyl.models import vinyl_model
+from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
 from vinyl.engine import scope as _scope
 from vinyl.engine.engines import cached_facts
 from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
@@ -400,17 +399,15 @@ class VinylQuerySet(Generic[M]):
         return await self._rows("rows", recipe, self._values, None)
 
     async def _fetch_prefetching(self) -> list[M] | None:
-        """Rows and their foreign keys (either way) through plans (vinyl.prefetch)."""
+        """Rows and their related rows (foreign keys, many-to-many, nested) through plans (vinyl.prefetch)."""
         steps = [step for step in self._steps if step[0] == "prefetch_related"]
         lookups = [lookup for _, args, _ in steps for lookup in args]
         if any(step[0] in ("values", "values_list") for step in self._steps):
             return None
-        relations = prefetch.reverse_fk_relations(self._model, lookups)
-        if relations is None:
+        tree = prefetch.planned_lookups(self._model, lookups)
+        if tree is None:
             return None
-        if any(isinstance(rel, models.ForeignKey) for rel in relations) and any(
-            step[0] in ("select_related", "only", "defer") for step in self._steps
-        ):
+        if prefetch.has_forward_fk(tree) and any(step[0] in ("select_related", "only", "defer") for step in self._steps):
             return None  # a joined or deferred foreign key: Django's prefetcher knows
         base = self.__class__.__new__(self.__class__)
         base._model = self._model
@@ -420,7 +417,7 @@ class VinylQuerySet(Generic[M]):
         base._recipe = tuple(shape for shape in self._recipe if shape[0] != "prefetch_related")  # type: ignore[union-attr]
         base._values = self._values
         objs = await base._rows("rows", base._recipe, base._values, None)
-        await prefetch.prefetch_reverse_fk(objs, relations, self.db)
+        await prefetch.prefetch(objs, tree, self.db, VinylQuerySet)
         return objs
 
     def _probe(self, probes: tuple, lookups: dict | None, db: str) -> QuerySet:

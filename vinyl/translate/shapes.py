@@ -170,11 +170,28 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
         return (method, args, tuple(sorted(kwargs.items()))), ()
     if method == "update":
         return _update_shape(kwargs)
+    if method == "extra":
+        return _extra_shape(args, kwargs)
     if method == "__getitem__":
         (k,) = args
         if isinstance(k, slice) and k.step is None:
             return slice_shape(k.start, k.stop)
     return None
+
+
+def _extra_shape(args: tuple, kwargs: dict) -> tuple[Any, tuple] | None:
+    """``extra(select={name: sql})`` with no parameters (the column Django's
+    many-to-many prefetch adds) is structure; other ``extra()`` calls are
+    compiled every time."""
+    select = kwargs.get("select")
+    if args or any(value is not None for key, value in kwargs.items() if key != "select"):
+        return None
+    if type(select) is not dict or not select:
+        return None
+    items = tuple(select.items())
+    if not all(type(k) is str and type(v) is str and "%" not in v for k, v in items):
+        return None
+    return ("extra", items), ()
 
 
 def slice_shape(start: Any, stop: Any) -> tuple[Any, tuple]:
