@@ -59,8 +59,11 @@ def _str_kind(value: str) -> Any:
 
 def _number_kind(value: Any) -> Any:
     # NaN and the infinities compile and validate unlike finite numbers.
+    # So does -0.0 on PostgreSQL (bound as 0: see vinyl.translate.placeholders).
     kind = type(value)
     if math.isfinite(value) if kind is float else value.is_finite():
+        if kind is float and value == 0.0 and math.copysign(1.0, value) < 0.0:
+            return (kind, "-0.0")
         return kind
     return (kind, str(value))
 
