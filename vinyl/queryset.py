@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import traceback
 from contextlib import aclosing
 from typing import (
     Any, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Generator, Generic, Iterator,
@@ -997,10 +998,20 @@ def _prefetched_chunks(qs: QuerySet, size: int) -> Iterator[Any]:
 
 def _next_batch(rows: Iterator[Any], size: int) -> list:
     batch = []
-    for obj in rows:
-        batch.append(obj)
-        if len(batch) >= size:
-            break
+    try:
+        for obj in rows:
+            batch.append(obj)
+            if len(batch) >= size:
+                break
+    except BaseException as exc:
+        # The rows ended with an error (a value a converter refuses...): the
+        # frames of Django's generators, kept by the traceback, still hold
+        # its cursor_iter generator, whose finalizer closes the driver
+        # cursor. Let go of their locals here, in the bridge, where that
+        # close can await; freed later, outside it, the close fails
+        # (MissingGreenlet, an "exception ignored" nobody sees).
+        traceback.clear_frames(exc.__traceback__)
+        raise
     return batch
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import decimal
+import gc
 import logging
 from typing import Any, Callable
 
@@ -18,7 +19,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DataError, IntegrityError, ProgrammingError
+from django.db import DataError, IntegrityError, ProgrammingError, connections
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -409,3 +410,28 @@ async def test_only_of_a_multi_table_child_loads_its_primary_key(backend: str) -
     assert expected == [(False, "p", 1)]
     got = await Premium.vinyl.prefetch_related("items").only("name")
     assert [(p.get_deferred_fields() >= {"id"}, p.name, len(p["items"])) for p in got] == expected
+
+
+@pytest.mark.backends("sqlite", reason="a column holding a value Django's converter refuses: SQLite's typing lets one be written")
+async def test_iterator_ending_in_an_error_closes_its_cursor_in_the_bridge(backend: str) -> None:
+    """django-cursor-iter-closed-outside-greenlet: the traceback of an error in Django's iterator kept its cursor_iter
+    generator alive; freed later, outside the bridge, its close raised MissingGreenlet (an unraisable exception,
+    which this suite's filterwarnings turns into an error)."""
+    for n in range(5):
+        await Item.vinyl.create(name=f"i{n}", dec=decimal.Decimal("1.5"))
+
+    def corrupt() -> None:
+        with connections[sync(backend)].cursor() as cursor:
+            cursor.execute("UPDATE diffapp_item SET dec = 1e20 WHERE name = 'i3'")
+
+    await sync_to_async(corrupt)()
+    expected = await django(lambda: list(Item.objects.using(sync(backend)).prefetch_related("tags").order_by("name").iterator(chunk_size=2)))
+    assert expected == ("raised", "ArithmeticError")  # decimal.InvalidOperation
+    # prefetch_related: Django's own iterator, in the bridge (not a plan).
+    got = await vinyl_outcome(_listed(Item.vinyl.prefetch_related("tags").order_by("name").iterator(chunk_size=2)))
+    assert got == expected
+    gc.collect()
+
+
+async def _listed(rows: Any) -> list:
+    return [row async for row in rows]
