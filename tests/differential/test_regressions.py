@@ -19,7 +19,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DataError, IntegrityError, ProgrammingError, connections
+from django.db import DataError, IntegrityError, ProgrammingError, connections, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -435,3 +435,30 @@ async def test_iterator_ending_in_an_error_closes_its_cursor_in_the_bridge(backe
 
 async def _listed(rows: Any) -> list:
     return [row async for row in rows]
+
+
+async def test_a_server_error_is_not_replaced_by_the_aborted_transaction(backend: str) -> None:
+    """pg-server-data-error-rerun (make fuzz, PostgreSQL seed 9001): an invalid regular expression is an asyncpg
+    DataError; vinyl ran the statement again (as for a value asyncpg refuses), and in the stream's transaction
+    the second run raised InternalError ("current transaction is aborted") in place of Django's DataError."""
+    await Item.vinyl.create(name="a", slug="a", flt=2.0)
+
+    def django_stream() -> Any:
+        return list(Item.objects.using(sync(backend)).filter(slug__regex="[").filter(flt__gte=1.5).iterator(chunk_size=2))
+
+    def django_in_block() -> Any:
+        with transaction.atomic(using=sync(backend)):
+            return list(Item.objects.using(sync(backend)).filter(slug__regex="["))
+
+    expected = await django(django_stream)
+    assert expected[0] == "raised"
+    assert await django(django_in_block) == expected
+    # A plan made from a valid expression, replayed with the invalid one.
+    assert len(await _listed(Item.vinyl.filter(slug__regex="(a|b)").filter(flt__gte=1.5).iterator(chunk_size=2))) == 1
+    assert await vinyl_outcome(_listed(Item.vinyl.filter(slug__regex="[").filter(flt__gte=1.5).iterator(chunk_size=2))) == expected
+
+    async def in_block() -> Any:
+        async with vinyl.atomic():
+            return await Item.vinyl.filter(slug__regex="[")
+
+    assert await vinyl_outcome(in_block()) == expected
