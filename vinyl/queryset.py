@@ -420,15 +420,18 @@ class VinylQuerySet(Generic[M]):
         await prefetch.prefetch_reverse_fk(objs, relations, self.db)
         return objs
 
-    def _probe(self, probes: tuple, lookups: dict | None, db: str) -> QuerySet:
-        """The Django QuerySet of this recipe with ``probes`` in its slots, on ``db``."""
+    def _probe(self, probes: tuple, lookups: dict | None, db: str, short: int | None = None) -> QuerySet:
+        """The Django QuerySet of this recipe with ``probes`` in its slots, on ``db``.
+
+        ``short``: its long ``__in`` list cut to this many values (``probes`` has as many).
+        """
         filled = iter(probes)
         qs = _new_django_queryset(self._model, db)
         for method, args, kwargs in self._steps:
-            args, kwargs = substitute(method, args, kwargs, filled)
+            args, kwargs = substitute(method, args, kwargs, filled, short)
             qs = getattr(qs, method)(*args, **kwargs)
         if lookups is not None:
-            qs = qs.filter(**substitute("filter", (), lookups, filled)[1])
+            qs = qs.filter(**substitute("filter", (), lookups, filled, short)[1])
         return qs
 
     async def _rows(self, kind: str, recipe: tuple | None, values: tuple, lookups: dict | None) -> Any:
@@ -465,7 +468,7 @@ class VinylQuerySet(Generic[M]):
             key,
             qs,
             values,
-            lambda probes: self._probe(probes, lookups, qs.db),
+            lambda probes, short=None: self._probe(probes, lookups, qs.db, short),
             get=key[1] == "get",
             adopt=adopt_related,
             vinyl_class=vinyl_model,

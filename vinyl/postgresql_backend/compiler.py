@@ -34,16 +34,16 @@ class DistinctOrderByPositionMixin:
         return extra_select, order_by, group_by
 
     def _positional_order_by(self, columns: list, order_by: list) -> list:
-        selected = {}
+        selected: dict[tuple[str, tuple], int] = {}
         for position, (_, (sql, params), _) in enumerate(columns, 1):
             selected.setdefault((sql, tuple(params)), position)
         out = []
         for expr, (sql, params, is_ref) in order_by:
             if params and not is_ref:
                 expression = self.ordering_parts.search(sql)[1]
-                position = selected.get((expression, tuple(params)))
-                if position is not None:
-                    sql, params = f"{position}{sql[len(expression):]}", []
+                found = selected.get((expression, tuple(params)))
+                if found is not None:
+                    sql, params = f"{found}{sql[len(expression):]}", []
             out.append((expr, (sql, params, is_ref)))
         return out
 

@@ -65,7 +65,10 @@ def format_to_numeric_dollar(sql: str, params: Sequence[Any] | None) -> str:
     """
     if not params:
         return sql.replace("%%", "%") if "%" in sql else sql
-    return sql % tuple(_placeholder(i, value) for i, value in enumerate(params, 1))
+    # Text and None, most values of a long list, are untyped: no call for them.
+    return sql % tuple(
+        f"${i}" if type(value) is str or value is None else _placeholder(i, value) for i, value in enumerate(params, 1)
+    )
 
 
 class _Numbered(dict):
