@@ -225,6 +225,20 @@ def test_widening_a_cut_list():
     assert _widened_positions((0, 2, 1, 3), 2, 1, 5) is None  # not one run
     assert _widened_positions((0, 1, 2, 1, 3), 2, 1, 5) is None  # a list slot used twice
     assert _widened_positions((0, 3), 2, 1, 5) is None  # no list
+    # Slots the backend adapts (datetimes sent as text): (slot, adapter).
+    f, g = str, repr
+    assert _widened_positions(((0, f), (1, f), (2, f), 3), 2, 1, 4) == ((0, f), (1, f), (2, f), (3, f), (4, f), 5)
+    assert _widened_positions((0, (1, f), (2, g)), 2, 1, 4) is None  # one adapter for the whole run
+
+
+async def test_a_long_in_list_of_datetimes_answers_as_django(backend):
+    base = datetime.datetime(2024, 1, 1, 12, tzinfo=UTC)
+    rows = [await AllTypes.vinyl.create(moment=base + datetime.timedelta(hours=n)) for n in range(4)]
+    for chosen in ([1, 3], [0, 2]):
+        moments = [base + datetime.timedelta(hours=n) for n in chosen] + [base + datetime.timedelta(days=10, minutes=n) for n in range(80)]
+        want = await django(backend, AllTypes, lambda m: django_ids(m.filter(moment__in=moments)))
+        assert want == sorted(rows[n].pk for n in chosen)
+        assert await ids(AllTypes.vinyl.filter(moment__in=moments)) == want
 
 
 # -- LIKE escaping ---------------------------------------------------------------

@@ -9,6 +9,7 @@ no I/O.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os.path
 import zoneinfo
@@ -32,6 +33,7 @@ from django.db.models.functions.datetime import TimezoneMixin
 from django.db.models.sql import Query
 from django.utils import timezone
 
+from vinyl.translate.converters import rows_converter
 from vinyl.translate.gcpause import batched
 from vinyl.translate.instances import from_db_function, plain_construction, row_maker, rows_maker
 from vinyl.translate.shapes import probe_values, slot_positions
@@ -47,8 +49,9 @@ GET_LIMIT = 21
 class Plan:
     """SQL for one query shape, and the builder of its result.
 
-    ``positions`` gives, for each parameter, the index of its slot value or
-    a 1-tuple holding a constant.
+    ``positions`` gives, for each parameter, the index of its slot value, a
+    1-tuple holding a constant, or ``(index, adapter)`` for a slot value the
+    backend adapts (see :func:`value_adapters`).
     """
 
     sql: str
@@ -56,7 +59,9 @@ class Plan:
     build: Builder
 
     def params(self, values: Sequence[Any]) -> tuple:
-        return tuple(values[p] if type(p) is int else p[0] for p in self.positions)
+        return tuple(
+            values[p] if type(p) is int else p[0] if len(p) == 1 else p[1](values[p[0]]) for p in self.positions
+        )
 
 
 def _driver_sql(db: str, sql: str, params: Sequence[Any]) -> str:
@@ -93,10 +98,21 @@ AMBIGUOUS = Unplanned("a constant equals a value, or the values change the param
 VALUE_ERRORS = (ValidationError, ValueError, TypeError, ArithmeticError)
 
 
-def _positions(sql: str, params: Sequence[Any], probe_sql: str, probe_params: Sequence[Any], values: Sequence[Any], probes: Sequence[Any]) -> Any:
+def value_adapters(db: str) -> dict[type, Callable[[Any], Any]]:
+    """The backend's adapters of slot values that it sends in another form.
+
+    MySQL and SQLite send datetimes and dates as text
+    (``adapt_datetimefield_value``, ``adapt_datefield_value``): a slot may
+    go through them (see :func:`~vinyl.translate.shapes.slot_positions`).
+    """
+    ops = connections[db].ops
+    return {datetime.datetime: ops.adapt_datetimefield_value, datetime.date: ops.adapt_datefield_value}
+
+
+def _positions(sql: str, params: Sequence[Any], probe_sql: str, probe_params: Sequence[Any], values: Sequence[Any], probes: Sequence[Any], adapters: dict | None = None) -> Any:
     if sql != probe_sql:
         return SQL_DIFFERS
-    positions = slot_positions(params, values, probe_params, probes)
+    positions = slot_positions(params, values, probe_params, probes, adapters)
     if positions is None:
         return TRANSFORMED
     if positions is False:
@@ -169,6 +185,7 @@ def statement_outcome(
     zone_probe: Callable[[], Statement | Unplanned | None],
     values: Sequence[Any],
     probes: Sequence[Any],
+    adapters: dict | None = None,
 ) -> tuple[Any, bool]:
     """``(positions or Unplanned, whether the SQL depends on the time zone)``.
 
@@ -179,7 +196,7 @@ def statement_outcome(
     if isinstance(probe, Unplanned):
         return probe, False
     sql, params = statement
-    positions = _positions(sql, params, probe[0], probe[1], values, probes)
+    positions = _positions(sql, params, probe[0], probe[1], values, probes, adapters)
     if type(positions) is not tuple:
         return positions, False
     there = zone_probe()
@@ -254,7 +271,7 @@ def probed_outcome(probe_qs: QuerySet, values: Sequence[Any], probes: Sequence[A
     def outcome(statement: Statement, db: str, zone_dependent: bool) -> tuple[Any, bool]:
         probe = probe_statement(probe_qs, db, limits)
         zone_probe = lambda: in_other_zone(lambda: probe_statement(probe_qs._chain(), db, limits)) if zone_dependent else None  # noqa: E731
-        return statement_outcome(statement, probe, zone_probe, values, probes)
+        return statement_outcome(statement, probe, zone_probe, values, probes, value_adapters(db))
 
     return outcome
 
@@ -327,7 +344,7 @@ def _long_list_positions(
     positions = _widened_positions(positions2, 2, start, length)
     if positions is None or positions != _widened_positions(positions3, 3, start, length):
         return None
-    if tuple(params) != tuple(values[p] if type(p) is int else p[0] for p in positions):
+    if tuple(params) != Plan(sql, positions, _no_build).params(values):
         return None
     return positions, zoned2 or zoned3
 
@@ -346,24 +363,45 @@ def _widened_sql(sql2: str, sql3: str, length: int) -> str | None:
 def _widened_positions(positions: tuple, k: int, start: int, length: int) -> tuple | None:
     """Positions of a list cut to ``k`` values, for the list of ``length`` values.
 
-    The list's slots must be one run of parameters, each used once; slots
-    after the list move by the values cut.
+    The list's slots must be one run of parameters, each used once, all
+    plain or all through one adapter; slots after the list move by the
+    values cut.
     """
+    slots = [_slot_of(p) for p in positions]
     try:
-        at = positions.index(start)
+        at = slots.index(start)
     except ValueError:
         return None
-    if positions[at : at + k] != tuple(range(start, start + k)):
+    run = positions[at : at + k]
+    if slots[at : at + k] != list(range(start, start + k)):
+        return None
+    first = run[0]
+    if any(type(p) is not type(first) or (type(p) is tuple and p[1] != first[1]) for p in run):
+        return None
+    end = start + k
+    if any(slot is not None and start <= slot < end for slot in slots[:at] + slots[at + k :]):
         return None
     shift = length - k
-    end = start + k
-    if any(type(p) is int and start <= p < end for p in positions[:at] + positions[at + k :]):
-        return None
 
     def moved(p: Any) -> Any:
-        return p + shift if type(p) is int and p >= end else p
+        slot = _slot_of(p)
+        if slot is None or slot < end:
+            return p
+        return p + shift if type(p) is int else (slot + shift, p[1])
 
-    return (*map(moved, positions[:at]), *range(start, start + length), *map(moved, positions[at + k :]))
+    widened = range(start, start + length) if type(first) is int else [(i, first[1]) for i in range(start, start + length)]
+    return (*map(moved, positions[:at]), *widened, *map(moved, positions[at + k :]))
+
+
+def _slot_of(position: Any) -> int | None:
+    """The slot a plan position reads (a plain or adapted slot), None for a constant."""
+    if type(position) is int:
+        return position
+    return position[0] if len(position) == 2 else None
+
+
+def _no_build(rows: Rows) -> Any:
+    return rows
 
 
 def rows_plan(
@@ -412,7 +450,7 @@ def scalar_plan(db: str, statement: Statement, probe: Statement | Unplanned, zon
 
     Returns ``(plan or Unplanned, zoned)`` as :func:`rows_plan`.
     """
-    positions, zoned = statement_outcome(statement, probe, zone_probe, values, probes)
+    positions, zoned = statement_outcome(statement, probe, zone_probe, values, probes, value_adapters(db))
     if type(positions) is not tuple:
         return positions, False
     return Plan(_driver_sql(db, statement[0], statement[1]), positions, build), zoned
@@ -453,15 +491,8 @@ def _builder(
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
     if compiler.has_composite_fields(fields) if hasattr(compiler, "has_composite_fields") else False:
         return None
-    converters = compiler.get_converters(fields)
     width = compiler.col_count if compiler.has_extra_select else None
-
-    def convert(rows: Rows) -> Any:
-        if width is not None:
-            rows = [row[:width] for row in rows]
-        if converters:
-            return compiler.apply_converters(rows, converters)
-        return rows
+    convert = rows_converter(compiler.get_converters(fields), width, compiler.connection)
 
     iterable = qs._iterable_class
     query = qs.query
