@@ -462,3 +462,17 @@ async def test_a_server_error_is_not_replaced_by_the_aborted_transaction(backend
             return await Item.vinyl.filter(slug__regex="[")
 
     assert await vinyl_outcome(in_block()) == expected
+
+
+async def test_bulk_create_through_a_plan_raises_the_error_django_raises_first(backend: str) -> None:
+    """bulk-create-validation-order (make fuzz, SQLite seed 9001 shape 1566): a bulk INSERT plan prepares its values
+    column by column, so a later object's bad value failed before the first object's, which Django reports."""
+
+    def objs(owner: Any, day: Any) -> list:
+        return [Item(name="a", owner_id=owner), Item(name="b"), Item(name="c", day=day)]
+
+    expected = await django(lambda: Item.objects.using(sync(backend)).bulk_create(objs("abc", 20240229)))
+    assert expected == ("raised", "ValueError")  # Field 'id' expected a number but got 'abc'.
+    for _ in range(2):  # the plan of three objects, then its use
+        assert len(await Item.vinyl.bulk_create(objs(None, datetime.date(2024, 2, 29)))) == 3
+    assert await vinyl_outcome(Item.vinyl.bulk_create(objs("abc", 20240229))) == expected
