@@ -21,7 +21,7 @@ from vinyl.retry import as_conflict
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.postgresql_backend.manyparams import MAX_ARGUMENTS, within_limit
-from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, run_inlining_refused
+from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, rerun_refused
 from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
 
 
@@ -85,8 +85,8 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
             sql, params = within_limit(sql, params)
         try:
             return await driver_connection.fetch(sql, *params)
-        except asyncpg.DataError:
-            return await run_inlining_refused(lambda s, p: driver_connection.fetch(s, *p), sql, params)
+        except asyncpg.DataError as exc:
+            return await rerun_refused(lambda s, p: driver_connection.fetch(s, *p), sql, params, exc)
 
     @staticmethod
     async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
@@ -95,8 +95,8 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
             sql, params = within_limit(sql, params)
         try:
             tag = await driver_connection.execute(sql, *params)
-        except asyncpg.DataError:
-            tag = await run_inlining_refused(lambda s, p: driver_connection.execute(s, *p), sql, params)
+        except asyncpg.DataError as exc:
+            tag = await rerun_refused(lambda s, p: driver_connection.execute(s, *p), sql, params, exc)
         count = tag.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
@@ -110,8 +110,8 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
             sql, params = within_limit(sql, params)
         try:
             cursor = await driver_connection.cursor(sql, *params)
-        except asyncpg.DataError:
-            cursor = await run_inlining_refused(lambda s, p: driver_connection.cursor(s, *p), sql, params)
+        except asyncpg.DataError as exc:
+            cursor = await rerun_refused(lambda s, p: driver_connection.cursor(s, *p), sql, params, exc)
         return PortalCursor(cursor, shared)
 
     @staticmethod
