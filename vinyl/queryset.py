@@ -646,15 +646,16 @@ class VinylQuerySet(Generic[M]):
     @_falls_back
     async def count(self) -> int:
         if self._recipe is None and self._qs.query.is_empty():
-            _compiles_as_django(self._qs, self.db)
-            return 0
+            # Django's own count(): it compiles its aggregation query (not
+            # the SELECT: no select_related or value checks of its own),
+            # finds it empty and runs nothing.
+            return await self._read("count")
         return await self._scalar("count", "count")
 
     @_falls_back
     async def exists(self) -> bool:
         if self._recipe is None and self._qs.query.is_empty():
-            _compiles_as_django(self._qs, self.db)
-            return False
+            return await self._read("exists")  # as count()
         return await self._scalar("exists", "exists")
 
     @_falls_back
