@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import traceback
 from contextlib import aclosing
 from typing import (
     Any, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Generator, Generic, Iterator,
@@ -25,9 +26,12 @@ from django.db.models.query import ModelIterable
 from vinyl import _bridge, generic, prefetch, routing
 from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
-from vinyl.engine import scope as _scope
+from vinyl.engine.checkout import checkout, end_interrupted, release
+from vinyl.engine.disconnects import is_disconnect
 from vinyl.engine.engines import cached_facts
-from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
+from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows
+from vinyl.engine.statements import fetch, write
+from vinyl.engine.streams import stream
 from vinyl.exceptions import DatabaseUnavailable
 from vinyl.translate import inserts
 from vinyl.translate.gcpause import paused_gc
@@ -399,14 +403,16 @@ class VinylQuerySet(Generic[M]):
         return await self._rows("rows", recipe, self._values, None)
 
     async def _fetch_prefetching(self) -> list[M] | None:
-        """Rows and their reverse foreign keys through plans (vinyl.prefetch)."""
+        """Rows and their related rows (foreign keys, many-to-many, nested) through plans (vinyl.prefetch)."""
         steps = [step for step in self._steps if step[0] == "prefetch_related"]
         lookups = [lookup for _, args, _ in steps for lookup in args]
         if any(step[0] in ("values", "values_list") for step in self._steps):
             return None
-        relations = prefetch.reverse_fk_relations(self._model, lookups)
-        if relations is None:
+        tree = prefetch.planned_lookups(self._model, lookups)
+        if tree is None:
             return None
+        if prefetch.has_forward_fk(tree) and any(step[0] in ("select_related", "only", "defer") for step in self._steps):
+            return None  # a joined or deferred foreign key: Django's prefetcher knows
         base = self.__class__.__new__(self.__class__)
         base._model = self._model
         base._db = self._db
@@ -415,18 +421,21 @@ class VinylQuerySet(Generic[M]):
         base._recipe = tuple(shape for shape in self._recipe if shape[0] != "prefetch_related")  # type: ignore[union-attr]
         base._values = self._values
         objs = await base._rows("rows", base._recipe, base._values, None)
-        await prefetch.prefetch_reverse_fk(objs, relations, self.db, VinylQuerySet)
+        await prefetch.prefetch(objs, tree, self.db, VinylQuerySet)
         return objs
 
-    def _probe(self, probes: tuple, lookups: dict | None, db: str) -> QuerySet:
-        """The Django QuerySet of this recipe with ``probes`` in its slots, on ``db``."""
+    def _probe(self, probes: tuple, lookups: dict | None, db: str, short: int | None = None) -> QuerySet:
+        """The Django QuerySet of this recipe with ``probes`` in its slots, on ``db``.
+
+        ``short``: its long ``__in`` list cut to this many values (``probes`` has as many).
+        """
         filled = iter(probes)
         qs = _new_django_queryset(self._model, db)
         for method, args, kwargs in self._steps:
-            args, kwargs = substitute(method, args, kwargs, filled)
+            args, kwargs = substitute(method, args, kwargs, filled, short)
             qs = getattr(qs, method)(*args, **kwargs)
         if lookups is not None:
-            qs = qs.filter(**substitute("filter", (), lookups, filled)[1])
+            qs = qs.filter(**substitute("filter", (), lookups, filled, short)[1])
         return qs
 
     async def _rows(self, kind: str, recipe: tuple | None, values: tuple, lookups: dict | None) -> Any:
@@ -436,14 +445,14 @@ class VinylQuerySet(Generic[M]):
         key = (self._model, kind, recipe)
         plan = cache.lookup(key) if cache is not None else None
         if type(plan) is Plan:
-            return plan.build(await _scope.fetch(db, plan.sql, plan.params(values)))
+            return plan.build(await fetch(db, plan.sql, plan.params(values)))
         qs = self._qs if lookups is None else self._qs.filter(**lookups)
         qs = qs._chain()
         qs._db = db
         compiled = self._compile(qs, cache, key, plan, values, lookups) if cache is not None else None
         if compiled is not None:
             sql, params, build = compiled
-            return build(await _scope.fetch(db, sql, params))
+            return build(await fetch(db, sql, params))
         if kind == "get":
             return await _bridge.run(db, qs.get, readonly=_reads_only(qs))
         if qs.query.is_empty():
@@ -463,7 +472,7 @@ class VinylQuerySet(Generic[M]):
             key,
             qs,
             values,
-            lambda probes: self._probe(probes, lookups, qs.db),
+            lambda probes, short=None: self._probe(probes, lookups, qs.db, short),
             get=key[1] == "get",
             adopt=adopt_related,
             vinyl_class=vinyl_model,
@@ -494,7 +503,7 @@ class VinylQuerySet(Generic[M]):
         key = (self._model, kind, self._recipe)
         plan = cache.lookup(key) if cache is not None else None
         if type(plan) is Plan:
-            return plan.build(await _scope.fetch(db, plan.sql, plan.params(self._values)))
+            return plan.build(await fetch(db, plan.sql, plan.params(self._values)))
         qs = self._django()
         probed = cache.probes(key, db, self._values, lambda probes: self._probe(probes, None, db)) if cache is not None and cache.wants(plan) else None
         if cache is None or probed is None:
@@ -540,9 +549,9 @@ class VinylQuerySet(Generic[M]):
         streamed = self._streamed()
         if streamed is not None:
             # Straight on the driver: a server-side cursor read a chunk at a
-            # time, each chunk built by the plan (see vinyl.engine.scope.stream).
+            # time, each chunk built by the plan (see vinyl.engine.streams.stream).
             sql, params, build = streamed
-            async with aclosing(_scope.stream(self.db, sql, params, size)) as chunks:
+            async with aclosing(stream(self.db, sql, params, size)) as chunks:
                 async for rows in chunks:
                     for obj in build(rows):
                         yield obj
@@ -568,7 +577,7 @@ class VinylQuerySet(Generic[M]):
                 async for obj in rows:
                     yield obj
         except BaseException as exc:
-            await _scope.end_interrupted(own, exc, lost=_scope.is_disconnect(own, exc))
+            await end_interrupted(own, exc, lost=is_disconnect(own, exc))
             raise
         await release(own, commit=True)
 
@@ -637,15 +646,16 @@ class VinylQuerySet(Generic[M]):
     @_falls_back
     async def count(self) -> int:
         if self._recipe is None and self._qs.query.is_empty():
-            _compiles_as_django(self._qs, self.db)
-            return 0
+            # Django's own count(): it compiles its aggregation query (not
+            # the SELECT: no select_related or value checks of its own),
+            # finds it empty and runs nothing.
+            return await self._read("count")
         return await self._scalar("count", "count")
 
     @_falls_back
     async def exists(self) -> bool:
         if self._recipe is None and self._qs.query.is_empty():
-            _compiles_as_django(self._qs, self.db)
-            return False
+            return await self._read("exists")  # as count()
         return await self._scalar("exists", "exists")
 
     @_falls_back
@@ -705,7 +715,7 @@ class VinylQuerySet(Generic[M]):
         if plan is NEVER or params is None:
             return False
         sql, driver_params = plan.prepare(plan.sql, tuple(params))
-        rows = await _scope.write(db, sql, tuple(driver_params), rows="insert_id" if plan.insert_id else True)
+        rows = await write(db, sql, tuple(driver_params), rows="insert_id" if plan.insert_id else True)
         if rows is NotImplemented:
             return False
         plan.assign(obj, rows, db)
@@ -793,7 +803,7 @@ class VinylQuerySet(Generic[M]):
             if params is None:
                 return False
         sql, driver_params = plan.prepare(plan.sql, params)
-        returned = await _scope.write(db, sql, tuple(driver_params), rows=True)
+        returned = await write(db, sql, tuple(driver_params), rows=True)
         if returned is NotImplemented:
             return False
         with paused_gc(len(objs)):
@@ -822,7 +832,7 @@ class VinylQuerySet(Generic[M]):
         key = (self._model, "update", recipe)
         plan = cache.lookup(key) if cache is not None else None
         if type(plan) is Plan:
-            count = await _scope.write(db, plan.sql, plan.params(values))
+            count = await write(db, plan.sql, plan.params(values))
             if count is not NotImplemented:
                 return count
         qs = self._django(write=True)
@@ -901,10 +911,10 @@ def _captured(db: str, run: Any, probe: Any, zoned: bool) -> tuple[Any, list, tu
     statements: list[tuple[str, tuple]] = []
     # Execute wrappers belong to a wrapper object that tasks may share:
     # record only this scope's statements.
-    mine = _scope.bound_scope(db)
+    mine = bound_scope(db)
 
     def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if _scope.bound_scope(db) is mine:
+        if bound_scope(db) is mine:
             statements.append((sql, tuple(params) if params is not None else ()))
         return execute(sql, params, many, context)
 
@@ -929,7 +939,7 @@ def _compiled_statements(connection: Any, mine: Any, db: str, probe: Any) -> lis
     found: list[tuple[str, tuple]] = []
 
     def stop(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if _scope.bound_scope(db) is not mine:
+        if bound_scope(db) is not mine:
             return execute(sql, params, many, context)
         found.append((sql, tuple(params) if params is not None else ()))
         raise _Compiled
@@ -996,10 +1006,20 @@ def _prefetched_chunks(qs: QuerySet, size: int) -> Iterator[Any]:
 
 def _next_batch(rows: Iterator[Any], size: int) -> list:
     batch = []
-    for obj in rows:
-        batch.append(obj)
-        if len(batch) >= size:
-            break
+    try:
+        for obj in rows:
+            batch.append(obj)
+            if len(batch) >= size:
+                break
+    except BaseException as exc:
+        # The rows ended with an error (a value a converter refuses...): the
+        # frames of Django's generators, kept by the traceback, still hold
+        # its cursor_iter generator, whose finalizer closes the driver
+        # cursor. Let go of their locals here, in the bridge, where that
+        # close can await; freed later, outside it, the close fails
+        # (MissingGreenlet, an "exception ignored" nobody sees).
+        traceback.clear_frames(exc.__traceback__)
+        raise
     return batch
 
 

@@ -15,7 +15,7 @@ import datetime
 import decimal
 import math
 import uuid
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
@@ -59,8 +59,11 @@ def _str_kind(value: str) -> Any:
 
 def _number_kind(value: Any) -> Any:
     # NaN and the infinities compile and validate unlike finite numbers.
+    # So does -0.0 on PostgreSQL (bound as 0: see vinyl.translate.placeholders).
     kind = type(value)
     if math.isfinite(value) if kind is float else value.is_finite():
+        if kind is float and value == 0.0 and math.copysign(1.0, value) < 0.0:
+            return (kind, "-0.0")
         return kind
     return (kind, str(value))
 
@@ -75,6 +78,8 @@ _SCALARS = (
     datetime.timedelta,
     uuid.UUID,
 )
+
+_ONLY_STR = {str}
 
 # Calls whose keyword values are lookup values (slots).
 _LOOKUP_METHODS = frozenset({"filter", "exclude"})
@@ -150,7 +155,8 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
                     value = in_values(key, value)
                 except TypeError:  # unhashable items: Django's own then
                     return None
-                kinds = tuple(map(_slot_kind, value))
+                # (Text only, the usual long list: one call per value fewer.)
+                kinds = tuple(map(_str_kind if set(map(type, value)) == _ONLY_STR else _slot_kind, value))
                 if not kinds or None in kinds:
                     return None
                 keys.append((key, type(value), kinds))
@@ -170,11 +176,28 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
         return (method, args, tuple(sorted(kwargs.items()))), ()
     if method == "update":
         return _update_shape(kwargs)
+    if method == "extra":
+        return _extra_shape(args, kwargs)
     if method == "__getitem__":
         (k,) = args
         if isinstance(k, slice) and k.step is None:
             return slice_shape(k.start, k.stop)
     return None
+
+
+def _extra_shape(args: tuple, kwargs: dict) -> tuple[Any, tuple] | None:
+    """``extra(select={name: sql})`` with no parameters (the column Django's
+    many-to-many prefetch adds) is structure; other ``extra()`` calls are
+    compiled every time."""
+    select = kwargs.get("select")
+    if args or any(value is not None for key, value in kwargs.items() if key != "select"):
+        return None
+    if type(select) is not dict or not select:
+        return None
+    items = tuple(select.items())
+    if not all(type(k) is str and type(v) is str and "%" not in v for k, v in items):
+        return None
+    return ("extra", items), ()
 
 
 def slice_shape(start: Any, stop: Any) -> tuple[Any, tuple]:
@@ -264,11 +287,59 @@ def _update_structure(value: Any) -> bool:
     return type(value) is bool or value is None or hasattr(value, "resolve_expression")
 
 
-def substitute(method: str, args: tuple, kwargs: dict, values: Any) -> tuple[tuple, dict]:
+#: An ``__in`` list of this many values (after :func:`in_values`) is long:
+#: its plan is found from compilations of the query with the list cut to 2
+#: and 3 values, not from a second compilation of every value (see
+#: :func:`vinyl.translate.plans.long_list_outcome`).
+LONG_LIST = 64
+
+
+def _long(key: str, value: list | tuple) -> bool:
+    """Whether the list has LONG_LIST values Django compiles (without deduplicating all of it)."""
+    if len(value) < LONG_LIST:
+        return False
+    if not key.endswith("__in"):
+        return True
+    seen = set()
+    for item in value:
+        if item is not None:
+            seen.add(item)
+            if len(seen) >= LONG_LIST:
+                return True
+    return False
+
+
+def long_list_span(recipe: Sequence[Any]) -> tuple[int, int] | None:
+    """``(first slot, length)`` of the one long ``__in`` list of a recipe, else None.
+
+    None when no list is long, or more than one is.
+    """
+    slot = 0
+    found = None
+    for shape in recipe:
+        method = shape[0]
+        if method in _LOOKUP_METHODS or method == "update":
+            for entry in shape[1]:
+                if len(entry) == 3 and entry[1] in (list, tuple):
+                    count = len(entry[2])
+                    if count >= LONG_LIST:
+                        if found is not None:
+                            return None
+                        found = (slot, count)
+                    slot += count
+                elif len(entry) == 2 and type(entry[1]) is not bool:
+                    slot += 1
+        elif method == "slice" and len(shape) == 4:
+            slot += (shape[2] is not None) + (shape[3] is not None)
+    return found
+
+
+def substitute(method: str, args: tuple, kwargs: dict, values: Any, short: int | None = None) -> tuple[tuple, dict]:
     """Return the call's arguments with its slots filled from ``values``.
 
     ``values`` is an iterator consumed in the order :func:`step_shape`
-    collected the slots.
+    collected the slots. ``short``: a long ``__in`` list gets only this many
+    values (see :data:`LONG_LIST`).
     """
     if method == "update":
         return args, {k: v if _update_structure(v) else next(values) for k, v in sorted(kwargs.items())}
@@ -282,7 +353,8 @@ def substitute(method: str, args: tuple, kwargs: dict, values: Any) -> tuple[tup
         if type(value) is bool or value is None:
             filled[key] = value
         elif type(value) is list or type(value) is tuple:
-            filled[key] = type(value)(next(values) for _ in in_values(key, value))
+            count = short if short is not None and _long(key, value) else len(in_values(key, value))
+            filled[key] = type(value)(next(values) for _ in range(count))
         else:
             filled[key] = next(values)
     return args, filled
@@ -386,6 +458,7 @@ def slot_positions(
     values: Sequence[Any],
     probe_params: Sequence[Any],
     probes: Sequence[Any],
+    adapters: dict[type, Callable[[Any], Any]] | None = None,
 ) -> tuple | None | bool:
     """Map each compiled parameter to its slot, or mark it a constant.
 
@@ -398,6 +471,13 @@ def slot_positions(
     in ``%``) makes the shape uncacheable: None. ``False`` means not with
     these values: the compilations differ in length, or a constant happened
     to equal a slot value. Linear in the number of parameters.
+
+    ``adapters`` (value type -> the backend's adapter, e.g. MySQL's
+    ``adapt_datetimefield_value``, which sends datetimes as text): a
+    parameter that is ``adapter(values[j])`` in the first compilation and
+    ``adapter(probes[j])`` in the second is slot ``j`` through that adapter,
+    ``(j, adapter)`` in the positions. Naive datetimes are never adapted so:
+    Django first makes them aware in the default zone.
     """
     if len(params) != len(probe_params):
         return False
@@ -410,6 +490,7 @@ def slot_positions(
     positions: list[Any] = []
     append = positions.append
     known = None
+    adapted: dict | None = None
     for pair in zip(params, probe_params):
         try:
             found = slots.get(pair)
@@ -421,6 +502,16 @@ def slot_positions(
                 append(found)
                 continue
         param, probe = pair
+        if adapters:
+            if adapted is None:
+                adapted = _adapted_slots(values, probes, adapters)
+            try:
+                through = adapted.get((type(param), param, type(probe), probe))
+            except TypeError:
+                through = None
+            if through is not None:
+                append(through)
+                continue
         if type(param) is type(probe) and param == probe:
             if known is None:
                 known = {(type(v), v) for v in (*values, *probes) if v is not None}
@@ -433,6 +524,24 @@ def slot_positions(
             continue
         return None
     return tuple(positions)
+
+
+def _adapted_slots(values: Sequence[Any], probes: Sequence[Any], adapters: dict[type, Callable[[Any], Any]]) -> dict:
+    """``(type, adapted value, type, adapted probe) -> (slot, adapter)`` for the slots an adapter takes."""
+    found: dict = {}
+    for j, (value, probe) in enumerate(zip(values, probes)):
+        adapter = adapters.get(type(value))
+        if adapter is None or type(probe) is not type(value):
+            continue
+        if type(value) is datetime.datetime and (value.tzinfo is None or probe.tzinfo is None):
+            continue
+        try:
+            a, b = adapter(value), adapter(probe)
+            key = (type(a), a, type(b), b)
+            found.setdefault(key, (j, adapter))
+        except (ValueError, TypeError, OverflowError):  # refused: no slot of this adapter
+            continue
+    return found
 
 
 # -- validation ------------------------------------------------------------------
