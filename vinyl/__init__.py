@@ -13,6 +13,9 @@
 
 __version__ = "0.2.0"
 
+# First: fails at import if a dependency lacks a private name vinyl needs.
+from vinyl import _compat  # noqa: F401, E402
+
 from vinyl._querylog import capture_queries
 from vinyl.engine.engines import dispose, get_engine, set_engine
 from vinyl.manager import VinylManager

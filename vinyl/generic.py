@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from django.apps import apps
 from django.db import models
 
-from vinyl import _bridge
+from vinyl import _bridge, _compat
 from vinyl._vinylize import adopt, origin_model
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.models import vinyl_model
@@ -70,7 +70,7 @@ def cached_content_type(alias: str, target: Any, for_concrete_model: bool = True
         model = model._meta.concrete_model
     try:
         # ContentTypeManager has no public "from the cache only" lookup.
-        return _content_types().db_manager(alias)._get_from_cache(model._meta)
+        return _compat.content_type_from_cache(_content_types().db_manager(alias), model._meta)
     except KeyError:
         return None
 

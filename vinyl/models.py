@@ -28,7 +28,7 @@ from django.db.models.fields.related_descriptors import (
 )
 from django.db.models.signals import post_save, pre_save
 
-from vinyl import _bridge
+from vinyl import _bridge, _compat
 from vinyl._aliases import INSTANCE_ALIASES, add_async_aliases
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.exceptions import RelationNotLoaded
@@ -188,10 +188,10 @@ class VinylInstance:
         with guard:
             parent_inserted = False
             if not raw:
-                force_insert = self._validate_force_insert(force_insert)
-                parent_inserted = self._save_parents(concrete, using, update_fields, force_insert)
-            updated = self._save_table(
-                raw, concrete, force_insert or parent_inserted, force_update, using, update_fields
+                force_insert = _compat.validate_force_insert(self, force_insert)
+                parent_inserted = _compat.save_parents(self, concrete, using, update_fields, force_insert)
+            updated = _compat.save_table(
+                self, raw, concrete, force_insert or parent_inserted, force_update, using, update_fields
             )
         self._state.db = using
         self._state.adding = False
@@ -304,7 +304,7 @@ class VinylInstance:
             raise TypeError(f"relation names are str, got {name!r}")
         descriptor = inspect.getattr_static(type(self), name, None)
         if isinstance(descriptor, ReverseManyToOneDescriptor):
-            prefetched = self.__dict__.get("_prefetched_objects_cache") or {}
+            prefetched = _compat.prefetched_objects(self) or {}
             key = _prefetch_key(descriptor)
             if key in prefetched:
                 return list(prefetched[key])

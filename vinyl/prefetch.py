@@ -20,6 +20,7 @@ from django.db.models.fields.related_descriptors import ManyToManyDescriptor, Re
 from django.db.models.query import QuerySet
 from django.db.models.sql import Query
 
+from vinyl import _compat
 from vinyl._vinylize import VinylModelIterable
 from vinyl.generic import is_generic_relation
 from vinyl.models import vinyl_model
@@ -84,9 +85,7 @@ def _attach(rows: list, objs: list, rel: Any, by_key: dict[Any, list], related_m
     cache_name = rel.cache_name if hasattr(rel, "cache_name") else rel.get_cache_name()
     template = _template(related_model, db)
     for obj in objs:
-        cache = obj.__dict__.get("_prefetched_objects_cache")
-        if cache is None:
-            cache = obj._prefetched_objects_cache = {}
+        cache = _compat.prefetched_objects_for_update(obj)
         key = getattr(obj, target)
         cache[cache_name] = _prefetched(template, field, obj, by_key.get(key, []) if key is not None else [])
 
@@ -102,8 +101,8 @@ class PrefetchedQuerySet(QuerySet):
 
     @property  # type: ignore[override]
     def query(self) -> Any:
-        if self._query is None:
-            self._query = Query(self.model)
+        if _compat.lazy_query(self) is None:
+            _compat.set_lazy_query(self, Query(self.model))
         return QuerySet.query.fget(self)  # type: ignore[attr-defined]
 
     @query.setter
@@ -113,17 +112,11 @@ class PrefetchedQuerySet(QuerySet):
 
 def _template(model: type, db: str) -> dict:
     qs = PrefetchedQuerySet(model=model, using=db)
-    qs._iterable_class = VinylModelIterable
-    qs._prefetch_done = True
-    qs._query = None
-    return qs.__dict__
+    return _compat.prefetched_template(qs, VinylModelIterable)
 
 
 def _prefetched(template: dict, field: Any, owner: Any, rows: list) -> QuerySet:
     qs = object.__new__(PrefetchedQuerySet)
-    state = dict(template)
-    state["_result_cache"] = rows
-    state["_deferred_filter"] = (False, (), {field.name: owner})
-    state["_known_related_objects"] = {field: {getattr(owner, field.target_field.attname): owner}}
-    qs.__dict__ = state
+    known = {field: {getattr(owner, field.target_field.attname): owner}}
+    qs.__dict__ = _compat.prefetched_state(template, rows, {field.name: owner}, known)
     return qs

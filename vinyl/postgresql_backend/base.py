@@ -11,10 +11,10 @@ import asyncpg
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQLWrapper
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
+from vinyl._compat import AsyncpgDBAPI as AsyncAdapt_asyncpg_dbapi, begin_asyncpg_transaction, close_portal
 from vinyl.engine.engines import EngineConfig
 from vinyl.exceptions import django_error
 from vinyl.retry import as_conflict
@@ -110,8 +110,7 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement;
         # a statement vinyl runs on the asyncpg connection itself must not
         # run before it, outside the transaction.
-        if adapter._transaction is None and adapter.isolation_level != "autocommit":
-            await adapter._start_transaction()
+        await begin_asyncpg_transaction(adapter)
 
     @staticmethod
     def vinyl_map_error(exc: BaseException) -> BaseException:
@@ -192,9 +191,8 @@ class PortalCursor:
         return self.cursor.fetch(size)
 
     async def close(self) -> None:
-        close_portal = getattr(self.cursor, "_close_portal", None)
-        if self.shared and close_portal is not None and getattr(self.cursor, "_portal_name", None):
-            await close_portal(None)
+        if self.shared:
+            await close_portal(self.cursor)
 
 
 # SQLSTATEs of a prepared statement that is missing or already there: what

@@ -25,19 +25,13 @@ from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.db.models.sql import InsertQuery
 
+from vinyl._compat import SAVE_PATH
 from vinyl._syncguard import unguarded
 from vinyl.translate.plans import NEVER
 
 # Methods of Model that a create() goes through: a model that overrides one
 # keeps Django's full path.
-_SAVE_PATH = (
-    "save",
-    "save_base",
-    "_save_parents",
-    "_save_table",
-    "_do_insert",
-    "_prepare_related_fields_for_save",
-)
+_SAVE_PATH = SAVE_PATH
 
 
 @dataclass(frozen=True, slots=True)

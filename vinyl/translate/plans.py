@@ -31,6 +31,7 @@ from django.db.models.functions.datetime import TimezoneMixin
 from django.db.models.sql import Query
 from django.utils import timezone
 
+from vinyl import _compat
 from vinyl.translate.gcpause import batched
 from vinyl.translate.instances import from_db_function, plain_construction, row_maker, rows_maker
 from vinyl.translate.shapes import slot_positions
@@ -257,7 +258,7 @@ def rows_plan(
     whose query joined related objects (select_related). ``limits``: the
     slice bounds are parameters (one slice in the recipe, not ``get()``).
     """
-    if qs._prefetch_related_lookups or qs._known_related_objects or qs.query.is_empty():
+    if _compat.prefetch_lookups(qs) or _compat.known_related_objects(qs) or qs.query.is_empty():
         return None
     if get:
         qs, probe_qs = _get_queryset(qs), _get_queryset(probe_qs)
@@ -276,7 +277,7 @@ def rows_plan(
     sql_out, params_out = connections[db].vinyl_cursor_class.prepare(sql, tuple(params))
     probe = probe_statement(probe_qs, db, limits)
     zoned = zone_sensitive(qs.query)
-    zone_probe = lambda: in_other_zone(lambda: probe_statement(probe_qs._chain(), db, limits)) if zoned else None  # noqa: E731
+    zone_probe = lambda: in_other_zone(lambda: probe_statement(_compat.chain(probe_qs), db, limits)) if zoned else None  # noqa: E731
     positions, zoned = statement_outcome((sql, params), probe, zone_probe, values, probes)
     plan = Plan(sql_out, positions, builder) if type(positions) is tuple else positions
     return plan, zoned, sql_out, tuple(params_out), builder
@@ -298,7 +299,7 @@ def _get_queryset(qs: QuerySet) -> QuerySet:
     # enough rows to tell one from several.
     if qs.query.can_filter() and not qs.query.distinct_fields:
         qs = qs.order_by()
-    qs = qs._chain()
+    qs = _compat.chain(qs)
     qs.query.set_limits(high=GET_LIMIT)
     return qs
 
@@ -338,7 +339,7 @@ def _builder(
             return compiler.apply_converters(rows, converters)
         return rows
 
-    iterable = qs._iterable_class
+    iterable = _compat.iterable_class(qs)
     query = qs.query
     if issubclass(iterable, ModelIterable):
         joined = adopt if query.select_related else None
@@ -391,7 +392,7 @@ def _model_builder(
     attnames = [column[0].target.attname for column in select[start:end]]
     annotations = tuple(compiler.annotation_col_map.items())
     # Django 6.1: instances carry the queryset's fetch mode.
-    fetch_mode = getattr(qs, "_fetch_mode", None)
+    fetch_mode = _compat.fetch_mode(qs)
     populators = get_related_populators(klass_info, select, db, *([] if fetch_mode is None else [fetch_mode]))
     plain = plain_construction(model, attnames)
     if _direct_populators(populators, fetch_mode, vinyl_class) and vinyl_class is not None:
