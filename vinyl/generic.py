@@ -92,7 +92,7 @@ def bound_alias() -> str | None:
     return next(iter(bound)) if bound else None
 
 
-async def prepare_create(model: type, alias: str, kwargs: dict) -> None:
+async def prepare_create(model: type[models.Model], alias: str, kwargs: dict) -> None:
     """Before ``create(content_object=x)``: have x's content type cached."""
     if not model._meta.private_fields or not installed():
         return

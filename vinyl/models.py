@@ -79,7 +79,8 @@ def _build(model: type[M]) -> type[M]:
         "_vinyl_origin": model,
         "_vinyl_class": True,
     }
-    cls = type(model)(model.__name__, (VinylInstance, model), attrs)
+    metaclass: Any = type(model)  # Django's ModelBase
+    cls = metaclass(model.__name__, (VinylInstance, model), attrs)
     from vinyl.descriptors import install_descriptors
 
     install_descriptors(cls, model)
@@ -219,7 +220,7 @@ class VinylInstance:
 
         alias = self._vinyl_alias(using, write=True)
         if _bridge.in_bridge():
-            return delete_instance(self, alias, keep_parents)  # type: ignore[arg-type]
+            return delete_instance(self, alias, keep_parents)
         return _bridge.run(alias, delete_instance, self, alias, keep_parents)
 
     def refresh_from_db(self, using: str | None = None, fields: Any = None, **kwargs: Any) -> Any:
@@ -354,7 +355,7 @@ def _neighbour(name: str) -> Any:
     return method
 
 
-def install_neighbours(cls: type, model: type) -> None:
+def install_neighbours(cls: type, model: type[models.Model]) -> None:
     """Give ``cls`` awaitable versions of the ``get_next_by_*`` methods of ``model``."""
     for field in model._meta.concrete_fields:
         if isinstance(field, models.DateField) and not field.null:

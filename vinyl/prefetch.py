@@ -99,15 +99,15 @@ class PrefetchedQuerySet(QuerySet):
     chains on it. Iterating it gives the prefetched rows.
     """
 
-    @property  # type: ignore[override]
+    @property
     def query(self) -> Any:
         if _compat.lazy_query(self) is None:
             _compat.set_lazy_query(self, Query(self.model))
-        return QuerySet.query.fget(self)  # type: ignore[attr-defined]
+        return QuerySet.query.fget(self)
 
     @query.setter
     def query(self, value: Any) -> None:
-        QuerySet.query.fset(self, value)  # type: ignore[attr-defined]
+        QuerySet.query.fset(self, value)
 
 
 def _template(model: type, db: str) -> dict:

@@ -13,7 +13,7 @@ import itertools
 import logging
 from contextlib import aclosing
 from typing import (
-    Any, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Generator, Generic, Iterator,
+    Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Generator, Generic, Iterator,
     ParamSpec, TypeVar, overload,
 )  # fmt: skip
 
@@ -28,7 +28,8 @@ from vinyl._vinylize import VinylModelIterable, adopt_related
 from vinyl.models import vinyl_model
 from vinyl.engine import scope as _scope
 from vinyl.engine.engines import cached_facts
-from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
+from vinyl.engine.checkout import checkout, release
+from vinyl.engine.scope import Scope, active_scope, close_rows
 from vinyl.exceptions import DatabaseUnavailable
 from vinyl.translate import inserts
 from vinyl.translate.gcpause import paused_gc
@@ -64,7 +65,7 @@ Q = TypeVar("Q", bound="VinylQuerySet[Any]")
 
 
 def _falls_back(
-    read: Callable[Concatenate[Q, P], Awaitable[R]],
+    read: Callable[Concatenate[Q, P], Coroutine[Any, Any, R]],
 ) -> Callable[Concatenate[Q, P], Coroutine[Any, Any, R]]:
     """Run a routed read once more on the routers' fallback when its alias is down.
 
@@ -73,7 +74,7 @@ def _falls_back(
     """
 
     @functools.wraps(read)
-    async def wrapper(self: Q, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def wrapper(self: Q, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await read(self, *args, **kwargs)
         except DatabaseUnavailable as exc:
@@ -854,7 +855,7 @@ class VinylQuerySet(Generic[M]):
         return await _bridge.run(qs.db, delete_queryset, qs, self)
 
     @_falls_back
-    async def explain(self, *, format: str | None = None, **options: Any) -> str:
+    async def explain(self, /, *, format: str | None = None, **options: Any) -> str:
         return await self._read("explain", format=format, **options)
 
 
@@ -954,7 +955,7 @@ def _evaluate(qs: QuerySet) -> list:
     return list(qs)
 
 
-async def _stream(scope: Scope, qs: QuerySet, size: int) -> AsyncIterator[Any]:
+async def _stream(scope: Scope, qs: QuerySet, size: int) -> AsyncGenerator[Any, None]:
     rows = await scope.run_sync(_start_stream, qs, size)
     try:
         while True:

@@ -87,7 +87,7 @@ class _ManyToMany:
 
     def _base_queryset(self) -> QuerySet:
         """The related model's queryset before the relation's own filters."""
-        return super(self._django_class, self).get_queryset()  # type: ignore[misc, arg-type]
+        return super(self._django_class, self).get_queryset()  # type: ignore[arg-type]  # a mixin of it
 
     def _send(self, action: str, pk_set: Any, using: str, raw: bool) -> None:
         extra = {"raw": raw} if _SIGNAL_HAS_RAW else {}

@@ -194,6 +194,12 @@ class VinylWrapperMixin:
 
     alias: str
     settings_dict: dict[str, Any]
+    # Django's wrapper gives these (vendor, features); the transaction flags
+    # are _ScopedAttribute descriptors, installed below.
+    vendor: str
+    features: Any
+    autocommit: bool
+    atomic_blocks: list
 
     #: SQLAlchemy drivername of the async dialect, e.g. ``"postgresql+asyncpg"``.
     sqlalchemy_drivername: str = ""
@@ -325,8 +331,7 @@ class VinylWrapperMixin:
     #: driver adapter begins lazily, before statements run on the driver.
     vinyl_start_transaction: Any = None
 
-    @staticmethod
-    def vinyl_map_error(exc: BaseException) -> BaseException:
+    def vinyl_map_error(self, exc: BaseException) -> BaseException:
         """Return the Django exception for a driver error."""
         return django_error(exc)
 

@@ -41,7 +41,7 @@ FactsLoader = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
 class DriverCursor(Protocol):
     """An open result on a driver connection, read a chunk at a time."""
 
-    async def fetchmany(self, size: int) -> list:
+    def fetchmany(self, size: int) -> Awaitable[list]:
         """Return up to ``size`` more rows; fewer once the result is exhausted."""
 
     async def close(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncGenerator, Awaitable, Callable
 
 from vinyl._compat import driver_transport
 
@@ -37,7 +37,7 @@ def close_with_loop(entry: Any, dispose: Callable[[Any], Awaitable[None]]) -> No
     entry.closer = closer
 
 
-async def _closer(entry: Any, dispose: Callable[[Any], Awaitable[None]]) -> AsyncIterator[None]:
+async def _closer(entry: Any, dispose: Callable[[Any], Awaitable[None]]) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:

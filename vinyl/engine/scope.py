@@ -234,7 +234,7 @@ class Scope:
 
     def dbapi_connection(self) -> Any:
         """Return the driver-level connection, for sync code in ``run_sync``."""
-        return self.connection.sync_connection.connection.dbapi_connection
+        return self.connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]  # started
 
     def check_open(self) -> None:
         if self.ended or self.root.ended:

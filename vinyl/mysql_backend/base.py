@@ -24,7 +24,7 @@ from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noq
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin  # noqa: E402
 from vinyl._compat import AsyncmyDBAPI as AsyncAdapt_asyncmy_dbapi, mysql_set_option  # noqa: E402
 from vinyl.exceptions import django_error  # noqa: E402
-from vinyl.engine.engines import cached_facts, sa_await  # noqa: E402
+from vinyl.engine.engines import EngineConfig, cached_facts, sa_await  # noqa: E402
 from vinyl.retry import as_conflict  # noqa: E402
 from vinyl.mysql_backend.features import DatabaseFeatures  # noqa: E402
 from vinyl.mysql_backend.operations import DatabaseOperations  # noqa: E402
@@ -130,7 +130,7 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
         level = options.get("isolation_level") or "read committed"
         return {"isolation_level": level.upper()}
 
-    def vinyl_engine_config(self):  # type: ignore[override]
+    def vinyl_engine_config(self) -> EngineConfig:
         config = super().vinyl_engine_config()
         connect_args = config.engine_kwargs.setdefault("connect_args", {})
         connect_args.pop("isolation_level", None)

@@ -63,7 +63,7 @@ class AsyncpgDBAPI(AsyncAdapt_asyncpg_dbapi):
 
 class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     # The exceptions the driver adapter raises, for Django's error mapping.
-    Database = AsyncpgDBAPI(asyncpg)
+    Database = AsyncpgDBAPI(asyncpg)  # type: ignore[no-untyped-call]  # SQLAlchemy's __init__ is untyped
     features_class = DatabaseFeatures
     ops_class = DatabaseOperations
     sqlalchemy_drivername = "postgresql+asyncpg"
@@ -121,7 +121,7 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         # Django's from_db_value decodes JSON itself: hand it the text.
         return {"json_deserializer": _identity}
 
-    def vinyl_engine_config(self) -> EngineConfig:  # type: ignore[override]
+    def vinyl_engine_config(self) -> EngineConfig:
         options = self.settings_dict.get("OPTIONS") or {}
         prepared = options.get("prepared_statements", True)
         if not isinstance(prepared, bool):

@@ -322,8 +322,9 @@ def prepare_bulk(model: type[Model], objs: Sequence[Any]) -> bool | None:
 def _keys_given(concrete: type[Model], attname: str, objs: Sequence[Any]) -> bool | None:
     # prepare_bulk() for a model with no relation and nothing to compute on
     # the key: the same checks, a column at a time.
-    for cls in set(map(type, objs)):
-        if not (isinstance(cls, type) and issubclass(cls, Model) and cls._meta.concrete_model is concrete):
+    classes: set[Any] = set(map(type, objs))  # (Model is untyped: Any)
+    for cls in classes:
+        if not (issubclass(cls, Model) and cls._meta.concrete_model is concrete):
             return None
     if not all([obj._state.adding for obj in objs]):
         return None

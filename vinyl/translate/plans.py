@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.conf import settings
 from django.db import connections
+from django.db.models import Model
 from django.db.models.query import (
     FlatValuesListIterable,
     ModelIterable,
@@ -304,7 +305,7 @@ def _get_queryset(qs: QuerySet) -> QuerySet:
     return qs
 
 
-def _single(model: type, build: Builder) -> Builder:
+def _single(model: type[Model], build: Builder) -> Builder:
     def one(rows: Rows) -> Any:
         found = build(rows)
         if len(found) == 1:
