@@ -36,6 +36,7 @@ from django.db.models.fields.related_descriptors import create_forward_many_to_m
 from django.db.models.manager import Manager
 from django.db.models.query import QuerySet, RawQuerySet, RelatedPopulator, get_related_populators, prefetch_one_level
 from django.db.models.query_utils import DeferredAttribute
+from django.db.models.sql.compiler import SQLCompiler
 from django.utils.asyncio import async_unsafe
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection, AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_dbapi
@@ -257,6 +258,9 @@ else:
     _need(
         "asyncmy", asyncmy.connection.Connection, "_transport",
         "a connection whose loop closed can only be ended by shutting its socket down",
+        # (an instance attribute up to 0.2.17, a C slot from 0.2.18; a new
+        # Connection does not connect)
+        present=lambda: hasattr(asyncmy.connection.Connection(), "_transport"),
     )
 
 
@@ -698,6 +702,18 @@ for _name in ("model_cls", "init_list", "related_populators"):
         present=_set_by(RelatedPopulator.__init__, _name),
     )
 _need("Django", RelatedPopulator, "populate", "vinyl's plans fill joined instances with Django's populators")
+if DJANGO_FETCH_MODES:
+    _need(
+        "Django", RelatedPopulator, "from_db",
+        "Django 6.1's populators build through their from_db: vinyl's plans give theirs",
+        present=_set_by(RelatedPopulator.__init__, "from_db"),
+    )
+for _name in ("klass_info", "select", "annotation_col_map", "col_count"):
+    _need(
+        "Django", SQLCompiler, _name,
+        "vinyl's plans read where each model's columns are in a compiled row, as Django's iterables do",
+        present=_set_by(SQLCompiler.setup_query, _name),
+    )
 _need(
     "Django", get_related_populators, "__call__",
     "vinyl's plans build select_related instances with Django's populators",

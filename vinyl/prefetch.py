@@ -82,7 +82,7 @@ def _attach(rows: list, objs: list, rel: Any, by_key: dict[Any, list], related_m
         key = getattr(row, attname)
         by_key[key].append(row)
         field.set_cached_value(row, owners[key])
-    cache_name = rel.cache_name if hasattr(rel, "cache_name") else rel.get_cache_name()
+    cache_name = rel.cache_name
     template = _template(related_model, db)
     for obj in objs:
         cache = _compat.prefetched_objects_for_update(obj)

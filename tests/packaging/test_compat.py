@@ -185,3 +185,40 @@ def test_every_shared_name_is_vinyls_own(name):
     # A name is listed only while vinyl defines an attribute of that name.
     source = "\n".join(path.read_text() for path in VINYL.rglob("*.py") if path.name != "_compat.py")
     assert f"def {name}(" in source or f"self.{name} =" in source or f'"{name}"' in source, name
+
+
+def test_the_scoped_transaction_flags_are_djangos_with_djangos_defaults():
+    # vinyl keeps the flags BaseDatabaseWrapper.__init__ sets in the engine
+    # scope, starting from the same values: a Django that adds or changes one
+    # shows here.
+    from django.db import connections
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    from vinyl._backend.base import _SCOPED_DEFAULTS
+
+    assert set(_SCOPED_DEFAULTS) == set(_compat.WRAPPER_TRANSACTION_ATTRIBUTES)
+    fresh = DatabaseWrapper({**connections["default"].settings_dict, "NAME": ":memory:"}, alias="compat-probe")
+    for name, default in _SCOPED_DEFAULTS.items():
+        expected = default() if callable(default) else default
+        assert getattr(fresh, name) == expected, name
+
+
+def test_the_supported_ranges_in_messages_are_pyprojects():
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    project = tomllib.loads((VINYL.parent / "pyproject.toml").read_text())["project"]
+    lines = list(project["dependencies"]) + [
+        line for extra in ("postgresql", "mysql") for line in project["optional-dependencies"][extra]
+    ]
+    names = {"django": "Django", "sqlalchemy": "SQLAlchemy", "asyncpg": "asyncpg", "asyncmy": "asyncmy", "aiosqlite": "aiosqlite"}
+    for requirement in map(Requirement, lines):
+        name = names.get(requirement.name.lower())
+        if name is None:
+            continue
+        low, _, high = _compat.SUPPORTED[name].partition("-")
+        bounds = {spec.operator: Version(spec.version) for spec in requirement.specifier}
+        assert Version(low) == bounds[">="], name
+        assert Version(high or low) < bounds["<"], name

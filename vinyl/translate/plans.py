@@ -328,7 +328,7 @@ def _builder(
     vinyl_class: Callable[[type], type] | None = None,
 ) -> Builder | None:
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
-    if compiler.has_composite_fields(fields) if hasattr(compiler, "has_composite_fields") else False:
+    if compiler.has_composite_fields(fields):
         return None
     converters = compiler.get_converters(fields)
     width = compiler.col_count if compiler.has_extra_select else None
