@@ -260,7 +260,7 @@ else:
         "a connection whose loop closed can only be ended by shutting its socket down",
         # (an instance attribute up to 0.2.17, a C slot from 0.2.18; a new
         # Connection does not connect)
-        present=lambda: hasattr(asyncmy.connection.Connection(), "_transport"),
+        present=lambda: hasattr(asyncmy.connection.Connection(), "_transport"),  # type: ignore[no-untyped-call]
     )
 
 
