@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import asyncio.events
 import inspect
+import warnings
 from collections.abc import Callable, Iterable
-from importlib.metadata import version as _installed
+from importlib.metadata import PackageNotFoundError, version as _installed
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -44,8 +45,6 @@ from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.util import concurrency as _sa_concurrency
 
-__all__ = ["DJANGO_FETCH_MODES", "NEEDED", "Needed"]
-
 #: The versions of each dependency this vinyl release supports (pyproject's bounds).
 SUPPORTED = {
     "Django": "5.2-6.1",
@@ -64,7 +63,8 @@ class Needed(NamedTuple):
     where: str
     name: str
     reason: str
-    #: "use": read or called; "override": a vinyl subclass redefines it.
+    #: "use": read or called; "override": a vinyl subclass redefines it;
+    #: "implement": a vinyl class answers it to Django code (duck typing).
     how: str = "use"
 
 
@@ -79,7 +79,7 @@ def _version(dependency: str) -> str:
         return platform.python_version()
     try:
         return _installed(dependency)
-    except Exception:  # not installed as a distribution (a source checkout)
+    except PackageNotFoundError:  # not installed as a distribution (a source tree on sys.path)
         return "(unknown version)"
 
 
@@ -255,12 +255,20 @@ else:
         "asyncmy", asyncmy.connection.Connection, "_execute_command",
         "asyncmy has no public call for COM_SET_OPTION (multi statements on and off)",
     )
+
+    def _asyncmy_transport() -> bool:
+        # A C slot from 0.2.18; up to 0.2.17 an attribute __init__ sets (a
+        # new Connection does not connect; it asks for the current loop).
+        if hasattr(asyncmy.connection.Connection, "_transport"):
+            return True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return hasattr(asyncmy.connection.Connection(), "_transport")  # type: ignore[no-untyped-call]
+
     _need(
         "asyncmy", asyncmy.connection.Connection, "_transport",
         "a connection whose loop closed can only be ended by shutting its socket down",
-        # (an instance attribute up to 0.2.17, a C slot from 0.2.18; a new
-        # Connection does not connect)
-        present=lambda: hasattr(asyncmy.connection.Connection(), "_transport"),  # type: ignore[no-untyped-call]
+        present=_asyncmy_transport,
     )
 
 
