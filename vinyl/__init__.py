@@ -9,9 +9,22 @@
     books = await Book.vinyl.filter(author__name="Ann").select_related("author")
     async with vinyl.atomic():
         await Book.vinyl.create(title="x", author=author)
+
+Layout, lowest first: each module imports only the ones listed before it
+(tests/packaging/test_import_graph.py checks it):
+
+1. ``vinyl.engine``: SQLAlchemy's async engines, pools, transactions (scopes).
+2. ``vinyl.translate``: Django queries compiled once into driver SQL (plans).
+3. ``vinyl.routing``, ``vinyl._bridge``: which alias, and running Django's
+   sync code on it; ``vinyl.transaction`` (``atomic``).
+4. The ORM layer, in order: ``_vinylize`` (the vinyl model classes, looked
+   up), ``deletion``, ``generic`` (content types), ``prefetch``, ``raw``,
+   ``queryset``, ``proxies`` (its methods on managers), ``related``
+   (related managers), ``descriptors``, ``models`` (builds the vinyl
+   classes; their instance methods), ``manager``; then this package.
 """
 
-__version__ = "0.2.0"
+from vinyl._version import __version__
 
 # First: fails at import if a dependency lacks a private name vinyl needs.
 from vinyl import _compat  # noqa: F401, E402

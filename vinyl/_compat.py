@@ -45,6 +45,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.util import concurrency as _sa_concurrency
 
+from vinyl._version import __version__
+
 #: The versions of each dependency this vinyl release supports (pyproject's bounds).
 SUPPORTED = {
     "Django": "5.2-6.1",
@@ -84,8 +86,6 @@ def _version(dependency: str) -> str:
 
 
 def _missing(dependency: str, where: str, name: str, reason: str, detail: str = "does not have it") -> ImportError:
-    from vinyl import __version__
-
     return ImportError(
         f"vinyl {__version__} needs {where}.{name} ({dependency} {SUPPORTED[dependency]}); "
         f"{dependency} {_version(dependency)} {detail}: {reason}. "

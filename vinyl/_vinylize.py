@@ -1,5 +1,7 @@
-"""Make Django's own machinery hand out vinyl instances.
+"""The vinyl model classes, and Django's own machinery handing out their instances.
 
+``vinyl_model(Book)`` is the vinyl class of ``Book`` (see ``vinyl.models``,
+which builds it: the modules below it in the ORM layer only look it up).
 Querysets built by Django's relation code (related managers, prefetching,
 the deletion collector) are querysets of the user's model; ``as_vinyl_queryset``
 turns one into the same query on the vinyl model class, and
@@ -9,15 +11,45 @@ class too, so item access and ``await`` work at every level of a result.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, TypeVar
+import threading
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from django.db import models
 from django.db.models.query import ModelIterable, QuerySet
 
 from vinyl._compat import chain, iterable_class, set_iterable_class
-from vinyl.models import is_vinyl_model, vinyl_model
 
 Q = TypeVar("Q", bound=QuerySet)
+M = TypeVar("M", bound=models.Model)
+
+_classes: dict[type, type] = {}
+_lock = threading.Lock()
+_builder: Callable[[type], type] | None = None
+
+
+def set_builder(build: Callable[[type], type]) -> None:
+    """Name the function that builds a vinyl class (``vinyl.models`` does, on import)."""
+    global _builder
+    _builder = build
+
+
+def vinyl_model(model: type[M]) -> type[M]:
+    """Return the vinyl model class of ``model`` (itself if already vinyl)."""
+    if getattr(model, "_vinyl_origin", None) is not None and model.__dict__.get("_vinyl_class"):
+        return model
+    cls = _classes.get(model)
+    if cls is None:
+        if _builder is None:
+            raise RuntimeError("vinyl model classes are built by vinyl.models: import vinyl first")
+        with _lock:
+            cls = _classes.get(model)
+            if cls is None:
+                cls = _classes[model] = _builder(model)
+    return cls
+
+
+def is_vinyl_model(model: type) -> bool:
+    return bool(model.__dict__.get("_vinyl_class"))
 
 
 def origin_model(model: type[models.Model]) -> type[models.Model]:

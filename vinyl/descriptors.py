@@ -5,6 +5,8 @@ Outside the bridge, on a vinyl instance:
 - ``await book.author`` queries the related row every time (None for a null
   key); ``await author.profile`` queries the reverse one-to-one row or raises
   ``RelatedObjectDoesNotExist``. Nothing is cached on the instance.
+- ``await item.content_object`` (a ``GenericForeignKey``) likewise, None
+  when the target is gone (content types: :mod:`vinyl.generic`).
 - ``author.book_set`` and ``book.tags`` are vinyl related managers
   (:mod:`vinyl.related`).
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Awaitable, Callable, Generator
 
+from django.db import connections
 from django.db.models.fields.related_descriptors import (
     ForwardManyToOneDescriptor,
     ManyToManyDescriptor,
@@ -29,9 +32,11 @@ from django.db.models.query_utils import DeferredAttribute
 from django.utils.functional import cached_property
 
 from vinyl import _bridge, _compat, generic, routing
-from vinyl._vinylize import adopt, as_vinyl_queryset, as_vinyl_querysets
+from vinyl._vinylize import adopt, as_vinyl_queryset, as_vinyl_querysets, origin_model, vinyl_model
+from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.exceptions import DeferredFieldError, RelationNotAwaited
-from vinyl.models import vinyl_model
+from vinyl.queryset import VinylQuerySet
+from vinyl.related import VinylGenericRelatedManager, VinylRelatedManager, django_manager_class
 
 
 class Fetch:
@@ -163,8 +168,6 @@ class _RelatedManagers:
 
     @cached_property
     def vinyl_manager_class(self) -> type:
-        from vinyl.related import django_manager_class
-
         return django_manager_class(self)
 
     def __get__(self, instance: Any, cls: Any = None) -> Any:
@@ -173,13 +176,131 @@ class _RelatedManagers:
         if generic.is_generic_relation(self) and not _bridge.in_bridge():
             # Django's generic manager reads the content type when built:
             # the facade builds it in the bridge, for each write.
-            return generic.VinylGenericRelatedManager(self, instance)
+            return VinylGenericRelatedManager(self, instance)
         manager = self.vinyl_manager_class(instance)
         if _bridge.in_bridge():
             return manager
-        from vinyl.related import VinylRelatedManager
-
         return VinylRelatedManager(manager)
+
+
+# -- generic foreign keys (django.contrib.contenttypes) --------------------------
+
+
+class VinylGenericForeignKey:
+    """``item.content_object`` on a vinyl class: awaited outside the bridge.
+
+    Wraps Django's own accessor (the ``GenericForeignKey`` field itself up to
+    Django 6.0, its ``GenericForeignKeyDescriptor`` from 6.1), which still
+    answers inside the bridge.
+    """
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+        self.field = getattr(original, "field", original)
+
+    @property
+    def name(self) -> str:
+        return self.field.name
+
+    def is_cached(self, instance: Any) -> bool:
+        return self.field.is_cached(instance)
+
+    def __get__(self, instance: Any, cls: Any = None) -> Any:
+        if instance is None:
+            return self
+        if _bridge.in_bridge():
+            return self.original.__get__(instance, cls)
+        return Fetch(f"{type(instance).__name__}.{self.name}", _fetch_generic, self.field, instance)
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        field = self.field
+        pending = instance.__dict__.get(generic.PENDING)
+        if pending:
+            pending.pop(field.name, None)
+        ct = None
+        if value is not None:
+            alias = generic.bound_alias() if _bridge.in_bridge() else None
+            alias = alias or _alias_of(instance, value)
+            if _bridge.in_bridge():
+                ct = generic.content_types().db_manager(alias).get_for_model(value, for_concrete_model=field.for_concrete_model)
+            else:
+                ct = generic.cached_content_type(alias, value, field.for_concrete_model)
+                if ct is None:
+                    # No query outside await: save() completes the assignment.
+                    instance.__dict__.setdefault(generic.PENDING, {})[field.name] = value
+        if ct is not None or value is None:
+            setattr(instance, field.ct_field, ct)
+        setattr(instance, field.fk_field, value.pk if value is not None else None)
+        field.set_cached_value(instance, value)
+
+    def get_prefetch_querysets(self, instances: Any, querysets: Any = None) -> Any:
+        # Django's own reads each content type's rows on the default alias
+        # (ContentType.get_all_objects_for_this_type): here they are read on
+        # the bound vinyl alias, one query per content type, as vinyl rows.
+        field = self.field
+        alias = generic.bound_alias() or DEFAULT_ALIAS
+        types = generic.content_types().db_manager(alias)
+        custom = {}
+        for queryset in querysets or ():
+            queryset = getattr(queryset, "_qs", queryset)
+            ct = types.get_for_model(origin_model(queryset.query.model), for_concrete_model=field.for_concrete_model)
+            if ct.pk in custom:
+                raise ValueError("Only one queryset is allowed for each content type.")
+            custom[ct.pk] = queryset
+        ct_attname = field.model._meta.get_field(field.ct_field).attname
+        wanted: dict[Any, set] = {}
+        for instance in instances:
+            ct_id = getattr(instance, ct_attname)
+            key = getattr(instance, field.fk_field)
+            if ct_id is not None and key is not None:
+                wanted.setdefault(ct_id, set()).add(key)
+        rows: list = []
+        for ct_id, keys in wanted.items():
+            if ct_id in custom:
+                queryset = custom[ct_id]
+            else:
+                model = types.get_for_id(ct_id).model_class()
+                if model is None:
+                    continue
+                queryset = model._base_manager.all()
+            rows.extend(adopt(row) for row in as_vinyl_queryset(queryset.using(alias).filter(pk__in=keys)))
+
+        def owner_key(obj: Any) -> Any:
+            ct_id = getattr(obj, ct_attname)
+            model = types.get_for_id(ct_id).model_class() if ct_id is not None else None
+            if model is None:
+                return None
+            return model._meta.pk.to_python(getattr(obj, field.fk_field)), model
+
+        return rows, lambda obj: (obj.pk, origin_model(type(obj))), owner_key, True, field.name, False
+
+
+def _alias_of(instance: Any, value: Any) -> str:
+    for candidate in (instance._state.db, getattr(value, "_state", None) and value._state.db):
+        if candidate and str(_settings(candidate).get("ENGINE", "")).startswith("vinyl."):
+            return candidate
+    return DEFAULT_ALIAS
+
+
+def _settings(alias: str) -> dict:
+    return connections.settings.get(alias) or {}
+
+
+async def _fetch_generic(field: Any, instance: Any) -> Any:
+    ct_id = getattr(instance, instance._meta.get_field(field.ct_field).attname)
+    pk = getattr(instance, field.fk_field)
+    if ct_id is None or pk is None:
+        return None
+    alias = instance._state.db or DEFAULT_ALIAS
+    manager = generic.content_types().db_manager(alias)
+    ct = await _bridge.run(alias, lambda: manager.get_for_id(ct_id), readonly=True)
+    model = ct.model_class()
+    if model is None:
+        return None  # a content type of a model that is gone
+    try:
+        return await VinylQuerySet(vinyl_model(model), using=alias).get(pk=pk)
+    except model.DoesNotExist:
+        return None
 
 
 # -- installing them on a vinyl class ------------------------------------------
@@ -233,7 +354,7 @@ def install_descriptors(cls: type, model: Any) -> None:
     for name in names:
         original = inspect.getattr_static(model, name, None)
         if generic.is_generic_foreign_key(original):
-            setattr(cls, name, generic.VinylGenericForeignKey(original))
+            setattr(cls, name, VinylGenericForeignKey(original))
             continue
         mixin = _mixin_for(original)
         if mixin is not None:

@@ -17,8 +17,7 @@ same methods and descriptors behave exactly like Django's.
 from __future__ import annotations
 
 import inspect
-import threading
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from django.apps.registry import Apps
 from django.db import models, transaction
@@ -28,38 +27,20 @@ from django.db.models.fields.related_descriptors import (
 )
 from django.db.models.signals import post_save, pre_save
 
-from vinyl import _bridge, _compat
+from vinyl import _bridge, _compat, _vinylize, generic, routing
 from vinyl._aliases import INSTANCE_ALIASES, add_async_aliases
+from vinyl._vinylize import is_vinyl_model, vinyl_model
+from vinyl.deletion import delete_instance
+from vinyl.descriptors import install_descriptors
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.exceptions import RelationNotLoaded
-
-if TYPE_CHECKING:
-    from vinyl.queryset import VinylQuerySet
+from vinyl.queryset import VinylQuerySet
 
 M = TypeVar("M", bound=models.Model)
 
 # Vinyl classes live here, away from the project's registry: no migrations,
 # no system checks, no clash with the user's model names.
 _registry = Apps(installed_apps=())
-_classes: dict[type, type] = {}
-_lock = threading.Lock()
-
-
-def vinyl_model(model: type[M]) -> type[M]:
-    """Return the vinyl model class of ``model`` (itself if already vinyl)."""
-    if getattr(model, "_vinyl_origin", None) is not None and model.__dict__.get("_vinyl_class"):
-        return model
-    cls = _classes.get(model)
-    if cls is None:
-        with _lock:
-            cls = _classes.get(model)
-            if cls is None:
-                cls = _classes[model] = _build(model)
-    return cls
-
-
-def is_vinyl_model(model: type) -> bool:
-    return bool(model.__dict__.get("_vinyl_class"))
 
 
 def _build(model: type[M]) -> type[M]:
@@ -81,8 +62,6 @@ def _build(model: type[M]) -> type[M]:
     }
     metaclass: Any = type(model)  # Django's ModelBase
     cls = metaclass(model.__name__, (VinylInstance, model), attrs)
-    from vinyl.descriptors import install_descriptors
-
     install_descriptors(cls, model)
     install_neighbours(cls, model)
     return cls
@@ -101,16 +80,12 @@ class VinylInstance:
 
     @classmethod
     def vinyl_queryset(cls, using: str | None = None) -> VinylQuerySet:
-        from vinyl.queryset import VinylQuerySet
-
         return VinylQuerySet(cls, using=using or DEFAULT_ALIAS)
 
     def _vinyl_alias(self, using: str | None, write: bool = False) -> str:
         """``using``, else the alias the routers give for this instance (``vinyl.routing``)."""
         if using:
             return using
-        from vinyl import routing
-
         route = routing.db_for_write if write else routing.db_for_read
         return route(type(self), instance=self)
 
@@ -140,8 +115,6 @@ class VinylInstance:
             )
         alias = self._vinyl_alias(using, write=True)
         parent_save = super().save  # type: ignore[misc]
-
-        from vinyl import generic
 
         def save_and_reload() -> None:
             generic.resolve_pending(self)
@@ -216,8 +189,6 @@ class VinylInstance:
         Returns Django's ``(count, {label: count})``; the cascade is one
         transaction and the delete signals are awaited (``Signal.asend``).
         """
-        from vinyl.deletion import delete_instance
-
         alias = self._vinyl_alias(using, write=True)
         if _bridge.in_bridge():
             return delete_instance(self, alias, keep_parents)
@@ -367,8 +338,6 @@ def install_neighbours(cls: type, model: type[models.Model]) -> None:
 
 def _prefetch_key(descriptor: ReverseManyToOneDescriptor) -> str:
     """Return the key Django's prefetching stores a many-valued relation under."""
-    from vinyl import generic
-
     if generic.is_generic_relation(descriptor):
         return descriptor.field.attname  # Django's generic manager's prefetch_cache_name
     if isinstance(descriptor, ManyToManyDescriptor):
@@ -380,3 +349,7 @@ def _prefetch_key(descriptor: ReverseManyToOneDescriptor) -> str:
 
 def _is_field_attname(instance: Any, name: str) -> bool:
     return any(f.attname == name for f in instance._meta.concrete_fields)
+
+
+# Every vinyl class is built here, whoever asks for it first.
+_vinylize.set_builder(_build)

@@ -13,7 +13,7 @@ managers) keeps Django's prefetcher.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from django.db import models
 from django.db.models.fields.related_descriptors import ManyToManyDescriptor, ReverseManyToOneDescriptor
@@ -21,10 +21,12 @@ from django.db.models.query import QuerySet
 from django.db.models.sql import Query
 
 from vinyl import _compat
-from vinyl._vinylize import VinylModelIterable
+from vinyl._vinylize import VinylModelIterable, vinyl_model
 from vinyl.generic import is_generic_relation
-from vinyl.models import vinyl_model
 from vinyl.translate.gcpause import batched
+
+if TYPE_CHECKING:
+    from vinyl.queryset import VinylQuerySet
 
 
 def reverse_fk_relations(model: type[models.Model], lookups: Sequence[Any]) -> list[Any] | None:
@@ -49,10 +51,12 @@ def reverse_fk_relations(model: type[models.Model], lookups: Sequence[Any]) -> l
     return relations
 
 
-async def prefetch_reverse_fk(objs: list, relations: list, db: str) -> None:
-    """Load each relation's rows for ``objs`` and cache them as Django does."""
-    from vinyl.queryset import VinylQuerySet
+async def prefetch_reverse_fk(objs: list, relations: list, db: str, queryset: type[VinylQuerySet]) -> None:
+    """Load each relation's rows for ``objs`` and cache them as Django does.
 
+    ``queryset`` is the class that reads them (``VinylQuerySet``, which
+    calls this: it sits above this module).
+    """
     if not objs:
         return
     for rel in relations:
@@ -65,7 +69,7 @@ async def prefetch_reverse_fk(objs: list, relations: list, db: str) -> None:
                 by_key.setdefault(key, [])
         related_model = vinyl_model(rel.related_model)
         if by_key:
-            rows = await VinylQuerySet(related_model, using=db).filter(**{f"{field.attname}__in": list(by_key)})
+            rows = await queryset(related_model, using=db).filter(**{f"{field.attname}__in": list(by_key)})
         else:
             rows = []
         _attach(rows, objs, rel, by_key, related_model, db)

@@ -24,8 +24,7 @@ from django.db.models.query import ModelIterable
 
 from vinyl import _bridge, _compat, generic, prefetch, routing
 from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
-from vinyl._vinylize import VinylModelIterable, adopt_related
-from vinyl.models import vinyl_model
+from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
 from vinyl.engine import scope as _scope
 from vinyl.engine.engines import cached_facts
 from vinyl.engine.checkout import checkout, release
@@ -417,7 +416,7 @@ class VinylQuerySet(Generic[M]):
         base._recipe = tuple(shape for shape in self._recipe if shape[0] != "prefetch_related")  # type: ignore[union-attr]
         base._values = self._values
         objs = await base._rows("rows", base._recipe, base._values, None)
-        await prefetch.prefetch_reverse_fk(objs, relations, self.db)
+        await prefetch.prefetch_reverse_fk(objs, relations, self.db, VinylQuerySet)
         return objs
 
     def _probe(self, probes: tuple, lookups: dict | None, db: str) -> QuerySet:

@@ -14,7 +14,7 @@ operation (so ``set()`` is all-or-nothing) and hands out ``VinylQuerySet``\\ s::
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
 
 from django.db import models, transaction
 from django.db.models.fields.related_descriptors import (
@@ -27,8 +27,10 @@ from django.db.models.utils import resolve_callables
 
 from vinyl import _bridge, _compat, generic, routing
 from vinyl._aliases import RELATED_ALIASES, add_async_aliases
-from vinyl._vinylize import as_vinyl_queryset, as_vinyl_querysets
-from vinyl.models import is_vinyl_model, vinyl_model
+from vinyl._vinylize import as_vinyl_queryset, as_vinyl_querysets, is_vinyl_model, origin_model, vinyl_model
+from vinyl.deletion import delete_queryset
+from vinyl.engine.engines import DEFAULT_ALIAS
+from vinyl.proxies import QuerySetMethods
 from vinyl.queryset import VinylQuerySet
 
 if TYPE_CHECKING:
@@ -181,8 +183,6 @@ class _ManyToMany:
         self._clear_base(using=routing.db_for_write(self.through, instance=self.instance))
 
     def _delete_through(self, filters: Any, db: str) -> None:
-        from vinyl.deletion import delete_queryset
-
         delete_queryset(self.through._default_manager.using(db).filter(filters))
 
 
@@ -212,21 +212,7 @@ def django_manager_class(descriptor: Any) -> type:
 
 # -- the async facade ----------------------------------------------------------
 
-# QuerySet methods a related manager offers (``author.book_set.filter(...)``).
-_QUERYSET_METHODS = frozenset(
-    {
-        "all", "filter", "exclude", "complex_filter", "order_by", "reverse", "distinct",
-        "values", "values_list", "annotate", "alias", "select_related",
-        "prefetch_related", "only", "defer", "using", "none", "select_for_update",
-        "union", "intersection", "difference", "dates", "datetimes", "get", "first",
-        "last", "latest", "earliest", "count", "exists", "contains", "aggregate",
-        "in_bulk", "iterator", "update", "delete", "explain", "bulk_create",
-        "bulk_update",
-    }
-)  # fmt: skip
-
-
-class VinylRelatedManager(Generic[M]):
+class VinylRelatedManager(QuerySetMethods[M]):
     """The objects related to one vinyl instance, queried with ``await``.
 
     ::
@@ -235,9 +221,10 @@ class VinylRelatedManager(Generic[M]):
         await author.book_set.create(title="x")
         await book.tags.set([t1, t2])
 
-    QuerySet methods give ``VinylQuerySet``\\ s bound to the relation; the
-    write methods (``create``, ``add``, ``remove``, ``clear``, ``set``...) are
-    coroutines taking Django's arguments (``bulk=``, ``through_defaults=``).
+    QuerySet methods (all of ``VinylQuerySet``'s, see ``vinyl.proxies``)
+    give ``VinylQuerySet``\\ s bound to the relation; the write methods
+    (``create``, ``add``, ``remove``, ``clear``, ``set``...) are coroutines
+    taking Django's arguments (``bulk=``, ``through_defaults=``).
     """
 
     __slots__ = ("_manager",)
@@ -273,9 +260,7 @@ class VinylRelatedManager(Generic[M]):
         return VinylQuerySet._wrap(qs)
 
     def __getattr__(self, name: str) -> Any:
-        name = RELATED_ALIASES.get(name, name)  # Django's async names
-        if name in _QUERYSET_METHODS:
-            return getattr(self.get_queryset(), name)
+        # Only reached for names the manager lacks.
         raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
 
     def __repr__(self) -> str:
@@ -375,4 +360,101 @@ def _adopted(objs: list[Any], alias: str) -> Iterator[None]:
             obj.__class__ = cls
 
 
-__all__ = ["VinylRelatedManager", "django_manager_class"]
+# -- generic relations (django.contrib.contenttypes) -----------------------------
+
+
+class VinylGenericRelatedManager(QuerySetMethods[Any]):
+    """``bookmark.tags`` of a ``GenericRelation``: QuerySet methods and awaited writes.
+
+    The QuerySets filter on the content type by id once it is cached, else by
+    its app label and model name (a join), so building one never queries.
+    Writes (``create``, ``add``, ``remove``, ``clear``, ``set``...) run Django's
+    generic manager in the bridge, as one operation.
+    """
+
+    def __init__(self, descriptor: Any, instance: Any) -> None:
+        self._descriptor = descriptor
+        self.instance = instance
+
+    @property
+    def _field(self) -> Any:
+        return self._descriptor.field  # the GenericRelation
+
+    @property
+    def model(self) -> type:
+        return vinyl_model(self._field.related_model)
+
+    def _alias(self) -> str:
+        state = self.instance._state
+        if state.db is None:
+            state.db = DEFAULT_ALIAS
+        return state.db
+
+    def get_queryset(self) -> VinylQuerySet[Any]:
+        """A fresh query for the related objects (never a prefetched cache)."""
+        field = self._field
+        alias = self._alias()
+        ct_field = field.content_type_field_name
+        ct = generic.cached_content_type(alias, self.instance, field.for_concrete_model)
+        owner = origin_model(type(self.instance))
+        if field.for_concrete_model:
+            owner = owner._meta.concrete_model
+        if ct is not None:
+            lookups: dict[str, Any] = {f"{ct_field}__pk": ct.pk}
+        else:
+            lookups = {f"{ct_field}__app_label": owner._meta.app_label, f"{ct_field}__model": owner._meta.model_name}
+        lookups[field.object_id_field_name] = self.instance.pk
+        return VinylQuerySet(self.model, using=alias).filter(**lookups)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the manager lacks.
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __repr__(self) -> str:
+        return f"<VinylGenericRelatedManager of {self._field.related_model.__name__} for {self.instance!r}>"
+
+    async def _write(self, method: str, objs: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        objs = list(objs)
+        alias = self._alias()
+        await generic.load_content_types(alias, [self.instance], self._field.for_concrete_model)
+
+        def call() -> Any:
+            manager = self._descriptor.vinyl_manager_class(self.instance)
+            with _adopted(objs, alias):
+                return getattr(manager, method)(*args, **kwargs)
+
+        return await _bridge.run(alias, call)
+
+    async def create(self, **kwargs: Any) -> Any:
+        """Create a related object pointing at this instance."""
+        return await self._write("create", (), **kwargs)
+
+    async def get_or_create(self, **kwargs: Any) -> Any:
+        return await self._write("get_or_create", (), **kwargs)
+
+    async def update_or_create(self, **kwargs: Any) -> Any:
+        return await self._write("update_or_create", (), **kwargs)
+
+    async def add(self, *objs: Any, bulk: bool = True) -> None:
+        """Point ``objs`` at this instance (saved with an UPDATE, or one by one with ``bulk=False``)."""
+        await self._write("add", objs, *objs, bulk=bulk)
+
+    async def remove(self, *objs: Any, bulk: bool = True) -> None:
+        """Delete ``objs`` (a generic relation's objects cannot exist unrelated)."""
+        await self._write("remove", objs, *objs, bulk=bulk)
+
+    async def clear(self, *, bulk: bool = True) -> None:
+        await self._write("clear", (), bulk=bulk)
+
+    async def set(self, objs: Iterable[Any], *, bulk: bool = True, clear: bool = False) -> None:
+        """Make the related set exactly ``objs``, in one transaction."""
+        if isinstance(objs, VinylQuerySet):
+            objs = await objs
+        objs = list(objs)
+        await self._write("set", objs, objs, bulk=bulk, clear=clear)
+
+
+add_async_aliases(VinylGenericRelatedManager, RELATED_ALIASES)
+
+
+__all__ = ["VinylGenericRelatedManager", "VinylRelatedManager", "django_manager_class"]

@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Awaitable, Callable, TypeVar
 
 from django.db import OperationalError
@@ -134,20 +135,20 @@ async def run_with_retries(
     *,
     using: str,
     retries: int,
-    savepoint: bool,
-    durable: bool,
+    block: Callable[[], AbstractAsyncContextManager[Any]],
 ) -> T:
-    """Run ``func(*args, **kwargs)`` in ``vinyl.atomic(using)``, again on conflicts."""
-    from vinyl.transaction import atomic
+    """Run ``func(*args, **kwargs)`` in ``block()`` (a ``vinyl.atomic`` on ``using``), again on conflicts.
 
+    (``vinyl.transaction`` passes its block: this module sits below it.)
+    """
     if scopes.active_scope(using) is not None:
         # Nested: the conflict rolls the enclosing transaction back too.
-        async with atomic(using, savepoint, durable):
+        async with block():
             return await func(*args, **kwargs)
     attempt = 0
     while True:
         try:
-            async with atomic(using, savepoint, durable):
+            async with block():
                 return await func(*args, **kwargs)
         except Exception as exc:
             reason = conflict_reason(exc)

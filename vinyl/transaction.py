@@ -122,7 +122,7 @@ class atomic:
             if self.retries:
                 return await retry.run_with_retries(
                     func, args, kwargs, using=self.using, retries=self.retries,
-                    savepoint=self.savepoint, durable=self.durable,
+                    block=lambda: atomic(self.using, self.savepoint, self.durable),
                 )  # fmt: skip
             async with atomic(self.using, self.savepoint, self.durable):
                 return await func(*args, **kwargs)

@@ -18,6 +18,7 @@ MODULES = [
     "vinyl.queryset",
     "vinyl.models",
     "vinyl.related",
+    "vinyl.proxies",
     "vinyl.generic",
     "vinyl.transaction",
     "vinyl.raw",
