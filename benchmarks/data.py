@@ -12,7 +12,9 @@ from typing import Any
 
 from benchmarks.config import Scale, server
 
-TABLES = ("benchapp_book", "benchapp_author", "benchapp_entry", "benchapp_item")
+TABLES = ("benchapp_book", "benchapp_author", "benchapp_entry", "benchapp_item", "benchapp_tag", "benchapp_book_tags")
+#: Tags, and tags per book (the many-to-many prefetches).
+TAGS = 100
 
 
 def _counts(cursor: Any) -> dict[str, int]:
@@ -29,7 +31,13 @@ def prepare(db: str, scale: Scale, *, reload: bool = False, log: Any = print) ->
     from django.db import connection
 
     _ensure_database(db, connection)
-    wanted = {"benchapp_author": scale.authors, "benchapp_book": scale.books, "benchapp_item": scale.stream_rows}
+    wanted = {
+        "benchapp_author": scale.authors,
+        "benchapp_book": scale.books,
+        "benchapp_item": scale.stream_rows,
+        "benchapp_tag": TAGS,
+        "benchapp_book_tags": 2 * scale.books,
+    }
     existing = set(connection.introspection.table_names())
     if not reload and set(TABLES) <= existing:
         with connection.cursor() as cursor:
@@ -89,11 +97,23 @@ def _load_sql(db: str, connection: Any, scale: Scale) -> list[str]:
     cat = (lambda *p: " || ".join(p)) if db == "postgresql" else (lambda *p: f"CONCAT({', '.join(p)})")
     text = "g::text" if db == "postgresql" else "g"
     a = scale.authors
+    # Author g joined at JOINED_START + g * JOINED_STEP (see Keys.since).
+    if db == "postgresql":
+        joined = "TIMESTAMPTZ '2020-01-01 00:00:00+00' + g * INTERVAL '61.000123 seconds'"
+    else:
+        joined = "TIMESTAMPADD(MICROSECOND, g * 61000123, '2020-01-01 00:00:00')"
+    rating = "MOD(g, 50) / 10.0"
+    books = _series(db, connection, scale.books)
     sql = [
-        f"INSERT INTO benchapp_author (name, age, email) SELECT {cat(repr('author '), text)}, "
-        f"MOD(g, 100), {cat(repr('a'), text, repr('@example.com'))} FROM {_series(db, connection, a)}",
+        f"INSERT INTO benchapp_author (name, age, email, joined, rating) SELECT {cat(repr('author '), text)}, "
+        f"MOD(g, 100), {cat(repr('a'), text, repr('@example.com'))}, {joined}, {rating} "
+        f"FROM {_series(db, connection, a)}",
         f"INSERT INTO benchapp_book (title, author_id, pages) SELECT {cat(repr('book '), text)}, "
         f"MOD(g - 1, {a}) + 1, 100 + MOD(g, 500) FROM {_series(db, connection, scale.books)}",
+        f"INSERT INTO benchapp_tag (name) SELECT {cat(repr('tag '), text)} FROM {_series(db, connection, TAGS)}",
+        # Two distinct tags per book.
+        f"INSERT INTO benchapp_book_tags (book_id, tag_id) SELECT g, MOD(g, {TAGS}) + 1 FROM {books} "
+        f"UNION ALL SELECT g, MOD(g + 37, {TAGS}) + 1 FROM {books}",
         f"INSERT INTO benchapp_item (n, label) SELECT g, {cat(repr('item '), text)} "
         f"FROM {_series(db, connection, scale.stream_rows)}",
     ]

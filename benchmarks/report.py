@@ -54,6 +54,9 @@ def console(result: dict[str, Any]) -> str:
         for s in systems:
             v = medians.get(s)
             name = SYSTEM_LABELS[s]
+            if s not in medians:
+                out.append(f"  {name:<38} {'–':>12}")
+                continue
             if v is None:
                 out.append(f"  {name:<38} {'error':>12}")
                 continue
@@ -168,6 +171,9 @@ def _markdown_db(result: dict[str, Any]) -> list[str]:
         cells = []
         for s in systems:
             v = medians.get(s)
+            if s not in medians:  # the system has no such workload
+                cells.append("–")
+                continue
             cells.append(f"{_fmt(v)} · {_ratio(v, base)}" if v else cell_error(key, s))
         vin = medians.get("vinyl")
         peers = [medians[p] for p in PEERS if medians.get(p)]
@@ -198,7 +204,7 @@ def _markdown_db(result: dict[str, Any]) -> list[str]:
         per = "µs/row" if key == "stream" else "µs"
         lines.append(
             f"| {label} | "
-            + " | ".join((f"{1e6 / medians[s]:,.{3 if key == 'stream' else 1}f} {per}" if medians.get(s) else "error") for s in systems)
+            + " | ".join((f"{1e6 / medians[s]:,.{3 if key == 'stream' else 1}f} {per}" if medians.get(s) else "error" if s in medians else "–") for s in systems)
             + " |"
         )
     lines += ["", "</details>", ""]

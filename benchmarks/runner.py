@@ -123,12 +123,15 @@ async def measure(db: str, quick: bool, system_keys: list[str], workloads: list[
     op_keys = [k for k, _ in OPS if k in workloads]
     if CONCURRENT[0] in workloads:
         op_keys.append(CONCURRENT[0])
-    cells: dict[str, dict[str, Cell]] = {w: {k: Cell() for k in active} for w in op_keys}
+    # A system without a workload's method has no cell there ("–" in the report).
+    cells: dict[str, dict[str, Cell]] = {
+        w: {k: Cell() for k, s in active.items() if w == CONCURRENT[0] or hasattr(s, w)} for w in op_keys
+    }
     order = list(active)
 
     async def run_cell(workload: str, key: str, rep: int) -> None:
-        cell = cells[workload][key]
-        if cell.error is not None:
+        cell = cells[workload].get(key)
+        if cell is None or cell.error is not None:
             return
         system = active[key]
         unit = sc.tasks if workload == CONCURRENT[0] else 1

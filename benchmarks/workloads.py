@@ -7,6 +7,7 @@ tables than another.
 
 from __future__ import annotations
 
+import datetime
 import random
 from dataclasses import dataclass
 
@@ -23,6 +24,17 @@ OPS: list[tuple[str, str]] = [
     ("prefetch", "prefetch_related of a reverse FK, 100 rows"),
     ("txn10", "transaction of 10 statements"),
 ]
+#: Reads of issue 17: authors carry a datetime and a float; prefetches of
+#: every relation kind.
+READ_OPS: list[tuple[str, str]] = [
+    ("authors100", "100 authors (a datetime column), filter+order+limit"),
+    ("since100", "100 authors filtered and ordered by a datetime"),
+    ("prefetch_fk", "prefetch_related of a forward FK, 100 books"),
+    ("prefetch_m2m", "prefetch_related of a many-to-many, 100 books"),
+    ("prefetch_nested", "prefetch_related of `book_set__tags`, 100 authors"),
+    ("prefetch_obj", "prefetch_related of a `Prefetch` with a queryset, 100 authors"),
+]
+OPS = OPS + READ_OPS
 CONCURRENT = ("concurrent", "50 tasks, pool of 10, get by pk")
 STREAM = ("stream", "stream rows with `async for`")
 MEMORY = ("memory", "peak Python memory while streaming (MB)")
@@ -63,3 +75,17 @@ class Keys:
     def pages(i: int) -> int:
         """A lower bound on ``pages`` that most books pass."""
         return 100 + i % 300
+
+    @staticmethod
+    def rating(i: int) -> float:
+        """A lower bound on ``rating`` (0.0 to 4.9) that most authors pass."""
+        return (i % 10) / 10
+
+    def since(self, i: int) -> datetime.datetime:
+        """An aware datetime between two authors' ``joined``: 100 authors follow it."""
+        return JOINED_START + (self.author(i) + 0.5) * JOINED_STEP
+
+
+#: Author ``g`` joined at ``JOINED_START + g * JOINED_STEP`` (benchmarks.data).
+JOINED_START = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+JOINED_STEP = datetime.timedelta(seconds=61, microseconds=123)

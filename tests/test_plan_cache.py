@@ -240,3 +240,34 @@ async def test_count_of_every_page_shares_one_plan(backend):
     for offset in range(1, 14):
         assert await Author.vinyl.order_by("name")[offset : offset + 4].count() == max(0, min(4, 12 - offset))
     assert len(cache.plans()) == before + 1
+
+
+async def test_datetime_and_date_values_share_one_plan_per_shape(backend):
+    # MySQL and SQLite send them as text (Django's adapt_datetimefield_value /
+    # adapt_datefield_value): the plan adapts each new value as Django would.
+    from tests.testapp.models import AllTypes
+
+    utc = datetime.timezone.utc
+    kathmandu = datetime.timezone(datetime.timedelta(hours=5, minutes=45))
+    moments = [
+        datetime.datetime(2024, 1, 15, 10, 0, 0, 123456, tzinfo=utc),
+        datetime.datetime(2024, 7, 15, 10, 0, 0, 654321, tzinfo=utc),
+        datetime.datetime(2024, 7, 15, 23, 30, tzinfo=utc),
+    ]
+    for moment in moments:
+        await AllTypes.vinyl.create(moment=moment, day=moment.date())
+    before = plan_count()
+    asked = [
+        moments[0],
+        moments[1],
+        moments[1] + datetime.timedelta(microseconds=1),
+        moments[2].astimezone(kathmandu),  # another offset: the same instant
+        datetime.datetime(2030, 1, 1, tzinfo=utc),
+    ]
+    for since in asked:
+        found = await AllTypes.vinyl.filter(moment__gte=since).order_by("moment").values_list("moment", flat=True)
+        assert found == [m for m in moments if m >= since]
+        assert [o.moment for o in await AllTypes.vinyl.filter(moment=since)] == [m for m in moments if m == since]
+    for day in (moments[0].date(), moments[1].date(), datetime.date(2024, 7, 16)):
+        assert await AllTypes.vinyl.filter(day=day).count() == sum(m.date() == day for m in moments)
+    assert plan_count() == before + 3

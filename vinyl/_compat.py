@@ -506,13 +506,22 @@ def prefetched_template(qs: QuerySet, iterable: type) -> dict[str, Any]:
     return qs.__dict__
 
 
-def prefetched_state(template: dict[str, Any], rows: list[Any], owner_filter: dict[str, Any], known: dict[Any, Any]) -> dict[str, Any]:
+def prefetched_state(template: dict[str, Any], rows: list[Any], owner_filter: dict[str, Any]) -> dict[str, Any]:
     """The state of one owner's prefetched queryset, as Django's related manager sets it."""
     state = dict(template)
     state["_result_cache"] = rows
     state["_deferred_filter"] = (False, (), owner_filter)
-    state["_known_related_objects"] = known
     return state
+
+
+def set_known_related_objects(qs: QuerySet, known: dict[Any, Any]) -> None:
+    """Set the owner ``qs`` sets on each of its rows (``{field: {key: owner}}``)."""
+    qs._known_related_objects = known
+
+
+def result_cache(qs: QuerySet) -> list[Any]:
+    """The rows of an evaluated queryset (a prefetched one's)."""
+    return qs._result_cache
 
 
 def raw_delete(qs: QuerySet, using: str) -> int:

@@ -141,7 +141,8 @@ class VinylInstance:
     ) -> None:
         # Django's save_base sends its signals with Signal.send, which cannot
         # await async receivers here; this one awaits them, with the user's
-        # model as sender, then writes the rows the way save_base does.
+        # model as sender, and calls Django's own steps in between, in its
+        # order (tests/test_save_base_mirror.py fails if Django's change).
         using = using or self._state.db or DEFAULT_ALIAS
         concrete = self._meta.concrete_model
         signals = not concrete._meta.auto_created

@@ -1,13 +1,17 @@
-"""``prefetch_related`` of reverse foreign keys without Django's prefetcher.
+"""``prefetch_related`` of foreign keys and many-to-many, without Django's prefetcher.
 
 For ``Author.vinyl.filter(...).prefetch_related("book_set")`` Django runs the
 books query and then builds one related queryset per author (two clones
-each), in the bridge. Here the main rows and the books come through the plan
-cache (``book.author_id IN (...)``), the books are grouped by author in one
-pass, and each author gets a lightweight queryset of its books whose filter
-is applied only if something chains on it. Anything else (many-to-many,
-forward relations, nested lookups, ``Prefetch`` objects, custom default
-managers) keeps Django's prefetcher.
+each), in the bridge. Here the main rows and the related rows come through
+the plan cache (``book.author_id IN (...)``), the rows are grouped by owner
+in one pass, and each owner gets a lightweight queryset of its rows whose
+filter is applied only if something chains on it. The same goes for
+many-to-many relations (Django's query, with the through table's key as an
+extra column) and forward foreign keys (each instance's related object
+cached as Django's prefetcher caches it), and for nested lookups
+(``book_set__tags``), level by level. Anything else (one-to-one, generic
+relations, ``Prefetch`` objects, custom default or base managers) keeps
+Django's prefetcher.
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, Sequence
 
-from django.db import models
-from django.db.models.fields.related_descriptors import ManyToManyDescriptor, ReverseManyToOneDescriptor
+from django.db import connections, models
+from django.db.models.fields.related_descriptors import (
+    ForwardManyToOneDescriptor,
+    ManyToManyDescriptor,
+    ReverseManyToOneDescriptor,
+)
 from django.db.models.query import QuerySet
 from django.db.models.sql import Query
 
@@ -28,51 +36,182 @@ from vinyl.translate.gcpause import batched
 if TYPE_CHECKING:
     from vinyl.queryset import VinylQuerySet
 
+#: ``{name: (relation, {deeper names...})}``: what :func:`planned_lookups` gives.
+Tree = dict
 
-def reverse_fk_relations(model: type[models.Model], lookups: Sequence[Any]) -> list[Any] | None:
-    """The relations (``ManyToOneRel``) of ``lookups`` if vinyl can prefetch them all."""
-    relations = []
+
+def _plain_manager(model: type[models.Model]) -> bool:
+    return type(model._default_manager).get_queryset is models.Manager.get_queryset
+
+
+def _django_kind(descriptor: Any, kind: type) -> bool:
+    """Is ``descriptor`` Django's ``kind``, or vinyl's copy of one (vinyl.descriptors)?"""
+    found = type(descriptor)
+    return found is kind or (found.__module__ == "vinyl.descriptors" and found.__bases__[-1] is kind)
+
+
+def _forward_fk(descriptor: Any) -> Any:
+    """The ForeignKey of a forward descriptor vinyl can prefetch, or None."""
+    if not _django_kind(descriptor, ForwardManyToOneDescriptor):
+        return None  # one-to-one (reverse cache), or a descriptor of its own
+    field = descriptor.field
+    if field.one_to_one or len(field.foreign_related_fields) != 1:
+        return None
+    related = field.related_model
+    target = field.target_field
+    if related._meta.base_manager_name is not None or target.is_relation:
+        return None  # a base manager of its own may filter: Django's prefetcher knows
+    return field
+
+
+def _reverse_fk(descriptor: Any) -> Any:
+    """The ManyToOneRel of a reverse foreign key vinyl can prefetch, or None."""
+    if not isinstance(descriptor, ReverseManyToOneDescriptor) or isinstance(descriptor, ManyToManyDescriptor):
+        return None
+    if is_generic_relation(descriptor):
+        return None  # filtered on a content type too: Django's prefetcher
+    rel = descriptor.rel
+    if not _plain_manager(rel.related_model) or rel.field.remote_field.parent_link:
+        return None  # its queryset may filter: Django's prefetcher knows
+    if len(rel.field.foreign_related_fields) != 1:
+        return None
+    return rel
+
+
+class ManyToMany:
+    """A many-to-many relation seen from one side, as Django's related manager sees it."""
+
+    __slots__ = ("related_model", "query_field_name", "cache_name", "local", "owner_key", "table")
+
+    def __init__(self, rel: Any, reverse: bool) -> None:
+        field = rel.field
+        if reverse:
+            self.related_model = rel.related_model
+            self.query_field_name = field.name
+            self.cache_name = field.related_query_name()
+            source = field.m2m_reverse_field_name()
+        else:
+            self.related_model = rel.model
+            self.query_field_name = field.related_query_name()
+            self.cache_name = field.name
+            source = field.m2m_field_name()
+        fk = rel.through._meta.get_field(source)
+        #: The through table's key column, and the owner's field it holds.
+        self.local = fk.local_related_fields[0]
+        self.owner_key = fk.foreign_related_fields[0]
+        self.table = rel.through._meta.db_table
+
+
+def _many_to_many(descriptor: Any) -> ManyToMany | None:
+    if not _django_kind(descriptor, ManyToManyDescriptor):
+        return None
+    rel = descriptor.rel
+    if rel.model is rel.related_model:
+        return None  # to itself (symmetrical or not): Django's prefetcher
+    relation = ManyToMany(rel, descriptor.reverse)
+    fk = rel.through._meta.get_field(
+        rel.field.m2m_reverse_field_name() if descriptor.reverse else rel.field.m2m_field_name()
+    )
+    if len(fk.local_related_fields) != 1 or not relation.owner_key.primary_key:
+        return None
+    if not _plain_manager(relation.related_model):
+        return None
+    return relation
+
+
+def _relation(model: type, name: str) -> Any:
+    descriptor = inspect.getattr_static(model, name, None)
+    return _forward_fk(descriptor) or _reverse_fk(descriptor) or _many_to_many(descriptor)
+
+
+def _related_model(relation: Any) -> type:
+    if isinstance(relation, models.ForeignKey):
+        return relation.related_model
+    return relation.related_model
+
+
+def planned_lookups(model: type[models.Model], lookups: Sequence[Any]) -> Tree | None:
+    """The lookups as a tree of relations, if vinyl can prefetch every one of them."""
+    tree: Tree = {}
     for lookup in lookups:
-        if not isinstance(lookup, str) or "__" in lookup:
+        if not isinstance(lookup, str):
             return None
-        descriptor = inspect.getattr_static(model, lookup, None)
-        if not isinstance(descriptor, ReverseManyToOneDescriptor) or isinstance(descriptor, ManyToManyDescriptor):
-            return None
-        if is_generic_relation(descriptor):
-            return None  # filtered on a content type too: Django's prefetcher
-        rel = descriptor.rel
-        related = rel.related_model
-        manager = related._default_manager
-        if type(manager).get_queryset is not models.Manager.get_queryset or rel.field.remote_field.parent_link:
-            return None  # its queryset may filter: Django's prefetcher knows
-        if len(rel.field.foreign_related_fields) != 1:
-            return None
-        relations.append(rel)
-    return relations
+        current, node = model, tree
+        for name in lookup.split("__"):
+            if name not in node:
+                relation = _relation(current, name)
+                if relation is None:
+                    return None
+                node[name] = (relation, {})
+            relation, node = node[name]
+            current = _related_model(relation)
+    return tree
 
 
-async def prefetch_reverse_fk(objs: list, relations: list, db: str, queryset: type[VinylQuerySet]) -> None:
-    """Load each relation's rows for ``objs`` and cache them as Django does.
+def has_forward_fk(tree: Tree) -> bool:
+    """Whether the first level of ``tree`` holds a forward foreign key."""
+    return any(isinstance(relation, models.ForeignKey) for relation, _ in tree.values())
+
+
+async def prefetch(objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet]) -> None:
+    """Load the relations of ``tree`` for ``objs`` (and deeper), cached as Django caches them.
 
     ``queryset`` is the class that reads them (``VinylQuerySet``, which
     calls this: it sits above this module).
     """
     if not objs:
         return
-    for rel in relations:
-        field = rel.field  # the ForeignKey on the related model
-        target = field.target_field.attname
-        by_key: dict[Any, list] = {}
-        for obj in objs:
-            key = getattr(obj, target)
-            if key is not None:
-                by_key.setdefault(key, [])
-        related_model = vinyl_model(rel.related_model)
-        if by_key:
-            rows = await queryset(related_model, using=db).filter(**{f"{field.attname}__in": list(by_key)})
+    for relation, deeper in tree.values():
+        # Instances that hold the relation already (a reverse foreign key
+        # caches each row's owner) are skipped, as Django's prefetcher skips them.
+        if isinstance(relation, models.ForeignKey):
+            name = _cache_name(relation)
+            missing = [obj for obj in objs if name not in obj._state.fields_cache]
+            if missing:
+                await _prefetch_forward_fk(missing, relation, db, queryset)
         else:
-            rows = []
-        _attach(rows, objs, rel, by_key, related_model, db)
+            name = relation.cache_name if isinstance(relation, ManyToMany) else _cache_name(relation)
+            missing = [obj for obj in objs if name not in (_compat.prefetched_objects(obj) or ())]
+            if missing and isinstance(relation, ManyToMany):
+                await _prefetch_many_to_many(missing, relation, db, queryset)
+            elif missing:
+                await _prefetch_reverse_fk(missing, relation, db, queryset)
+        if deeper:
+            await prefetch(_related_of(objs, relation, name), deeper, db, queryset)
+
+
+def _cache_name(relation: Any) -> str:
+    return relation.cache_name
+
+
+def _related_of(objs: list, relation: Any, name: str) -> list:
+    """The related objects the next level prefetches on, as Django collects them."""
+    related: list = []
+    if isinstance(relation, models.ForeignKey):
+        for obj in objs:
+            value = obj._state.fields_cache.get(name)
+            if value is not None:
+                related.append(value)
+        return related
+    for obj in objs:
+        related.extend(_compat.result_cache(_compat.prefetched_objects_for_update(obj)[name]))
+    return related
+
+
+async def _prefetch_reverse_fk(objs: list, rel: Any, db: str, queryset: type[VinylQuerySet]) -> None:
+    field = rel.field  # the ForeignKey on the related model
+    target = field.target_field.attname
+    by_key: dict[Any, list] = {}
+    for obj in objs:
+        key = getattr(obj, target)
+        if key is not None:
+            by_key.setdefault(key, [])
+    related_model = vinyl_model(rel.related_model)
+    if by_key:
+        rows = await queryset(related_model, using=db).filter(**{f"{field.attname}__in": list(by_key)})
+    else:
+        rows = []
+    _attach(rows, objs, rel, by_key, related_model, db)
 
 
 @batched
@@ -89,9 +228,70 @@ def _attach(rows: list, objs: list, rel: Any, by_key: dict[Any, list], related_m
     cache_name = rel.cache_name
     template = _template(related_model, db)
     for obj in objs:
-        cache = _compat.prefetched_objects_for_update(obj)
         key = getattr(obj, target)
-        cache[cache_name] = _prefetched(template, field, obj, by_key.get(key, []) if key is not None else [])
+        rows_of = by_key.get(key, []) if key is not None else []
+        qs = _prefetched(template, rows_of, {field.name: obj})
+        _compat.set_known_related_objects(qs, {field: {getattr(obj, field.target_field.attname): obj}})
+        _cache(obj)[cache_name] = qs
+
+
+async def _prefetch_forward_fk(objs: list, field: Any, db: str, queryset: type[VinylQuerySet]) -> None:
+    """Cache each instance's related object (or None), as Django's prefetcher does."""
+    attname = field.attname
+    keys = list(dict.fromkeys(key for obj in objs if (key := getattr(obj, attname)) is not None))
+    related_model = vinyl_model(field.related_model)
+    target = field.target_field
+    rows = await queryset(related_model, using=db).filter(**{f"{target.name}__in": keys}) if keys else []
+    _attach_forward(rows, objs, field, target.attname)
+
+
+@batched
+def _attach_forward(rows: list, objs: list, field: Any, target: str) -> None:
+    by_key: dict[Any, Any] = {}
+    for row in rows:
+        by_key.setdefault(getattr(row, target), row)
+    attname, cache_name = field.attname, field.cache_name
+    for obj in objs:
+        obj._state.fields_cache[cache_name] = by_key.get(getattr(obj, attname))
+
+
+async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, queryset: type[VinylQuerySet]) -> None:
+    """Django's many-to-many prefetch query, through a plan; each owner's rows cached on it."""
+    owner_key = relation.owner_key.attname
+    keys = list(dict.fromkeys(getattr(obj, owner_key) for obj in objs))
+    related_model = vinyl_model(relation.related_model)
+    extra = f"_prefetch_related_val_{relation.local.attname}"
+    if keys:
+        qn = connections[db].ops.quote_name
+        rows = await (
+            queryset(related_model, using=db)
+            .filter(**{f"{relation.query_field_name}__in": keys})
+            .extra(select={extra: f"{qn(relation.table)}.{qn(relation.local.column)}"})
+        )
+    else:
+        rows = []
+    _attach_many(rows, objs, relation, related_model, db, extra)
+
+
+@batched
+def _attach_many(rows: list, objs: list, relation: ManyToMany, related_model: type, db: str, extra: str) -> None:
+    # Keys compared as Django's prefetcher compares them: prepared for the database.
+    connection = connections[db]
+    local, owner_key = relation.local, relation.owner_key
+    by_key: dict[Any, list] = {}
+    for row in rows:
+        by_key.setdefault(local.get_db_prep_value(getattr(row, extra), connection), []).append(row)
+    template = _template(related_model, db, sticky=True)
+    core = f"{relation.query_field_name}__{owner_key.name}"
+    cache_name = relation.cache_name
+    for obj in objs:
+        value = getattr(obj, owner_key.attname)
+        rows_of = by_key.get(owner_key.get_db_prep_value(value, connection), [])
+        _cache(obj)[cache_name] = _prefetched(template, rows_of, {core: value})
+
+
+def _cache(obj: Any) -> dict:
+    return _compat.prefetched_objects_for_update(obj)
 
 
 class PrefetchedQuerySet(QuerySet):
@@ -103,10 +303,16 @@ class PrefetchedQuerySet(QuerySet):
     chains on it. Iterating it gives the prefetched rows.
     """
 
+    _vinyl_sticky = False
+
     @property
     def query(self) -> Any:
         if _compat.lazy_query(self) is None:
-            _compat.set_lazy_query(self, Query(self.model))
+            query = Query(self.model)
+            # A many-to-many manager's filter is sticky: the next filter
+            # reuses its join, as Django's related manager's does.
+            query.filter_is_sticky = self._vinyl_sticky
+            _compat.set_lazy_query(self, query)
         return QuerySet.query.fget(self)
 
     @query.setter
@@ -114,13 +320,14 @@ class PrefetchedQuerySet(QuerySet):
         QuerySet.query.fset(self, value)
 
 
-def _template(model: type, db: str) -> dict:
+def _template(model: type, db: str, sticky: bool = False) -> dict:
     qs = PrefetchedQuerySet(model=model, using=db)
+    if sticky:
+        qs._vinyl_sticky = True
     return _compat.prefetched_template(qs, VinylModelIterable)
 
 
-def _prefetched(template: dict, field: Any, owner: Any, rows: list) -> QuerySet:
+def _prefetched(template: dict, rows: list, owner_filter: dict) -> QuerySet:
     qs = object.__new__(PrefetchedQuerySet)
-    known = {field: {getattr(owner, field.target_field.attname): owner}}
-    qs.__dict__ = _compat.prefetched_state(template, rows, {field.name: owner}, known)
+    qs.__dict__ = _compat.prefetched_state(template, rows, owner_filter)
     return qs

@@ -400,14 +400,16 @@ class VinylQuerySet(Generic[M]):
         return await self._rows("rows", recipe, self._values, None)
 
     async def _fetch_prefetching(self) -> list[M] | None:
-        """Rows and their reverse foreign keys through plans (vinyl.prefetch)."""
+        """Rows and their related rows (foreign keys, many-to-many, nested) through plans (vinyl.prefetch)."""
         steps = [step for step in self._steps if step[0] == "prefetch_related"]
         lookups = [lookup for _, args, _ in steps for lookup in args]
         if any(step[0] in ("values", "values_list") for step in self._steps):
             return None
-        relations = prefetch.reverse_fk_relations(self._model, lookups)
-        if relations is None:
+        tree = prefetch.planned_lookups(self._model, lookups)
+        if tree is None:
             return None
+        if prefetch.has_forward_fk(tree) and any(step[0] in ("select_related", "only", "defer") for step in self._steps):
+            return None  # a joined or deferred foreign key: Django's prefetcher knows
         base = self.__class__.__new__(self.__class__)
         base._model = self._model
         base._db = self._db
@@ -416,7 +418,7 @@ class VinylQuerySet(Generic[M]):
         base._recipe = tuple(shape for shape in self._recipe if shape[0] != "prefetch_related")  # type: ignore[union-attr]
         base._values = self._values
         objs = await base._rows("rows", base._recipe, base._values, None)
-        await prefetch.prefetch_reverse_fk(objs, relations, self.db, VinylQuerySet)
+        await prefetch.prefetch(objs, tree, self.db, VinylQuerySet)
         return objs
 
     def _probe(self, probes: tuple, lookups: dict | None, db: str) -> QuerySet:

@@ -11,7 +11,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Prefetch
 
 from benchmarks.benchapp.models import Author, Book, Entry, Item
 from benchmarks.systems.base import AsyncSystem
@@ -54,6 +54,34 @@ class System(AsyncSystem):
 
     async def txn10(self, i: int) -> None:
         await _txn10(self.keys.author(i), self.keys.book(i))
+
+    # -- reads of issue 17 (a datetime column, every prefetch kind) --
+
+    def _authors(self, i: int) -> Any:
+        return Author.objects.filter(id__gte=self.keys.author(i)).order_by("id")[:100]
+
+    def _books(self, i: int) -> Any:
+        return Book.objects.filter(id__gte=self.keys.book(i)).order_by("id")[:100]
+
+    async def authors100(self, i: int) -> Any:
+        qs = Author.objects.filter(id__gte=self.keys.author(i), rating__gte=self.keys.rating(i)).order_by("id")[:100]
+        return [a async for a in qs]
+
+    async def since100(self, i: int) -> Any:
+        return [a async for a in Author.objects.filter(joined__gte=self.keys.since(i)).order_by("joined")[:100]]
+
+    async def prefetch_fk(self, i: int) -> Any:
+        return [b async for b in self._books(i).prefetch_related("author")]
+
+    async def prefetch_m2m(self, i: int) -> Any:
+        return [b async for b in self._books(i).prefetch_related("tags")]
+
+    async def prefetch_nested(self, i: int) -> Any:
+        return [a async for a in self._authors(i).prefetch_related("book_set__tags")]
+
+    async def prefetch_obj(self, i: int) -> Any:
+        books = Book.objects.filter(pages__gte=self.keys.pages(i)).order_by("-pages")
+        return [a async for a in self._authors(i).prefetch_related(Prefetch("book_set", queryset=books))]
 
     async def stream(self) -> int:
         n = 0

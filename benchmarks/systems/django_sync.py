@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Prefetch
 
 from benchmarks.benchapp.models import Author, Book, Entry, Item
 from benchmarks.systems.base import SyncSystem
@@ -71,6 +71,33 @@ class System(SyncSystem):
             for j in range(5):
                 Author.objects.get(pk=a + j)
                 Book.objects.filter(pk=b + j).update(pages=F("pages") + 1)
+
+    # -- reads of issue 17 (a datetime column, every prefetch kind) --
+
+    def _authors(self, i: int) -> Any:
+        return Author.objects.filter(id__gte=self.keys.author(i)).order_by("id")[:100]
+
+    def _books(self, i: int) -> Any:
+        return Book.objects.filter(id__gte=self.keys.book(i)).order_by("id")[:100]
+
+    def authors100(self, i: int) -> Any:
+        return list(Author.objects.filter(id__gte=self.keys.author(i), rating__gte=self.keys.rating(i)).order_by("id")[:100])
+
+    def since100(self, i: int) -> Any:
+        return list(Author.objects.filter(joined__gte=self.keys.since(i)).order_by("joined")[:100])
+
+    def prefetch_fk(self, i: int) -> Any:
+        return list(self._books(i).prefetch_related("author"))
+
+    def prefetch_m2m(self, i: int) -> Any:
+        return list(self._books(i).prefetch_related("tags"))
+
+    def prefetch_nested(self, i: int) -> Any:
+        return list(self._authors(i).prefetch_related("book_set__tags"))
+
+    def prefetch_obj(self, i: int) -> Any:
+        books = Book.objects.filter(pages__gte=self.keys.pages(i)).order_by("-pages")
+        return list(self._authors(i).prefetch_related(Prefetch("book_set", queryset=books)))
 
     def _stream(self) -> int:
         n = 0

@@ -15,10 +15,10 @@ from benchmarks.config import server
 from benchmarks.systems.base import AsyncSystem
 from benchmarks.workloads import BULK, CHUNK
 
-AUTHOR_COLS = "id, name, age, email"
+AUTHOR_COLS = "id, name, age, email, joined, rating"
 BOOK_COLS = "id, title, author_id, pages"
 JOIN = (
-    "SELECT b.id, b.title, b.author_id, b.pages, a.id, a.name, a.age, a.email "
+    "SELECT b.id, b.title, b.author_id, b.pages, a.id, a.name, a.age, a.email, a.joined, a.rating "
     "FROM benchapp_book b INNER JOIN benchapp_author a ON a.id = b.author_id "
     "WHERE b.id >= {0} ORDER BY b.id LIMIT 100"
 )
@@ -26,6 +26,20 @@ JOIN = (
 
 async def _no_reset(conn: Any) -> None:
     """Skip asyncpg's reset query on release."""
+
+
+def _group(rows: Any, key: int) -> dict[Any, list]:
+    """Rows by the value of column ``key`` (the ORMs' prefetch caches)."""
+    by: dict[Any, list] = defaultdict(list)
+    for row in rows:
+        by[row[key]].append(row)
+    return by
+
+
+TAGS_OF = (
+    "SELECT bt.book_id, t.id, t.name FROM benchapp_tag t "
+    "INNER JOIN benchapp_book_tags bt ON t.id = bt.tag_id WHERE bt.book_id {0}"
+)
 
 
 def System(db: str, *args: Any, **kwargs: Any) -> AsyncSystem:
@@ -106,6 +120,66 @@ class _Asyncpg(AsyncSystem):
     async def concurrent_get(self, i: int) -> Any:
         async with self.pool.acquire() as conn:
             return await conn.fetchrow(f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id = $1", self.keys.author(i))
+
+    # -- reads of issue 17 (a datetime column, every prefetch kind) --
+
+    async def _authors(self, i: int) -> Any:
+        return await self.conn.fetch(
+            f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id >= $1 ORDER BY id LIMIT 100", self.keys.author(i)
+        )
+
+    async def _books(self, i: int) -> Any:
+        return await self.conn.fetch(
+            f"SELECT {BOOK_COLS} FROM benchapp_book WHERE id >= $1 ORDER BY id LIMIT 100", self.keys.book(i)
+        )
+
+    async def _tags(self, books: Any) -> dict[Any, list]:
+        ids = [b[0] for b in books]
+        return _group(await self.conn.fetch(TAGS_OF.format("= ANY($1::bigint[])"), ids), 0)
+
+    async def authors100(self, i: int) -> Any:
+        return await self.conn.fetch(
+            f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id >= $1 AND rating >= $2 ORDER BY id LIMIT 100",
+            self.keys.author(i), self.keys.rating(i),
+        )
+
+    async def since100(self, i: int) -> Any:
+        return await self.conn.fetch(
+            f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE joined >= $1 ORDER BY joined LIMIT 100", self.keys.since(i)
+        )
+
+    async def prefetch_fk(self, i: int) -> Any:
+        books = await self._books(i)
+        ids = list({b[2] for b in books})
+        authors = await self.conn.fetch(f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id = ANY($1::bigint[])", ids)
+        by_id = {a[0]: a for a in authors}
+        return [(b, by_id[b[2]]) for b in books]
+
+    async def prefetch_m2m(self, i: int) -> Any:
+        books = await self._books(i)
+        tags = await self._tags(books)
+        return [(b, tags[b[0]]) for b in books]
+
+    async def prefetch_nested(self, i: int) -> Any:
+        authors = await self._authors(i)
+        books = await self.conn.fetch(
+            f"SELECT {BOOK_COLS} FROM benchapp_book WHERE author_id = ANY($1::bigint[])", [a[0] for a in authors]
+        )
+        tags = await self._tags(books)
+        by_author: dict[Any, list] = defaultdict(list)
+        for b in books:
+            by_author[b[2]].append((b, tags[b[0]]))
+        return [(a, by_author[a[0]]) for a in authors]
+
+    async def prefetch_obj(self, i: int) -> Any:
+        authors = await self._authors(i)
+        books = await self.conn.fetch(
+            f"SELECT {BOOK_COLS} FROM benchapp_book WHERE author_id = ANY($1::bigint[]) AND pages >= $2 "
+            "ORDER BY pages DESC",
+            [a[0] for a in authors], self.keys.pages(i),
+        )
+        by_author = _group(books, 2)
+        return [(a, by_author[a[0]]) for a in authors]
 
     async def stream(self) -> int:
         n = 0
@@ -210,13 +284,80 @@ class _Asyncmy(AsyncSystem):
         async with self.pool.acquire() as conn:
             return await self._one(conn, f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id = %s", (self.keys.author(i),))
 
+    # -- reads of issue 17 (a datetime column, every prefetch kind) --
+
+    async def _authors(self, i: int) -> Any:
+        return await self._all(
+            f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id >= %s ORDER BY id LIMIT 100", (self.keys.author(i),)
+        )
+
+    async def _books(self, i: int) -> Any:
+        return await self._all(
+            f"SELECT {BOOK_COLS} FROM benchapp_book WHERE id >= %s ORDER BY id LIMIT 100", (self.keys.book(i),)
+        )
+
+    @staticmethod
+    def _in(ids: Any) -> str:
+        return f"IN ({', '.join(['%s'] * len(ids))})"
+
+    async def _tags(self, books: Any) -> dict[Any, list]:
+        ids = tuple(b[0] for b in books)
+        return _group(await self._all(TAGS_OF.format(self._in(ids)), ids), 0)
+
+    async def authors100(self, i: int) -> Any:
+        return await self._all(
+            f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id >= %s AND rating >= %s ORDER BY id LIMIT 100",
+            (self.keys.author(i), self.keys.rating(i)),
+        )
+
+    async def since100(self, i: int) -> Any:
+        # DATETIME columns hold UTC without a zone, as Django writes them.
+        since = self.keys.since(i).replace(tzinfo=None)
+        return await self._all(
+            f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE joined >= %s ORDER BY joined LIMIT 100", (since,)
+        )
+
+    async def prefetch_fk(self, i: int) -> Any:
+        books = await self._books(i)
+        ids = tuple({b[2] for b in books})
+        authors = await self._all(f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id {self._in(ids)}", ids)
+        by_id = {a[0]: a for a in authors}
+        return [(b, by_id[b[2]]) for b in books]
+
+    async def prefetch_m2m(self, i: int) -> Any:
+        books = await self._books(i)
+        tags = await self._tags(books)
+        return [(b, tags[b[0]]) for b in books]
+
+    async def prefetch_nested(self, i: int) -> Any:
+        authors = await self._authors(i)
+        ids = tuple(a[0] for a in authors)
+        books = await self._all(f"SELECT {BOOK_COLS} FROM benchapp_book WHERE author_id {self._in(ids)}", ids)
+        tags = await self._tags(books)
+        by_author: dict[Any, list] = defaultdict(list)
+        for b in books:
+            by_author[b[2]].append((b, tags[b[0]]))
+        return [(a, by_author[a[0]]) for a in authors]
+
+    async def prefetch_obj(self, i: int) -> Any:
+        authors = await self._authors(i)
+        ids = tuple(a[0] for a in authors)
+        books = await self._all(
+            f"SELECT {BOOK_COLS} FROM benchapp_book WHERE author_id {self._in(ids)} AND pages >= %s ORDER BY pages DESC",
+            (*ids, self.keys.pages(i)),
+        )
+        by_author = _group(books, 2)
+        return [(a, by_author[a[0]]) for a in authors]
+
     async def stream(self) -> int:
         from asyncmy.cursors import SSCursor
 
+        # Each row visited with the driver's own `async for` (an unbuffered
+        # cursor), as on PostgreSQL and in every other system.
         n = 0
         async with self.conn.cursor(SSCursor) as cur:
             await cur.execute("SELECT id, n, label FROM benchapp_item")
-            while rows := await cur.fetchmany(CHUNK):
-                n += len(rows)
+            async for _row in cur:
+                n += 1
         return n
 

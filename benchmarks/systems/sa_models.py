@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String
+import datetime
+
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -19,6 +21,8 @@ class Author(Base):
     name: Mapped[str] = mapped_column(String(100))
     age: Mapped[int] = mapped_column(Integer)
     email: Mapped[str] = mapped_column(String(100))
+    joined: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True))
+    rating: Mapped[float] = mapped_column(Float)
     books: Mapped[list[Book]] = relationship(back_populates="author")
 
 

@@ -23,6 +23,8 @@ class Author(Model):
     name = fields.CharField(max_length=100)
     age = fields.IntField()
     email = fields.CharField(max_length=100)
+    joined = fields.DatetimeField()
+    rating = fields.FloatField()
 
     class Meta:
         table = "benchapp_author"

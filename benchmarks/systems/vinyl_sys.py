@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F
+from django.db.models import F, Prefetch
 
 import vinyl
 from benchmarks.benchapp.models import Author, Book, Entry, Item
@@ -62,6 +62,33 @@ class System(AsyncSystem):
             for j in range(5):
                 await Author.vinyl.get(pk=a + j)
                 await Book.vinyl.filter(pk=b + j).update(pages=F("pages") + 1)
+
+    # -- reads of issue 17 (a datetime column, every prefetch kind) --
+
+    def _authors(self, i: int) -> Any:
+        return Author.vinyl.filter(id__gte=self.keys.author(i)).order_by("id")[:100]
+
+    def _books(self, i: int) -> Any:
+        return Book.vinyl.filter(id__gte=self.keys.book(i)).order_by("id")[:100]
+
+    async def authors100(self, i: int) -> Any:
+        return await Author.vinyl.filter(id__gte=self.keys.author(i), rating__gte=self.keys.rating(i)).order_by("id")[:100]
+
+    async def since100(self, i: int) -> Any:
+        return await Author.vinyl.filter(joined__gte=self.keys.since(i)).order_by("joined")[:100]
+
+    async def prefetch_fk(self, i: int) -> Any:
+        return await self._books(i).prefetch_related("author")
+
+    async def prefetch_m2m(self, i: int) -> Any:
+        return await self._books(i).prefetch_related("tags")
+
+    async def prefetch_nested(self, i: int) -> Any:
+        return await self._authors(i).prefetch_related("book_set__tags")
+
+    async def prefetch_obj(self, i: int) -> Any:
+        books = Book.vinyl.filter(pages__gte=self.keys.pages(i)).order_by("-pages")
+        return await self._authors(i).prefetch_related(Prefetch("book_set", queryset=books))
 
     async def stream(self) -> int:
         n = 0

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db.models import Prefetch
+
+import vinyl
 
 from tests.relations.counting import count_queries
 from tests.testapp.models import Author, Book, Profile, Publisher, Tag
@@ -74,6 +78,31 @@ async def test_prefetch_reverse_fk_is_two_queries_and_a_list():
     assert type(books[0]) is Book.vinyl.model
 
 
+async def test_prefetch_forward_fk_is_two_queries_through_plans(backend):
+    lib = await library()
+    for _ in range(2):  # the second time through the plans of the first
+        hits = vinyl.plan_cache_info().hits
+        with count_queries() as queries:
+            books = await Book.vinyl.prefetch_related("author", "publisher").order_by("id")
+        assert len(queries) == 3
+    assert vinyl.plan_cache_info().hits - hits == 3
+    with count_queries() as queries:
+        assert [b["author"].name for b in books] == ["Ann", "Ann", "Bob"]
+        assert books[0]["author"] is books[1]["author"]  # one instance per row, as Django's
+        assert books[0]["publisher"].name == "Pub"
+        assert books[1]["publisher"] is None  # loaded, and null
+    assert queries == []
+    assert type(books[0]["author"]) is Book.vinyl.model._meta.get_field("author").related_model.vinyl.model
+    sync = settings.SYNC_ALIAS[backend]
+    django_books = await sync_to_async(
+        lambda: list(Book.objects.using(sync).prefetch_related("author", "publisher").order_by("id"))
+    )()
+    for mine, theirs in zip(books, django_books):
+        assert mine._state.fields_cache.keys() == theirs._state.fields_cache.keys()
+        assert mine["author"].pk == theirs.author.pk and mine["author"].name == theirs.author.name
+    assert books[2]["author"].pk == lib["bob"].pk
+
+
 async def test_prefetch_many_to_many_both_sides():
     await library()
     with count_queries() as queries:
@@ -98,6 +127,51 @@ async def test_nested_prefetch_is_one_query_per_level():
         assert first[1]["tags"] == []
         assert [t.name for t in authors[1]["book_set"][0]["tags"]] == ["blue"]
     assert queries == []
+
+
+async def test_many_to_many_and_nested_prefetches_run_through_plans(backend):
+    await library()
+    sync = settings.SYNC_ALIAS[backend]
+    lookups = [("tags",), ("book_set__tags", "book_set__author")]
+    for _ in range(2):  # the second time through the plans of the first
+        hits = vinyl.plan_cache_info().hits
+        books = await Book.vinyl.prefetch_related(*lookups[0]).order_by("id")
+        authors = await Author.vinyl.prefetch_related(*lookups[1]).order_by("id")
+        tags = await Tag.vinyl.prefetch_related("book_set").order_by("name")
+    assert vinyl.plan_cache_info().hits - hits == 2 + 3 + 2  # book_set holds each book's author
+
+    def as_django() -> tuple:
+        return (
+            list(Book.objects.using(sync).prefetch_related(*lookups[0]).order_by("id")),
+            list(Author.objects.using(sync).prefetch_related(*lookups[1]).order_by("id")),
+            list(Tag.objects.using(sync).prefetch_related("book_set").order_by("name")),
+        )
+
+    django_books, django_authors, django_tags = await sync_to_async(as_django)()
+
+    def names(objs: list) -> list:
+        return sorted((o.pk, getattr(o, "name", None) or getattr(o, "title", None)) for o in objs)
+
+    for mine, theirs in zip(books, django_books):
+        assert names(mine["tags"]) == names(theirs.tags.all())
+        assert [t.__dict__.get("_prefetch_related_val_book_id") for t in mine["tags"]] == [
+            t.__dict__.get("_prefetch_related_val_book_id") for t in theirs.tags.all()
+        ]
+    for mine, theirs in zip(authors, django_authors):
+        assert names(mine["book_set"]) == names(theirs.book_set.all())
+        for book, django_book in zip(
+            sorted(mine["book_set"], key=lambda b: b.pk), sorted(theirs.book_set.all(), key=lambda b: b.pk)
+        ):
+            assert names(book["tags"]) == names(django_book.tags.all())
+            assert book["author"] is mine
+    for mine, theirs in zip(tags, django_tags):
+        assert names(mine["book_set"]) == names(theirs.book_set.all())
+    # Chaining on a prefetched relation queries with Django's filter on the owner.
+    for mine, theirs in zip(books, django_books):
+        got = await mine.tags.filter(name__in=["red", "blue"]).order_by("name").values_list("name", flat=True)
+        assert got == await sync_to_async(
+            lambda: list(theirs.tags.filter(name__in=["red", "blue"]).order_by("name").values_list("name", flat=True))
+        )()
 
 
 async def test_prefetch_forward_fk_and_reverse_one_to_one():

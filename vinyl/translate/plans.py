@@ -9,6 +9,7 @@ no I/O.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import zoneinfo
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from django.db.models.sql import Query
 from django.utils import timezone
 
 from vinyl import _compat
+from vinyl.translate.converters import rows_converter
 from vinyl.translate.gcpause import batched
 from vinyl.translate.instances import from_db_function, plain_construction, row_maker, rows_maker
 from vinyl.translate.shapes import slot_positions
@@ -48,8 +50,9 @@ GET_LIMIT = 21
 class Plan:
     """SQL for one query shape, and the builder of its result.
 
-    ``positions`` gives, for each parameter, the index of its slot value or
-    a 1-tuple holding a constant.
+    ``positions`` gives, for each parameter, the index of its slot value, a
+    1-tuple holding a constant, or ``(index, adapter)`` for a slot value the
+    backend adapts (see :func:`value_adapters`).
     """
 
     sql: str
@@ -57,7 +60,9 @@ class Plan:
     build: Builder
 
     def params(self, values: Sequence[Any]) -> tuple:
-        return tuple(values[p] if type(p) is int else p[0] for p in self.positions)
+        return tuple(
+            values[p] if type(p) is int else p[0] if len(p) == 1 else p[1](values[p[0]]) for p in self.positions
+        )
 
 
 def _driver_sql(db: str, sql: str, params: Sequence[Any]) -> str:
@@ -94,10 +99,21 @@ AMBIGUOUS = Unplanned("a constant equals a value, or the values change the param
 VALUE_ERRORS = (ValidationError, ValueError, TypeError, ArithmeticError)
 
 
-def _positions(sql: str, params: Sequence[Any], probe_sql: str, probe_params: Sequence[Any], values: Sequence[Any], probes: Sequence[Any]) -> Any:
+def value_adapters(db: str) -> dict[type, Callable[[Any], Any]]:
+    """The backend's adapters of slot values that it sends in another form.
+
+    MySQL and SQLite send datetimes and dates as text
+    (``adapt_datetimefield_value``, ``adapt_datefield_value``): a slot may
+    go through them (see :func:`~vinyl.translate.shapes.slot_positions`).
+    """
+    ops = connections[db].ops
+    return {datetime.datetime: ops.adapt_datetimefield_value, datetime.date: ops.adapt_datefield_value}
+
+
+def _positions(sql: str, params: Sequence[Any], probe_sql: str, probe_params: Sequence[Any], values: Sequence[Any], probes: Sequence[Any], adapters: dict | None = None) -> Any:
     if sql != probe_sql:
         return SQL_DIFFERS
-    positions = slot_positions(params, values, probe_params, probes)
+    positions = slot_positions(params, values, probe_params, probes, adapters)
     if positions is None:
         return TRANSFORMED
     if positions is False:
@@ -170,6 +186,7 @@ def statement_outcome(
     zone_probe: Callable[[], Statement | Unplanned | None],
     values: Sequence[Any],
     probes: Sequence[Any],
+    adapters: dict | None = None,
 ) -> tuple[Any, bool]:
     """``(positions or Unplanned, whether the SQL depends on the time zone)``.
 
@@ -180,7 +197,7 @@ def statement_outcome(
     if isinstance(probe, Unplanned):
         return probe, False
     sql, params = statement
-    positions = _positions(sql, params, probe[0], probe[1], values, probes)
+    positions = _positions(sql, params, probe[0], probe[1], values, probes, adapters)
     if type(positions) is not tuple:
         return positions, False
     there = zone_probe()
@@ -279,7 +296,7 @@ def rows_plan(
     probe = probe_statement(probe_qs, db, limits)
     zoned = zone_sensitive(qs.query)
     zone_probe = lambda: in_other_zone(lambda: probe_statement(_compat.chain(probe_qs), db, limits)) if zoned else None  # noqa: E731
-    positions, zoned = statement_outcome((sql, params), probe, zone_probe, values, probes)
+    positions, zoned = statement_outcome((sql, params), probe, zone_probe, values, probes, value_adapters(db))
     plan = Plan(sql_out, positions, builder) if type(positions) is tuple else positions
     return plan, zoned, sql_out, tuple(params_out), builder
 
@@ -289,7 +306,7 @@ def scalar_plan(db: str, statement: Statement, probe: Statement | Unplanned, zon
 
     Returns ``(plan or Unplanned, zoned)`` as :func:`rows_plan`.
     """
-    positions, zoned = statement_outcome(statement, probe, zone_probe, values, probes)
+    positions, zoned = statement_outcome(statement, probe, zone_probe, values, probes, value_adapters(db))
     if type(positions) is not tuple:
         return positions, False
     return Plan(_driver_sql(db, statement[0], statement[1]), positions, build), zoned
@@ -330,15 +347,8 @@ def _builder(
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
     if compiler.has_composite_fields(fields):
         return None
-    converters = compiler.get_converters(fields)
     width = compiler.col_count if compiler.has_extra_select else None
-
-    def convert(rows: Rows) -> Any:
-        if width is not None:
-            rows = [row[:width] for row in rows]
-        if converters:
-            return compiler.apply_converters(rows, converters)
-        return rows
+    convert = rows_converter(compiler.get_converters(fields), width, compiler.connection)
 
     iterable = _compat.iterable_class(qs)
     query = qs.query

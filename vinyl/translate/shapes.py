@@ -15,7 +15,7 @@ import datetime
 import decimal
 import math
 import uuid
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
@@ -170,11 +170,28 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
         return (method, args, tuple(sorted(kwargs.items()))), ()
     if method == "update":
         return _update_shape(kwargs)
+    if method == "extra":
+        return _extra_shape(args, kwargs)
     if method == "__getitem__":
         (k,) = args
         if isinstance(k, slice) and k.step is None:
             return slice_shape(k.start, k.stop)
     return None
+
+
+def _extra_shape(args: tuple, kwargs: dict) -> tuple[Any, tuple] | None:
+    """``extra(select={name: sql})`` with no parameters (the column Django's
+    many-to-many prefetch adds) is structure; other ``extra()`` calls are
+    compiled every time."""
+    select = kwargs.get("select")
+    if args or any(value is not None for key, value in kwargs.items() if key != "select"):
+        return None
+    if type(select) is not dict or not select:
+        return None
+    items = tuple(select.items())
+    if not all(type(k) is str and type(v) is str and "%" not in v for k, v in items):
+        return None
+    return ("extra", items), ()
 
 
 def slice_shape(start: Any, stop: Any) -> tuple[Any, tuple]:
@@ -386,6 +403,7 @@ def slot_positions(
     values: Sequence[Any],
     probe_params: Sequence[Any],
     probes: Sequence[Any],
+    adapters: dict[type, Callable[[Any], Any]] | None = None,
 ) -> tuple | None | bool:
     """Map each compiled parameter to its slot, or mark it a constant.
 
@@ -398,6 +416,13 @@ def slot_positions(
     in ``%``) makes the shape uncacheable: None. ``False`` means not with
     these values: the compilations differ in length, or a constant happened
     to equal a slot value. Linear in the number of parameters.
+
+    ``adapters`` (value type -> the backend's adapter, e.g. MySQL's
+    ``adapt_datetimefield_value``, which sends datetimes as text): a
+    parameter that is ``adapter(values[j])`` in the first compilation and
+    ``adapter(probes[j])`` in the second is slot ``j`` through that adapter,
+    ``(j, adapter)`` in the positions. Naive datetimes are never adapted so:
+    Django first makes them aware in the default zone.
     """
     if len(params) != len(probe_params):
         return False
@@ -410,6 +435,7 @@ def slot_positions(
     positions: list[Any] = []
     append = positions.append
     known = None
+    adapted: dict | None = None
     for pair in zip(params, probe_params):
         try:
             found = slots.get(pair)
@@ -421,6 +447,16 @@ def slot_positions(
                 append(found)
                 continue
         param, probe = pair
+        if adapters:
+            if adapted is None:
+                adapted = _adapted_slots(values, probes, adapters)
+            try:
+                through = adapted.get((type(param), param, type(probe), probe))
+            except TypeError:
+                through = None
+            if through is not None:
+                append(through)
+                continue
         if type(param) is type(probe) and param == probe:
             if known is None:
                 known = {(type(v), v) for v in (*values, *probes) if v is not None}
@@ -433,6 +469,24 @@ def slot_positions(
             continue
         return None
     return tuple(positions)
+
+
+def _adapted_slots(values: Sequence[Any], probes: Sequence[Any], adapters: dict[type, Callable[[Any], Any]]) -> dict:
+    """``(type, adapted value, type, adapted probe) -> (slot, adapter)`` for the slots an adapter takes."""
+    found: dict = {}
+    for j, (value, probe) in enumerate(zip(values, probes)):
+        adapter = adapters.get(type(value))
+        if adapter is None or type(probe) is not type(value):
+            continue
+        if type(value) is datetime.datetime and (value.tzinfo is None or probe.tzinfo is None):
+            continue
+        try:
+            a, b = adapter(value), adapter(probe)
+            key = (type(a), a, type(b), b)
+            found.setdefault(key, (j, adapter))
+        except (ValueError, TypeError, OverflowError):  # refused: no slot of this adapter
+            continue
+    return found
 
 
 # -- validation ------------------------------------------------------------------

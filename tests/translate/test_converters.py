@@ -1,0 +1,92 @@
+"""Rows converted by generated code are the rows Django's apply_converters gives: no database."""
+
+import datetime
+import uuid
+import zoneinfo
+
+import pytest
+from django.db import connections
+from django.test import override_settings
+
+from tests.testapp.models import AllTypes
+from vinyl.translate.converters import rows_converter
+
+NAIVE = datetime.datetime(2024, 2, 29, 23, 59, 58, 123456)
+COLUMNS = ("id", "moment", "flag", "uid", "text")
+
+
+def _compiler(alias: str, *columns: str):
+    qs = AllTypes.objects.using(alias).values_list(*columns)
+    compiler = qs.query.get_compiler(using=alias)
+    compiler.setup_query()
+    fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
+    return compiler, compiler.get_converters(fields)
+
+
+def _both(compiler, converters, rows, width=None):
+    mine = rows_converter(converters, width, compiler.connection)(rows)
+    trimmed = [row[:width] for row in rows] if width is not None else rows
+    theirs = [tuple(row) for row in compiler.apply_converters(trimmed, converters)]
+    return [tuple(row) for row in mine], theirs
+
+
+ROWS = [
+    (1, NAIVE, 1, uuid.UUID(int=7).hex, "a"),
+    (2, None, 0, None, None),
+    (3, datetime.datetime(1, 1, 1), None, uuid.UUID(int=8).hex, "b"),
+]
+
+
+@pytest.mark.parametrize("alias", ["sync_mysql", "sync_postgresql", "sync_sqlite"])
+def test_rows_are_what_django_converts(alias):
+    compiler, converters = _compiler(alias, *COLUMNS)
+    rows = ROWS if alias == "sync_mysql" else [(r[0], r[1] and r[1].replace(tzinfo=datetime.timezone.utc), *r[2:]) for r in ROWS]
+    if alias == "sync_sqlite":
+        rows = [(r[0], r[1] and str(r[1].replace(tzinfo=None)), r[2], r[3], r[4]) for r in ROWS]
+    mine, theirs = _both(compiler, converters, rows)
+    assert mine == theirs
+    assert [[type(v) for v in row] for row in mine] == [[type(v) for v in row] for row in theirs]
+
+
+def test_mysql_datetimes_are_aware_in_the_connection_zone():
+    compiler, converters = _compiler("sync_mysql", "id", "moment")
+    conn = connections["sync_mysql"]
+    zone = zoneinfo.ZoneInfo("Asia/Kathmandu")
+    saved = conn.__dict__.get("timezone")
+    conn.__dict__["timezone"] = zone
+    try:
+        mine, theirs = _both(compiler, converters, [(1, NAIVE)])
+    finally:
+        conn.__dict__.pop("timezone")
+        if saved is not None:
+            conn.__dict__["timezone"] = saved
+    assert mine == theirs and mine[0][1].tzinfo is zone and mine[0][1].microsecond == 123456
+
+
+def test_mysql_datetimes_stay_naive_without_use_tz():
+    with override_settings(USE_TZ=False):
+        compiler, converters = _compiler("sync_mysql", "id", "moment")
+        mine, theirs = _both(compiler, converters, [(1, NAIVE)])
+    assert mine == theirs == [(1, NAIVE)]
+
+
+@pytest.mark.parametrize("value", [NAIVE.replace(tzinfo=datetime.timezone.utc), "0000-00-00 00:00:00"])
+def test_values_django_refuses_raise_djangos_error(value):
+    compiler, converters = _compiler("sync_mysql", "id", "moment")
+    with pytest.raises(Exception) as django_error:
+        list(compiler.apply_converters([(1, value)], converters))
+    with pytest.raises(type(django_error.value)) as mine:
+        rows_converter(converters, None, compiler.connection)([(1, value)])
+    assert str(mine.value) == str(django_error.value)
+
+
+def test_columns_beyond_the_width_are_dropped():
+    compiler, converters = _compiler("sync_mysql", *COLUMNS)
+    mine, theirs = _both(compiler, converters, [(*row, "order by column") for row in ROWS], width=len(COLUMNS))
+    assert mine == theirs and all(len(row) == len(COLUMNS) for row in mine)
+
+
+def test_no_converters_leaves_rows_alone():
+    rows = [(1, "a", "extra")]
+    assert rows_converter({}, None, None)(rows) is rows
+    assert rows_converter({}, 2, None)(rows) == [(1, "a")]

@@ -1,0 +1,71 @@
+"""Rows through Django's converters, with code generated once per query shape.
+
+Django's ``SQLCompiler.apply_converters`` copies each row into a list and
+calls every converter of every converted column through two loops. Here a
+function written for the shape builds each row as a tuple with one
+expression per converted column: the converters Django gave, called in
+Django's order with Django's arguments. One converter is inlined, because it
+runs on every datetime MySQL returns under ``USE_TZ``: the MySQL backend's
+``convert_datetimefield_value`` (``make_aware(value, connection.timezone)``),
+which for a naive ``datetime`` is ``value.replace(tzinfo=...)``; any other
+value (an aware one, a string for a zero date) goes through Django's
+converter, so errors stay Django's.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Callable, Sequence
+
+Rows = Sequence[Sequence[Any]]
+
+_MYSQL_DATETIME = ("django.db.backends.mysql.operations", "DatabaseOperations.convert_datetimefield_value")
+
+
+def _is_mysql_datetime(converter: Any) -> bool:
+    func = getattr(converter, "__func__", None)
+    return func is not None and (func.__module__, func.__qualname__) == _MYSQL_DATETIME
+
+
+def rows_converter(converters: dict[int, tuple[list, Any]], width: int | None, connection: Any) -> Callable[[Rows], Rows]:
+    """``convert(rows)``: Django's converted rows (the first ``width`` columns).
+
+    ``converters`` is ``SQLCompiler.get_converters()``: position ->
+    ``(converters, expression)``; ``connection`` the compiler's, passed to
+    each converter as ``apply_converters`` does.
+    """
+    if not converters:
+        if width is None:
+            return lambda rows: rows
+        return lambda rows: [row[:width] for row in rows]
+    namespace: dict[str, Any] = {"conn": connection, "dt": datetime.datetime}
+    prologue: list[str] = []
+    items: list[str] = []
+    last = max(converters)
+    for pos in range(last + 1):
+        if pos not in converters:
+            items.append(f"r[{pos}]")
+            continue
+        convs, expression = converters[pos]
+        namespace[f"e{pos}"] = expression
+        value = f"r[{pos}]"
+        start = 0
+        if convs and _is_mysql_datetime(convs[0]):
+            # make_aware(v, tz) of a naive datetime; None stays None.
+            namespace[f"c{pos}_0"] = convs[0]
+            namespace[f"ops{pos}"] = convs[0].__self__
+            prologue.append(f"    tz{pos} = ops{pos}.connection.timezone")
+            value = (
+                f"(None if (v := {value}) is None else v.replace(tzinfo=tz{pos}) "
+                f"if type(v) is dt and v.tzinfo is None else c{pos}_0(v, e{pos}, conn))"
+            )
+            start = 1
+        for k in range(start, len(convs)):
+            namespace[f"c{pos}_{k}"] = convs[k]
+            value = f"c{pos}_{k}({value}, e{pos}, conn)"
+        items.append(value)
+    tail = f"*r[{last + 1}:{'' if width is None else width}]"
+    lines = ["def convert(rows):", *prologue, f"    return [({', '.join(items)}, {tail}) for r in rows]"]
+    # The source holds only integer positions and names defined above.
+    exec("\n".join(lines), namespace)  # noqa: S102
+    return namespace["convert"]
