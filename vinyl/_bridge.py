@@ -14,13 +14,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from vinyl.engine.engines import sa_await
-
-if TYPE_CHECKING:
-    from django.db.models import Model
 from vinyl.engine.checkout import operation
 from vinyl.engine.savepoints import joined
 from vinyl.engine.scope import in_bridge
 from vinyl.engine.statements import recover_from_disconnect
+
+if TYPE_CHECKING:
+    from django.db.models import Model
 
 T = TypeVar("T")
 

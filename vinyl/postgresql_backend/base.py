@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import Any
+from typing import Any, Sequence
 
 import uuid
 
@@ -20,6 +20,7 @@ from vinyl.exceptions import django_error
 from vinyl.retry import as_conflict
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
+from vinyl.postgresql_backend.manyparams import MAX_ARGUMENTS, within_limit
 from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, rerun_refused
 from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
 
@@ -34,6 +35,8 @@ class PostgreSQLCursor(VinylCursor):
         if isinstance(params, Mapping):
             return pyformat_to_numeric_dollar(sql, params)
         params = tuple(params) if params is not None else ()
+        if len(params) > MAX_ARGUMENTS:
+            return within_limit(format_to_numeric_dollar(sql, params), params)
         return format_to_numeric_dollar(sql, params), params
 
     def execute(self, sql: str, params: Any = None) -> Any:
@@ -77,15 +80,19 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         return driver_connection.is_in_transaction()
 
     @staticmethod
-    async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
+    async def vinyl_fetch(driver_connection: Any, sql: str, params: Sequence[Any]) -> list:
+        if len(params) > MAX_ARGUMENTS:
+            sql, params = within_limit(sql, params)
         try:
             return await driver_connection.fetch(sql, *params)
         except asyncpg.DataError as exc:
             return await rerun_refused(lambda s, p: driver_connection.fetch(s, *p), sql, params, exc)
 
     @staticmethod
-    async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
+    async def vinyl_execute(driver_connection: Any, sql: str, params: Sequence[Any]) -> int:
         # asyncpg answers with the command tag: "UPDATE 3", "INSERT 0 1".
+        if len(params) > MAX_ARGUMENTS:
+            sql, params = within_limit(sql, params)
         try:
             tag = await driver_connection.execute(sql, *params)
         except asyncpg.DataError as exc:
@@ -98,7 +105,9 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     vinyl_stream_transaction = True
 
     @staticmethod
-    async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> PortalCursor:
+    async def vinyl_stream(driver_connection: Any, sql: str, params: Sequence[Any], shared: bool) -> PortalCursor:
+        if len(params) > MAX_ARGUMENTS:
+            sql, params = within_limit(sql, params)
         try:
             cursor = await driver_connection.cursor(sql, *params)
         except asyncpg.DataError as exc:
