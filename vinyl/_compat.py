@@ -44,6 +44,7 @@ from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_dbapi
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.util import concurrency as _sa_concurrency
+from sqlalchemy.util import queue as _sa_queue
 
 from vinyl._version import __version__
 
@@ -181,6 +182,33 @@ _need(
     "SQLAlchemy's own reaction to a disconnect: every pooled connection turns stale, nothing closes outside the greenlet",
     params=("self", "connection", "exception", "_checkin"),
 )
+
+
+_need(
+    "SQLAlchemy", QueuePool, "_queue_class",
+    "vinyl's FairAsyncQueuePool gives its pool a queue that serves waiting tasks in order",
+    how="override",
+)
+_need(
+    "SQLAlchemy", QueuePool, "_pool",
+    "the pool's queue of idle connections: vinyl's fair queue says how many tasks wait",
+    present=_instance_attr(_pool, "_pool"),
+)
+_need(
+    "SQLAlchemy", _sa_queue, "QueueCommon",
+    "the interface of a pool's queue (sqlalchemy.util.queue is internal), which vinyl's fair queue implements",
+    present=lambda: all(
+        hasattr(_sa_queue.QueueCommon, method)
+        for method in ("empty", "full", "qsize", "put_nowait", "put", "get_nowait", "get")
+    ),
+)
+#: The base class of a pool's queue (SQLAlchemy's internal interface).
+QueueCommon = _sa_queue.QueueCommon
+
+
+def pool_queue(pool: Any) -> Any:
+    """The queue of idle connections of a QueuePool (None for other pools)."""
+    return pool._pool if isinstance(pool, QueuePool) else None
 
 
 def quiet_checkout(pool: Any) -> bool:

@@ -174,9 +174,16 @@ def test_no_module_but_compat_uses_a_private_name_of_a_dependency():
                     wrong.append(f"{where}:{node.lineno}: {node.value!r}")
             elif isinstance(node, ast.ClassDef):
                 for item in node.body:
-                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name in foreign:
-                        if item.name not in overridable and item.name not in SHARED:
-                            wrong.append(f"{where}:{item.lineno}: def {node.name}.{item.name} (register it in vinyl._compat)")
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        names = [item.name]
+                    elif isinstance(item, (ast.Assign, ast.AnnAssign)):
+                        targets = item.targets if isinstance(item, ast.Assign) else [item.target]
+                        names = [target.id for target in targets if isinstance(target, ast.Name)]
+                    else:
+                        continue
+                    for name in names:
+                        if name in foreign and name not in overridable and name not in SHARED:
+                            wrong.append(f"{where}:{item.lineno}: {node.name}.{name} (register it in vinyl._compat)")
     assert not wrong, "private names of dependencies outside vinyl._compat:\n" + "\n".join(wrong)
 
 
