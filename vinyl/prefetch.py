@@ -28,6 +28,7 @@ from django.db.models.fields.related_descriptors import (
 from django.db.models.query import QuerySet
 from django.db.models.sql import Query
 
+from vinyl import _compat
 from vinyl._vinylize import VinylModelIterable, vinyl_model
 from vinyl.generic import is_generic_relation
 from vinyl.translate.gcpause import batched
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 Tree = dict
 
 
-def _plain_manager(model: type) -> bool:
+def _plain_manager(model: type[models.Model]) -> bool:
     return type(model._default_manager).get_queryset is models.Manager.get_queryset
 
 
@@ -170,7 +171,7 @@ async def prefetch(objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet
                 await _prefetch_forward_fk(missing, relation, db, queryset)
         else:
             name = relation.cache_name if isinstance(relation, ManyToMany) else _cache_name(relation)
-            missing = [obj for obj in objs if name not in obj.__dict__.get("_prefetched_objects_cache", ())]
+            missing = [obj for obj in objs if name not in (_compat.prefetched_objects(obj) or ())]
             if missing and isinstance(relation, ManyToMany):
                 await _prefetch_many_to_many(missing, relation, db, queryset)
             elif missing:
@@ -180,7 +181,7 @@ async def prefetch(objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet
 
 
 def _cache_name(relation: Any) -> str:
-    return relation.cache_name if hasattr(relation, "cache_name") else relation.get_cache_name()
+    return relation.cache_name
 
 
 def _related_of(objs: list, relation: Any, name: str) -> list:
@@ -193,7 +194,7 @@ def _related_of(objs: list, relation: Any, name: str) -> list:
                 related.append(value)
         return related
     for obj in objs:
-        related.extend(obj._prefetched_objects_cache[name]._result_cache)
+        related.extend(_compat.result_cache(_compat.prefetched_objects_for_update(obj)[name]))
     return related
 
 
@@ -224,13 +225,13 @@ def _attach(rows: list, objs: list, rel: Any, by_key: dict[Any, list], related_m
         key = getattr(row, attname)
         by_key[key].append(row)
         field.set_cached_value(row, owners[key])
-    cache_name = rel.cache_name if hasattr(rel, "cache_name") else rel.get_cache_name()
+    cache_name = rel.cache_name
     template = _template(related_model, db)
     for obj in objs:
         key = getattr(obj, target)
         rows_of = by_key.get(key, []) if key is not None else []
         qs = _prefetched(template, rows_of, {field.name: obj})
-        qs._known_related_objects = {field: {getattr(obj, field.target_field.attname): obj}}
+        _compat.set_known_related_objects(qs, {field: {getattr(obj, field.target_field.attname): obj}})
         _cache(obj)[cache_name] = qs
 
 
@@ -249,7 +250,7 @@ def _attach_forward(rows: list, objs: list, field: Any, target: str) -> None:
     by_key: dict[Any, Any] = {}
     for row in rows:
         by_key.setdefault(getattr(row, target), row)
-    attname, cache_name = field.attname, field.cache_name if hasattr(field, "cache_name") else field.get_cache_name()
+    attname, cache_name = field.attname, field.cache_name
     for obj in objs:
         obj._state.fields_cache[cache_name] = by_key.get(getattr(obj, attname))
 
@@ -290,10 +291,7 @@ def _attach_many(rows: list, objs: list, relation: ManyToMany, related_model: ty
 
 
 def _cache(obj: Any) -> dict:
-    cache = obj.__dict__.get("_prefetched_objects_cache")
-    if cache is None:
-        cache = obj._prefetched_objects_cache = {}
-    return cache
+    return _compat.prefetched_objects_for_update(obj)
 
 
 class PrefetchedQuerySet(QuerySet):
@@ -307,34 +305,29 @@ class PrefetchedQuerySet(QuerySet):
 
     _vinyl_sticky = False
 
-    @property  # type: ignore[override]
+    @property
     def query(self) -> Any:
-        if self._query is None:
-            self._query = Query(self.model)
+        if _compat.lazy_query(self) is None:
+            query = Query(self.model)
             # A many-to-many manager's filter is sticky: the next filter
             # reuses its join, as Django's related manager's does.
-            self._query.filter_is_sticky = self._vinyl_sticky
-        return QuerySet.query.fget(self)  # type: ignore[attr-defined]
+            query.filter_is_sticky = self._vinyl_sticky
+            _compat.set_lazy_query(self, query)
+        return QuerySet.query.fget(self)
 
     @query.setter
     def query(self, value: Any) -> None:
-        QuerySet.query.fset(self, value)  # type: ignore[attr-defined]
+        QuerySet.query.fset(self, value)
 
 
 def _template(model: type, db: str, sticky: bool = False) -> dict:
     qs = PrefetchedQuerySet(model=model, using=db)
-    qs._iterable_class = VinylModelIterable
-    qs._prefetch_done = True
-    qs._query = None
     if sticky:
         qs._vinyl_sticky = True
-    return qs.__dict__
+    return _compat.prefetched_template(qs, VinylModelIterable)
 
 
 def _prefetched(template: dict, rows: list, owner_filter: dict) -> QuerySet:
     qs = object.__new__(PrefetchedQuerySet)
-    state = dict(template)
-    state["_result_cache"] = rows
-    state["_deferred_filter"] = (False, (), owner_filter)
-    qs.__dict__ = state
+    qs.__dict__ = _compat.prefetched_state(template, rows, owner_filter)
     return qs
