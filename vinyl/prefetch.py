@@ -277,16 +277,34 @@ def _attach_many(rows: list, objs: list, relation: ManyToMany, related_model: ty
     # Keys compared as Django's prefetcher compares them: prepared for the database.
     connection = connections[db]
     local, owner_key = relation.local, relation.owner_key
+    prep_local, prep_owner = _prepare(local, connection), _prepare(owner_key, connection)
     by_key: dict[Any, list] = {}
     for row in rows:
-        by_key.setdefault(local.get_db_prep_value(getattr(row, extra), connection), []).append(row)
+        by_key.setdefault(prep_local(getattr(row, extra)), []).append(row)
     template = _template(related_model, db, sticky=True)
     core = f"{relation.query_field_name}__{owner_key.name}"
     cache_name = relation.cache_name
     for obj in objs:
         value = getattr(obj, owner_key.attname)
-        rows_of = by_key.get(owner_key.get_db_prep_value(value, connection), [])
+        rows_of = by_key.get(prep_owner(value), [])
         _cache(obj)[cache_name] = _prefetched(template, rows_of, {core: value})
+
+
+def _prepare(field: Any, connection: Any) -> Any:
+    """``field.get_db_prep_value(value, connection)``, skipped for an int on an integer key.
+
+    (An integer field prepares a non-zero int as ``int(value)``: the same int;
+    0 goes through Django, which refuses it for an AutoField on MySQL.)
+    """
+    target = field.target_field if field.is_relation else field
+    prep = field.get_db_prep_value
+    if isinstance(target, models.IntegerField) and type(target).get_db_prep_value in _INT_PREP:
+        return lambda value: value if type(value) is int and value else prep(value, connection)
+    return lambda value: prep(value, connection)
+
+
+#: Django's own get_db_prep_value of integer fields (an int stays that int).
+_INT_PREP = {models.IntegerField.get_db_prep_value, models.AutoField.get_db_prep_value, models.BigAutoField.get_db_prep_value}
 
 
 def _cache(obj: Any) -> dict:
