@@ -112,6 +112,7 @@ def _unwrap(value: Any) -> Any:
     if isinstance(value, Prefetch) and isinstance(value.queryset, VinylQuerySet):
         clone = Prefetch(value.prefetch_through, value.queryset._django(), value.to_attr)
         clone.prefetch_to = value.prefetch_to
+        clone._vinyl_queryset = value.queryset  # vinyl.prefetch reads through it
         return clone
     return value
 
