@@ -219,8 +219,20 @@ def _source(queryset: type[VinylQuerySet], inner: Any) -> Any:
     """What the related rows are read from: the ``Prefetch``'s queryset, or the model's."""
     if inner is None:
         return lambda model, db: queryset(model, using=db)
-    # As Django: the queryset's own alias if it has one.
-    return lambda model, db: inner if inner._db is not None else inner.using(db)
+    return lambda model, db: _unbuilt(inner, db)
+
+
+def _unbuilt(inner: Any, db: str) -> Any:
+    """``inner`` on its own alias if it has one, else on ``db`` (as Django's prefetcher), unbuilt.
+
+    Unbuilt, its next call builds no Django query for a shape Django accepted
+    before (see ``VinylQuerySet._chain``): it was built when its user made it.
+    """
+    clone = object.__new__(type(inner))
+    clone._built = None
+    clone._model, clone._steps, clone._recipe, clone._values = inner._model, inner._steps, inner._recipe, inner._values
+    clone._db = inner._db if inner._db is not None else db
+    return clone
 
 
 def _cache_name(relation: Any) -> str:
@@ -368,14 +380,14 @@ class PrefetchedQuerySet(QuerySet):
     """
 
     _vinyl_sticky = False
-    #: The query of the ``Prefetch``'s queryset, chained for each owner.
-    _vinyl_base: Any = None
+    #: The vinyl queryset of a ``Prefetch``: its query, chained for each owner.
+    _vinyl_source: Any = None
 
     @property  # type: ignore[override]
     def query(self) -> Any:
         if self._query is None:
-            base = self._vinyl_base
-            self._query = Query(self.model) if base is None else base.chain()
+            source = self._vinyl_source
+            self._query = Query(self.model) if source is None else source._django().query.chain()
             # A many-to-many manager's filter is sticky: the next filter
             # reuses its join, as Django's related manager's does.
             self._query.filter_is_sticky = self._vinyl_sticky
@@ -387,14 +399,11 @@ class PrefetchedQuerySet(QuerySet):
 
 
 def _template(model: type, db: str, sticky: bool = False, base: Any = None) -> dict:
-    qs = PrefetchedQuerySet(model=model, using=db)
+    qs = PrefetchedQuerySet(model=model, using=db if base is None or base._db is None else base._db)
     if base is not None and base._steps:
-        # A Prefetch's queryset: its query and state, as Django's related
-        # manager starts from it (_apply_rel_filters).
-        django_qs = base._django()
-        qs.__dict__.update(django_qs.__dict__)
-        qs._vinyl_base = django_qs.query
-        qs._result_cache = None
+        # A Prefetch's queryset (filters, order, select_related): Django's
+        # related manager starts from its query (_apply_rel_filters).
+        qs._vinyl_source = base
     qs._iterable_class = VinylModelIterable
     qs._prefetch_done = True
     qs._query = None
