@@ -157,6 +157,90 @@ async def test_empty_in_lists(backend):
     assert (await Author.vinyl.get(name="Ann")).age == 3
 
 
+async def test_long_in_lists_plan_from_cut_compilations_and_answer_as_django(backend, monkeypatch):
+    """A list of LONG_LIST values or more is planned from the query compiled with it cut to 2 and 3 values."""
+    from vinyl.translate import plans as plans_module
+    from vinyl.translate.plan_cache import plan_cache_for
+    from vinyl.translate.shapes import LONG_LIST
+
+    widened = []
+    original = plans_module._long_list_positions
+
+    def spy(*args: Any) -> Any:
+        found = original(*args)
+        widened.append(found is not None and type(found[0]) is tuple)
+        return found
+
+    monkeypatch.setattr(plans_module, "_long_list_positions", spy)
+
+    authors = [await Author.vinyl.create(name=f"a{n}", age=n % 7, email=f"a{n}@x") for n in range(12)]
+    pks = [a.pk for a in authors]
+    size = LONG_LIST + 36
+    far = max(pks) + 1000
+
+    def ints(chosen: list) -> list:  # the chosen keys among keys that match nothing
+        return chosen + list(range(far, far + size - len(chosen)))
+
+    def names(chosen: list) -> list:
+        return chosen + [f"nobody-{n}-%_\\" for n in range(size - len(chosen))]
+
+    cases = [
+        (lambda m, v: m.filter(age__gte=1, pk__in=ints(v), name__gte="a").order_by("-pk"), [pks[1], pks[3], pks[8]]),
+        (lambda m, v: m.filter(age__gte=1, pk__in=ints(v), name__gte="a").order_by("-pk"), [pks[2], pks[9]]),
+        (lambda m, v: m.exclude(name__in=names(v)).filter(age__lt=5)[1:4], ["a1", "a2"]),
+        (lambda m, v: m.exclude(name__in=names(v)).filter(age__lt=5)[2:6], ["a3", "a10", "a4"]),
+        (lambda m, v: m.filter(email__in=[*names(v), None]).values("name", "age"), ["a5@x", "a6@x"]),
+        (lambda m, v: m.filter(email__in=[*names(v), None]).values("name", "age"), ["a7@x"]),
+        (lambda m, v: m.filter(name__in=names(v), age=0), ["a0", "a7", "a1"]),
+        (lambda m, v: m.filter(name__in=names(v), age=0), ["a7", "a4"]),
+    ]
+    for make, chosen in cases:
+        want = await django(backend, Author, lambda m: list(make(m, chosen)))
+        assert list(await make(Author.vinyl, chosen)) == want, chosen
+    got = await Author.vinyl.get(pk__in=ints([pks[4]]))
+    assert got.pk == pks[4]
+    assert (await Author.vinyl.get(pk__in=ints([pks[5]]))).pk == pks[5]
+    # Each shape has its plan, made from the cut compilations (no "no probe values" or fallback).
+    plans = plan_cache_for("vinyl_default").plans()
+    long = [plan for plan in plans if len(plan.positions) >= size]
+    assert len(long) >= 5, plan_cache_for("vinyl_default").info()
+    assert widened.count(True) >= 5, widened
+    # A list with values Django transforms (strings for an integer key) is kept off plans, as a short one is.
+    strings = [str(p) for p in ints([pks[6]])]
+    assert await ids(Author.vinyl.filter(pk__in=strings)) == [pks[6]]
+    assert await ids(Author.vinyl.filter(pk__in=[str(p) for p in ints([pks[7]])])) == [pks[7]]
+
+
+def test_widening_a_cut_list():
+    from vinyl.translate.plans import _widened_positions, _widened_sql
+
+    sql2 = "SELECT x FROM t WHERE a = %s AND b IN (%s, %s) AND c = %s LIMIT %s"
+    sql3 = "SELECT x FROM t WHERE a = %s AND b IN (%s, %s, %s) AND c = %s LIMIT %s"
+    assert _widened_sql(sql2, sql3, 5) == "SELECT x FROM t WHERE a = %s AND b IN (%s, %s, %s, %s, %s) AND c = %s LIMIT %s"
+    assert _widened_sql(sql2, sql2, 5) is None
+    assert _widened_sql(sql2, sql3.replace("c =", "d ="), 5) is None
+    # slots: 0 = a, 1.. = the list, then c and the limit; ("k",) a constant.
+    assert _widened_positions((0, 1, 2, ("k",), 3, 4), 2, 1, 5) == (0, 1, 2, 3, 4, 5, ("k",), 6, 7)
+    assert _widened_positions((0, 1, 2, 3, ("k",), 4, 5), 3, 1, 5) == (0, 1, 2, 3, 4, 5, ("k",), 6, 7)
+    assert _widened_positions((0, 2, 1, 3), 2, 1, 5) is None  # not one run
+    assert _widened_positions((0, 1, 2, 1, 3), 2, 1, 5) is None  # a list slot used twice
+    assert _widened_positions((0, 3), 2, 1, 5) is None  # no list
+    # Slots the backend adapts (datetimes sent as text): (slot, adapter).
+    f, g = str, repr
+    assert _widened_positions(((0, f), (1, f), (2, f), 3), 2, 1, 4) == ((0, f), (1, f), (2, f), (3, f), (4, f), 5)
+    assert _widened_positions((0, (1, f), (2, g)), 2, 1, 4) is None  # one adapter for the whole run
+
+
+async def test_a_long_in_list_of_datetimes_answers_as_django(backend):
+    base = datetime.datetime(2024, 1, 1, 12, tzinfo=UTC)
+    rows = [await AllTypes.vinyl.create(moment=base + datetime.timedelta(hours=n)) for n in range(4)]
+    for chosen in ([1, 3], [0, 2]):
+        moments = [base + datetime.timedelta(hours=n) for n in chosen] + [base + datetime.timedelta(days=10, minutes=n) for n in range(80)]
+        want = await django(backend, AllTypes, lambda m: django_ids(m.filter(moment__in=moments)))
+        assert want == sorted(rows[n].pk for n in chosen)
+        assert await ids(AllTypes.vinyl.filter(moment__in=moments)) == want
+
+
 # -- LIKE escaping ---------------------------------------------------------------
 
 

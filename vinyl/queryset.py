@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import traceback
 from contextlib import aclosing
 from typing import (
     Any, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Generator, Generic, Iterator,
@@ -421,15 +422,18 @@ class VinylQuerySet(Generic[M]):
         await prefetch.prefetch(objs, tree, self.db, VinylQuerySet)
         return objs
 
-    def _probe(self, probes: tuple, lookups: dict | None, db: str) -> QuerySet:
-        """The Django QuerySet of this recipe with ``probes`` in its slots, on ``db``."""
+    def _probe(self, probes: tuple, lookups: dict | None, db: str, short: int | None = None) -> QuerySet:
+        """The Django QuerySet of this recipe with ``probes`` in its slots, on ``db``.
+
+        ``short``: its long ``__in`` list cut to this many values (``probes`` has as many).
+        """
         filled = iter(probes)
         qs = _new_django_queryset(self._model, db)
         for method, args, kwargs in self._steps:
-            args, kwargs = substitute(method, args, kwargs, filled)
+            args, kwargs = substitute(method, args, kwargs, filled, short)
             qs = getattr(qs, method)(*args, **kwargs)
         if lookups is not None:
-            qs = qs.filter(**substitute("filter", (), lookups, filled)[1])
+            qs = qs.filter(**substitute("filter", (), lookups, filled, short)[1])
         return qs
 
     async def _rows(self, kind: str, recipe: tuple | None, values: tuple, lookups: dict | None) -> Any:
@@ -466,7 +470,7 @@ class VinylQuerySet(Generic[M]):
             key,
             qs,
             values,
-            lambda probes: self._probe(probes, lookups, qs.db),
+            lambda probes, short=None: self._probe(probes, lookups, qs.db, short),
             get=key[1] == "get",
             adopt=adopt_related,
             vinyl_class=vinyl_model,
@@ -999,10 +1003,20 @@ def _prefetched_chunks(qs: QuerySet, size: int) -> Iterator[Any]:
 
 def _next_batch(rows: Iterator[Any], size: int) -> list:
     batch = []
-    for obj in rows:
-        batch.append(obj)
-        if len(batch) >= size:
-            break
+    try:
+        for obj in rows:
+            batch.append(obj)
+            if len(batch) >= size:
+                break
+    except BaseException as exc:
+        # The rows ended with an error (a value a converter refuses...): the
+        # frames of Django's generators, kept by the traceback, still hold
+        # its cursor_iter generator, whose finalizer closes the driver
+        # cursor. Let go of their locals here, in the bridge, where that
+        # close can await; freed later, outside it, the close fails
+        # (MissingGreenlet, an "exception ignored" nobody sees).
+        traceback.clear_frames(exc.__traceback__)
+        raise
     return batch
 
 

@@ -467,6 +467,7 @@ class Grammar:
         explicit_order = False
         grouped = False
         ties = False  # rows that tie on the order: first()/last()/[i] have no single answer
+        partial = False  # an order_by() without the key last: rows may tie on it (first()/last() too)
         mode = "obj"  # obj | values | flat | named | tuples | dates
         related: list[str] = []
         attrs: list[str] = []
@@ -498,6 +499,7 @@ class Grammar:
                 # Without the key last, rows may tie: compared as a bag then.
                 ordered = total
                 explicit_order = total
+                partial = not total
             elif kind == "annotate":
                 name, expr, agg = self.annotation(s, v, model)
                 if name in annotated:
@@ -605,7 +607,7 @@ class Grammar:
         term = s.choice(choices) if not (self.stable and s.random() < 0.4) else "list"
         if any(op[0] == "slice" for op in ops) and term in ("first", "last", "get", "in_bulk", "latest", "aggregate", "contains"):
             term = "list"
-        if ties and term in ("first", "last", "index", "get"):
+        if ties and term in ("first", "last", "index", "get") or partial and term in ("first", "last"):
             term = "count"
         if term == "get":
             if s.random() < 0.5:

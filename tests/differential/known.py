@@ -38,22 +38,6 @@ def _excludes_across_relation_by_zone(m: Any) -> bool:
 
 
 KNOWN: list[Known] = [
-    # PostgreSQL: an aware datetime whose UTC value is before year 1 (year lookups near year 1 under a zone east of
-    # PostgreSQL: the same parameter in SELECT and ORDER BY of a DISTINCT query is two placeholders for asyncpg
-    # ($1, $2): the server cannot see the ORDER BY expression in the select list (psycopg inlines both).
-    Known("pg-distinct-order-by-param-expression", "test_distinct_ordered_by_an_annotation_with_a_value",
-          lambda m: m.backend == "postgresql" and m.django[0] == "ok"
-          and "ORDER BY expressions must appear in select list" in _vinyl_error(m)[3]),
-    # An empty query (none(), __in=[]) returns at once without compiling: Django's compile-time errors
-    # bulk_create with several invalid values: vinyl prepares them in another order than Django, so another one fails first.
-    # Not reproduced in isolation yet (depends on earlier writes of the run): no regression test so far; see
-    # /work/notes/diff-findings.md (SQLite, seed 6003, write shapes 1195 and 1566).
-    Known("bulk-create-validation-order", "(none yet: history-dependent)",
-          lambda m: m.case.terminal[0] == "bulk_create" and m.django[0] == m.vinyl[0] == "error"
-          and {m.django[2], m.vinyl[2]} <= {"ValueError", "TypeError", "AttributeError", "OverflowError", "ValidationError"}),
-    # PostgreSQL: -0.0 is stored as -0 through asyncpg, as 0 through Django's psycopg.
-    Known("pg-negative-zero-float-stored", "test_negative_zero_float_is_stored_as_django_stores_it",
-          lambda m: m.backend == "postgresql" and m.case.write and "'-0'" in repr(m.django[-1])),
 ]
 
 

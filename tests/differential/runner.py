@@ -296,7 +296,7 @@ class Runner:
     # ------------------------------------------------------------------ reads
     async def run_reads(self, count: int, draws_per_shape: int = 8, batch: int = 8) -> None:
         await self.django(restore, self.alias, self.data)
-        shapes = max(1, count // draws_per_shape)
+        shapes = max(1, -(-count // draws_per_shape))  # enough shapes for ``count`` draws; the last round is cut
         order = random.Random(f"{self.seed}-order")
         schedule = []
         for draw in range(draws_per_shape):

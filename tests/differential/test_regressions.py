@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import decimal
+import gc
 import logging
 from typing import Any, Callable
 
@@ -18,7 +19,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DataError, IntegrityError, ProgrammingError
+from django.db import DataError, IntegrityError, ProgrammingError, connections, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -310,17 +311,18 @@ async def test_time_zone_is_not_compiled_into_an_exclude_subquery_plan(backend: 
         assert sorted(o.pk for o in await Owner.vinyl.exclude(id__in=[9], items__at__date=day)) == expected
 
 
-@pytest.mark.backends("postgresql", reason="server-side parameters ($1, $2) are asyncpg's; psycopg inlines them")
-@pytest.mark.xfail(strict=True, reason="pg-distinct-order-by-param-expression: DISTINCT ordered by an annotation holding "
-                   "a Value: the SELECT and ORDER BY copies are two parameters, and PostgreSQL refuses the ORDER BY "
-                   "(ProgrammingError) where Django's query runs (PostgreSQL parameters: lead)")
 async def test_distinct_ordered_by_an_annotation_with_a_value(backend: str) -> None:
-    await Profile.vinyl.create(owner=await Owner.vinyl.create(name="o"), score=None)
-    expected = await django(lambda: list(Profile.objects.using(sync(backend)).annotate(sc=Coalesce("score", Value(1.5)))
-                                         .order_by("score", "sc", "-pk").values("score").distinct()))
-    assert expected == [{"score": None}]
-    got = await Profile.vinyl.annotate(sc=Coalesce("score", Value(1.5))).order_by("score", "sc", "-pk").values("score").distinct()
-    assert got == expected
+    """pg-distinct-order-by-param-expression: asyncpg bound the SELECT and ORDER BY copies as two parameters."""
+    for score in (None, 2.0, 0.5):
+        await Profile.vinyl.create(owner=await Owner.vinyl.create(name="o"), score=score)
+
+    def query(manager: Any, direction: str) -> Any:
+        return manager.annotate(sc=Coalesce("score", Value(1.5))).order_by(f"{direction}sc", "score", "-pk").values("score").distinct()
+
+    for direction in ("", "-"):
+        expected = await django(lambda: list(query(Profile.objects.using(sync(backend)), direction)))
+        assert [row["score"] for row in expected] == ([0.5, None, 2.0] if direction == "" else [2.0, None, 0.5])
+        assert await query(Profile.vinyl, direction) == expected
 
 
 async def test_empty_query_still_validates(backend: str) -> None:
@@ -344,20 +346,56 @@ async def test_empty_query_still_validates(backend: str) -> None:
 
 
 @pytest.mark.backends("postgresql", reason="how -0.0 reaches the column is the PostgreSQL drivers' difference")
-@pytest.mark.xfail(strict=True, reason="pg-negative-zero-float-stored: update(flt=-0.0) stores -0 through asyncpg, 0 "
-                   "through Django's psycopg (bulk_update too) (PostgreSQL parameters: lead)")
-async def test_negative_zero_float_is_stored_as_django_stores_it(backend: str) -> None:
-    obj = await Item.vinyl.create(name="a", flt=1.0)
+@pytest.mark.parametrize("write", ["update", "update_planned", "bulk_update", "save", "create", "bulk_create", "bulk_create_many"])
+async def test_negative_zero_float_is_stored_as_django_stores_it(backend: str, write: str) -> None:
+    """pg-negative-zero-float-stored: psycopg writes a float as a literal (``-0.0``: numeric, no sign for zero)."""
+    alias = sync(backend)
 
-    def stored() -> Any:
-        return Item.objects.using(sync(backend)).extra(select={"t": "flt::text"}).values_list("t", flat=True).get(pk=obj.pk)
+    def stored(pk: int) -> Any:
+        return Item.objects.using(alias).extra(select={"t": "flt::text"}).values_list("t", flat=True).get(pk=pk)
 
-    await django(lambda: Item.objects.using(sync(backend)).filter(pk=obj.pk).update(flt=-0.0))
-    expected = await django(stored)
-    assert expected == "0"
-    await Item.vinyl.filter(pk=obj.pk).update(flt=1.0)
-    await Item.vinyl.filter(pk=obj.pk).update(flt=-0.0)
-    assert await django(stored) == expected
+    def django_write() -> Any:
+        if write in ("update", "update_planned"):
+            obj = Item.objects.using(alias).create(name="d", flt=1.0)
+            Item.objects.using(alias).filter(pk=obj.pk).update(flt=-0.0)
+        elif write == "bulk_update":
+            obj = Item.objects.using(alias).create(name="d", flt=1.0)
+            obj.flt = -0.0
+            Item.objects.using(alias).bulk_update([obj], ["flt"])
+        elif write == "save":
+            obj = Item.objects.using(alias).create(name="d", flt=1.0)
+            obj.flt = -0.0
+            obj.save()
+        elif write == "create":
+            obj = Item.objects.using(alias).create(name="d", flt=-0.0)
+        else:
+            objs = [Item(name="d", flt=1.0), Item(name="d", flt=-0.0)] if write == "bulk_create_many" else [Item(name="d", flt=-0.0)]
+            obj = Item.objects.using(alias).bulk_create(objs)[-1]
+        return stored(obj.pk)
+
+    expected = await django(django_write)
+    if write in ("update", "update_planned", "bulk_update", "save", "create"):
+        assert expected == "0"  # psycopg's literal; a bound float8 would keep the sign
+    if write in ("update", "update_planned"):
+        obj = await Item.vinyl.create(name="v", flt=1.0)
+        if write == "update_planned":  # a plan made from a positive value, replayed with -0.0
+            await Item.vinyl.filter(pk=obj.pk).update(flt=2.0)
+            await Item.vinyl.filter(pk=obj.pk).update(flt=3.0)
+        await Item.vinyl.filter(pk=obj.pk).update(flt=-0.0)
+    elif write == "bulk_update":
+        obj = await Item.vinyl.create(name="v", flt=1.0)
+        obj.flt = -0.0
+        await Item.vinyl.bulk_update([obj], ["flt"])
+    elif write == "save":
+        obj = await Item.vinyl.create(name="v", flt=1.0)
+        obj.flt = -0.0
+        await obj.save()
+    elif write == "create":
+        obj = await Item.vinyl.create(name="v", flt=-0.0)
+    else:
+        objs = [Item(name="v", flt=1.0), Item(name="v", flt=-0.0)] if write == "bulk_create_many" else [Item(name="v", flt=-0.0)]
+        obj = (await Item.vinyl.bulk_create(objs))[-1]
+    assert await django(lambda: stored(obj.pk)) == expected
 
 
 async def test_only_of_a_multi_table_child_loads_its_primary_key(backend: str) -> None:
@@ -372,3 +410,69 @@ async def test_only_of_a_multi_table_child_loads_its_primary_key(backend: str) -
     assert expected == [(False, "p", 1)]
     got = await Premium.vinyl.prefetch_related("items").only("name")
     assert [(p.get_deferred_fields() >= {"id"}, p.name, len(p["items"])) for p in got] == expected
+
+
+@pytest.mark.backends("sqlite", reason="a column holding a value Django's converter refuses: SQLite's typing lets one be written")
+async def test_iterator_ending_in_an_error_closes_its_cursor_in_the_bridge(backend: str) -> None:
+    """django-cursor-iter-closed-outside-greenlet: the traceback of an error in Django's iterator kept its cursor_iter
+    generator alive; freed later, outside the bridge, its close raised MissingGreenlet (an unraisable exception,
+    which this suite's filterwarnings turns into an error)."""
+    for n in range(5):
+        await Item.vinyl.create(name=f"i{n}", dec=decimal.Decimal("1.5"))
+
+    def corrupt() -> None:
+        with connections[sync(backend)].cursor() as cursor:
+            cursor.execute("UPDATE diffapp_item SET dec = 1e20 WHERE name = 'i3'")
+
+    await sync_to_async(corrupt)()
+    expected = await django(lambda: list(Item.objects.using(sync(backend)).prefetch_related("tags").order_by("name").iterator(chunk_size=2)))
+    assert expected == ("raised", "ArithmeticError")  # decimal.InvalidOperation
+    # prefetch_related: Django's own iterator, in the bridge (not a plan).
+    got = await vinyl_outcome(_listed(Item.vinyl.prefetch_related("tags").order_by("name").iterator(chunk_size=2)))
+    assert got == expected
+    gc.collect()
+
+
+async def _listed(rows: Any) -> list:
+    return [row async for row in rows]
+
+
+async def test_a_server_error_is_not_replaced_by_the_aborted_transaction(backend: str) -> None:
+    """pg-server-data-error-rerun (make fuzz, PostgreSQL seed 9001): an invalid regular expression is an asyncpg
+    DataError; vinyl ran the statement again (as for a value asyncpg refuses), and in the stream's transaction
+    the second run raised InternalError ("current transaction is aborted") in place of Django's DataError."""
+    await Item.vinyl.create(name="a", slug="a", flt=2.0)
+
+    def django_stream() -> Any:
+        return list(Item.objects.using(sync(backend)).filter(slug__regex="[").filter(flt__gte=1.5).iterator(chunk_size=2))
+
+    def django_in_block() -> Any:
+        with transaction.atomic(using=sync(backend)):
+            return list(Item.objects.using(sync(backend)).filter(slug__regex="["))
+
+    expected = await django(django_stream)
+    assert expected[0] == "raised"
+    assert await django(django_in_block) == expected
+    # A plan made from a valid expression, replayed with the invalid one.
+    assert len(await _listed(Item.vinyl.filter(slug__regex="(a|b)").filter(flt__gte=1.5).iterator(chunk_size=2))) == 1
+    assert await vinyl_outcome(_listed(Item.vinyl.filter(slug__regex="[").filter(flt__gte=1.5).iterator(chunk_size=2))) == expected
+
+    async def in_block() -> Any:
+        async with vinyl.atomic():
+            return await Item.vinyl.filter(slug__regex="[")
+
+    assert await vinyl_outcome(in_block()) == expected
+
+
+async def test_bulk_create_through_a_plan_raises_the_error_django_raises_first(backend: str) -> None:
+    """bulk-create-validation-order (make fuzz, SQLite seed 9001 shape 1566): a bulk INSERT plan prepares its values
+    column by column, so a later object's bad value failed before the first object's, which Django reports."""
+
+    def objs(owner: Any, day: Any) -> list:
+        return [Item(name="a", owner_id=owner), Item(name="b"), Item(name="c", day=day)]
+
+    expected = await django(lambda: Item.objects.using(sync(backend)).bulk_create(objs("abc", 20240229)))
+    assert expected == ("raised", "ValueError")  # Field 'id' expected a number but got 'abc'.
+    for _ in range(2):  # the plan of three objects, then its use
+        assert len(await Item.vinyl.bulk_create(objs(None, datetime.date(2024, 2, 29)))) == 3
+    assert await vinyl_outcome(Item.vinyl.bulk_create(objs("abc", 20240229))) == expected

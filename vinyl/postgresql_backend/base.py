@@ -20,7 +20,7 @@ from vinyl.exceptions import django_error
 from vinyl.retry import as_conflict
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
-from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, run_inlining_refused
+from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, rerun_refused
 from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
 
 
@@ -80,16 +80,16 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
         try:
             return await driver_connection.fetch(sql, *params)
-        except asyncpg.DataError:
-            return await run_inlining_refused(lambda s, p: driver_connection.fetch(s, *p), sql, params)
+        except asyncpg.DataError as exc:
+            return await rerun_refused(lambda s, p: driver_connection.fetch(s, *p), sql, params, exc)
 
     @staticmethod
     async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
         # asyncpg answers with the command tag: "UPDATE 3", "INSERT 0 1".
         try:
             tag = await driver_connection.execute(sql, *params)
-        except asyncpg.DataError:
-            tag = await run_inlining_refused(lambda s, p: driver_connection.execute(s, *p), sql, params)
+        except asyncpg.DataError as exc:
+            tag = await rerun_refused(lambda s, p: driver_connection.execute(s, *p), sql, params, exc)
         count = tag.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
@@ -101,8 +101,8 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> PortalCursor:
         try:
             cursor = await driver_connection.cursor(sql, *params)
-        except asyncpg.DataError:
-            cursor = await run_inlining_refused(lambda s, p: driver_connection.cursor(s, *p), sql, params)
+        except asyncpg.DataError as exc:
+            cursor = await rerun_refused(lambda s, p: driver_connection.cursor(s, *p), sql, params, exc)
         return PortalCursor(cursor, shared)
 
     @staticmethod

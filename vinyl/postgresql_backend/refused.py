@@ -94,6 +94,20 @@ def inline_refused(sql: str, params: Sequence[Any], exc: BaseException) -> tuple
     return _PLACEHOLDER.sub(renumber, sql), rest
 
 
+async def rerun_refused(run: Callable[[str, tuple], Awaitable[T]], sql: str, params: Sequence[Any], exc: BaseException) -> T:
+    """After ``run(sql, params)`` raised ``exc``: run again with the refused parameter inlined.
+
+    Re-raises ``exc`` when asyncpg refused no parameter (the server's own
+    error: an invalid regular expression...). The statement did run then,
+    and in a transaction, running it again would only meet the aborted
+    transaction ("current transaction is aborted") in place of ``exc``.
+    """
+    rewritten = inline_refused(sql, params, exc)
+    if rewritten is None:
+        raise exc
+    return await run_inlining_refused(run, *rewritten)
+
+
 async def run_inlining_refused(run: Callable[[str, tuple], Awaitable[T]], sql: str, params: Sequence[Any]) -> T:
     """``await run(sql, params)``, again with each refused parameter inlined."""
     params = tuple(params)

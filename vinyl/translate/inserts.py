@@ -230,11 +230,17 @@ class BulkInsertPlan:
     def params_of(self, objs: Sequence[Model]) -> tuple | None:
         """The statement's parameters for ``objs``; None if a value is an expression."""
         columns = []
-        for prepare in self.columns:
-            column = prepare(objs)
-            if column is None:
-                return None
-            columns.append(column)
+        try:
+            for prepare in self.columns:
+                column = prepare(objs)
+                if column is None:
+                    return None
+                columns.append(column)
+        except Exception:
+            # Column by column, another object's value may fail first:
+            # Django prepares object by object, and raises that one's error.
+            _prepare_by_row(self.compiler, objs)
+            raise
         if self.by_column:
             return tuple(columns)
         return tuple(value for row in zip(*columns) for value in row)
@@ -253,6 +259,14 @@ class BulkInsertPlan:
             state = obj._state
             state.adding = False
             state.db = db
+
+
+def _prepare_by_row(compiler: Any, objs: Sequence[Model]) -> None:
+    """Prepare every value object by object, in Django's order: raises the error Django raises."""
+    preparers = [_preparer(compiler, field) for field in compiler.query.fields]
+    for obj in objs:
+        for prepare in preparers:
+            prepare(obj)
 
 
 class BulkPlans:

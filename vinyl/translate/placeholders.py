@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import math
 import uuid
 from typing import Any, Mapping, Sequence
 
@@ -48,6 +49,14 @@ def _cast(value: Any) -> str:
     return _CASTS.get(kind, "")
 
 
+def _placeholder(number: int, value: Any) -> str:
+    # psycopg inlines -0.0 as the literal -0.0, a numeric (which has no
+    # negative zero): Django stores and compares 0. A float8 -0 plus 0 is 0.
+    if type(value) is float and value == 0.0 and math.copysign(1.0, value) < 0.0:
+        return f"(${number}::float8 + 0)"
+    return f"${number}{_cast(value)}"
+
+
 def format_to_numeric_dollar(sql: str, params: Sequence[Any] | None) -> str:
     """Return ``sql`` with ``%s`` as typed ``$n`` placeholders and ``%%`` as ``%``.
 
@@ -56,7 +65,10 @@ def format_to_numeric_dollar(sql: str, params: Sequence[Any] | None) -> str:
     """
     if not params:
         return sql.replace("%%", "%") if "%" in sql else sql
-    return sql % tuple(f"${i}{_cast(value)}" for i, value in enumerate(params, 1))
+    # Text and None, most values of a long list, are untyped: no call for them.
+    return sql % tuple(
+        f"${i}" if type(value) is str or value is None else _placeholder(i, value) for i, value in enumerate(params, 1)
+    )
 
 
 class _Numbered(dict):
@@ -70,7 +82,7 @@ class _Numbered(dict):
     def __missing__(self, name: str) -> str:
         value = self.params[name]
         self.order.append(value)
-        placeholder = self[name] = f"${len(self.order)}{_cast(value)}"
+        placeholder = self[name] = _placeholder(len(self.order), value)
         return placeholder
 
 

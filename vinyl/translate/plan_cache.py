@@ -30,14 +30,17 @@ from vinyl.translate.plans import (
     LATER,
     VALUE_ERRORS,
     Builder,
+    Outcome,
     Plan,
     Statement,
     Unplanned,
     limit_parameters,
+    long_list_outcome,
+    probed_outcome,
     rows_plan,
     scalar_plan,
 )
-from vinyl.translate.shapes import INT_EDGES, probe_values
+from vinyl.translate.shapes import INT_EDGES, long_list_span, probe_values
 
 logger = logging.getLogger("vinyl.plans")
 
@@ -231,29 +234,57 @@ class PlanCache:
         key: Any,
         qs: QuerySet,
         values: Sequence[Any],
-        probe: Callable[[tuple], QuerySet],
+        probe: Callable[..., QuerySet],
         **options: Any,
     ) -> tuple[str, tuple, Builder] | None:
         """Compile ``qs`` for this evaluation and keep the plan of ``key``.
 
+        ``probe(values, short=None)`` builds the query of the shape from
+        other slot values (a long ``__in`` list cut to ``short`` values).
         Returns the driver SQL, parameters and builder of ``qs``, or None
         when Django must evaluate it (noted as a reason).
         """
-        probed = self.probes(key, qs.db, values, probe)
-        if probed is None:
-            return None
-        probes, probe_qs = probed
         # One slice of the recipe has its bounds as slots (see shapes.slice_shape);
         # get() adds its own limit to it, which is no slot.
         recipe = key[2]
-        limits = not options.get("get") and sum(1 for shape in recipe if shape[0] == "slice") == 1
-        compiled = rows_plan(qs, probe_qs, values, probes, limits=limits, **options)
+        get = bool(options.get("get"))
+        limits = not get and sum(1 for shape in recipe if shape[0] == "slice") == 1
+        span = long_list_span(recipe)
+        if span is not None:
+            if not self._ints_plannable(qs.db) and any(type(v) is int for v in values):
+                self.note(key, Unplanned("the backend's integer ranges have other boundaries"))
+                return None
+            fallback = self._fallback_outcome(values, probe, get, limits)
+            outcome = long_list_outcome(probe, values, span, fallback, get=get, limits=limits)
+        else:
+            probed = self.probes(key, qs.db, values, probe)
+            if probed is None:
+                return None
+            probes, probe_qs = probed
+            outcome = probed_outcome(probe_qs, values, probes, get=get, limits=limits)
+        compiled = rows_plan(qs, outcome, limits=limits, **options)
         if compiled is None:
             self.note(key, Unplanned("Django evaluates this query itself (prefetch, empty result, iterable)"))
             return None
         outcome, zoned, sql, params, build = compiled
         self.record(key, outcome, zoned)
         return sql, params, build
+
+    @staticmethod
+    def _fallback_outcome(values: Sequence[Any], probe: Callable[..., QuerySet], get: bool, limits: bool) -> Outcome:
+        """The probe of every value, for a long list whose cut compilations do not widen."""
+
+        def outcome(statement: Statement, db: str, zone_dependent: bool) -> tuple[Any, bool]:
+            probes = probe_values(values)
+            if probes is None:
+                return Unplanned("no probe values for these values", permanent=False), False
+            try:
+                probe_qs = probe(probes)
+            except VALUE_ERRORS as exc:
+                return Unplanned(f"the probe values are rejected ({type(exc).__name__})"), False
+            return probed_outcome(probe_qs, values, probes, get=get, limits=limits)(statement, db, zone_dependent)
+
+        return outcome
 
     def record_statements(
         self,

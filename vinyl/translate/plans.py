@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os.path
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -35,7 +36,7 @@ from django.utils import timezone
 from vinyl.translate.converters import rows_converter
 from vinyl.translate.gcpause import batched
 from vinyl.translate.instances import from_db_function, plain_construction, row_maker, rows_maker
-from vinyl.translate.shapes import slot_positions
+from vinyl.translate.shapes import probe_values, slot_positions
 
 Rows = Sequence[Sequence[Any]]
 Builder = Callable[[Rows], Any]
@@ -254,19 +255,167 @@ def limit_parameters(sql: str, params: Sequence[Any], query: Any, db: str) -> St
     return sql[:at] + template + sql[at + len(clause) :], (*params[:before], *values, *params[before:])
 
 
+Outcome = Callable[[Statement, str, bool], tuple[Any, bool]]
+
+
+def probed_outcome(probe_qs: QuerySet, values: Sequence[Any], probes: Sequence[Any], *, get: bool = False, limits: bool = False) -> Outcome:
+    """How a statement compiled from ``values`` maps to slots, found with the probe queryset.
+
+    The function returned takes the statement, its alias and whether its
+    query may depend on the time zone, and gives ``(positions or
+    Unplanned, zoned)`` as :func:`statement_outcome`.
+    """
+    if get:
+        probe_qs = _get_queryset(probe_qs)
+
+    def outcome(statement: Statement, db: str, zone_dependent: bool) -> tuple[Any, bool]:
+        probe = probe_statement(probe_qs, db, limits)
+        zone_probe = lambda: in_other_zone(lambda: probe_statement(probe_qs._chain(), db, limits)) if zone_dependent else None  # noqa: E731
+        return statement_outcome(statement, probe, zone_probe, values, probes, value_adapters(db))
+
+    return outcome
+
+
+def long_list_outcome(
+    build: Callable[[tuple, int], QuerySet],
+    values: Sequence[Any],
+    span: tuple[int, int],
+    fallback: Outcome,
+    *,
+    get: bool = False,
+    limits: bool = False,
+) -> Outcome:
+    """The outcome of a statement whose query holds one long ``__in`` list.
+
+    ``span``: the list's first slot and length. ``build(values, k)`` is the
+    query of the shape with ``values`` in its slots and the long list cut to
+    ``k`` values. The query is compiled with the list cut to 2 and to 3
+    values, each with its probes (cheap: a few values); the plan of the
+    whole list is their positions with the list's run of slots widened to
+    its length. It holds only when the real SQL is the 2-value SQL with the
+    element the 3-value SQL adds repeated, and the real parameters are
+    exactly what the widened plan gives for ``values``; otherwise
+    ``fallback`` (the probe of every value) decides. Django compiles each
+    element of a list alike, whatever its length (the In lookup).
+    """
+
+    def outcome(statement: Statement, db: str, zone_dependent: bool) -> tuple[Any, bool]:
+        found = _long_list_positions(statement, db, zone_dependent, build, values, span, get, limits)
+        return fallback(statement, db, zone_dependent) if found is None else found
+
+    return outcome
+
+
+def _long_list_positions(
+    statement: Statement,
+    db: str,
+    zone_dependent: bool,
+    build: Callable[[tuple, int], QuerySet],
+    values: Sequence[Any],
+    span: tuple[int, int],
+    get: bool,
+    limits: bool,
+) -> tuple[Any, bool] | None:
+    start, length = span
+    values = tuple(values)
+    cut: list[tuple[str, tuple, bool]] = []
+    for k in (2, 3):
+        short = values[:start] + values[start : start + k] + values[start + length :]
+        probes = probe_values(short)
+        if probes is None:
+            return None
+        try:
+            real_qs, probe_qs = build(short, k), build(probes, k)
+        except VALUE_ERRORS:
+            return None
+        if get:
+            real_qs = _get_queryset(real_qs)
+        real = probe_statement(real_qs, db, limits)
+        if isinstance(real, Unplanned):
+            return None
+        positions, zoned = probed_outcome(probe_qs, short, probes, get=get, limits=limits)(real, db, zone_dependent)
+        if type(positions) is not tuple:
+            return positions, False  # as the whole list would: the SQL depends on these values, a transform...
+        cut.append((real[0], positions, zoned))
+    (sql2, positions2, zoned2), (sql3, positions3, zoned3) = cut
+    sql, params = statement
+    if _widened_sql(sql2, sql3, length) != sql:
+        return None
+    positions = _widened_positions(positions2, 2, start, length)
+    if positions is None or positions != _widened_positions(positions3, 3, start, length):
+        return None
+    if tuple(params) != Plan(sql, positions, _no_build).params(values):
+        return None
+    return positions, zoned2 or zoned3
+
+
+def _widened_sql(sql2: str, sql3: str, length: int) -> str | None:
+    """``sql2`` with the text ``sql3`` adds to it repeated for a list of ``length`` values."""
+    grown = len(sql3) - len(sql2)
+    if grown <= 0:
+        return None
+    at = len(os.path.commonprefix([sql2, sql3]))
+    if sql3[at + grown :] != sql2[at:]:
+        return None
+    return sql2[:at] + sql3[at : at + grown] * (length - 2) + sql2[at:]
+
+
+def _widened_positions(positions: tuple, k: int, start: int, length: int) -> tuple | None:
+    """Positions of a list cut to ``k`` values, for the list of ``length`` values.
+
+    The list's slots must be one run of parameters, each used once, all
+    plain or all through one adapter; slots after the list move by the
+    values cut.
+    """
+    slots = [_slot_of(p) for p in positions]
+    try:
+        at = slots.index(start)
+    except ValueError:
+        return None
+    run = positions[at : at + k]
+    if slots[at : at + k] != list(range(start, start + k)):
+        return None
+    first = run[0]
+    if any(type(p) is not type(first) or (type(p) is tuple and p[1] != first[1]) for p in run):
+        return None
+    end = start + k
+    if any(slot is not None and start <= slot < end for slot in slots[:at] + slots[at + k :]):
+        return None
+    shift = length - k
+
+    def moved(p: Any) -> Any:
+        slot = _slot_of(p)
+        if slot is None or slot < end:
+            return p
+        return p + shift if type(p) is int else (slot + shift, p[1])
+
+    widened = range(start, start + length) if type(first) is int else [(i, first[1]) for i in range(start, start + length)]
+    return (*map(moved, positions[:at]), *widened, *map(moved, positions[at + k :]))
+
+
+def _slot_of(position: Any) -> int | None:
+    """The slot a plan position reads (a plain or adapted slot), None for a constant."""
+    if type(position) is int:
+        return position
+    return position[0] if len(position) == 2 else None
+
+
+def _no_build(rows: Rows) -> Any:
+    return rows
+
+
 def rows_plan(
     qs: QuerySet,
-    probe_qs: QuerySet,
-    values: Sequence[Any],
-    probes: Sequence[Any],
+    outcome: Outcome,
     *,
     get: bool = False,
     limits: bool = False,
     adopt: Callable[[Any], None] | None = None,
     vinyl_class: Callable[[type], type] | None = None,
 ) -> tuple[Any, bool, str, tuple, Builder] | None:
-    """Compile ``qs`` for evaluation, and its plan from probe compilations.
+    """Compile ``qs`` for evaluation, and its plan as ``outcome`` finds it.
 
+    ``outcome``: :func:`probed_outcome` or :func:`long_list_outcome`.
     Returns ``(plan or Unplanned, zoned, driver_sql, driver_params, builder)``,
     or None when Django must evaluate the queryset itself (prefetching, empty
     results, iterables vinyl does not build). ``zoned``: the plan holds for
@@ -277,7 +426,7 @@ def rows_plan(
     if qs._prefetch_related_lookups or qs._known_related_objects or qs.query.is_empty():
         return None
     if get:
-        qs, probe_qs = _get_queryset(qs), _get_queryset(probe_qs)
+        qs = _get_queryset(qs)
     db = qs.db
     compiler = qs.query.get_compiler(using=db)
     try:
@@ -291,10 +440,7 @@ def rows_plan(
     if limits:
         sql, params = limit_parameters(sql, params, qs.query, db)
     sql_out, params_out = connections[db].vinyl_cursor_class.prepare(sql, tuple(params))
-    probe = probe_statement(probe_qs, db, limits)
-    zoned = zone_sensitive(qs.query)
-    zone_probe = lambda: in_other_zone(lambda: probe_statement(probe_qs._chain(), db, limits)) if zoned else None  # noqa: E731
-    positions, zoned = statement_outcome((sql, params), probe, zone_probe, values, probes, value_adapters(db))
+    positions, zoned = outcome((sql, params), db, zone_sensitive(qs.query))
     plan = Plan(sql_out, positions, builder) if type(positions) is tuple else positions
     return plan, zoned, sql_out, tuple(params_out), builder
 

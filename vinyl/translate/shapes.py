@@ -59,8 +59,11 @@ def _str_kind(value: str) -> Any:
 
 def _number_kind(value: Any) -> Any:
     # NaN and the infinities compile and validate unlike finite numbers.
+    # So does -0.0 on PostgreSQL (bound as 0: see vinyl.translate.placeholders).
     kind = type(value)
     if math.isfinite(value) if kind is float else value.is_finite():
+        if kind is float and value == 0.0 and math.copysign(1.0, value) < 0.0:
+            return (kind, "-0.0")
         return kind
     return (kind, str(value))
 
@@ -75,6 +78,8 @@ _SCALARS = (
     datetime.timedelta,
     uuid.UUID,
 )
+
+_ONLY_STR = {str}
 
 # Calls whose keyword values are lookup values (slots).
 _LOOKUP_METHODS = frozenset({"filter", "exclude"})
@@ -150,7 +155,8 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
                     value = in_values(key, value)
                 except TypeError:  # unhashable items: Django's own then
                     return None
-                kinds = tuple(map(_slot_kind, value))
+                # (Text only, the usual long list: one call per value fewer.)
+                kinds = tuple(map(_str_kind if set(map(type, value)) == _ONLY_STR else _slot_kind, value))
                 if not kinds or None in kinds:
                     return None
                 keys.append((key, type(value), kinds))
@@ -310,11 +316,59 @@ def _update_structure(value: Any) -> bool:
     return type(value) is bool or value is None or hasattr(value, "resolve_expression")
 
 
-def substitute(method: str, args: tuple, kwargs: dict, values: Any) -> tuple[tuple, dict]:
+#: An ``__in`` list of this many values (after :func:`in_values`) is long:
+#: its plan is found from compilations of the query with the list cut to 2
+#: and 3 values, not from a second compilation of every value (see
+#: :func:`vinyl.translate.plans.long_list_outcome`).
+LONG_LIST = 64
+
+
+def _long(key: str, value: list | tuple) -> bool:
+    """Whether the list has LONG_LIST values Django compiles (without deduplicating all of it)."""
+    if len(value) < LONG_LIST:
+        return False
+    if not key.endswith("__in"):
+        return True
+    seen = set()
+    for item in value:
+        if item is not None:
+            seen.add(item)
+            if len(seen) >= LONG_LIST:
+                return True
+    return False
+
+
+def long_list_span(recipe: Sequence[Any]) -> tuple[int, int] | None:
+    """``(first slot, length)`` of the one long ``__in`` list of a recipe, else None.
+
+    None when no list is long, or more than one is.
+    """
+    slot = 0
+    found = None
+    for shape in recipe:
+        method = shape[0]
+        if method in _LOOKUP_METHODS or method == "update":
+            for entry in shape[1]:
+                if len(entry) == 3 and entry[1] in (list, tuple):
+                    count = len(entry[2])
+                    if count >= LONG_LIST:
+                        if found is not None:
+                            return None
+                        found = (slot, count)
+                    slot += count
+                elif len(entry) == 2 and type(entry[1]) is not bool:
+                    slot += 1
+        elif method == "slice" and len(shape) == 4:
+            slot += (shape[2] is not None) + (shape[3] is not None)
+    return found
+
+
+def substitute(method: str, args: tuple, kwargs: dict, values: Any, short: int | None = None) -> tuple[tuple, dict]:
     """Return the call's arguments with its slots filled from ``values``.
 
     ``values`` is an iterator consumed in the order :func:`step_shape`
-    collected the slots.
+    collected the slots. ``short``: a long ``__in`` list gets only this many
+    values (see :data:`LONG_LIST`).
     """
     if method == "update":
         return args, {k: v if _update_structure(v) else next(values) for k, v in sorted(kwargs.items())}
@@ -328,7 +382,8 @@ def substitute(method: str, args: tuple, kwargs: dict, values: Any) -> tuple[tup
         if type(value) is bool or value is None:
             filled[key] = value
         elif type(value) is list or type(value) is tuple:
-            filled[key] = type(value)(next(values) for _ in in_values(key, value))
+            count = short if short is not None and _long(key, value) else len(in_values(key, value))
+            filled[key] = type(value)(next(values) for _ in range(count))
         else:
             filled[key] = next(values)
     return args, filled
