@@ -120,7 +120,7 @@ class Timers:
 async def split(db: str, n: int) -> dict[str, dict[str, float]]:
     """Split one get-by-pk and one count into their layers (µs per op)."""
     from benchmarks.benchapp.models import Author, Book
-    from vinyl.engine import statements as scope_mod
+    from vinyl.engine import statements as scope_mod  # the pooled statement path
     from vinyl.engine.engines import get_engine
     from vinyl.translate.placeholders import format_to_numeric_dollar
 

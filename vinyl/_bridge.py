@@ -14,7 +14,10 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, TypeVar
 
 from vinyl.engine.engines import sa_await
-from vinyl.engine.scope import in_bridge, joined, operation, recover_from_disconnect
+from vinyl.engine.checkout import operation
+from vinyl.engine.savepoints import joined
+from vinyl.engine.scope import in_bridge
+from vinyl.engine.statements import recover_from_disconnect
 
 T = TypeVar("T")
 

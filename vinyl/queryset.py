@@ -26,9 +26,12 @@ from django.db.models.query import ModelIterable
 from vinyl import _bridge, generic, prefetch, routing
 from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
-from vinyl.engine import scope as _scope
+from vinyl.engine.checkout import checkout, end_interrupted, release
+from vinyl.engine.disconnects import is_disconnect
 from vinyl.engine.engines import cached_facts
-from vinyl.engine.scope import Scope, active_scope, checkout, close_rows, release
+from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows
+from vinyl.engine.statements import fetch, write
+from vinyl.engine.streams import stream
 from vinyl.exceptions import DatabaseUnavailable
 from vinyl.translate import inserts
 from vinyl.translate.gcpause import paused_gc
@@ -443,14 +446,14 @@ class VinylQuerySet(Generic[M]):
         key = (self._model, kind, recipe)
         plan = cache.lookup(key) if cache is not None else None
         if type(plan) is Plan:
-            return plan.build(await _scope.fetch(db, plan.sql, plan.params(values)))
+            return plan.build(await fetch(db, plan.sql, plan.params(values)))
         qs = self._qs if lookups is None else self._qs.filter(**lookups)
         qs = qs._chain()
         qs._db = db
         compiled = self._compile(qs, cache, key, plan, values, lookups) if cache is not None else None
         if compiled is not None:
             sql, params, build = compiled
-            return build(await _scope.fetch(db, sql, params))
+            return build(await fetch(db, sql, params))
         if kind == "get":
             return await _bridge.run(db, qs.get, readonly=_reads_only(qs))
         if qs.query.is_empty():
@@ -501,7 +504,7 @@ class VinylQuerySet(Generic[M]):
         key = (self._model, kind, self._recipe)
         plan = cache.lookup(key) if cache is not None else None
         if type(plan) is Plan:
-            return plan.build(await _scope.fetch(db, plan.sql, plan.params(self._values)))
+            return plan.build(await fetch(db, plan.sql, plan.params(self._values)))
         qs = self._django()
         probed = cache.probes(key, db, self._values, lambda probes: self._probe(probes, None, db)) if cache is not None and cache.wants(plan) else None
         if cache is None or probed is None:
@@ -547,9 +550,9 @@ class VinylQuerySet(Generic[M]):
         streamed = self._streamed()
         if streamed is not None:
             # Straight on the driver: a server-side cursor read a chunk at a
-            # time, each chunk built by the plan (see vinyl.engine.scope.stream).
+            # time, each chunk built by the plan (see vinyl.engine.streams.stream).
             sql, params, build = streamed
-            async with aclosing(_scope.stream(self.db, sql, params, size)) as chunks:
+            async with aclosing(stream(self.db, sql, params, size)) as chunks:
                 async for rows in chunks:
                     for obj in build(rows):
                         yield obj
@@ -575,7 +578,7 @@ class VinylQuerySet(Generic[M]):
                 async for obj in rows:
                     yield obj
         except BaseException as exc:
-            await _scope.end_interrupted(own, exc, lost=_scope.is_disconnect(own, exc))
+            await end_interrupted(own, exc, lost=is_disconnect(own, exc))
             raise
         await release(own, commit=True)
 
@@ -644,15 +647,16 @@ class VinylQuerySet(Generic[M]):
     @_falls_back
     async def count(self) -> int:
         if self._recipe is None and self._qs.query.is_empty():
-            _compiles_as_django(self._qs, self.db)
-            return 0
+            # Django's own count(): it compiles its aggregation query (not
+            # the SELECT: no select_related or value checks of its own),
+            # finds it empty and runs nothing.
+            return await self._read("count")
         return await self._scalar("count", "count")
 
     @_falls_back
     async def exists(self) -> bool:
         if self._recipe is None and self._qs.query.is_empty():
-            _compiles_as_django(self._qs, self.db)
-            return False
+            return await self._read("exists")  # as count()
         return await self._scalar("exists", "exists")
 
     @_falls_back
@@ -712,7 +716,7 @@ class VinylQuerySet(Generic[M]):
         if plan is NEVER or params is None:
             return False
         sql, driver_params = plan.prepare(plan.sql, tuple(params))
-        rows = await _scope.write(db, sql, tuple(driver_params), rows="insert_id" if plan.insert_id else True)
+        rows = await write(db, sql, tuple(driver_params), rows="insert_id" if plan.insert_id else True)
         if rows is NotImplemented:
             return False
         plan.assign(obj, rows, db)
@@ -800,7 +804,7 @@ class VinylQuerySet(Generic[M]):
             if params is None:
                 return False
         sql, driver_params = plan.prepare(plan.sql, params)
-        returned = await _scope.write(db, sql, tuple(driver_params), rows=True)
+        returned = await write(db, sql, tuple(driver_params), rows=True)
         if returned is NotImplemented:
             return False
         with paused_gc(len(objs)):
@@ -829,7 +833,7 @@ class VinylQuerySet(Generic[M]):
         key = (self._model, "update", recipe)
         plan = cache.lookup(key) if cache is not None else None
         if type(plan) is Plan:
-            count = await _scope.write(db, plan.sql, plan.params(values))
+            count = await write(db, plan.sql, plan.params(values))
             if count is not NotImplemented:
                 return count
         qs = self._django(write=True)
@@ -908,10 +912,10 @@ def _captured(db: str, run: Any, probe: Any, zoned: bool) -> tuple[Any, list, tu
     statements: list[tuple[str, tuple]] = []
     # Execute wrappers belong to a wrapper object that tasks may share:
     # record only this scope's statements.
-    mine = _scope.bound_scope(db)
+    mine = bound_scope(db)
 
     def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if _scope.bound_scope(db) is mine:
+        if bound_scope(db) is mine:
             statements.append((sql, tuple(params) if params is not None else ()))
         return execute(sql, params, many, context)
 
@@ -936,7 +940,7 @@ def _compiled_statements(connection: Any, mine: Any, db: str, probe: Any) -> lis
     found: list[tuple[str, tuple]] = []
 
     def stop(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if _scope.bound_scope(db) is not mine:
+        if bound_scope(db) is not mine:
             return execute(sql, params, many, context)
         found.append((sql, tuple(params) if params is not None else ()))
         raise _Compiled

@@ -38,6 +38,11 @@ def _excludes_across_relation_by_zone(m: Any) -> bool:
 
 
 KNOWN: list[Known] = [
+    # PostgreSQL: vinyl encodes a JSON value when the query is compiled, psycopg (Jsonb) when it runs: the count()
+    # or exists() of an empty query with a value json cannot encode raises TypeError where Django answers 0 / False.
+    Known("pg-json-encoded-at-compile", "test_count_of_an_empty_query_with_a_json_value_django_never_encodes",
+          lambda m: m.backend == "postgresql" and m.django[0] == "ok" and any(op[0] == "none" for op in m.case.ops)
+          and "is not JSON serializable" in _vinyl_error(m)[3]),
 ]
 
 

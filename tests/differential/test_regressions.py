@@ -476,3 +476,32 @@ async def test_bulk_create_through_a_plan_raises_the_error_django_raises_first(b
     for _ in range(2):  # the plan of three objects, then its use
         assert len(await Item.vinyl.bulk_create(objs(None, datetime.date(2024, 2, 29)))) == 3
     assert await vinyl_outcome(Item.vinyl.bulk_create(objs("abc", 20240229))) == expected
+
+
+async def test_count_and_exists_of_an_empty_query_check_what_django_checks(backend: str) -> None:
+    """empty-count-compiles-the-select (make fuzz seed 9101, every backend): count() and exists() of none() compiled
+    the SELECT (select_related of a deferred field: FieldError; a JSON value Django never encodes: TypeError) where
+    Django compiles its aggregation query only, finds it empty and answers 0 / False."""
+    shapes = [
+        lambda m: m.select_related("owner").defer("owner").none(),
+        lambda m: m.filter(day__year=10000).none(),
+    ]
+    for make in shapes:
+        for terminal in ("count", "exists"):
+            expected = await django(lambda: getattr(make(Item.objects.using(sync(backend))), terminal)())
+            assert await vinyl_outcome(getattr(make(Item.vinyl), terminal)()) == expected, (terminal, expected)
+
+
+async def test_count_of_an_empty_query_with_a_json_value_django_never_encodes(backend: str, request: Any) -> None:
+    if backend == "postgresql":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "pg-json-encoded-at-compile: psycopg encodes a JSON value when the query runs (Jsonb), vinyl's "
+            "adapt_json_value when it is compiled: none().count() of a value json cannot encode raises TypeError")))
+
+    def make(manager: Any) -> Any:
+        return manager.filter(data={"a": decimal.Decimal("1.5")}).none()
+
+    for terminal in ("count", "exists"):
+        expected = await django(lambda: getattr(make(Item.objects.using(sync(backend))), terminal)())
+        # (0 / False on PostgreSQL; Django's MySQL and SQLite backends encode it at compile time: TypeError.)
+        assert await vinyl_outcome(getattr(make(Item.vinyl), terminal)()) == expected, terminal

@@ -221,7 +221,7 @@ async def _awaiting(awaitable):
 async def test_finish_keeps_a_cancellation_that_arrives_with_the_result():
     """A cancellation delivered in the same loop turn as the shielded work
     ends is re-raised, not swallowed with the result."""
-    from vinyl.engine.scope import finish
+    from vinyl.engine.shield import finish
 
     release = asyncio.get_running_loop().create_future()
     finished = []
@@ -243,7 +243,7 @@ async def test_finish_keeps_a_cancellation_that_arrives_with_the_result():
 async def test_finish_runs_the_work_to_its_end_then_raises_the_cancellation():
     """The future the work waits on is never cancelled: the work resumes
     when it completes, and only then does the caller see the cancellation."""
-    from vinyl.engine.scope import finish
+    from vinyl.engine.shield import finish
 
     release = asyncio.get_running_loop().create_future()
     steps = []
@@ -269,7 +269,7 @@ async def test_finish_runs_the_work_to_its_end_then_raises_the_cancellation():
 
 
 async def test_finish_passes_the_result_and_errors_through():
-    from vinyl.engine.scope import finish
+    from vinyl.engine.shield import finish
 
     async def fails() -> None:
         await asyncio.sleep(0)
@@ -284,7 +284,7 @@ async def test_finish_can_be_closed_while_it_waits():
     """Closing the coroutine that awaits finish() (an abandoned ``async for``
     finalized at loop shutdown) closes the work with it instead of waiting
     again ("coroutine ignored GeneratorExit")."""
-    from vinyl.engine.scope import finish
+    from vinyl.engine.shield import finish
 
     release = asyncio.get_running_loop().create_future()
     closed = []

@@ -61,6 +61,67 @@ async def test_waiting_tasks_get_connections_as_they_come_back():
     assert len(await committed_names()) == 30
 
 
+async def test_tasks_waiting_for_a_connection_are_served_in_turn():
+    # SQLAlchemy's asyncio queue lets a task that asks for a connection take
+    # one a waiting task was woken for: a task that loops over statements
+    # kept the only connection and the others timed out (PoolExhausted) with
+    # the pool free thousands of times meanwhile. Served in order, each
+    # waits for the tasks ahead of it only.
+    await configure_pool(pool_size=1, max_overflow=0, pool_timeout=5)
+    ops = [0] * 4
+    until = time.monotonic() + 3
+
+    async def worker(i: int) -> None:
+        while time.monotonic() < until:
+            await Author.vinyl.count()
+            ops[i] += 1
+
+    await asyncio.gather(*(worker(i) for i in range(4)))
+    assert all(ops), ops
+    assert await returned() == 0
+
+
+def test_fair_queue_hands_over_in_order_and_passes_on_an_item_of_a_cancelled_waiter():
+    from sqlalchemy.util import greenlet_spawn
+    from sqlalchemy.util.queue import Empty
+
+    from vinyl.engine.fairpool import FairQueue
+
+    async def scenario() -> None:
+        queue: FairQueue = FairQueue(maxsize=2)
+        got: list = []
+
+        async def get(name: str, timeout: float | None = 5) -> None:
+            got.append((name, await greenlet_spawn(queue.get, True, timeout)))
+
+        first = asyncio.create_task(get("first"))
+        second = asyncio.create_task(get("second"))
+        third = asyncio.create_task(get("third"))
+        await asyncio.sleep(0)
+        assert queue.waiting() == 3
+        queue.put_nowait("a")
+        first_item_taken = queue.get(block=False) if not queue.empty() else None
+        assert first_item_taken is None  # handed to "first", not left for a newcomer
+        second.cancel()  # woken for nothing: no item is lost
+        queue.put_nowait("b")
+        await asyncio.gather(first, third, return_exceptions=True)
+        assert got == [("first", "a"), ("third", "b")]
+        assert queue.waiting() == 0
+        with pytest.raises(Empty):
+            await greenlet_spawn(queue.get, True, 0.01)
+        # An item handed to a waiter cancelled before it ran goes to the next one.
+        late = asyncio.create_task(get("late"))
+        later = asyncio.create_task(get("later"))
+        await asyncio.sleep(0)
+        queue.put_nowait("c")
+        late.cancel()
+        await asyncio.gather(late, later, return_exceptions=True)
+        assert got[-1] == ("later", "c")
+        assert queue.qsize() == 0
+
+    asyncio.run(scenario())
+
+
 async def _server_id(conn) -> int:
     sql = "SELECT pg_backend_pid()" if conn.dialect.name == "postgresql" else "SELECT CONNECTION_ID()"
     return (await conn.execute(text(sql))).scalar_one()

@@ -13,7 +13,7 @@ from sqlalchemy import text
 import vinyl
 from tests.testapp.models import Author, Book
 from tests.txhelpers import returned, settle
-from vinyl.engine.scope import operation
+from vinyl.engine.checkout import operation
 
 pytestmark = [
     pytest.mark.usefixtures("vinyl_db"),

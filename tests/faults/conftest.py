@@ -112,6 +112,15 @@ class FaultTarget:
             # whose error nobody retrieves when a connect is cancelled (the
             # storm cancels some); these servers have no SSL: skip it.
             options = {"ssl": False, **options}
+        else:
+            # asyncmy's connect timeout (10 s) counts wall time, and a storm
+            # round starts 10,000 tasks whose first steps block the loop for
+            # seconds (3 to 4.6 s measured on 2 shared cores, more under
+            # load): a connect begun before such a stall failed with 2003
+            # "Can't connect ... ()" (its TimeoutError) while the server was
+            # up, and every task waiting for a connection with it. asyncpg's
+            # default is 60 s.
+            options = {"connect_timeout": 60, **options}
         connections.settings["vinyl_default"]["OPTIONS"] = options
 
 

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 from sqlalchemy import event
 from sqlalchemy import util as _sa_util
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from django.db import connections
 
 from sqlalchemy.util import greenlet_spawn
 
+from vinyl.engine.fairpool import FairAsyncQueuePool, waiting_tasks
 from vinyl.engine.loopclose import close_with_loop, sever
 from vinyl.engine.sqlevents import log_engine_events
 from vinyl.exceptions import VinylConfigurationError
@@ -394,6 +396,10 @@ def take_spare(entry: EngineEntry) -> Any:
     """A connection kept by :func:`keep_for_this_step`, or None."""
     spares = entry.spares
     if spares and not entry.stale:
+        if waiting_tasks(entry.engine.sync_engine.pool):
+            # Tasks wait for a connection: theirs first (see fairpool.py).
+            check_in_spares(entry)
+            return None
         return spares.pop()
     return None
 
@@ -432,6 +438,11 @@ def _retire(entry: EngineEntry) -> None:
 
 def _create_engine(config: EngineConfig) -> AsyncEngine:
     kwargs = dict(config.engine_kwargs)
+    if "poolclass" not in kwargs and "pool" not in kwargs:
+        url = config.url
+        if url.get_dialect().get_pool_class(url) is AsyncAdaptedQueuePool:
+            # Tasks waiting for a connection are served in order (see fairpool.py).
+            kwargs["poolclass"] = FairAsyncQueuePool
     probe = config.in_transaction
     if probe is None or "pool_reset_on_return" in kwargs:
         return create_async_engine(config.url, **kwargs)

@@ -394,27 +394,3 @@ async def activate(scope: Scope) -> AsyncIterator[Scope]:
         yield scope
     finally:
         _active.reset(token)
-
-
-# The engine layer's other modules, under the names this module had before
-# it was split along its concerns (checkout, statements, streams, savepoints,
-# callbacks, disconnects): ``scope.fetch``, ``from vinyl.engine.scope import
-# checkout``... keep working.
-_MOVED = {
-    "checkout": ("checkout", "discard", "release", "end_interrupted", "operation"),
-    "statements": ("fetch", "write", "recover_from_disconnect"),
-    "streams": ("stream",),
-    "savepoints": ("enter_child", "end", "joined", "savepoint"),
-    "callbacks": ("add_callback", "take_callbacks", "promote_callbacks", "run_callbacks"),
-    "disconnects": ("is_disconnect", "note_lost_connection", "raise_as_django"),
-}
-_MOVED_TO = {name: module for module, names in _MOVED.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MOVED_TO.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"vinyl.engine.{module}"), name)

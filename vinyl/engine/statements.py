@@ -37,6 +37,7 @@ from vinyl.engine.engines import (
     room_in_pool,
     take_spare,
 )
+from vinyl.engine.fairpool import waiting_tasks
 from vinyl.engine.savepoints import savepoint
 from vinyl.engine.scope import Scope, active_scope
 from vinyl.engine.shield import finish
@@ -161,10 +162,10 @@ async def _give_back(entry: EngineEntry, pooled: Any) -> None:
     On an engine vinyl built, a connection with no transaction open goes
     back without I/O (its reset only rolls back open transactions), and
     where checkouts need no I/O either it is kept for the next statement of
-    this loop step first (see keep_for_this_step).
+    this loop step first (see keep_for_this_step), unless tasks wait for one.
     """
     if entry.quiet_checkin and entry.config.idle(pooled.driver_connection):  # type: ignore[misc]
-        if quiet_pool(entry):
+        if quiet_pool(entry) and not waiting_tasks(entry.engine.sync_engine.pool):
             keep_for_this_step(entry, pooled)
             return
         if room_in_pool(entry):

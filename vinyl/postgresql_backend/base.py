@@ -20,6 +20,7 @@ from vinyl.exceptions import django_error
 from vinyl.retry import as_conflict
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
+from vinyl.postgresql_backend.manyparams import MAX_ARGUMENTS, within_limit
 from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, rerun_refused
 from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
 
@@ -34,6 +35,8 @@ class PostgreSQLCursor(VinylCursor):
         if isinstance(params, Mapping):
             return pyformat_to_numeric_dollar(sql, params)
         params = tuple(params) if params is not None else ()
+        if len(params) > MAX_ARGUMENTS:
+            return within_limit(format_to_numeric_dollar(sql, params), params)
         return format_to_numeric_dollar(sql, params), params
 
     def execute(self, sql: str, params: Any = None) -> Any:
@@ -78,6 +81,8 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
     @staticmethod
     async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
+        if len(params) > MAX_ARGUMENTS:
+            sql, params = within_limit(sql, params)
         try:
             return await driver_connection.fetch(sql, *params)
         except asyncpg.DataError as exc:
@@ -86,6 +91,8 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     @staticmethod
     async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
         # asyncpg answers with the command tag: "UPDATE 3", "INSERT 0 1".
+        if len(params) > MAX_ARGUMENTS:
+            sql, params = within_limit(sql, params)
         try:
             tag = await driver_connection.execute(sql, *params)
         except asyncpg.DataError as exc:
@@ -99,6 +106,8 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
     @staticmethod
     async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> PortalCursor:
+        if len(params) > MAX_ARGUMENTS:
+            sql, params = within_limit(sql, params)
         try:
             cursor = await driver_connection.cursor(sql, *params)
         except asyncpg.DataError as exc:
