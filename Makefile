@@ -14,7 +14,8 @@ VENV_PY313 ?= .venv-py313
 # differential harness (Django as the oracle) where it exists.
 MATRIX_TESTS ?= tests/test_queryset.py tests/test_plan_cache.py tests/test_errors.py tests/test_write_plans.py \
 	tests/transactions/test_atomic.py tests/transactions/test_concurrency.py tests/engine/test_cancellation.py \
-	tests/engine/test_pool.py tests/relations/test_loading.py tests/packaging/test_matrix.py $(wildcard tests/differential)
+	tests/engine/test_pool.py tests/relations/test_loading.py tests/packaging/test_matrix.py tests/packaging/test_compat.py \
+	$(wildcard tests/differential)
 
 .PHONY: test-faults-long fuzz servers-pgbouncer servers-galera
 .PHONY: venv test test-django6 test-matrix test-all test-cluster demo typecheck docs bench bench-quick bench-profile clean

@@ -24,7 +24,10 @@ Layout, lowest first: each module imports only the ones listed before it
    classes; their instance methods), ``manager``; then this package.
 """
 
-__version__ = "0.2.0"
+from vinyl._version import __version__
+
+# First: fails at import if a dependency lacks a private name vinyl needs.
+from vinyl import _compat  # noqa: F401, E402
 
 from vinyl._querylog import capture_queries
 from vinyl.engine.engines import dispose, get_engine, set_engine

@@ -11,13 +11,16 @@ receivers) without leaving the bridge.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from vinyl.engine.engines import sa_await
 from vinyl.engine.checkout import operation
 from vinyl.engine.savepoints import joined
 from vinyl.engine.scope import in_bridge
 from vinyl.engine.statements import recover_from_disconnect
+
+if TYPE_CHECKING:
+    from django.db.models import Model
 
 T = TypeVar("T")
 
@@ -58,7 +61,7 @@ async def _joined(awaitable: Awaitable[T]) -> T:
         return await awaitable
 
 
-def one_statement_save(model: type) -> bool:
+def one_statement_save(model: type[Model]) -> bool:
     """Does saving an instance of ``model`` send exactly one statement?
 
     Not with parent tables (multi-table inheritance) or save signal

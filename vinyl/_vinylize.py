@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 from django.db import models
 from django.db.models.query import ModelIterable, QuerySet
 
+from vinyl._compat import chain, iterable_class, set_iterable_class
+
 Q = TypeVar("Q", bound=QuerySet)
 M = TypeVar("M", bound=models.Model)
 
@@ -93,13 +95,13 @@ class VinylModelIterable(ModelIterable):
 def as_vinyl_queryset(queryset: Q) -> Q:
     """Return ``queryset`` as the same query on the vinyl model class."""
     model = vinyl_model(queryset.model)
-    if queryset.model is model and queryset._iterable_class is not ModelIterable:
+    if queryset.model is model and iterable_class(queryset) is not ModelIterable:
         return queryset
-    clone = queryset._chain()
+    clone = chain(queryset)
     clone.model = model
     clone.query.model = model
-    if clone._iterable_class is ModelIterable:
-        clone._iterable_class = VinylModelIterable
+    if iterable_class(clone) is ModelIterable:
+        set_iterable_class(clone, VinylModelIterable)
     return clone
 
 

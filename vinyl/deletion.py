@@ -21,7 +21,7 @@ from django.db.models import signals, sql
 from django.db.models.deletion import Collector
 from django.db.models.query import QuerySet
 
-from vinyl import _bridge
+from vinyl import _bridge, _compat
 from vinyl._vinylize import as_vinyl_queryset, origin_model
 
 
@@ -55,7 +55,7 @@ class VinylCollector(Collector):
                 self._send(signals.pre_delete, model, obj)
             for queryset in self.fast_deletes:
                 # (None when the query matches nothing by construction: EmptyResultSet.)
-                count = queryset._raw_delete(using=self.using)
+                count = _compat.raw_delete(queryset, self.using)
                 if count:
                     deleted[origin_model(queryset.model)._meta.label] += count
             self._apply_field_updates()
@@ -77,7 +77,7 @@ class VinylCollector(Collector):
             lazy: list[QuerySet] = []
             loaded: list[Any] = []
             for group in groups:
-                if isinstance(group, QuerySet) and group._result_cache is None:
+                if isinstance(group, QuerySet) and not _compat.is_evaluated(group):
                     lazy.append(group)
                 else:
                     loaded.extend(group)
@@ -102,16 +102,16 @@ def delete_instance(obj: models.Model, using: str, keep_parents: bool = False) -
 
 def delete_queryset(queryset: QuerySet, origin: Any = None) -> tuple[int, dict[str, int]]:
     """Delete the rows of ``queryset`` with their cascades (sync; in the bridge)."""
-    queryset._not_support_combined_queries("delete")
+    _compat.refuse_combined(queryset, "delete")
     if queryset.query.is_sliced:
         raise TypeError("Cannot use 'limit' or 'offset' with delete().")
     if queryset.query.distinct_fields:
         raise TypeError("Cannot call delete() after .distinct(*fields).")
-    if queryset._fields is not None:
+    if _compat.is_values(queryset):
         raise TypeError("Cannot call delete() after .values() or .values_list()")
-    target = queryset._chain()
+    target = _compat.chain(queryset)
     # Find the related rows on the database that deletes them.
-    target._for_write = True
+    _compat.for_write(target)
     target.query.select_for_update = False
     target.query.select_related = False
     target.query.clear_ordering(force=True)

@@ -31,7 +31,7 @@ from django.db.models.fields.reverse_related import ForeignObjectRel
 from django.db.models.query_utils import DeferredAttribute
 from django.utils.functional import cached_property
 
-from vinyl import _bridge, generic, routing
+from vinyl import _bridge, _compat, generic, routing
 from vinyl._vinylize import adopt, as_vinyl_queryset, as_vinyl_querysets, origin_model, vinyl_model
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.exceptions import DeferredFieldError, RelationNotAwaited
@@ -75,7 +75,6 @@ class _NoLazyField:
     """A field descriptor that never queries for a deferred value."""
 
     field: Any
-    _check_parent_chain: Callable[[Any], Any]
 
     def __get__(self, instance: Any, cls: Any = None) -> Any:
         if instance is None:
@@ -86,7 +85,7 @@ class _NoLazyField:
             pass
         if _bridge.in_bridge():
             return super().__get__(instance, cls)  # type: ignore[misc]
-        value = self._check_parent_chain(instance)
+        value = _compat.check_parent_chain(self, instance)
         if value is None:
             name = self.field.attname
             raise DeferredFieldError(

@@ -14,6 +14,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError
 from django.db.transaction import TransactionManagementError
 
+from vinyl._compat import max_overflow
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -115,7 +117,7 @@ def pool_exhausted(alias: str, engine: AsyncEngine) -> PoolExhausted:
     """Say which pool ran out of connections, and what to change."""
     pool = engine.sync_engine.pool
     size = getattr(pool, "size", lambda: "?")()
-    overflow = getattr(pool, "_max_overflow", 0)
+    overflow = max_overflow(pool) or 0
     timeout = getattr(pool, "timeout", lambda: "?")()
     checked_out = getattr(pool, "checkedout", lambda: "?")()
     return PoolExhausted(

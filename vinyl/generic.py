@@ -29,7 +29,7 @@ from typing import Any, Iterable
 from django.apps import apps
 from django.db import models
 
-from vinyl import _bridge
+from vinyl import _bridge, _compat
 from vinyl._vinylize import origin_model
 
 #: Set on an instance whose ``content_object`` awaits its content type.
@@ -72,7 +72,7 @@ def cached_content_type(alias: str, target: Any, for_concrete_model: bool = True
         model = model._meta.concrete_model
     try:
         # ContentTypeManager has no public "from the cache only" lookup.
-        return content_types().db_manager(alias)._get_from_cache(model._meta)
+        return _compat.content_type_from_cache(content_types().db_manager(alias), model._meta)
     except KeyError:
         return None
 
@@ -94,7 +94,7 @@ def bound_alias() -> str | None:
     return next(iter(bound)) if bound else None
 
 
-async def prepare_create(model: type, alias: str, kwargs: dict) -> None:
+async def prepare_create(model: type[models.Model], alias: str, kwargs: dict) -> None:
     """Before ``create(content_object=x)``: have x's content type cached."""
     if not model._meta.private_fields or not installed():
         return

@@ -8,7 +8,8 @@ from django.db import models
 from typing_extensions import TypeVar
 
 from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
-from vinyl.models import vinyl_model  # (importing vinyl.models lets vinyl_model build classes)
+from vinyl import models as _models  # noqa: F401 (importing it lets vinyl_model build classes)
+from vinyl._vinylize import vinyl_model
 from vinyl.proxies import QuerySetMethods
 from vinyl.queryset import VinylQuerySet, no_async_alias
 

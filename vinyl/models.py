@@ -27,7 +27,7 @@ from django.db.models.fields.related_descriptors import (
 )
 from django.db.models.signals import post_save, pre_save
 
-from vinyl import _bridge, _vinylize, generic, routing
+from vinyl import _bridge, _compat, _vinylize, generic, routing
 from vinyl._aliases import INSTANCE_ALIASES, add_async_aliases
 from vinyl._vinylize import is_vinyl_model, vinyl_model
 from vinyl.deletion import delete_instance
@@ -60,7 +60,8 @@ def _build(model: type[M]) -> type[M]:
         "_vinyl_origin": model,
         "_vinyl_class": True,
     }
-    cls = type(model)(model.__name__, (VinylInstance, model), attrs)
+    metaclass: Any = type(model)  # Django's ModelBase
+    cls = metaclass(model.__name__, (VinylInstance, model), attrs)
     install_descriptors(cls, model)
     install_neighbours(cls, model)
     return cls
@@ -162,10 +163,10 @@ class VinylInstance:
         with guard:
             parent_inserted = False
             if not raw:
-                force_insert = self._validate_force_insert(force_insert)
-                parent_inserted = self._save_parents(concrete, using, update_fields, force_insert)
-            updated = self._save_table(
-                raw, concrete, force_insert or parent_inserted, force_update, using, update_fields
+                force_insert = _compat.validate_force_insert(self, force_insert)
+                parent_inserted = _compat.save_parents(self, concrete, using, update_fields, force_insert)
+            updated = _compat.save_table(
+                self, raw, concrete, force_insert or parent_inserted, force_update, using, update_fields
             )
         self._state.db = using
         self._state.adding = False
@@ -191,7 +192,7 @@ class VinylInstance:
         """
         alias = self._vinyl_alias(using, write=True)
         if _bridge.in_bridge():
-            return delete_instance(self, alias, keep_parents)  # type: ignore[arg-type]
+            return delete_instance(self, alias, keep_parents)
         return _bridge.run(alias, delete_instance, self, alias, keep_parents)
 
     def refresh_from_db(self, using: str | None = None, fields: Any = None, **kwargs: Any) -> Any:
@@ -276,7 +277,7 @@ class VinylInstance:
             raise TypeError(f"relation names are str, got {name!r}")
         descriptor = inspect.getattr_static(type(self), name, None)
         if isinstance(descriptor, ReverseManyToOneDescriptor):
-            prefetched = self.__dict__.get("_prefetched_objects_cache") or {}
+            prefetched = _compat.prefetched_objects(self) or {}
             key = _prefetch_key(descriptor)
             if key in prefetched:
                 return list(prefetched[key])
@@ -326,7 +327,7 @@ def _neighbour(name: str) -> Any:
     return method
 
 
-def install_neighbours(cls: type, model: type) -> None:
+def install_neighbours(cls: type, model: type[models.Model]) -> None:
     """Give ``cls`` awaitable versions of the ``get_next_by_*`` methods of ``model``."""
     for field in model._meta.concrete_fields:
         if isinstance(field, models.DateField) and not field.null:

@@ -29,6 +29,7 @@ from django.db.models import Prefetch
 from django.db.models.query import QuerySet
 from django.db.models.sql import Query
 
+from vinyl import _compat
 from vinyl._vinylize import VinylModelIterable, vinyl_model
 from vinyl.generic import is_generic_relation
 from vinyl.translate.gcpause import batched
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 Tree = dict
 
 
-def _plain_manager(model: type) -> bool:
+def _plain_manager(model: type[models.Model]) -> bool:
     return type(model._default_manager).get_queryset is models.Manager.get_queryset
 
 
@@ -206,7 +207,7 @@ async def prefetch(objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet
                 await _prefetch_forward_fk(missing, relation, db, queryset)
         else:
             name = relation.cache_name if isinstance(relation, ManyToMany) else _cache_name(relation)
-            missing = [obj for obj in objs if name not in obj.__dict__.get("_prefetched_objects_cache", ())]
+            missing = [obj for obj in objs if name not in (_compat.prefetched_objects(obj) or ())]
             if missing and isinstance(relation, ManyToMany):
                 await _prefetch_many_to_many(missing, relation, db, _source(queryset, inner))
             elif missing:
@@ -236,7 +237,7 @@ def _unbuilt(inner: Any, db: str) -> Any:
 
 
 def _cache_name(relation: Any) -> str:
-    return relation.cache_name if hasattr(relation, "cache_name") else relation.get_cache_name()
+    return relation.cache_name
 
 
 def _related_of(objs: list, relation: Any, name: str) -> list:
@@ -249,7 +250,7 @@ def _related_of(objs: list, relation: Any, name: str) -> list:
                 related.append(value)
         return related
     for obj in objs:
-        related.extend(obj._prefetched_objects_cache[name]._result_cache)
+        related.extend(_compat.result_cache(_compat.prefetched_objects_for_update(obj)[name]))
     return related
 
 
@@ -280,13 +281,13 @@ def _attach(rows: list, objs: list, rel: Any, by_key: dict[Any, list], related_m
         key = getattr(row, attname)
         by_key[key].append(row)
         field.set_cached_value(row, owners[key])
-    cache_name = rel.cache_name if hasattr(rel, "cache_name") else rel.get_cache_name()
+    cache_name = rel.cache_name
     template = _template(related_model, db, base=base)
     for obj in objs:
         key = getattr(obj, target)
         rows_of = by_key.get(key, []) if key is not None else []
         qs = _prefetched(template, rows_of, {field.name: obj})
-        qs._known_related_objects = {field: {getattr(obj, field.target_field.attname): obj}}
+        _compat.set_known_related_objects(qs, {field: {getattr(obj, field.target_field.attname): obj}})
         _cache(obj)[cache_name] = qs
 
 
@@ -305,7 +306,7 @@ def _attach_forward(rows: list, objs: list, field: Any, target: str) -> None:
     by_key: dict[Any, Any] = {}
     for row in rows:
         by_key.setdefault(getattr(row, target), row)
-    attname, cache_name = field.attname, field.cache_name if hasattr(field, "cache_name") else field.get_cache_name()
+    attname, cache_name = field.attname, field.cache_name
     for obj in objs:
         obj._state.fields_cache[cache_name] = by_key.get(getattr(obj, attname))
 
@@ -364,10 +365,7 @@ _INT_PREP = {models.IntegerField.get_db_prep_value, models.AutoField.get_db_prep
 
 
 def _cache(obj: Any) -> dict:
-    cache = obj.__dict__.get("_prefetched_objects_cache")
-    if cache is None:
-        cache = obj._prefetched_objects_cache = {}
-    return cache
+    return _compat.prefetched_objects_for_update(obj)
 
 
 class PrefetchedQuerySet(QuerySet):
@@ -383,19 +381,20 @@ class PrefetchedQuerySet(QuerySet):
     #: The vinyl queryset of a ``Prefetch``: its query, chained for each owner.
     _vinyl_source: Any = None
 
-    @property  # type: ignore[override]
+    @property
     def query(self) -> Any:
-        if self._query is None:
+        if _compat.lazy_query(self) is None:
             source = self._vinyl_source
-            self._query = Query(self.model) if source is None else source._django().query.chain()
+            query = Query(self.model) if source is None else source._django().query.chain()
             # A many-to-many manager's filter is sticky: the next filter
             # reuses its join, as Django's related manager's does.
-            self._query.filter_is_sticky = self._vinyl_sticky
-        return QuerySet.query.fget(self)  # type: ignore[attr-defined]
+            query.filter_is_sticky = self._vinyl_sticky
+            _compat.set_lazy_query(self, query)
+        return QuerySet.query.fget(self)
 
     @query.setter
     def query(self, value: Any) -> None:
-        QuerySet.query.fset(self, value)  # type: ignore[attr-defined]
+        QuerySet.query.fset(self, value)
 
 
 def _template(model: type, db: str, sticky: bool = False, base: Any = None) -> dict:
@@ -404,18 +403,12 @@ def _template(model: type, db: str, sticky: bool = False, base: Any = None) -> d
         # A Prefetch's queryset (filters, order, select_related): Django's
         # related manager starts from its query (_apply_rel_filters).
         qs._vinyl_source = base
-    qs._iterable_class = VinylModelIterable
-    qs._prefetch_done = True
-    qs._query = None
     if sticky:
         qs._vinyl_sticky = True
-    return qs.__dict__
+    return _compat.prefetched_template(qs, VinylModelIterable)
 
 
 def _prefetched(template: dict, rows: list, owner_filter: dict) -> QuerySet:
     qs = object.__new__(PrefetchedQuerySet)
-    state = dict(template)
-    state["_result_cache"] = rows
-    state["_deferred_filter"] = (False, (), owner_filter)
-    qs.__dict__ = state
+    qs.__dict__ = _compat.prefetched_state(template, rows, owner_filter)
     return qs

@@ -14,7 +14,7 @@ import logging
 import traceback
 from contextlib import aclosing
 from typing import (
-    Any, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Generator, Generic, Iterator,
+    Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Generator, Generic, Iterator,
     ParamSpec, TypeVar, overload,
 )  # fmt: skip
 
@@ -23,7 +23,7 @@ from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.db.models.query import ModelIterable
 
-from vinyl import _bridge, generic, prefetch, routing
+from vinyl import _bridge, _compat, generic, prefetch, routing
 from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
 from vinyl.engine.checkout import checkout, end_interrupted, release
@@ -67,7 +67,7 @@ Q = TypeVar("Q", bound="VinylQuerySet[Any]")
 
 
 def _falls_back(
-    read: Callable[Concatenate[Q, P], Awaitable[R]],
+    read: Callable[Concatenate[Q, P], Coroutine[Any, Any, R]],
 ) -> Callable[Concatenate[Q, P], Coroutine[Any, Any, R]]:
     """Run a routed read once more on the routers' fallback when its alias is down.
 
@@ -76,7 +76,7 @@ def _falls_back(
     """
 
     @functools.wraps(read)
-    async def wrapper(self: Q, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def wrapper(self: Q, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await read(self, *args, **kwargs)
         except DatabaseUnavailable as exc:
@@ -167,7 +167,7 @@ class VinylQuerySet(Generic[M]):
     def _set_built(self, queryset: QuerySet) -> None:
         self._built = queryset
         self._model = queryset.model
-        self._db = queryset._db
+        self._db = _compat.given_alias(queryset)
         self._steps = ()
         self._recipe = None
         self._values = ()
@@ -231,9 +231,9 @@ class VinylQuerySet(Generic[M]):
 
     def _django(self, write: bool = False) -> QuerySet:
         """A copy of the Django QuerySet, on the alias this call runs on."""
-        qs = self._qs._chain()
-        if qs._db is None:
-            qs._db = self._write_db if write else self.db
+        qs = _compat.chain(self._qs)
+        if _compat.given_alias(qs) is None:
+            _compat.set_alias(qs, self._write_db if write else self.db)
         return qs
 
     @property
@@ -242,13 +242,13 @@ class VinylQuerySet(Generic[M]):
 
     @property
     def _iterable_class(self) -> type:
-        return self._qs._iterable_class
+        return _compat.iterable_class(self._qs)
 
     def resolve_expression(self, *args: Any, **kwargs: Any) -> Any:
         return self._qs.resolve_expression(*args, **kwargs)
 
     def _has_filters(self) -> Any:
-        return self._qs._has_filters()
+        return self._qs.query.has_filters()
 
     def as_django(self) -> QuerySet:
         """Return the Django QuerySet this one runs (same query, same alias)."""
@@ -448,8 +448,8 @@ class VinylQuerySet(Generic[M]):
         if type(plan) is Plan:
             return plan.build(await fetch(db, plan.sql, plan.params(values)))
         qs = self._qs if lookups is None else self._qs.filter(**lookups)
-        qs = qs._chain()
-        qs._db = db
+        qs = _compat.chain(qs)
+        _compat.set_alias(qs, db)
         compiled = self._compile(qs, cache, key, plan, values, lookups) if cache is not None else None
         if compiled is not None:
             sql, params, build = compiled
@@ -553,15 +553,15 @@ class VinylQuerySet(Generic[M]):
             # time, each chunk built by the plan (see vinyl.engine.streams.stream).
             sql, params, build = streamed
             async with aclosing(stream(self.db, sql, params, size)) as chunks:
-                async for rows in chunks:
-                    for obj in build(rows):
+                async for chunk in chunks:
+                    for obj in build(chunk):
                         yield obj
             return
         qs = self._django()
         if qs.query.is_empty():
             _compiles_as_django(qs, qs.db)
             return
-        if qs._prefetch_related_lookups and chunk_size is None:
+        if _compat.prefetch_lookups(qs) and chunk_size is None:
             # As in Django: prefetching needs a chunk size to batch on.
             size = 100
         alias = qs.db
@@ -686,7 +686,7 @@ class VinylQuerySet(Generic[M]):
         if (
             plans is not None
             and inserts.plannable(model, db)
-            and not model._meta._reverse_one_to_one_field_names.intersection(kwargs)
+            and not _compat.reverse_one_to_one_names(model._meta).intersection(kwargs)
         ):
             obj = model(**kwargs)
             if not await self._insert_planned(obj, db, plans):
@@ -864,7 +864,7 @@ class VinylQuerySet(Generic[M]):
         return await _bridge.run(qs.db, delete_queryset, qs, self)
 
     @_falls_back
-    async def explain(self, *, format: str | None = None, **options: Any) -> str:
+    async def explain(self, /, *, format: str | None = None, **options: Any) -> str:
         return await self._read("explain", format=format, **options)
 
 
@@ -875,7 +875,7 @@ add_async_aliases(VinylQuerySet, QUERYSET_ALIASES)
 def _new_django_queryset(model: type, db: str | None) -> QuerySet:
     qs = QuerySet(model=model, using=db)
     # Objects joined by select_related get vinyl classes too.
-    qs._iterable_class = VinylModelIterable
+    _compat.set_iterable_class(qs, VinylModelIterable)
     return qs
 
 
@@ -961,11 +961,10 @@ def _reads_only(qs: QuerySet) -> bool:
 
 
 def _evaluate(qs: QuerySet) -> list:
-    qs._fetch_all()
-    return qs._result_cache  # type: ignore[return-value]
+    return list(qs)
 
 
-async def _stream(scope: Scope, qs: QuerySet, size: int) -> AsyncIterator[Any]:
+async def _stream(scope: Scope, qs: QuerySet, size: int) -> AsyncGenerator[Any, None]:
     rows = await scope.run_sync(_start_stream, qs, size)
     try:
         while True:
@@ -982,7 +981,7 @@ async def _stream(scope: Scope, qs: QuerySet, size: int) -> AsyncIterator[Any]:
 
 
 def _start_stream(qs: QuerySet, size: int) -> Iterator[Any]:
-    if qs._prefetch_related_lookups and not connections[qs.db].features.can_interleave_with_server_side_cursor:
+    if _compat.prefetch_lookups(qs) and not connections[qs.db].features.can_interleave_with_server_side_cursor:
         return _prefetched_chunks(qs, size)
     return iter(qs.iterator(chunk_size=size))
 
@@ -993,15 +992,16 @@ def _prefetched_chunks(qs: QuerySet, size: int) -> Iterator[Any]:
     Django's iterator() runs the prefetch queries of each chunk while the
     main result is open; on a connection that cannot interleave them with an
     unbuffered result (MySQL's server-side cursor), that result would be cut
-    short after the first chunk. ``_iterable_class`` (Django's private
-    attribute, read here only) builds the rows without a server-side cursor.
+    short after the first chunk. The queryset's iterable class (Django's
+    private attribute, read through vinyl._compat) builds the rows without a
+    server-side cursor.
     """
-    rows = iter(qs._iterable_class(qs, chunked_fetch=False, chunk_size=size))
+    rows = iter(_compat.iterable_class(qs)(qs, chunked_fetch=False, chunk_size=size))
     while True:
         chunk = list(itertools.islice(rows, size))
         if not chunk:
             return
-        prefetch_related_objects(chunk, *qs._prefetch_related_lookups)
+        prefetch_related_objects(chunk, *_compat.prefetch_lookups(qs))
         yield from chunk
 
 

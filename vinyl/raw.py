@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Generator, Sequence
 from django.db import connections
 from django.db.models.query import RawQuerySet
 
-from vinyl import _bridge
+from vinyl import _bridge, _compat
 from vinyl.engine.engines import DEFAULT_ALIAS
 
 
@@ -70,7 +70,7 @@ class VinylRawQuerySet:
         return self._fetch().__await__()
 
     async def _fetch(self) -> list:
-        raw = self._raw._clone()
+        raw = _compat.clone_raw(self._raw)
         return await _bridge.run(raw.db, _evaluate, raw)
 
     async def __aiter__(self) -> AsyncIterator[Any]:
@@ -93,8 +93,7 @@ class VinylRawQuerySet:
 
 
 def _evaluate(raw: RawQuerySet) -> list:
-    raw._fetch_all()
-    return list(raw._result_cache)  # type: ignore[arg-type]
+    return list(raw)
 
 
 async def execute(sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *, using: str = DEFAULT_ALIAS) -> int:

@@ -13,7 +13,6 @@ operation (so ``set()`` is all-or-nothing) and hands out ``VinylQuerySet``\\ s::
 
 from __future__ import annotations
 
-import inspect
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
 
@@ -26,7 +25,7 @@ from django.db.models.fields.related_descriptors import (
 from django.db.models.signals import m2m_changed
 from django.db.models.utils import resolve_callables
 
-from vinyl import _bridge, generic, routing
+from vinyl import _bridge, _compat, generic, routing
 from vinyl._aliases import RELATED_ALIASES, add_async_aliases
 from vinyl._vinylize import as_vinyl_queryset, as_vinyl_querysets, is_vinyl_model, origin_model, vinyl_model
 from vinyl.deletion import delete_queryset
@@ -90,7 +89,7 @@ class _ManyToMany:
 
     def _base_queryset(self) -> QuerySet:
         """The related model's queryset before the relation's own filters."""
-        return super(self._django_class, self).get_queryset()  # type: ignore[misc, arg-type]
+        return super(self._django_class, self).get_queryset()  # type: ignore[arg-type]  # a mixin of it
 
     def _send(self, action: str, pk_set: Any, using: str, raw: bool) -> None:
         extra = {"raw": raw} if _SIGNAL_HAS_RAW else {}
@@ -122,9 +121,9 @@ class _ManyToMany:
         if not objs:
             return
         defaults = dict(resolve_callables(through_defaults or {}))
-        target_ids = self._get_target_ids(target_field_name, objs)  # type: ignore[attr-defined]
+        target_ids = _compat.m2m_target_ids(self, target_field_name, objs)
         db = using or routing.db_for_write(self.through, instance=self.instance)
-        ignore_conflicts, signals, fast = self._get_add_plan(db, source_field_name)  # type: ignore[attr-defined]
+        ignore_conflicts, signals, fast = _compat.m2m_add_plan(self, db, source_field_name)
         rows = self.through._default_manager.using(db)
         if fast:
             # No receivers and conflicts ignorable: one INSERT, duplicates skipped.
@@ -133,9 +132,7 @@ class _ManyToMany:
                 ignore_conflicts=True,
             )
             return
-        missing = self._get_missing_target_ids(  # type: ignore[attr-defined]
-            source_field_name, target_field_name, db, target_ids
-        )
+        missing = _compat.m2m_missing_target_ids(self, source_field_name, target_field_name, db, target_ids)
         with transaction.atomic(using=db, savepoint=False):
             if signals:
                 self._send("pre_add", missing, db, raw)
@@ -164,25 +161,25 @@ class _ManyToMany:
         with transaction.atomic(using=db, savepoint=False):
             self._send("pre_remove", old_ids, db, raw)
             targets = self._base_queryset()
-            if targets._has_filters():
+            if targets.query.has_filters():
                 # A filtering default manager limits what can be removed.
                 key = self.target_field.target_field.attname
                 removed: Any = targets.using(db).filter(**{f"{key}__in": old_ids})
             else:
                 removed = old_ids
-            self._delete_through(self._build_remove_filters(removed), db)  # type: ignore[attr-defined]
+            self._delete_through(_compat.m2m_remove_filters(self, removed), db)
             self._send("post_remove", old_ids, db, raw)
 
     def _clear_base(self, using: str | None = None, raw: bool = False) -> None:
         db = using or routing.db_for_write(self.through, instance=self.instance)
         with transaction.atomic(using=db, savepoint=False):
             self._send("pre_clear", None, db, raw)
-            filters = self._build_remove_filters(self._base_queryset().using(db))  # type: ignore[attr-defined]
+            filters = _compat.m2m_remove_filters(self, self._base_queryset().using(db))
             self._delete_through(filters, db)
             self._send("post_clear", None, db, raw)
 
     def clear(self) -> None:
-        self._remove_prefetched_objects()  # type: ignore[attr-defined]
+        _compat.m2m_forget_prefetched(self)
         self._clear_base(using=routing.db_for_write(self.through, instance=self.instance))
 
     def _delete_through(self, filters: Any, db: str) -> None:
@@ -190,9 +187,7 @@ class _ManyToMany:
 
 
 # Django 6.1 added ``raw`` to m2m_changed (and ``using``/``raw`` to the helpers).
-_SIGNAL_HAS_RAW = "raw" in inspect.signature(
-    create_forward_many_to_many_manager(models.Manager, None, reverse=False)._add_items
-).parameters
+_SIGNAL_HAS_RAW = _compat.M2M_SIGNAL_HAS_RAW
 
 
 def django_manager_class(descriptor: Any) -> type:
@@ -259,7 +254,7 @@ class VinylRelatedManager(QuerySetMethods[M]):
 
     def get_queryset(self) -> VinylQuerySet[M]:
         """Return a fresh query for the related objects (never a prefetched cache)."""
-        qs = self._manager.get_queryset()._chain()
+        qs = _compat.chain(self._manager.get_queryset())
         # Reads follow the instance's alias; writes ask the routers.
         routing.mark_related(qs)
         return VinylQuerySet._wrap(qs)
@@ -278,8 +273,8 @@ class VinylRelatedManager(QuerySetMethods[M]):
         if state.db is None:
             # As Django's relation assignment does, place a loose instance on
             # the database it is used with, so Django's router agrees.
-            state.db = self._manager._db or routing.db_for_write(self.model, instance=self.instance)
-        return self._manager._db or routing.db_for_write(self.model, instance=self.instance)
+            state.db = _compat.manager_alias(self._manager) or routing.db_for_write(self.model, instance=self.instance)
+        return _compat.manager_alias(self._manager) or routing.db_for_write(self.model, instance=self.instance)
 
     async def _write(self, method: str, objs: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
         objs = list(objs)

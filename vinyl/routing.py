@@ -56,6 +56,7 @@ from typing import Any
 
 from django.db import connections, router
 
+from vinyl import _compat
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.engine import scope as scopes
 from vinyl.engine.scope import active_scope, in_bridge
@@ -141,17 +142,17 @@ def _operation_alias(hints: dict[str, Any]) -> str | None:
 def queryset_routing(queryset: Any) -> tuple[dict[str, Any], bool]:
     """The routing hints of a Django QuerySet, and whether it is for a write.
 
-    Django keeps both private (``_hints``, ``_for_write``: what its own
-    ``QuerySet.db`` passes to the router); read here only, for vinyl's.
+    Django keeps both private (what its own ``QuerySet.db`` passes to the
+    router); read through vinyl._compat, for vinyl's.
     """
     if queryset is None:
         return _NO_HINTS, False
-    return queryset._hints, queryset._for_write
+    return _compat.queryset_routing(queryset)
 
 
 def mark_related(queryset: Any) -> None:
     """Mark a related manager's QuerySet: its reads follow the instance's alias."""
-    queryset._add_hints(**{RELATED_HINT: True})  # Django's own hint store
+    _compat.add_hints(queryset, **{RELATED_HINT: True})  # Django's own hint store
 
 
 def read_fallback(model: type, unavailable: str, **hints: Any) -> str | None:

@@ -40,7 +40,7 @@ from vinyl._testisolation import rolled_back_aliases, vinyl_aliases
 try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - pytest_configure says what to install
-    pytest_asyncio = None
+    pytest_asyncio = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection

@@ -9,24 +9,19 @@ wrapper can still compile SQL but refuses to execute it.
 from __future__ import annotations
 
 import time
-from asyncio import _get_running_loop
 from types import SimpleNamespace
 from typing import Any, Iterable
 
 from django.db import DataError, IntegrityError
 from django.db.transaction import TransactionManagementError
 from django.db.utils import DatabaseErrorWrapper
-from django.utils.asyncio import async_unsafe
 from sqlalchemy.engine import URL
 
 from vinyl._backend.testdb import creation_class, find_twin, follow_twin
 from vinyl.engine.engines import DriverCursor, EngineConfig, cached_facts
 from vinyl.engine.scope import Scope, bound_scope
-from vinyl import _querylog
+from vinyl import _compat, _querylog
 from vinyl.exceptions import SyncConnectionError, django_error
-
-# Every function that Django wraps with @async_unsafe shares this code object.
-_ASYNC_UNSAFE_CODE = async_unsafe(lambda: None).__code__
 
 # The wrapper attributes that describe a connection's transaction. They live
 # in the scope, so tasks that happen to share a wrapper object never see each
@@ -199,6 +194,12 @@ class VinylWrapperMixin:
 
     alias: str
     settings_dict: dict[str, Any]
+    # Django's wrapper gives these (vendor, features); the transaction flags
+    # are _ScopedAttribute descriptors, installed below.
+    vendor: str
+    features: Any
+    autocommit: bool
+    atomic_blocks: list
 
     #: SQLAlchemy drivername of the async dialect, e.g. ``"postgresql+asyncpg"``.
     sqlalchemy_drivername: str = ""
@@ -221,8 +222,9 @@ class VinylWrapperMixin:
         # is awaited: the guard does not apply, so call what it wraps.
         for name in dir(cls):
             attr = getattr(cls, name, None)
-            if getattr(attr, "__code__", None) is _ASYNC_UNSAFE_CODE:
-                setattr(cls, name, attr.__wrapped__)
+            unwrapped = _compat.unwrap_async_unsafe(attr)
+            if unwrapped is not None:
+                setattr(cls, name, unwrapped)
 
     # -- per-scope state -------------------------------------------------
 
@@ -329,8 +331,7 @@ class VinylWrapperMixin:
     #: driver adapter begins lazily, before statements run on the driver.
     vinyl_start_transaction: Any = None
 
-    @staticmethod
-    def vinyl_map_error(exc: BaseException) -> BaseException:
+    def vinyl_map_error(self, exc: BaseException) -> BaseException:
         """Return the Django exception for a driver error."""
         return django_error(exc)
 
@@ -397,7 +398,7 @@ class VinylWrapperMixin:
         Sync code (system checks, the test runner) asks features before vinyl
         may have connected; the sync alias of the same server knows them.
         """
-        if _get_running_loop() is not None:
+        if _compat.running_loop() is not None:
             return None  # a sync connection may not run in an event loop
         twin = self.settings_dict.get("TEST", {}).get("MIRROR") or find_twin(self.alias, self.vendor)
         if twin is None:
@@ -471,8 +472,8 @@ class VinylWrapperMixin:
             # Other tasks' statements may run on this connection between two
             # chunks, which would cut an open unbuffered result short: the
             # driver buffers the result instead.
-            return self._cursor()
-        return self._cursor(name="vinyl_chunked")
+            return _compat.wrapper_cursor(self)
+        return _compat.wrapper_cursor(self, "vinyl_chunked")
 
     def get_autocommit(self) -> bool:
         # Django asks in two places here: atomic(), which never gets this far

@@ -95,7 +95,7 @@ class VinylCreationMixin:
         raise self._no_twin()
 
     def set_as_test_mirror(self, primary_settings_dict: dict[str, Any]) -> None:
-        BaseDatabaseCreation.set_as_test_mirror(self, primary_settings_dict)  # type: ignore[arg-type]
+        BaseDatabaseCreation.set_as_test_mirror(self, primary_settings_dict)
         _settings_changed(self.connection.alias)
         self.connection.vinyl_test_database_ready()
 

@@ -19,6 +19,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
+from vinyl._compat import max_overflow
 from vinyl.engine.callbacks import run_callbacks, take_callbacks
 from vinyl.engine.disconnects import is_disconnect, raise_as_django
 from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
@@ -83,10 +84,10 @@ async def _pooled(alias: str, entry: EngineEntry, acquire: Callable[[], Awaitabl
 
 def _must_wait(entry: EngineEntry) -> bool:
     pool: Any = entry.engine.sync_engine.pool
-    try:
-        return pool.checkedin() == 0 and pool.overflow() >= pool._max_overflow
-    except AttributeError:  # another pool class: no waiting
+    overflow = max_overflow(pool)
+    if overflow is None:  # another pool class: no waiting
         return False
+    return pool.checkedin() == 0 and pool.overflow() >= overflow
 
 
 def _connect_failed(entry: EngineEntry, exc: Exception) -> None:

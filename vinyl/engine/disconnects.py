@@ -71,7 +71,8 @@ def _lost_connection(entry: EngineEntry, exc: BaseException) -> bool:
             # in the state a lost connection left it in.
             return True
         try:
-            if dialect.is_disconnect(error, None, None):
+            # (any exception: SQLAlchemy's dialects test its class themselves)
+            if dialect.is_disconnect(error, None, None):  # type: ignore[arg-type]
                 return True
         except Exception:
             pass

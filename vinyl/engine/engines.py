@@ -10,19 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from asyncio import _get_running_loop
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from sqlalchemy import event
-from sqlalchemy import util as _sa_util
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from django.db import connections
 
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import await_, greenlet_spawn
 
+from vinyl._compat import invalidate_pool as _invalidate_pool, quiet_checkout, running_loop
 from vinyl.engine.fairpool import FairAsyncQueuePool, waiting_tasks
 from vinyl.engine.loopclose import close_with_loop, sever
 from vinyl.engine.sqlevents import log_engine_events
@@ -35,9 +34,8 @@ DEFAULT_ALIAS = "vinyl_default"
 
 logger = logging.getLogger("vinyl.engine")
 
-#: Wait for a coroutine from sync code running in SQLAlchemy's greenlet
-#: (SQLAlchemy 2.1 names it ``await_``, 2.0 ``await_only``).
-sa_await: Callable[[Awaitable[Any]], Any] = getattr(_sa_util, "await_", None) or _sa_util.await_only
+#: Wait for a coroutine from sync code running in SQLAlchemy's greenlet.
+sa_await: Callable[[Awaitable[Any]], Any] = await_
 
 FactsLoader = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
 
@@ -45,7 +43,7 @@ FactsLoader = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
 class DriverCursor(Protocol):
     """An open result on a driver connection, read a chunk at a time."""
 
-    async def fetchmany(self, size: int) -> list:
+    def fetchmany(self, size: int) -> Awaitable[list]:
         """Return up to ``size`` more rows; fewer once the result is exhausted."""
 
     async def close(self) -> None:
@@ -190,7 +188,7 @@ def _forget(entry: EngineEntry) -> None:
 
 
 def _entry(using: str) -> EngineEntry:
-    loop = _get_running_loop()
+    loop = running_loop()
     entry = _entries.get((using, loop))
     if entry is not None and connections.settings.get(using) is entry.settings:
         return entry  # the usual case: this loop's engine, same settings object
@@ -280,7 +278,7 @@ async def _dispose_entry(entry: EngineEntry) -> None:
 
 async def _closes_done() -> None:
     current = asyncio.current_task()
-    pending = [task for task in _closing if task.get_loop() is _get_running_loop() and task is not current]
+    pending = [task for task in _closing if task.get_loop() is running_loop() and task is not current]
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
 
@@ -317,7 +315,7 @@ def _track_open_connections(entry: EngineEntry) -> None:
 def open_connections(using: str = DEFAULT_ALIAS) -> int:
     """How many driver connections the pool of ``using`` (on this event loop)
     has open right now, checked out or idle."""
-    entry = _entries.get((using, _get_running_loop()))
+    entry = _entries.get((using, running_loop()))
     return len(entry.opened) if entry is not None else 0
 
 
@@ -338,11 +336,7 @@ def quiet_pool(entry: EngineEntry) -> bool:
     idle connection neither?"""
     if not entry.quiet_checkin or entry.stale:
         return False
-    pool: Any = entry.engine.sync_engine.pool
-    try:
-        return not pool._pre_ping and pool._recycle < 0 and not pool._invalidate_time
-    except AttributeError:  # another pool class
-        return False
+    return quiet_checkout(entry.engine.sync_engine.pool)
 
 
 def room_in_pool(entry: EngineEntry) -> bool:
@@ -361,12 +355,12 @@ def room_in_pool(entry: EngineEntry) -> bool:
 def invalidate_pool(entry: EngineEntry) -> None:
     """Mark every connection the pool of ``entry`` opened so far as stale.
 
-    SQLAlchemy's own reaction to a disconnect (``Pool._invalidate``, private:
-    called here only): idle connections are replaced at their next checkout,
+    SQLAlchemy's own reaction to a disconnect (``Pool._invalidate``, through
+    vinyl._compat): idle connections are replaced at their next checkout,
     checked-out ones when they come back; nothing is closed outside the
     greenlet and no waiter loses its pool.
     """
-    entry.engine.sync_engine.pool._invalidate(None)  # type: ignore[arg-type]
+    _invalidate_pool(entry.engine.sync_engine.pool)
 
 
 def close_later(pooled: Any) -> None:
@@ -388,7 +382,7 @@ def keep_for_this_step(entry: EngineEntry, pooled: Any) -> None:
     """
     spares = entry.spares
     if not spares:
-        _get_running_loop().call_soon(check_in_spares, entry)  # type: ignore[union-attr]
+        running_loop().call_soon(check_in_spares, entry)  # type: ignore[union-attr]
     spares.append(pooled)
 
 
@@ -424,7 +418,7 @@ def _retire(entry: EngineEntry) -> None:
     if entry.engine in _user_engines.values():
         entry.spares.clear()
         return
-    loop = _get_running_loop()
+    loop = running_loop()
     if loop is not None and entry.loop in (None, loop):
         task = loop.create_task(_dispose_entry(entry))
         _retiring.add(task)
@@ -440,7 +434,8 @@ def _create_engine(config: EngineConfig) -> AsyncEngine:
     kwargs = dict(config.engine_kwargs)
     if "poolclass" not in kwargs and "pool" not in kwargs:
         url = config.url
-        if url.get_dialect().get_pool_class(url) is AsyncAdaptedQueuePool:
+        dialect: Any = url.get_dialect()  # DefaultDialect's get_pool_class (not on the Dialect interface)
+        if dialect.get_pool_class(url) is AsyncAdaptedQueuePool:
             # Tasks waiting for a connection are served in order (see fairpool.py).
             kwargs["poolclass"] = FairAsyncQueuePool
     probe = config.in_transaction
@@ -541,7 +536,7 @@ def settings_changed(using: str) -> None:
 
 def cached_facts(using: str) -> dict[str, Any] | None:
     """Return the server facts of ``using`` if its engine has connected."""
-    entry = _entries.get((using, _get_running_loop()))
+    entry = _entries.get((using, running_loop()))
     if entry is None:
         entry = next((e for (alias, _), e in _entries.items() if alias == using and e.facts), None)
     return entry.facts if entry is not None else None
@@ -568,7 +563,7 @@ async def dispose(using: str | None = None) -> None:
     Engines handed over with :func:`set_engine` are left open: their owner
     closes them.
     """
-    loop = _get_running_loop()
+    loop = running_loop()
     for (alias, entry_loop), entry in list(_entries.items()):
         if using is not None and alias != using:
             continue

@@ -21,17 +21,16 @@ import asyncio
 from collections import deque
 from typing import Any, Generic, Optional, TypeVar
 
-from sqlalchemy import util as sa_util
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util import await_ as _sa_await
 from sqlalchemy.util import queue as sa_queue
 
-# SQLAlchemy 2.1 names it ``await_``, 2.0 ``await_only``.
-_sa_await = getattr(sa_util, "await_", None) or sa_util.await_only
+from vinyl._compat import QueueCommon, pool_queue
 
 _T = TypeVar("_T")
 
 
-class FairQueue(sa_queue.QueueCommon[_T], Generic[_T]):
+class FairQueue(QueueCommon[_T], Generic[_T]):
     """The pool's queue of idle connections, handing them over in order.
 
     Invariant: idle items and waiting tasks never coexist (an item put while
@@ -117,5 +116,5 @@ class FairAsyncQueuePool(AsyncAdaptedQueuePool):
 def waiting_tasks(pool: Any) -> int:
     """How many tasks wait for a connection of ``pool`` (0 for pools that
     do not say)."""
-    queue = getattr(pool, "_pool", None)
+    queue = pool_queue(pool)
     return queue.waiting() if isinstance(queue, FairQueue) else 0

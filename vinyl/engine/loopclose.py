@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncGenerator, Awaitable, Callable
+
+from vinyl._compat import driver_transport
 
 logger = logging.getLogger("vinyl.engine")
 
@@ -35,7 +37,7 @@ def close_with_loop(entry: Any, dispose: Callable[[Any], Awaitable[None]]) -> No
     entry.closer = closer
 
 
-async def _closer(entry: Any, dispose: Callable[[Any], Awaitable[None]]) -> AsyncIterator[None]:
+async def _closer(entry: Any, dispose: Callable[[Any], Awaitable[None]]) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:
@@ -51,10 +53,10 @@ def sever(driver_connection: Any) -> None:
     Nothing can close it through the driver any more (its coroutines need
     that loop); shutting the socket down makes the server end the session
     at once instead of keeping it until the process exits. asyncpg and
-    asyncmy keep their transport as ``_transport`` (private to both; read
+    asyncmy keep their transport private (read through vinyl._compat,
     here only, for this one purpose).
     """
-    transport = getattr(driver_connection, "_transport", None)
+    transport = driver_transport(driver_connection)
     raw = transport.get_extra_info("socket") if transport is not None else None
     if raw is None:
         return

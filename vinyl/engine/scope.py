@@ -46,10 +46,7 @@ from vinyl.engine.engines import EngineEntry
 from vinyl.engine.shield import finish
 from vinyl.exceptions import TransactionScopeEnded, server_ended_transaction
 
-try:  # SQLAlchemy 2.1
-    from sqlalchemy.util.concurrency import in_greenlet as _in_greenlet
-except ImportError:  # pragma: no cover - SQLAlchemy 2.0
-    from sqlalchemy.util._concurrency_py3k import in_greenlet as _in_greenlet
+from vinyl._compat import in_greenlet as _in_greenlet
 
 T = TypeVar("T")
 
@@ -237,7 +234,7 @@ class Scope:
 
     def dbapi_connection(self) -> Any:
         """Return the driver-level connection, for sync code in ``run_sync``."""
-        return self.connection.sync_connection.connection.dbapi_connection
+        return self.connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]  # started
 
     def check_open(self) -> None:
         if self.ended or self.root.ended:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Generator, TypeVar
 
+from vinyl._compat import release_future
+
 T = TypeVar("T")
 
 
@@ -51,7 +53,7 @@ class _ToTheEnd:
                         cancelled = True
                     continue
                 # A future the work waits on: the task waits on a stand-in.
-                waited._asyncio_future_blocking = False
+                release_future(waited)
                 while not waited.done():
                     stand_in = _stand_in(waited)
                     try:

@@ -4,7 +4,7 @@ connection of its own outside a block."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from typing import AsyncGenerator
 
 from vinyl.engine.checkout import checkout, discard, end_interrupted, release
 from vinyl.engine.disconnects import _driver_disconnect, _raise_as_django
@@ -14,7 +14,7 @@ from vinyl.engine.shield import finish
 from vinyl.engine.statements import _driver_in_scope, _locked, _on_driver, recover_from_disconnect
 
 
-def stream(alias: str, sql: str, params: tuple, size: int) -> AsyncIterator[list]:
+def stream(alias: str, sql: str, params: tuple, size: int) -> AsyncGenerator[list, None]:
     """Stream the rows of one read, ``size`` at a time, from a driver cursor.
 
     Inside a block (or a signal receiver's level) the cursor is on the
@@ -36,7 +36,7 @@ def stream(alias: str, sql: str, params: tuple, size: int) -> AsyncIterator[list
     return _stream_alone(alias, sql, params, size)
 
 
-async def _stream_in_scope(alias: str, scope: Scope, sql: str, params: tuple, size: int) -> AsyncIterator[list]:
+async def _stream_in_scope(alias: str, scope: Scope, sql: str, params: tuple, size: int) -> AsyncGenerator[list, None]:
     config = scope.entry.config
     cursor = await _locked(scope, _open_cursor, alias, scope, sql, params, True)
     try:
@@ -69,7 +69,7 @@ async def _close_locked(scope: Scope, cursor: DriverCursor) -> None:
             await cursor.close()
 
 
-async def _stream_alone(alias: str, sql: str, params: tuple, size: int) -> AsyncIterator[list]:
+async def _stream_alone(alias: str, sql: str, params: tuple, size: int) -> AsyncGenerator[list, None]:
     entry = engine_entry(alias)
     scope, cursor = await _open_alone(alias, entry, sql, params)
     clean = False

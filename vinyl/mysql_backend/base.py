@@ -13,7 +13,6 @@ from django.db import ProgrammingError
 from asyncmy.cursors import Cursor as BufferedCursor, SSCursor
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_dbapi
 
 from vinyl.mysql_backend import _mysqldb
 
@@ -23,8 +22,9 @@ from django.db.backends.mysql.base import CursorWrapper as MySQLCursorWrapper  #
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noqa: E402
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin  # noqa: E402
+from vinyl._compat import AsyncmyDBAPI as AsyncAdapt_asyncmy_dbapi, mysql_set_option  # noqa: E402
 from vinyl.exceptions import django_error  # noqa: E402
-from vinyl.engine.engines import cached_facts, sa_await  # noqa: E402
+from vinyl.engine.engines import EngineConfig, cached_facts, sa_await  # noqa: E402
 from vinyl.retry import as_conflict  # noqa: E402
 from vinyl.mysql_backend.features import DatabaseFeatures  # noqa: E402
 from vinyl.mysql_backend.operations import DatabaseOperations  # noqa: E402
@@ -130,7 +130,7 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
         level = options.get("isolation_level") or "read committed"
         return {"isolation_level": level.upper()}
 
-    def vinyl_engine_config(self):  # type: ignore[override]
+    def vinyl_engine_config(self) -> EngineConfig:
         config = super().vinyl_engine_config()
         connect_args = config.engine_kwargs.setdefault("connect_args", {})
         connect_args.pop("isolation_level", None)
@@ -231,7 +231,7 @@ async def _set_multi_statements(driver: Any, on: bool) -> None:
     # COM_SET_OPTION (MYSQL_OPTION_MULTI_STATEMENTS_ON = 0, _OFF = 1): asyncmy
     # has no public call for it, so its command sender (private) is used
     # here, and only here. The server answers with an EOF (or error) packet.
-    await driver._execute_command(COM_SET_OPTION, struct.pack("<H", 0 if on else 1))
+    await mysql_set_option(driver, COM_SET_OPTION, struct.pack("<H", 0 if on else 1))
     await driver.read_packet()
 
 

@@ -12,7 +12,7 @@ from vinyl.engine.engines import cached_facts  # noqa: E402
 class DatabaseFeatures(MySQLFeatures):
     # What does the driver's fetchmany() return once rows are exhausted?
     # SQLAlchemy's asyncmy adapter returns a list, not MySQLdb's tuple.
-    empty_fetchmany_value = []
+    empty_fetchmany_value: list = []
     # Can this backend stream rows with a server-side cursor? asyncmy's
     # unbuffered cursor, on a connection nothing else uses meanwhile.
     can_stream_with_server_side_cursor = True
@@ -20,7 +20,7 @@ class DatabaseFeatures(MySQLFeatures):
     # is open on it? Not with an unbuffered result: it would lose rows.
     can_interleave_with_server_side_cursor = False
 
-    @property  # type: ignore[override]
+    @property
     def supports_transactions(self) -> bool:
         # Django's test case asks every alias of a test, in sync code, before
         # any vinyl query may have connected: answer from the server's

@@ -51,5 +51,5 @@ class DatabaseOperations(MySQLOperations):
 
     else:
 
-        def binary_placeholder_sql(self, value: Any) -> str:
+        def binary_placeholder_sql(self, value: Any) -> str:  # type: ignore[misc]  # Django < 6.1's
             return "%s"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import Any
+from typing import Any, Sequence
 
 import uuid
 
@@ -11,10 +11,10 @@ import asyncpg
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQLWrapper
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
+from vinyl._compat import AsyncpgDBAPI as AsyncAdapt_asyncpg_dbapi, begin_asyncpg_transaction, close_portal
 from vinyl.engine.engines import EngineConfig
 from vinyl.exceptions import django_error
 from vinyl.retry import as_conflict
@@ -66,7 +66,7 @@ class AsyncpgDBAPI(AsyncAdapt_asyncpg_dbapi):
 
 class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     # The exceptions the driver adapter raises, for Django's error mapping.
-    Database = AsyncpgDBAPI(asyncpg)
+    Database = AsyncpgDBAPI(asyncpg)  # type: ignore[no-untyped-call]  # SQLAlchemy's __init__ is untyped
     features_class = DatabaseFeatures
     ops_class = DatabaseOperations
     sqlalchemy_drivername = "postgresql+asyncpg"
@@ -80,7 +80,7 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         return driver_connection.is_in_transaction()
 
     @staticmethod
-    async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
+    async def vinyl_fetch(driver_connection: Any, sql: str, params: Sequence[Any]) -> list:
         if len(params) > MAX_ARGUMENTS:
             sql, params = within_limit(sql, params)
         try:
@@ -89,7 +89,7 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
             return await rerun_refused(lambda s, p: driver_connection.fetch(s, *p), sql, params, exc)
 
     @staticmethod
-    async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
+    async def vinyl_execute(driver_connection: Any, sql: str, params: Sequence[Any]) -> int:
         # asyncpg answers with the command tag: "UPDATE 3", "INSERT 0 1".
         if len(params) > MAX_ARGUMENTS:
             sql, params = within_limit(sql, params)
@@ -105,7 +105,7 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     vinyl_stream_transaction = True
 
     @staticmethod
-    async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> PortalCursor:
+    async def vinyl_stream(driver_connection: Any, sql: str, params: Sequence[Any], shared: bool) -> PortalCursor:
         if len(params) > MAX_ARGUMENTS:
             sql, params = within_limit(sql, params)
         try:
@@ -119,8 +119,7 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement;
         # a statement vinyl runs on the asyncpg connection itself must not
         # run before it, outside the transaction.
-        if adapter._transaction is None and adapter.isolation_level != "autocommit":
-            await adapter._start_transaction()
+        await begin_asyncpg_transaction(adapter)
 
     @staticmethod
     def vinyl_map_error(exc: BaseException) -> BaseException:
@@ -131,7 +130,7 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         # Django's from_db_value decodes JSON itself: hand it the text.
         return {"json_deserializer": _identity}
 
-    def vinyl_engine_config(self) -> EngineConfig:  # type: ignore[override]
+    def vinyl_engine_config(self) -> EngineConfig:
         options = self.settings_dict.get("OPTIONS") or {}
         prepared = options.get("prepared_statements", True)
         if not isinstance(prepared, bool):
@@ -201,9 +200,8 @@ class PortalCursor:
         return self.cursor.fetch(size)
 
     async def close(self) -> None:
-        close_portal = getattr(self.cursor, "_close_portal", None)
-        if self.shared and close_portal is not None and getattr(self.cursor, "_portal_name", None):
-            await close_portal(None)
+        if self.shared:
+            await close_portal(self.cursor)
 
 
 # SQLSTATEs of a prepared statement that is missing or already there: what

@@ -15,15 +15,14 @@ from typing import Any, Callable
 
 import aiosqlite
 from django.core.exceptions import ImproperlyConfigured
-from django.db.backends.sqlite3._functions import register as register_functions
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
 from sqlalchemy import event
-from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
+from vinyl._compat import AiosqliteDBAPI as AsyncAdapt_aiosqlite_dbapi, register_sqlite_functions as register_functions
 from vinyl.engine.engines import EngineConfig
 from vinyl.sqlite_backend.features import DatabaseFeatures
 from vinyl.sqlite_backend.operations import DatabaseOperations

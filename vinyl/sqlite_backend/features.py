@@ -34,7 +34,7 @@ class DatabaseFeatures(SQLiteFeatures):
     can_interleave_with_server_side_cursor = True
     # Django 6 reads this limit from an open connection; vinyl's SQLite
     # library is the same as the sqlite3 module's, so ask it once at import.
-    max_query_params = _MAX_QUERY_PARAMS  # type: ignore[assignment]
+    max_query_params = _MAX_QUERY_PARAMS
     # Can this backend stream rows with a server-side cursor? aiosqlite's
     # cursor fetches lazily on the connection's own thread.
     can_stream_with_server_side_cursor = True

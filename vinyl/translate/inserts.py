@@ -25,19 +25,13 @@ from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.db.models.sql import InsertQuery
 
+from vinyl._compat import SAVE_PATH
 from vinyl._syncguard import unguarded
 from vinyl.translate.plans import NEVER
 
 # Methods of Model that a create() goes through: a model that overrides one
 # keeps Django's full path.
-_SAVE_PATH = (
-    "save",
-    "save_base",
-    "_save_parents",
-    "_save_table",
-    "_do_insert",
-    "_prepare_related_fields_for_save",
-)
+_SAVE_PATH = SAVE_PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,8 +336,9 @@ def prepare_bulk(model: type[Model], objs: Sequence[Any]) -> bool | None:
 def _keys_given(concrete: type[Model], attname: str, objs: Sequence[Any]) -> bool | None:
     # prepare_bulk() for a model with no relation and nothing to compute on
     # the key: the same checks, a column at a time.
-    for cls in set(map(type, objs)):
-        if not (isinstance(cls, type) and issubclass(cls, Model) and cls._meta.concrete_model is concrete):
+    classes: set[Any] = set(map(type, objs))  # (Model is untyped: Any)
+    for cls in classes:
+        if not (issubclass(cls, Model) and cls._meta.concrete_model is concrete):
             return None
     if not all([obj._state.adding for obj in objs]):
         return None

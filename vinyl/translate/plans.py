@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.conf import settings
 from django.db import connections
+from django.db.models import Model
 from django.db.models.query import (
     FlatValuesListIterable,
     ModelIterable,
@@ -33,6 +34,7 @@ from django.db.models.functions.datetime import TimezoneMixin
 from django.db.models.sql import Query
 from django.utils import timezone
 
+from vinyl import _compat
 from vinyl.translate.converters import rows_converter
 from vinyl.translate.gcpause import batched
 from vinyl.translate.instances import from_db_function, plain_construction, row_maker, rows_maker
@@ -270,7 +272,7 @@ def probed_outcome(probe_qs: QuerySet, values: Sequence[Any], probes: Sequence[A
 
     def outcome(statement: Statement, db: str, zone_dependent: bool) -> tuple[Any, bool]:
         probe = probe_statement(probe_qs, db, limits)
-        zone_probe = lambda: in_other_zone(lambda: probe_statement(probe_qs._chain(), db, limits)) if zone_dependent else None  # noqa: E731
+        zone_probe = lambda: in_other_zone(lambda: probe_statement(_compat.chain(probe_qs), db, limits)) if zone_dependent else None  # noqa: E731
         return statement_outcome(statement, probe, zone_probe, values, probes, value_adapters(db))
 
     return outcome
@@ -423,7 +425,7 @@ def rows_plan(
     whose query joined related objects (select_related). ``limits``: the
     slice bounds are parameters (one slice in the recipe, not ``get()``).
     """
-    if qs._prefetch_related_lookups or qs._known_related_objects or qs.query.is_empty():
+    if _compat.prefetch_lookups(qs) or _compat.known_related_objects(qs) or qs.query.is_empty():
         return None
     if get:
         qs = _get_queryset(qs)
@@ -461,12 +463,12 @@ def _get_queryset(qs: QuerySet) -> QuerySet:
     # enough rows to tell one from several.
     if qs.query.can_filter() and not qs.query.distinct_fields:
         qs = qs.order_by()
-    qs = qs._chain()
+    qs = _compat.chain(qs)
     qs.query.set_limits(high=GET_LIMIT)
     return qs
 
 
-def _single(model: type, build: Builder) -> Builder:
+def _single(model: type[Model], build: Builder) -> Builder:
     def one(rows: Rows) -> Any:
         found = build(rows)
         if len(found) == 1:
@@ -489,12 +491,12 @@ def _builder(
     vinyl_class: Callable[[type], type] | None = None,
 ) -> Builder | None:
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
-    if compiler.has_composite_fields(fields) if hasattr(compiler, "has_composite_fields") else False:
+    if compiler.has_composite_fields(fields):
         return None
     width = compiler.col_count if compiler.has_extra_select else None
     convert = rows_converter(compiler.get_converters(fields), width, compiler.connection)
 
-    iterable = qs._iterable_class
+    iterable = _compat.iterable_class(qs)
     query = qs.query
     if issubclass(iterable, ModelIterable):
         joined = adopt if query.select_related else None
@@ -547,7 +549,7 @@ def _model_builder(
     attnames = [column[0].target.attname for column in select[start:end]]
     annotations = tuple(compiler.annotation_col_map.items())
     # Django 6.1: instances carry the queryset's fetch mode.
-    fetch_mode = getattr(qs, "_fetch_mode", None)
+    fetch_mode = _compat.fetch_mode(qs)
     populators = get_related_populators(klass_info, select, db, *([] if fetch_mode is None else [fetch_mode]))
     plain = plain_construction(model, attnames)
     if _direct_populators(populators, fetch_mode, vinyl_class) and vinyl_class is not None:

@@ -142,7 +142,7 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
     if method in _LOOKUP_METHODS:
         if args:
             return None  # Q objects and expressions: compiled every time
-        keys = []
+        keys: list[tuple] = []
         values: list[Any] = []
         for key in sorted(kwargs):
             value = kwargs[key]
@@ -376,7 +376,7 @@ def substitute(method: str, args: tuple, kwargs: dict, values: Any, short: int |
         return (_fill_slice(args[0], values),), kwargs
     if method not in _LOOKUP_METHODS:
         return args, kwargs
-    filled = {}
+    filled: dict[str, Any] = {}
     for key in sorted(kwargs):
         value = kwargs[key]
         if type(value) is bool or value is None:
@@ -454,7 +454,7 @@ def probe_values(values: Sequence[Any]) -> tuple | None:
     too large to move, say): try with other values. Linear in the values.
     """
     taken = {(type(v), v) for v in values if v is not None and v == v}
-    probes = []
+    probes: list[Any] = []
     append = probes.append
     step = len(values) + 1
     for n, value in enumerate(values, 1):
@@ -607,7 +607,7 @@ def deferrable(model: type, method: str, kwargs: dict) -> bool:
     return True
 
 
-def _target_field(model: type, key: str) -> Any:
+def _target_field(model: type[models.Model], key: str) -> Any:
     """The field whose ``get_prep_value`` the lookup ``key`` applies, or None if unknown."""
     parts = key.split("__")
     opts = model._meta

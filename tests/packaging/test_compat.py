@@ -1,0 +1,231 @@
+"""Every private name of a dependency goes through vinyl._compat, checked at import.
+
+- A Django or SQLAlchemy without a name vinyl needs makes ``import vinyl``
+  fail at once, with a message naming the dependency, its version and the
+  name (simulated here by deleting one before the import).
+- No module of vinyl but ``_compat`` reads, writes or overrides a private name
+  of Django, SQLAlchemy, the drivers or asyncio (an AST check).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from django.db.models.query import QuerySet
+from sqlalchemy.pool import QueuePool
+
+import vinyl
+from vinyl import _compat
+
+VINYL = Path(vinyl.__file__).parent
+
+#: Underscored names Django documents as public API.
+DOCUMENTED = {
+    "_meta": "Model._meta, the Options API (docs: Model _meta API)",
+    "_state": "Model._state.adding and .db (docs: Model instance reference)",
+    "_default_manager": "Model._default_manager (docs: Managers)",
+    "_base_manager": "Model._base_manager (docs: Managers)",
+}
+
+#: vinyl's own attributes that share a name with a private one of a dependency:
+#: allowed on ``self`` (and the vinyl objects a vinyl method builds) only.
+SHARED = {
+    "_chain": "VinylQuerySet._chain: vinyl's own next step of a chain",
+    "_db": "VinylQuerySet._db: the alias a vinyl queryset was given",
+    "_values": "VinylQuerySet._values: the parameters of its recipe",
+    "_rows": "VinylQuerySet._rows: rows of a recipe",
+    "_send": "VinylCollector._send / vinyl's many-to-many manager: vinyl's awaited signal sending",
+    "_alias": "vinyl's related managers' _alias(): the alias of their instance",
+    "_run": "VinylQuerySet._run: one operation in the bridge",
+}
+VINYL_RECEIVERS = {"self", "cls", "new", "base"}
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_django_without_a_private_name_fails_at_import_with_a_clear_message():
+    result = _run(
+        """
+        import django.db.models
+        del django.db.models.Model._save_table
+        import vinyl
+        """
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: vinyl ")
+    assert "django.db.models.base.Model._save_table (Django 5.2-6.1)" in last
+    assert f"Django {django_version()} does not have it" in last
+
+
+def test_a_sqlalchemy_without_a_private_name_fails_at_import_with_a_clear_message():
+    result = _run(
+        """
+        from sqlalchemy.pool import QueuePool
+        original = QueuePool.__init__
+        def __init__(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            del self._max_overflow
+        QueuePool.__init__ = __init__
+        import vinyl
+        """
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "ImportError: vinyl " in last
+    assert "sqlalchemy.pool.impl.QueuePool._max_overflow (SQLAlchemy" in last
+    assert "does not have it" in last
+
+
+def test_a_changed_signature_fails_at_import_too():
+    result = _run(
+        """
+        import django.db.models
+        def _save_parents(self, cls, using, force_insert):
+            pass
+        django.db.models.Model._save_parents = _save_parents
+        import vinyl
+        """
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "Model._save_parents" in last and "changed its parameters" in last
+
+
+def django_version() -> str:
+    import django
+
+    return django.get_version()
+
+
+def test_every_needed_name_has_a_reason():
+    assert len(_compat.NEEDED) > 50
+    for needed in _compat.NEEDED:
+        assert needed.reason and needed.dependency in _compat.SUPPORTED, needed
+
+
+# -- no private name outside vinyl._compat ----------------------------------------
+
+
+def _vinyl_modules() -> list[object]:
+    modules = []
+    for info in pkgutil.walk_packages([str(VINYL)], "vinyl."):
+        if info.name in ("vinyl.test", "vinyl.testing") or ".management" in info.name:
+            continue
+        modules.append(importlib.import_module(info.name))
+    return modules
+
+
+def _private(names: object) -> set[str]:
+    return {name for name in names if name.startswith("_") and not name.startswith("__")}  # type: ignore[attr-defined]
+
+
+def _foreign_names() -> set[str]:
+    """Private names of the dependencies' classes vinyl uses or subclasses."""
+    names = _private(needed.name for needed in _compat.NEEDED)
+    names |= _private(vars(QuerySet())) | _private(vars(QueuePool(lambda: None)))
+    for module in _vinyl_modules():
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            for base in cls.__mro__:
+                if not base.__module__.startswith("vinyl") and base is not object:
+                    names |= _private(dir(base))
+    return names - set(DOCUMENTED)
+
+
+def _overridable() -> set[str]:
+    return {n.name for n in _compat.NEEDED if n.how in ("override", "implement")}
+
+
+def test_no_module_but_compat_uses_a_private_name_of_a_dependency():
+    foreign = _foreign_names()
+    overridable = _overridable()
+    wrong = []
+    for path in sorted(VINYL.rglob("*.py")):
+        if path.name == "_compat.py":
+            continue
+        tree = ast.parse(path.read_text())
+        where = path.relative_to(VINYL.parent)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and not (node.module or "").startswith("vinyl"):
+                wrong += [f"{where}:{node.lineno}: from {node.module} import {a.name}" for a in node.names if _private([a.name])]
+                if _private((node.module or "").split(".")):
+                    wrong.append(f"{where}:{node.lineno}: from {node.module} import ...")
+            elif isinstance(node, ast.Attribute) and node.attr in foreign:
+                receiver = node.value
+                if isinstance(receiver, ast.Name) and receiver.id in VINYL_RECEIVERS and node.attr in SHARED:
+                    continue
+                if isinstance(receiver, ast.Call) and getattr(receiver.func, "id", None) == "super" and node.attr in overridable:
+                    continue
+                wrong.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in foreign:
+                if node.value not in SHARED:
+                    wrong.append(f"{where}:{node.lineno}: {node.value!r}")
+            elif isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        names = [item.name]
+                    elif isinstance(item, (ast.Assign, ast.AnnAssign)):
+                        targets = item.targets if isinstance(item, ast.Assign) else [item.target]
+                        names = [target.id for target in targets if isinstance(target, ast.Name)]
+                    else:
+                        continue
+                    for name in names:
+                        if name in foreign and name not in overridable and name not in SHARED:
+                            wrong.append(f"{where}:{item.lineno}: {node.name}.{name} (register it in vinyl._compat)")
+    assert not wrong, "private names of dependencies outside vinyl._compat:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("name", sorted(SHARED))
+def test_every_shared_name_is_vinyls_own(name):
+    # A name is listed only while vinyl defines an attribute of that name.
+    source = "\n".join(path.read_text() for path in VINYL.rglob("*.py") if path.name != "_compat.py")
+    assert f"def {name}(" in source or f"self.{name} =" in source or f'"{name}"' in source, name
+
+
+def test_the_scoped_transaction_flags_are_djangos_with_djangos_defaults():
+    # vinyl keeps the flags BaseDatabaseWrapper.__init__ sets in the engine
+    # scope, starting from the same values: a Django that adds or changes one
+    # shows here.
+    from django.db import connections
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    from vinyl._backend.base import _SCOPED_DEFAULTS
+
+    assert set(_SCOPED_DEFAULTS) == set(_compat.WRAPPER_TRANSACTION_ATTRIBUTES)
+    fresh = DatabaseWrapper({**connections["default"].settings_dict, "NAME": ":memory:"}, alias="compat-probe")
+    for name, default in _SCOPED_DEFAULTS.items():
+        expected = default() if callable(default) else default
+        assert getattr(fresh, name) == expected, name
+
+
+def test_the_supported_ranges_in_messages_are_pyprojects():
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    project = tomllib.loads((VINYL.parent / "pyproject.toml").read_text())["project"]
+    lines = list(project["dependencies"]) + [
+        line for extra in ("postgresql", "mysql") for line in project["optional-dependencies"][extra]
+    ]
+    names = {"django": "Django", "sqlalchemy": "SQLAlchemy", "asyncpg": "asyncpg", "asyncmy": "asyncmy", "aiosqlite": "aiosqlite"}
+    for requirement in map(Requirement, lines):
+        name = names.get(requirement.name.lower())
+        if name is None:
+            continue
+        low, _, high = _compat.SUPPORTED[name].partition("-")
+        bounds = {spec.operator: Version(spec.version) for spec in requirement.specifier}
+        assert Version(low) == bounds[">="], name
+        assert Version(high or low) < bounds["<"], name

@@ -1,0 +1,768 @@
+"""Every private name of Django, SQLAlchemy, the drivers and asyncio that vinyl uses.
+
+vinyl adapts those libraries instead of rewriting them, and in a few places
+that means reading or overriding what they keep private. All such places go
+through this module, each with the reason no public API does the job, and
+every name is checked when vinyl is imported: an upgrade that removes one
+fails at ``import vinyl`` with an ImportError naming the dependency, its
+installed version and the missing name, never later and never by a silent
+fallback. ``tests/packaging/test_compat.py`` keeps the rest of vinyl from
+reaching past this module.
+
+Names that Django documents although they start with an underscore
+(``Model._meta``, ``Model._state``, ``Model._default_manager`` and
+``_base_manager``) are public API and used directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.events
+import inspect
+import warnings
+from collections.abc import Callable, Iterable
+from importlib.metadata import PackageNotFoundError, version as _installed
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import django
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.sqlite3 import base as _sqlite_base  # noqa: F401 (imports the package in its order)
+from django.db.backends.sqlite3 import _functions as _sqlite_functions
+from django.db.backends.sqlite3.operations import DatabaseOperations as _SQLiteOperations
+from django.db.models import Model
+from django.db.models.options import Options
+from django.db.models.deletion import Collector
+from django.db.models.fields.related_descriptors import create_forward_many_to_many_manager
+from django.db.models.manager import Manager
+from django.db.models.query import QuerySet, RawQuerySet, RelatedPopulator, get_related_populators, prefetch_one_level
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.sql.compiler import SQLCompiler
+from django.utils.asyncio import async_unsafe
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection, AsyncAdapt_asyncpg_dbapi
+from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_dbapi
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
+from sqlalchemy.pool import Pool, QueuePool
+from sqlalchemy.util import concurrency as _sa_concurrency
+from sqlalchemy.util import queue as _sa_queue
+
+from vinyl._version import __version__
+
+#: The versions of each dependency this vinyl release supports (pyproject's bounds).
+SUPPORTED = {
+    "Django": "5.2-6.1",
+    "SQLAlchemy": "2.1.5-2.1",
+    "asyncpg": "0.32",
+    "asyncmy": "0.2.17-0.2",
+    "aiosqlite": "0.20-0.22",
+    "Python": "3.11-3.13",
+}
+
+
+class Needed(NamedTuple):
+    """One private name vinyl uses: where it lives, and why vinyl needs it."""
+
+    dependency: str
+    where: str
+    name: str
+    reason: str
+    #: "use": read or called; "override": a vinyl subclass redefines it;
+    #: "implement": a vinyl class answers it to Django code (duck typing).
+    how: str = "use"
+
+
+#: Every private name checked at import (and listed by the compat test).
+NEEDED: list[Needed] = []
+
+
+def _version(dependency: str) -> str:
+    if dependency == "Python":
+        import platform
+
+        return platform.python_version()
+    try:
+        return _installed(dependency)
+    except PackageNotFoundError:  # not installed as a distribution (a source tree on sys.path)
+        return "(unknown version)"
+
+
+def _missing(dependency: str, where: str, name: str, reason: str, detail: str = "does not have it") -> ImportError:
+    return ImportError(
+        f"vinyl {__version__} needs {where}.{name} ({dependency} {SUPPORTED[dependency]}); "
+        f"{dependency} {_version(dependency)} {detail}: {reason}. "
+        f"Install a supported {dependency} version, or a vinyl release that supports this one."
+    )
+
+
+def _where(owner: Any) -> str:
+    if isinstance(owner, ModuleType):
+        return owner.__name__
+    return f"{owner.__module__}.{owner.__qualname__}"
+
+
+def _need(
+    dependency: str,
+    owner: Any,
+    name: str,
+    reason: str,
+    *,
+    how: str = "use",
+    params: Iterable[str] | None = None,
+    present: Callable[[], bool] | None = None,
+) -> None:
+    """Check that ``owner`` has ``name`` (and its parameters ``params``) now."""
+    where = _where(owner)
+    NEEDED.append(Needed(dependency, where, name, reason, how))
+    if present is not None:
+        found = present()
+    else:
+        found = hasattr(owner, name)
+    if not found:
+        raise _missing(dependency, where, name, reason)
+    if params is not None:
+        have = list(inspect.signature(getattr(owner, name)).parameters)
+        wanted = list(params)
+        if have[: len(wanted)] != wanted:
+            raise _missing(
+                dependency, where, name, reason,
+                f"changed its parameters to ({', '.join(have)}), vinyl passes ({', '.join(wanted)})",
+            )
+
+
+def _instance_attr(factory: Callable[[], Any], name: str) -> Callable[[], bool]:
+    """The name is an attribute a fresh instance gets in ``__init__``."""
+    return lambda: name in vars(factory())
+
+
+def _set_by(function: Any, name: str) -> Callable[[], bool]:
+    """The name is an attribute ``function``'s code reads or writes."""
+    return lambda: name in function.__code__.co_names or name in function.__code__.co_consts
+
+
+# -- asyncio --------------------------------------------------------------------
+
+_need(
+    "Python", asyncio.events, "_get_running_loop",
+    "the running loop or None in one C call on every statement (get_running_loop() raises instead)",
+)
+#: The running event loop, or None outside one.
+running_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio.events._get_running_loop
+
+_need(
+    "Python", asyncio.Future, "_asyncio_future_blocking",
+    "engine.shield hands a future its work waits on over to a stand-in, as Task does (the Task protocol's flag)",
+)
+
+
+def release_future(future: Any) -> None:
+    """Clear the flag a task sets on a future it was handed (Task protocol)."""
+    future._asyncio_future_blocking = False
+
+
+# -- SQLAlchemy -----------------------------------------------------------------
+
+
+def _pool() -> QueuePool:
+    return QueuePool(lambda: None)  # type: ignore[arg-type]  # never connects
+
+
+for _name in ("_pre_ping", "_recycle", "_invalidate_time"):
+    _need(
+        "SQLAlchemy", Pool, _name,
+        "a checkout that never talks to the server (no pre-ping, recycling or invalidation) runs outside the greenlet",
+        present=_instance_attr(_pool, _name),
+    )
+_need(
+    "SQLAlchemy", QueuePool, "_max_overflow",
+    "QueuePool has no public reading of max_overflow: vinyl tells a full pool (wait) and says it in PoolExhausted",
+    present=_instance_attr(_pool, "_max_overflow"),
+)
+_need(
+    "SQLAlchemy", Pool, "_invalidate",
+    "SQLAlchemy's own reaction to a disconnect: every pooled connection turns stale, nothing closes outside the greenlet",
+    params=("self", "connection", "exception", "_checkin"),
+)
+
+
+_need(
+    "SQLAlchemy", QueuePool, "_queue_class",
+    "vinyl's FairAsyncQueuePool gives its pool a queue that serves waiting tasks in order",
+    how="override",
+)
+_need(
+    "SQLAlchemy", QueuePool, "_pool",
+    "the pool's queue of idle connections: vinyl's fair queue says how many tasks wait",
+    present=_instance_attr(_pool, "_pool"),
+)
+_need(
+    "SQLAlchemy", _sa_queue, "QueueCommon",
+    "the interface of a pool's queue (sqlalchemy.util.queue is internal), which vinyl's fair queue implements",
+    present=lambda: all(
+        hasattr(_sa_queue.QueueCommon, method)
+        for method in ("empty", "full", "qsize", "put_nowait", "put", "get_nowait", "get")
+    ),
+)
+#: The base class of a pool's queue (SQLAlchemy's internal interface).
+QueueCommon = _sa_queue.QueueCommon
+
+
+def pool_queue(pool: Any) -> Any:
+    """The queue of idle connections of a QueuePool (None for other pools)."""
+    return pool._pool if isinstance(pool, QueuePool) else None
+
+
+def quiet_checkout(pool: Any) -> bool:
+    """Does a checkout from ``pool`` never talk to the server?"""
+    return not pool._pre_ping and pool._recycle < 0 and not pool._invalidate_time
+
+
+def max_overflow(pool: Any) -> int | None:
+    """The overflow a QueuePool allows; None for other pool classes."""
+    return pool._max_overflow if isinstance(pool, QueuePool) else None
+
+
+def invalidate_pool(pool: Any) -> None:
+    """Mark every connection ``pool`` opened so far as stale (Pool._invalidate)."""
+    pool._invalidate(None)
+
+
+_need(
+    "SQLAlchemy", _sa_concurrency, "in_greenlet",
+    "is the current code running inside SQLAlchemy's greenlet bridge (not exported from sqlalchemy.util)",
+)
+in_greenlet: Callable[[], bool] = _sa_concurrency.in_greenlet
+
+for _name in ("_transaction", "_start_transaction"):
+    _need(
+        "SQLAlchemy", AsyncAdapt_asyncpg_connection, _name,
+        "the asyncpg adapter sends BEGIN with its first statement; one vinyl runs on asyncpg itself must not precede it",
+    )
+
+
+async def begin_asyncpg_transaction(adapter: Any) -> None:
+    """Send the BEGIN SQLAlchemy's asyncpg adapter has pending, if any."""
+    if adapter._transaction is None and adapter.isolation_level != "autocommit":
+        await adapter._start_transaction()
+
+
+# SQLAlchemy's adapted DB-API modules: vinyl's backends subclass them to add
+# what Django reads (all PEP 249 exception classes, vinyl's cursors).
+AsyncpgDBAPI = AsyncAdapt_asyncpg_dbapi
+AsyncmyDBAPI = AsyncAdapt_asyncmy_dbapi
+AiosqliteDBAPI = AsyncAdapt_aiosqlite_dbapi
+_need(
+    "SQLAlchemy", AsyncAdapt_aiosqlite_dbapi, "_init_dbapi_attributes",
+    "the aiosqlite DB-API copies only some of sqlite3's exception classes; Django's error mapping reads them all",
+    how="override", params=("self",),
+)
+
+# -- asyncpg and asyncmy (optional: the extras postgresql and mysql) ------------
+
+try:
+    import asyncpg.connection
+    import asyncpg.cursor
+except ImportError:  # pragma: no cover - the postgresql extra is not installed
+    pass
+else:
+    for _name in ("_close_portal", "_portal_name"):
+        _need(
+            "asyncpg", asyncpg.cursor.BaseCursor, _name,
+            "asyncpg has no public close for a cursor's portal; a stream cut short on a shared connection must end it",
+        )
+    _need(
+        "asyncpg", asyncpg.connection.Connection, "_transport",
+        "a connection whose loop closed can only be ended by shutting its socket down",
+    )
+
+try:
+    import asyncmy.connection
+except ImportError:  # pragma: no cover - the mysql extra is not installed
+    pass
+else:
+    _need(
+        "asyncmy", asyncmy.connection.Connection, "_execute_command",
+        "asyncmy has no public call for COM_SET_OPTION (multi statements on and off)",
+    )
+
+    def _asyncmy_transport() -> bool:
+        # A C slot from 0.2.18; up to 0.2.17 an attribute __init__ sets (a
+        # new Connection does not connect; it asks for the current loop).
+        if hasattr(asyncmy.connection.Connection, "_transport"):
+            return True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return hasattr(asyncmy.connection.Connection(), "_transport")  # type: ignore[no-untyped-call]
+
+    _need(
+        "asyncmy", asyncmy.connection.Connection, "_transport",
+        "a connection whose loop closed can only be ended by shutting its socket down",
+        present=_asyncmy_transport,
+    )
+
+
+async def close_portal(cursor: Any) -> None:
+    """Close the portal of an asyncpg cursor, if it has one open."""
+    if cursor._portal_name:
+        await cursor._close_portal(None)
+
+
+def driver_transport(driver_connection: Any) -> Any:
+    """The asyncio transport of an asyncpg or asyncmy connection (None for aiosqlite's)."""
+    return getattr(driver_connection, "_transport", None)
+
+
+async def mysql_set_option(driver_connection: Any, command: int, argument: bytes) -> None:
+    """Send a MySQL command asyncmy has no public call for (COM_SET_OPTION)."""
+    await driver_connection._execute_command(command, argument)
+
+
+# -- Django: the database wrapper -----------------------------------------------
+
+_ASYNC_UNSAFE_CODE = async_unsafe(lambda: None).__code__
+_need(
+    "Django", async_unsafe, "__code__",
+    "vinyl unwraps Django's async-misuse guard on its wrappers (every statement runs awaited in the greenlet); "
+    "@async_unsafe functions are told apart by their shared code object",
+    present=lambda: async_unsafe(lambda: 1).__code__ is _ASYNC_UNSAFE_CODE
+    and hasattr(async_unsafe(lambda: 1), "__wrapped__"),
+)
+
+
+def unwrap_async_unsafe(attr: Any) -> Any:
+    """What ``attr`` wraps if it is @async_unsafe, else None."""
+    if getattr(attr, "__code__", None) is _ASYNC_UNSAFE_CODE:
+        return attr.__wrapped__
+    return None
+
+
+for _name in ("_commit", "_rollback", "_set_autocommit"):
+    _need(
+        "Django", BaseDatabaseWrapper, _name,
+        "vinyl's wrappers refuse to end a transaction vinyl.atomic() owns, and call Django's otherwise",
+        how="override",
+    )
+_need(
+    "Django", BaseDatabaseWrapper, "_cursor",
+    "chunked_cursor() opens a plain (or named) cursor as Django's own does, without the debug wrapping",
+    params=("self", "name"),
+)
+
+
+def wrapper_cursor(wrapper: Any, name: str | None = None) -> Any:
+    """A cursor of ``wrapper`` as ``chunked_cursor()`` opens it."""
+    return wrapper._cursor(name) if name is not None else wrapper._cursor()
+
+
+_need(
+    "Django", BaseDatabaseWrapper, "_savepoint_allowed",
+    "savepoints follow vinyl's transaction scope, not the wrapper's own autocommit flag",
+    how="override", params=("self",),
+)
+_need(
+    "Django", _SQLiteOperations, "_quote_params_for_last_executed_query",
+    "Django quotes DEBUG's last query on the sqlite3 connection; vinyl's is an aiosqlite adapter",
+    how="override", params=("self", "params"),
+)
+_need(
+    "Django", _sqlite_functions, "register",
+    "vinyl's SQLite connections get the SQL functions Django's own get (django_date_extract...)",
+    params=("connection",),
+)
+#: Register Django's SQL functions on a sqlite3 connection.
+register_sqlite_functions: Callable[[Any], None] = _sqlite_functions.register
+
+#: The transaction attributes BaseDatabaseWrapper.__init__ sets: vinyl keeps
+#: them in the engine scope, per task.
+WRAPPER_TRANSACTION_ATTRIBUTES = (
+    "autocommit", "in_atomic_block", "savepoint_state", "savepoint_ids", "atomic_blocks", "commit_on_exit",
+    "rollback_exc", "closed_in_transaction", "run_on_commit", "run_commit_hooks_on_set_autocommit_on",
+    "errors_occurred", "health_check_done", "close_at",
+)
+for _name in WRAPPER_TRANSACTION_ATTRIBUTES:
+    _need(
+        "Django", BaseDatabaseWrapper.__init__, _name,
+        "a transaction flag of Django's wrapper: vinyl keeps it in the engine scope, per task",
+        present=_set_by(BaseDatabaseWrapper.__init__, _name),
+    )
+
+# -- Django: querysets ----------------------------------------------------------
+
+
+def _queryset() -> QuerySet:
+    return QuerySet()
+
+
+for _name, _reason in (
+    ("_hints", "the routing hints Django's QuerySet.db passes to the router: vinyl's routing passes the same"),
+    ("_for_write", "whether Django routes a queryset as a write: vinyl's routing and delete() do the same"),
+    ("_db", "the alias a queryset was given with using(), before routing (QuerySet.db routes)"),
+    ("_fields", "a values()/values_list() queryset refuses delete(), as Django's delete() does"),
+    ("_iterable_class", "what a queryset builds (instances, dicts, tuples): vinyl plans each kind"),
+    ("_prefetch_related_lookups", "a queryset with prefetch_related() is evaluated with Django's prefetching"),
+    ("_known_related_objects", "a related manager's queryset sets the owner on each row: Django builds those"),
+    ("_result_cache", "an evaluated queryset is not evaluated again (prefetched rows)"),
+    ("_prefetch_done", "a prefetched queryset is not prefetched again"),
+    ("_query", "a prefetched queryset builds its Query only if code chains on it"),
+    ("_deferred_filter", "a prefetched queryset filters on its owner only if code chains on it"),
+):
+    _need("Django", QuerySet, _name, _reason, present=_instance_attr(_queryset, _name))
+
+for _name in ("_iterable_class", "_has_filters"):
+    _need(
+        "Django", QuerySet, _name,
+        "Django reads it from any queryset it is given (Prefetch, related managers): VinylQuerySet answers it",
+        how="implement", present=lambda: _name in vars(_queryset()) or hasattr(QuerySet, _name),
+    )
+
+#: Django 6.1 gives querysets and instances a fetch mode.
+DJANGO_FETCH_MODES = django.VERSION >= (6, 1)
+if DJANGO_FETCH_MODES:
+    _need(
+        "Django", QuerySet, "_fetch_mode",
+        "instances built by vinyl's plans carry their queryset's fetch mode, as Django's do",
+        present=_instance_attr(_queryset, "_fetch_mode"),
+    )
+_need(
+    "Django", QuerySet, "_chain",
+    "a copy of a queryset to change, as Django's own methods take it (all() may be overridden)",
+    params=("self",),
+)
+_need(
+    "Django", QuerySet, "_add_hints",
+    "a related manager's queryset is marked in Django's own hint store, which every clone carries",
+)
+_need(
+    "Django", QuerySet, "_not_support_combined_queries",
+    "delete() refuses union()/intersection()/difference() with Django's own error",
+    params=("self", "operation_name"),
+)
+_need(
+    "Django", QuerySet, "_raw_delete",
+    "vinyl's collector deletes a fast-delete queryset as Django's collector does, without collecting",
+    params=("self", "using"),
+)
+_need(
+    "Django", RawQuerySet, "_clone",
+    "a raw query is evaluated on a copy, so the user's object stays unevaluated (RawQuerySet has no public copy)",
+)
+
+
+def chain(qs: QuerySet) -> QuerySet:
+    """A copy of ``qs`` to change (``all()`` may be overridden by a custom QuerySet)."""
+    return qs._chain()
+
+
+def queryset_routing(qs: QuerySet) -> tuple[dict[str, Any], bool]:
+    """The routing hints of ``qs`` and whether it is for a write."""
+    return qs._hints, qs._for_write
+
+
+def add_hints(qs: QuerySet, **hints: Any) -> None:
+    """Add routing hints to ``qs`` (they follow its clones)."""
+    qs._add_hints(**hints)
+
+
+def for_write(qs: QuerySet) -> None:
+    """Route ``qs`` as a write."""
+    qs._for_write = True
+
+
+def given_alias(qs: QuerySet) -> str | None:
+    """The alias ``qs`` was given with using() (None: routed)."""
+    return qs._db
+
+
+def set_alias(qs: QuerySet, alias: str | None) -> None:
+    """Give ``qs`` an alias in place (``using()`` would clone it)."""
+    qs._db = alias
+
+
+def is_values(qs: QuerySet) -> bool:
+    """Is ``qs`` a values() or values_list() queryset?"""
+    return qs._fields is not None
+
+
+def refuse_combined(qs: QuerySet, operation: str) -> None:
+    """Raise Django's error for ``operation`` on a combined queryset."""
+    qs._not_support_combined_queries(operation)
+
+
+def iterable_class(qs: QuerySet) -> Any:
+    """What ``qs`` builds from its rows (ModelIterable, ValuesIterable...)."""
+    return qs._iterable_class
+
+
+def set_iterable_class(qs: QuerySet, cls: type) -> None:
+    """Make ``qs`` build its rows with ``cls``."""
+    qs._iterable_class = cls
+
+
+def prefetch_lookups(qs: QuerySet) -> tuple[Any, ...]:
+    """The prefetch_related() lookups of ``qs``."""
+    return qs._prefetch_related_lookups
+
+
+def known_related_objects(qs: QuerySet) -> dict[Any, Any]:
+    """The owners a related manager's ``qs`` sets on each row."""
+    return qs._known_related_objects
+
+
+def is_evaluated(qs: QuerySet) -> bool:
+    """Has ``qs`` fetched its rows?"""
+    return qs._result_cache is not None
+
+
+def fetch_mode(qs: QuerySet) -> Any:
+    """The fetch mode of ``qs`` (Django 6.1); None before 6.1."""
+    return qs._fetch_mode if DJANGO_FETCH_MODES else None
+
+
+def lazy_query(qs: QuerySet) -> Any:
+    """The Query of ``qs`` if built, else None (a prefetched queryset's)."""
+    return qs._query
+
+
+def set_lazy_query(qs: QuerySet, query: Any) -> None:
+    qs._query = query
+
+
+def prefetched_template(qs: QuerySet, iterable: type) -> dict[str, Any]:
+    """The state of a prefetched queryset: prefetched, its Query built on demand."""
+    qs._iterable_class = iterable
+    qs._prefetch_done = True
+    qs._query = None
+    return qs.__dict__
+
+
+def prefetched_state(template: dict[str, Any], rows: list[Any], owner_filter: dict[str, Any]) -> dict[str, Any]:
+    """The state of one owner's prefetched queryset, as Django's related manager sets it."""
+    state = dict(template)
+    state["_result_cache"] = rows
+    state["_deferred_filter"] = (False, (), owner_filter)
+    return state
+
+
+def set_known_related_objects(qs: QuerySet, known: dict[Any, Any]) -> None:
+    """Set the owner ``qs`` sets on each of its rows (``{field: {key: owner}}``)."""
+    qs._known_related_objects = known
+
+
+def result_cache(qs: QuerySet) -> list[Any]:
+    """The rows of an evaluated queryset (a prefetched one's)."""
+    return qs._result_cache
+
+
+def raw_delete(qs: QuerySet, using: str) -> int:
+    """DELETE the rows of ``qs`` in one statement (no signals, no cascade)."""
+    return qs._raw_delete(using=using)
+
+
+def clone_raw(raw: RawQuerySet) -> RawQuerySet:
+    """An unevaluated copy of a raw query."""
+    return raw._clone()
+
+
+# -- Django: models -------------------------------------------------------------
+
+_need(
+    "Django", Model, "_save_parents",
+    "vinyl's save() runs Django's save steps in the greenlet with vinyl's signals",
+    params=("self", "cls", "using", "update_fields", "force_insert"),
+)
+_need(
+    "Django", Model, "_save_table",
+    "vinyl's save() runs Django's save steps in the greenlet with vinyl's signals",
+    params=("self", "raw", "cls", "force_insert", "force_update", "using", "update_fields"),
+)
+_need(
+    "Django", Model, "_validate_force_insert",
+    "save(force_insert=...) is validated as Django validates it",
+    params=("force_insert",),
+)
+#: Methods of Model that a create() goes through: a model that overrides one
+#: keeps Django's full save path instead of vinyl's compiled INSERT.
+SAVE_PATH = ("save", "save_base", "_save_parents", "_save_table", "_do_insert", "_prepare_related_fields_for_save")
+for _name in SAVE_PATH[2:]:
+    _need("Django", Model, _name, "a model overriding a step of Django's save path keeps that path")
+for _name in ("_perform_unique_checks", "_perform_date_checks"):
+    _need(
+        "Django", Model, _name,
+        "validate_unique() queries run on the instance's vinyl alias, not the default manager's",
+        how="override", params=("self",),
+    )
+_need(
+    "Django", prefetch_one_level, "_prefetched_objects_cache",
+    "vinyl's prefetching fills the per-instance cache Django's related managers read",
+    present=_set_by(prefetch_one_level, "_prefetched_objects_cache"),
+)
+_need(
+    "Django", Options, "_reverse_one_to_one_field_names",
+    "create() with a reverse one-to-one keyword is refused as Django refuses it",
+)
+_need(
+    "Django", DeferredAttribute, "_check_parent_chain",
+    "a deferred field reads an inherited key from the parent link, as Django's descriptor does",
+    params=("self", "instance"),
+)
+_need(
+    "Django", Collector, "_has_signal_listeners",
+    "vinyl's collector asks about the user's model class, not vinyl's subclass of it",
+    how="override", params=("self", "model"),
+)
+
+
+def prefetched_objects(obj: Model) -> dict[str, Any] | None:
+    """The prefetched relations of ``obj`` (None: nothing prefetched)."""
+    return obj.__dict__.get("_prefetched_objects_cache")
+
+
+def prefetched_objects_for_update(obj: Model) -> dict[str, Any]:
+    """The prefetched relations of ``obj``, created empty if missing."""
+    cache = obj.__dict__.get("_prefetched_objects_cache")
+    if cache is None:
+        cache = obj._prefetched_objects_cache = {}
+    return cache
+
+
+def reverse_one_to_one_names(opts: Any) -> frozenset[str]:
+    """The names of ``opts``'s reverse one-to-one relations."""
+    return opts._reverse_one_to_one_field_names
+
+
+def validate_force_insert(obj: Model, force_insert: Any) -> Any:
+    return obj._validate_force_insert(force_insert)
+
+
+def save_parents(obj: Model, cls: type, using: str, update_fields: Any, force_insert: Any) -> bool:
+    return obj._save_parents(cls, using, update_fields, force_insert)
+
+
+def save_table(obj: Model, raw: bool, cls: type, force_insert: Any, force_update: bool, using: str, update_fields: Any) -> bool:
+    return obj._save_table(raw, cls, force_insert, force_update, using, update_fields)
+
+
+def check_parent_chain(descriptor: Any, instance: Model) -> Any:
+    """An inherited key read from the parent link, or None (DeferredAttribute's)."""
+    return descriptor._check_parent_chain(instance)
+
+
+def manager_alias(manager: Manager[Any]) -> str | None:
+    """The alias a manager was given with db_manager()/using() (None: routed)."""
+    return manager._db
+
+
+def content_type_from_cache(manager: Any, opts: Any) -> Any:
+    """The ContentType ContentTypeManager cached for ``opts`` (KeyError if none)."""
+    return manager._get_from_cache(opts)
+
+
+def _defines(module: str, cls: str, name: str, params: tuple[str, ...]) -> Callable[[], bool]:
+    """``module`` (not importable before Django's apps load) defines ``cls.name(params)``."""
+
+    def present() -> bool:
+        import ast
+        import importlib.util
+
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            return False
+        with open(spec.origin, encoding="utf-8") as source:
+            tree = ast.parse(source.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == cls:
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef) and item.name == name:
+                        return tuple(arg.arg for arg in item.args.args) == params
+        return False
+
+    return present
+
+
+class _ContentTypeManager:  # stands for it in messages: its module needs loaded apps
+    __module__ = "django.contrib.contenttypes.models"
+    __qualname__ = "ContentTypeManager"
+
+
+_need(
+    "Django", _ContentTypeManager, "_get_from_cache",
+    "a generic relation reads ContentTypeManager's per-alias cache without querying",
+    present=_defines("django.contrib.contenttypes.models", "ContentTypeManager", "_get_from_cache", ("self", "opts")),
+)
+
+
+# -- Django: related managers and populators -----------------------------------
+
+_M2M = create_forward_many_to_many_manager(Manager, None, reverse=False)
+_m2m_writes: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("_add_items", ("self", "source_field_name", "target_field_name", "objs")),
+    ("_remove_items", ("self", "source_field_name", "target_field_name", "objs")),
+)
+for _name, _params in _m2m_writes:
+    _need(
+        "Django", _M2M, _name,
+        "vinyl's many-to-many manager writes the through rows in one bridge call, with vinyl's signals",
+        how="override", params=_params,
+    )
+_m2m_steps: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("_get_target_ids", ("self", "target_field_name", "objs")),
+    ("_get_add_plan", ("self", "db", "source_field_name")),
+    ("_get_missing_target_ids", ("self", "source_field_name", "target_field_name", "db", "target_ids")),
+    ("_build_remove_filters", ("self", "removed_vals")),
+    ("_remove_prefetched_objects", ("self",)),
+)
+for _name, _params in _m2m_steps:
+    _need("Django", _M2M, _name, "vinyl's many-to-many writes take Django's steps", params=_params)
+
+#: Django 6.1 added ``raw`` to m2m_changed (and ``using``/``raw`` to the helpers).
+M2M_SIGNAL_HAS_RAW = "raw" in inspect.signature(_M2M._add_items).parameters
+
+
+def m2m_target_ids(manager: Any, target_field_name: str, objs: Any) -> Any:
+    return manager._get_target_ids(target_field_name, objs)
+
+
+def m2m_add_plan(manager: Any, db: str, source_field_name: str) -> tuple[bool, bool, bool]:
+    """(ignore_conflicts, send signals, one fast INSERT) for an add()."""
+    return manager._get_add_plan(db, source_field_name)
+
+
+def m2m_missing_target_ids(manager: Any, source_field_name: str, target_field_name: str, db: str, target_ids: Any) -> Any:
+    return manager._get_missing_target_ids(source_field_name, target_field_name, db, target_ids)
+
+
+def m2m_remove_filters(manager: Any, removed: Any) -> Any:
+    return manager._build_remove_filters(removed)
+
+
+def m2m_forget_prefetched(manager: Any) -> None:
+    manager._remove_prefetched_objects()
+
+
+# select_related: vinyl builds the joined instances with Django's populators
+# (not underscored, but internal to django.db.models.query).
+for _name in ("model_cls", "init_list", "related_populators"):
+    _need(
+        "Django", RelatedPopulator, _name,
+        "vinyl's plans let Django's select_related populators build instances the fast way",
+        present=_set_by(RelatedPopulator.__init__, _name),
+    )
+_need("Django", RelatedPopulator, "populate", "vinyl's plans fill joined instances with Django's populators")
+if DJANGO_FETCH_MODES:
+    _need(
+        "Django", RelatedPopulator, "from_db",
+        "Django 6.1's populators build through their from_db: vinyl's plans give theirs",
+        present=_set_by(RelatedPopulator.__init__, "from_db"),
+    )
+for _name in ("klass_info", "select", "annotation_col_map", "col_count"):
+    _need(
+        "Django", SQLCompiler, _name,
+        "vinyl's plans read where each model's columns are in a compiled row, as Django's iterables do",
+        present=_set_by(SQLCompiler.setup_query, _name),
+    )
+_need(
+    "Django", get_related_populators, "__call__",
+    "vinyl's plans build select_related instances with Django's populators",
+    present=lambda: list(inspect.signature(get_related_populators).parameters)[:3] == ["klass_info", "select", "db"],
+)
+
+del _name, _reason, _params
