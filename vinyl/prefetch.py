@@ -220,20 +220,8 @@ def _source(queryset: type[VinylQuerySet], inner: Any) -> Any:
     """What the related rows are read from: the ``Prefetch``'s queryset, or the model's."""
     if inner is None:
         return lambda model, db: queryset(model, using=db)
-    return lambda model, db: _unbuilt(inner, db)
-
-
-def _unbuilt(inner: Any, db: str) -> Any:
-    """``inner`` on its own alias if it has one, else on ``db`` (as Django's prefetcher), unbuilt.
-
-    Unbuilt, its next call builds no Django query for a shape Django accepted
-    before (see ``VinylQuerySet._chain``): it was built when its user made it.
-    """
-    clone = object.__new__(type(inner))
-    clone._built = None
-    clone._model, clone._steps, clone._recipe, clone._values = inner._model, inner._steps, inner._recipe, inner._values
-    clone._db = inner._db if inner._db is not None else db
-    return clone
+    # Unbuilt: chaining on it builds no Django query for a shape Django accepted.
+    return lambda model, db: inner._unbuilt(db)
 
 
 def _cache_name(relation: Any) -> str:
