@@ -1,4 +1,4 @@
-"""Where vinyl's time goes on get-by-pk and count, on each database.
+"""Where vinyl's time goes on get-by-pk, count and 100 rows with a datetime, on each database.
 
 ``python -m benchmarks.profile_vinyl [--db postgresql,mysql] [--n 3000]``
 (``make bench-profile``) prints, per database and workload:
@@ -129,9 +129,12 @@ async def split(db: str, n: int) -> dict[str, dict[str, float]]:
     calls = {
         "get": lambda i: Author.vinyl.get(pk=_key(i, authors)),
         "count": lambda i: Book.vinyl.filter(author_id=_key(i, authors)).count(),
+        # 100 rows of a model with a datetime (Django's converter on MySQL).
+        "authors100": lambda i: Author.vinyl.filter(id__gte=_key(i, authors)).order_by("id")[:100],
     }
     sqls = {
-        "get": "SELECT id, name, age, email FROM benchapp_author WHERE id = %s LIMIT 21",
+        "get": "SELECT id, name, age, email, joined, rating FROM benchapp_author WHERE id = %s LIMIT 21",
+        "authors100": "SELECT id, name, age, email, joined, rating FROM benchapp_author WHERE id >= %s ORDER BY id LIMIT 100",
         "count": "SELECT COUNT(*) AS __count FROM benchapp_book WHERE author_id = %s",
     }
     out: dict[str, dict[str, float]] = {}
@@ -228,6 +231,9 @@ async def _loop(workload: str, n: int) -> None:
     if workload == "get":
         for i in range(n):
             await Author.vinyl.get(pk=_key(i, authors))
+    elif workload == "authors100":
+        for i in range(n):
+            await Author.vinyl.filter(id__gte=_key(i, authors)).order_by("id")[:100]
     else:
         for i in range(n):
             await Book.vinyl.filter(author_id=_key(i, authors)).count()
@@ -326,7 +332,7 @@ def one_db(db: str, n: int, top: int, use_pyspy: bool) -> None:
         print(f"--- {workload}")
         for k, v in p.items():
             print(f"  {v:8.1f} µs  {k}")
-    for workload in ("get", "count"):
+    for workload in ("get", "count", "authors100"):
         print(f"\n=== {db}: cProfile of {n} x {workload}, top {top} by cumulative time ===")
         print(cprofile(workload, n, top))
         if use_pyspy:

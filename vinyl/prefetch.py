@@ -25,6 +25,7 @@ from django.db.models.fields.related_descriptors import (
     ManyToManyDescriptor,
     ReverseManyToOneDescriptor,
 )
+from django.db.models import Prefetch
 from django.db.models.query import QuerySet
 from django.db.models.sql import Query
 
@@ -130,27 +131,62 @@ def _related_model(relation: Any) -> type:
     return relation.related_model
 
 
+#: The steps a ``Prefetch`` queryset may hold for vinyl to prefetch with it.
+_PREFETCH_STEPS = frozenset({"all", "filter", "exclude", "order_by", "reverse", "select_related"})
+
+
+def _prefetch_queryset(lookup: Prefetch) -> Any:
+    """The vinyl queryset of a ``Prefetch`` vinyl can prefetch with, None without one, or False."""
+    if lookup.to_attr is not None or lookup.prefetch_to != lookup.prefetch_through:
+        return False
+    if lookup.queryset is None:
+        return None
+    inner = getattr(lookup, "_vinyl_queryset", None)  # set by vinyl.queryset
+    if inner is None or inner._recipe is None or any(step[0] not in _PREFETCH_STEPS for step in inner._steps):
+        return False  # a Django QuerySet, a slice, values(), prefetches of its own...
+    return inner
+
+
 def planned_lookups(model: type[models.Model], lookups: Sequence[Any]) -> Tree | None:
-    """The lookups as a tree of relations, if vinyl can prefetch every one of them."""
+    """The lookups as a tree of relations, if vinyl can prefetch every one of them.
+
+    Each node is ``name: (relation, deeper, queryset)``, ``queryset`` the
+    vinyl queryset of a ``Prefetch`` at that level, or None.
+    """
     tree: Tree = {}
     for lookup in lookups:
-        if not isinstance(lookup, str):
+        inner = None
+        if isinstance(lookup, Prefetch):
+            inner = _prefetch_queryset(lookup)
+            if inner is False:
+                return None
+            path = lookup.prefetch_through
+        elif isinstance(lookup, str):
+            path = lookup
+        else:
             return None
         current, node = model, tree
-        for name in lookup.split("__"):
+        names = path.split("__")
+        for depth, name in enumerate(names, 1):
+            leaf = depth == len(names)
             if name not in node:
                 relation = _relation(current, name)
                 if relation is None:
                     return None
-                node[name] = (relation, {})
-            relation, node = node[name]
+                if leaf and inner is not None:
+                    if isinstance(relation, models.ForeignKey) or vinyl_model(inner._model) is not vinyl_model(_related_model(relation)):
+                        return None
+                node[name] = (relation, {}, inner if leaf else None)
+            elif leaf and inner is not None:
+                return None  # seen before: Django says it was seen with another queryset
+            relation, node, _ = node[name]
             current = _related_model(relation)
     return tree
 
 
 def has_forward_fk(tree: Tree) -> bool:
     """Whether the first level of ``tree`` holds a forward foreign key."""
-    return any(isinstance(relation, models.ForeignKey) for relation, _ in tree.values())
+    return any(isinstance(relation, models.ForeignKey) for relation, _, _ in tree.values())
 
 
 async def prefetch(objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet]) -> None:
@@ -161,7 +197,7 @@ async def prefetch(objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet
     """
     if not objs:
         return
-    for relation, deeper in tree.values():
+    for relation, deeper, inner in tree.values():
         # Instances that hold the relation already (a reverse foreign key
         # caches each row's owner) are skipped, as Django's prefetcher skips them.
         if isinstance(relation, models.ForeignKey):
@@ -173,11 +209,19 @@ async def prefetch(objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet
             name = relation.cache_name if isinstance(relation, ManyToMany) else _cache_name(relation)
             missing = [obj for obj in objs if name not in (_compat.prefetched_objects(obj) or ())]
             if missing and isinstance(relation, ManyToMany):
-                await _prefetch_many_to_many(missing, relation, db, queryset)
+                await _prefetch_many_to_many(missing, relation, db, _source(queryset, inner))
             elif missing:
-                await _prefetch_reverse_fk(missing, relation, db, queryset)
+                await _prefetch_reverse_fk(missing, relation, db, _source(queryset, inner))
         if deeper:
             await prefetch(_related_of(objs, relation, name), deeper, db, queryset)
+
+
+def _source(queryset: type[VinylQuerySet], inner: Any) -> Any:
+    """What the related rows are read from: the ``Prefetch``'s queryset, or the model's."""
+    if inner is None:
+        return lambda model, db: queryset(model, using=db)
+    # Unbuilt: chaining on it builds no Django query for a shape Django accepted.
+    return lambda model, db: inner._unbuilt(db)
 
 
 def _cache_name(relation: Any) -> str:
@@ -198,7 +242,7 @@ def _related_of(objs: list, relation: Any, name: str) -> list:
     return related
 
 
-async def _prefetch_reverse_fk(objs: list, rel: Any, db: str, queryset: type[VinylQuerySet]) -> None:
+async def _prefetch_reverse_fk(objs: list, rel: Any, db: str, source: Any) -> None:
     field = rel.field  # the ForeignKey on the related model
     target = field.target_field.attname
     by_key: dict[Any, list] = {}
@@ -208,14 +252,14 @@ async def _prefetch_reverse_fk(objs: list, rel: Any, db: str, queryset: type[Vin
             by_key.setdefault(key, [])
     related_model = vinyl_model(rel.related_model)
     if by_key:
-        rows = await queryset(related_model, using=db).filter(**{f"{field.attname}__in": list(by_key)})
+        rows = await source(related_model, db).filter(**{f"{field.attname}__in": list(by_key)})
     else:
         rows = []
-    _attach(rows, objs, rel, by_key, related_model, db)
+    _attach(rows, objs, rel, by_key, related_model, db, source(related_model, db))
 
 
 @batched
-def _attach(rows: list, objs: list, rel: Any, by_key: dict[Any, list], related_model: type, db: str) -> None:
+def _attach(rows: list, objs: list, rel: Any, by_key: dict[Any, list], related_model: type, db: str, base: Any) -> None:
     """Cache each owner's rows on it, and the owner on each row."""
     field = rel.field
     target = field.target_field.attname
@@ -226,7 +270,7 @@ def _attach(rows: list, objs: list, rel: Any, by_key: dict[Any, list], related_m
         by_key[key].append(row)
         field.set_cached_value(row, owners[key])
     cache_name = rel.cache_name
-    template = _template(related_model, db)
+    template = _template(related_model, db, base=base)
     for obj in objs:
         key = getattr(obj, target)
         rows_of = by_key.get(key, []) if key is not None else []
@@ -255,7 +299,7 @@ def _attach_forward(rows: list, objs: list, field: Any, target: str) -> None:
         obj._state.fields_cache[cache_name] = by_key.get(getattr(obj, attname))
 
 
-async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, queryset: type[VinylQuerySet]) -> None:
+async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, source: Any) -> None:
     """Django's many-to-many prefetch query, through a plan; each owner's rows cached on it."""
     owner_key = relation.owner_key.attname
     keys = list(dict.fromkeys(getattr(obj, owner_key) for obj in objs))
@@ -264,30 +308,48 @@ async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, quer
     if keys:
         qn = connections[db].ops.quote_name
         rows = await (
-            queryset(related_model, using=db)
+            source(related_model, db)
             .filter(**{f"{relation.query_field_name}__in": keys})
             .extra(select={extra: f"{qn(relation.table)}.{qn(relation.local.column)}"})
         )
     else:
         rows = []
-    _attach_many(rows, objs, relation, related_model, db, extra)
+    _attach_many(rows, objs, relation, related_model, db, extra, source(related_model, db))
 
 
 @batched
-def _attach_many(rows: list, objs: list, relation: ManyToMany, related_model: type, db: str, extra: str) -> None:
+def _attach_many(rows: list, objs: list, relation: ManyToMany, related_model: type, db: str, extra: str, base: Any) -> None:
     # Keys compared as Django's prefetcher compares them: prepared for the database.
     connection = connections[db]
     local, owner_key = relation.local, relation.owner_key
+    prep_local, prep_owner = _prepare(local, connection), _prepare(owner_key, connection)
     by_key: dict[Any, list] = {}
     for row in rows:
-        by_key.setdefault(local.get_db_prep_value(getattr(row, extra), connection), []).append(row)
-    template = _template(related_model, db, sticky=True)
+        by_key.setdefault(prep_local(getattr(row, extra)), []).append(row)
+    template = _template(related_model, db, sticky=True, base=base)
     core = f"{relation.query_field_name}__{owner_key.name}"
     cache_name = relation.cache_name
     for obj in objs:
         value = getattr(obj, owner_key.attname)
-        rows_of = by_key.get(owner_key.get_db_prep_value(value, connection), [])
+        rows_of = by_key.get(prep_owner(value), [])
         _cache(obj)[cache_name] = _prefetched(template, rows_of, {core: value})
+
+
+def _prepare(field: Any, connection: Any) -> Any:
+    """``field.get_db_prep_value(value, connection)``, skipped for an int on an integer key.
+
+    (An integer field prepares a non-zero int as ``int(value)``: the same int;
+    0 goes through Django, which refuses it for an AutoField on MySQL.)
+    """
+    target = field.target_field if field.is_relation else field
+    prep = field.get_db_prep_value
+    if isinstance(target, models.IntegerField) and type(target).get_db_prep_value in _INT_PREP:
+        return lambda value: value if type(value) is int and value else prep(value, connection)
+    return lambda value: prep(value, connection)
+
+
+#: Django's own get_db_prep_value of integer fields (an int stays that int).
+_INT_PREP = {models.IntegerField.get_db_prep_value, models.AutoField.get_db_prep_value, models.BigAutoField.get_db_prep_value}
 
 
 def _cache(obj: Any) -> dict:
@@ -304,11 +366,14 @@ class PrefetchedQuerySet(QuerySet):
     """
 
     _vinyl_sticky = False
+    #: The vinyl queryset of a ``Prefetch``: its query, chained for each owner.
+    _vinyl_source: Any = None
 
     @property
     def query(self) -> Any:
         if _compat.lazy_query(self) is None:
-            query = Query(self.model)
+            source = self._vinyl_source
+            query = Query(self.model) if source is None else source._django().query.chain()
             # A many-to-many manager's filter is sticky: the next filter
             # reuses its join, as Django's related manager's does.
             query.filter_is_sticky = self._vinyl_sticky
@@ -320,8 +385,12 @@ class PrefetchedQuerySet(QuerySet):
         QuerySet.query.fset(self, value)
 
 
-def _template(model: type, db: str, sticky: bool = False) -> dict:
-    qs = PrefetchedQuerySet(model=model, using=db)
+def _template(model: type, db: str, sticky: bool = False, base: Any = None) -> dict:
+    qs = PrefetchedQuerySet(model=model, using=db if base is None or base._db is None else base._db)
+    if base is not None and base._steps:
+        # A Prefetch's queryset (filters, order, select_related): Django's
+        # related manager starts from its query (_apply_rel_filters).
+        qs._vinyl_source = base
     if sticky:
         qs._vinyl_sticky = True
     return _compat.prefetched_template(qs, VinylModelIterable)

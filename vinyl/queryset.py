@@ -116,6 +116,7 @@ def _unwrap(value: Any) -> Any:
     if isinstance(value, Prefetch) and isinstance(value.queryset, VinylQuerySet):
         clone = Prefetch(value.prefetch_through, value.queryset._django(), value.to_attr)
         clone.prefetch_to = value.prefetch_to
+        clone._vinyl_queryset = value.queryset  # vinyl.prefetch reads through it
         return clone
     return value
 
@@ -423,6 +424,16 @@ class VinylQuerySet(Generic[M]):
         objs = await base._rows("rows", base._recipe, base._values, None)
         await prefetch.prefetch(objs, tree, self.db, VinylQuerySet)
         return objs
+
+    def _unbuilt(self, db: str) -> VinylQuerySet[M]:
+        """This recipe on its own alias if it has one, else on ``db`` (as Django's
+        prefetcher runs a ``Prefetch`` queryset), unbuilt: its next call builds no
+        Django query for a shape Django accepted before (see ``_chain``)."""
+        new = self.__class__.__new__(self.__class__)
+        new._built = None
+        new._model, new._steps, new._recipe, new._values = self._model, self._steps, self._recipe, self._values
+        new._db = self._db if self._db is not None else db
+        return new
 
     def _probe(self, probes: tuple, lookups: dict | None, db: str, short: int | None = None) -> QuerySet:
         """The Django QuerySet of this recipe with ``probes`` in its slots, on ``db``.

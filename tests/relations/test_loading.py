@@ -214,6 +214,40 @@ async def test_prefetch_object_with_queryset_into_the_relation_and_nested():
     assert sorted(t.name for t in authors[0]["book_set"][1]["tags"]) == ["blue", "red"]
 
 
+async def test_prefetch_objects_with_a_vinyl_queryset_run_through_plans(backend):
+    lib = await library()
+    sync = settings.SYNC_ALIAS[backend]
+    for title in ("A", "B", "A"):  # other values, the same plans
+        hits = vinyl.plan_cache_info().hits
+        books = Prefetch("book_set", queryset=Book.vinyl.filter(title__gte=title).order_by("-title"))
+        tags = Prefetch("book_set__tags", queryset=Tag.vinyl.exclude(name="blue"))
+        authors = await Author.vinyl.prefetch_related(books, tags).order_by("id")
+
+        def as_django() -> list:
+            return list(
+                Author.objects.using(sync)
+                .prefetch_related(
+                    Prefetch("book_set", queryset=Book.objects.filter(title__gte=title).order_by("-title")),
+                    Prefetch("book_set__tags", queryset=Tag.objects.exclude(name="blue")),
+                )
+                .order_by("id")
+            )
+
+        expected = await sync_to_async(as_django)()
+        for mine, theirs in zip(authors, expected):
+            assert [b.title for b in mine["book_set"]] == [b.title for b in theirs.book_set.all()]
+            for book, django_book in zip(mine["book_set"], theirs.book_set.all()):
+                assert [t.name for t in book["tags"]] == [t.name for t in django_book.tags.all()]
+                assert book["author"] is mine
+    assert vinyl.plan_cache_info().hits - hits == 3
+    # Chaining on the prefetched relation starts from the Prefetch's queryset, as Django's does.
+    got = await authors[0].book_set.filter(title__lt="A2").values_list("title", flat=True)
+    assert list(got) == await sync_to_async(
+        lambda: list(expected[0].book_set.filter(title__lt="A2").values_list("title", flat=True))
+    )()
+    assert lib["ann"].pk == authors[0].pk
+
+
 async def test_prefetch_to_attr_single_valued():
     await library()
     books = await Book.vinyl.prefetch_related(Prefetch("author", to_attr="writer")).order_by("id")

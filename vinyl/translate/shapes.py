@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
-from django.db.models import F, Value
+from django.db.models import F, Prefetch, Value
 from django.db.models.expressions import CombinedExpression
 
 # Django compiles an integer beyond its field's range differently (a lookup
@@ -168,6 +168,8 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
             keys.append((key, kind))
             values.append(value)
         return (method, tuple(keys)), tuple(values)
+    if method == "prefetch_related" and any(isinstance(a, Prefetch) for a in args):
+        return _prefetch_shape(args, kwargs)
     if method in _STRUCTURE_METHODS:
         if not all(isinstance(a, str) for a in args):
             return None
@@ -183,6 +185,33 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
         if isinstance(k, slice) and k.step is None:
             return slice_shape(k.start, k.stop)
     return None
+
+
+def _prefetch_shape(args: tuple, kwargs: dict) -> tuple[Any, tuple] | None:
+    """``prefetch_related()`` with ``Prefetch`` objects: structure.
+
+    A ``Prefetch`` is its paths and the shape of its queryset (a vinyl
+    QuerySet's recipe, which vinyl's ``_unwrap`` keeps on it); its values
+    stay in that queryset, which is read when the prefetch runs. A Django
+    QuerySet (no recipe) keeps the call off plans.
+    """
+    if kwargs:
+        return None
+    shape: list[Any] = []
+    for arg in args:
+        if isinstance(arg, str):
+            shape.append(arg)
+            continue
+        if not isinstance(arg, Prefetch):
+            return None
+        inner = None
+        if arg.queryset is not None:
+            vinyl_qs = getattr(arg, "_vinyl_queryset", None)
+            if vinyl_qs is None or vinyl_qs._recipe is None:
+                return None
+            inner = (vinyl_qs._model, vinyl_qs._recipe)
+        shape.append(("Prefetch", arg.prefetch_through, arg.prefetch_to, arg.to_attr, inner))
+    return ("prefetch_related", tuple(shape), ()), ()
 
 
 def _extra_shape(args: tuple, kwargs: dict) -> tuple[Any, tuple] | None:
