@@ -254,7 +254,12 @@ class VinylRelatedManager(QuerySetMethods[M]):
 
     def get_queryset(self) -> VinylQuerySet[M]:
         """Return a fresh query for the related objects (never a prefetched cache)."""
-        qs = _compat.chain(self._manager.get_queryset())
+        source = self._manager.get_queryset()
+        qs = _compat.chain(source)
+        # Django's manager makes its relation filter sticky, so the next
+        # filter() reuses the relation's joins (tag.book_set.filter(tags__...)
+        # tests the same join row); the copy above used that up: keep it.
+        qs.query.filter_is_sticky = source.query.filter_is_sticky
         # Reads follow the instance's alias; writes ask the routers.
         routing.mark_related(qs)
         return VinylQuerySet._wrap(qs)

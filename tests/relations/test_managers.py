@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import IntegrityError
 from django.db.models import Count
 from django.db.models.signals import m2m_changed
@@ -288,3 +290,45 @@ async def test_add_bulk_false_awaits_save_signals_for_plain_instances():
         post_save.disconnect(receiver, sender=Book)
     assert saved == [(Book, False, ann.pk)]
     assert type(plain) is Book
+
+
+# -- a related manager's own join is reused by the next filter, as Django's -----
+
+
+async def test_a_many_to_many_managers_next_filter_reuses_its_join_as_djangos(backend):
+    """``tag.book_set.filter(tags__name=...)`` filters on the same join row as the
+    manager's own condition (Django's managers make their filter sticky), and a
+    plan of the same chain on ``Book.vinyl`` (two joins) is not replayed for it."""
+    ann = await Author.vinyl.create(name="Ann")
+    red = await Tag.vinyl.create(name="red")
+    blue = await Tag.vinyl.create(name="blue")
+    both = await Book.vinyl.create(title="both", author=ann)
+    only_blue = await Book.vinyl.create(title="blue", author=ann)
+    await both.tags.add(red, blue)
+    await only_blue.tags.add(blue)
+    sync = settings.SYNC_ALIAS[backend]
+
+    def django_titles(tag_name: str, lookup: str, value: str, exclude: bool = False) -> list[str]:
+        tag = Tag.objects.using(sync).get(name=tag_name)
+        manager = tag.book_set
+        qs = manager.exclude(**{lookup: value}) if exclude else manager.filter(**{lookup: value})
+        return sorted(b.title for b in qs)
+
+    # A plan for the two-join chain first: the manager's query must not reuse it.
+    assert await titles(Book.vinyl.filter(tags=blue).filter(tags__name="red")) == ["both"]
+    for tag_name, tag in (("blue", blue), ("red", red)):
+        for lookup, value in (("tags__name", "red"), ("tags__name", "blue"), ("tags__id", red.pk)):
+            for exclude in (False, True):
+                manager = tag.book_set
+                qs = manager.exclude(**{lookup: value}) if exclude else manager.filter(**{lookup: value})
+                expected = await sync_to_async(django_titles)(tag_name, lookup, value, exclude)
+                assert await titles(qs) == expected, (tag_name, lookup, value, exclude)
+                assert await qs.count() == len(expected)
+    # The forward side: a book's tags filtered across the reverse join.
+    assert await titles_of_tags(both.tags.filter(book__title="blue")) == await sync_to_async(
+        lambda: sorted(t.name for t in Book.objects.using(sync).get(pk=both.pk).tags.filter(book__title="blue"))
+    )()
+
+
+async def titles_of_tags(qs) -> list[str]:
+    return sorted(t.name for t in await qs)
