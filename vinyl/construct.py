@@ -66,7 +66,7 @@ def install(model: type[Model]) -> None:
     ``Model``) that defines its own ``__init__`` keeps it.
     """
     if model.__init__ is _django_init:
-        model.__init__ = _init  # type: ignore[method-assign]
+        model.__init__ = _init
 
 
 def _init(self: Model, *args: Any, **kwargs: Any) -> None:
@@ -122,7 +122,10 @@ def _init(self: Model, *args: Any, **kwargs: Any) -> None:
 def _spec_of(cls: type) -> _Spec | None:
     """The quick path of ``cls``, or None where Django's ``__init__`` must run."""
     meta = getattr(cls, "_meta", None)
-    if meta is None or meta.abstract or cls.__setattr__ is not object.__setattr__:
+    # The class's own __setattr__, if any (typed as object: the comparison is
+    # by identity with object's).
+    setattr_of: object = cls.__setattr__
+    if meta is None or meta.abstract or setattr_of is not object.__setattr__:
         return None
     mro = cls.__mro__
     if Model not in mro:
