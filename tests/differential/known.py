@@ -47,10 +47,6 @@ KNOWN: list[Known] = [
     Known("ip-normalized-plan-replays-raw", "test_an_ipv6_value_django_normalizes_is_not_replayed_raw",
           lambda m: m.backend != "postgresql" and not m.case.write and m.django[0] == m.vinyl[0] == "ok"
           and any(key.split("__")[0] == "ip" and ":" in str(value) for _, _, kwargs in m.case.ops for key, value in kwargs)),
-    # MySQL: a planned update() skips Django's check that refuses 0 for a key (ValueError): the server's IntegrityError.
-    Known("mysql-update-autopk-zero", "test_update_of_a_key_to_zero_is_refused_as_django_refuses_it",
-          lambda m: m.backend == "mysql" and m.case.terminal[0] == "update" and _django_error(m)[2] == "ValueError"
-          and "as a value for AutoField" in _django_error(m)[3] and _vinyl_error(m)[2] == "IntegrityError"),
 ]
 
 

@@ -266,7 +266,7 @@ def _fill_slice(k: slice, values: Any) -> slice:
 
 def _update_shape(kwargs: dict) -> tuple[Any, tuple] | None:
     # update(field=value): plain values are slots; expressions (F("n") + 1),
-    # booleans and None are structure.
+    # booleans, None and 0 are structure.
     keys: list[Any] = []
     values: list[Any] = []
     for key in sorted(kwargs):
@@ -305,6 +305,8 @@ def _expression_key(value: Any) -> Any:
         return ("C", value.connector, lhs, rhs)
     if kind in (bool, type(None)):
         return value
+    if kind is int:
+        return ("V", int, value)  # (not False's key: 0 == False)
     try:
         hash(value)
     except TypeError:
@@ -313,7 +315,10 @@ def _expression_key(value: Any) -> Any:
 
 
 def _update_structure(value: Any) -> bool:
-    return type(value) is bool or value is None or hasattr(value, "resolve_expression")
+    # The integer 0 too: MySQL's backend refuses 0 for a key to an AutoField
+    # where Django prepares the value (ValueError), and a plan made from
+    # another value would send it; as structure, Django sees every such update.
+    return type(value) is bool or value is None or (type(value) is int and value == 0) or hasattr(value, "resolve_expression")
 
 
 #: An ``__in`` list of this many values (after :func:`in_values`) is long:
