@@ -703,6 +703,12 @@ for _name, _params in _m2m_writes:
         "vinyl's many-to-many manager writes the through rows in one bridge call, with vinyl's signals",
         how="override", params=_params,
     )
+if hasattr(_M2M, "_clear_base"):  # Django 6.1: set() clears through it (5.2 calls clear())
+    _need(
+        "Django", _M2M, "_clear_base",
+        "vinyl's many-to-many manager clears the through rows with vinyl's signals, from clear() and set()",
+        how="override", params=("self", "using", "raw"),
+    )
 _m2m_steps: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("_get_target_ids", ("self", "target_field_name", "objs")),
     ("_get_add_plan", ("self", "db", "source_field_name")),

@@ -171,6 +171,10 @@ class _ManyToMany:
             self._send("post_remove", old_ids, db, raw)
 
     def _clear_base(self, using: str | None = None, raw: bool = False) -> None:
+        # Django 6.1's set() clears through this method (5.2's calls clear()).
+        self._clear_through(using, raw)
+
+    def _clear_through(self, using: str | None, raw: bool) -> None:
         db = using or routing.db_for_write(self.through, instance=self.instance)
         with transaction.atomic(using=db, savepoint=False):
             self._send("pre_clear", None, db, raw)
@@ -180,7 +184,7 @@ class _ManyToMany:
 
     def clear(self) -> None:
         _compat.m2m_forget_prefetched(self)
-        self._clear_base(using=routing.db_for_write(self.through, instance=self.instance))
+        self._clear_through(routing.db_for_write(self.through, instance=self.instance), False)
 
     def _delete_through(self, filters: Any, db: str) -> None:
         delete_queryset(self.through._default_manager.using(db).filter(filters))

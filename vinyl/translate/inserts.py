@@ -231,9 +231,10 @@ class BulkInsertPlan:
                     return None
                 columns.append(column)
         except Exception:
-            # Column by column, another object's value may fail first:
-            # Django prepares object by object, and raises that one's error.
-            _prepare_by_row(self.compiler, objs)
+            # Another object's value may fail first here than in Django
+            # (5.2 prepares object by object, 6.1 column by column): Django's
+            # own compilation of these objects raises the error Django raises.
+            _compile_as_django(self.compiler, objs)
             raise
         if self.by_column:
             return tuple(columns)
@@ -255,12 +256,11 @@ class BulkInsertPlan:
             state.db = db
 
 
-def _prepare_by_row(compiler: Any, objs: Sequence[Model]) -> None:
-    """Prepare every value object by object, in Django's order: raises the error Django raises."""
-    preparers = [_preparer(compiler, field) for field in compiler.query.fields]
-    for obj in objs:
-        for prepare in preparers:
-            prepare(obj)
+def _compile_as_django(compiler: Any, objs: Sequence[Model]) -> None:
+    """Compile the INSERT of ``objs`` with Django's compiler: raises the error Django raises."""
+    query = compiler.query.clone()
+    query.objs = list(objs)
+    query.get_compiler(connection=compiler.connection).as_sql()
 
 
 class BulkPlans:
