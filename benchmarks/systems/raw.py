@@ -47,7 +47,36 @@ def System(db: str, *args: Any, **kwargs: Any) -> AsyncSystem:
     return (_Asyncpg if db == "postgresql" else _Asyncmy)(db, *args, **kwargs)
 
 
-class _Asyncpg(AsyncSystem):
+class _Prefetches:
+    """The prefetch workloads by hand, on a driver's ``_where_in`` (its own IN)."""
+
+    _books: Any
+    _authors: Any
+    _tags: Any
+    _where_in: Any
+
+    async def prefetch_fk(self, i: int) -> Any:
+        books = await self._books(i)
+        authors = await self._where_in(f"SELECT {AUTHOR_COLS} FROM benchapp_author", "id", {b[2] for b in books})
+        by_id = {a[0]: a for a in authors}
+        return [(b, by_id[b[2]]) for b in books]
+
+    async def prefetch_m2m(self, i: int) -> Any:
+        books = await self._books(i)
+        tags = await self._tags(books)
+        return [(b, tags[b[0]]) for b in books]
+
+    async def prefetch_nested(self, i: int) -> Any:
+        authors = await self._authors(i)
+        books = await self._where_in(f"SELECT {BOOK_COLS} FROM benchapp_book", "author_id", [a[0] for a in authors])
+        tags = await self._tags(books)
+        by_author: dict[Any, list] = defaultdict(list)
+        for b in books:
+            by_author[b[2]].append((b, tags[b[0]]))
+        return [(a, by_author[a[0]]) for a in authors]
+
+
+class _Asyncpg(_Prefetches, AsyncSystem):
     key = "raw"
     note = "raw driver = asyncpg (held connection; pool without reset query for the concurrency row)"
 
@@ -153,28 +182,8 @@ class _Asyncpg(AsyncSystem):
             f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE joined >= $1 ORDER BY joined LIMIT 100", self.keys.since(i)
         )
 
-    async def prefetch_fk(self, i: int) -> Any:
-        books = await self._books(i)
-        ids = list({b[2] for b in books})
-        authors = await self.conn.fetch(f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id = ANY($1::bigint[])", ids)
-        by_id = {a[0]: a for a in authors}
-        return [(b, by_id[b[2]]) for b in books]
-
-    async def prefetch_m2m(self, i: int) -> Any:
-        books = await self._books(i)
-        tags = await self._tags(books)
-        return [(b, tags[b[0]]) for b in books]
-
-    async def prefetch_nested(self, i: int) -> Any:
-        authors = await self._authors(i)
-        books = await self.conn.fetch(
-            f"SELECT {BOOK_COLS} FROM benchapp_book WHERE author_id = ANY($1::bigint[])", [a[0] for a in authors]
-        )
-        tags = await self._tags(books)
-        by_author: dict[Any, list] = defaultdict(list)
-        for b in books:
-            by_author[b[2]].append((b, tags[b[0]]))
-        return [(a, by_author[a[0]]) for a in authors]
+    async def _where_in(self, select: str, column: str, ids: Any) -> Any:
+        return await self.conn.fetch(f"{select} WHERE {column} = ANY($1::bigint[])", list(ids))
 
     async def prefetch_obj(self, i: int) -> Any:
         authors = await self._authors(i)
@@ -194,7 +203,7 @@ class _Asyncpg(AsyncSystem):
         return n
 
 
-class _Asyncmy(AsyncSystem):
+class _Asyncmy(_Prefetches, AsyncSystem):
     key = "raw"
     note = "raw driver = asyncmy (held autocommit connection; its pool for the concurrency row)"
 
@@ -327,27 +336,9 @@ class _Asyncmy(AsyncSystem):
             f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE joined >= %s ORDER BY joined LIMIT 100", (since,)
         )
 
-    async def prefetch_fk(self, i: int) -> Any:
-        books = await self._books(i)
-        ids = tuple({b[2] for b in books})
-        authors = await self._all(f"SELECT {AUTHOR_COLS} FROM benchapp_author WHERE id {self._in(ids)}", ids)
-        by_id = {a[0]: a for a in authors}
-        return [(b, by_id[b[2]]) for b in books]
-
-    async def prefetch_m2m(self, i: int) -> Any:
-        books = await self._books(i)
-        tags = await self._tags(books)
-        return [(b, tags[b[0]]) for b in books]
-
-    async def prefetch_nested(self, i: int) -> Any:
-        authors = await self._authors(i)
-        ids = tuple(a[0] for a in authors)
-        books = await self._all(f"SELECT {BOOK_COLS} FROM benchapp_book WHERE author_id {self._in(ids)}", ids)
-        tags = await self._tags(books)
-        by_author: dict[Any, list] = defaultdict(list)
-        for b in books:
-            by_author[b[2]].append((b, tags[b[0]]))
-        return [(a, by_author[a[0]]) for a in authors]
+    async def _where_in(self, select: str, column: str, ids: Any) -> Any:
+        ids = tuple(ids)
+        return await self._all(f"{select} WHERE {column} {self._in(ids)}", ids)
 
     async def prefetch_obj(self, i: int) -> Any:
         authors = await self._authors(i)
