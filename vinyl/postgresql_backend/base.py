@@ -18,6 +18,7 @@ from vinyl._compat import AsyncpgDBAPI as AsyncAdapt_asyncpg_dbapi, begin_asyncp
 from vinyl.engine.engines import EngineConfig
 from vinyl.exceptions import django_error
 from vinyl.retry import as_conflict
+from vinyl.postgresql_backend.connect import connect_to_the_end
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.postgresql_backend.manyparams import MAX_ARGUMENTS, within_limit
@@ -142,6 +143,8 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         config = super().vinyl_engine_config()
         connect_args = config.engine_kwargs.setdefault("connect_args", {})
         connect_args.pop("prepared_statements", None)
+        # A cancellation never cuts a connect short (see connect.py).
+        connect_args.setdefault("async_creator_fn", connect_to_the_end)
         if not prepared:
             # Behind pgbouncer in transaction mode: no named prepared
             # statements, neither asyncpg's nor SQLAlchemy's adapter's.
