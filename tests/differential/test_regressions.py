@@ -13,6 +13,7 @@ import datetime
 import decimal
 import gc
 import logging
+import uuid
 from typing import Any, Callable
 
 import pytest
@@ -20,7 +21,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, ProgrammingError, connections, transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -546,3 +547,68 @@ async def test_a_filter_on_a_key_equal_to_zero_answers_as_django(backend: str) -
         return [i.pk for i in await Item.vinyl.filter(pk=0)]
 
     assert await vinyl_outcome(pks()) == expected
+
+
+async def test_a_str_for_a_binary_field_is_refused_only_when_sent(backend: str) -> None:
+    """pg-binary-str-refused-at-compile (make fuzz PostgreSQL seed 9502): psycopg refuses a value of a BinaryField
+    that is no bytes when the statement is sent, so a query whose WHERE Django drops (a value beyond the column's
+    range, an empty __in) answers; vinyl refused it when the query was compiled (TypeError). Django's MySQL and
+    SQLite backends refuse it when compiled (bytes() and memoryview() of a str)."""
+    await Item.vinyl.create(name="a", blob=b"ab", dec=decimal.Decimal("1.5"))
+    shapes: dict[str, Callable[[Any, Any], Any]] = {
+        "seed 9502": lambda m, blob: m.filter(tags__weight__gte=32768, blob__exact=blob)
+        .order_by("-dec", F("flag").desc(nulls_last=True)).values(),
+        "empty in": lambda m, blob: m.filter(id__in=[], blob=blob).values("name"),
+        "exclude": lambda m, blob: m.exclude(blob=blob, id__in=[]).values("name"),
+        "sent": lambda m, blob: m.filter(blob=blob).values("name"),
+    }
+    terminals: dict[str, Callable[[Any], Any]] = {
+        "list": lambda qs: qs, "count": lambda qs: qs.count(), "exists": lambda qs: qs.exists(),
+        "update": lambda qs: qs.update(name="b"), "update blob": lambda qs: qs.update(blob="cd"),
+    }
+    answers = {}
+    for shape, make in shapes.items():
+        for terminal, run in terminals.items():
+            def django_answer() -> Any:
+                answer = run(make(Item.objects.using(sync(backend)), "ab"))
+                return list(answer) if terminal == "list" else answer
+
+            answers[shape, terminal] = await django(django_answer)
+            for cache in ("cold", "warm"):
+                if cache == "warm":  # plans of the shape, made from bytes
+                    for blob in (b"ab", b"cd"):
+                        await vinyl_outcome(run(make(Item.vinyl, blob)))
+                got = await vinyl_outcome(run(make(Item.vinyl, "ab")))
+                assert got == answers[shape, terminal], (shape, terminal, cache)
+    if backend == "postgresql":
+        assert answers["seed 9502", "list"] == [] and answers["exclude", "count"] == 1
+        assert answers["sent", "count"] == ("raised", "TypeError")
+    else:
+        assert {answers[key] for key in answers} == {("raised", "TypeError")}
+
+
+# -------------------------------------------------- two faults in one statement
+@pytest.mark.backends("postgresql", reason="only psycopg binds on the client: the other drivers bind as vinyl does")
+async def test_a_statement_wrong_twice_reports_either_fault(backend: str) -> None:
+    # make fuzz seed 9601: a filter with a literal PostgreSQL cannot parse
+    # (span__gt='abc') and a lookup Django compiles to a missing function
+    # (uid__iexact=UUID: upper(uuid)). Django's psycopg binds values on the
+    # client, so the server meets 'abc' while it analyses the statement and
+    # reports DataError; asyncpg binds on the server, which analyses first and
+    # reports the missing function (ProgrammingError). Both refuse the
+    # statement; each fault alone gets Django's class. The harness accepts
+    # the pair (known.py ACCEPTED, pg-first-of-two-faults).
+    zero = uuid.UUID(int=0)
+    cases: dict[str, Callable[[Any], Any]] = {
+        "literal": lambda m: m.filter(span__gt="abc"),
+        "function": lambda m: m.filter(uid__iexact=zero),
+        "both": lambda m: m.filter(Q(span__gt="abc") ^ Q(uid__iexact=zero)),
+    }
+    answers = {}
+    for name, make in cases.items():
+        want = await django(lambda: list(make(Item.objects.using(sync(backend))).values_list("pk", flat=True)))
+        got = await vinyl_outcome(make(Item.vinyl).values_list("pk", flat=True))
+        answers[name] = (want, got)
+    assert answers["literal"] == (("raised", "DataError"),) * 2
+    assert answers["function"] == (("raised", "ProgrammingError"),) * 2
+    assert answers["both"] == (("raised", "DataError"), ("raised", "ProgrammingError"))

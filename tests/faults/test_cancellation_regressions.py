@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 
 import pytest
@@ -79,6 +80,38 @@ async def test_cancelling_a_block_whose_children_use_nested_blocks_leaves_no_tra
             await asyncio.wait_for(Author.vinyl.filter(pk=target.pk).update(age=F("age")), 30)
         assert await sessions.settled_open_transactions() == 0
         assert await returned() == 0
+        await vinyl.dispose()
+        assert await sessions.settled_count(0) == 0
+    finally:
+        await sessions.close()
+
+
+async def test_a_checkout_cancelled_while_connecting_leaves_nothing_behind(backend):
+    # A task cancelled while its checkout opened a new connection cut the
+    # driver's connect short: asyncpg then logged "Future exception was never
+    # retrieved: ConnectionError('unexpected connection_lost() call')" (its
+    # SSL probe's future, failed by the transport's close), and a connection
+    # that had just been opened was left to the garbage collector. The
+    # connect now runs to its end; a connection that arrives for a cancelled
+    # task is closed at once. The autouse fixture fails on a logged error.
+    rng = random.Random(15)
+    loop = asyncio.get_running_loop()
+    sessions = await Sessions(vinyl.get_engine().url).start()
+    try:
+        cancelled = 0
+        for _ in range(120):
+            await vinyl.dispose()  # the next checkout connects
+            task = asyncio.create_task(Author.vinyl.count())
+            loop.call_later(rng.uniform(0, 0.004), task.cancel)
+            try:
+                await task
+            except asyncio.CancelledError:
+                cancelled += 1
+            gc.collect()  # a leaked future logs when it is collected
+        await asyncio.sleep(0.05)
+        gc.collect()
+        assert cancelled > 0
+        assert await Author.vinyl.count() >= 0  # the pool still connects
         await vinyl.dispose()
         assert await sessions.settled_count(0) == 0
     finally:

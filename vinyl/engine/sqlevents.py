@@ -60,7 +60,17 @@ def log_engine_events(engine: AsyncEngine, alias: str, *, log_begin: bool = True
 
     def handle_error(context: Any) -> None:
         conn = context.connection
-        stack = conn.info.get(_STARTED) if conn is not None else None
+        if conn is None or context.is_pre_ping:
+            return
+        try:
+            info = conn.info
+        except NotImplementedError:
+            # SQLAlchemy's first-connect checks (the dialect's initialize)
+            # run on an ad hoc connection that has no info and no events:
+            # nothing was recorded for it. Raising here would replace the
+            # statement's own error (a cancellation included).
+            return
+        stack = info.get(_STARTED)
         if stack and context.statement is not None:
             _querylog.record(alias, context.statement, context.parameters, stack.pop(), capture=False)
 

@@ -18,10 +18,11 @@ from vinyl._compat import AsyncpgDBAPI as AsyncAdapt_asyncpg_dbapi, begin_asyncp
 from vinyl.engine.engines import EngineConfig
 from vinyl.exceptions import django_error
 from vinyl.retry import as_conflict
+from vinyl.postgresql_backend.connect import connect_to_the_end
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.postgresql_backend.manyparams import MAX_ARGUMENTS, within_limit
-from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, rerun_refused
+from vinyl.postgresql_backend.refused import NotBytes, call_inlining_refused, inline_refused, rerun_refused
 from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
 
 
@@ -56,12 +57,13 @@ class AsyncpgDBAPI(AsyncAdapt_asyncpg_dbapi):
     """SQLAlchemy's DB-API module for asyncpg, as Django's backend uses it."""
 
     def Binary(self, value: Any) -> Any:  # noqa: N802 - the DB-API name
-        # BinaryField's values go through Binary(): psycopg refuses a str
-        # there with a TypeError, which Django users see; asyncpg would
-        # refuse it later, as a DataError.
-        if isinstance(value, str):
-            raise TypeError(f"bytes or buffer expected, got {type(value)}")
-        return value
+        # BinaryField's values go through Binary(). psycopg refuses one that
+        # is no bytes (a str...) with a TypeError when the statement is
+        # sent, not here: a query whose WHERE Django drops (an empty __in, a
+        # value beyond the column's range) never sends it and answers.
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return value
+        return NotBytes(value)
 
 
 class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
@@ -141,6 +143,8 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         config = super().vinyl_engine_config()
         connect_args = config.engine_kwargs.setdefault("connect_args", {})
         connect_args.pop("prepared_statements", None)
+        # A cancellation never cuts a connect short (see connect.py).
+        connect_args.setdefault("async_creator_fn", connect_to_the_end)
         if not prepared:
             # Behind pgbouncer in transaction mode: no named prepared
             # statements, neither asyncpg's nor SQLAlchemy's adapter's.
