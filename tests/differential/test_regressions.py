@@ -13,6 +13,7 @@ import datetime
 import decimal
 import gc
 import logging
+import uuid
 from typing import Any, Callable
 
 import pytest
@@ -20,7 +21,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, ProgrammingError, connections, transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -582,3 +583,30 @@ async def test_a_str_for_a_binary_field_is_refused_only_when_sent(backend: str) 
         assert answers["sent", "count"] == ("raised", "TypeError")
     else:
         assert {answers[key] for key in answers} == {("raised", "TypeError")}
+
+
+# -------------------------------------------------- two faults in one statement
+@pytest.mark.backends("postgresql", reason="only psycopg binds on the client: the other drivers bind as vinyl does")
+async def test_a_statement_wrong_twice_reports_either_fault(backend: str) -> None:
+    # make fuzz seed 9601: a filter with a literal PostgreSQL cannot parse
+    # (span__gt='abc') and a lookup Django compiles to a missing function
+    # (uid__iexact=UUID: upper(uuid)). Django's psycopg binds values on the
+    # client, so the server meets 'abc' while it analyses the statement and
+    # reports DataError; asyncpg binds on the server, which analyses first and
+    # reports the missing function (ProgrammingError). Both refuse the
+    # statement; each fault alone gets Django's class. The harness accepts
+    # the pair (known.py ACCEPTED, pg-first-of-two-faults).
+    zero = uuid.UUID(int=0)
+    cases: dict[str, Callable[[Any], Any]] = {
+        "literal": lambda m: m.filter(span__gt="abc"),
+        "function": lambda m: m.filter(uid__iexact=zero),
+        "both": lambda m: m.filter(Q(span__gt="abc") ^ Q(uid__iexact=zero)),
+    }
+    answers = {}
+    for name, make in cases.items():
+        want = await django(lambda: list(make(Item.objects.using(sync(backend))).values_list("pk", flat=True)))
+        got = await vinyl_outcome(make(Item.vinyl).values_list("pk", flat=True))
+        answers[name] = (want, got)
+    assert answers["literal"] == (("raised", "DataError"),) * 2
+    assert answers["function"] == (("raised", "ProgrammingError"),) * 2
+    assert answers["both"] == (("raised", "DataError"), ("raised", "ProgrammingError"))
