@@ -38,11 +38,6 @@ def _excludes_across_relation_by_zone(m: Any) -> bool:
 
 
 KNOWN: list[Known] = [
-    # PostgreSQL: vinyl encodes a JSON value when the query is compiled, psycopg (Jsonb) when it runs: the count()
-    # or exists() of an empty query with a value json cannot encode raises TypeError where Django answers 0 / False.
-    Known("pg-json-encoded-at-compile", "test_count_of_an_empty_query_with_a_json_value_django_never_encodes",
-          lambda m: m.backend == "postgresql" and m.django[0] == "ok" and any(op[0] == "none" for op in m.case.ops)
-          and "is not JSON serializable" in _vinyl_error(m)[3]),
     # MySQL/SQLite: a plan of ip__exact made from an IPv4 address replays an IPv6 one raw; Django normalizes it.
     Known("ip-normalized-plan-replays-raw", "test_an_ipv6_value_django_normalizes_is_not_replayed_raw",
           lambda m: m.backend != "postgresql" and not m.case.write and m.django[0] == m.vinyl[0] == "ok"

@@ -21,8 +21,9 @@ from vinyl.retry import as_conflict
 from vinyl.postgresql_backend.connect import connect_to_the_end
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
+from vinyl.postgresql_backend.sentlater import NotBytes
 from vinyl.postgresql_backend.manyparams import MAX_ARGUMENTS, within_limit
-from vinyl.postgresql_backend.refused import NotBytes, call_inlining_refused, inline_refused, rerun_refused
+from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, rerun_refused
 from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
 
 
@@ -58,9 +59,7 @@ class AsyncpgDBAPI(AsyncAdapt_asyncpg_dbapi):
 
     def Binary(self, value: Any) -> Any:  # noqa: N802 - the DB-API name
         # BinaryField's values go through Binary(). psycopg refuses one that
-        # is no bytes (a str...) with a TypeError when the statement is
-        # sent, not here: a query whose WHERE Django drops (an empty __in, a
-        # value beyond the column's range) never sends it and answers.
+        # is no bytes (a str...) when the statement is sent (see sentlater.py).
         if isinstance(value, (bytes, bytearray, memoryview)):
             return value
         return NotBytes(value)

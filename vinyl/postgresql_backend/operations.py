@@ -10,6 +10,8 @@ from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgreSQLOperations
 from django.db.models import CompositePrimaryKey
 
+from vinyl.postgresql_backend.sentlater import UnencodedJson
+
 
 def _ip_to_str(value: Any, expression: Any, connection: Any) -> Any:
     # asyncpg returns ipaddress objects for inet; Django's field holds str.
@@ -77,7 +79,12 @@ class DatabaseOperations(PostgreSQLOperations):
         return value
 
     def adapt_json_value(self, value: Any, encoder: Any) -> Any:
-        return json.dumps(value, cls=encoder)
+        # psycopg encodes a JSON value when the statement is sent (Jsonb): one
+        # json cannot encode raises there, not here (see sentlater.py).
+        try:
+            return json.dumps(value, cls=encoder)
+        except Exception:  # noqa: BLE001 - raised again when sent: UnencodedJson.sent()
+            return UnencodedJson(value, encoder)
 
     def bulk_batch_size(self, fields: list, objs: Any) -> int:
         """Return how many objects one statement may carry under asyncpg's limit.

@@ -12,10 +12,9 @@ normal path): the refused parameter becomes a quoted literal of unknown type
 in the statement, and the statement runs again. asyncpg refuses before the
 statement runs, so the transaction is untouched.
 
-A value Django's BinaryField passed through ``Binary()`` that is no bytes
-is the exception: psycopg refuses it with a TypeError when the statement is
-sent, so vinyl sends it wrapped (``NotBytes``) for asyncpg to refuse, and
-raises that TypeError in place of asyncpg's refusal.
+A refused value that vinyl sent wrapped for later (see sentlater.py) is
+adapted as psycopg adapts it when sending: its error is raised, or the
+statement runs again with the adapted value.
 """
 
 from __future__ import annotations
@@ -27,36 +26,12 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from vinyl.postgresql_backend.sentlater import sent_value
+
 T = TypeVar("T")
 
 _REFUSED = re.compile(r"invalid input for query argument \$(\d+):")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
-
-
-class NotBytes:
-    """A value given to ``Binary()`` that is no bytes: refused when sent, as psycopg refuses it."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return f"NotBytes({self.value!r})"
-
-    def refused(self) -> TypeError:
-        # Raised while asyncpg's refusal is handled: it stays visible as the
-        # context, not as the cause, which would make it a database error.
-        return TypeError(f"bytes or buffer expected, got {type(self.value)}")
-
-
-def _not_bytes(value: Any) -> NotBytes | None:
-    """The ``NotBytes`` in a parameter (itself, or an item of an array), if any."""
-    if type(value) is NotBytes:
-        return value
-    if isinstance(value, (list, tuple)):
-        return next((v for v in value if type(v) is NotBytes), None)
-    return None
 
 
 def refused_argument(exc: BaseException | None) -> int | None:
@@ -106,14 +81,16 @@ def inline_refused(sql: str, params: Sequence[Any], exc: BaseException) -> tuple
 
     None when ``exc`` is not a refused parameter or its value is not one
     PostgreSQL can read from text; the caller then lets ``exc`` stand.
-    Raises psycopg's TypeError when the refused value is ``NotBytes``.
+    Raises psycopg's error for a value sent for later that it cannot adapt
+    (then while ``exc`` is handled: it stays as the context, not as the
+    cause, which would make the error a database error).
     """
     number = refused_argument(exc)
     if number is None or not 0 < number <= len(params):
         return None
-    not_bytes = _not_bytes(params[number - 1])
-    if not_bytes is not None:
-        raise not_bytes.refused()
+    adapted = sent_value(params[number - 1])
+    if adapted is not None:
+        return sql, (*params[: number - 1], adapted, *params[number:])
     text = _as_text(params[number - 1])
     if text is None:
         return None
