@@ -8,7 +8,7 @@ import time
 import pytest
 from django.db import Error as DjangoDBError
 from django.db import OperationalError
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 import vinyl
 from tests.testapp.models import Author
@@ -78,6 +78,130 @@ async def test_tasks_waiting_for_a_connection_are_served_in_turn():
 
     await asyncio.gather(*(worker(i) for i in range(4)))
     assert all(ops), ops
+    assert await returned() == 0
+
+
+async def test_a_statement_waiting_in_line_gets_the_connection_handed_over_checked_out():
+    # A statement that finished hands its connection to the first statement
+    # waiting in line, still checked out: one checkout of the pool serves
+    # all of them (a checkin, reset and checkout per handoff cost 2x the
+    # throughput of 50 tasks on a pool of 10).
+    await configure_pool(pool_size=1, max_overflow=0, pool_timeout=5)
+    for _ in range(3):  # until count() runs its plan straight on the driver
+        await Author.vinyl.count()
+    await returned()
+    checkouts = 0
+
+    def counted(*args: object) -> None:
+        nonlocal checkouts
+        checkouts += 1
+
+    pool = vinyl.get_engine().sync_engine.pool
+    event.listen(pool, "checkout", counted)
+    try:
+        served: list[int] = []
+
+        async def worker(i: int) -> None:
+            for _ in range(3):
+                await Author.vinyl.count()
+                served.append(i)
+
+        await asyncio.gather(*(worker(i) for i in range(3)))
+    finally:
+        event.remove(pool, "checkout", counted)
+    assert served == [0, 1, 2] * 3
+    assert checkouts == 1
+    assert await returned() == 0
+
+
+async def test_a_statement_cancelled_as_a_connection_is_handed_to_it_passes_it_on():
+    await configure_pool(pool_size=1, max_overflow=0, pool_timeout=5)
+    for _ in range(3):  # until count() runs its plan straight on the driver
+        await Author.vinyl.count()
+    await returned()
+    tasks: list[asyncio.Task] = []
+
+    async def first() -> int:
+        count = await Author.vinyl.count()
+        # Same loop step as the handoff: the next task in line was handed
+        # the connection and has not run yet.
+        tasks[1].cancel()
+        return count
+
+    tasks.append(asyncio.create_task(first()))
+    tasks.append(asyncio.create_task(Author.vinyl.count()))
+    tasks.append(asyncio.create_task(Author.vinyl.count()))
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[0] == 0 and isinstance(results[1], asyncio.CancelledError) and results[2] == 0
+    assert await returned() == 0
+    assert vinyl.get_engine().sync_engine.pool.checkedin() == 1
+
+
+async def test_statements_and_blocks_waiting_for_a_connection_are_served_in_one_line():
+    # A block waits inside SQLAlchemy's checkout, a statement in vinyl's
+    # line: both wait in the same line, in the order they asked.
+    await configure_pool(pool_size=1, max_overflow=0, pool_timeout=5)
+    held, release = asyncio.Event(), asyncio.Event()
+    order: list[str] = []
+
+    async def holder() -> None:
+        async with vinyl.atomic():
+            await Author.vinyl.count()
+            held.set()
+            await release.wait()
+        order.append("holder")
+
+    async def statement(name: str) -> None:
+        await Author.vinyl.count()
+        order.append(name)
+
+    async def block() -> None:
+        async with vinyl.atomic():
+            await Author.vinyl.count()
+        order.append("block")
+
+    first = asyncio.create_task(holder())
+    await held.wait()
+    waiting = [asyncio.create_task(statement("s1"))]
+    await asyncio.sleep(0)
+    waiting.append(asyncio.create_task(block()))
+    await asyncio.sleep(0)
+    waiting.append(asyncio.create_task(statement("s2")))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, *waiting)
+    assert order == ["holder", "s1", "block", "s2"]
+    assert await returned() == 0
+
+
+async def test_each_statement_waiting_in_line_waits_its_own_pool_timeout():
+    # Statements in line share one timer, armed for the first of them: the
+    # next one still waits its whole pool_timeout, counted from its own start.
+    await configure_pool(pool_size=1, max_overflow=0, pool_timeout=0.3)
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with vinyl.atomic():
+            await Author.vinyl.count()
+            held.set()
+            await release.wait()
+
+    async def waited() -> float:
+        started = time.monotonic()
+        with pytest.raises(PoolExhausted):
+            await Author.vinyl.count()
+        return time.monotonic() - started
+
+    first = asyncio.create_task(holder())
+    await held.wait()
+    early = asyncio.create_task(waited())
+    await asyncio.sleep(0.15)
+    late = asyncio.create_task(waited())
+    waits = await asyncio.gather(early, late)
+    assert all(w >= 0.29 for w in waits), waits
+    release.set()
+    await first
+    assert await Author.vinyl.count() == 0
     assert await returned() == 0
 
 

@@ -23,6 +23,7 @@ from vinyl._compat import max_overflow
 from vinyl.engine.callbacks import run_callbacks, take_callbacks
 from vinyl.engine.disconnects import is_disconnect, raise_as_django
 from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
+from vinyl.engine.fairpool import fair_queue
 from vinyl.engine.savepoints import savepoint
 from vinyl.engine.scope import Scope, active_scope
 from vinyl.engine.shield import finish
@@ -137,6 +138,9 @@ def _connect_failed(entry: EngineEntry, exc: Exception) -> None:
     entry.connect_failure = None
     if failure is not None and not failure.done():
         failure.set_result(exc)
+    queue = fair_queue(entry.engine.sync_engine.pool)
+    if queue is not None:
+        queue.fail_waiting(exc)  # the statements waiting in line (turns.py)
 
 
 async def _wait_for_connection(alias: str, entry: EngineEntry, acquire: Callable[[], Awaitable[T]]) -> T:

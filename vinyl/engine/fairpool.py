@@ -13,11 +13,19 @@ although connections were free many times over (50 tasks on a pool of 10:
 Here a connection given back while tasks wait goes to the oldest of them
 directly; a task only takes an idle connection when nobody waits. The rest
 is SQLAlchemy's pool.
+
+Two kinds of task wait in the same line: those inside SQLAlchemy's checkout
+(in the greenlet, :meth:`FairQueue.get`), which take a pool entry, and
+vinyl's statements outside a block (:meth:`FairQueue.join`, see
+vinyl.engine.turns), which also take a connection still checked out,
+handed over by the task that used it last (:meth:`FairQueue.hand_over`):
+no checkin, checkout, task or greenlet per handoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from typing import Any, Generic, Optional, TypeVar
 
@@ -29,19 +37,32 @@ from vinyl._compat import QueueCommon, pool_queue
 
 _T = TypeVar("_T")
 
+# What a task waiting in line (FairQueue.join) is given: its waiter's result
+# is (kind, value).
+HANDED = 0  # value: a connection checked out of the pool, idle, for this task
+ENTRY = 1  # value: a pool entry, to check out at once (FairQueue.reinstate)
+FAILED = 2  # value: the error of another task's connect (the server is down)
+TIMED_OUT = 3  # value: None; pool_timeout passed
+
 
 class FairQueue(QueueCommon[_T], Generic[_T]):
     """The pool's queue of idle connections, handing them over in order.
 
     Invariant: idle items and waiting tasks never coexist (an item put while
     tasks wait goes to the first of them), so an item found idle is free.
+    Each waiter is ``(future, deadline)``: for a task that waits through
+    :meth:`join` (its future gets ``(kind, value)``) the loop time its wait
+    ends, else None (the future of :meth:`get`, which gets the item and has
+    a timer of its own). Tasks that join share one timer, armed for the
+    first of them: all wait the same pool_timeout, in the order they came.
     """
 
     def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
         self.maxsize = maxsize
         self.use_lifo = use_lifo
         self._items: deque[_T] = deque()
-        self._waiters: deque[asyncio.Future] = deque()
+        self._waiters: deque[tuple[asyncio.Future, Optional[float]]] = deque()
+        self._timer: Optional[asyncio.TimerHandle] = None
 
     def empty(self) -> bool:
         return not self._items
@@ -59,9 +80,9 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
     def put_nowait(self, item: _T) -> None:
         waiters = self._waiters
         while waiters:
-            waiter = waiters.popleft()
+            waiter, deadline = waiters.popleft()
             if not waiter.done():
-                waiter.set_result(item)
+                waiter.set_result(item if deadline is None else (ENTRY, item))
                 return
         if self.full():
             raise sa_queue.Full()
@@ -81,10 +102,102 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
             return self.get_nowait()
         return _sa_await(self._wait(timeout))
 
+    def join(self, timeout: Optional[float]) -> asyncio.Future:
+        """Wait in line: a future that gets ``(kind, value)`` (HANDED, ENTRY,
+        FAILED, or TIMED_OUT after ``timeout`` seconds).
+
+        The caller awaits the future; cancelled while waiting, it calls
+        :meth:`leave`, and passes on what it was given meanwhile.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future = loop.create_future()
+        if timeout is None:
+            self._waiters.append((waiter, math.inf))
+            return waiter
+        deadline = loop.time() + timeout
+        self._waiters.append((waiter, deadline))
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._time_out)
+        return waiter
+
+    def leave(self, waiter: asyncio.Future) -> None:
+        """Take a waiter of :meth:`join` out of the line (if still in it)."""
+        self._remove(waiter)
+
+    def _remove(self, waiter: asyncio.Future) -> None:
+        waiters = self._waiters
+        for i, (queued, _deadline) in enumerate(waiters):
+            if queued is waiter:
+                del waiters[i]
+                return
+
+    def _time_out(self) -> None:
+        """End the waits of the tasks that joined whose time is up; arm the
+        timer for the next one."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        # A timer may run up to the clock's resolution early.
+        now = loop.time() + 0.001
+        kept: deque[tuple[asyncio.Future, Optional[float]]] = deque()
+        first: Optional[float] = None
+        for waiter, deadline in self._waiters:
+            if waiter.done():
+                continue
+            if deadline is not None:
+                if deadline <= now:
+                    waiter.set_result((TIMED_OUT, None))
+                    continue
+                if deadline != math.inf and (first is None or deadline < first):
+                    first = deadline
+            kept.append((waiter, deadline))
+        self._waiters = kept
+        if first is not None:
+            self._timer = loop.call_at(first, self._time_out)
+
+    def hand_over(self, connection: Any) -> bool:
+        """Give a checked-out idle ``connection`` to the first waiting task,
+        if that task waits through :meth:`join`; False otherwise (nobody
+        waits, or the first in line waits for a pool entry: check the
+        connection in, and it goes to that task)."""
+        waiters = self._waiters
+        while waiters:
+            waiter, deadline = waiters[0]
+            if waiter.done():  # cancelled, not yet out of line
+                waiters.popleft()
+                continue
+            if deadline is None:
+                return False
+            waiters.popleft()
+            waiter.set_result((HANDED, connection))
+            return True
+        return False
+
+    def reinstate(self, item: _T) -> None:
+        """Make ``item``, given to a waiter of :meth:`join`, the next one a
+        get takes: that task checks it out at once, in the same step."""
+        if self.use_lifo:
+            self._items.append(item)
+        else:
+            self._items.appendleft(item)
+
+    def fail_waiting(self, exc: BaseException) -> None:
+        """End the wait of every task waiting through :meth:`join` with
+        ``exc`` (another task's connect failed: the server is down)."""
+        waiters = self._waiters
+        if not waiters:
+            return
+        kept: deque[tuple[asyncio.Future, Optional[float]]] = deque()
+        for waiter, deadline in waiters:
+            if deadline is None:
+                kept.append((waiter, deadline))
+            elif not waiter.done():
+                waiter.set_result((FAILED, exc))
+        self._waiters = kept
+
     async def _wait(self, timeout: Optional[float]) -> _T:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future = loop.create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((waiter, None))
         timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
         try:
             return await waiter
@@ -96,10 +209,8 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         finally:
             if timer is not None:
                 timer.cancel()
-            try:
-                self._waiters.remove(waiter)
-            except ValueError:  # handed an item: put_nowait took it out
-                pass
+            if not waiter.done() or waiter.cancelled() or waiter.exception() is not None:
+                self._remove(waiter)  # (handed an item: put_nowait took it out)
 
 
 def _expire(waiter: asyncio.Future) -> None:
@@ -118,3 +229,9 @@ def waiting_tasks(pool: Any) -> int:
     do not say)."""
     queue = pool_queue(pool)
     return queue.waiting() if isinstance(queue, FairQueue) else 0
+
+
+def fair_queue(pool: Any) -> Optional[FairQueue]:
+    """The fair queue of ``pool``, or None (another pool class)."""
+    queue = pool_queue(pool)
+    return queue if isinstance(queue, FairQueue) else None

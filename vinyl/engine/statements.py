@@ -17,7 +17,6 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.util import greenlet_spawn
 
 from vinyl import _querylog
-from vinyl.engine.checkout import _pooled
 from vinyl.engine.disconnects import (
     _driver_disconnect,
     _lost_connection,
@@ -37,10 +36,11 @@ from vinyl.engine.engines import (
     room_in_pool,
     take_spare,
 )
-from vinyl.engine.fairpool import waiting_tasks
+from vinyl.engine.fairpool import fair_queue
 from vinyl.engine.savepoints import savepoint
 from vinyl.engine.scope import Scope, active_scope
 from vinyl.engine.shield import finish
+from vinyl.engine.turns import pooled_in_turn
 
 T = TypeVar("T")
 
@@ -124,7 +124,7 @@ def _fetch(alias: str, sql: str, params: tuple, rows: bool | str = True) -> Awai
 
 async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple, rows: bool | str) -> Any:
     """:func:`_fetch` outside a block: on a pooled connection of ``entry``."""
-    pooled = _take_idle(entry) or await _pooled(alias, entry, entry.engine.raw_connection)
+    pooled = _take_idle(entry) or await pooled_in_turn(alias, entry)
     try:
         result = await _run_on_driver(alias, entry, pooled.driver_connection, sql, params, rows)
     except BaseException as exc:
@@ -162,12 +162,17 @@ async def _give_back(entry: EngineEntry, pooled: Any) -> None:
     On an engine vinyl built, a connection with no transaction open goes
     back without I/O (its reset only rolls back open transactions), and
     where checkouts need no I/O either it is kept for the next statement of
-    this loop step first (see keep_for_this_step), unless tasks wait for one.
+    this loop step first (see keep_for_this_step), unless tasks wait for one:
+    then it goes to the first of them, still checked out (see turns.py).
     """
     if entry.quiet_checkin and entry.config.idle(pooled.driver_connection):  # type: ignore[misc]
-        if quiet_pool(entry) and not waiting_tasks(entry.engine.sync_engine.pool):
-            keep_for_this_step(entry, pooled)
-            return
+        if quiet_pool(entry):
+            queue = fair_queue(entry.engine.sync_engine.pool)
+            if queue is None or not queue.waiting():
+                keep_for_this_step(entry, pooled)
+                return
+            if queue.hand_over(pooled):
+                return
         if room_in_pool(entry):
             pooled.close()
             return
