@@ -37,12 +37,7 @@ def _excludes_across_relation_by_zone(m: Any) -> bool:
                for name, args, kwargs in m.case.ops for key, _ in kwargs)
 
 
-KNOWN: list[Known] = [
-    # MySQL/SQLite: a plan of ip__exact made from an IPv4 address replays an IPv6 one raw; Django normalizes it.
-    Known("ip-normalized-plan-replays-raw", "test_an_ipv6_value_django_normalizes_is_not_replayed_raw",
-          lambda m: m.backend != "postgresql" and not m.case.write and m.django[0] == m.vinyl[0] == "ok"
-          and any(key.split("__")[0] == "ip" and ":" in str(value) for _, _, kwargs in m.case.ops for key, value in kwargs)),
-]
+KNOWN: list[Known] = []
 
 
 def _first_of_two_faults(m: Any) -> bool:

@@ -48,6 +48,11 @@ def _str_kind(value: str) -> Any:
     # MySQL): strings that parse alike, in the same spelling, share a kind.
     if value.isdigit() and value.isascii():
         return "digits"
+    if ":" in value:
+        # Perhaps an IPv6 address, which an IP address field normalizes
+        # ('2001:0DB8::1' -> '2001:db8::1'): its probe shows it (see
+        # _probe_str), and a plan made from an IPv4 address is not used.
+        return "colon"
     if len(value) in (32, 36):
         try:
             parsed = uuid.UUID(value)
@@ -398,6 +403,8 @@ def substitute(method: str, args: tuple, kwargs: dict, values: Any, short: int |
 # every probe string has them, so that a value Django escapes is never mapped
 # to a slot replayed raw.
 _LIKE_SPECIALS = "%_\\"
+# An IPv6 zone: '%' opens it, LIKE's other special characters follow.
+_IPV6_PROBE_ZONE = "%_\\\x01"
 # Tries per value to find a probe no other value or probe has.
 _PROBE_TRIES = 16
 
@@ -408,6 +415,10 @@ def _probe_str(value: str, n: int) -> str:
     kind = _str_kind(value)
     if kind == "digits":
         return str(int(value) + n)
+    if kind == "colon":
+        # An IPv6 address with a zone, which an IP address field rewrites
+        # (as '::n'), so a plan of an IP field never takes it as a slot.
+        return f"::{n:x}{_IPV6_PROBE_ZONE}"
     if type(kind) is tuple:
         parsed = uuid.UUID(value)
         other = uuid.UUID(int=(parsed.int + n) % 2**128)
