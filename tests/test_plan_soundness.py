@@ -239,6 +239,19 @@ async def test_a_long_in_list_of_datetimes_answers_as_django(backend):
         want = await django(backend, AllTypes, lambda m: django_ids(m.filter(moment__in=moments)))
         assert want == sorted(rows[n].pk for n in chosen)
         assert await ids(AllTypes.vinyl.filter(moment__in=moments)) == want
+        assert await AllTypes.vinyl.filter(moment__in=moments).count() == len(want)
+        assert await AllTypes.vinyl.filter(moment__in=moments).exists()
+        days = [m.date() for m in moments]
+        want_utc = await django(backend, AllTypes, lambda m: m.filter(moment__date__in=days).count())
+        assert await AllTypes.vinyl.filter(moment__date__in=days).count() == want_utc
+        with timezone.override("Asia/Tokyo"):  # a plan made in UTC is not used there
+            want_days = await django(backend, AllTypes, lambda m: _in_tokyo(lambda: m.filter(moment__date__in=days).count()))
+            assert await AllTypes.vinyl.filter(moment__date__in=days).count() == want_days
+
+
+def _in_tokyo(run: Callable[[], Any]) -> Any:
+    with timezone.override("Asia/Tokyo"):
+        return run()
 
 
 # -- LIKE escaping ---------------------------------------------------------------
