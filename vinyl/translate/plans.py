@@ -96,6 +96,8 @@ SQL_DIFFERS = Unplanned("the values change the SQL", permanent=False)
 TRANSFORMED = Unplanned("Django transforms a value (escapes, wraps or parses it)")
 AMBIGUOUS = Unplanned("a constant equals a value, or the values change the parameters", permanent=False)
 
+TOO_MANY = Unplanned("more parameters than one statement binds")
+
 # What Django raises for values a field or lookup rejects.
 VALUE_ERRORS = (ValidationError, ValueError, TypeError, ArithmeticError)
 
@@ -465,6 +467,8 @@ def rows_plan(
         sql, params = limit_parameters(sql, params, qs.query, db)
     sql_out, params_out = connections[db].vinyl_cursor_class.prepare(sql, tuple(params))
     positions, zoned = outcome((sql, params), db, zone_sensitive(qs.query))
+    if type(positions) is tuple and not _bindable(db, params):
+        positions = TOO_MANY
     plan = Plan(sql_out, positions, builder) if type(positions) is tuple else positions
     return plan, zoned, sql_out, tuple(params_out), builder
 
@@ -480,9 +484,18 @@ def scalar_plan(db: str, statement: Statement, probe: Statement | Unplanned, zon
 def statement_plan(db: str, statement: Statement, found: tuple[Any, bool], build: Builder) -> tuple[Any, bool]:
     """``(plan or Unplanned, zoned)`` of a statement Django ran, from its ``(positions or Unplanned, zoned)``."""
     positions, zoned = found
+    if type(positions) is tuple and not _bindable(db, statement[1]):
+        positions = TOO_MANY
     if type(positions) is not tuple:
         return positions, False
     return Plan(_driver_sql(db, statement[0], statement[1]), positions, build), zoned
+
+
+def _bindable(db: str, params: Sequence[Any]) -> bool:
+    # Beyond it the backend rewrites the statement for these values (PostgreSQL
+    # binds long IN lists as arrays): its SQL is no plan for other values.
+    limit = connections[db].features.max_query_params
+    return limit is None or len(params) <= limit
 
 
 def _get_queryset(qs: QuerySet) -> QuerySet:
