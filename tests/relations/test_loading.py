@@ -56,6 +56,61 @@ async def test_select_related_reverse_one_to_one():
     assert authors[1]["profile"] is None
 
 
+def _joined_state(obj, parent=None) -> tuple:
+    """An instance as select_related left it: its class's model, its loaded
+    values, and the same for each object in its related-object cache (the
+    object it was joined from named as such)."""
+    values = {k: v for k, v in obj.__dict__.items() if k != "_state"}
+    cache = {
+        name: "<parent>" if other is not None and other is parent else None if other is None else _joined_state(other, obj)
+        for name, other in obj._state.fields_cache.items()
+    }
+    return (obj._meta.concrete_model._meta.label, obj._state.adding, values, cache)
+
+
+@pytest.mark.parametrize(
+    "model, related, only",
+    [
+        (Book, ("author__profile", "publisher"), ()),
+        (Author, ("profile",), ()),
+        (Profile, ("author",), ()),
+        (Book, ("author",), ("title", "author__name")),
+    ],
+    ids=["nested-and-nullable", "reverse-one-to-one", "one-to-one", "only"],
+)
+async def test_select_related_rows_are_built_as_djangos_every_time(backend, model, related, only):
+    # The first query of a shape compiles it, the next ones run its plan,
+    # whose builder makes each row's objects in one generated loop.
+    await library()
+    sync = settings.SYNC_ALIAS[backend]
+
+    def django_rows() -> list:
+        qs = model.objects.using(sync).select_related(*related).order_by("id")
+        return [_joined_state(obj) for obj in (qs.only(*only) if only else qs)]
+
+    expected = await sync_to_async(django_rows)()
+    for _ in range(3):
+        qs = model.vinyl.select_related(*related).order_by("id")
+        got = [_joined_state(obj) for obj in await (qs.only(*only) if only else qs)]
+        assert got == expected
+
+
+async def test_select_related_plans_build_rows_without_djangos_populators(monkeypatch):
+    await library()
+    for _ in range(2):  # the shape's plan is made
+        await Book.vinyl.select_related("author__profile", "publisher").order_by("id")
+    from django.db.models import query
+
+    def populate(*args: object) -> None:
+        raise AssertionError("a plan built a joined object through RelatedPopulator.populate")
+
+    monkeypatch.setattr(query.RelatedPopulator, "populate", populate)
+    hits = vinyl.plan_cache_info().hits
+    books = await Book.vinyl.select_related("author__profile", "publisher").order_by("id")
+    assert vinyl.plan_cache_info().hits == hits + 1
+    assert books[0]["author"]["profile"].bio == "ann's" and books[1]["publisher"] is None
+
+
 async def test_select_related_objects_are_vinyl_so_awaiting_works():
     lib = await library()
     book = await Book.vinyl.select_related("author").get(pk=lib["books"][0].pk)

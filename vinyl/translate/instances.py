@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import keyword
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from django.db.models import Model
@@ -61,7 +62,74 @@ def rows_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any
         "        append(obj)",
         "    return objs",
     ]
-    return _compile(lines, model, attnames, fetch_mode)
+    return _compile(lines, [(model, attnames)], fetch_mode)
+
+
+@dataclass(frozen=True)
+class Joined:
+    """An object select_related builds from columns of each row.
+
+    ``attnames`` are its loaded columns, at ``start`` in the row, ``pk`` the
+    position of its key among them (a null key: no object). Its parent
+    caches it as ``cache_name``; ``back`` is the name it caches its parent
+    as (a one-to-one), or None.
+    """
+
+    model: type
+    attnames: tuple[str, ...]
+    start: int
+    pk: int
+    cache_name: str
+    back: str | None
+    joins: tuple[Joined, ...] = ()
+
+
+def caches_assignable() -> bool:
+    """Can a new instance's related-object cache be set as one dict?
+    (Django's ModelState makes it on first read, with a plain descriptor.)"""
+    return not hasattr(type(inspect.getattr_static(ModelState, "fields_cache", None)), "__set__")
+
+
+def joined_rows_maker(
+    model: type, attnames: Sequence[str], start: int, fetch_mode: Any, joins: Sequence[Joined]
+) -> Callable[[str, Sequence[Row]], list]:
+    """``make(db, rows)``: one instance of ``model`` per row, with the
+    objects ``joins`` build from the same row in its related-object cache,
+    as Django's select_related populators leave them (every model plain)."""
+    models: list[tuple[type, Sequence[str]]] = [(model, attnames)]
+    lines = [
+        "def make(db, rows):",
+        "    objs = []",
+        "    append = objs.append",
+        "    for row in rows:",
+        *_instance(model, attnames, start, fetch_mode, "        "),
+        *_joined("obj", "state", joins, fetch_mode, "        ", models),
+        "        append(obj)",
+        "    return objs",
+    ]
+    return _compile(lines, models, fetch_mode)
+
+
+def _joined(
+    parent: str, parent_state: str, joins: Sequence[Joined], fetch_mode: Any, indent: str, models: list, cached: Sequence[str] = ()
+) -> list[str]:
+    # Build each joined object of ``parent`` (None for a null key), then
+    # give ``parent`` its cache of them (and ``cached``, its entry for its
+    # own parent) in one dict, as Django's populate() leaves it.
+    lines: list[str] = []
+    cached = list(cached)
+    for join in joins:
+        n = len(models)
+        models.append((join.model, join.attnames))
+        var, state = f"obj{n}", f"state{n}"
+        lines.append(f"{indent}if row[{join.start + join.pk}] is None:")
+        lines.append(f"{indent}    {var} = None")
+        lines.append(f"{indent}else:")
+        lines.extend(_instance(join.model, join.attnames, join.start, fetch_mode, indent + "    ", n))
+        back = [f"{join.back!r}: {parent}"] if join.back is not None else []
+        lines.extend(_joined(var, state, join.joins, fetch_mode, indent + "    ", models, back))
+        cached.append(f"{join.cache_name!r}: {var}")
+    return lines + [f"{indent}{parent_state}.fields_cache = {{{', '.join(cached)}}}"]
 
 
 def from_db_function(model: type, attnames: Sequence[str], fetch_mode: Any = None) -> Callable[[str, Sequence[str], Row], Any]:
@@ -71,23 +139,26 @@ def from_db_function(model: type, attnames: Sequence[str], fetch_mode: Any = Non
 
 def _one(model: type, attnames: Sequence[str], start: int, fetch_mode: Any, signature: str) -> Any:
     lines = [f"def make({signature}):", *_instance(model, attnames, start, fetch_mode, "    "), "    return obj"]
-    return _compile(lines, model, attnames, fetch_mode)
+    return _compile(lines, [(model, attnames)], fetch_mode)
 
 
-def _instance(model: type, attnames: Sequence[str], start: int, fetch_mode: Any, indent: str) -> list[str]:
-    # The statements building ``obj`` from ``row``, in __init__'s order.
+def _instance(model: type, attnames: Sequence[str], start: int, fetch_mode: Any, indent: str, n: int = 0) -> list[str]:
+    # The statements building ``obj`` (``obj<n>``, of the n-th model given to
+    # _compile) from ``row``, in __init__'s order.
+    suffix = str(n) if n else ""
+    obj, state, model_name, names = f"obj{suffix}", f"state{suffix}", f"model{suffix}", f"attnames{suffix}"
     new_state = "new(State)" if ModelState.__init__ is object.__init__ else "State()"
-    lines = ["obj = new(model)", f"state = {new_state}", "state.adding = False", "state.db = db"]
+    lines = [f"{obj} = new({model_name})", f"{state} = {new_state}", f"{state}.adding = False", f"{state}.db = db"]
     if fetch_mode is not None:  # Django 6.1
-        lines.append("state.fetch_mode = fetch_mode")
-    lines.append("obj._state = state")
+        lines.append(f"{state}.fetch_mode = fetch_mode")
+    lines.append(f"{obj}._state = {state}")
     for i, name in enumerate(attnames):
         if name.isidentifier() and not keyword.iskeyword(name) and not _has_setter(model, name):
-            lines.append(f"obj.{name} = row[{start + i}]")
+            lines.append(f"{obj}.{name} = row[{start + i}]")
         else:
             # A foreign key's attname has a setter that clears the related
             # object's cache (empty here): store the value as from_db would.
-            lines.append(f"obj.__dict__[attnames[{i}]] = row[{start + i}]")
+            lines.append(f"{obj}.__dict__[{names}[{i}]] = row[{start + i}]")
     return [indent + line for line in lines]
 
 
@@ -95,14 +166,13 @@ def _has_setter(model: type, name: str) -> bool:
     return hasattr(type(inspect.getattr_static(model, name, None)), "__set__")
 
 
-def _compile(lines: list[str], model: type, attnames: Sequence[str], fetch_mode: Any) -> Any:
-    namespace: dict[str, Any] = {
-        "new": object.__new__,
-        "model": model,
-        "State": ModelState,
-        "fetch_mode": fetch_mode,
-        "attnames": tuple(attnames),
-    }
-    # The source holds only identifiers checked above and integer indexes.
+def _compile(lines: list[str], models: Sequence[tuple[type, Sequence[str]]], fetch_mode: Any) -> Any:
+    namespace: dict[str, Any] = {"new": object.__new__, "State": ModelState, "fetch_mode": fetch_mode}
+    for n, (model, attnames) in enumerate(models):
+        suffix = str(n) if n else ""
+        namespace[f"model{suffix}"] = model
+        namespace[f"attnames{suffix}"] = tuple(attnames)
+    # The source holds only identifiers checked above, integer indexes and
+    # string literals written by repr().
     exec("\n".join(lines), namespace)  # noqa: S102
     return namespace["make"]

@@ -30,6 +30,7 @@ from django.db.models.query import (
     ValuesListIterable,
     get_related_populators,
 )
+from django.db.models.fields.mixins import FieldCacheMixin
 from django.db.models.functions.datetime import TimezoneMixin
 from django.db.models.sql import Query
 from django.utils import timezone
@@ -37,7 +38,15 @@ from django.utils import timezone
 from vinyl import _compat
 from vinyl.translate.converters import rows_converter
 from vinyl.translate.gcpause import batched
-from vinyl.translate.instances import from_db_function, plain_construction, row_maker, rows_maker
+from vinyl.translate.instances import (
+    Joined,
+    caches_assignable,
+    from_db_function,
+    joined_rows_maker,
+    plain_construction,
+    row_maker,
+    rows_maker,
+)
 from vinyl.translate.shapes import probe_values, slot_positions
 
 Rows = Sequence[Sequence[Any]]
@@ -573,6 +582,41 @@ def _direct_populators(populators: Sequence[Any], fetch_mode: Any, vinyl_class: 
     return every
 
 
+def _joins(klass_info: dict, select: Sequence[Any], vinyl_class: Callable[[type], type] | None) -> tuple[Joined, ...] | None:
+    """The objects select_related joins to ``klass_info``'s, for
+    joined_rows_maker; None where Django's populators must build them (a
+    parent's columns reordered, a model built through ``__init__``, a
+    setter other than a related field's cache, as FilteredRelation's)."""
+    joins = []
+    for info in klass_info.get("related_klass_infos", ()):
+        if info["from_parent"]:
+            return None
+        model = info["model"]
+        cls = vinyl_class(model) if vinyl_class is not None else model
+        fields = info["select_fields"]
+        attnames = tuple(select[i][0].target.attname for i in range(fields[0], fields[-1] + 1))
+        pk = model._meta.pk_fields[0].attname
+        cache_name, back = _cache_name(info["local_setter"]), _cache_name(info["remote_setter"])
+        if not plain_construction(cls, attnames) or pk not in attnames or not cache_name or back is None:
+            return None
+        nested = _joins(info, select, vinyl_class)
+        if nested is None:
+            return None
+        joins.append(Joined(cls, attnames, fields[0], attnames.index(pk), cache_name, back or None, nested))
+    return tuple(joins)
+
+
+def _cache_name(setter: Any) -> str | None:
+    """The cache name a select_related setter stores under, "" for the
+    compiler's setter that stores nothing, None for any other."""
+    if getattr(setter, "__func__", None) is FieldCacheMixin.set_cached_value:
+        return setter.__self__.cache_name
+    code = getattr(setter, "__code__", None)
+    if code is not None and setter.__name__ == "<lambda>" and setter.__module__ == "django.db.models.sql.compiler" and not code.co_names:
+        return ""  # a forward key's object keeps no cache of the instance
+    return None
+
+
 def _model_builder(
     qs: QuerySet,
     compiler: Any,
@@ -597,6 +641,11 @@ def _model_builder(
     if plain and not populators and not annotations and adopt is None:
         make_all = rows_maker(model, attnames, start, fetch_mode)
         return lambda rows: make_all(db, convert(rows))
+    joins = _joins(klass_info, select, vinyl_class) if plain and not annotations and adopt is None and caches_assignable() else None
+    if joins is not None:
+        # select_related: each row's objects built in one generated loop.
+        make_joined = joined_rows_maker(model, attnames, start, fetch_mode, joins)
+        return lambda rows: make_joined(db, convert(rows))
     if plain:
         make = row_maker(model, attnames, start, fetch_mode)
     else:
