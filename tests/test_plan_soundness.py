@@ -239,6 +239,19 @@ async def test_a_long_in_list_of_datetimes_answers_as_django(backend):
         want = await django(backend, AllTypes, lambda m: django_ids(m.filter(moment__in=moments)))
         assert want == sorted(rows[n].pk for n in chosen)
         assert await ids(AllTypes.vinyl.filter(moment__in=moments)) == want
+        assert await AllTypes.vinyl.filter(moment__in=moments).count() == len(want)
+        assert await AllTypes.vinyl.filter(moment__in=moments).exists()
+        days = [m.date() for m in moments]
+        want_utc = await django(backend, AllTypes, lambda m: m.filter(moment__date__in=days).count())
+        assert await AllTypes.vinyl.filter(moment__date__in=days).count() == want_utc
+        with timezone.override("Asia/Tokyo"):  # a plan made in UTC is not used there
+            want_days = await django(backend, AllTypes, lambda m: _in_tokyo(lambda: m.filter(moment__date__in=days).count()))
+            assert await AllTypes.vinyl.filter(moment__date__in=days).count() == want_days
+
+
+def _in_tokyo(run: Callable[[], Any]) -> Any:
+    with timezone.override("Asia/Tokyo"):
+        return run()
 
 
 # -- LIKE escaping ---------------------------------------------------------------
@@ -386,3 +399,62 @@ async def test_a_time_zone_inside_a_subquery_is_never_a_constant_of_a_plan(backe
                 assert got == want, (zone, day)
                 got = await Owner.vinyl.exclude(items__at__date=day).count()
                 assert got == len(want), (zone, day)
+
+
+async def test_long_in_lists_of_count_exists_and_update_plan_from_cut_compilations(backend, monkeypatch):
+    """count(), exists() and update() of a long ``__in`` list are planned from the statement compiled with the list
+    cut to 2 and 3 values (not a second compilation of every value), and answer as Django."""
+    import vinyl.queryset as queryset_module
+    from vinyl.translate.plan_cache import plan_cache_for
+    from vinyl.translate.plans import Plan
+    from vinyl.translate.shapes import LONG_LIST
+
+    widened = []
+    original = queryset_module.widened_outcome
+
+    def spy(*args: Any) -> Any:
+        found = original(*args)
+        widened.append(found is not None and type(found[0]) is tuple)
+        return found
+
+    monkeypatch.setattr(queryset_module, "widened_outcome", spy)
+    authors = [await Author.vinyl.create(name=f"a{n}", age=n % 7, email=f"a{n}@x") for n in range(12)]
+    pks = [a.pk for a in authors]
+    size = LONG_LIST + 36
+    far = max(pks) + 1000
+
+    def ints(chosen: list) -> list:
+        return chosen + list(range(far, far + size - len(chosen)))
+
+    def names(chosen: list) -> list:
+        return chosen + [f"nobody-{n}-%_\\" for n in range(size - len(chosen))]
+
+    cases = [
+        (lambda m, v: m.filter(age__gte=1, pk__in=ints(v), name__gte="a"), [pks[1], pks[3], pks[8]]),
+        (lambda m, v: m.filter(age__gte=1, pk__in=ints(v), name__gte="a"), [pks[2], pks[9]]),
+        (lambda m, v: m.exclude(name__in=names(v)).filter(age__lt=5), ["a1", "a2"]),
+        (lambda m, v: m.exclude(name__in=names(v)).filter(age__lt=5), ["a3", "a10", "a4"]),
+        (lambda m, v: m.filter(name__in=names(v), age=0), ["a0", "a7", "a1"]),
+        (lambda m, v: m.filter(name__in=names(v), age=0), ["a7", "a4"]),
+        (lambda m, v: m.filter(name__in=names(v), age=0), ["nobody"]),
+    ]
+    for terminal in ("count", "exists"):
+        for make, chosen in cases:
+            want = await django(backend, Author, lambda m: getattr(make(m, chosen), terminal)())
+            assert await getattr(make(Author.vinyl, chosen), terminal)() == want, (terminal, chosen)
+
+    def restore_ages(m: Any) -> None:
+        for n, pk in enumerate(pks):
+            m.filter(pk=pk).update(age=n % 7)
+
+    for n, (make, chosen) in enumerate(cases):
+        matched = await django(backend, Author, lambda m: sorted(make(m, chosen).values_list("pk", flat=True)))
+        assert await make(Author.vinyl, chosen).update(age=100 + n) == len(matched)
+        assert await ids(Author.vinyl.filter(age=100 + n)) == matched
+        await django(backend, Author, restore_ages)
+    # Each kind has plans of the long list, made from the cut compilations (a shape whose constant equals one of
+    # these values, exists()'s 1 beside age__gte=1, is kept off plans as for a short list).
+    cache = plan_cache_for("vinyl_default")
+    kinds = [key[1] for key, entry in cache.items() if type(entry) is Plan and len(entry.positions) >= size]
+    assert sorted(set(kinds)) == ["count", "exists", "update"] and len(kinds) >= 7, cache.info()
+    assert widened.count(True) >= len(kinds), widened

@@ -37,6 +37,7 @@ from django.db.models.fields.related_descriptors import create_forward_many_to_m
 from django.db.models.manager import Manager
 from django.db.models.query import QuerySet, RawQuerySet, RelatedPopulator, get_related_populators, prefetch_one_level
 from django.db.models.query_utils import DeferredAttribute
+from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils.asyncio import async_unsafe
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection, AsyncAdapt_asyncpg_dbapi
@@ -542,6 +543,20 @@ def prefetched_queryset(cls: type, template: dict[str, Any], rows: list[Any], ow
     state["_result_cache"] = rows
     state["_deferred_filter"] = (False, (), owner_filter)
     return qs
+
+
+_need(
+    "Django", Query, "add_q",
+    "a Prefetch queryset's many-to-many prefetch filters on the owners reusing every join the queryset made, as "
+    "Django's prefetcher does (reuse_all=True, a parameter only Django's own code passes): filter() would join "
+    "the relation a second time and repeat each related row once per owner holding it",
+    params=("self", "q_object", "reuse_all"),
+)
+
+
+def filter_reusing_joins(qs: QuerySet, q_object: Any) -> None:
+    """Filter ``qs`` in place by ``q_object``, reusing the joins its query already has."""
+    qs.query.add_q(q_object, reuse_all=True)
 
 
 def set_known_related_objects(qs: QuerySet, known: dict[Any, Any]) -> None:

@@ -25,7 +25,7 @@ from django.db.models.fields.related_descriptors import (
     ManyToManyDescriptor,
     ReverseManyToOneDescriptor,
 )
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.db.models.fields.mixins import FieldCacheMixin
 from django.db.models.query import QuerySet
 from django.db.models.sql import Query
@@ -315,14 +315,34 @@ async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, sour
     extra = f"_prefetch_related_val_{relation.local.attname}"
     if keys:
         qn = connections[db].ops.quote_name
-        rows = await (
-            source(related_model, db)
-            .filter(**{f"{relation.query_field_name}__in": keys})
-            .extra(select={extra: f"{qn(relation.table)}.{qn(relation.local.column)}"})
-        )
+        related = source(related_model, db)
+        owners = {f"{relation.query_field_name}__in": keys}
+        if _joins_through(related, relation.query_field_name):
+            # A Prefetch queryset filtered through the relation already joins
+            # its table: Django's prefetcher filters on the owners reusing
+            # that join (one row per related object and owner), where
+            # filter() would join again. Built by Django, not planned.
+            built = related._django()
+            _compat.filter_reusing_joins(built, Q(**owners))
+            related = type(related)._wrap(built)
+        else:
+            related = related.filter(**owners)
+        rows = await related.extra(select={extra: f"{qn(relation.table)}.{qn(relation.local.column)}"})
     else:
         rows = []
     _attach_many(rows, objs, relation, related_model, db, extra, source(related_model, db))
+
+
+def _joins_through(related: Any, name: str) -> bool:
+    """Does a step of ``related`` (a Prefetch's queryset) look up through relation ``name``?"""
+    steps = getattr(related, "_steps", ())
+    if getattr(related, "_recipe", ()) is None:
+        return True  # built by Django from steps vinyl does not read: assume it may
+    return any(
+        key.split("__", 1)[0] == name or key == name
+        for method, _args, kwargs in steps if method in ("filter", "exclude")
+        for key in kwargs
+    )
 
 
 @batched

@@ -15,7 +15,7 @@ import traceback
 from contextlib import aclosing
 from typing import (
     Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Generator, Generic, Iterator,
-    ParamSpec, TypeVar, overload,
+    Optional, ParamSpec, TypeVar, Union, overload,
 )  # fmt: skip
 
 from django.db import DatabaseError, connections, models
@@ -36,8 +36,20 @@ from vinyl.exceptions import DatabaseUnavailable
 from vinyl.translate import inserts
 from vinyl.translate.gcpause import paused_gc
 from vinyl.translate.plan_cache import PlanCache, plan_cache_for
-from vinyl.translate.plans import NEVER, VALUE_ERRORS, Builder, Plan, in_other_zone, zone_sensitive
-from vinyl.translate.shapes import deferrable, step_shape, substitute
+from vinyl.translate.plans import (
+    LATER,
+    NEVER,
+    VALUE_ERRORS,
+    Builder,
+    Plan,
+    Statement,
+    in_other_zone,
+    statement_outcome,
+    value_adapters,
+    widened_outcome,
+    zone_sensitive,
+)
+from vinyl.translate.shapes import deferrable, long_list_span, probe_values, step_shape, substitute
 
 M = TypeVar("M", bound=models.Model)
 
@@ -516,6 +528,17 @@ class VinylQuerySet(Generic[M]):
         if type(plan) is Plan:
             return plan.build(await fetch(db, plan.sql, plan.params(self._values)))
         qs = self._django()
+        # (count() of a slice keeps its bounds as parameters: the probe of every value.)
+        span = _long_span(cache, plan, self._recipe, kind == "count")
+        if span is not None:
+            if not cache.ints_plannable(key, db, self._values):  # type: ignore[union-attr]  # (cache: not None with a span)
+                return await _bridge.run(db, getattr(qs, method), readonly=True)
+            result, statements, found = await _bridge.run(
+                db, _captured_long, db, getattr(qs, method), lambda values, k: getattr(self._probe(values, None, db, k), method),
+                zone_sensitive(qs.query), self._values, span, readonly=True,
+            )  # fmt: skip
+            _record_long(cache, key, db, statements, found, self._values, _SCALAR_BUILDERS[kind])  # type: ignore[arg-type]
+            return result
         probed = cache.probes(key, db, self._values, lambda probes: self._probe(probes, None, db)) if cache is not None and cache.wants(plan) else None
         if cache is None or probed is None:
             return await _bridge.run(db, getattr(qs, method), readonly=True)
@@ -847,9 +870,26 @@ class VinylQuerySet(Generic[M]):
             if count is not NotImplemented:
                 return count
         qs = self._django(write=True)
+        own = len(self._values)
+        span = _long_span(cache, plan, recipe, False)
+        if span is not None and span[0] + span[1] <= own:  # (a long list of the filters)
+            if not cache.ints_plannable(key, db, values):  # type: ignore[union-attr]  # (cache: not None with a span)
+                return await _bridge.run(db, lambda: qs.update(**kwargs), single_write=True)
+
+            def cut_update(cut_values: tuple, k: int) -> Callable[[], Any]:
+                cut_own = own - span[1] + k
+                cut_qs = self._probe(cut_values[:cut_own], None, db, k)
+                cut_kwargs = substitute("update", (), kwargs, iter(cut_values[cut_own:]))[1]
+                return lambda: cut_qs.update(**cut_kwargs)
+
+            count, statements, found = await _bridge.run(
+                db, _captured_long, db, lambda: qs.update(**kwargs), cut_update, zone_sensitive(qs.query), values, span,
+                single_write=True,
+            )  # fmt: skip
+            _record_long(cache, key, db, statements, found, values, _no_rows)  # type: ignore[arg-type]
+            return count
         probed = None
         if cache is not None and cache.wants(plan):
-            own = len(self._values)
 
             def probe_update(probes: tuple) -> Callable[[], Any]:
                 probe_qs = self._probe(probes[:own], None, db)
@@ -943,6 +983,99 @@ def _captured(db: str, run: Any, probe: Any, zoned: bool) -> tuple[Any, list, tu
         if mine is not None:
             mine.needs_rollback = needs_rollback
     return result, statements, (here, there)
+
+
+def _long_span(cache: PlanCache | None, plan: Any, recipe: tuple | None, count: bool) -> tuple[int, int] | None:
+    """``(first slot, length)`` of the long ``__in`` list of a statement to plan from cut lists, else None."""
+    if cache is None or recipe is None or not cache.wants(plan):
+        return None
+    if count and any(shape[0] == "slice" for shape in recipe):
+        return None
+    return long_list_span(recipe)
+
+
+#: What _captured_long found: ``(positions or Unplanned, zoned)`` from the cut
+#: lists, or the probes of every value and their statements, or None.
+_Found = Union[tuple[Any, bool], tuple[tuple, tuple[list, Optional[list]]], None]
+
+
+def _captured_long(
+    db: str, run: Any, cut: Callable[[tuple, int], Any], zoned: bool, values: tuple, span: tuple[int, int],
+) -> tuple[Any, list, _Found]:  # fmt: skip
+    """Run ``run()`` recording its statements, and find the plan of its long ``__in`` list.
+
+    As :func:`_captured`, with the probe compiled with the list cut to 2
+    and 3 values (``cut(values, k)`` is the call of the query so cut):
+    the cost of a few values, not of a second list (see
+    :func:`vinyl.translate.plans.widened_outcome`). When the widened plan
+    does not give Django's statement, every value is probed, as for a
+    short list.
+    """
+    statements: list[tuple[str, tuple]] = []
+    mine = bound_scope(db)
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if bound_scope(db) is mine:
+            statements.append((sql, tuple(params) if params is not None else ()))
+        return execute(sql, params, many, context)
+
+    connection = connections[db]
+    with connection.execute_wrapper(record):
+        result = run()
+    if len(statements) != 1:
+        return result, statements, None
+    needs_rollback = mine.needs_rollback if mine is not None else False
+    try:
+        return result, statements, _long_outcome(connection, mine, db, statements[0], cut, zoned, values, span)
+    finally:
+        if mine is not None:
+            mine.needs_rollback = needs_rollback
+
+
+def _long_outcome(
+    connection: Any, mine: Any, db: str, statement: Statement, cut: Callable[[tuple, int], Any], zoned: bool,
+    values: tuple, span: tuple[int, int],
+) -> _Found:  # fmt: skip
+    def compiled(call: Callable[[], Any]) -> Any:
+        found = _compiled_statements(connection, mine, db, call)
+        return found[0] if len(found) == 1 else None
+
+    def cut_outcome(short: tuple, probes: tuple, k: int) -> tuple[Statement, tuple[Any, bool]] | None:
+        try:
+            real, here = compiled(cut(short, k)), compiled(cut(probes, k))
+        except VALUE_ERRORS:
+            return None
+        if real is None or here is None:
+            return None
+
+        def there() -> Any:
+            if not zoned:
+                return None
+            return in_other_zone(lambda: compiled(cut(probes, k))) or LATER
+
+        return real, statement_outcome(real, here, there, short, probes, value_adapters(db))
+
+    widened = widened_outcome(statement, values, span, cut_outcome)
+    if widened is not None:
+        return widened
+    probes = probe_values(values)
+    if probes is None:
+        return None
+    try:
+        probe = cut(probes, span[1])  # every value: the list at its length
+    except VALUE_ERRORS:
+        return None
+    here = _compiled_statements(connection, mine, db, probe)
+    there = in_other_zone(lambda: _compiled_statements(connection, mine, db, cut(probes, span[1]))) if zoned else None
+    return probes, (here, there)
+
+
+def _record_long(cache: PlanCache, key: Any, db: str, statements: list, found: _Found, values: tuple, build: Builder) -> None:
+    if found is not None and type(found[1]) is tuple:  # the probes of every value
+        probes, probe_statements = found
+        cache.record_statements(key, db, statements, probe_statements, values, probes, build)
+    else:
+        cache.record_widened(key, db, statements, found, build)  # type: ignore[arg-type]
 
 
 def _compiled_statements(connection: Any, mine: Any, db: str, probe: Any) -> list:

@@ -66,6 +66,19 @@ async def test_reads_writes_and_streams_with_more_values_in_a_list_than_asyncpg_
     assert streamed == ["x", "x", "x"]
 
 
+async def test_a_shape_with_more_values_than_asyncpg_binds_answers_again_and_again(backend):
+    """The plan of a statement PostgreSQL's backend rewrote (its IN list bound as an array) was replayed with one
+    parameter per value: "the number of query arguments cannot exceed 32767" from the second query of the shape."""
+    await Author.vinyl.bulk_create([Author(name=f"a{i}", age=i) for i in range(5)])
+    pks = sorted(await Author.vinyl.values_list("pk", flat=True))
+    for n in range(3):
+        many = pks[n : n + 2] + list(range(10**8 + n, 10**8 + n + MANY))
+        assert sorted(await Author.vinyl.filter(pk__in=many).values_list("pk", flat=True)) == pks[n : n + 2]
+        assert await Author.vinyl.filter(pk__in=many).count() == 2
+        assert await Author.vinyl.filter(pk__in=many).exists()
+        assert await Author.vinyl.filter(pk__in=many).update(name=f"u{n}") == 2
+
+
 @pytest.mark.backends("sqlite", reason="the library's own limit on parameters")
 async def test_beyond_sqlite_max_variable_number_both_raise_djangos_operational_error(backend):
     import sqlite3

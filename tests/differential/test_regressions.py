@@ -21,12 +21,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, ProgrammingError, connections, transaction
-from django.db.models import Count, F, Q, Value
+from django.db.models import Count, F, Prefetch, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 import vinyl
-from tests.diffapp.models import Item, Owner, Premium, Profile
+from tests.diffapp.models import Item, Owner, Premium, Profile, Tag
 from tests.differential.compare import classify
 from tests.differential.data import Dataset, restore
 
@@ -641,3 +641,35 @@ async def test_a_statement_wrong_twice_reports_either_fault(backend: str) -> Non
     assert answers["literal"] == (("raised", "DataError"),) * 2
     assert answers["function"] == (("raised", "ProgrammingError"),) * 2
     assert answers["both"] == (("raised", "DataError"), ("raised", "ProgrammingError"))
+
+
+# ---------------------------------------------------------------- prefetch
+async def test_a_prefetch_queryset_filtered_through_the_relation_reuses_its_join(backend: str) -> None:
+    """make fuzz seed 9702 (PostgreSQL, SQLite): Prefetch('tags', queryset=Tag.vinyl.filter(items__exact=k)).
+    Django's prefetcher filters on the owners reusing every join the queryset made (one through-table row per
+    tag); vinyl joined the through table again, and each owner got the tag once per owner holding it."""
+    tags = [await Tag.vinyl.create(name=f"t{i}", weight=i) for i in range(3)]
+    items = [await Item.vinyl.create(name=f"i{i}") for i in range(4)]
+    for item in items:
+        await item.tags.add(*tags[: 1 + item.pk % 3])
+    await items[0].tags.add(tags[2])
+    chosen = items[1].pk
+
+    def shape(model: Any, tag: Any) -> Any:
+        return model.order_by("pk").prefetch_related(Prefetch("tags", queryset=tag.filter(items__exact=chosen).order_by("pk")))
+
+    def answer(rows: Any, vinyl: bool = False) -> list:
+        # Django's prefetched manager; vinyl's item["tags"], the prefetched list.
+        return [(item.name, [tag.name for tag in (item["tags"] if vinyl else item.tags.all())]) for item in rows]
+
+    expected = await django(lambda: answer(shape(Item.objects.using(sync(backend)), Tag.objects)))
+    assert any(names for _, names in expected)  # the chosen item's tags, on every item holding them
+    for _ in range(2):  # cold, then on the plans
+        assert answer(await shape(Item.vinyl, Tag.vinyl), vinyl=True) == expected
+    # The same through another lookup of the relation, and without one (the plain filter).
+    for lookup in ({"items__name": items[1].name}, {"weight__gte": 1}):
+        def other(model: Any, tag: Any, lookup: dict = lookup) -> Any:
+            return model.order_by("pk").prefetch_related(Prefetch("tags", queryset=tag.filter(**lookup).order_by("pk")))
+
+        expected = await django(lambda: answer(other(Item.objects.using(sync(backend)), Tag.objects)))
+        assert answer(await other(Item.vinyl, Tag.vinyl), vinyl=True) == expected

@@ -39,6 +39,7 @@ from vinyl.translate.plans import (
     probed_outcome,
     rows_plan,
     scalar_plan,
+    statement_plan,
 )
 from vinyl.translate.shapes import INT_EDGES, long_list_span, probe_values
 
@@ -214,10 +215,16 @@ class PlanCache:
         """Whether a shape whose lookup gave ``entry`` should be compiled to a plan."""
         return entry is None or (type(entry) is not Plan and not entry.permanent)
 
-    def probes(self, key: Any, db: str, values: Sequence[Any], build: Callable[[tuple], Any]) -> tuple[tuple, Any] | None:
-        """Probe values for ``values`` and ``build(probes)``; None (noted) if none fit."""
+    def ints_plannable(self, key: Any, db: str, values: Sequence[Any]) -> bool:
+        """Whether these values' integers can be slots on ``db`` (else noted)."""
         if not self._ints_plannable(db) and any(type(v) is int for v in values):
             self.note(key, Unplanned("the backend's integer ranges have other boundaries"))
+            return False
+        return True
+
+    def probes(self, key: Any, db: str, values: Sequence[Any], build: Callable[[tuple], Any]) -> tuple[tuple, Any] | None:
+        """Probe values for ``values`` and ``build(probes)``; None (noted) if none fit."""
+        if not self.ints_plannable(key, db, values):
             return None
         probes = probe_values(values)
         if probes is None:
@@ -311,16 +318,36 @@ class PlanCache:
             here = [limit_parameters(sql, params, probe_query, db) for sql, params in here]
             if there is not None:
                 there = [limit_parameters(sql, params, probe_query, db) for sql, params in there]
-        if not statements or not here:
-            # (An empty result Django answers without SQL; values may differ.)
-            self.note(key, Unplanned("Django runs no statement for these values", permanent=False))
-            return
-        if len(statements) != 1 or len(here) != 1:
-            self.note(key, Unplanned("Django runs more than one statement"))
+        if not self._one_statement(key, statements, here):
             return
         zone_probe = None if there is None else there[0] if len(there) == 1 else LATER
         outcome, zoned = scalar_plan(db, statements[0], here[0], lambda: zone_probe, values, probes, build)
         self.record(key, outcome, zoned)
+
+    def record_widened(self, key: Any, db: str, statements: Sequence[Statement], found: tuple[Any, bool] | None, build: Builder) -> None:
+        """Keep the plan of a statement Django ran whose query holds one long ``__in`` list.
+
+        ``found``: its ``(positions or Unplanned, zoned)`` from the query with
+        the list cut short (:func:`vinyl.translate.plans.widened_outcome`);
+        None when the probe values did not compile.
+        """
+        if not self._one_statement(key, statements, statements):
+            return
+        if found is None:
+            self.note(key, Unplanned("no probe values for these values", permanent=False))
+            return
+        self.record(key, *statement_plan(db, statements[0], found, build))
+
+    def _one_statement(self, key: Any, statements: Sequence[Statement], probed: Sequence[Statement]) -> bool:
+        """Whether Django ran one statement (and the probe compiled one); else noted."""
+        if not statements or not probed:
+            # (An empty result Django answers without SQL; values may differ.)
+            self.note(key, Unplanned("Django runs no statement for these values", permanent=False))
+            return False
+        if len(statements) != 1 or len(probed) != 1:
+            self.note(key, Unplanned("Django runs more than one statement"))
+            return False
+        return True
 
     def _ints_plannable(self, db: str) -> bool:
         known = self._int_ranges_known.get(db)

@@ -104,6 +104,8 @@ SQL_DIFFERS = Unplanned("the values change the SQL", permanent=False)
 TRANSFORMED = Unplanned("Django transforms a value (escapes, wraps or parses it)")
 AMBIGUOUS = Unplanned("a constant equals a value, or the values change the parameters", permanent=False)
 
+TOO_MANY = Unplanned("more parameters than one statement binds")
+
 # What Django raises for values a field or lookup rejects.
 VALUE_ERRORS = (ValidationError, ValueError, TypeError, ArithmeticError)
 
@@ -326,14 +328,7 @@ def _long_list_positions(
     get: bool,
     limits: bool,
 ) -> tuple[Any, bool] | None:
-    start, length = span
-    values = tuple(values)
-    cut: list[tuple[str, tuple, bool]] = []
-    for k in (2, 3):
-        short = values[:start] + values[start : start + k] + values[start + length :]
-        probes = probe_values(short)
-        if probes is None:
-            return None
+    def cut(short: tuple, probes: tuple, k: int) -> tuple[Statement, tuple[Any, bool]] | None:
         try:
             real_qs, probe_qs = build(short, k), build(probes, k)
         except VALUE_ERRORS:
@@ -343,20 +338,49 @@ def _long_list_positions(
         real = probe_statement(real_qs, db, limits)
         if isinstance(real, Unplanned):
             return None
-        positions, zoned = probed_outcome(probe_qs, short, probes, get=get, limits=limits)(real, db, zone_dependent)
+        return real, probed_outcome(probe_qs, short, probes, get=get, limits=limits)(real, db, zone_dependent)
+
+    return widened_outcome(statement, values, span, cut)
+
+
+#: ``cut(values, probes, k)``: the statement of the query with its long list
+#: cut to ``k`` values, and how it maps to slots (found with ``probes``);
+#: None when these values do not compile.
+Cut = Callable[[tuple, tuple, int], "tuple[Statement, tuple[Any, bool]] | None"]
+
+
+def widened_outcome(statement: Statement, values: Sequence[Any], span: tuple[int, int], cut: Cut) -> tuple[Any, bool] | None:
+    """``(positions or Unplanned, zoned)`` of a statement whose query holds one long ``__in`` list.
+
+    Found from ``cut`` with the list cut to 2 and to 3 values (see
+    :func:`long_list_outcome`); None when the widened plan does not give
+    exactly ``statement`` (then every value is probed).
+    """
+    start, length = span
+    values = tuple(values)
+    cuts: list[tuple[str, tuple, bool]] = []
+    for k in (2, 3):
+        short = values[:start] + values[start : start + k] + values[start + length :]
+        probes = probe_values(short)
+        if probes is None:
+            return None
+        found = cut(short, probes, k)
+        if found is None:
+            return None
+        real, (positions, zoned) = found
         if type(positions) is not tuple:
             return positions, False  # as the whole list would: the SQL depends on these values, a transform...
-        cut.append((real[0], positions, zoned))
-    (sql2, positions2, zoned2), (sql3, positions3, zoned3) = cut
+        cuts.append((real[0], positions, zoned))
+    (sql2, positions2, zoned2), (sql3, positions3, zoned3) = cuts
     sql, params = statement
     if _widened_sql(sql2, sql3, length) != sql:
         return None
-    positions = _widened_positions(positions2, 2, start, length)
-    if positions is None or positions != _widened_positions(positions3, 3, start, length):
+    widened = _widened_positions(positions2, 2, start, length)
+    if widened is None or widened != _widened_positions(positions3, 3, start, length):
         return None
-    if tuple(params) != Plan(sql, positions, _no_build).params(values):
+    if tuple(params) != Plan(sql, widened, _no_build).params(values):
         return None
-    return positions, zoned2 or zoned3
+    return widened, zoned2 or zoned3
 
 
 def _widened_sql(sql2: str, sql3: str, length: int) -> str | None:
@@ -451,6 +475,8 @@ def rows_plan(
         sql, params = limit_parameters(sql, params, qs.query, db)
     sql_out, params_out = connections[db].vinyl_cursor_class.prepare(sql, tuple(params))
     positions, zoned = outcome((sql, params), db, zone_sensitive(qs.query))
+    if type(positions) is tuple and not _bindable(db, params):
+        positions = TOO_MANY
     plan = Plan(sql_out, positions, builder) if type(positions) is tuple else positions
     return plan, zoned, sql_out, tuple(params_out), builder
 
@@ -460,10 +486,24 @@ def scalar_plan(db: str, statement: Statement, probe: Statement | Unplanned, zon
 
     Returns ``(plan or Unplanned, zoned)`` as :func:`rows_plan`.
     """
-    positions, zoned = statement_outcome(statement, probe, zone_probe, values, probes, value_adapters(db))
+    return statement_plan(db, statement, statement_outcome(statement, probe, zone_probe, values, probes, value_adapters(db)), build)
+
+
+def statement_plan(db: str, statement: Statement, found: tuple[Any, bool], build: Builder) -> tuple[Any, bool]:
+    """``(plan or Unplanned, zoned)`` of a statement Django ran, from its ``(positions or Unplanned, zoned)``."""
+    positions, zoned = found
+    if type(positions) is tuple and not _bindable(db, statement[1]):
+        positions = TOO_MANY
     if type(positions) is not tuple:
         return positions, False
     return Plan(_driver_sql(db, statement[0], statement[1]), positions, build), zoned
+
+
+def _bindable(db: str, params: Sequence[Any]) -> bool:
+    # Beyond it the backend rewrites the statement for these values (PostgreSQL
+    # binds long IN lists as arrays): its SQL is no plan for other values.
+    limit = connections[db].features.max_query_params
+    return limit is None or len(params) <= limit
 
 
 def _get_queryset(qs: QuerySet) -> QuerySet:
