@@ -246,6 +246,24 @@ def test_fair_queue_hands_over_in_order_and_passes_on_an_item_of_a_cancelled_wai
     asyncio.run(scenario())
 
 
+def test_fair_queue_times_out_a_waiter_on_a_later_event_loop():
+    # The line's timer was armed on a loop that ended before it fired: a
+    # task waiting on the next loop still times out.
+    from vinyl.engine.fairpool import TIMED_OUT, FairQueue
+
+    queue: FairQueue = FairQueue(maxsize=1)
+
+    async def leave_early() -> None:
+        queue.leave(queue.join(30))
+
+    async def wait_once() -> tuple:
+        return await asyncio.wait_for(queue.join(0.05), 5)
+
+    asyncio.run(leave_early())
+    kind, _ = asyncio.run(wait_once())
+    assert kind == TIMED_OUT
+
+
 async def _server_id(conn) -> int:
     sql = "SELECT pg_backend_pid()" if conn.dialect.name == "postgresql" else "SELECT CONNECTION_ID()"
     return (await conn.execute(text(sql))).scalar_one()

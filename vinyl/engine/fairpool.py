@@ -63,6 +63,8 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         self._items: deque[_T] = deque()
         self._waiters: deque[tuple[asyncio.Future, Optional[float]]] = deque()
         self._timer: Optional[asyncio.TimerHandle] = None
+        # The loop the timer runs on: a timer of a loop that ended never fires.
+        self._timer_loop: Optional[asyncio.AbstractEventLoop] = None
 
     def empty(self) -> bool:
         return not self._items
@@ -116,8 +118,9 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
             return waiter
         deadline = loop.time() + timeout
         self._waiters.append((waiter, deadline))
-        if self._timer is None:
+        if self._timer is None or self._timer_loop is not loop:
             self._timer = loop.call_at(deadline, self._time_out)
+            self._timer_loop = loop
         return waiter
 
     def leave(self, waiter: asyncio.Future) -> None:
