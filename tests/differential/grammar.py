@@ -249,7 +249,7 @@ class Grammar:
         """64 to 3,000 values (now and then 33,000 integers: PostgreSQL's array binding), distinct mostly,
         existing ones among them, with repeats and a None sometimes (vinyl plans such a list from it cut short)."""
         base = kind.split(":")[0]
-        n = v.choice([64, 64, 65, 100, 257, 1000, 3000]) if v.random() < 0.98 or base not in ("int", "rel") else 33_000
+        n = v.choice([64, 64, 65, 100, 257, 1000, 3000]) if v.random() < 0.9 or base not in ("int", "rel") else 33_000
         col = self.column(model, field) if base != "rel" else [r["id"] for r in self.rows[model.__name__]]
         if base == "int" or base == "rel":
             lo, hi = (-(10**6), 10**6) if base == "rel" or kind.endswith("pk") else INT_RANGES[kind.split(":")[1]]
@@ -382,7 +382,7 @@ class Grammar:
             self.tally["long_in"] += 1
             self.tally["long_in>32767"] += len(items) > 32767
             return f"{path}__in", tuple(items) if container == "tuple" else items
-        if kind == "json" and s.random() < 0.08:
+        if kind == "json" and s.random() < 0.06:
             # A JSON list of 64+ items is one value to Django; to vinyl's plans a list that long is a long list.
             self.tally["long_json"] += 1
             n = v.choice([64, 70, 200])
@@ -399,7 +399,7 @@ class Grammar:
             return name, value
         if lookup == "pk_gt":
             return f"{path}__pk__gt", value
-        if lookup == "exact" and s.random() < 0.5:
+        if lookup == "exact" and s.random() < 0.06:
             return path, value
         if lookup == "in" and kind == "rel" and s.random() < 0.3 and not self.stable:
             target = model.__name__
