@@ -612,7 +612,19 @@ class Grammar:
                         ops.append(("prefetch_related", (Call("Prefetch", (path,), (("queryset", qs), ("to_attr", "pf"))),), ()))
                         attrs.append("pf")
                     else:
-                        ops.append(("prefetch_related", (Call("Prefetch", (path,), (("queryset", qs),)),), ()))
+                        lookups: tuple = (Call("Prefetch", (path,), (("queryset", qs),)),)
+                        r2 = s.random()
+                        if r2 < 0.2 and "__" in path:
+                            # The prefix first as a string lookup: the Prefetch's queryset at the level below it.
+                            lookups = (path.rpartition("__")[0],) + lookups
+                            self.tally["prefetch_qs_with_prefix"] += 1
+                        elif r2 < 0.4:
+                            # Deeper lookups through the Prefetch (its queryset's rows get their own prefetch).
+                            deeper = f"{path}__{s.choice(['tags', 'owner'] if last == 'items' else ['items'])}"
+                            lookups += (deeper,)
+                            related.append(deeper)
+                            self.tally["prefetch_qs_then_deeper"] += 1
+                        ops.append(("prefetch_related", lookups, ()))
                         related.append(path)
                 else:
                     ops.append(("prefetch_related", (path,), ()))
