@@ -382,7 +382,7 @@ class Grammar:
             self.tally["long_in"] += 1
             self.tally["long_in>32767"] += len(items) > 32767
             return f"{path}__in", tuple(items) if container == "tuple" else items
-        if kind == "json" and s.random() < 0.06:
+        if kind == "json" and s.random() < 0.08:
             # A JSON list of 64+ items is one value to Django; to vinyl's plans a list that long is a long list.
             self.tally["long_json"] += 1
             n = v.choice([64, 70, 200])
@@ -399,7 +399,7 @@ class Grammar:
             return name, value
         if lookup == "pk_gt":
             return f"{path}__pk__gt", value
-        if lookup == "exact" and s.random() < 0.06:
+        if lookup == "exact" and s.random() < 0.5:
             return path, value
         if lookup == "in" and kind == "rel" and s.random() < 0.3 and not self.stable:
             target = model.__name__
