@@ -535,12 +535,14 @@ def prefetched_template(qs: QuerySet, iterable: type) -> dict[str, Any]:
     return qs.__dict__
 
 
-def prefetched_state(template: dict[str, Any], rows: list[Any], owner_filter: dict[str, Any]) -> dict[str, Any]:
-    """The state of one owner's prefetched queryset, as Django's related manager sets it."""
-    state = dict(template)
+def prefetched_queryset(cls: type, template: dict[str, Any], rows: list[Any], owner_filter: dict[str, Any]) -> QuerySet:
+    """One owner's prefetched queryset of ``cls`` (built without __init__),
+    in the state Django's related manager gives it."""
+    qs: QuerySet = object.__new__(cls)
+    state = qs.__dict__ = dict(template)
     state["_result_cache"] = rows
     state["_deferred_filter"] = (False, (), owner_filter)
-    return state
+    return qs
 
 
 _need(
@@ -560,11 +562,6 @@ def filter_reusing_joins(qs: QuerySet, q_object: Any) -> None:
 def set_known_related_objects(qs: QuerySet, known: dict[Any, Any]) -> None:
     """Set the owner ``qs`` sets on each of its rows (``{field: {key: owner}}``)."""
     qs._known_related_objects = known
-
-
-def result_cache(qs: QuerySet) -> list[Any]:
-    """The rows of an evaluated queryset (a prefetched one's)."""
-    return qs._result_cache
 
 
 def raw_delete(qs: QuerySet, using: str) -> int:
@@ -629,6 +626,19 @@ _need(
 def prefetched_objects(obj: Model) -> dict[str, Any] | None:
     """The prefetched relations of ``obj`` (None: nothing prefetched)."""
     return obj.__dict__.get("_prefetched_objects_cache")
+
+
+def without_prefetched(objs: list[Model], name: str) -> list[Model]:
+    """The instances of ``objs`` that have no prefetched ``name``."""
+    return [obj for obj in objs if name not in (obj.__dict__.get("_prefetched_objects_cache") or ())]
+
+
+def prefetched_rows(objs: list[Model], name: str) -> list[Any]:
+    """The rows of every instance's prefetched ``name``, in order."""
+    rows: list[Any] = []
+    for obj in objs:
+        rows.extend(obj.__dict__["_prefetched_objects_cache"][name]._result_cache)
+    return rows
 
 
 def prefetched_objects_for_update(obj: Model) -> dict[str, Any]:

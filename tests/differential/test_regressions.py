@@ -507,6 +507,26 @@ async def test_count_of_an_empty_query_with_a_json_value_django_never_encodes(ba
         assert await vinyl_outcome(getattr(make(Item.vinyl), terminal)()) == expected, terminal
 
 
+async def test_a_value_psycopg_cannot_adapt_fails_before_the_server_reads_another(backend: str) -> None:
+    """make fuzz PostgreSQL seed 9702 shape 404: bulk_create of a row with span='abc' (text PostgreSQL cannot read
+    as an interval) before a row whose JSON json cannot encode. psycopg adapts every value before it sends the
+    statement: Django raises the JSON TypeError. asyncpg refused 'abc' first, vinyl sent it as a literal, and the
+    server's DataError came before the JSON was encoded. Each fault alone agrees."""
+    rows: dict[str, Callable[[], list]] = {
+        "both": lambda: [Item(name="a", span="abc"), Item(name="b", data={"a": decimal.Decimal("1.5")})],
+        "interval": lambda: [Item(name="a", span="abc"), Item(name="b")],
+        "json": lambda: [Item(name="a"), Item(name="b", data={"a": decimal.Decimal("1.5")})],
+    }
+    for name, make in rows.items():
+        expected = await django(lambda: Item.objects.using(sync(backend)).bulk_create(make()) and None)
+        assert await vinyl_outcome(Item.vinyl.bulk_create(make())) == expected, name
+        filtered = await django(lambda: list(Item.objects.using(sync(backend)).filter(
+            span__gt=make()[0].span or datetime.timedelta(0), data=make()[1].data)))
+        got = await vinyl_outcome(Item.vinyl.filter(span__gt=make()[0].span or datetime.timedelta(0), data=make()[1].data))
+        assert got == filtered, name
+    assert await Item.vinyl.count() == 0
+
+
 async def test_an_ipv6_value_django_normalizes_is_not_replayed_raw(backend: str) -> None:
     """ip-normalized-plan-replays-raw (make fuzz SQLite seed 9401 shape 225): a plan of ip__exact made from an IPv4
     address replays an IPv6 one as given, where Django normalizes it ('2001:0DB8:0000::1' -> '2001:db8::1')."""

@@ -88,9 +88,13 @@ def inline_refused(sql: str, params: Sequence[Any], exc: BaseException) -> tuple
     number = refused_argument(exc)
     if number is None or not 0 < number <= len(params):
         return None
-    adapted = sent_value(params[number - 1])
-    if adapted is not None:
-        return sql, (*params[: number - 1], adapted, *params[number:])
+    # psycopg adapts every value before it sends the statement: a value sent
+    # for later that it cannot adapt raises before the server reads any
+    # other (a literal inlined below could only fail on the server).
+    adapted = _sent(params)
+    if adapted[number - 1] is not params[number - 1]:
+        return sql, adapted
+    params = adapted
     text = _as_text(params[number - 1])
     if text is None:
         return None
@@ -104,6 +108,16 @@ def inline_refused(sql: str, params: Sequence[Any], exc: BaseException) -> tuple
 
     rest = tuple(params[: number - 1]) + tuple(params[number:])
     return _PLACEHOLDER.sub(renumber, sql), rest
+
+
+def _sent(params: Sequence[Any]) -> tuple:
+    """``params`` with each value sent for later adapted, in order (psycopg's error raised)."""
+    adapted = tuple(params)
+    for i, value in enumerate(adapted):
+        sent = sent_value(value)
+        if sent is not None:
+            adapted = (*adapted[:i], sent, *adapted[i + 1:])
+    return adapted
 
 
 async def rerun_refused(run: Callable[[str, tuple], Awaitable[T]], sql: str, params: Sequence[Any], exc: BaseException) -> T:

@@ -70,9 +70,8 @@ class Plan:
     build: Builder
 
     def params(self, values: Sequence[Any]) -> tuple:
-        return tuple(
-            values[p] if type(p) is int else p[0] if len(p) == 1 else p[1](values[p[0]]) for p in self.positions
-        )
+        # (A list, not a generator: no resumption per parameter of a long IN list.)
+        return tuple([values[p] if type(p) is int else p[0] if len(p) == 1 else p[1](values[p[0]]) for p in self.positions])
 
 
 def _driver_sql(db: str, sql: str, params: Sequence[Any]) -> str:

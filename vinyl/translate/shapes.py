@@ -85,6 +85,7 @@ _SCALARS = (
 )
 
 _ONLY_STR = {str}
+_ONLY_INT = {int}
 
 # Calls whose keyword values are lookup values (slots).
 _LOOKUP_METHODS = frozenset({"filter", "exclude"})
@@ -160,8 +161,12 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
                     value = in_values(key, value)
                 except TypeError:  # unhashable items: Django's own then
                     return None
-                # (Text only, the usual long list: one call per value fewer.)
-                kinds = tuple(map(_str_kind if set(map(type, value)) == _ONLY_STR else _slot_kind, value))
+                # (Text or integers only, the usual long lists: fewer calls per value.)
+                types = set(map(type, value))
+                if types == _ONLY_INT:
+                    kinds = tuple([_SMALL if 0 <= v < 32768 else _int_kind(v) for v in value])
+                else:
+                    kinds = tuple(map(_str_kind if types == _ONLY_STR else _slot_kind, value))
                 if not kinds or None in kinds:
                     return None
                 keys.append((key, type(value), kinds))
