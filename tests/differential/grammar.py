@@ -13,6 +13,7 @@ import datetime
 import decimal
 import random
 import uuid
+from collections import Counter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,8 +62,19 @@ VALUE_PATHS = {
 }
 SELECT_RELATED = {"Item": ["owner", "owner__profile", "owner__premium"], "Owner": ["profile", "premium"],
                   "Premium": ["profile"], "Profile": ["owner", "owner__premium"], "Tag": []}
-PREFETCH = {"Item": ["tags", "owner", "owner__items"], "Owner": ["items", "items__tags", "profile"],
-            "Premium": ["items", "items__tags"], "Profile": ["owner", "owner__items"], "Tag": ["items", "items__owner"]}
+PREFETCH = {"Item": ["tags", "owner", "owner__items", "owner__items__tags"], "Owner": ["items", "items__tags", "profile"],
+            "Premium": ["items", "items__tags"], "Profile": ["owner", "owner__items", "owner__items__tags"],
+            "Tag": ["items", "items__owner", "items__tags"]}
+#: Paths a Prefetch queryset of the model at the end of a prefetch path filters on, by the relation the path ends
+#: with: back through that same relation (the join vinyl's prefetcher must reuse, as Django's does) or through others.
+PREFETCH_THROUGH = {
+    "tags": ["items__name", "items__flag", "items__integer", "items__owner__name", "items__id", "items"],
+    "items:m2m": ["tags__name", "tags__weight", "tags", "tags__id"],
+    "items:fk": ["owner__name", "owner__age", "owner", "owner__profile__score"],
+}
+PREFETCH_OTHER = {"Tag": ["name", "weight", "items__owner__age"], "Item": ["integer", "name", "flag", "owner__name", "tags__name"]}
+#: Kinds an ``__in`` list of hundreds or thousands of distinct values can be drawn for.
+LONG_KINDS = ("int", "str", "uuid", "date", "dec", "float", "rel")
 ONLY_FIELDS = {"Item": ["name", "integer", "dec", "at", "data", "flag", "owner"], "Owner": ["name", "age"],
                "Premium": ["name", "level"], "Profile": ["bio", "owner"], "Tag": ["name"]}
 DATE_FIELDS = {"Item": [("day", "date"), ("at", "dt")], "Owner": [("joined", "date")], "Premium": [("since", "dt"), ("joined", "date")]}
@@ -149,6 +161,8 @@ class Grammar:
         # values of one type per slot, fixed list lengths): its draws replay a
         # cached plan with new values, where plan-cache bugs show.
         self.stable = False
+        #: How often the rarer shapes were drawn (long lists, Prefetch querysets...): the run's summary shows it.
+        self.tally: Counter = Counter()
 
     # ------------------------------------------------------------------ values
     def column(self, model: type, field: Any) -> list:
@@ -230,6 +244,40 @@ class Grammar:
             "rel": ["1", "abc", 1.5, None],
         }
         return v.choice(pools[kind.split(":")[0]])
+
+    def long_values(self, v: random.Random, kind: str, model: type, field: Any) -> list:
+        """64 to 3,000 values (now and then 33,000 integers: PostgreSQL's array binding), distinct mostly,
+        existing ones among them, with repeats and a None sometimes (vinyl plans such a list from it cut short)."""
+        base = kind.split(":")[0]
+        n = v.choice([64, 64, 65, 100, 257, 1000, 3000]) if v.random() < 0.9 or base not in ("int", "rel") else 33_000
+        col = self.column(model, field) if base != "rel" else [r["id"] for r in self.rows[model.__name__]]
+        if base == "int" or base == "rel":
+            lo, hi = (-(10**6), 10**6) if base == "rel" or kind.endswith("pk") else INT_RANGES[kind.split(":")[1]]
+            lo, hi = max(lo, -(10**9)), min(hi, 10**9)
+            start = v.randint(lo, max(lo, hi - n))
+            fresh = list(range(start, start + n))
+        elif base == "str":
+            fresh = [f"{v.choice(STRINGS)}{i}" for i in range(n)]
+        elif base == "uuid":
+            fresh = [uuid.UUID(int=v.getrandbits(128)) for _ in range(n)]
+        elif base == "date":
+            day = datetime.date(2023, 1, 1) - datetime.timedelta(days=v.randint(0, 3000))
+            fresh = [day + datetime.timedelta(days=i) for i in range(n)]
+        elif base == "dec":
+            fresh = [decimal.Decimal(i - n // 2) / 8 for i in range(n)]
+        else:
+            fresh = [(i - n // 2) / 4 for i in range(n)]
+        items = [v.choice(col) if col and v.random() < 0.1 else x for x in fresh]
+        if v.random() < 0.3:  # repeats (a list of 64 with repeats has fewer than 64 values Django compiles)
+            for _ in range(v.choice([1, 5, n // 3])):
+                items[v.randrange(n)] = v.choice(items)
+        if v.random() < 0.2:
+            for _ in range(v.choice([1, 1, 3])):
+                items[v.randrange(n)] = None
+        if base == "rel" and v.random() < 0.3:
+            items = [Inst(model.__name__, x) if isinstance(x, int) and x in col else x for x in items]
+        v.shuffle(items)
+        return items
 
     def lookup_value(self, v: random.Random, s_container: str, kind: str, lookup: str, model: type, field: Any,
                      length: int | None = None) -> Any:
@@ -327,6 +375,21 @@ class Grammar:
             lookup = s.choice(LOOKUPS[kind.split(":")[0]])
         container = s.choice(["list", "list", "tuple"] if self.stable else ["list", "list", "tuple", "gen", "set"])
         length = s.choice([1, 2, 3, 3, 4, 6]) if self.stable else None
+        if lookup == "in" and kind.split(":")[0] in LONG_KINDS and s.random() < 0.06:
+            # A long list: vinyl compiles the statement with the list cut to 2 and 3 values and stretches it
+            # (its length is a value then: each draw its own).
+            items = self.long_values(v, kind, model, field)
+            self.tally["long_in"] += 1
+            self.tally["long_in>32767"] += len(items) > 32767
+            return f"{path}__in", tuple(items) if container == "tuple" else items
+        if kind == "json" and s.random() < 0.08:
+            # A JSON list of 64+ items is one value to Django; to vinyl's plans a list that long is a long list.
+            self.tally["long_json"] += 1
+            n = v.choice([64, 70, 200])
+            op = s.choice(["", "__contains", "__has_keys", "__has_any_keys"])
+            if op in ("__has_keys", "__has_any_keys"):
+                return f"{path}{op}", [v.choice(JSON_KEYS + [f"k{i}" for i in range(n)]) for _ in range(n)]
+            return f"{path}{op}", [v.choice([i, str(i), None, i]) for i in range(n)]
         value = self.lookup_value(v, container, kind, lookup, model, field, length)
         if kind == "json" and lookup.startswith("key") or lookup == "nested":
             key = s.choice(JSON_KEYS)
@@ -523,15 +586,45 @@ class Grammar:
                 related.extend(paths)
             elif kind == "prefetch_related":
                 path = s.choice(PREFETCH[model])
-                if s.random() < 0.3 and path in ("items", "tags") and not self.stable:
-                    target = "Item" if path == "items" else "Tag"
-                    cond = self.condition(s, v, target)
-                    qs = QS(target, (("filter",) + cond,))
+                last = path.rpartition("__")[2]
+                if s.random() < (0.45 if self.stable else 0.35) and last in ("items", "tags"):
+                    target = "Item" if last == "items" else "Tag"
+                    steps: list = [("filter",) + self.condition(s, v, target)] if s.random() < 0.5 else []
+                    if s.random() < 0.7:
+                        # Through the relation the path ends with (or others): the prefetcher's own join.
+                        through = "tags" if last == "tags" else "items:m2m" if model == "Tag" and path == "items" else "items:fk"
+                        p = s.choice(PREFETCH_THROUGH[through] + PREFETCH_OTHER[target])
+                        k, m, f = kind_of(target, p)
+                        lookup = s.choice([lk for lk in ("exact", "in", "isnull", "gte", "lt") if lk in LOOKUPS[k.split(":")[0]]])
+                        val = self.lookup_value(v, "list", k, lookup, m, f, s.choice([1, 2, 3]) if self.stable else None)
+                        steps.append((s.choice(["filter", "filter", "exclude"]), (), ((f"{p}__{lookup}", val),)))
+                        self.tally["prefetch_qs_through"] += p in PREFETCH_THROUGH[through]
                     if s.random() < 0.5:
+                        steps.append(("order_by", (s.choice(["", "-"]) + s.choice(ORDER_PATHS[target]), "pk"), ()))
+                    if target == "Item" and s.random() < 0.2:
+                        steps.append(("select_related", ("owner",), ()))
+                    if not steps:
+                        steps.append(("filter",) + self.condition(s, v, target))
+                    qs = QS(target, tuple(steps))
+                    self.tally["prefetch_qs"] += 1
+                    self.tally["prefetch_qs_nested"] += "__" in path
+                    if s.random() < 0.5 and not self.stable:
                         ops.append(("prefetch_related", (Call("Prefetch", (path,), (("queryset", qs), ("to_attr", "pf"))),), ()))
                         attrs.append("pf")
                     else:
-                        ops.append(("prefetch_related", (Call("Prefetch", (path,), (("queryset", qs),)),), ()))
+                        lookups: tuple = (Call("Prefetch", (path,), (("queryset", qs),)),)
+                        r2 = s.random()
+                        if r2 < 0.2 and "__" in path:
+                            # The prefix first as a string lookup: the Prefetch's queryset at the level below it.
+                            lookups = (path.rpartition("__")[0],) + lookups
+                            self.tally["prefetch_qs_with_prefix"] += 1
+                        elif r2 < 0.4:
+                            # Deeper lookups through the Prefetch (its queryset's rows get their own prefetch).
+                            deeper = f"{path}__{s.choice(['tags', 'owner'] if last == 'items' else ['items'])}"
+                            lookups += (deeper,)
+                            related.append(deeper)
+                            self.tally["prefetch_qs_then_deeper"] += 1
+                        ops.append(("prefetch_related", lookups, ()))
                         related.append(path)
                 else:
                     ops.append(("prefetch_related", (path,), ()))

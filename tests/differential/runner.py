@@ -238,12 +238,13 @@ class Result:
     unknown_count: int = 0
     unknown_by_signature: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    generated: Counter = field(default_factory=Counter)  # the grammar's tally of its rarer shapes
 
     def summary(self) -> str:
         lines = [f"differential {self.backend}: seed={self.seed} reads={self.reads} writes={self.writes} "
                  f"in {self.seconds:.1f}s; errors agreed {sum(self.errors_agreed.values())} "
                  f"({dict(self.errors_agreed.most_common(8))}); known mismatches {dict(self.known)}; "
-                 f"NEW mismatches {self.unknown_count}"]
+                 f"NEW mismatches {self.unknown_count}; rarer shapes drawn {dict(self.generated)}"]
         for signature, n in self.unknown_by_signature.most_common():
             lines.append(f"NEW by (write, terminal, Django, vinyl): {n} x {signature}")
         for name, example in self.examples.items():
@@ -273,7 +274,7 @@ class Runner:
         self.alias = settings.SYNC_ALIAS[backend]
         self.data = Dataset.draw(seed)
         self.grammar = Grammar(self.data, backend)
-        self.result = Result(backend, seed)
+        self.result = Result(backend, seed, generated=self.grammar.tally)
         self.log = log or (lambda msg: None)
         self.max_reports = max_reports
         self.concurrency = int(os.environ.get("VINYL_FUZZ_CONCURRENCY", "5"))
