@@ -21,7 +21,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, ProgrammingError, connections, transaction
-from django.db.models import Count, F, Prefetch, Q, Value
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -693,3 +693,27 @@ async def test_a_prefetch_queryset_filtered_through_the_relation_reuses_its_join
 
         expected = await django(lambda: answer(other(Item.objects.using(sync(backend)), Tag.objects)))
         assert answer(await other(Item.vinyl, Tag.vinyl), vinyl=True) == expected
+
+
+# ------------------------------------------------- errors that depend on the plan
+@pytest.mark.backends("postgresql", reason="Django streams through a DECLARE CURSOR only on PostgreSQL")
+async def test_an_overflow_only_some_plans_evaluate_is_djangos_own_answer_too(backend: str) -> None:
+    # make fuzz seed 9801 shape 1220: exclude(big=F('integer') + -5, ...) beside other conditions, where
+    # integer + -5 overflows on a row. Whether the server evaluates it there depends on its plan: Django's own
+    # list() raises DataError and its iterator() (a DECLARE CURSOR, planned for its first rows) answers [].
+    # vinyl streams through an asyncpg portal, planned as a whole query: DataError, as Django's list().
+    await sync_to_async(restore)(sync(backend), Dataset.draw(9801))
+
+    def shape(model: Any, tag: Any) -> Any:
+        return (model.filter(Exists(tag.filter(items=OuterRef("pk"), weight__gt=0))).order_by("id")
+                .filter(owner__premium__level__gt=2, clock__isnull=False)
+                .exclude(Q(big=F("integer") + -5, owner__age__lt=-1)))
+
+    async def streamed() -> list:
+        return [item.pk async for item in shape(Item.vinyl, Tag.vinyl).iterator(chunk_size=2)]
+
+    listed = await django(lambda: [i.pk for i in shape(Item.objects.using(sync(backend)), Tag.objects)])
+    cursor = await django(lambda: [i.pk for i in shape(Item.objects.using(sync(backend)), Tag.objects).iterator(chunk_size=2)])
+    assert (listed, cursor) == (("raised", "DataError"), [])
+    assert await vinyl_outcome(shape(Item.vinyl, Tag.vinyl)) == listed
+    assert await vinyl_outcome(streamed()) == listed
