@@ -514,7 +514,7 @@ async def test_a_value_psycopg_cannot_adapt_fails_before_the_server_reads_anothe
     server's DataError came before the JSON was encoded. Each fault alone agrees."""
     rows: dict[str, Callable[[], list]] = {
         "both": lambda: [Item(name="a", span="abc"), Item(name="b", data={"a": decimal.Decimal("1.5")})],
-        "interval": lambda: [Item(name="a", span="abc"), Item(name="b")],
+        "interval": lambda: [Item(name="a", span="abc"), Item(name="b", data={"a": 1})],
         "json": lambda: [Item(name="a"), Item(name="b", data={"a": decimal.Decimal("1.5")})],
     }
     for name, make in rows.items():
