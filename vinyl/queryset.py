@@ -952,13 +952,8 @@ class _Compiled(Exception):
     """Stops a probe run once its statement is compiled: it never executes."""
 
 
-def _captured(db: str, run: Any, probe: Any, zoned: bool) -> tuple[Any, list, tuple[list, list | None]]:
-    """Run ``run()`` recording its statements, and compile ``probe()``'s.
-
-    The probe is compiled, never executed: in the current time zone, and
-    if ``zoned`` (the query may depend on it) in another too (see
-    ``vinyl.translate.plans.in_other_zone``).
-    """
+def _recorded(db: str, run: Any) -> tuple[Any, list[tuple[str, tuple]], Any]:
+    """``run()``, with the statements it sent on ``db`` in this scope, and that scope."""
     statements: list[tuple[str, tuple]] = []
     # Execute wrappers belong to a wrapper object that tasks may share:
     # record only this scope's statements.
@@ -969,9 +964,20 @@ def _captured(db: str, run: Any, probe: Any, zoned: bool) -> tuple[Any, list, tu
             statements.append((sql, tuple(params) if params is not None else ()))
         return execute(sql, params, many, context)
 
-    connection = connections[db]
-    with connection.execute_wrapper(record):
+    with connections[db].execute_wrapper(record):
         result = run()
+    return result, statements, mine
+
+
+def _captured(db: str, run: Any, probe: Any, zoned: bool) -> tuple[Any, list, tuple[list, list | None]]:
+    """Run ``run()`` recording its statements, and compile ``probe()``'s.
+
+    The probe is compiled, never executed: in the current time zone, and
+    if ``zoned`` (the query may depend on it) in another too (see
+    ``vinyl.translate.plans.in_other_zone``).
+    """
+    result, statements, mine = _recorded(db, run)
+    connection = connections[db]
     # Stopping the probe is no error of the operation's: Django's
     # mark_for_rollback_on_error (update()) must not doom the transaction.
     needs_rollback = mine.needs_rollback if mine is not None else False
@@ -1011,17 +1017,8 @@ def _captured_long(
     does not give Django's statement, every value is probed, as for a
     short list.
     """
-    statements: list[tuple[str, tuple]] = []
-    mine = bound_scope(db)
-
-    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if bound_scope(db) is mine:
-            statements.append((sql, tuple(params) if params is not None else ()))
-        return execute(sql, params, many, context)
-
+    result, statements, mine = _recorded(db, run)
     connection = connections[db]
-    with connection.execute_wrapper(record):
-        result = run()
     if len(statements) != 1:
         return result, statements, None
     needs_rollback = mine.needs_rollback if mine is not None else False
