@@ -35,16 +35,17 @@ def set_builder(build: Callable[[type], type]) -> None:
 
 def vinyl_model(model: type[M]) -> type[M]:
     """Return the vinyl model class of ``model`` (itself if already vinyl)."""
+    cls = _classes.get(model)  # the usual case, first: no attribute lookups
+    if cls is not None:
+        return cls
     if getattr(model, "_vinyl_origin", None) is not None and model.__dict__.get("_vinyl_class"):
         return model
-    cls = _classes.get(model)
-    if cls is None:
-        if _builder is None:
-            raise RuntimeError("vinyl model classes are built by vinyl.models: import vinyl first")
-        with _lock:
-            cls = _classes.get(model)
-            if cls is None:
-                cls = _classes[model] = _builder(model)
+    if _builder is None:
+        raise RuntimeError("vinyl model classes are built by vinyl.models: import vinyl first")
+    with _lock:
+        cls = _classes.get(model)
+        if cls is None:
+            cls = _classes[model] = _builder(model)
     return cls
 
 

@@ -48,6 +48,8 @@ class VinylManager(Generic[M]):
     def __init__(self, using: str | None = None) -> None:
         self._using = using
         self.name: str | None = None
+        # owner class -> its bound manager (immutable: made once per class).
+        self._bound: dict[type, BoundVinylManager] = {}
 
     def contribute_to_class(self, model: type[models.Model], name: str) -> None:
         # Not a Django manager: Django must never pick it as the default
@@ -71,7 +73,10 @@ class VinylManager(Generic[M]):
                 f"instances: use {owner.__name__}.{self.name}"
             )
         # No alias bound: each query asks the routers (vinyl.routing).
-        return BoundVinylManager(vinyl_model(owner), self._using)
+        bound = self._bound.get(owner)
+        if bound is None:
+            bound = self._bound[owner] = BoundVinylManager(vinyl_model(owner), self._using)
+        return bound
 
 
 class BoundVinylManager(_QuerySetAPI[M]):

@@ -8,6 +8,8 @@ implementation on vinyl's connection (see ``vinyl._bridge``).
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import functools
 import itertools
 import logging
@@ -115,6 +117,10 @@ def _remember(key: tuple, deferred: bool) -> None:
     if key not in _validated and len(_validated) >= _VALIDATED_MAX:
         del _validated[next(iter(_validated))]
     _validated[key] = deferred
+
+
+# Values _unwrap() gives back as they are (checked by type first: cheaper).
+_PLAIN_VALUES = frozenset({int, str, float, bool, type(None), datetime.datetime, datetime.date, decimal.Decimal})
 
 
 def _unwrap(value: Any) -> Any:
@@ -269,8 +275,10 @@ class VinylQuerySet(Generic[M]):
     # Chainable methods --------------------------------------------------
 
     def _chain(self, method: str, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
-        args = tuple(_unwrap(a) for a in args)
-        kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
+        if args:
+            args = tuple([_unwrap(a) for a in args])
+        if kwargs and not all([type(v) in _PLAIN_VALUES for v in kwargs.values()]):
+            kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
         shaped = step_shape(method, args, kwargs) if self._recipe is not None else None
         new = self.__class__.__new__(self.__class__)
         if shaped is None:

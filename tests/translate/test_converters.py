@@ -90,3 +90,39 @@ def test_no_converters_leaves_rows_alone():
     rows = [(1, "a", "extra")]
     assert rows_converter({}, None, None)(rows) is rows
     assert rows_converter({}, 2, None)(rows) == [(1, "a")]
+
+
+# MySQL's datetimes are made aware by generated code that builds them with
+# datetime.combine, not replace(): the very values Django's converter gives.
+AWARE_CASES = [
+    NAIVE,
+    datetime.datetime(2024, 1, 1),  # midnight, no microseconds
+    datetime.datetime(1, 1, 1),  # the first and last a DATETIME(6) holds
+    datetime.datetime(9999, 12, 31, 23, 59, 59, 999999),
+    datetime.datetime(2021, 11, 7, 1, 30, 0, 1),  # ambiguous in New York
+    datetime.datetime(2021, 11, 7, 1, 30, 0, 1, fold=1),
+    datetime.datetime(2021, 3, 14, 2, 30),  # missing in New York
+]
+
+
+@pytest.mark.parametrize("zone", [datetime.timezone.utc, zoneinfo.ZoneInfo("America/New_York"), zoneinfo.ZoneInfo("Asia/Kathmandu")])
+def test_mysql_aware_datetimes_are_djangos_to_the_field_and_zone_object(zone):
+    compiler, converters = _compiler("sync_mysql", "id", "moment")
+    conn = connections["sync_mysql"]
+    saved = conn.__dict__.get("timezone")
+    conn.__dict__["timezone"] = zone
+    try:
+        rows = [(i, value) for i, value in enumerate(AWARE_CASES)] + [(99, None)]
+        mine, theirs = _both(compiler, converters, rows)
+    finally:
+        conn.__dict__.pop("timezone")
+        if saved is not None:
+            conn.__dict__["timezone"] = saved
+    assert mine == theirs
+    for (_, got), (_, want) in zip(mine, theirs):
+        if want is None:
+            assert got is None
+            continue
+        assert type(got) is type(want) is datetime.datetime
+        assert got.tzinfo is want.tzinfo is zone
+        assert (got.fold, repr(got), got.utcoffset()) == (want.fold, repr(want), want.utcoffset())

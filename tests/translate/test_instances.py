@@ -77,3 +77,19 @@ def test_models_with_init_receivers_or_custom_setattr_are_not_plain():
             super().__setattr__(name, value)
 
     assert not plain_construction(Watched, NAMES)
+
+
+def test_whole_instance_dict_and_state_are_djangos():
+    # Written straight into __dict__: the same keys, in the same order, with
+    # the state first, and a state that is Django's (its own dict too).
+    from django.db.models.base import ModelState
+    from tests.testapp.models import Book
+
+    names = [f.attname for f in Book._meta.concrete_fields]
+    values = tuple(range(1, len(names) + 1))
+    obj = rows_maker(Book, names, 0)("alias", [values])[0]
+    expected = Book.from_db("alias", names, values)
+    assert list(obj.__dict__) == list(expected.__dict__)
+    assert [v for k, v in obj.__dict__.items() if k != "_state"] == [v for k, v in expected.__dict__.items() if k != "_state"]
+    assert type(obj._state) is ModelState
+    assert list(obj._state.__dict__.items()) == list(expected._state.__dict__.items())

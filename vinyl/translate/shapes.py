@@ -113,7 +113,7 @@ def _slot_kind(value: Any) -> Any:
     """Return the kind of a slot value, or None if it cannot be a slot."""
     kind = type(value)
     if kind is int:
-        return _int_kind(value)
+        return _SMALL if 0 <= value < 32768 else _int_kind(value)
     if kind is str:
         return _str_kind(value)
     if value is None:
@@ -150,7 +150,8 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
             return None  # Q objects and expressions: compiled every time
         keys: list[tuple] = []
         values: list[Any] = []
-        for key in sorted(kwargs):
+        # (One keyword, the usual filter: in order as it is.)
+        for key in kwargs if len(kwargs) == 1 else sorted(kwargs):
             value = kwargs[key]
             if type(value) is bool:
                 # isnull=True and isnull=False are different SQL: structure.
