@@ -167,10 +167,13 @@ async def split(db: str, n: int) -> dict[str, dict[str, float]]:
         # The whole call, with its layers timed from inside.
         await _per_op(call, 200)
         timers = Timers()
+        from vinyl.engine.engines import engine_entry
+
         timers.wrap(scope_mod, "_take_idle", "take")
-        timers.wrap(scope_mod, "_pooled", "pooled", kind="async")
-        timers.wrap(scope_mod, "_give_back", "give back", kind="async")
-        timers.wrap(scope_mod, "_run_on_driver", "driver", kind="async")
+        timers.wrap(scope_mod, "pooled_in_turn", "pooled", kind="async")
+        timers.wrap(scope_mod, "_give_back_now", "give back")
+        # statements.fetch awaits the backend's fetch itself (no _run_on_driver on its usual path).
+        timers.wrap(engine_entry(alias).config, "fetch", "driver", kind="async")
         try:
             t0 = time.perf_counter()
             for i in range(n):

@@ -229,6 +229,12 @@ class VinylQuerySet(Generic[M]):
         if self._db is not None:
             return self._db
         built = self._built
+        if built is None:
+            # No hints (nothing built): without routers, reads and writes
+            # alike run on the default alias.
+            alias = routing.unrouted()
+            if alias is not None:
+                return alias
         hints, for_write = routing.queryset_routing(built)
         if for_write or (built is None and any(s[0] == "select_for_update" for s in self._steps)):
             return routing.db_for_write(self._model, **hints)

@@ -126,3 +126,23 @@ def test_mysql_aware_datetimes_are_djangos_to_the_field_and_zone_object(zone):
         assert type(got) is type(want) is datetime.datetime
         assert got.tzinfo is want.tzinfo is zone
         assert (got.fold, repr(got), got.utcoffset()) == (want.fold, repr(want), want.utcoffset())
+
+
+def test_instances_built_with_inlined_converters_are_djangos():
+    # The generated loop converts each value as it stores it (no converted
+    # copy of the row): the instance Django's converters and from_db give.
+    from vinyl.translate.converters import value_expressions
+    from vinyl.translate.instances import rows_maker
+
+    names = ["id", "flag", "text", "moment", "uid"]  # in field order, as a query selects them
+    compiler, converters = _compiler("sync_mysql", *names)
+    rows = [(r[0], r[2], r[4], r[1], r[3]) for r in ROWS]
+    converted = value_expressions(converters, compiler.connection, "row")
+    mine = rows_maker(AllTypes, names, 0, None, converted)("sync_mysql", rows)
+    theirs = [AllTypes.from_db("sync_mysql", names, tuple(row)) for row in compiler.apply_converters(rows, converters)]
+    assert len(mine) == len(theirs) == len(ROWS)
+    for got, want in zip(mine, theirs):
+        assert [(k, v, type(v)) for k, v in got.__dict__.items() if k != "_state"] == [
+            (k, v, type(v)) for k, v in want.__dict__.items() if k != "_state"
+        ]
+        assert got.moment is None or got.moment.tzinfo is want.moment.tzinfo

@@ -50,7 +50,42 @@ async def fetch(alias: str, sql: str, params: tuple) -> list:
 
     Outside a block, a read that hit a connection the server closed runs
     once more on a fresh one.
+
+    The usual read (outside a block, an idle connection at hand without
+    I/O) runs here in one coroutine: the steps of :func:`_fetch_pooled` and
+    :func:`_on_driver` written out, in their order, without a coroutine
+    for each (every layer costs its frame at the call and at each resumption).
     """
+    if active_scope(alias) is None:
+        entry = engine_entry(alias)
+        try:
+            pooled = _take_idle(entry) or await pooled_in_turn(alias, entry)
+        except Exception as exc:
+            if not await recover_from_disconnect(alias, exc):
+                raise
+            pooled = None
+        if pooled is not None:
+            config = entry.config
+            started = time.perf_counter() if _querylog.observing() else None
+            try:
+                try:
+                    rows = await config.fetch(pooled.driver_connection, sql, params)  # type: ignore[misc]
+                except Exception as exc:
+                    note_lost_connection(engine_entry(alias), exc)
+                    _raise_as_django(config, exc)
+                    raise
+                finally:
+                    if started is not None:
+                        _querylog.record(alias, sql, params, started)
+            except BaseException as exc:
+                await _drop(entry, pooled, exc)
+                if not isinstance(exc, Exception) or not await recover_from_disconnect(alias, exc):
+                    raise
+            else:
+                if not _give_back_now(entry, pooled):
+                    await finish(greenlet_spawn(pooled.close))
+                return rows
+        return await _fetch(alias, sql, params)  # once more, after a lost connection
     try:
         return await _fetch(alias, sql, params)
     except Exception as exc:
@@ -128,16 +163,21 @@ async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple,
     try:
         result = await _run_on_driver(alias, entry, pooled.driver_connection, sql, params, rows)
     except BaseException as exc:
-        if isinstance(exc, Exception) and not _driver_disconnect(entry, exc):
-            await finish(greenlet_spawn(pooled.close))
-        else:
-            # Interrupted mid-statement, or the server closed the connection.
-            await finish(greenlet_spawn(pooled.invalidate, exc if isinstance(exc, Exception) else None))
-            if isinstance(exc, Exception):
-                await finish(greenlet_spawn(pooled.close))
+        await _drop(entry, pooled, exc)
         raise
     await _give_back(entry, pooled)
     return result
+
+
+async def _drop(entry: EngineEntry, pooled: Any, exc: BaseException) -> None:
+    """Give back a pooled connection whose statement raised ``exc``."""
+    if isinstance(exc, Exception) and not _driver_disconnect(entry, exc):
+        await finish(greenlet_spawn(pooled.close))
+    else:
+        # Interrupted mid-statement, or the server closed the connection.
+        await finish(greenlet_spawn(pooled.invalidate, exc if isinstance(exc, Exception) else None))
+        if isinstance(exc, Exception):
+            await finish(greenlet_spawn(pooled.close))
 
 
 def _take_idle(entry: EngineEntry) -> Any:
@@ -165,20 +205,26 @@ async def _give_back(entry: EngineEntry, pooled: Any) -> None:
     this loop step first (see keep_for_this_step), unless tasks wait for one:
     then it goes to the first of them, still checked out (see turns.py).
     """
+    if not _give_back_now(entry, pooled):
+        # A transaction to roll back, or a full pool that closes an overflow
+        # connection: I/O, in the greenlet.
+        await finish(greenlet_spawn(pooled.close))
+
+
+def _give_back_now(entry: EngineEntry, pooled: Any) -> bool:
+    """:func:`_give_back` where it needs no I/O; False if it needs some."""
     if entry.quiet_checkin and entry.config.idle(pooled.driver_connection):  # type: ignore[misc]
         if quiet_pool(entry):
             queue = fair_queue(entry.engine.sync_engine.pool)
             if queue is None or not queue.waiting():
                 keep_for_this_step(entry, pooled)
-                return
+                return True
             if queue.hand_over(pooled):
-                return
+                return True
         if room_in_pool(entry):
             pooled.close()
-            return
-    # A transaction to roll back, or a full pool that closes an overflow
-    # connection: I/O, in the greenlet.
-    await finish(greenlet_spawn(pooled.close))
+            return True
+    return False
 
 
 async def _locked(scope: Scope, fn: Callable[..., Awaitable[T]], *args: Any) -> T:

@@ -28,34 +28,28 @@ def _is_mysql_datetime(converter: Any) -> bool:
     return func is not None and (func.__module__, func.__qualname__) == _MYSQL_DATETIME
 
 
-def rows_converter(converters: dict[int, tuple[list, Any]], width: int | None, connection: Any) -> Callable[[Rows], Rows]:
-    """``convert(rows)``: Django's converted rows (the first ``width`` columns).
+#: What :func:`value_expressions` gives: the names the expressions use, the
+#: statements to run once per batch before them, and per converted position
+#: the expression of its converted value.
+Converted = tuple[dict[str, Any], list[str], dict[int, str]]
 
-    ``converters`` is ``SQLCompiler.get_converters()``: position ->
-    ``(converters, expression)``; ``connection`` the compiler's, passed to
-    each converter as ``apply_converters`` does.
-    """
-    if not converters:
-        if width is None:
-            return lambda rows: rows
-        return lambda rows: [row[:width] for row in rows]
+
+def value_expressions(converters: dict[int, tuple[list, Any]], connection: Any, row: str = "r") -> Converted:
+    """Django's converters of each converted position, as Python expressions
+    reading the column from ``row`` (see :func:`rows_converter`); code that
+    builds objects straight from rows inlines them (vinyl.translate.instances)."""
     namespace: dict[str, Any] = {"conn": connection, "dt": datetime.datetime, "combine": datetime.datetime.combine}
     prologue: list[str] = []
-    items: list[str] = []
-    last = max(converters)
-    for pos in range(last + 1):
-        if pos not in converters:
-            items.append(f"r[{pos}]")
-            continue
-        convs, expression = converters[pos]
+    items: dict[int, str] = {}
+    for pos, (convs, expression) in converters.items():
         namespace[f"e{pos}"] = expression
-        value = f"r[{pos}]"
+        value = f"{row}[{pos}]"
         start = 0
         if convs and _is_mysql_datetime(convs[0]):
             # make_aware(v, tz) of a naive datetime; None stays None.
             namespace[f"c{pos}_0"] = convs[0]
             namespace[f"ops{pos}"] = convs[0].__self__
-            prologue.append(f"    tz{pos} = ops{pos}.connection.timezone")
+            prologue.append(f"tz{pos} = ops{pos}.connection.timezone")
             # combine(v, v.time(), tz) is v.replace(tzinfo=tz) for a naive
             # datetime (same fields, fold and tzinfo object) without
             # replace()'s keyword parsing: a sixth of its cost per value.
@@ -67,9 +61,26 @@ def rows_converter(converters: dict[int, tuple[list, Any]], width: int | None, c
         for k in range(start, len(convs)):
             namespace[f"c{pos}_{k}"] = convs[k]
             value = f"c{pos}_{k}({value}, e{pos}, conn)"
-        items.append(value)
+        items[pos] = value
+    return namespace, prologue, items
+
+
+def rows_converter(converters: dict[int, tuple[list, Any]], width: int | None, connection: Any) -> Callable[[Rows], Rows]:
+    """``convert(rows)``: Django's converted rows (the first ``width`` columns).
+
+    ``converters`` is ``SQLCompiler.get_converters()``: position ->
+    ``(converters, expression)``; ``connection`` the compiler's, passed to
+    each converter as ``apply_converters`` does.
+    """
+    if not converters:
+        if width is None:
+            return lambda rows: rows
+        return lambda rows: [row[:width] for row in rows]
+    namespace, prologue, converted = value_expressions(converters, connection)
+    last = max(converters)
+    items = [converted.get(pos, f"r[{pos}]") for pos in range(last + 1)]
     tail = f"*r[{last + 1}:{'' if width is None else width}]"
-    lines = ["def convert(rows):", *prologue, f"    return [({', '.join(items)}, {tail}) for r in rows]"]
+    lines = ["def convert(rows):", *("    " + line for line in prologue), f"    return [({', '.join(items)}, {tail}) for r in rows]"]
     # The source holds only integer positions and names defined above.
     exec("\n".join(lines), namespace)  # noqa: S102
     return namespace["convert"]

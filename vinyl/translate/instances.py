@@ -12,6 +12,7 @@ out stay deferred, as ``__init__`` leaves them.
 from __future__ import annotations
 
 import inspect
+import keyword
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -21,6 +22,7 @@ from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import post_init, pre_init
 
 from vinyl import construct
+from vinyl.translate.converters import Converted
 
 Row = Sequence[Any]
 
@@ -50,18 +52,32 @@ def row_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any 
     return _one(model, attnames, start, fetch_mode, "db, row")
 
 
-def rows_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any = None) -> Callable[[str, Sequence[Row]], list]:
-    """``make(db, rows)``: one instance of ``model`` per row, from ``row[start:]``."""
+def rows_maker(
+    model: type, attnames: Sequence[str], start: int, fetch_mode: Any = None, converted: Converted | None = None
+) -> Callable[[str, Sequence[Row]], list]:
+    """``make(db, rows)``: one instance of ``model`` per row, from ``row[start:]``.
+
+    ``converted``: Django's converters of the row's columns, as
+    :func:`~vinyl.translate.converters.value_expressions` gives them for
+    ``row``, applied to each value as it is stored (no converted copy of
+    each row first).
+    """
+    exprs = converted[2] if converted is not None else {}
     lines = [
         "def make(db, rows):",
+        *_prologue(converted),
         "    objs = []",
         "    append = objs.append",
         "    for row in rows:",
-        *_instance(model, attnames, start, fetch_mode, "        "),
+        *_instance(model, attnames, start, fetch_mode, "        ", exprs=exprs),
         "        append(obj)",
         "    return objs",
     ]
-    return _compile(lines, [(model, attnames)], fetch_mode)
+    return _compile(lines, [(model, attnames)], fetch_mode, converted)
+
+
+def _prologue(converted: Converted | None) -> list[str]:
+    return ["    " + line for line in converted[1]] if converted is not None else []
 
 
 @dataclass(frozen=True)
@@ -90,27 +106,37 @@ def caches_assignable() -> bool:
 
 
 def joined_rows_maker(
-    model: type, attnames: Sequence[str], start: int, fetch_mode: Any, joins: Sequence[Joined]
+    model: type, attnames: Sequence[str], start: int, fetch_mode: Any, joins: Sequence[Joined], converted: Converted | None = None
 ) -> Callable[[str, Sequence[Row]], list]:
     """``make(db, rows)``: one instance of ``model`` per row, with the
     objects ``joins`` build from the same row in its related-object cache,
-    as Django's select_related populators leave them (every model plain)."""
+    as Django's select_related populators leave them (every model plain).
+    ``converted``: as for :func:`rows_maker`."""
     models: list[tuple[type, Sequence[str]]] = [(model, attnames)]
+    exprs = converted[2] if converted is not None else {}
     lines = [
         "def make(db, rows):",
+        *_prologue(converted),
         "    objs = []",
         "    append = objs.append",
         "    for row in rows:",
-        *_instance(model, attnames, start, fetch_mode, "        "),
-        *_joined("obj", "state", joins, fetch_mode, "        ", models),
+        *_instance(model, attnames, start, fetch_mode, "        ", exprs=exprs),
+        *_joined("obj", "state", joins, fetch_mode, "        ", models, exprs=exprs),
         "        append(obj)",
         "    return objs",
     ]
-    return _compile(lines, models, fetch_mode)
+    return _compile(lines, models, fetch_mode, converted)
 
 
 def _joined(
-    parent: str, parent_state: str, joins: Sequence[Joined], fetch_mode: Any, indent: str, models: list, cached: Sequence[str] = ()
+    parent: str,
+    parent_state: str,
+    joins: Sequence[Joined],
+    fetch_mode: Any,
+    indent: str,
+    models: list,
+    cached: Sequence[str] = (),
+    exprs: dict[int, str] | None = None,
 ) -> list[str]:
     # Build each joined object of ``parent`` (None for a null key), then
     # give ``parent`` its cache of them (and ``cached``, its entry for its
@@ -124,9 +150,9 @@ def _joined(
         lines.append(f"{indent}if row[{join.start + join.pk}] is None:")
         lines.append(f"{indent}    {var} = None")
         lines.append(f"{indent}else:")
-        lines.extend(_instance(join.model, join.attnames, join.start, fetch_mode, indent + "    ", n))
+        lines.extend(_instance(join.model, join.attnames, join.start, fetch_mode, indent + "    ", n, exprs))
         back = [f"{join.back!r}: {parent}"] if join.back is not None else []
-        lines.extend(_joined(var, state, join.joins, fetch_mode, indent + "    ", models, back))
+        lines.extend(_joined(var, state, join.joins, fetch_mode, indent + "    ", models, back, exprs))
         cached.append(f"{join.cache_name!r}: {var}")
     return lines + [f"{indent}{parent_state}.fields_cache = {{{', '.join(cached)}}}"]
 
@@ -141,34 +167,47 @@ def _one(model: type, attnames: Sequence[str], start: int, fetch_mode: Any, sign
     return _compile(lines, [(model, attnames)], fetch_mode)
 
 
-def _instance(model: type, attnames: Sequence[str], start: int, fetch_mode: Any, indent: str, n: int = 0) -> list[str]:
+def _instance(
+    model: type, attnames: Sequence[str], start: int, fetch_mode: Any, indent: str, n: int = 0, exprs: dict[int, str] | None = None
+) -> list[str]:
     # The statements building ``obj`` (``obj<n>``, of the n-th model given to
-    # _compile) from ``row``, in __init__'s order. Every value goes straight
-    # into the instance's __dict__, as __init__ leaves it: the loaded
-    # columns' descriptors are DeferredAttribute (no __set__) or a foreign
-    # key's, whose __set__ only stores the value and clears a cached related
-    # object a new instance has none of (see plain_construction). Calling
-    # ModelState() and storing into the dict are the cheapest ways
-    # (instructions per row, measured) to build the same instance.
+    # _compile) from ``row``, in __init__'s order (ModelState() is the
+    # cheapest way to make the state). A column whose class attribute has a
+    # setter (a foreign key's, which only stores the value and clears a
+    # cached related object a new instance has none of), or whose name no
+    # attribute store can spell, goes straight into the instance's __dict__,
+    # as from_db stores it; then every value does (one dict for all).
+    # Otherwise plain attribute stores keep the values inline (no dict).
     suffix = str(n) if n else ""
     obj, state, model_name, values = f"obj{suffix}", f"state{suffix}", f"model{suffix}", f"values{suffix}"
     lines = [f"{obj} = new({model_name})", f"{state} = State()", f"{state}.adding = False", f"{state}.db = db"]
     if fetch_mode is not None:  # Django 6.1
         lines.append(f"{state}.fetch_mode = fetch_mode")
-    lines.append(f"{values} = {obj}.__dict__")
-    lines.append(f"{values}['_state'] = {state}")
-    for i, name in enumerate(attnames):
-        lines.append(f"{values}[{name!r}] = row[{start + i}]")
+    exprs = exprs or {}
+    stored = [(name, exprs.get(start + i, f"row[{start + i}]")) for i, name in enumerate(attnames)]
+    if all(name.isidentifier() and not keyword.iskeyword(name) and not _has_setter(model, name) for name in attnames):
+        lines.append(f"{obj}._state = {state}")
+        lines.extend(f"{obj}.{name} = {value}" for name, value in stored)
+    else:
+        lines.append(f"{values} = {obj}.__dict__")
+        lines.append(f"{values}['_state'] = {state}")
+        lines.extend(f"{values}[{name!r}] = {value}" for name, value in stored)
     return [indent + line for line in lines]
 
 
-def _compile(lines: list[str], models: Sequence[tuple[type, Sequence[str]]], fetch_mode: Any) -> Any:
-    namespace: dict[str, Any] = {"new": object.__new__, "State": ModelState, "fetch_mode": fetch_mode}
+def _has_setter(model: type, name: str) -> bool:
+    return hasattr(type(inspect.getattr_static(model, name, None)), "__set__")
+
+
+def _compile(lines: list[str], models: Sequence[tuple[type, Sequence[str]]], fetch_mode: Any, converted: Converted | None = None) -> Any:
+    namespace: dict[str, Any] = dict(converted[0]) if converted is not None else {}
+    namespace.update({"new": object.__new__, "State": ModelState, "fetch_mode": fetch_mode})
     for n, (model, attnames) in enumerate(models):
         suffix = str(n) if n else ""
         namespace[f"model{suffix}"] = model
         namespace[f"attnames{suffix}"] = tuple(attnames)
-    # The source holds only identifiers checked above, integer indexes and
-    # string literals written by repr().
+    # The source holds only generated names, integer indexes, string
+    # literals written by repr() and the converter expressions of
+    # vinyl.translate.converters (names and integer positions).
     exec("\n".join(lines), namespace)  # noqa: S102
     return namespace["make"]

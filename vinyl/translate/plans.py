@@ -36,7 +36,7 @@ from django.db.models.sql import Query
 from django.utils import timezone
 
 from vinyl import _compat
-from vinyl.translate.converters import rows_converter
+from vinyl.translate.converters import rows_converter, value_expressions
 from vinyl.translate.gcpause import batched
 from vinyl.translate.instances import (
     Joined,
@@ -542,13 +542,14 @@ def _builder(
     if compiler.has_composite_fields(fields):
         return None
     width = compiler.col_count if compiler.has_extra_select else None
-    convert = rows_converter(compiler.get_converters(fields), width, compiler.connection)
+    converters = compiler.get_converters(fields)
+    convert = rows_converter(converters, width, compiler.connection)
 
     iterable = _compat.iterable_class(qs)
     query = qs.query
     if issubclass(iterable, ModelIterable):
         joined = adopt if query.select_related else None
-        return _model_builder(qs, compiler, db, convert, joined, vinyl_class)
+        return _model_builder(qs, compiler, db, convert, joined, vinyl_class, converters)
     if iterable is FlatValuesListIterable:
         return lambda rows: [row[0] for row in convert(rows)]
     if iterable is ValuesListIterable and not query.extra_select and not query.annotation_select:
@@ -616,6 +617,28 @@ def _cache_name(setter: Any) -> str | None:
     return None
 
 
+def _inlined(converters: dict | None, read: Any, compiler: Any) -> Any:
+    """The converter expressions a generated loop reading the positions
+    ``read`` applies as it stores values (``()`` for no converter); None when
+    a converted column is one it does not read (Django converts every
+    column: the loop then takes the converted rows)."""
+    if converters is None:
+        return None
+    if not converters:
+        return ()
+    positions = set(read)
+    if not all(pos in positions for pos in converters):
+        return None
+    return value_expressions(converters, compiler.connection, "row")
+
+
+def _joined_positions(own: range, joins: Sequence[Joined]) -> set[int]:
+    positions = set(own)
+    for join in joins:
+        positions |= _joined_positions(range(join.start, join.start + len(join.attnames)), join.joins)
+    return positions
+
+
 def _model_builder(
     qs: QuerySet,
     compiler: Any,
@@ -623,6 +646,7 @@ def _model_builder(
     convert: Callable[[Rows], Any],
     adopt: Callable[[Any], None] | None,
     vinyl_class: Callable[[type], type] | None = None,
+    converters: dict | None = None,
 ) -> Builder:
     select = compiler.select
     klass_info = compiler.klass_info
@@ -638,11 +662,20 @@ def _model_builder(
     if _direct_populators(populators, fetch_mode, vinyl_class) and vinyl_class is not None:
         adopt = None  # every joined object is built with its vinyl class
     if plain and not populators and not annotations and adopt is None:
+        converted = _inlined(converters, range(start, end), compiler)
+        if converted is not None:
+            # Each value converted as it is stored: no converted copy of each row first.
+            make_inline = rows_maker(model, attnames, start, fetch_mode, converted or None)
+            return lambda rows: make_inline(db, rows)
         make_all = rows_maker(model, attnames, start, fetch_mode)
         return lambda rows: make_all(db, convert(rows))
     joins = _joins(klass_info, select, vinyl_class) if plain and not annotations and adopt is None and caches_assignable() else None
     if joins is not None:
         # select_related: each row's objects built in one generated loop.
+        converted = _inlined(converters, _joined_positions(range(start, end), joins), compiler)
+        if converted is not None:
+            make_joined_inline = joined_rows_maker(model, attnames, start, fetch_mode, joins, converted or None)
+            return lambda rows: make_joined_inline(db, rows)
         make_joined = joined_rows_maker(model, attnames, start, fetch_mode, joins)
         return lambda rows: make_joined(db, convert(rows))
     if plain:
