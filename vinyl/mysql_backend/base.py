@@ -22,7 +22,7 @@ from django.db.backends.mysql.base import CursorWrapper as MySQLCursorWrapper  #
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noqa: E402
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin  # noqa: E402
-from vinyl._compat import AsyncmyDBAPI as AsyncAdapt_asyncmy_dbapi, mysql_set_option  # noqa: E402
+from vinyl._compat import asyncmy_dbapi, mysql_set_option  # noqa: E402
 from vinyl.exceptions import django_error  # noqa: E402
 from vinyl.engine.engines import EngineConfig, cached_facts, sa_await  # noqa: E402
 from vinyl.retry import as_conflict  # noqa: E402
@@ -57,7 +57,7 @@ class MySQLCursor(VinylCursor):
 
 class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
     # The exceptions the driver adapter raises, for Django's error mapping.
-    Database = AsyncAdapt_asyncmy_dbapi(asyncmy)
+    Database = asyncmy_dbapi()(asyncmy)
     vinyl_cursor_class = MySQLCursor
     features_class = DatabaseFeatures
     ops_class = DatabaseOperations

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
-from vinyl._compat import AsyncpgDBAPI as AsyncAdapt_asyncpg_dbapi, begin_asyncpg_transaction, close_portal
+from vinyl._compat import asyncpg_dbapi, begin_asyncpg_transaction, close_portal
 from vinyl.engine.engines import EngineConfig
 from vinyl.exceptions import django_error
 from vinyl.retry import as_conflict
@@ -52,6 +52,9 @@ class PostgreSQLCursor(VinylCursor):
             if rewritten is None:
                 raise
         return call_inlining_refused(self.run_prepared, *rewritten)
+
+
+AsyncAdapt_asyncpg_dbapi = asyncpg_dbapi()
 
 
 class AsyncpgDBAPI(AsyncAdapt_asyncpg_dbapi):

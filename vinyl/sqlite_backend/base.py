@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
-from vinyl._compat import AiosqliteDBAPI as AsyncAdapt_aiosqlite_dbapi, register_sqlite_functions as register_functions
+from vinyl._compat import aiosqlite_dbapi, register_sqlite_functions as register_functions
 from vinyl.engine.engines import EngineConfig
 from vinyl.sqlite_backend.features import DatabaseFeatures
 from vinyl.sqlite_backend.operations import DatabaseOperations
@@ -72,6 +72,9 @@ def _begin_emitter(statement: str) -> Callable[[Any], None]:
         connection.exec_driver_sql(statement)
 
     return emit_begin
+
+
+AsyncAdapt_aiosqlite_dbapi = aiosqlite_dbapi()
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
