@@ -167,8 +167,13 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
     @staticmethod
     async def vinyl_load_facts(conn: Any) -> dict[str, Any]:
-        version_num = (await conn.execute(text("SHOW server_version_num"))).scalar_one()
-        number = int(version_num)
+        # SQLAlchemy's dialect read the server's version on the engine's first
+        # connect (select version()): no statement of vinyl's own, and no
+        # transaction around it, on a cold start (issue 17).
+        number = version_number(conn.dialect.server_version_info)
+        if number is None:
+            version_num = (await conn.execute(text("SHOW server_version_num"))).scalar_one()
+            number = int(version_num)
         return {
             "pg_version": number,
             "version": (number // 10000, number % 10000),
@@ -234,6 +239,18 @@ def _prepared_statement_error(exc: BaseException | None) -> bool:
             return True
         exc = getattr(exc, "orig", None) or exc.__cause__
     return False
+
+
+def version_number(info: Any) -> int | None:
+    """``server_version_num`` from the version SQLAlchemy's dialect parsed
+    (``(15, 4)`` -> 150004), or None where it cannot say (before 10, whose
+    numbers have three parts, or a version it could not parse)."""
+    if not isinstance(info, tuple) or not info or not all(isinstance(part, int) for part in info):
+        return None
+    major, minor = info[0], info[1] if len(info) > 1 else 0
+    if major < 10 or len(info) > 2 or minor >= 10000:
+        return None
+    return major * 10000 + minor
 
 
 def _identity(value: str) -> str:
