@@ -3,7 +3,8 @@
 A cold process pays every round trip of its first query (issue 17). On
 PostgreSQL the server's version, which Django's backend asks vinyl for, is
 the one SQLAlchemy's dialect read on that connect: vinyl sends no statement
-of its own for it (and so no transaction around one).
+of its own for it (and so no transaction around one). On MariaDB the
+Galera check (@@wsrep_on) is asked with the other facts, in one statement.
 """
 
 from __future__ import annotations
@@ -36,6 +37,24 @@ async def test_the_server_version_costs_no_statement_of_vinyls(backend: str) -> 
     async with vinyl.get_engine().connect() as conn:
         number = int((await conn.exec_driver_sql("SHOW server_version_num")).scalar_one())
     assert connections["vinyl_default"].pg_version == number
+
+
+@pytest.mark.usefixtures("vinyl_db")
+@pytest.mark.backends("mysql", reason="the facts Django's MySQL backend reads, and MariaDB's Galera check")
+async def test_the_mysql_facts_take_one_statement(backend: str) -> None:
+    await vinyl.dispose()
+    engine = vinyl.get_engine()
+    sent = _record(engine)
+    assert await Author.vinyl.count() == 0
+    facts = [sql for sql in sent if "@@" in sql]
+    assert len(facts) == 1, sent
+    assert ("@@wsrep_on" in facts[0]) == engine.dialect.is_mariadb
+    wrapper = connections["vinyl_default"]
+    async with engine.connect() as conn:
+        version, sql_mode = (await conn.exec_driver_sql("SELECT VERSION(), @@sql_mode")).one()
+    assert wrapper.mysql_server_data["version"] == version
+    assert wrapper.sql_mode == set(sql_mode.split(",")) - {""}
+    assert wrapper.vinyl_facts()["galera"] is False  # the test server is no Galera node
 
 
 def test_the_version_number_of_a_parsed_version() -> None:

@@ -32,8 +32,7 @@ from vinyl.mysql_backend.operations import DatabaseOperations  # noqa: E402
 _FACTS_SQL = """
 SELECT VERSION(), @@sql_mode, @@default_storage_engine, @@sql_auto_is_null,
        @@lower_case_table_names,
-       CONVERT_TZ('2001-01-01 01:00:00', 'UTC', 'UTC') IS NOT NULL
-"""
+       CONVERT_TZ('2001-01-01 01:00:00', 'UTC', 'UTC') IS NOT NULL"""
 
 
 class MySQLCursor(VinylCursor):
@@ -155,11 +154,17 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
 
     @staticmethod
     async def vinyl_load_facts(conn: Any) -> dict[str, Any]:
-        row = (await conn.execute(text(_FACTS_SQL))).one()
         # A MariaDB Galera node (wsrep on): 1213 is also a certification conflict.
-        galera = "mariadb" in str(row[0]).lower() and bool(
-            (await conn.execute(text("SELECT @@wsrep_on"))).scalar()
-        )
+        # MySQL has no @@wsrep_on: asked with the rest where SQLAlchemy's
+        # dialect found MariaDB on the engine's first connect (one round trip
+        # fewer on a cold start), on its own where only VERSION() says so.
+        asked = bool(getattr(conn.dialect, "is_mariadb", False))
+        row = (await conn.execute(text(_FACTS_SQL + (", @@wsrep_on" if asked else "")))).one()
+        mariadb = "mariadb" in str(row[0]).lower()
+        if asked:
+            galera = mariadb and bool(row[6])
+        else:
+            galera = mariadb and bool((await conn.execute(text("SELECT @@wsrep_on"))).scalar())
         return {
             "galera": galera,
             "mysql_server_data": {
