@@ -735,43 +735,25 @@ def manager_alias(manager: Manager[Any]) -> str | None:
     return manager._db
 
 
+@_once
+def check_contenttypes() -> None:
+    """Check the private name vinyl's generic relations use (ContentTypeManager's
+    module can only be imported once Django's apps are loaded: checked at the
+    first use of a content type, before any answer is read from it; reading
+    its source at ``import vinyl`` instead cost every cold start a parse of it)."""
+    from django.contrib.contenttypes.models import ContentTypeManager
+
+    _need(
+        "Django", ContentTypeManager, "_get_from_cache",
+        "a generic relation reads ContentTypeManager's per-alias cache without querying",
+        params=("self", "opts"),
+    )
+
+
 def content_type_from_cache(manager: Any, opts: Any) -> Any:
     """The ContentType ContentTypeManager cached for ``opts`` (KeyError if none)."""
+    check_contenttypes()
     return manager._get_from_cache(opts)
-
-
-def _defines(module: str, cls: str, name: str, params: tuple[str, ...]) -> Callable[[], bool]:
-    """``module`` (not importable before Django's apps load) defines ``cls.name(params)``."""
-
-    def present() -> bool:
-        import ast
-        import importlib.util
-
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
-            return False
-        with open(spec.origin, encoding="utf-8") as source:
-            tree = ast.parse(source.read())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef) and node.name == cls:
-                for item in node.body:
-                    if isinstance(item, ast.FunctionDef) and item.name == name:
-                        return tuple(arg.arg for arg in item.args.args) == params
-        return False
-
-    return present
-
-
-class _ContentTypeManager:  # stands for it in messages: its module needs loaded apps
-    __module__ = "django.contrib.contenttypes.models"
-    __qualname__ = "ContentTypeManager"
-
-
-_need(
-    "Django", _ContentTypeManager, "_get_from_cache",
-    "a generic relation reads ContentTypeManager's per-alias cache without querying",
-    present=_defines("django.contrib.contenttypes.models", "ContentTypeManager", "_get_from_cache", ("self", "opts")),
-)
 
 
 # -- Django: related managers and populators -----------------------------------

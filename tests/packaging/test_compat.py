@@ -150,6 +150,31 @@ def test_a_sqlite_backend_without_a_private_name_of_djangos_sqlite3_backend_fail
     ), result.stderr
 
 
+def test_a_content_type_manager_without_its_cache_fails_at_the_first_generic_relation():
+    # ContentTypeManager's module needs loaded apps: its name is checked when
+    # vinyl first reads a content type, before any answer comes from it.
+    result = _run(
+        """
+        import django
+        from django.conf import settings
+        settings.configure(
+            INSTALLED_APPS=["django.contrib.contenttypes"],
+            DATABASES={"default": {}, "vinyl_default": {"ENGINE": "vinyl.sqlite_backend", "NAME": ":memory:"}},
+        )
+        django.setup()
+        import vinyl
+        from django.contrib.contenttypes.models import ContentType, ContentTypeManager
+        del ContentTypeManager._get_from_cache
+        from vinyl.generic import cached_content_type
+        cached_content_type("vinyl_default", ContentType)
+        """
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: vinyl ")
+    assert "django.contrib.contenttypes.models.ContentTypeManager._get_from_cache (Django" in last
+
+
 _OTHER_BACKENDS = {
     "postgresql": ("asyncmy", "aiosqlite", "sqlalchemy.dialects.mysql", "sqlalchemy.dialects.sqlite", "django.db.backends.sqlite3"),
     "mysql": ("asyncpg", "aiosqlite", "sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.sqlite", "django.db.backends.sqlite3"),
@@ -188,7 +213,7 @@ def django_version() -> str:
 
 
 def test_every_needed_name_has_a_reason():
-    for check in (_compat.check_postgresql, _compat.check_mysql, _compat.check_sqlite):
+    for check in (_compat.check_postgresql, _compat.check_mysql, _compat.check_sqlite, _compat.check_contenttypes):
         check()
     assert len(_compat.NEEDED) > 50
     for needed in _compat.NEEDED:
