@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncmy
 from asyncmy.constants.COMMAND import COM_SET_OPTION
@@ -23,6 +23,11 @@ from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noq
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin  # noqa: E402
 from vinyl._compat import asyncmy_dbapi, mysql_set_option  # noqa: E402
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_dbapi
+else:  # through vinyl._compat, which checks the backend's names first
+    AsyncAdapt_asyncmy_dbapi = asyncmy_dbapi()
 from vinyl.exceptions import django_error  # noqa: E402
 from vinyl.engine.engines import EngineConfig, cached_facts, sa_await  # noqa: E402
 from vinyl.retry import as_conflict  # noqa: E402
@@ -56,7 +61,7 @@ class MySQLCursor(VinylCursor):
 
 class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
     # The exceptions the driver adapter raises, for Django's error mapping.
-    Database = asyncmy_dbapi()(asyncmy)
+    Database = AsyncAdapt_asyncmy_dbapi(asyncmy)
     vinyl_cursor_class = MySQLCursor
     features_class = DatabaseFeatures
     ops_class = DatabaseOperations

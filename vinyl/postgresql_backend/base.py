@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import uuid
 
@@ -54,7 +54,10 @@ class PostgreSQLCursor(VinylCursor):
         return call_inlining_refused(self.run_prepared, *rewritten)
 
 
-AsyncAdapt_asyncpg_dbapi = asyncpg_dbapi()
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+else:  # through vinyl._compat, which checks the backend's names first
+    AsyncAdapt_asyncpg_dbapi = asyncpg_dbapi()
 
 
 class AsyncpgDBAPI(AsyncAdapt_asyncpg_dbapi):

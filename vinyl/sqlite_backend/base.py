@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import aiosqlite
 from django.core.exceptions import ImproperlyConfigured
@@ -74,7 +74,10 @@ def _begin_emitter(statement: str) -> Callable[[Any], None]:
     return emit_begin
 
 
-AsyncAdapt_aiosqlite_dbapi = aiosqlite_dbapi()
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
+else:  # through vinyl._compat, which checks the backend's names first
+    AsyncAdapt_aiosqlite_dbapi = aiosqlite_dbapi()
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
