@@ -261,7 +261,7 @@ async def release(scope: Scope, *, commit: bool) -> None:
         # a driver left open.
         await conn.close()
         return
-    if not conn.sync_connection.in_transaction():
+    if not conn.sync_connection.in_transaction():  # type: ignore[union-attr]  # started
         # No statement ran: no transaction was begun, none to end.
         await _close_unused(scope.entry, conn)
         return
@@ -287,7 +287,7 @@ async def _close_unused(entry: EngineEntry, conn: AsyncConnection) -> None:
     sync_connection = conn.sync_connection
     driver = sync_connection.connection.driver_connection  # type: ignore[union-attr]
     if entry.quiet_checkin and entry.config.idle(driver) and room_in_pool(entry):  # type: ignore[misc]
-        sync_connection.close()
+        sync_connection.close()  # type: ignore[union-attr]  # started
         return
     await conn.close()
 

@@ -261,7 +261,7 @@ class Scope:
         that shares it (a savepoint, SQLAlchemy Core statements) begins it
         the same way, through SQLAlchemy's autobegin.
         """
-        return self.begins_lazily and not self.connection.sync_connection.in_transaction()
+        return self.begins_lazily and not self.connection.sync_connection.in_transaction()  # type: ignore[union-attr]  # started
 
     async def begin(self) -> None:
         """Begin the transaction, right before its first statement.
@@ -272,7 +272,7 @@ class Scope:
         connection in an unknown state: the scope is invalid from then on.
         """
         try:
-            await greenlet_spawn(self.connection.sync_connection.begin)
+            await greenlet_spawn(self.connection.sync_connection.begin)  # type: ignore[union-attr]  # started
         except BaseException as exc:
             self.invalidate()
             if isinstance(exc, Exception):
@@ -296,7 +296,7 @@ class Scope:
         if not (root.transactional and config.in_transaction):
             return
         sync_connection = self.connection.sync_connection
-        if not sync_connection.in_transaction():
+        if not sync_connection.in_transaction():  # type: ignore[union-attr]  # started
             return
         driver = sync_connection.connection.driver_connection  # type: ignore[union-attr]
         if not config.in_transaction(driver):
