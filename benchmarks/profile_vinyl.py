@@ -169,7 +169,7 @@ async def split(db: str, n: int) -> dict[str, dict[str, float]]:
         timers = Timers()
         from vinyl.engine.engines import engine_entry
 
-        timers.wrap(scope_mod, "_take_idle", "take")
+        timers.wrap(scope_mod, "take_idle", "take")
         timers.wrap(scope_mod, "pooled_in_turn", "pooled", kind="async")
         timers.wrap(scope_mod, "_give_back_now", "give back")
         # statements.fetch awaits the backend's fetch itself (no _run_on_driver on its usual path).
