@@ -51,18 +51,39 @@ def row_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any 
     return _one(model, attnames, start, fetch_mode, "db, row")
 
 
-def rows_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any = None) -> Callable[[str, Sequence[Row]], list]:
-    """``make(db, rows)``: one instance of ``model`` per row, from ``row[start:]``."""
+def rows_maker(
+    model: type, attnames: Sequence[str], start: int, fetch_mode: Any = None, annotations: Sequence[tuple[str, int]] = ()
+) -> Callable[[str, Sequence[Row]], list]:
+    """``make(db, rows)``: one instance of ``model`` per row, from ``row[start:]``.
+
+    ``annotations``: ``(name, position)`` pairs; each instance then gets
+    ``row[position]`` as attribute ``name``, as Django's iterable sets an
+    annotation (or an ``extra()`` column) after building the instance.
+    """
     lines = [
         "def make(db, rows):",
         "    objs = []",
         "    append = objs.append",
         "    for row in rows:",
         *_instance(model, attnames, start, fetch_mode, "        "),
+        *_annotations(annotations, "        "),
         "        append(obj)",
         "    return objs",
     ]
-    return _compile(lines, [(model, attnames)], fetch_mode)
+    namespace = {"annotation_names": tuple(name for name, _ in annotations)}
+    return _compile(lines, [(model, attnames)], fetch_mode, namespace)
+
+
+def _annotations(annotations: Sequence[tuple[str, int]], indent: str) -> list[str]:
+    # setattr(obj, name, value) as Django's iterable calls it: an attribute
+    # store where the name is an identifier (the same call), else setattr.
+    lines = []
+    for i, (name, position) in enumerate(annotations):
+        if name.isidentifier() and not keyword.iskeyword(name):
+            lines.append(f"{indent}obj.{name} = row[{int(position)}]")
+        else:
+            lines.append(f"{indent}setattr(obj, annotation_names[{i}], row[{int(position)}])")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -166,8 +187,8 @@ def _has_setter(model: type, name: str) -> bool:
     return hasattr(type(inspect.getattr_static(model, name, None)), "__set__")
 
 
-def _compile(lines: list[str], models: Sequence[tuple[type, Sequence[str]]], fetch_mode: Any) -> Any:
-    namespace: dict[str, Any] = {"new": object.__new__, "State": ModelState, "fetch_mode": fetch_mode}
+def _compile(lines: list[str], models: Sequence[tuple[type, Sequence[str]]], fetch_mode: Any, extra: dict[str, Any] | None = None) -> Any:
+    namespace: dict[str, Any] = {"new": object.__new__, "State": ModelState, "fetch_mode": fetch_mode, **(extra or {})}
     for n, (model, attnames) in enumerate(models):
         suffix = str(n) if n else ""
         namespace[f"model{suffix}"] = model

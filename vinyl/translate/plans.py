@@ -637,8 +637,10 @@ def _model_builder(
     plain = plain_construction(model, attnames)
     if _direct_populators(populators, fetch_mode, vinyl_class) and vinyl_class is not None:
         adopt = None  # every joined object is built with its vinyl class
-    if plain and not populators and not annotations and adopt is None:
-        make_all = rows_maker(model, attnames, start, fetch_mode)
+    if plain and not populators and adopt is None:
+        # (The annotations, extra() columns as a many-to-many prefetch's
+        # owner key among them, are stored by the same generated loop.)
+        make_all = rows_maker(model, attnames, start, fetch_mode, annotations)
         return lambda rows: make_all(db, convert(rows))
     joins = _joins(klass_info, select, vinyl_class) if plain and not annotations and adopt is None and caches_assignable() else None
     if joins is not None:
