@@ -28,12 +28,14 @@ from django.db.models.fields.related_descriptors import (
 from django.db.models import Prefetch, Q
 from django.db.models.fields.mixins import FieldCacheMixin
 from django.db.models.query import QuerySet
+from django.db.models.signals import post_init, pre_init
 from django.db.models.sql import Query
 
 from vinyl import _compat
 from vinyl._vinylize import VinylModelIterable, vinyl_model
 from vinyl.generic import is_generic_relation
 from vinyl.translate.gcpause import batched
+from vinyl.translate.instances import caches_assignable, plain_construction
 
 if TYPE_CHECKING:
     from vinyl.queryset import VinylQuerySet
@@ -266,13 +268,24 @@ def _attach(rows: list, objs: list, keys: list, rel: Any, by_key: dict[Any, list
         # lives there), not through the attribute's descriptor: one call
         # fewer again.
         owner_cache = field.cache_name
-        for row in rows:
-            try:
-                key = row.__dict__[attname]
-            except KeyError:
-                key = getattr(row, attname)
-            by_key[key].append(row)
-            row._state.fields_cache[owner_cache] = owners[key]
+        if _empty_caches(related_model, base):
+            # No cache yet: given as one dict, not made by the state's
+            # descriptor on first read (a call per row).
+            for row in rows:
+                try:
+                    key = row.__dict__[attname]
+                except KeyError:
+                    key = getattr(row, attname)
+                by_key[key].append(row)
+                row._state.fields_cache = {owner_cache: owners[key]}
+        else:
+            for row in rows:
+                try:
+                    key = row.__dict__[attname]
+                except KeyError:
+                    key = getattr(row, attname)
+                by_key[key].append(row)
+                row._state.fields_cache[owner_cache] = owners[key]
     else:
         for row in rows:
             key = getattr(row, attname)
@@ -393,6 +406,28 @@ def _prepare(field: Any, connection: Any) -> tuple[bool, Any]:
 
 #: Django's own get_db_prep_value of integer fields (an int stays that int).
 _INT_PREP = {models.IntegerField.get_db_prep_value, models.AutoField.get_db_prep_value, models.BigAutoField.get_db_prep_value}
+
+
+#: Models whose instances vinyl builds without running code of the model
+#: (vinyl.translate.instances.plain_construction, signals aside).
+_PLAIN_MODELS: set[type] = set()
+
+
+def _empty_caches(model: Any, related: Any) -> bool:
+    """Do the rows ``related`` (a vinyl queryset) reads come with an empty
+    related-object cache? Yes without select_related, for a model whose
+    instances are built as Django's ``from_db`` builds them, no init signal
+    receivers: nothing runs that could fill it."""
+    steps = getattr(related, "_steps", None)
+    if steps is None or related._recipe is None or any(step[0] == "select_related" for step in steps):
+        return False
+    if pre_init.has_listeners(model) or post_init.has_listeners(model) or not caches_assignable():
+        return False
+    if model not in _PLAIN_MODELS:
+        if not plain_construction(model, [field.attname for field in model._meta.concrete_fields]):
+            return False
+        _PLAIN_MODELS.add(model)
+    return True
 
 
 def _plain_cache_setter(field: Any) -> bool:

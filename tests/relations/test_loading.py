@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -400,3 +402,30 @@ async def test_prefetched_querysets_hold_what_djangos_related_managers_give(back
     assert str(authors[0]._prefetched_objects_cache["book_set"].filter(title__gt="").query) == d_author_sql
     assert str(books[0]._prefetched_objects_cache["tags"].filter(name__gt="").query) == d_book_sql
     assert lib["books"][0].title == "A1"
+
+
+async def test_prefetched_rows_keep_what_their_caches_held_before(backend):
+    """The owner is added to each row's related-object cache: a row that
+    select_related filled keeps its joined objects (a Prefetch queryset's),
+    and a model whose instances run code of their own when built (an init
+    signal receiver) keeps what that code cached."""
+    from django.db.models.signals import post_init
+
+    lib = await library()
+    books = Book.vinyl.select_related("publisher").order_by("title")
+    [ann] = await Author.vinyl.filter(name="Ann").prefetch_related(Prefetch("book_set", queryset=books))
+    assert [(b["author"] is ann, b["publisher"] and b["publisher"].name) for b in ann["book_set"]] == [(True, "Pub"), (True, None)]
+    marker = object()
+
+    def remember(sender: type, instance: Any, **kwargs: Any) -> None:
+        instance._state.fields_cache["marker"] = marker
+
+    vinyl_book = type(lib["books"][0])
+    post_init.connect(remember, sender=vinyl_book)
+    try:
+        [ann] = await Author.vinyl.filter(name="Ann").prefetch_related("book_set")
+    finally:
+        post_init.disconnect(remember, sender=vinyl_book)
+    assert [(b["author"] is ann, b._state.fields_cache["marker"] is marker) for b in ann["book_set"]] == [(True, True), (True, True)]
+    [ann] = await Author.vinyl.filter(name="Ann").prefetch_related("book_set")
+    assert [sorted(b._state.fields_cache) for b in ann["book_set"]] == [["author"], ["author"]]
