@@ -3,10 +3,15 @@
 vinyl adapts those libraries instead of rewriting them, and in a few places
 that means reading or overriding what they keep private. All such places go
 through this module, each with the reason no public API does the job, and
-every name is checked when vinyl is imported: an upgrade that removes one
-fails at ``import vinyl`` with an ImportError naming the dependency, its
-installed version and the missing name, never later and never by a silent
-fallback. ``tests/packaging/test_compat.py`` keeps the rest of vinyl from
+every name is checked before it can be used: an upgrade that removes one
+fails with an ImportError naming the dependency, its installed version and
+the missing name, never later and never by a silent fallback. Django's,
+SQLAlchemy's core and asyncio's names are checked at ``import vinyl``; those
+of one backend (its SQLAlchemy dialect, its driver, for SQLite Django's
+sqlite3 backend) when that backend's package is imported (Django loads it
+for an alias before any statement runs): a process that uses PostgreSQL
+never imports the MySQL and SQLite dialects and drivers (issue 17, cold
+start). ``tests/packaging/test_compat.py`` keeps the rest of vinyl from
 reaching past this module.
 
 Names that Django documents although they start with an underscore
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.events
+import functools
 import inspect
 import warnings
 from collections.abc import Callable, Iterable
@@ -27,9 +33,6 @@ from typing import Any, NamedTuple
 
 import django
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.sqlite3 import base as _sqlite_base  # noqa: F401 (imports the package in its order)
-from django.db.backends.sqlite3 import _functions as _sqlite_functions
-from django.db.backends.sqlite3.operations import DatabaseOperations as _SQLiteOperations
 from django.db.models import Model
 from django.db.models.options import Options
 from django.db.models.deletion import Collector
@@ -40,9 +43,6 @@ from django.db.models.query_utils import DeferredAttribute
 from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils.asyncio import async_unsafe
-from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection, AsyncAdapt_asyncpg_dbapi
-from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_dbapi
-from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.util import concurrency as _sa_concurrency
 from sqlalchemy.util import queue as _sa_queue
@@ -233,41 +233,45 @@ _need(
 )
 in_greenlet: Callable[[], bool] = _sa_concurrency.in_greenlet
 
-for _name in ("_transaction", "_start_transaction"):
-    _need(
-        "SQLAlchemy", AsyncAdapt_asyncpg_connection, _name,
-        "the asyncpg adapter sends BEGIN with its first statement; one vinyl runs on asyncpg itself must not precede it",
-    )
+# -- the backends: each checked when its package is imported -------------------
+#
+# A backend's names live in its SQLAlchemy dialect, its driver and (SQLite)
+# Django's sqlite3 backend. Importing them all with vinyl cost every process
+# the dialects and drivers of the backends it does not use (issue 17: cold
+# start), so each backend's package (vinyl/postgresql_backend/__init__.py...)
+# runs its check first: Django imports it for an alias before any statement
+# runs there, and a missing name fails with the same ImportError.
 
 
-async def begin_asyncpg_transaction(adapter: Any) -> None:
-    """Send the BEGIN SQLAlchemy's asyncpg adapter has pending, if any."""
-    if adapter._transaction is None and adapter.isolation_level != "autocommit":
-        await adapter._start_transaction()
+def _once(check: Callable[[], None]) -> Callable[[], None]:
+    """Run ``check`` on the first call only (again after it failed)."""
+    done: list[bool] = []
+
+    @functools.wraps(check)
+    def run() -> None:
+        if not done:
+            check()
+            done.append(True)
+
+    return run
 
 
-# SQLAlchemy's adapted DB-API modules: vinyl's backends subclass them to add
-# what Django reads (all PEP 249 exception classes, vinyl's cursors).
-AsyncpgDBAPI = AsyncAdapt_asyncpg_dbapi
-AsyncmyDBAPI = AsyncAdapt_asyncmy_dbapi
-AiosqliteDBAPI = AsyncAdapt_aiosqlite_dbapi
-_need(
-    "SQLAlchemy", AsyncAdapt_aiosqlite_dbapi, "_init_dbapi_attributes",
-    "the aiosqlite DB-API copies only some of sqlite3's exception classes; Django's error mapping reads them all",
-    how="override", params=("self",),
-)
-
-# -- asyncpg and asyncmy (optional: the extras postgresql and mysql) ------------
-
-try:
+@_once
+def check_postgresql() -> None:
+    """Check the private names vinyl's PostgreSQL backend uses (SQLAlchemy's asyncpg dialect, asyncpg)."""
     import asyncpg.connection
     import asyncpg.cursor
-except ImportError:  # pragma: no cover - the postgresql extra is not installed
-    pass
-else:
-    for _name in ("_close_portal", "_portal_name"):
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+    for name in ("_transaction", "_start_transaction"):
         _need(
-            "asyncpg", asyncpg.cursor.BaseCursor, _name,
+            "SQLAlchemy", AsyncAdapt_asyncpg_connection, name,
+            "the asyncpg adapter sends BEGIN with its first statement; one vinyl runs on asyncpg itself must not "
+            "precede it",
+        )
+    for name in ("_close_portal", "_portal_name"):
+        _need(
+            "asyncpg", asyncpg.cursor.BaseCursor, name,
             "asyncpg has no public close for a cursor's portal; a stream cut short on a shared connection must end it",
         )
     _need(
@@ -275,17 +279,18 @@ else:
         "a connection whose loop closed can only be ended by shutting its socket down",
     )
 
-try:
+
+@_once
+def check_mysql() -> None:
+    """Check the private names vinyl's MySQL backend uses (asyncmy)."""
     import asyncmy.connection
-except ImportError:  # pragma: no cover - the mysql extra is not installed
-    pass
-else:
+
     _need(
         "asyncmy", asyncmy.connection.Connection, "_execute_command",
         "asyncmy has no public call for COM_SET_OPTION (multi statements on and off)",
     )
 
-    def _asyncmy_transport() -> bool:
+    def transport() -> bool:
         # A C slot from 0.2.18; up to 0.2.17 an attribute __init__ sets (a
         # new Connection does not connect; it asks for the current loop).
         if hasattr(asyncmy.connection.Connection, "_transport"):
@@ -297,8 +302,74 @@ else:
     _need(
         "asyncmy", asyncmy.connection.Connection, "_transport",
         "a connection whose loop closed can only be ended by shutting its socket down",
-        present=_asyncmy_transport,
+        present=transport,
     )
+
+
+@_once
+def check_sqlite() -> None:
+    """Check the private names vinyl's SQLite backend uses (SQLAlchemy's aiosqlite dialect, Django's sqlite3 backend)."""
+    from django.db.backends.sqlite3 import base as _sqlite_base  # noqa: F401 (imports the package in its order)
+    from django.db.backends.sqlite3 import _functions as sqlite_functions
+    from django.db.backends.sqlite3.operations import DatabaseOperations as SQLiteOperations
+    from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
+
+    _need(
+        "SQLAlchemy", AsyncAdapt_aiosqlite_dbapi, "_init_dbapi_attributes",
+        "the aiosqlite DB-API copies only some of sqlite3's exception classes; Django's error mapping reads them all",
+        how="override", params=("self",),
+    )
+    _need(
+        "Django", SQLiteOperations, "_quote_params_for_last_executed_query",
+        "Django quotes DEBUG's last query on the sqlite3 connection; vinyl's is an aiosqlite adapter",
+        how="override", params=("self", "params"),
+    )
+    _need(
+        "Django", sqlite_functions, "register",
+        "vinyl's SQLite connections get the SQL functions Django's own get (django_date_extract...)",
+        params=("connection",),
+    )
+
+
+# SQLAlchemy's adapted DB-API modules: vinyl's backends subclass them to add
+# what Django reads (all PEP 249 exception classes, vinyl's cursors).
+
+
+def asyncpg_dbapi() -> Any:
+    """SQLAlchemy's DB-API class for asyncpg (the PostgreSQL backend's names checked)."""
+    check_postgresql()
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+
+    return AsyncAdapt_asyncpg_dbapi
+
+
+def asyncmy_dbapi() -> Any:
+    """SQLAlchemy's DB-API class for asyncmy (the MySQL backend's names checked)."""
+    check_mysql()
+    from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_dbapi
+
+    return AsyncAdapt_asyncmy_dbapi
+
+
+def aiosqlite_dbapi() -> Any:
+    """SQLAlchemy's DB-API class for aiosqlite (the SQLite backend's names checked)."""
+    check_sqlite()
+    from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
+
+    return AsyncAdapt_aiosqlite_dbapi
+
+
+def register_sqlite_functions(connection: Any) -> None:
+    """Register Django's SQL functions on a sqlite3 connection."""
+    from django.db.backends.sqlite3._functions import register
+
+    register(connection)
+
+
+async def begin_asyncpg_transaction(adapter: Any) -> None:
+    """Send the BEGIN SQLAlchemy's asyncpg adapter has pending, if any."""
+    if adapter._transaction is None and adapter.isolation_level != "autocommit":
+        await adapter._start_transaction()
 
 
 async def close_portal(cursor: Any) -> None:
@@ -359,18 +430,6 @@ _need(
     "savepoints follow vinyl's transaction scope, not the wrapper's own autocommit flag",
     how="override", params=("self",),
 )
-_need(
-    "Django", _SQLiteOperations, "_quote_params_for_last_executed_query",
-    "Django quotes DEBUG's last query on the sqlite3 connection; vinyl's is an aiosqlite adapter",
-    how="override", params=("self", "params"),
-)
-_need(
-    "Django", _sqlite_functions, "register",
-    "vinyl's SQLite connections get the SQL functions Django's own get (django_date_extract...)",
-    params=("connection",),
-)
-#: Register Django's SQL functions on a sqlite3 connection.
-register_sqlite_functions: Callable[[Any], None] = _sqlite_functions.register
 
 #: The transaction attributes BaseDatabaseWrapper.__init__ sets: vinyl keeps
 #: them in the engine scope, per task.
@@ -701,43 +760,25 @@ def manager_alias(manager: Manager[Any]) -> str | None:
     return manager._db
 
 
+@_once
+def check_contenttypes() -> None:
+    """Check the private name vinyl's generic relations use (ContentTypeManager's
+    module can only be imported once Django's apps are loaded: checked at the
+    first use of a content type, before any answer is read from it; reading
+    its source at ``import vinyl`` instead cost every cold start a parse of it)."""
+    from django.contrib.contenttypes.models import ContentTypeManager
+
+    _need(
+        "Django", ContentTypeManager, "_get_from_cache",
+        "a generic relation reads ContentTypeManager's per-alias cache without querying",
+        params=("self", "opts"),
+    )
+
+
 def content_type_from_cache(manager: Any, opts: Any) -> Any:
     """The ContentType ContentTypeManager cached for ``opts`` (KeyError if none)."""
+    check_contenttypes()
     return manager._get_from_cache(opts)
-
-
-def _defines(module: str, cls: str, name: str, params: tuple[str, ...]) -> Callable[[], bool]:
-    """``module`` (not importable before Django's apps load) defines ``cls.name(params)``."""
-
-    def present() -> bool:
-        import ast
-        import importlib.util
-
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
-            return False
-        with open(spec.origin, encoding="utf-8") as source:
-            tree = ast.parse(source.read())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef) and node.name == cls:
-                for item in node.body:
-                    if isinstance(item, ast.FunctionDef) and item.name == name:
-                        return tuple(arg.arg for arg in item.args.args) == params
-        return False
-
-    return present
-
-
-class _ContentTypeManager:  # stands for it in messages: its module needs loaded apps
-    __module__ = "django.contrib.contenttypes.models"
-    __qualname__ = "ContentTypeManager"
-
-
-_need(
-    "Django", _ContentTypeManager, "_get_from_cache",
-    "a generic relation reads ContentTypeManager's per-alias cache without querying",
-    present=_defines("django.contrib.contenttypes.models", "ContentTypeManager", "_get_from_cache", ("self", "opts")),
-)
 
 
 # -- Django: related managers and populators -----------------------------------

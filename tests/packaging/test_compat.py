@@ -104,6 +104,108 @@ def test_a_changed_signature_fails_at_import_too():
     assert "Model._save_parents" in last and "changed its parameters" in last
 
 
+def test_a_backend_without_a_private_name_fails_when_that_backend_is_loaded():
+    # A backend's names (its SQLAlchemy dialect, its driver) are checked when
+    # Django loads the backend, before any statement runs on it.
+    result = _run(
+        """
+        import django
+        from django.conf import settings
+        settings.configure(DATABASES={"default": {}, "vinyl_default": {"ENGINE": "vinyl.postgresql_backend", "NAME": "x"}})
+        django.setup()
+        import vinyl
+        from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+        del AsyncAdapt_asyncpg_connection._start_transaction
+        from django.db import connections
+        connections["vinyl_default"]
+        """
+    )
+    assert result.returncode != 0
+    assert (
+        "ImportError: vinyl " in result.stderr
+        and "AsyncAdapt_asyncpg_connection._start_transaction (SQLAlchemy" in result.stderr
+        and "does not have it" in result.stderr
+    ), result.stderr
+
+
+def test_a_sqlite_backend_without_a_private_name_of_djangos_sqlite3_backend_fails_too():
+    result = _run(
+        """
+        import django
+        from django.conf import settings
+        settings.configure(DATABASES={"default": {}, "vinyl_default": {"ENGINE": "vinyl.sqlite_backend", "NAME": ":memory:"}})
+        django.setup()
+        import vinyl
+        from django.db.backends.sqlite3 import base
+        from django.db.backends.sqlite3.operations import DatabaseOperations
+        del DatabaseOperations._quote_params_for_last_executed_query
+        from django.db import connections
+        connections["vinyl_default"]
+        """
+    )
+    assert result.returncode != 0
+    assert (
+        "ImportError: vinyl " in result.stderr
+        and "DatabaseOperations._quote_params_for_last_executed_query (Django" in result.stderr
+    ), result.stderr
+
+
+def test_a_content_type_manager_without_its_cache_fails_at_the_first_generic_relation():
+    # ContentTypeManager's module needs loaded apps: its name is checked when
+    # vinyl first reads a content type, before any answer comes from it.
+    result = _run(
+        """
+        import django
+        from django.conf import settings
+        settings.configure(
+            INSTALLED_APPS=["django.contrib.contenttypes"],
+            DATABASES={"default": {}, "vinyl_default": {"ENGINE": "vinyl.sqlite_backend", "NAME": ":memory:"}},
+        )
+        django.setup()
+        import vinyl
+        from django.contrib.contenttypes.models import ContentType, ContentTypeManager
+        del ContentTypeManager._get_from_cache
+        from vinyl.generic import cached_content_type
+        cached_content_type("vinyl_default", ContentType)
+        """
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: vinyl ")
+    assert "django.contrib.contenttypes.models.ContentTypeManager._get_from_cache (Django" in last
+
+
+_OTHER_BACKENDS = {
+    "postgresql": ("asyncmy", "aiosqlite", "sqlalchemy.dialects.mysql", "sqlalchemy.dialects.sqlite", "django.db.backends.sqlite3"),
+    "mysql": ("asyncpg", "aiosqlite", "sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.sqlite", "django.db.backends.sqlite3"),
+    "sqlite": ("asyncpg", "asyncmy", "sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.mysql"),
+}
+
+
+@pytest.mark.parametrize("backend", sorted(_OTHER_BACKENDS))
+def test_vinyl_imports_only_the_configured_backends_dialect_and_driver(backend):
+    # Cold start (issue 17): `import vinyl` imports no dialect or driver; an
+    # engine of one backend imports that backend's, never another's.
+    result = _run(
+        f"""
+        import sys
+        import django
+        from django.conf import settings
+        settings.configure(DATABASES={{"default": {{}}, "vinyl_default": {{"ENGINE": "vinyl.{backend}_backend", "NAME": "x"}}}})
+        django.setup()
+        def loaded(prefix):
+            return sorted(m for m in sys.modules if m == prefix or m.startswith(prefix + "."))
+        import vinyl
+        print("after import:", [m for p in ("asyncpg", "asyncmy", "aiosqlite") for m in loaded(p)]
+              + [m for m in loaded("sqlalchemy.dialects") if m.count(".") > 1])
+        vinyl.get_engine()
+        print("after engine:", [m for p in {_OTHER_BACKENDS[backend]!r} for m in loaded(p)])
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["after import: []", "after engine: []"]
+
+
 def django_version() -> str:
     import django
 
@@ -111,6 +213,8 @@ def django_version() -> str:
 
 
 def test_every_needed_name_has_a_reason():
+    for check in (_compat.check_postgresql, _compat.check_mysql, _compat.check_sqlite, _compat.check_contenttypes):
+        check()
     assert len(_compat.NEEDED) > 50
     for needed in _compat.NEEDED:
         assert needed.reason and needed.dependency in _compat.SUPPORTED, needed
@@ -134,9 +238,10 @@ def _private(names: object) -> set[str]:
 
 def _foreign_names() -> set[str]:
     """Private names of the dependencies' classes vinyl uses or subclasses."""
+    modules = _vinyl_modules()  # first: each backend registers its names when imported
     names = _private(needed.name for needed in _compat.NEEDED)
     names |= _private(vars(QuerySet())) | _private(vars(QueuePool(lambda: None)))
-    for module in _vinyl_modules():
+    for module in modules:
         for _, cls in inspect.getmembers(module, inspect.isclass):
             for base in cls.__mro__:
                 if not base.__module__.startswith("vinyl") and base is not object:

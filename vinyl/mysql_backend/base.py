@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncmy
 from asyncmy.constants.COMMAND import COM_SET_OPTION
@@ -22,7 +22,12 @@ from django.db.backends.mysql.base import CursorWrapper as MySQLCursorWrapper  #
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noqa: E402
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin  # noqa: E402
-from vinyl._compat import AsyncmyDBAPI as AsyncAdapt_asyncmy_dbapi, mysql_set_option  # noqa: E402
+from vinyl._compat import asyncmy_dbapi, mysql_set_option  # noqa: E402
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_dbapi
+else:  # through vinyl._compat, which checks the backend's names first
+    AsyncAdapt_asyncmy_dbapi = asyncmy_dbapi()
 from vinyl.exceptions import django_error  # noqa: E402
 from vinyl.engine.engines import EngineConfig, cached_facts, sa_await  # noqa: E402
 from vinyl.retry import as_conflict  # noqa: E402
@@ -32,8 +37,7 @@ from vinyl.mysql_backend.operations import DatabaseOperations  # noqa: E402
 _FACTS_SQL = """
 SELECT VERSION(), @@sql_mode, @@default_storage_engine, @@sql_auto_is_null,
        @@lower_case_table_names,
-       CONVERT_TZ('2001-01-01 01:00:00', 'UTC', 'UTC') IS NOT NULL
-"""
+       CONVERT_TZ('2001-01-01 01:00:00', 'UTC', 'UTC') IS NOT NULL"""
 
 
 class MySQLCursor(VinylCursor):
@@ -155,11 +159,17 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
 
     @staticmethod
     async def vinyl_load_facts(conn: Any) -> dict[str, Any]:
-        row = (await conn.execute(text(_FACTS_SQL))).one()
         # A MariaDB Galera node (wsrep on): 1213 is also a certification conflict.
-        galera = "mariadb" in str(row[0]).lower() and bool(
-            (await conn.execute(text("SELECT @@wsrep_on"))).scalar()
-        )
+        # MySQL has no @@wsrep_on: asked with the rest where SQLAlchemy's
+        # dialect found MariaDB on the engine's first connect (one round trip
+        # fewer on a cold start), on its own where only VERSION() says so.
+        asked = bool(getattr(conn.dialect, "is_mariadb", False))
+        row = (await conn.execute(text(_FACTS_SQL + (", @@wsrep_on" if asked else "")))).one()
+        mariadb = "mariadb" in str(row[0]).lower()
+        if asked:
+            galera = mariadb and bool(row[6])
+        else:
+            galera = mariadb and bool((await conn.execute(text("SELECT @@wsrep_on"))).scalar())
         return {
             "galera": galera,
             "mysql_server_data": {

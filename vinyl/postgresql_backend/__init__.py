@@ -1,1 +1,7 @@
 """PostgreSQL through SQLAlchemy's async engine and asyncpg."""
+
+# First: the private names this backend uses (its SQLAlchemy dialect, its
+# driver) are checked before any of its modules runs (see vinyl._compat).
+from vinyl._compat import check_postgresql
+
+check_postgresql()

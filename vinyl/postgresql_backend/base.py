@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import uuid
 
@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
-from vinyl._compat import AsyncpgDBAPI as AsyncAdapt_asyncpg_dbapi, begin_asyncpg_transaction, close_portal
+from vinyl._compat import asyncpg_dbapi, begin_asyncpg_transaction, close_portal
 from vinyl.engine.engines import EngineConfig
 from vinyl.exceptions import django_error
 from vinyl.retry import as_conflict
@@ -52,6 +52,12 @@ class PostgreSQLCursor(VinylCursor):
             if rewritten is None:
                 raise
         return call_inlining_refused(self.run_prepared, *rewritten)
+
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+else:  # through vinyl._compat, which checks the backend's names first
+    AsyncAdapt_asyncpg_dbapi = asyncpg_dbapi()
 
 
 class AsyncpgDBAPI(AsyncAdapt_asyncpg_dbapi):
@@ -164,8 +170,13 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
     @staticmethod
     async def vinyl_load_facts(conn: Any) -> dict[str, Any]:
-        version_num = (await conn.execute(text("SHOW server_version_num"))).scalar_one()
-        number = int(version_num)
+        # SQLAlchemy's dialect read the server's version on the engine's first
+        # connect (select version()): no statement of vinyl's own, and no
+        # transaction around it, on a cold start (issue 17).
+        number = version_number(conn.dialect.server_version_info)
+        if number is None:
+            version_num = (await conn.execute(text("SHOW server_version_num"))).scalar_one()
+            number = int(version_num)
         return {
             "pg_version": number,
             "version": (number // 10000, number % 10000),
@@ -231,6 +242,18 @@ def _prepared_statement_error(exc: BaseException | None) -> bool:
             return True
         exc = getattr(exc, "orig", None) or exc.__cause__
     return False
+
+
+def version_number(info: Any) -> int | None:
+    """``server_version_num`` from the version SQLAlchemy's dialect parsed
+    (``(15, 4)`` -> 150004), or None where it cannot say (before 10, whose
+    numbers have three parts, or a version it could not parse)."""
+    if not isinstance(info, tuple) or not info or not all(isinstance(part, int) for part in info):
+        return None
+    major, minor = info[0], info[1] if len(info) > 1 else 0
+    if major < 10 or len(info) > 2 or minor >= 10000:
+        return None
+    return major * 10000 + minor
 
 
 def _identity(value: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import aiosqlite
 from django.core.exceptions import ImproperlyConfigured
@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
-from vinyl._compat import AiosqliteDBAPI as AsyncAdapt_aiosqlite_dbapi, register_sqlite_functions as register_functions
+from vinyl._compat import aiosqlite_dbapi, register_sqlite_functions as register_functions
 from vinyl.engine.engines import EngineConfig
 from vinyl.sqlite_backend.features import DatabaseFeatures
 from vinyl.sqlite_backend.operations import DatabaseOperations
@@ -72,6 +72,12 @@ def _begin_emitter(statement: str) -> Callable[[Any], None]:
         connection.exec_driver_sql(statement)
 
     return emit_begin
+
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
+else:  # through vinyl._compat, which checks the backend's names first
+    AsyncAdapt_aiosqlite_dbapi = aiosqlite_dbapi()
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
