@@ -69,8 +69,14 @@ def vinyl(db: str) -> None:
     asyncio.run(go())
 
 
-def django(db: str) -> None:
+def _django_alone() -> None:
+    """Django without vinyl: the models get no VinylManager (benchapp/models.py)."""
+    os.environ["BENCH_WITHOUT_VINYL"] = "1"
     _django()
+
+
+def django(db: str) -> None:
+    _django_alone()
     from benchmarks.benchapp.models import Author
 
     Author.objects.get(pk=1)
@@ -78,7 +84,7 @@ def django(db: str) -> None:
 
 
 def django_async(db: str) -> None:
-    _django()
+    _django_alone()
     from benchmarks.benchapp.models import Author
 
     asyncio.run(Author.objects.aget(pk=1))

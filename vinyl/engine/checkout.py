@@ -16,13 +16,14 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from django.db import utils as django_db
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
 from vinyl._compat import max_overflow
 from vinyl.engine.callbacks import run_callbacks, take_callbacks
 from vinyl.engine.disconnects import is_disconnect, raise_as_django
-from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts
+from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts, room_in_pool, take_idle
 from vinyl.engine.fairpool import fair_queue
 from vinyl.engine.savepoints import savepoint
 from vinyl.engine.scope import Scope, active_scope
@@ -35,16 +36,22 @@ logger = logging.getLogger("vinyl.transaction")
 
 
 async def checkout(alias: str, *, in_block: bool = False, transactional: bool = True) -> Scope:
-    """Check a connection out of the pool of ``alias`` and begin a transaction.
+    """Check a connection out of the pool of ``alias`` for a transaction.
 
-    Without ``transactional`` no transaction begins: the connection is for
-    statements that each commit on their own, in autocommit where switching
-    to it costs no round trip. Waits up to the pool's ``pool_timeout`` for a
-    free connection, then raises :class:`vinyl.exceptions.PoolExhausted`.
+    The transaction is begun lazily, right before its first statement (see
+    :meth:`Scope.begin`): a block that runs none sends neither BEGIN nor
+    COMMIT. Without ``transactional`` no transaction begins: the connection
+    is for statements that each commit on their own, in autocommit where
+    switching to it costs no round trip. Waits up to the pool's
+    ``pool_timeout`` for a free connection, then raises
+    :class:`vinyl.exceptions.PoolExhausted`.
     """
     entry = engine_entry(alias)
     if entry.facts is not None and not _must_wait(entry):
-        conn = await _connect_and_begin(alias, entry, transactional)
+        options = None if transactional else entry.autocommit_options
+        conn = None if options else _connect_quietly(entry)
+        if conn is None:
+            conn = await _connect(alias, entry, options)
         return Scope(alias, conn, entry, in_block=in_block, transactional=transactional)
     conn = await _pooled(alias, entry, entry.engine.connect)
     try:
@@ -54,9 +61,7 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
                 # The facts were read in a transaction of their own: end it
                 # before the operation's statements run.
                 await conn.rollback()
-        if transactional:
-            await conn.begin()
-        elif entry.autocommit_options:
+        if not transactional and entry.autocommit_options:
             conn = await conn.execution_options(**entry.autocommit_options)
     except BaseException as exc:
         await discard(conn)
@@ -65,20 +70,28 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
     return Scope(alias, conn, entry, in_block=in_block, transactional=transactional)
 
 
-async def _connect_and_begin(alias: str, entry: EngineEntry, transactional: bool) -> AsyncConnection:
+def _connect_quietly(entry: EngineEntry) -> AsyncConnection | None:
+    """A connection from an idle pooled one, without I/O (so without the
+    greenlet), or None where checking one out may talk to the server."""
+    pooled = take_idle(entry)
+    if pooled is None:
+        return None
+    return AsyncConnection(entry.engine, Connection(entry.engine.sync_engine, pooled))
+
+
+async def _connect(alias: str, entry: EngineEntry, options: dict | None) -> AsyncConnection:
     """:func:`checkout` when no wait for the pool is due and the engine's
-    facts are known: the pool checkout and the BEGIN (or the switch to
-    autocommit) in one trip through the greenlet, in the caller's task. A
-    failure after the checkout (a cancellation included) discards the
-    connection and raises as Django's error, as a connect failure does not.
+    facts are known: the pool checkout (and the switch to autocommit) in one
+    trip through the greenlet, in the caller's task. A failure after the
+    checkout (a cancellation included) discards the connection and raises as
+    Django's error, as a connect failure does not.
 
     (A checkout that may wait for the pool takes the other path: there the
     connection is awaited in a task of its own, which a cancellation of the
-    caller cancels; it must not be mid-BEGIN then.)
+    caller cancels.)
     """
-    options = None if transactional else entry.autocommit_options
     sync_connection, failure = await _pooled(
-        alias, entry, lambda: greenlet_spawn(_checkout_sync, entry.engine.sync_engine, transactional, options)
+        alias, entry, lambda: greenlet_spawn(_checkout_sync, entry.engine.sync_engine, options)
     )
     conn = AsyncConnection(entry.engine, sync_connection)
     if failure is not None:
@@ -88,15 +101,13 @@ async def _connect_and_begin(alias: str, entry: EngineEntry, transactional: bool
     return conn
 
 
-def _checkout_sync(sync_engine: Any, begin: bool, options: dict | None) -> tuple[Any, BaseException | None]:
+def _checkout_sync(sync_engine: Any, options: dict | None) -> tuple[Any, BaseException | None]:
     # In the greenlet: a connect error propagates (the pool's errors); what
     # fails after it (a cancellation included) is handed back with the
     # connection, which the caller discards.
     connection = sync_engine.connect()
     try:
-        if begin:
-            connection.begin()
-        elif options:
+        if options:
             connection.execution_options(**options)
     except BaseException as exc:
         return connection, exc
@@ -250,6 +261,10 @@ async def release(scope: Scope, *, commit: bool) -> None:
         # a driver left open.
         await conn.close()
         return
+    if not conn.sync_connection.in_transaction():  # type: ignore[union-attr]  # started
+        # No statement ran: no transaction was begun, none to end.
+        await _close_unused(scope.entry, conn)
+        return
     ended: list[bool] = []
     try:
         if commit:
@@ -264,6 +279,17 @@ async def release(scope: Scope, *, commit: bool) -> None:
         if commit or not isinstance(exc, Exception):
             raise
         logger.info("vinyl: a rollback failed, the connection was discarded: %r", exc)
+
+
+async def _close_unused(entry: EngineEntry, conn: AsyncConnection) -> None:
+    """Give back a connection on which no transaction was begun: without
+    I/O (so without the greenlet) where the pool takes it back quietly."""
+    sync_connection = conn.sync_connection
+    driver = sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    if entry.quiet_checkin and entry.config.idle(driver) and room_in_pool(entry):  # type: ignore[misc]
+        sync_connection.close()  # type: ignore[union-attr]  # started
+        return
+    await conn.close()
 
 
 def _end_sync(connection: Any, commit: bool, ended: list[bool]) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
@@ -396,6 +397,22 @@ def take_spare(entry: EngineEntry) -> Any:
             return None
         return spares.pop()
     return None
+
+
+def take_idle(entry: EngineEntry) -> Any:
+    """An idle pooled connection taken without the greenlet, or None."""
+    spare = take_spare(entry)
+    if spare is not None:
+        return spare
+    if not checkout_needs_no_io(entry):
+        return None
+    try:
+        return entry.engine.sync_engine.raw_connection()
+    except sa_exc.MissingGreenlet:
+        # Checkout wanted I/O after all (the pool took the connection back):
+        # this engine's checkouts take the greenlet path from now on.
+        entry.quiet_checkin = False
+        return None
 
 
 def check_in_spares(entry: EngineEntry) -> None:

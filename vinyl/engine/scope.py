@@ -65,7 +65,9 @@ class State(enum.Enum):
 
     #: A root without a transaction: each statement commits on its own.
     CHECKED_OUT = "checked out"
-    #: A root with its transaction open.
+    #: A root with its transaction open. A transaction vinyl owns is begun
+    #: lazily, right before its first statement (see :meth:`Scope.begin`):
+    #: until then no BEGIN was sent, and none is if no statement runs.
     IN_TRANSACTION = "in transaction"
     #: A level inside a transaction: a savepoint, or the level the bridge
     #: gives coroutines that sync code awaits.
@@ -115,6 +117,7 @@ class Scope:
         "needs_rollback",
         "bridge_task",
         "transactional",
+        "begins_lazily",
     )
 
     def __init__(
@@ -162,6 +165,12 @@ class Scope:
         # on its own, and Django's own code may begin one, as on its
         # connections.
         self.transactional: bool = transactional if parent is None else parent.transactional
+        # Does vinyl begin the root's transaction itself, right before its
+        # first statement (see begin())? Not on a connection the caller
+        # owns (use_connection): its transaction is the caller's.
+        self.begins_lazily: bool = (
+            owned and transactional if parent is None else parent.begins_lazily
+        )
         # The one place the connection's life is recorded (see move()).
         self.state = (
             State.IN_SAVEPOINT if parent is not None
@@ -244,21 +253,52 @@ class Scope:
                 f"vinyl.atomic()` block, or start it outside the block"
             )
 
+    def unbegun(self) -> bool:
+        """Is the transaction vinyl owns here still to begin (no statement
+        has run in it yet)?
+
+        Whether it has begun is SQLAlchemy's state of the connection: code
+        that shares it (a savepoint, SQLAlchemy Core statements) begins it
+        the same way, through SQLAlchemy's autobegin.
+        """
+        return self.begins_lazily and not self.connection.sync_connection.in_transaction()  # type: ignore[union-attr]  # started
+
+    async def begin(self) -> None:
+        """Begin the transaction, right before its first statement.
+
+        SQLAlchemy's begin, in the greenlet: the backend's ``begin`` listener
+        sends what the server needs (MySQL's BEGIN; the asyncpg adapter sends
+        its own with the first statement). A failed BEGIN leaves the
+        connection in an unknown state: the scope is invalid from then on.
+        """
+        try:
+            await greenlet_spawn(self.connection.sync_connection.begin)  # type: ignore[union-attr]  # started
+        except BaseException as exc:
+            self.invalidate()
+            if isinstance(exc, Exception):
+                raise_as_django(self.entry, exc)
+            raise
+
     def check_transaction(self) -> None:
         """Refuse to run a statement in a transaction the server has ended.
 
         MySQL rolls a whole transaction back on a deadlock and then commits
         each following statement on its own: the rest of an ``atomic`` block
         would be half committed. (A cheap check of the driver's last status,
-        no round trip.)
+        no round trip.) A transaction not begun yet has nothing to lose.
         """
         root = self.root
         if root.state is State.INVALID:
             raise _lost_transaction_error(self.alias)
-        config = self.entry.config
-        if not (root.transactional and self.entry.checks_transaction and config.in_transaction):
+        if not self.entry.checks_transaction:
             return
-        driver = self.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+        config = self.entry.config
+        if not (root.transactional and config.in_transaction):
+            return
+        sync_connection = self.connection.sync_connection
+        if not sync_connection.in_transaction():  # type: ignore[union-attr]  # started
+            return
+        driver = sync_connection.connection.driver_connection  # type: ignore[union-attr]
         if not config.in_transaction(driver):
             self.invalidate()
             raise _lost_transaction_error(self.alias)
@@ -277,14 +317,17 @@ class Scope:
             token = _bound.set({**_bound.get(), self.alias: self})
             task = asyncio.current_task()
             self.bridge_task = task
+            # The sync code's statements run in the transaction: begun first
+            # if none of the block's has run yet, in the same greenlet trip.
+            call = _begin_and_call if self.unbegun() else _call
             try:
                 if self.exclusive:
-                    return await self.connection.run_sync(_call, fn, args)
+                    return await self.connection.run_sync(call, self, fn, args)
                 # Tasks share this connection: a statement cut short by a
                 # cancellation would leave it unusable for them (SQLAlchemy
                 # invalidates it, asyncmy closes it), so it runs to its end
                 # and the cancellation is raised after.
-                return await finish(self.connection.run_sync(_call, fn, args))
+                return await finish(self.connection.run_sync(call, self, fn, args))
             except BaseException as exc:
                 if isinstance(exc, Exception) and not _cancel_turned_error(task, exc):
                     self.note_error(exc)
@@ -319,7 +362,18 @@ def _lost_transaction_error(alias: str) -> Exception:
     )
 
 
-def _call(_sync_conn: Any, fn: Callable[..., T], args: tuple) -> T:
+def _call(_sync_conn: Any, _scope: Scope, fn: Callable[..., T], args: tuple) -> T:
+    return fn(*args)
+
+
+def _begin_and_call(sync_conn: Any, scope: Scope, fn: Callable[..., T], args: tuple) -> T:
+    # In the greenlet: Scope.begin(), then the sync code.
+    if not sync_conn.in_transaction():
+        try:
+            sync_conn.begin()
+        except BaseException:
+            scope.invalidate()  # as in Scope.begin()
+            raise
     return fn(*args)
 
 

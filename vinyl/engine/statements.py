@@ -13,7 +13,6 @@ import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 from django.db import utils as django_db
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.util import greenlet_spawn
 
 from vinyl import _querylog
@@ -28,13 +27,12 @@ from vinyl.engine.engines import (
     EngineConfig,
     EngineEntry,
     check_in_spares,
-    checkout_needs_no_io,
     engine_entry,
     invalidate_pool,
     keep_for_this_step,
     quiet_pool,
     room_in_pool,
-    take_spare,
+    take_idle,
 )
 from vinyl.engine.fairpool import fair_queue
 from vinyl.engine.savepoints import savepoint
@@ -124,7 +122,7 @@ def _fetch(alias: str, sql: str, params: tuple, rows: bool | str = True) -> Awai
 
 async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple, rows: bool | str) -> Any:
     """:func:`_fetch` outside a block: on a pooled connection of ``entry``."""
-    pooled = _take_idle(entry) or await pooled_in_turn(alias, entry)
+    pooled = take_idle(entry) or await pooled_in_turn(alias, entry)
     try:
         result = await _run_on_driver(alias, entry, pooled.driver_connection, sql, params, rows)
     except BaseException as exc:
@@ -138,22 +136,6 @@ async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple,
         raise
     await _give_back(entry, pooled)
     return result
-
-
-def _take_idle(entry: EngineEntry) -> Any:
-    """An idle pooled connection taken without the greenlet, or None."""
-    spare = take_spare(entry)
-    if spare is not None:
-        return spare
-    if not checkout_needs_no_io(entry):
-        return None
-    try:
-        return entry.engine.sync_engine.raw_connection()
-    except sa_exc.MissingGreenlet:
-        # Checkout wanted I/O after all (the pool took the connection back):
-        # this engine's checkouts take the greenlet path from now on.
-        entry.quiet_checkin = False
-        return None
 
 
 async def _give_back(entry: EngineEntry, pooled: Any) -> None:
@@ -200,6 +182,8 @@ async def _locked(scope: Scope, fn: Callable[..., Awaitable[T]], *args: Any) -> 
 
 async def _driver_in_scope(scope: Scope) -> Any:
     """The driver connection of ``scope``, its transaction started."""
+    if scope.unbegun():
+        await scope.begin()
     start = scope.entry.config.start_transaction
     if start is not None:
         try:

@@ -48,7 +48,7 @@ async def pooled_in_turn(alias: str, entry: EngineEntry) -> Any:
             try:
                 return entry.engine.sync_engine.raw_connection()
             except sa_exc.MissingGreenlet:
-                entry.quiet_checkin = False  # as statements._take_idle
+                entry.quiet_checkin = False  # as engines.take_idle
         return await _pooled(alias, entry, entry.engine.raw_connection)
     if kind == FAILED:
         raise connection_error(alias, entry, value) from value

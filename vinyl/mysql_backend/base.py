@@ -217,9 +217,10 @@ def _autocommit_until_begin(engine: AsyncEngine) -> None:
     The MySQL DB-API drivers switch autocommit off and let the server open a
     transaction with the first statement, even a read, which then has to be
     rolled back before the connection is reused. Here each new connection
-    goes back to autocommit, and SQLAlchemy's begin (vinyl.atomic, a
-    ``Connection.begin()`` of SQLAlchemy code on the shared engine) sends an
-    explicit BEGIN.
+    goes back to autocommit, and SQLAlchemy's begin sends an explicit BEGIN:
+    vinyl's (right before the first statement of a block, see
+    ``Scope.begin``), or SQLAlchemy code's on the shared engine (its
+    ``Connection.begin()``, or the autobegin of its first statement).
     """
     event.listen(engine.sync_engine, "connect", _autocommit_on)
     event.listen(engine.sync_engine, "checkin", _autocommit_again)
