@@ -278,6 +278,13 @@ def check_postgresql() -> None:
         "asyncpg", asyncpg.connection.Connection, "_transport",
         "a connection whose loop closed can only be ended by shutting its socket down",
     )
+    import asyncpg.connect_utils
+
+    _need(
+        "asyncpg", asyncpg.connect_utils, "TLSUpgradeProto",
+        "the SSL probe's answer future fails unread when asyncpg cuts a connect or a cancel request short "
+        "(asyncpg issues 1211, 1310); vinyl reads that failure (vinyl.postgresql_backend.connect)",
+    )
 
 
 @_once
@@ -370,6 +377,34 @@ async def begin_asyncpg_transaction(adapter: Any) -> None:
     """Send the BEGIN SQLAlchemy's asyncpg adapter has pending, if any."""
     if adapter._transaction is None and adapter.isolation_level != "autocommit":
         await adapter._start_transaction()
+
+
+def read_ssl_probe_failures(read: Callable[[Any], None]) -> None:
+    """Have every asyncpg SSL probe call ``read(future)`` when its answer future is done.
+
+    asyncpg reads the answer of a probe (SSLRequest) through a future its
+    protocol object makes; when the connect or cancel request awaiting it is
+    cut short (asyncpg's own timeout, a connection's teardown cancelling its
+    cancel request), the transport closes and the future fails unread, which
+    asyncio logs as "Future exception was never retrieved" (asyncpg issues
+    1211 and 1310). asyncpg builds the protocol from this module global, so
+    a subclass put there adds the callback; the awaiting code, when there is
+    one, still gets the failure as before.
+    """
+    import asyncpg.connect_utils
+
+    probe = asyncpg.connect_utils.TLSUpgradeProto
+    if getattr(probe, "_vinyl_reads_failures", False):
+        return
+
+    class ProbeReadingItsFailure(probe):  # type: ignore[misc, valid-type]
+        _vinyl_reads_failures = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.on_data.add_done_callback(read)
+
+    asyncpg.connect_utils.TLSUpgradeProto = ProbeReadingItsFailure
 
 
 async def close_portal(cursor: Any) -> None:
