@@ -278,6 +278,13 @@ def check_postgresql() -> None:
         "asyncpg", asyncpg.connection.Connection, "_transport",
         "a connection whose loop closed can only be ended by shutting its socket down",
     )
+    import asyncpg.connect_utils
+
+    _need(
+        "asyncpg", asyncpg.connect_utils, "TLSUpgradeProto",
+        "the SSL probe's answer future fails unread when asyncpg cuts a connect or a cancel request short "
+        "(asyncpg issues 1211, 1310); vinyl reads that failure (vinyl.postgresql_backend.connect)",
+    )
 
 
 @_once
@@ -370,6 +377,34 @@ async def begin_asyncpg_transaction(adapter: Any) -> None:
     """Send the BEGIN SQLAlchemy's asyncpg adapter has pending, if any."""
     if adapter._transaction is None and adapter.isolation_level != "autocommit":
         await adapter._start_transaction()
+
+
+def read_ssl_probe_failures(read: Callable[[Any], None]) -> None:
+    """Have every asyncpg SSL probe call ``read(future)`` when its answer future is done.
+
+    asyncpg reads the answer of a probe (SSLRequest) through a future its
+    protocol object makes; when the connect or cancel request awaiting it is
+    cut short (asyncpg's own timeout, a connection's teardown cancelling its
+    cancel request), the transport closes and the future fails unread, which
+    asyncio logs as "Future exception was never retrieved" (asyncpg issues
+    1211 and 1310). asyncpg builds the protocol from this module global, so
+    a subclass put there adds the callback; the awaiting code, when there is
+    one, still gets the failure as before.
+    """
+    import asyncpg.connect_utils
+
+    probe = asyncpg.connect_utils.TLSUpgradeProto
+    if getattr(probe, "_vinyl_reads_failures", False):
+        return
+
+    class ProbeReadingItsFailure(probe):  # type: ignore[misc, valid-type]
+        _vinyl_reads_failures = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.on_data.add_done_callback(read)
+
+    asyncpg.connect_utils.TLSUpgradeProto = ProbeReadingItsFailure
 
 
 async def close_portal(cursor: Any) -> None:
@@ -594,14 +629,46 @@ def prefetched_template(qs: QuerySet, iterable: type) -> dict[str, Any]:
     return qs.__dict__
 
 
-def prefetched_queryset(cls: type, template: dict[str, Any], rows: list[Any], owner_filter: dict[str, Any]) -> QuerySet:
-    """One owner's prefetched queryset of ``cls`` (built without __init__),
-    in the state Django's related manager gives it."""
-    qs: QuerySet = object.__new__(cls)
-    state = qs.__dict__ = dict(template)
-    state["_result_cache"] = rows
-    state["_deferred_filter"] = (False, (), owner_filter)
-    return qs
+def cache_prefetched(
+    cls: type,
+    template: dict[str, Any],
+    cache_name: str,
+    objs: list[Model],
+    rows_of: list[list[Any]],
+    filter_name: str,
+    filter_values: list[Any],
+    keys: list[Any] | None = None,
+    known_field: Any = None,
+) -> None:
+    """Cache a prefetched queryset of ``cls`` on each owner, in one loop.
+
+    ``objs[i]`` gets ``_prefetched_objects_cache[cache_name]``: a queryset
+    (built without __init__, in the state Django's related manager gives
+    it) of ``rows_of[i]``, filtered on ``{filter_name: filter_values[i]}``
+    if code chains on it; with ``known_field`` (a reverse foreign key),
+    ``objs[i]`` is the known owner of ``keys[i]`` (its
+    ``_known_related_objects``). One loop, no call per owner: this runs
+    for every owner of every prefetch.
+    """
+    new = object.__new__
+    copy = template.copy
+    # {known_field: ...} made from a dict holding it: its stored hash reused
+    # (a Field's __hash__ is a Python call).
+    known = {known_field: None}
+    for obj, rows, value, key in zip(objs, rows_of, filter_values, keys if keys is not None else objs):
+        qs: QuerySet = new(cls)
+        state = qs.__dict__ = copy()
+        state["_result_cache"] = rows
+        state["_deferred_filter"] = (False, (), {filter_name: value})
+        if known_field is not None:
+            state["_known_related_objects"] = dict.fromkeys(known, {key: obj})
+        # (getattr, not the instance's __dict__: reading that would give a
+        # new instance a dict object where its attributes live inline.)
+        cache = getattr(obj, "_prefetched_objects_cache", None)
+        if cache is None:
+            obj._prefetched_objects_cache = {cache_name: qs}
+        else:
+            cache[cache_name] = qs
 
 
 _need(
@@ -616,11 +683,6 @@ _need(
 def filter_reusing_joins(qs: QuerySet, q_object: Any) -> None:
     """Filter ``qs`` in place by ``q_object``, reusing the joins its query already has."""
     qs.query.add_q(q_object, reuse_all=True)
-
-
-def set_known_related_objects(qs: QuerySet, known: dict[Any, Any]) -> None:
-    """Set the owner ``qs`` sets on each of its rows (``{field: {key: owner}}``)."""
-    qs._known_related_objects = known
 
 
 def raw_delete(qs: QuerySet, using: str) -> int:
@@ -687,25 +749,23 @@ def prefetched_objects(obj: Model) -> dict[str, Any] | None:
     return obj.__dict__.get("_prefetched_objects_cache")
 
 
+# (The two below read the cache with getattr, as Django's prefetcher does:
+# reading an instance's __dict__ would give a new instance a dict object of
+# its own, one more object for the cyclic collector, per instance.)
+
+
 def without_prefetched(objs: list[Model], name: str) -> list[Model]:
     """The instances of ``objs`` that have no prefetched ``name``."""
-    return [obj for obj in objs if name not in (obj.__dict__.get("_prefetched_objects_cache") or ())]
+    return [obj for obj in objs if name not in (getattr(obj, "_prefetched_objects_cache", None) or ())]
 
 
 def prefetched_rows(objs: list[Model], name: str) -> list[Any]:
     """The rows of every instance's prefetched ``name``, in order."""
     rows: list[Any] = []
+    extend = rows.extend
     for obj in objs:
-        rows.extend(obj.__dict__["_prefetched_objects_cache"][name]._result_cache)
+        extend(obj._prefetched_objects_cache[name]._result_cache)
     return rows
-
-
-def prefetched_objects_for_update(obj: Model) -> dict[str, Any]:
-    """The prefetched relations of ``obj``, created empty if missing."""
-    cache = obj.__dict__.get("_prefetched_objects_cache")
-    if cache is None:
-        cache = obj._prefetched_objects_cache = {}
-    return cache
 
 
 def reverse_one_to_one_names(opts: Any) -> frozenset[str]:

@@ -28,12 +28,14 @@ from django.db.models.fields.related_descriptors import (
 from django.db.models import Prefetch, Q
 from django.db.models.fields.mixins import FieldCacheMixin
 from django.db.models.query import QuerySet
+from django.db.models.signals import post_init, pre_init
 from django.db.models.sql import Query
 
 from vinyl import _compat
 from vinyl._vinylize import VinylModelIterable, vinyl_model
 from vinyl.generic import is_generic_relation
 from vinyl.translate.gcpause import batched
+from vinyl.translate.instances import caches_assignable, plain_construction
 
 if TYPE_CHECKING:
     from vinyl.queryset import VinylQuerySet
@@ -244,73 +246,99 @@ def _related_of(objs: list, relation: Any, name: str) -> list:
 async def _prefetch_reverse_fk(objs: list, rel: Any, db: str, source: Any) -> None:
     field = rel.field  # the ForeignKey on the related model
     target = field.target_field.attname
-    by_key: dict[Any, list] = {}
-    for obj in objs:
-        key = getattr(obj, target)
-        if key is not None:
-            by_key.setdefault(key, [])
+    keys = [getattr(obj, target) for obj in objs]
+    by_key: dict[Any, list] = {key: [] for key in keys if key is not None}
     related_model = vinyl_model(rel.related_model)
     if by_key:
         rows = await source(related_model, db).filter(**{f"{field.attname}__in": list(by_key)})
     else:
         rows = []
-    _attach(rows, objs, rel, by_key, related_model, db, source(related_model, db))
+    _attach(rows, objs, keys, rel, by_key, related_model, db, source(related_model, db))
 
 
 @batched
-def _attach(rows: list, objs: list, rel: Any, by_key: dict[Any, list], related_model: type, db: str, base: Any) -> None:
+def _attach(rows: list, objs: list, keys: list, rel: Any, by_key: dict[Any, list], related_model: type, db: str, base: Any) -> None:
     """Cache each owner's rows on it, and the owner on each row."""
     field = rel.field
-    target = field.target_field.attname
-    owners = {getattr(obj, target): obj for obj in objs}
+    owners = dict(zip(keys, objs))
     attname = field.attname
     if _plain_cache_setter(field):
-        # Django's set_cached_value, written out: one call fewer per row.
+        # Django's set_cached_value, written out: one call fewer per row;
+        # the key read from the instance's __dict__ (a loaded field's value
+        # lives there), not through the attribute's descriptor: one call
+        # fewer again.
         owner_cache = field.cache_name
-        for row in rows:
-            key = getattr(row, attname)
-            by_key[key].append(row)
-            row._state.fields_cache[owner_cache] = owners[key]
+        if _empty_caches(related_model, base):
+            # No cache yet: given as one dict, not made by the state's
+            # descriptor on first read (a call per row).
+            for row in rows:
+                try:
+                    key = row.__dict__[attname]
+                except KeyError:
+                    key = getattr(row, attname)
+                by_key[key].append(row)
+                row._state.fields_cache = {owner_cache: owners[key]}
+        else:
+            for row in rows:
+                try:
+                    key = row.__dict__[attname]
+                except KeyError:
+                    key = getattr(row, attname)
+                by_key[key].append(row)
+                row._state.fields_cache[owner_cache] = owners[key]
     else:
         for row in rows:
             key = getattr(row, attname)
             by_key[key].append(row)
             field.set_cached_value(row, owners[key])
-    cache_name = rel.cache_name
     template = _template(related_model, db, base=base)
-    for_update = _compat.prefetched_objects_for_update
-    for obj in objs:
-        key = getattr(obj, target)
-        rows_of = by_key.get(key, []) if key is not None else []
-        qs = _prefetched(template, rows_of, {field.name: obj})
-        _compat.set_known_related_objects(qs, {field: {key: obj}})
-        for_update(obj)[cache_name] = qs
+    rows_of = [by_key[key] if key is not None else [] for key in keys]
+    _compat.cache_prefetched(PrefetchedQuerySet, template, rel.cache_name, objs, rows_of, field.name, objs, keys, field)
 
 
 async def _prefetch_forward_fk(objs: list, field: Any, db: str, queryset: type[VinylQuerySet]) -> None:
     """Cache each instance's related object (or None), as Django's prefetcher does."""
-    attname = field.attname
-    keys = list(dict.fromkeys(key for obj in objs if (key := getattr(obj, attname)) is not None))
+    values = _key_values(objs, field.attname)
+    keys = list(dict.fromkeys(value for value in values if value is not None))
     related_model = vinyl_model(field.related_model)
     target = field.target_field
     rows = await queryset(related_model, using=db).filter(**{f"{target.name}__in": keys}) if keys else []
-    _attach_forward(rows, objs, field, target.attname)
+    _attach_forward(rows, objs, values, field, target.attname)
 
 
 @batched
-def _attach_forward(rows: list, objs: list, field: Any, target: str) -> None:
+def _attach_forward(rows: list, objs: list, values: list, field: Any, target: str) -> None:
     by_key: dict[Any, Any] = {}
     for row in rows:
         by_key.setdefault(getattr(row, target), row)
-    attname, cache_name = field.attname, field.cache_name
+    cache_name = field.cache_name
+    get = by_key.get
+    for obj, value in zip(objs, values):
+        obj._state.fields_cache[cache_name] = get(value)
+
+
+def _key_values(objs: list, attname: str) -> list:
+    """``getattr(obj, attname)`` of each instance, ``attname`` a foreign key's.
+
+    Read from the instance's __dict__, where a loaded value lives (a foreign
+    key's attname has a data descriptor, so every instance holding one has
+    its __dict__): the descriptor's call skipped, once per instance.
+    """
+    values: list = []
+    append = values.append
     for obj in objs:
-        obj._state.fields_cache[cache_name] = by_key.get(getattr(obj, attname))
+        try:
+            append(obj.__dict__[attname])
+        except KeyError:  # deferred: the descriptor knows
+            append(getattr(obj, attname))
+    return values
 
 
 async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, source: Any) -> None:
     """Django's many-to-many prefetch query, through a plan; each owner's rows cached on it."""
     owner_key = relation.owner_key.attname
-    keys = list(dict.fromkeys(getattr(obj, owner_key) for obj in objs))
+    values = [getattr(obj, owner_key) for obj in objs]
+    keys = list(dict.fromkeys(values))
     related_model = vinyl_model(relation.related_model)
     extra = f"_prefetch_related_val_{relation.local.attname}"
     if keys:
@@ -330,7 +358,7 @@ async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, sour
         rows = await related.extra(select={extra: f"{qn(relation.table)}.{qn(relation.local.column)}"})
     else:
         rows = []
-    _attach_many(rows, objs, relation, related_model, db, extra, source(related_model, db))
+    _attach_many(rows, objs, values, relation, related_model, db, extra, source(related_model, db))
 
 
 def _joins_through(related: Any, name: str) -> bool:
@@ -346,7 +374,7 @@ def _joins_through(related: Any, name: str) -> bool:
 
 
 @batched
-def _attach_many(rows: list, objs: list, relation: ManyToMany, related_model: type, db: str, extra: str, base: Any) -> None:
+def _attach_many(rows: list, objs: list, values: list, relation: ManyToMany, related_model: type, db: str, extra: str, base: Any) -> None:
     # Keys compared as Django's prefetcher compares them: prepared for the database.
     connection = connections[db]
     local, owner_key = relation.local, relation.owner_key
@@ -356,13 +384,10 @@ def _attach_many(rows: list, objs: list, relation: ManyToMany, related_model: ty
         key = getattr(row, extra)
         by_key.setdefault(key if ints_local and type(key) is int and key else prep_local(key), []).append(row)
     template = _template(related_model, db, sticky=True, base=base)
+    get = by_key.get
+    rows_of = [get(value if ints_owner and type(value) is int and value else prep_owner(value), []) for value in values]
     core = f"{relation.query_field_name}__{owner_key.name}"
-    cache_name = relation.cache_name
-    for_update = _compat.prefetched_objects_for_update
-    for obj in objs:
-        value = getattr(obj, owner_key.attname)
-        key = value if ints_owner and type(value) is int and value else prep_owner(value)
-        for_update(obj)[cache_name] = _prefetched(template, by_key.get(key, []), {core: value})
+    _compat.cache_prefetched(PrefetchedQuerySet, template, relation.cache_name, objs, rows_of, core, values)
 
 
 def _prepare(field: Any, connection: Any) -> tuple[bool, Any]:
@@ -381,6 +406,28 @@ def _prepare(field: Any, connection: Any) -> tuple[bool, Any]:
 
 #: Django's own get_db_prep_value of integer fields (an int stays that int).
 _INT_PREP = {models.IntegerField.get_db_prep_value, models.AutoField.get_db_prep_value, models.BigAutoField.get_db_prep_value}
+
+
+#: Models whose instances vinyl builds without running code of the model
+#: (vinyl.translate.instances.plain_construction, signals aside).
+_PLAIN_MODELS: set[type] = set()
+
+
+def _empty_caches(model: Any, related: Any) -> bool:
+    """Do the rows ``related`` (a vinyl queryset) reads come with an empty
+    related-object cache? Yes without select_related, for a model whose
+    instances are built as Django's ``from_db`` builds them, no init signal
+    receivers: nothing runs that could fill it."""
+    steps = getattr(related, "_steps", None)
+    if steps is None or related._recipe is None or any(step[0] == "select_related" for step in steps):
+        return False
+    if pre_init.has_listeners(model) or post_init.has_listeners(model) or not caches_assignable():
+        return False
+    if model not in _PLAIN_MODELS:
+        if not plain_construction(model, [field.attname for field in model._meta.concrete_fields]):
+            return False
+        _PLAIN_MODELS.add(model)
+    return True
 
 
 def _plain_cache_setter(field: Any) -> bool:
@@ -427,6 +474,3 @@ def _template(model: type, db: str, sticky: bool = False, base: Any = None) -> d
         qs._vinyl_sticky = True
     return _compat.prefetched_template(qs, VinylModelIterable)
 
-
-def _prefetched(template: dict, rows: list, owner_filter: dict) -> QuerySet:
-    return _compat.prefetched_queryset(PrefetchedQuerySet, template, rows, owner_filter)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -347,3 +349,83 @@ async def test_streaming_with_prefetch_and_select_related():
     async for author in Author.vinyl.select_related("profile").prefetch_related("book_set").order_by("id"):
         seen.append((author.name, len(author["book_set"]), author["profile"] is None))
     assert seen == [("Ann", 2, False), ("Bob", 1, True)]
+
+
+async def test_prefetched_querysets_hold_what_djangos_related_managers_give(backend):
+    """Each owner's cached queryset (vinyl's one loop over the owners) as Django's
+    prefetcher leaves it: its rows, its known owner, the filter a chained call adds,
+    counted and listed without a query; owners repeated by a join, and a book with
+    no tag, too."""
+    lib = await library()
+    sync = settings.SYNC_ALIAS[backend]
+    authors = await Author.vinyl.filter(book__title__in=["A1", "A2", "B1"]).order_by("name", "book__title").prefetch_related("book_set")
+    books = await Book.vinyl.order_by("title").prefetch_related("tags")
+
+    def as_django() -> tuple:
+        d_authors = list(
+            Author.objects.using(sync).filter(book__title__in=["A1", "A2", "B1"]).order_by("name", "book__title").prefetch_related("book_set")
+        )
+        d_books = list(Book.objects.using(sync).order_by("title").prefetch_related("tags"))
+        def state(owners: list, name: str) -> list:
+            out = []
+            for owner in owners:
+                qs = owner._prefetched_objects_cache[name]
+                known = {field.name: {key: obj.pk for key, obj in objs.items()} for field, objs in qs._known_related_objects.items()}
+                out.append(([o.pk for o in qs._result_cache], known, qs._prefetch_done, qs._deferred_filter[2] if qs._deferred_filter else None))
+            return out
+        # Which owner instance each book caches (the last of a repeated owner's).
+        cached = [[next(i for i, a in enumerate(d_authors) if a is b._state.fields_cache["author"]) for b in owner.book_set.all()] for owner in d_authors]
+        return state(d_authors, "book_set"), state(d_books, "tags"), str(d_authors[0].book_set.filter(title__gt="").query), str(d_books[0].tags.filter(name__gt="").query), cached
+
+    d_authors, d_books, d_author_sql, d_book_sql, d_cached = await sync_to_async(as_django)()
+    assert len(authors) == 3 and authors[0].pk == authors[1].pk
+    mine = []
+    for owner in authors:
+        qs = owner._prefetched_objects_cache["book_set"]
+        [(field, objs)] = qs._known_related_objects.items()
+        assert field is Book._meta.get_field("author") and all(obj is owner for obj in objs.values())
+        mine.append(([o.pk for o in qs._result_cache], {field.name: {k: o.pk for k, o in objs.items()}}, qs._prefetch_done, qs._deferred_filter[2]))
+    assert [(rows, known, done) for rows, known, done, _ in mine] == [(rows, known, done) for rows, known, done, _ in d_authors]
+    assert all(f["author"] is owner for (*_, f), owner in zip(mine, authors))
+    cached = [[next(i for i, a in enumerate(authors) if a is b._state.fields_cache["author"]) for b in owner["book_set"]] for owner in authors]
+    assert cached == d_cached
+    assert [
+        ([o.pk for o in b._prefetched_objects_cache["tags"]._result_cache], {}, True, b._prefetched_objects_cache["tags"]._deferred_filter[2])
+        for b in books
+    ] == d_books
+    assert [len(b["tags"]) for b in books] == [2, 0, 1]
+    with count_queries() as queries:
+        counts = [owner._prefetched_objects_cache["book_set"].count() for owner in authors]
+        listed = [list(b._prefetched_objects_cache["tags"]) for b in books]
+    assert queries == [] and counts == [2, 2, 1] and [len(t) for t in listed] == [2, 0, 1]
+    # A chained call filters on the owner, as the related manager's would.
+    assert str(authors[0]._prefetched_objects_cache["book_set"].filter(title__gt="").query) == d_author_sql
+    assert str(books[0]._prefetched_objects_cache["tags"].filter(name__gt="").query) == d_book_sql
+    assert lib["books"][0].title == "A1"
+
+
+async def test_prefetched_rows_keep_what_their_caches_held_before(backend):
+    """The owner is added to each row's related-object cache: a row that
+    select_related filled keeps its joined objects (a Prefetch queryset's),
+    and a model whose instances run code of their own when built (an init
+    signal receiver) keeps what that code cached."""
+    from django.db.models.signals import post_init
+
+    lib = await library()
+    books = Book.vinyl.select_related("publisher").order_by("title")
+    [ann] = await Author.vinyl.filter(name="Ann").prefetch_related(Prefetch("book_set", queryset=books))
+    assert [(b["author"] is ann, b["publisher"] and b["publisher"].name) for b in ann["book_set"]] == [(True, "Pub"), (True, None)]
+    marker = object()
+
+    def remember(sender: type, instance: Any, **kwargs: Any) -> None:
+        instance._state.fields_cache["marker"] = marker
+
+    vinyl_book = type(lib["books"][0])
+    post_init.connect(remember, sender=vinyl_book)
+    try:
+        [ann] = await Author.vinyl.filter(name="Ann").prefetch_related("book_set")
+    finally:
+        post_init.disconnect(remember, sender=vinyl_book)
+    assert [(b["author"] is ann, b._state.fields_cache["marker"] is marker) for b in ann["book_set"]] == [(True, True), (True, True)]
+    [ann] = await Author.vinyl.filter(name="Ann").prefetch_related("book_set")
+    assert [sorted(b._state.fields_cache) for b in ann["book_set"]] == [["author"], ["author"]]

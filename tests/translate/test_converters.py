@@ -138,7 +138,7 @@ def test_instances_built_with_inlined_converters_are_djangos():
     compiler, converters = _compiler("sync_mysql", *names)
     rows = [(r[0], r[2], r[4], r[1], r[3]) for r in ROWS]
     converted = value_expressions(converters, compiler.connection, "row")
-    mine = rows_maker(AllTypes, names, 0, None, converted)("sync_mysql", rows)
+    mine = rows_maker(AllTypes, names, 0, None, converted=converted)("sync_mysql", rows)
     theirs = [AllTypes.from_db("sync_mysql", names, tuple(row)) for row in compiler.apply_converters(rows, converters)]
     assert len(mine) == len(theirs) == len(ROWS)
     for got, want in zip(mine, theirs):

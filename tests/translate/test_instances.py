@@ -93,3 +93,14 @@ def test_whole_instance_dict_and_state_are_djangos():
     assert [v for k, v in obj.__dict__.items() if k != "_state"] == [v for k, v in expected.__dict__.items() if k != "_state"]
     assert type(obj._state) is ModelState
     assert list(obj._state.__dict__.items()) == list(expected._state.__dict__.items())
+
+
+def test_annotations_are_set_after_the_columns_as_djangos_iterable_sets_them():
+    # (A many-to-many prefetch's extra() column is one: _prefetch_related_val_<key>.)
+    make = rows_maker(Author, ["id", "name"], 0, None, (("_prefetch_related_val_book_id", 3), ("not an identifier", 2)))
+    [obj] = make("alias", [(7, "Ann", "x", 9)])
+    expected = Author.from_db("alias", ["id", "name"], (7, "Ann"))
+    expected._prefetch_related_val_book_id = 9
+    setattr(expected, "not an identifier", "x")
+    assert list(obj.__dict__.items())[1:] == list(expected.__dict__.items())[1:]
+    assert obj.get_deferred_fields() == expected.get_deferred_fields()

@@ -10,6 +10,13 @@ garbage collector. So the connect runs in its own task; the caller waits on
 it through a shield, and when the caller is cancelled, the connection that
 arrives is closed at once and a failure is read, never logged.
 
+The same future fails unread when asyncpg's own timeout cuts a connect
+short during the probe, or when a connection's teardown cancels its cancel
+request (which connects, and probes, too): vinyl cannot hold on to those
+tasks, so every probe's future is read when it is done
+(:func:`vinyl._compat.read_ssl_probe_failures`) and a failure nobody else
+read is logged at debug level.
+
 SQLAlchemy's asyncpg DB-API module takes the function it connects with as
 the ``async_creator_fn`` connect argument (what ``create_async_engine(...,
 async_creator=...)`` uses); a user who passes their own keeps theirs.
@@ -23,7 +30,18 @@ from typing import Any
 
 import asyncpg
 
+from vinyl._compat import read_ssl_probe_failures
+
 logger = logging.getLogger("vinyl.engine")
+
+
+def _read_probe_failure(answer: asyncio.Future) -> None:
+    """Read the failure of an SSL probe's answer, so asyncio never logs it unread."""
+    if not answer.cancelled() and answer.exception() is not None:
+        logger.debug("asyncpg's SSL probe failed: %r", answer.exception())
+
+
+read_ssl_probe_failures(_read_probe_failure)
 
 # The connects still running for a caller that was cancelled: a task the
 # loop only references weakly must not be collected before it ends.

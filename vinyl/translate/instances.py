@@ -53,10 +53,18 @@ def row_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any 
 
 
 def rows_maker(
-    model: type, attnames: Sequence[str], start: int, fetch_mode: Any = None, converted: Converted | None = None
+    model: type,
+    attnames: Sequence[str],
+    start: int,
+    fetch_mode: Any = None,
+    annotations: Sequence[tuple[str, int]] = (),
+    converted: Converted | None = None,
 ) -> Callable[[str, Sequence[Row]], list]:
     """``make(db, rows)``: one instance of ``model`` per row, from ``row[start:]``.
 
+    ``annotations``: ``(name, position)`` pairs; each instance then gets
+    ``row[position]`` as attribute ``name``, as Django's iterable sets an
+    annotation (or an ``extra()`` column) after building the instance.
     ``converted``: Django's converters of the row's columns, as
     :func:`~vinyl.translate.converters.value_expressions` gives them for
     ``row``, applied to each value as it is stored (no converted copy of
@@ -70,14 +78,29 @@ def rows_maker(
         "    append = objs.append",
         "    for row in rows:",
         *_instance(model, attnames, start, fetch_mode, "        ", exprs=exprs),
+        *_annotations(annotations, "        "),
         "        append(obj)",
         "    return objs",
     ]
-    return _compile(lines, [(model, attnames)], fetch_mode, converted)
+    namespace = dict(converted[0]) if converted is not None else {}
+    namespace["annotation_names"] = tuple(name for name, _ in annotations)
+    return _compile(lines, [(model, attnames)], fetch_mode, namespace)
 
 
 def _prologue(converted: Converted | None) -> list[str]:
     return ["    " + line for line in converted[1]] if converted is not None else []
+
+
+def _annotations(annotations: Sequence[tuple[str, int]], indent: str) -> list[str]:
+    # setattr(obj, name, value) as Django's iterable calls it: an attribute
+    # store where the name is an identifier (the same call), else setattr.
+    lines = []
+    for i, (name, position) in enumerate(annotations):
+        if name.isidentifier() and not keyword.iskeyword(name):
+            lines.append(f"{indent}obj.{name} = row[{int(position)}]")
+        else:
+            lines.append(f"{indent}setattr(obj, annotation_names[{i}], row[{int(position)}])")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -125,7 +148,7 @@ def joined_rows_maker(
         "        append(obj)",
         "    return objs",
     ]
-    return _compile(lines, models, fetch_mode, converted)
+    return _compile(lines, models, fetch_mode, converted[0] if converted is not None else None)
 
 
 def _joined(
@@ -199,9 +222,8 @@ def _has_setter(model: type, name: str) -> bool:
     return hasattr(type(inspect.getattr_static(model, name, None)), "__set__")
 
 
-def _compile(lines: list[str], models: Sequence[tuple[type, Sequence[str]]], fetch_mode: Any, converted: Converted | None = None) -> Any:
-    namespace: dict[str, Any] = dict(converted[0]) if converted is not None else {}
-    namespace.update({"new": object.__new__, "State": ModelState, "fetch_mode": fetch_mode})
+def _compile(lines: list[str], models: Sequence[tuple[type, Sequence[str]]], fetch_mode: Any, extra: dict[str, Any] | None = None) -> Any:
+    namespace: dict[str, Any] = {**(extra or {}), "new": object.__new__, "State": ModelState, "fetch_mode": fetch_mode}
     for n, (model, attnames) in enumerate(models):
         suffix = str(n) if n else ""
         namespace[f"model{suffix}"] = model

@@ -661,13 +661,16 @@ def _model_builder(
     plain = plain_construction(model, attnames)
     if _direct_populators(populators, fetch_mode, vinyl_class) and vinyl_class is not None:
         adopt = None  # every joined object is built with its vinyl class
-    if plain and not populators and not annotations and adopt is None:
-        converted = _inlined(converters, range(start, end), compiler)
-        if converted is not None:
-            # Each value converted as it is stored: no converted copy of each row first.
-            make_inline = rows_maker(model, attnames, start, fetch_mode, converted or None)
-            return lambda rows: make_inline(db, rows)
-        make_all = rows_maker(model, attnames, start, fetch_mode)
+    if plain and not populators and adopt is None:
+        if not annotations:
+            converted = _inlined(converters, range(start, end), compiler)
+            if converted is not None:
+                # Each value converted as it is stored: no converted copy of each row first.
+                make_inline = rows_maker(model, attnames, start, fetch_mode, converted=converted or None)
+                return lambda rows: make_inline(db, rows)
+        # (The annotations, extra() columns as a many-to-many prefetch's
+        # owner key among them, are stored by the same generated loop.)
+        make_all = rows_maker(model, attnames, start, fetch_mode, annotations)
         return lambda rows: make_all(db, convert(rows))
     joins = _joins(klass_info, select, vinyl_class) if plain and not annotations and adopt is None and caches_assignable() else None
     if joins is not None:

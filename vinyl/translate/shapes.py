@@ -31,6 +31,8 @@ from django.db.models.expressions import CombinedExpression
 # (see vinyl.translate.plan_cache).
 INT_EDGES = (2**15, 2**16, 2**31, 2**32, 2**63, 2**64, 2**128)
 _SMALL = ("+", 0)
+#: _int_kind of 2**15 <= value < 2**16, and of 2**16 <= value < 2**31.
+_SIXTEEN, _THIRTY_ONE = ("+", 1), ("+", 2)
 _EDGE_YEARS = (1, 9999)
 
 
@@ -165,7 +167,11 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
                 # (Text or integers only, the usual long lists: fewer calls per value.)
                 types = set(map(type, value))
                 if types == _ONLY_INT:
-                    kinds = tuple([_SMALL if 0 <= v < 32768 else _int_kind(v) for v in value])
+                    # _int_kind written out up to 2**31 (keys of a table past 32,767 rows).
+                    kinds = tuple([
+                        _SMALL if 0 <= v < 32768 else _SIXTEEN if 32768 <= v < 65536 else _THIRTY_ONE if 65536 <= v < 2147483648 else _int_kind(v)
+                        for v in value
+                    ])  # fmt: skip
                 else:
                     kinds = tuple(map(_str_kind if types == _ONLY_STR else _slot_kind, value))
                 if not kinds or None in kinds:
