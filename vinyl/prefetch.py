@@ -268,22 +268,15 @@ def _attach(rows: list, objs: list, keys: list, rel: Any, by_key: dict[Any, list
         # lives there), not through the attribute's descriptor: one call
         # fewer again.
         owner_cache = field.cache_name
+        row_keys = _key_values(rows, attname)
         if _empty_caches(related_model, base):
             # No cache yet: given as one dict, not made by the state's
             # descriptor on first read (a call per row).
-            for row in rows:
-                try:
-                    key = row.__dict__[attname]
-                except KeyError:
-                    key = getattr(row, attname)
+            for row, key in zip(rows, row_keys):
                 by_key[key].append(row)
                 row._state.fields_cache = {owner_cache: owners[key]}
         else:
-            for row in rows:
-                try:
-                    key = row.__dict__[attname]
-                except KeyError:
-                    key = getattr(row, attname)
+            for row, key in zip(rows, row_keys):
                 by_key[key].append(row)
                 row._state.fields_cache[owner_cache] = owners[key]
     else:
