@@ -17,6 +17,7 @@ array per column (PostgreSQL's ``UNNEST``), when it serves any count.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Callable, Sequence
 
 import django
@@ -238,19 +239,32 @@ class BulkInsertPlan:
             raise
         if self.by_column:
             return tuple(columns)
-        return tuple(value for row in zip(*columns) for value in row)
+        return tuple(chain.from_iterable(zip(*columns)))
 
     def assign(self, objs: Sequence[Model], rows: Sequence[Sequence[Any]], db: str) -> None:
         """Set what the statement returned on each object and mark it saved."""
         targets = self.targets
-        if targets:
-            assert len(rows) == len(objs), "one returned row per inserted object"
-            if self.converters:
-                rows = list(self.compiler.apply_converters(rows, self.converters))
+        if not targets:
+            for obj in objs:
+                state = obj._state
+                state.adding = False
+                state.db = db
+            return
+        assert len(rows) == len(objs), "one returned row per inserted object"
+        if self.converters:
+            rows = list(self.compiler.apply_converters(rows, self.converters))
+        if len(targets) == 1:
+            # The common case (the new key alone): one loop, no inner one.
+            ((position, attname),) = targets
             for obj, row in zip(objs, rows):
-                for position, attname in targets:
-                    setattr(obj, attname, row[position])
-        for obj in objs:
+                setattr(obj, attname, row[position])
+                state = obj._state
+                state.adding = False
+                state.db = db
+            return
+        for obj, row in zip(objs, rows):
+            for position, attname in targets:
+                setattr(obj, attname, row[position])
             state = obj._state
             state.adding = False
             state.db = db
@@ -520,7 +534,7 @@ def _by_column(rows: list) -> list:
 
 
 def _row_after_row(rows: list) -> list:
-    return [value for row in rows for value in row]
+    return list(chain.from_iterable(rows))
 
 
 def _same(compiled: Sequence[Any], ours: Sequence[Any]) -> bool:
