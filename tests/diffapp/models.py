@@ -10,8 +10,21 @@ sync alias) and vinyl's.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.query_utils import DeferredAttribute
 
 from vinyl import VinylManager
+
+
+class LowerCaseAttribute(DeferredAttribute):
+    """A field descriptor with a setter of its own (``Field.descriptor_class``): a value set on an
+    instance, loading from the database included, is stored lower-cased; update() writes as given."""
+
+    def __set__(self, instance, value):
+        instance.__dict__[self.field.attname] = value.lower() if isinstance(value, str) else value
+
+
+class LowerCaseField(models.CharField):
+    descriptor_class = LowerCaseAttribute
 
 
 class Tag(models.Model):
@@ -63,7 +76,7 @@ class Profile(models.Model):
 
 
 class Item(models.Model):
-    """One column of every field type, most of them nullable; no Meta.ordering."""
+    """One column of every field type, most of them nullable, and one with a descriptor's setter; no Meta.ordering."""
 
     name = models.CharField(max_length=80)
     text = models.TextField(null=True)
@@ -86,6 +99,7 @@ class Item(models.Model):
     blob = models.BinaryField(null=True)
     slug = models.SlugField(max_length=40, default="", blank=True)
     ip = models.GenericIPAddressField(null=True)
+    code = LowerCaseField(max_length=80, null=True)
     owner = models.ForeignKey(Owner, on_delete=models.SET_NULL, null=True, related_name="items")
     tags = models.ManyToManyField(Tag, related_name="items", blank=True)
 

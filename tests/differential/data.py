@@ -135,6 +135,7 @@ class Dataset:
                 "blob": None if null() else bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 6))),
                 "slug": rng.choice(SLUGS),
                 "ip": None if null() else rng.choice(IPS),
+                "code": None if null() else rng.choice(STRINGS),
                 "owner_id": None if null(0.25) else rng.randint(1, 12),
             })
         pairs = sorted({(rng.randint(1, n_items), rng.randint(1, len(tags))) for _ in range(n_items * 2)})
@@ -171,6 +172,13 @@ def _reset_sequences(alias: str) -> None:
                     cursor.execute(f"ALTER TABLE {qn(model._meta.db_table)} AUTO_INCREMENT = 1")
 
 
+def _raw_code(item: Item, row: dict) -> Item:
+    """``item`` holding its ``code`` as drawn (mixed case), past its descriptor's lower-casing setter:
+    the rows hold values that loading them lower-cases (as rows update() wrote do)."""
+    item.__dict__["code"] = row["code"]
+    return item
+
+
 def restore(alias: str, data: Dataset) -> None:
     """Make the diffapp tables hold exactly ``data`` (run in a thread: Django's sync ORM)."""
     with transaction.atomic(using=alias):
@@ -181,7 +189,7 @@ def restore(alias: str, data: Dataset) -> None:
             # The child row only (raw save): its parent row is inserted above.
             Premium(**r).save_base(using=alias, raw=True, force_insert=True)
         Profile.objects.using(alias).bulk_create([Profile(**r) for r in data.profiles])
-        Item.objects.using(alias).bulk_create([Item(**r) for r in data.items])
+        Item.objects.using(alias).bulk_create([_raw_code(Item(**r), r) for r in data.items])
         THROUGH.objects.using(alias).bulk_create([THROUGH(id=i + 1, item_id=a, tag_id=b) for i, (a, b) in enumerate(data.item_tags)])
     _reset_sequences(alias)
 
