@@ -59,8 +59,14 @@ def plain_construction(model: Any, attnames: Sequence[str]) -> bool:
 
 
 def _plain_descriptor(descriptor: Any) -> bool:
-    kind = type(descriptor)
-    return isinstance(descriptor, DeferredAttribute) and (kind in _STORE_ONLY_SETTERS or not hasattr(kind, "__set__"))
+    # The class whose __set__ runs (vinyl's copies of Django's descriptors,
+    # vinyl.descriptors, subclass them and keep their setter).
+    if not isinstance(descriptor, DeferredAttribute):
+        return False
+    for kind in type(descriptor).__mro__:
+        if "__set__" in vars(kind):
+            return kind in _STORE_ONLY_SETTERS
+    return True
 
 
 def row_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any = None) -> Callable[[str, Row], Any]:
