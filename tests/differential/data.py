@@ -110,7 +110,8 @@ class Dataset:
         for i in range(12):
             owners.append({"id": i + 1, "name": rng.choice(STRINGS[:30]), "age": rng.choice([None, 0, 17, 30, 30, 45, -1, 2147483647]),
                            "joined": rng.choice([None, pick_date(rng)])})
-        premiums = [{"owner_ptr_id": pk, "level": rng.choice([0, 1, 2, 65535 // 2]), "since": rng.choice([None, pick_datetime(rng)])}
+        premiums = [{"owner_ptr_id": pk, "level": rng.choice([0, 1, 2, 65535 // 2]), "since": rng.choice([None, pick_datetime(rng)]),
+                     "code": rng.choice([None, "Ann", "ANN", "Bob", "É", "STRASSE", "Zoë", "O'Brien", "a_b", "ß"])}
                     for pk in (3, 5, 8, 11)]
         profiles = [{"id": j + 1, "owner_id": pk, "bio": rng.choice(STRINGS), "score": rng.choice([None, pick_float(rng)])}
                     for j, pk in enumerate(sorted(rng.sample(range(1, 13), 7)))]
@@ -135,7 +136,6 @@ class Dataset:
                 "blob": None if null() else bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 6))),
                 "slug": rng.choice(SLUGS),
                 "ip": None if null() else rng.choice(IPS),
-                "code": None if null() else rng.choice(STRINGS),
                 "owner_id": None if null(0.25) else rng.randint(1, 12),
             })
         pairs = sorted({(rng.randint(1, n_items), rng.randint(1, len(tags))) for _ in range(n_items * 2)})
@@ -172,11 +172,11 @@ def _reset_sequences(alias: str) -> None:
                     cursor.execute(f"ALTER TABLE {qn(model._meta.db_table)} AUTO_INCREMENT = 1")
 
 
-def _raw_code(item: Item, row: dict) -> Item:
-    """``item`` holding its ``code`` as drawn (mixed case), past its descriptor's lower-casing setter:
+def _raw_code(premium: Premium, row: dict) -> Premium:
+    """``premium`` holding its ``code`` as drawn (mixed case), past its descriptor's lower-casing setter:
     the rows hold values that loading them lower-cases (as rows update() wrote do)."""
-    item.__dict__["code"] = row["code"]
-    return item
+    premium.__dict__["code"] = row["code"]
+    return premium
 
 
 def restore(alias: str, data: Dataset) -> None:
@@ -187,9 +187,9 @@ def restore(alias: str, data: Dataset) -> None:
         Owner.objects.using(alias).bulk_create([Owner(**r) for r in data.owners])
         for r in data.premiums:
             # The child row only (raw save): its parent row is inserted above.
-            Premium(**r).save_base(using=alias, raw=True, force_insert=True)
+            _raw_code(Premium(**r), r).save_base(using=alias, raw=True, force_insert=True)
         Profile.objects.using(alias).bulk_create([Profile(**r) for r in data.profiles])
-        Item.objects.using(alias).bulk_create([_raw_code(Item(**r), r) for r in data.items])
+        Item.objects.using(alias).bulk_create([Item(**r) for r in data.items])
         THROUGH.objects.using(alias).bulk_create([THROUGH(id=i + 1, item_id=a, tag_id=b) for i, (a, b) in enumerate(data.item_tags)])
     _reset_sequences(alias)
 

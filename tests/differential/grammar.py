@@ -34,11 +34,11 @@ KIND_OF = {
 #: Paths each model is filtered on (relations included).
 FILTER_PATHS = {
     "Item": ["id", "name", "text", "small", "psmall", "integer", "pint", "big", "pbig", "dec", "flt", "flag", "maybe",
-             "day", "at", "clock", "span", "uid", "data", "blob", "slug", "ip", "code", "owner", "tags", "owner__name",
+             "day", "at", "clock", "span", "uid", "data", "blob", "slug", "ip", "owner", "tags", "owner__name",
              "owner__age", "owner__joined", "owner__profile__score", "owner__premium__level", "tags__name", "tags__weight"],
     "Owner": ["id", "name", "age", "joined", "items", "items__integer", "items__name", "items__at", "items__flag",
               "profile__bio", "profile__score", "premium__level", "premium__since", "profile"],
-    "Premium": ["id", "name", "age", "joined", "level", "since", "items__name", "items__big", "profile__score"],
+    "Premium": ["id", "name", "age", "joined", "level", "since", "code", "items__name", "items__big", "profile__score"],
     "Profile": ["id", "bio", "score", "owner", "owner__name", "owner__age", "owner__items__flag"],
     "Tag": ["id", "name", "weight", "items", "items__name", "items__flag", "items__owner__name", "items__day"],
 }
@@ -53,10 +53,10 @@ ORDER_PATHS = {
 }
 VALUE_PATHS = {
     "Item": ["id", "name", "text", "small", "psmall", "integer", "pint", "big", "pbig", "dec", "flt", "flag", "maybe",
-             "day", "at", "clock", "span", "uid", "data", "blob", "slug", "ip", "code", "owner", "owner__name", "owner__age",
+             "day", "at", "clock", "span", "uid", "data", "blob", "slug", "ip", "owner", "owner__name", "owner__age",
              "tags__name", "owner__profile__bio"],
     "Owner": ["id", "name", "age", "joined", "profile__bio", "premium__level", "items__name", "profile"],
-    "Premium": ["id", "name", "age", "joined", "level", "since", "owner_ptr"],
+    "Premium": ["id", "name", "age", "joined", "level", "since", "code", "owner_ptr"],
     "Profile": ["id", "bio", "score", "owner", "owner__name"],
     "Tag": ["id", "name", "weight", "items__integer"],
 }
@@ -75,8 +75,8 @@ PREFETCH_THROUGH = {
 PREFETCH_OTHER = {"Tag": ["name", "weight", "items__owner__age"], "Item": ["integer", "name", "flag", "owner__name", "tags__name"]}
 #: Kinds an ``__in`` list of hundreds or thousands of distinct values can be drawn for.
 LONG_KINDS = ("int", "str", "uuid", "date", "dec", "float", "rel")
-ONLY_FIELDS = {"Item": ["name", "integer", "dec", "at", "data", "flag", "owner", "code"], "Owner": ["name", "age"],
-               "Premium": ["name", "level"], "Profile": ["bio", "owner"], "Tag": ["name"]}
+ONLY_FIELDS = {"Item": ["name", "integer", "dec", "at", "data", "flag", "owner"], "Owner": ["name", "age"],
+               "Premium": ["name", "level", "code"], "Profile": ["bio", "owner"], "Tag": ["name"]}
 DATE_FIELDS = {"Item": [("day", "date"), ("at", "dt")], "Owner": [("joined", "date")], "Premium": [("since", "dt"), ("joined", "date")]}
 #: Meta.ordering that is a total order (ties impossible).
 TOTAL_META = {"Tag", "Owner", "Premium"}
@@ -745,7 +745,7 @@ class Grammar:
         if model_name == "Tag":
             return {"name": v.choice(STRINGS + [f"t{v.randint(0, 99)}"]), "weight": v.choice([0, 1, -2, 40000])}
         fields = s.sample(["name", "text", "small", "psmall", "integer", "pint", "big", "pbig", "dec", "flt", "flag",
-                           "maybe", "day", "at", "uid", "data", "owner", "slug", "span", "clock", "code"], s.randint(1, 6))
+                           "maybe", "day", "at", "uid", "data", "owner", "slug", "span", "clock"], s.randint(1, 6))
         out = {}
         for f in fields:
             kind, model, field = kind_of("Item", f)
@@ -787,9 +787,9 @@ class Grammar:
             if kind == "delete":
                 return Case(model, ops, ("delete", (), ()), shape, draw, write=True)
             paths = {"Item": ["name", "text", "small", "psmall", "integer", "pint", "big", "pbig", "dec", "flt", "flag", "maybe",
-                              "day", "at", "uid", "data", "slug", "span", "code", "owner"],
+                              "day", "at", "uid", "data", "slug", "span", "owner"],
                      "Owner": ["name", "age", "joined"], "Tag": ["weight", "name"], "Profile": ["bio", "score"],
-                     "Premium": ["level", "since", "name"]}[model]
+                     "Premium": ["level", "since", "name", "code"]}[model]
             kw = tuple((p, self.update_value(s, v, model, p)) for p in s.sample(paths, s.choice([1, 1, 2])))
             kw = tuple((p, val.pk if isinstance(val, Inst) else val) if p == "owner" else (p, val) for p, val in kw)
             kw = tuple((("owner_id" if p == "owner" else p), val) for p, val in kw)
