@@ -94,7 +94,7 @@ test-all: test test-django6 test-matrix
 ## for 60 s under 50 tasks, a restart, a 10,000-task cancellation storm x20,
 ## 60 s through pgbouncer; prints the figures (build/faults-long.log).
 ## (`make test` runs the short versions.)
-test-faults-long: $(VENV)/.installed
+test-faults-long: $(VENV)/.installed servers-pgbouncer
 	mkdir -p build
 	VINYL_FAULTS_LONG=1 $(VENV)/bin/python -m pytest tests/faults/test_scenarios.py -s -p no:cacheprovider $(PYTEST_ARGS) > build/faults-long.log 2>&1; \
 	status=$$?; tail -5 build/faults-long.log; grep '^\[faults\]' build/faults-long.log; exit $$status

@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version as _installed
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any, Awaitable, NamedTuple
 
 import django
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -151,13 +151,24 @@ running_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio.events._g
 
 _need(
     "Python", asyncio.Future, "_asyncio_future_blocking",
-    "engine.shield hands a future its work waits on over to a stand-in, as Task does (the Task protocol's flag)",
+    "engine.shield takes over a future its work waits on, as Task does, and hands the task a guard of it: "
+    "the Task protocol's flag on both (what a task accepts to wait on, see asyncio.isfuture)",
 )
 
 
 def release_future(future: Any) -> None:
     """Clear the flag a task sets on a future it was handed (Task protocol)."""
     future._asyncio_future_blocking = False
+
+
+class TaskWaitable:
+    """Something a task can wait on in place of a future (Task protocol):
+    it carries the flag the task reads and clears."""
+
+    __slots__ = ("_asyncio_future_blocking",)
+
+    def __init__(self) -> None:
+        self._asyncio_future_blocking = True
 
 
 # -- SQLAlchemy -----------------------------------------------------------------
@@ -373,10 +384,13 @@ def register_sqlite_functions(connection: Any) -> None:
     register(connection)
 
 
-async def begin_asyncpg_transaction(adapter: Any) -> None:
-    """Send the BEGIN SQLAlchemy's asyncpg adapter has pending, if any."""
+def begin_asyncpg_transaction(adapter: Any) -> Awaitable[None] | None:
+    """The BEGIN SQLAlchemy's asyncpg adapter has pending, to await; None
+    if it has none (checked without a coroutine: every statement of a block
+    asks)."""
     if adapter._transaction is None and adapter.isolation_level != "autocommit":
-        await adapter._start_transaction()
+        return adapter._start_transaction()
+    return None
 
 
 def read_ssl_probe_failures(read: Callable[[Any], None]) -> None:

@@ -245,6 +245,10 @@ class VinylQuerySet(Generic[M]):
         """The alias a write runs on: ``using()``'s, else the routers'."""
         if self._db is not None:
             return self._db
+        if self._built is None:  # no hints: without routers, the default alias
+            alias = routing.unrouted()
+            if alias is not None:
+                return alias
         return routing.db_for_write(self._model, **routing.queryset_routing(self._built)[0])
 
     def _fallback(self, exc: DatabaseUnavailable) -> str | None:
@@ -763,7 +767,9 @@ class VinylQuerySet(Generic[M]):
         if plan is NEVER or params is None:
             return False
         sql, driver_params = plan.prepare(plan.sql, tuple(params))
-        rows = await write(db, sql, tuple(driver_params), rows="insert_id" if plan.insert_id else True)
+        if type(driver_params) is not tuple:
+            driver_params = tuple(driver_params)
+        rows = await write(db, sql, driver_params, rows="insert_id" if plan.insert_id else True)
         if rows is NotImplemented:
             return False
         plan.assign(obj, rows, db)

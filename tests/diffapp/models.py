@@ -10,8 +10,21 @@ sync alias) and vinyl's.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.query_utils import DeferredAttribute
 
 from vinyl import VinylManager
+
+
+class LowerCaseAttribute(DeferredAttribute):
+    """A field descriptor with a setter of its own (``Field.descriptor_class``): a value set on an
+    instance, loading from the database included, is stored lower-cased; update() writes as given."""
+
+    def __set__(self, instance, value):
+        instance.__dict__[self.field.attname] = value.lower() if isinstance(value, str) else value
+
+
+class LowerCaseField(models.CharField):
+    descriptor_class = LowerCaseAttribute
 
 
 class Tag(models.Model):
@@ -46,6 +59,9 @@ class Premium(Owner):
 
     level = models.PositiveSmallIntegerField(default=0)
     since = models.DateTimeField(null=True)
+    # A descriptor with a setter of its own: instances of this model are built through from_db (vinyl's
+    # generated row loops apply to the others), here and not on Item, whose rows most shapes read.
+    code = LowerCaseField(max_length=80, null=True)
 
     objects = models.Manager()
     vinyl = VinylManager()

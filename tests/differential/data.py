@@ -110,7 +110,8 @@ class Dataset:
         for i in range(12):
             owners.append({"id": i + 1, "name": rng.choice(STRINGS[:30]), "age": rng.choice([None, 0, 17, 30, 30, 45, -1, 2147483647]),
                            "joined": rng.choice([None, pick_date(rng)])})
-        premiums = [{"owner_ptr_id": pk, "level": rng.choice([0, 1, 2, 65535 // 2]), "since": rng.choice([None, pick_datetime(rng)])}
+        premiums = [{"owner_ptr_id": pk, "level": rng.choice([0, 1, 2, 65535 // 2]), "since": rng.choice([None, pick_datetime(rng)]),
+                     "code": rng.choice([None, "Ann", "ANN", "Bob", "É", "STRASSE", "Zoë", "O'Brien", "a_b", "ß"])}
                     for pk in (3, 5, 8, 11)]
         profiles = [{"id": j + 1, "owner_id": pk, "bio": rng.choice(STRINGS), "score": rng.choice([None, pick_float(rng)])}
                     for j, pk in enumerate(sorted(rng.sample(range(1, 13), 7)))]
@@ -171,6 +172,13 @@ def _reset_sequences(alias: str) -> None:
                     cursor.execute(f"ALTER TABLE {qn(model._meta.db_table)} AUTO_INCREMENT = 1")
 
 
+def _raw_code(premium: Premium, row: dict) -> Premium:
+    """``premium`` holding its ``code`` as drawn (mixed case), past its descriptor's lower-casing setter:
+    the rows hold values that loading them lower-cases (as rows update() wrote do)."""
+    premium.__dict__["code"] = row["code"]
+    return premium
+
+
 def restore(alias: str, data: Dataset) -> None:
     """Make the diffapp tables hold exactly ``data`` (run in a thread: Django's sync ORM)."""
     with transaction.atomic(using=alias):
@@ -179,7 +187,7 @@ def restore(alias: str, data: Dataset) -> None:
         Owner.objects.using(alias).bulk_create([Owner(**r) for r in data.owners])
         for r in data.premiums:
             # The child row only (raw save): its parent row is inserted above.
-            Premium(**r).save_base(using=alias, raw=True, force_insert=True)
+            _raw_code(Premium(**r), r).save_base(using=alias, raw=True, force_insert=True)
         Profile.objects.using(alias).bulk_create([Profile(**r) for r in data.profiles])
         Item.objects.using(alias).bulk_create([Item(**r) for r in data.items])
         THROUGH.objects.using(alias).bulk_create([THROUGH(id=i + 1, item_id=a, tag_id=b) for i, (a, b) in enumerate(data.item_tags)])

@@ -38,7 +38,7 @@ FILTER_PATHS = {
              "owner__age", "owner__joined", "owner__profile__score", "owner__premium__level", "tags__name", "tags__weight"],
     "Owner": ["id", "name", "age", "joined", "items", "items__integer", "items__name", "items__at", "items__flag",
               "profile__bio", "profile__score", "premium__level", "premium__since", "profile"],
-    "Premium": ["id", "name", "age", "joined", "level", "since", "items__name", "items__big", "profile__score"],
+    "Premium": ["id", "name", "age", "joined", "level", "since", "code", "items__name", "items__big", "profile__score"],
     "Profile": ["id", "bio", "score", "owner", "owner__name", "owner__age", "owner__items__flag"],
     "Tag": ["id", "name", "weight", "items", "items__name", "items__flag", "items__owner__name", "items__day"],
 }
@@ -56,7 +56,7 @@ VALUE_PATHS = {
              "day", "at", "clock", "span", "uid", "data", "blob", "slug", "ip", "owner", "owner__name", "owner__age",
              "tags__name", "owner__profile__bio"],
     "Owner": ["id", "name", "age", "joined", "profile__bio", "premium__level", "items__name", "profile"],
-    "Premium": ["id", "name", "age", "joined", "level", "since", "owner_ptr"],
+    "Premium": ["id", "name", "age", "joined", "level", "since", "code", "owner_ptr"],
     "Profile": ["id", "bio", "score", "owner", "owner__name"],
     "Tag": ["id", "name", "weight", "items__integer"],
 }
@@ -76,7 +76,7 @@ PREFETCH_OTHER = {"Tag": ["name", "weight", "items__owner__age"], "Item": ["inte
 #: Kinds an ``__in`` list of hundreds or thousands of distinct values can be drawn for.
 LONG_KINDS = ("int", "str", "uuid", "date", "dec", "float", "rel")
 ONLY_FIELDS = {"Item": ["name", "integer", "dec", "at", "data", "flag", "owner"], "Owner": ["name", "age"],
-               "Premium": ["name", "level"], "Profile": ["bio", "owner"], "Tag": ["name"]}
+               "Premium": ["name", "level", "code"], "Profile": ["bio", "owner"], "Tag": ["name"]}
 DATE_FIELDS = {"Item": [("day", "date"), ("at", "dt")], "Owner": [("joined", "date")], "Premium": [("since", "dt"), ("joined", "date")]}
 #: Meta.ordering that is a total order (ties impossible).
 TOTAL_META = {"Tag", "Owner", "Premium"}
@@ -789,7 +789,7 @@ class Grammar:
             paths = {"Item": ["name", "text", "small", "psmall", "integer", "pint", "big", "pbig", "dec", "flt", "flag", "maybe",
                               "day", "at", "uid", "data", "slug", "span", "owner"],
                      "Owner": ["name", "age", "joined"], "Tag": ["weight", "name"], "Profile": ["bio", "score"],
-                     "Premium": ["level", "since", "name"]}[model]
+                     "Premium": ["level", "since", "name", "code"]}[model]
             kw = tuple((p, self.update_value(s, v, model, p)) for p in s.sample(paths, s.choice([1, 1, 2])))
             kw = tuple((p, val.pk if isinstance(val, Inst) else val) if p == "owner" else (p, val) for p, val in kw)
             kw = tuple((("owner_id" if p == "owner" else p), val) for p, val in kw)

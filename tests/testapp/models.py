@@ -113,3 +113,25 @@ class Ledger(models.Model):
         with transaction.atomic(using=kwargs.get("using")):
             self.saves += 1
             return super().save(*args, **kwargs)
+
+
+class LowerCaseAttribute(models.query_utils.DeferredAttribute):
+    """A field descriptor with a setter of its own (Field.descriptor_class):
+    every value set on an instance is stored lower-cased, loading included."""
+
+    def __set__(self, instance, value):
+        instance.__dict__[self.field.attname] = value.lower() if isinstance(value, str) else value
+
+
+class LowerCaseField(models.CharField):
+    descriptor_class = LowerCaseAttribute
+
+
+class Coded(models.Model):
+    """A model with a custom descriptor's setter (see LowerCaseAttribute)."""
+
+    code = LowerCaseField(max_length=20, null=True)
+    owner = models.ForeignKey(Publisher, null=True, on_delete=models.SET_NULL, related_name="coded")
+
+    objects = models.Manager()
+    vinyl = VinylManager()

@@ -104,3 +104,15 @@ def test_annotations_are_set_after_the_columns_as_djangos_iterable_sets_them():
     setattr(expected, "not an identifier", "x")
     assert list(obj.__dict__.items())[1:] == list(expected.__dict__.items())[1:]
     assert obj.get_deferred_fields() == expected.get_deferred_fields()
+
+
+def test_descriptor_setters_of_djangos_kinds_keep_models_plain_others_do_not():
+    """Django's store-only setters (a foreign key's, also on vinyl's copies of the descriptors) keep the
+    generated loops; a descriptor_class with a setter of its own does not (tests/test_descriptor_setters.py)."""
+    from tests.testapp.models import Book, Coded
+
+    for model in (Book, vinyl_model(Book)):
+        assert plain_construction(model, [f.attname for f in Book._meta.concrete_fields])
+    for model in (Coded, vinyl_model(Coded)):
+        assert not plain_construction(model, ["id", "code", "owner_id"])
+        assert plain_construction(model, ["id", "owner_id"])

@@ -327,8 +327,9 @@ class VinylWrapperMixin:
     #: next statements (MySQL)? See EngineConfig.server_may_end_transaction.
     vinyl_server_may_end_transaction: bool = False
 
-    #: ``async (adapter connection) -> None``: start a transaction that the
-    #: driver adapter begins lazily, before statements run on the driver.
+    #: ``(adapter connection) -> awaitable | None``: start a transaction
+    #: that the driver adapter begins lazily, before statements run on the
+    #: driver (None when it has begun, or is not to begin).
     vinyl_start_transaction: Any = None
 
     def vinyl_map_error(self, exc: BaseException) -> BaseException:

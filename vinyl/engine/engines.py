@@ -90,8 +90,9 @@ class EngineConfig:
     map_error: Callable[[BaseException], BaseException] | None = None
     # Starts the transaction the driver adapter has begun only lazily (at
     # its first statement), before vinyl runs a statement on the driver
-    # connection below it: (adapter connection) -> None.
-    start_transaction: Callable[[Any], Awaitable[None]] | None = None
+    # connection below it: (adapter connection) -> the awaitable that sends
+    # its BEGIN, or None when there is none to send.
+    start_transaction: Callable[[Any], Awaitable[None] | None] | None = None
     # Opens a server-side cursor for a streamed read (see StreamOpener).
     stream: StreamOpener | None = None
     # Does such a cursor need a transaction outside a block (asyncpg's

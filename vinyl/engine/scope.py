@@ -246,7 +246,8 @@ class Scope:
         return self.connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]  # started
 
     def check_open(self) -> None:
-        if self.ended or self.root.ended:
+        # (ended of both, without the properties: every statement asks twice)
+        if self.state is State.CLOSED or self.root.state is State.CLOSED:
             raise TransactionScopeEnded(
                 f"this task inherited a vinyl transaction on {self.alias!r} that "
                 f"has already ended: await the task inside its `async with "

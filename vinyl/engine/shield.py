@@ -4,17 +4,20 @@ A statement on a connection must not be cut short: a driver interrupted
 between sending a query and reading its result leaves the connection in a
 state nobody can use. :func:`finish` drives the awaitable from the caller's
 own task (no task of its own, so no extra turns of the event loop) and
-never hands the driver's futures to the task: the task waits on a stand-in
-future instead, and a cancellation only cancels the stand-in. The work goes
-on; the cancellation is raised when it ends, and wins over its result.
+never hands the driver's futures to the task: the task waits on a guard of
+the future instead (:class:`_Guard`), which the task cannot cancel. The
+task wakes when the driver's future is done, in the same turn of the loop
+as if it had waited on the future itself; a cancellation meanwhile is kept
+by the task and raised into :func:`finish`, which lets the work go on and
+raises the cancellation when it ends, over its result or error.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Generator, TypeVar
+from typing import Any, Awaitable, Callable, Generator, TypeVar
 
-from vinyl._compat import release_future
+from vinyl._compat import TaskWaitable, release_future
 
 T = TypeVar("T")
 
@@ -52,14 +55,16 @@ class _ToTheEnd:
                     except asyncio.CancelledError:
                         cancelled = True
                     continue
-                # A future the work waits on: the task waits on a stand-in.
+                # A future the work waits on: the task waits on its guard.
                 release_future(waited)
-                while not waited.done():
-                    stand_in = _stand_in(waited)
-                    try:
-                        yield from stand_in.__await__()
-                    except asyncio.CancelledError:
-                        cancelled = True
+                if waited.done():
+                    continue
+                try:
+                    yield _Guard(waited)
+                except asyncio.CancelledError:
+                    # Raised by the task once the future is done (the guard
+                    # refused to be cancelled): the work reads its result.
+                    cancelled = True
         except GeneratorExit:
             # The caller's coroutine is being closed (its loop is going
             # away): nothing can drive the work any more.
@@ -67,12 +72,45 @@ class _ToTheEnd:
             raise
 
 
-def _stand_in(waited: asyncio.Future) -> asyncio.Future:
-    stand_in = waited.get_loop().create_future()
+class _Guard(TaskWaitable):
+    """What the task waits on in place of a future of the work.
 
-    def relay(_: asyncio.Future) -> None:
-        if not stand_in.done():
-            stand_in.set_result(None)
+    The task registers its wake-up on the guard; the guard passes it on to
+    the future, so the task resumes in the turn the future completes in
+    (no stand-in future to complete first). ``Task.cancel()`` asks the
+    thing it waits on to cancel: the guard refuses, so the future is never
+    cancelled, and the task raises the cancellation when it resumes.
+    """
 
-    waited.add_done_callback(relay)
-    return stand_in
+    __slots__ = ("_waited", "_wake")
+
+    def __init__(self, waited: Any) -> None:
+        super().__init__()
+        self._waited = waited
+        self._wake: Callable[[Any], object] | None = None
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._waited.get_loop()
+
+    def add_done_callback(self, fn: Callable[[Any], object], *, context: Any = None) -> None:
+        # One waiter: the task that was handed the guard.
+        self._wake = fn
+        self._waited.add_done_callback(self._done, context=context)
+
+    def _done(self, _waited: Any) -> None:
+        wake = self._wake
+        if wake is not None:
+            wake(self)
+
+    def done(self) -> bool:
+        return self._waited.done()
+
+    def cancelled(self) -> bool:
+        return False
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False  # the work runs to its end (see the module's doc)
+
+    def result(self) -> None:
+        # The task's wake-up reads it; the work reads the future's own.
+        return None

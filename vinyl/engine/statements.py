@@ -43,16 +43,25 @@ from vinyl.engine.turns import pooled_in_turn
 T = TypeVar("T")
 
 
-async def fetch(alias: str, sql: str, params: tuple) -> list:
+def fetch(alias: str, sql: str, params: tuple) -> Awaitable[list]:
     """Run one read statement straight on the driver (see :func:`_fetch`).
 
     Outside a block, a read that hit a connection the server closed runs
-    once more on a fresh one.
+    once more on a fresh one (inside one, an error is the block's).
+    """
+    scope = active_scope(alias)
+    if scope is not None:
+        return _in_scope(alias, scope, sql, params, True, False)
+    return _fetch_outside(alias, sql, params)
 
-    The usual read (outside a block, an idle connection at hand without
-    I/O) runs here in one coroutine: the steps of :func:`_fetch_pooled` and
-    :func:`_on_driver` written out, in their order, without a coroutine
-    for each (every layer costs its frame at the call and at each resumption).
+
+async def _fetch_outside(alias: str, sql: str, params: tuple) -> list:
+    """:func:`fetch` outside a block.
+
+    The usual read (an idle connection at hand without I/O) runs here in
+    one coroutine: the steps of :func:`_fetch_pooled` written out, in their
+    order, without a coroutine for each (every layer costs its frame at the
+    call and at each resumption).
     """
     if active_scope(alias) is None:
         entry = engine_entry(alias)
@@ -112,7 +121,7 @@ async def recover_from_disconnect(alias: str, exc: BaseException) -> bool:
     return True
 
 
-async def write(alias: str, sql: str, params: tuple, *, rows: bool | str = False) -> Any:
+def write(alias: str, sql: str, params: tuple, *, rows: bool | str = False) -> Awaitable[Any]:
     """Run one write statement straight on the driver; ``NotImplemented`` if
     it cannot run there (the caller goes through the bridge instead).
 
@@ -128,16 +137,20 @@ async def write(alias: str, sql: str, params: tuple, *, rows: bool | str = False
     if scope is None:
         entry = engine_entry(alias)
         if entry.autocommit_options is None:
-            return NotImplemented
-        return await _fetch_pooled(alias, entry, sql, params, rows)
+            return _not_implemented()
+        return _fetch_pooled(alias, entry, sql, params, rows)
     if scope.transparent:
-        async with savepoint(scope, in_block=False):
-            return await _fetch(alias, sql, params, rows)
-    try:
+        return _write_in_savepoint(alias, scope, sql, params, rows)
+    return _in_scope(alias, scope, sql, params, rows, True)
+
+
+async def _not_implemented() -> Any:
+    return NotImplemented
+
+
+async def _write_in_savepoint(alias: str, scope: Scope, sql: str, params: tuple, rows: bool | str) -> Any:
+    async with savepoint(scope, in_block=False):
         return await _fetch(alias, sql, params, rows)
-    except django_db.DatabaseError:
-        scope.needs_rollback = True
-        raise
 
 
 def _fetch(alias: str, sql: str, params: tuple, rows: bool | str = True) -> Awaitable[Any]:
@@ -151,19 +164,35 @@ def _fetch(alias: str, sql: str, params: tuple, rows: bool | str = True) -> Awai
     """
     scope = active_scope(alias)
     if scope is not None:
-        return _locked(scope, _run_in_scope, alias, scope, sql, params, rows)
+        return _in_scope(alias, scope, sql, params, rows, False)
     return _fetch_pooled(alias, engine_entry(alias), sql, params, rows)
 
 
 async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple, rows: bool | str) -> Any:
-    """:func:`_fetch` outside a block: on a pooled connection of ``entry``."""
+    """:func:`_fetch` outside a block: on a pooled connection of ``entry``.
+
+    The steps of :func:`_on_driver` and :func:`_give_back_now` are written out
+    here, in their order (one coroutine, see :func:`_fetch_outside`).
+    """
     pooled = take_idle(entry) or await pooled_in_turn(alias, entry)
+    config = entry.config
+    run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
+    started = time.perf_counter() if _querylog.observing() else None
     try:
-        result = await _run_on_driver(alias, entry, pooled.driver_connection, sql, params, rows)
+        try:
+            result = await run(pooled.driver_connection, sql, params)  # type: ignore[misc]
+        except Exception as exc:
+            note_lost_connection(entry, exc)
+            _raise_as_django(config, exc)
+            raise
+        finally:
+            if started is not None:
+                _querylog.record(alias, sql, params, started)
     except BaseException as exc:
         await _drop(entry, pooled, exc)
         raise
-    await _give_back(entry, pooled)
+    if not _give_back_now(entry, pooled):
+        await finish(greenlet_spawn(pooled.close))
     return result
 
 
@@ -178,8 +207,11 @@ async def _drop(entry: EngineEntry, pooled: Any, exc: BaseException) -> None:
             await finish(greenlet_spawn(pooled.close))
 
 
-async def _give_back(entry: EngineEntry, pooled: Any) -> None:
-    """Return a driver connection to the pool after a statement that succeeded.
+def _give_back_now(entry: EngineEntry, pooled: Any) -> bool:
+    """Return a driver connection to the pool after a statement that
+    succeeded, where that needs no I/O; False if it needs some (a
+    transaction to roll back, or a full pool that closes an overflow
+    connection: the caller closes it in the greenlet).
 
     On an engine vinyl built, a connection with no transaction open goes
     back without I/O (its reset only rolls back open transactions), and
@@ -187,14 +219,6 @@ async def _give_back(entry: EngineEntry, pooled: Any) -> None:
     this loop step first (see keep_for_this_step), unless tasks wait for one:
     then it goes to the first of them, still checked out (see turns.py).
     """
-    if not _give_back_now(entry, pooled):
-        # A transaction to roll back, or a full pool that closes an overflow
-        # connection: I/O, in the greenlet.
-        await finish(greenlet_spawn(pooled.close))
-
-
-def _give_back_now(entry: EngineEntry, pooled: Any) -> bool:
-    """:func:`_give_back` where it needs no I/O; False if it needs some."""
     if entry.quiet_checkin and entry.config.idle(pooled.driver_connection):  # type: ignore[misc]
         if quiet_pool(entry):
             queue = fair_queue(entry.engine.sync_engine.pool)
@@ -226,29 +250,76 @@ async def _locked(scope: Scope, fn: Callable[..., Awaitable[T]], *args: Any) -> 
             raise
 
 
+async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool | str, write: bool) -> Any:
+    """A statement of a block: :func:`_locked` running :func:`_run_in_scope`,
+    written out in one coroutine (see :func:`_fetch_outside`).
+
+    A write's error marks the level for rollback, as Django's atomic does.
+    """
+    try:
+        scope.check_open()
+        lock = scope.lock
+        await lock.acquire()
+        try:
+            scope.check_open()
+            scope.check_transaction()
+            try:
+                return await finish(_run_in_scope(alias, scope, sql, params, rows))
+            except Exception as exc:
+                scope.note_error(exc)
+                raise
+        finally:
+            lock.release()
+    except django_db.DatabaseError:
+        if write:
+            scope.needs_rollback = True
+        raise
+
+
 async def _driver_in_scope(scope: Scope) -> Any:
     """The driver connection of ``scope``, its transaction started."""
     if scope.unbegun():
         await scope.begin()
     start = scope.entry.config.start_transaction
     if start is not None:
-        try:
-            await start(scope.dbapi_connection())
-        except Exception as exc:  # the BEGIN of a connection the server closed
-            raise_as_django(scope.entry, exc)
-            raise
+        starting = start(scope.dbapi_connection())
+        if starting is not None:
+            await _started(scope, starting)
     return scope.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
 
 
+async def _started(scope: Scope, starting: Awaitable[None]) -> None:
+    """Await the BEGIN the driver adapter of ``scope`` had pending."""
+    try:
+        await starting
+    except Exception as exc:  # the BEGIN of a connection the server closed
+        raise_as_django(scope.entry, exc)
+        raise
+
+
 async def _run_in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool | str) -> Any:
-    driver = await _driver_in_scope(scope)
-    return await _run_on_driver(alias, scope.entry, driver, sql, params, rows)
-
-
-def _run_on_driver(alias: str, entry: EngineEntry, driver: Any, sql: str, params: tuple, rows: bool | str) -> Awaitable[Any]:
+    """:func:`_driver_in_scope` and :func:`_on_driver` in one coroutine."""
+    if scope.unbegun():
+        await scope.begin()
+    entry = scope.entry
     config = entry.config
+    start = config.start_transaction
+    if start is not None:
+        starting = start(scope.dbapi_connection())
+        if starting is not None:
+            await _started(scope, starting)
+    driver = scope.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
     run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
-    return _on_driver(alias, config, run(driver, sql, params), sql, params)  # type: ignore[misc]
+    started = time.perf_counter() if _querylog.observing() else None
+    try:
+        return await run(driver, sql, params)  # type: ignore[misc]
+    except Exception as exc:
+        note_lost_connection(entry, exc)
+        _raise_as_django(config, exc)
+        raise
+    finally:
+        if started is not None:
+            _querylog.record(alias, sql, params, started)
 
 
 async def _on_driver(alias: str, config: EngineConfig, call: Awaitable[T], sql: str, params: tuple) -> T:

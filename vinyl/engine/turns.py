@@ -3,7 +3,7 @@
 When the pool is at its limit, a statement waits in the pool's line
 (vinyl.engine.fairpool) in its own task: no task, greenlet or
 ``asyncio.wait`` of its own. The task that finishes a statement ahead of
-it hands its connection over still checked out (statements._give_back), so a
+it hands its connection over still checked out (statements._give_back_now), so a
 handoff costs one wake-up of the waiting task and no checkin, reset or
 checkout. A waiting task gets up to ``pool_timeout`` (then
 ``PoolExhausted``), and stops waiting when another task's connect fails.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Sequence
 
 import uuid
 
@@ -34,9 +34,10 @@ class PostgreSQLCursor(VinylCursor):
 
     @staticmethod
     def prepare(sql: str, params: Any) -> tuple[str, Any]:
-        if isinstance(params, Mapping):
-            return pyformat_to_numeric_dollar(sql, params)
-        params = tuple(params) if params is not None else ()
+        if type(params) is not tuple:  # (a tuple, the plans' own, skips the ABC check)
+            if isinstance(params, Mapping):
+                return pyformat_to_numeric_dollar(sql, params)
+            params = tuple(params) if params is not None else ()
         if len(params) > MAX_ARGUMENTS:
             return within_limit(format_to_numeric_dollar(sql, params), params)
         return format_to_numeric_dollar(sql, params), params
@@ -122,11 +123,11 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         return PortalCursor(cursor, shared)
 
     @staticmethod
-    async def vinyl_start_transaction(adapter: Any) -> None:
+    def vinyl_start_transaction(adapter: Any) -> Awaitable[None] | None:
         # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement;
         # a statement vinyl runs on the asyncpg connection itself must not
         # run before it, outside the transaction.
-        await begin_asyncpg_transaction(adapter)
+        return begin_asyncpg_transaction(adapter)
 
     @staticmethod
     def vinyl_map_error(exc: BaseException) -> BaseException:

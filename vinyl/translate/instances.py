@@ -18,6 +18,8 @@ from typing import Any, Callable, Sequence
 
 from django.db.models import Model
 from django.db.models.base import ModelState
+from django.db.models.fields.files import FileDescriptor, ImageFileDescriptor
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import post_init, pre_init
 
@@ -30,13 +32,22 @@ Row = Sequence[Any]
 # (vinyl.construct, installed on models with a vinyl manager).
 _DJANGOS_INIT = (Model.__init__, construct._init)
 
+# Django's field descriptors whose __set__, on an instance being built, only
+# stores the value in its __dict__ (a foreign key's also drops a cached
+# related object, which a new instance has none of; an image's updates its
+# dimension fields only when it held a file before). A descriptor_class of
+# another kind with a setter must run it, as __init__ runs it.
+_STORE_ONLY_SETTERS = (DeferredAttribute, ForeignKeyDeferredAttribute, FileDescriptor, ImageFileDescriptor)
+
 
 def plain_construction(model: Any, attnames: Sequence[str]) -> bool:
     """Can instances of ``model`` be built without running ``__init__``?
 
     Yes when nothing would observe the difference: Django's own
     ``__init__``, ``from_db`` and attribute assignment, no init signal
-    receivers, and plain field descriptors for the loaded columns.
+    receivers, and plain field descriptors for the loaded columns: Django's
+    deferred attributes, whose setter (if any) only stores the value, or a
+    ``descriptor_class`` of the field's that has no setter.
     """
     if model.__init__ not in _DJANGOS_INIT or model.from_db.__func__ is not Model.from_db.__func__:
         return False
@@ -44,7 +55,18 @@ def plain_construction(model: Any, attnames: Sequence[str]) -> bool:
         return False
     if pre_init.has_listeners(model) or post_init.has_listeners(model):
         return False
-    return all(isinstance(inspect.getattr_static(model, name, None), DeferredAttribute) for name in attnames)
+    return all(_plain_descriptor(inspect.getattr_static(model, name, None)) for name in attnames)
+
+
+def _plain_descriptor(descriptor: Any) -> bool:
+    # The class whose __set__ runs (vinyl's copies of Django's descriptors,
+    # vinyl.descriptors, subclass them and keep their setter).
+    if not isinstance(descriptor, DeferredAttribute):
+        return False
+    for kind in type(descriptor).__mro__:
+        if "__set__" in vars(kind):
+            return kind in _STORE_ONLY_SETTERS
+    return True
 
 
 def row_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any = None) -> Callable[[str, Row], Any]:
