@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, Any, Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Sequence, TypeVar
 
 import uuid
 
@@ -22,9 +22,11 @@ from vinyl.postgresql_backend.connect import connect_to_the_end
 from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.postgresql_backend.sentlater import NotBytes
-from vinyl.postgresql_backend.manyparams import MAX_ARGUMENTS, within_limit
-from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, rerun_refused
+from vinyl.postgresql_backend.manyparams import MAX_ARGUMENTS, as_arrays, within_limit
+from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, refused_argument, rerun_refused
 from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
+
+T = TypeVar("T")
 
 
 class PostgreSQLCursor(VinylCursor):
@@ -41,6 +43,18 @@ class PostgreSQLCursor(VinylCursor):
         if len(params) > MAX_ARGUMENTS:
             return within_limit(format_to_numeric_dollar(sql, params), params)
         return format_to_numeric_dollar(sql, params), params
+
+    def run_prepared(self, sql: str, params: Any) -> Any:
+        # Each IN list as one array, as vinyl_fetch sends it (see _sent).
+        if _IN_LIST in sql and len(params) <= MAX_ARGUMENTS:
+            arrays = as_arrays(sql, params)
+            if arrays is not None:
+                try:
+                    return super().run_prepared(arrays[0], tuple(arrays[1]))
+                except Exception as exc:
+                    if refused_argument(exc) is None:
+                        raise
+        return super().run_prepared(sql, params)
 
     def execute(self, sql: str, params: Any = None) -> Any:
         try:
@@ -89,6 +103,8 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
     @staticmethod
     async def vinyl_fetch(driver_connection: Any, sql: str, params: Sequence[Any]) -> list:
+        if _IN_LIST in sql:
+            return await _sent(lambda s, p: driver_connection.fetch(s, *p), sql, params)
         if len(params) > MAX_ARGUMENTS:
             sql, params = within_limit(sql, params)
         try:
@@ -99,12 +115,15 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     @staticmethod
     async def vinyl_execute(driver_connection: Any, sql: str, params: Sequence[Any]) -> int:
         # asyncpg answers with the command tag: "UPDATE 3", "INSERT 0 1".
-        if len(params) > MAX_ARGUMENTS:
-            sql, params = within_limit(sql, params)
-        try:
-            tag = await driver_connection.execute(sql, *params)
-        except asyncpg.DataError as exc:
-            tag = await rerun_refused(lambda s, p: driver_connection.execute(s, *p), sql, params, exc)
+        if _IN_LIST in sql:
+            tag = await _sent(lambda s, p: driver_connection.execute(s, *p), sql, params)
+        else:
+            if len(params) > MAX_ARGUMENTS:
+                sql, params = within_limit(sql, params)
+            try:
+                tag = await driver_connection.execute(sql, *params)
+            except asyncpg.DataError as exc:
+                tag = await rerun_refused(lambda s, p: driver_connection.execute(s, *p), sql, params, exc)
         count = tag.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
@@ -114,12 +133,7 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
     @staticmethod
     async def vinyl_stream(driver_connection: Any, sql: str, params: Sequence[Any], shared: bool) -> PortalCursor:
-        if len(params) > MAX_ARGUMENTS:
-            sql, params = within_limit(sql, params)
-        try:
-            cursor = await driver_connection.cursor(sql, *params)
-        except asyncpg.DataError as exc:
-            cursor = await rerun_refused(lambda s, p: driver_connection.cursor(s, *p), sql, params, exc)
+        cursor = await _sent(lambda s, p: driver_connection.cursor(s, *p), sql, params)
         return PortalCursor(cursor, shared)
 
     @staticmethod
@@ -194,6 +208,35 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
     def ensure_timezone(self) -> bool:
         return False
+
+
+#: What the SQL of a statement with an IN list of parameters holds.
+_IN_LIST = "IN ($"
+
+
+async def _sent(run: Callable[[str, Sequence[Any]], Awaitable[T]], sql: str, params: Sequence[Any]) -> T:
+    """``run(sql, params)``, each IN list of plain values sent as one array
+    (see manyparams.as_arrays); a value asyncpg refuses to encode sent
+    inlined (see refused.py).
+
+    A refusal of an array's value (asyncpg refuses before the statement
+    runs: the transaction is untouched) sends the statement with its lists
+    as they were, where the refused value alone is inlined.
+    """
+    if len(params) > MAX_ARGUMENTS:
+        sql, params = within_limit(sql, params)
+    elif _IN_LIST in sql:
+        arrays = as_arrays(sql, params)
+        if arrays is not None:
+            try:
+                return await run(*arrays)
+            except asyncpg.DataError as exc:
+                if refused_argument(exc) is None:
+                    raise
+    try:
+        return await run(sql, params)
+    except asyncpg.DataError as exc:
+        return await rerun_refused(run, sql, params, exc)
 
 
 class PortalCursor:
