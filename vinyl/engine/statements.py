@@ -73,10 +73,11 @@ async def _fetch_outside(alias: str, sql: str, params: tuple) -> list:
             pooled = None
         if pooled is not None:
             config = entry.config
+            driver = pooled.driver_connection
             started = time.perf_counter() if _querylog.observing() else None
             try:
                 try:
-                    rows = await config.fetch(pooled.driver_connection, sql, params)  # type: ignore[misc]
+                    rows = await config.fetch(driver, sql, params)  # type: ignore[misc]
                 except Exception as exc:
                     note_lost_connection(engine_entry(alias), exc)
                     _raise_as_django(config, exc)
@@ -89,7 +90,7 @@ async def _fetch_outside(alias: str, sql: str, params: tuple) -> list:
                 if not isinstance(exc, Exception) or not await recover_from_disconnect(alias, exc):
                     raise
             else:
-                if not _give_back_now(entry, pooled):
+                if not _give_back_now(entry, pooled, driver):
                     await finish(greenlet_spawn(pooled.close))
                 return rows
         return await _fetch(alias, sql, params)  # once more, after a lost connection
@@ -177,10 +178,13 @@ async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple,
     pooled = take_idle(entry) or await pooled_in_turn(alias, entry)
     config = entry.config
     run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
+    # (resolved once: the pooled connection's chain of properties down to
+    # the driver's connection is walked again for its checkin otherwise)
+    driver = pooled.driver_connection
     started = time.perf_counter() if _querylog.observing() else None
     try:
         try:
-            result = await run(pooled.driver_connection, sql, params)  # type: ignore[misc]
+            result = await run(driver, sql, params)  # type: ignore[misc]
         except Exception as exc:
             note_lost_connection(entry, exc)
             _raise_as_django(config, exc)
@@ -191,7 +195,7 @@ async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple,
     except BaseException as exc:
         await _drop(entry, pooled, exc)
         raise
-    if not _give_back_now(entry, pooled):
+    if not _give_back_now(entry, pooled, driver):
         await finish(greenlet_spawn(pooled.close))
     return result
 
@@ -207,7 +211,7 @@ async def _drop(entry: EngineEntry, pooled: Any, exc: BaseException) -> None:
             await finish(greenlet_spawn(pooled.close))
 
 
-def _give_back_now(entry: EngineEntry, pooled: Any) -> bool:
+def _give_back_now(entry: EngineEntry, pooled: Any, driver: Any) -> bool:
     """Return a driver connection to the pool after a statement that
     succeeded, where that needs no I/O; False if it needs some (a
     transaction to roll back, or a full pool that closes an overflow
@@ -219,7 +223,7 @@ def _give_back_now(entry: EngineEntry, pooled: Any) -> bool:
     this loop step first (see keep_for_this_step), unless tasks wait for one:
     then it goes to the first of them, still checked out (see turns.py).
     """
-    if entry.quiet_checkin and entry.config.idle(pooled.driver_connection):  # type: ignore[misc]
+    if entry.quiet_checkin and entry.config.idle(driver):  # type: ignore[misc]
         if quiet_pool(entry):
             queue = fair_queue(entry.engine.sync_engine.pool)
             if queue is None or not queue.waiting():
@@ -280,12 +284,13 @@ async def _driver_in_scope(scope: Scope) -> Any:
     """The driver connection of ``scope``, its transaction started."""
     if scope.unbegun():
         await scope.begin()
+    adapter, driver = scope.drivers()
     start = scope.entry.config.start_transaction
     if start is not None:
-        starting = start(scope.dbapi_connection())
+        starting = start(adapter)
         if starting is not None:
             await _started(scope, starting)
-    return scope.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    return driver
 
 
 async def _started(scope: Scope, starting: Awaitable[None]) -> None:
@@ -299,16 +304,16 @@ async def _started(scope: Scope, starting: Awaitable[None]) -> None:
 
 async def _run_in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool | str) -> Any:
     """:func:`_driver_in_scope` and :func:`_on_driver` in one coroutine."""
-    if scope.unbegun():
+    if scope.begins_lazily and not scope.connection.sync_connection.in_transaction():  # type: ignore[union-attr]  # (unbegun())
         await scope.begin()
     entry = scope.entry
     config = entry.config
+    adapter, driver = scope.drivers()
     start = config.start_transaction
     if start is not None:
-        starting = start(scope.dbapi_connection())
+        starting = start(adapter)
         if starting is not None:
             await _started(scope, starting)
-    driver = scope.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
     run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
     started = time.perf_counter() if _querylog.observing() else None
     try:

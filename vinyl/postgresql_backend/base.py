@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Awaitable, Sequence
 
 import uuid
@@ -24,7 +24,7 @@ from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.postgresql_backend.sentlater import NotBytes
 from vinyl.postgresql_backend.manyparams import MAX_ARGUMENTS, within_limit
 from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, rerun_refused
-from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
+from vinyl.translate.placeholders import NumberedStatement, format_to_numeric_dollar, pyformat_to_numeric_dollar
 
 
 class PostgreSQLCursor(VinylCursor):
@@ -41,6 +41,19 @@ class PostgreSQLCursor(VinylCursor):
         if len(params) > MAX_ARGUMENTS:
             return within_limit(format_to_numeric_dollar(sql, params), params)
         return format_to_numeric_dollar(sql, params), params
+
+    @classmethod
+    def plan_preparer(cls, sql: str) -> Callable[[str, Any], tuple[str, Any]]:
+        # The plan's SQL is converted once per kind of parameters.
+        statement = NumberedStatement(sql)
+        prepare = cls.prepare
+
+        def prepare_planned(sql_in: str, params: Any) -> tuple[str, Any]:
+            if sql_in is statement.sql and type(params) is tuple and len(params) <= MAX_ARGUMENTS:
+                return statement.convert(params), params
+            return prepare(sql_in, params)
+
+        return prepare_planned
 
     def execute(self, sql: str, params: Any = None) -> Any:
         try:
@@ -88,6 +101,12 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         return driver_connection.is_in_transaction()
 
     @staticmethod
+    def vinyl_idle(driver_connection: Any) -> bool:
+        # (vinyl_in_transaction's answer, one call less: every statement
+        # outside a block asks before its connection goes back)
+        return not driver_connection.is_in_transaction()
+
+    @staticmethod
     async def vinyl_fetch(driver_connection: Any, sql: str, params: Sequence[Any]) -> list:
         if len(params) > MAX_ARGUMENTS:
             sql, params = within_limit(sql, params)
@@ -122,12 +141,11 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
             cursor = await rerun_refused(lambda s, p: driver_connection.cursor(s, *p), sql, params, exc)
         return PortalCursor(cursor, shared)
 
-    @staticmethod
-    def vinyl_start_transaction(adapter: Any) -> Awaitable[None] | None:
-        # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement;
-        # a statement vinyl runs on the asyncpg connection itself must not
-        # run before it, outside the transaction.
-        return begin_asyncpg_transaction(adapter)
+    # (adapter) -> awaitable | None. SQLAlchemy's asyncpg adapter sends BEGIN
+    # with its first statement; a statement vinyl runs on the asyncpg
+    # connection itself must not run before it, outside the transaction.
+    # (The function itself: every statement of a block calls it.)
+    vinyl_start_transaction = staticmethod(begin_asyncpg_transaction)
 
     @staticmethod
     def vinyl_map_error(exc: BaseException) -> BaseException:
