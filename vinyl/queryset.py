@@ -30,14 +30,13 @@ from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
 from vinyl.engine.checkout import checkout, end_interrupted, release
 from vinyl.engine.disconnects import is_disconnect
-from vinyl.engine.engines import cached_facts
 from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows
 from vinyl.engine.statements import fetch, write
 from vinyl.engine.streams import stream
 from vinyl.exceptions import DatabaseUnavailable
 from vinyl.translate import inserts
 from vinyl.translate.gcpause import paused_gc
-from vinyl.translate.plan_cache import PlanCache, plan_cache_for
+from vinyl.translate.plan_cache import PlanCache, known_plan_cache
 from vinyl.translate.plans import (
     LATER,
     NEVER,
@@ -963,9 +962,9 @@ def _no_rows(rows: Any) -> None:
 
 def _plans(db: str, recipe: tuple | None) -> PlanCache | None:
     """The plan cache of ``db``, if the query has a recipe and facts are known."""
-    if recipe is None or cached_facts(db) is None:
+    if recipe is None:
         return None
-    return plan_cache_for(db)
+    return known_plan_cache(db)
 
 
 class _Compiled(Exception):

@@ -36,11 +36,13 @@ from vinyl.engine.engines import (
 )
 from vinyl.engine.fairpool import fair_queue
 from vinyl.engine.savepoints import savepoint
-from vinyl.engine.scope import Scope, active_scope
+from vinyl.engine.scope import Scope, State, active_scope
 from vinyl.engine.shield import finish
 from vinyl.engine.turns import pooled_in_turn
 
 T = TypeVar("T")
+
+_CLOSED, _INVALID = State.CLOSED, State.INVALID
 
 
 def fetch(alias: str, sql: str, params: tuple) -> Awaitable[list]:
@@ -261,12 +263,18 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
     A write's error marks the level for rollback, as Django's atomic does.
     """
     try:
-        scope.check_open()
+        # (check_open() and check_transaction(), called only where they may
+        # refuse: every statement of a block passes here)
+        if scope.state is _CLOSED or scope.root.state is _CLOSED:
+            scope.check_open()
         lock = scope.lock
         await lock.acquire()
         try:
-            scope.check_open()
-            scope.check_transaction()
+            root = scope.root
+            if scope.state is _CLOSED or root.state is _CLOSED:
+                scope.check_open()
+            if root.state is _INVALID or scope.entry.checks_transaction:
+                scope.check_transaction()
             try:
                 return await finish(_run_in_scope(alias, scope, sql, params, rows))
             except Exception as exc:
