@@ -83,6 +83,13 @@ def django(db: str) -> None:
     _mark()
 
 
+def django_raw(db: str) -> None:
+    """Django set up (no vinyl), then the raw driver's first row: the floor of
+    any async ORM on Django (vinyl's cold start less SQLAlchemy and vinyl)."""
+    _django_alone()
+    raw(db)
+
+
 def django_async(db: str) -> None:
     _django_alone()
     from benchmarks.benchapp.models import Author

@@ -4,11 +4,13 @@ A cold process pays every round trip of its first query (issue 17). On
 PostgreSQL the server's version, which Django's backend asks vinyl for, is
 the one SQLAlchemy's dialect read on that connect: vinyl sends no statement
 of its own for it (and so no transaction around one). On MariaDB the
-Galera check (@@wsrep_on) is asked with the other facts, in one statement.
+Galera check (@@wsrep_on) is asked with the other facts, in one statement,
+outside any transaction (no BEGIN and ROLLBACK around it).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -41,14 +43,18 @@ async def test_the_server_version_costs_no_statement_of_vinyls(backend: str) -> 
 
 @pytest.mark.usefixtures("vinyl_db")
 @pytest.mark.backends("mysql", reason="the facts Django's MySQL backend reads, and MariaDB's Galera check")
-async def test_the_mysql_facts_take_one_statement(backend: str) -> None:
+async def test_the_mysql_facts_take_one_statement(backend: str, caplog: pytest.LogCaptureFixture) -> None:
     await vinyl.dispose()
     engine = vinyl.get_engine()
-    sent = _record(engine)
-    assert await Author.vinyl.count() == 0
+    with caplog.at_level(logging.DEBUG, logger="vinyl.sql"):
+        assert await Author.vinyl.count() == 0
+    sent = [record.sql for record in caplog.records if record.name == "vinyl.sql"]
     facts = [sql for sql in sent if "@@" in sql]
     assert len(facts) == 1, sent
     assert ("@@wsrep_on" in facts[0]) == engine.dialect.is_mariadb
+    # Read on the autocommitting connection: no transaction around it.
+    assert sent.index(facts[0]) == 0 and sent[1].lstrip().upper().startswith("SELECT"), sent
+    assert not [sql for sql in sent if sql.strip().upper() in ("BEGIN", "ROLLBACK")], sent
     wrapper = connections["vinyl_default"]
     async with engine.connect() as conn:
         version, sql_mode = (await conn.exec_driver_sql("SELECT VERSION(), @@sql_mode")).one()

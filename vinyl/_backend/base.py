@@ -381,8 +381,7 @@ class VinylWrapperMixin:
     def vinyl_connect_args(self) -> dict[str, Any]:
         return {}
 
-    @staticmethod
-    async def vinyl_load_facts(conn: Any) -> dict[str, Any]:
+    async def vinyl_load_facts(self, conn: Any) -> dict[str, Any]:
         return {}
 
     def vinyl_facts(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+import time
 from typing import TYPE_CHECKING, Any
 
 import asyncmy
@@ -21,6 +22,7 @@ _mysqldb.import_django_mysql()
 from django.db.backends.mysql.base import CursorWrapper as MySQLCursorWrapper  # noqa: E402
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper  # noqa: E402
 
+from vinyl import _querylog  # noqa: E402
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin  # noqa: E402
 from vinyl._compat import asyncmy_dbapi, mysql_set_option  # noqa: E402
 
@@ -159,19 +161,18 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
     def create_cursor(self, name: str | None = None) -> Any:
         return MySQLCursorWrapper(super().create_cursor(name))
 
-    @staticmethod
-    async def vinyl_load_facts(conn: Any) -> dict[str, Any]:
+    async def vinyl_load_facts(self, conn: Any) -> dict[str, Any]:
         # A MariaDB Galera node (wsrep on): 1213 is also a certification conflict.
         # MySQL has no @@wsrep_on: asked with the rest where SQLAlchemy's
         # dialect found MariaDB on the engine's first connect (one round trip
         # fewer on a cold start), on its own where only VERSION() says so.
         asked = bool(getattr(conn.dialect, "is_mariadb", False))
-        row = (await conn.execute(text(_FACTS_SQL + (", @@wsrep_on" if asked else "")))).one()
+        row = await _server_row(conn, _FACTS_SQL + (", @@wsrep_on" if asked else ""), self.alias)
         mariadb = "mariadb" in str(row[0]).lower()
         if asked:
             galera = mariadb and bool(row[6])
         else:
-            galera = mariadb and bool((await conn.execute(text("SELECT @@wsrep_on"))).scalar())
+            galera = mariadb and bool((await _server_row(conn, "SELECT @@wsrep_on", self.alias))[0])
         return {
             "galera": galera,
             "mysql_server_data": {
@@ -211,6 +212,29 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
 
     def get_database_version(self) -> tuple[int, ...]:
         return self.mysql_version
+
+
+async def _server_row(conn: Any, sql: str, alias: str) -> Any:
+    """The one row of a read of server variables (no table) on ``conn``.
+
+    On an autocommitting connection outside a transaction (a vinyl engine's,
+    see :func:`_autocommit_until_begin`) it runs on the driver connection,
+    logged on ``vinyl.sql`` as SQLAlchemy's statements are: SQLAlchemy's
+    execute would begin a transaction around it, BEGIN and ROLLBACK, two
+    round trips of every cold start for nothing. Elsewhere (an application's
+    engine, a connection in a transaction) SQLAlchemy runs it as usual.
+    """
+    if not conn.in_transaction():
+        driver = (await conn.get_raw_connection()).driver_connection
+        if driver.get_autocommit():
+            started = time.perf_counter()
+            async with driver.cursor() as cursor:
+                await cursor.execute(sql)
+                row = await cursor.fetchone()
+            if _querylog.observing():
+                _querylog.record(alias, sql, None, started, capture=False)
+            return row
+    return (await conn.execute(text(sql))).one()
 
 
 def _autocommit_until_begin(engine: AsyncEngine) -> None:
