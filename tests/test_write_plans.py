@@ -123,6 +123,33 @@ async def test_create_with_foreign_keys_decimals_and_dates():
         await Book.vinyl.create(title="x", author=Author(name="unsaved"))
 
 
+async def test_planned_create_of_values_whose_parameters_change_kind():
+    # One INSERT plan; on PostgreSQL its placeholders are typed by value
+    # (int4, int8, numeric, float8, timestamp or timestamptz) and the
+    # converted SQL is kept per kind: each row must read back as written.
+    import datetime
+
+    from tests.testapp.models import AllTypes
+
+    aware = datetime.datetime(2024, 5, 1, 12, tzinfo=datetime.timezone.utc)
+    values = [
+        (1, 1.5, aware),
+        (2**31, 2.5, aware),
+        (-(2**31) - 1, -0.0, aware),
+        (2**40, 0.0, aware),
+        (7, -0.0, aware),
+        (None, None, None),
+        (2**62, 3.0, aware),
+        (8, 4.0, aware),
+    ]
+    created = [await AllTypes.vinyl.create(big=big, floating=f, moment=m) for big, f, m in values]
+    assert write_plans("insert") == 1
+    rows = await AllTypes.vinyl.order_by("pk").values_list("pk", "big", "floating", "moment")
+    assert [(pk, big, f, m) for pk, big, f, m in rows] == [
+        (obj.pk, big, f, m) for obj, (big, f, m) in zip(created, values)
+    ]
+
+
 async def test_create_with_a_given_primary_key_and_a_default_primary_key():
     from tests.testapp.models import UUIDKeyed
 

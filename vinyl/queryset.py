@@ -30,14 +30,13 @@ from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
 from vinyl.engine.checkout import checkout, end_interrupted, release
 from vinyl.engine.disconnects import is_disconnect
-from vinyl.engine.engines import cached_facts
 from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows
 from vinyl.engine.statements import fetch, write
 from vinyl.engine.streams import stream
 from vinyl.exceptions import DatabaseUnavailable
 from vinyl.translate import inserts
 from vinyl.translate.gcpause import paused_gc
-from vinyl.translate.plan_cache import PlanCache, plan_cache_for
+from vinyl.translate.plan_cache import PlanCache, known_plan_cache
 from vinyl.translate.plans import (
     LATER,
     NEVER,
@@ -740,8 +739,24 @@ class VinylQuerySet(Generic[M]):
             and not _compat.reverse_one_to_one_names(model._meta).intersection(kwargs)
         ):
             obj = model(**kwargs)
-            if not await self._insert_planned(obj, db, plans):
-                await _bridge.run(db, lambda: obj.save(force_insert=True, using=db), single_write=True)
+            # The INSERT of a known plan runs here, in this coroutine (see
+            # update()); a first one is compiled in _insert_planned().
+            pk_set = inserts.prepare_instance(obj)
+            if pk_set is not None:
+                plan = plans.get((type(obj), "insert", pk_set))
+                if plan is not None and plan is not NEVER:
+                    params = plan.params(obj)
+                    if params is not None:
+                        sql, driver_params = plan.prepare(plan.sql, tuple(params))
+                        if type(driver_params) is not tuple:
+                            driver_params = tuple(driver_params)
+                        rows = await write(db, sql, driver_params, rows="insert_id" if plan.insert_id else True)
+                        if rows is not NotImplemented:
+                            plan.assign(obj, rows, db)
+                            return obj
+                elif plan is None and await self._insert_planned(obj, db, plans, pk_set):
+                    return obj
+            await _bridge.run(db, lambda: obj.save(force_insert=True, using=db), single_write=True)
             return obj
         qs = self._django(write=True)
         return await _bridge.run(
@@ -749,11 +764,9 @@ class VinylQuerySet(Generic[M]):
         )
 
     @staticmethod
-    async def _insert_planned(obj: Any, db: str, plans: PlanCache) -> bool:
-        """INSERT ``obj`` through the plan cache; False if it must be saved by Django."""
-        pk_set = inserts.prepare_instance(obj)
-        if pk_set is None:
-            return False
+    async def _insert_planned(obj: Any, db: str, plans: PlanCache, pk_set: bool) -> bool:
+        """INSERT ``obj`` through the plan cache, the plan of ``obj``'s model
+        compiled first if it has none; False if it must be saved by Django."""
         key = (type(obj), "insert", pk_set)
         plan = plans.get(key)
         if plan is None:
@@ -872,23 +885,28 @@ class VinylQuerySet(Generic[M]):
         single = not self._model._meta.concrete_model._meta.parents
         shaped = step_shape("update", (), kwargs) if single and self._recipe is not None else None
         if shaped is not None:
-            return await self._update_planned(shaped, kwargs)
+            # A planned update runs here, in this coroutine (no coroutine of
+            # its own to create and resume); the rest in _update_planned().
+            shape, update_values = shaped
+            recipe = self._recipe + (shape,)  # type: ignore[operator]
+            values = self._values + update_values
+            db = self._write_db
+            cache = _plans(db, recipe)
+            key = (self._model, "update", recipe)
+            plan = cache.lookup(key) if cache is not None else None
+            if type(plan) is Plan:
+                count = await write(db, plan.sql, plan.params(values))
+                if count is not NotImplemented:
+                    return count
+            return await self._update_planned(kwargs, recipe, values, db, cache, key, plan)
         qs = self._django(write=True)
         return await _bridge.run(qs.db, lambda: qs.update(**kwargs), single_write=single)
 
-    async def _update_planned(self, shaped: tuple, kwargs: dict) -> int:
-        """update() of one statement, through the plan cache."""
-        shape, update_values = shaped
-        recipe = self._recipe + (shape,)  # type: ignore[operator]
-        values = self._values + update_values
-        db = self._write_db
-        cache = _plans(db, recipe)
-        key = (self._model, "update", recipe)
-        plan = cache.lookup(key) if cache is not None else None
-        if type(plan) is Plan:
-            count = await write(db, plan.sql, plan.params(values))
-            if count is not NotImplemented:
-                return count
+    async def _update_planned(
+        self, kwargs: dict, recipe: tuple, values: tuple, db: str, cache: PlanCache | None, key: tuple, plan: Any
+    ) -> int:
+        """update() of one statement, through the plan cache, where its
+        plan did not run: compiled by Django (and planned, if it can be)."""
         qs = self._django(write=True)
         own = len(self._values)
         span = _long_span(cache, plan, recipe, False)
@@ -963,9 +981,9 @@ def _no_rows(rows: Any) -> None:
 
 def _plans(db: str, recipe: tuple | None) -> PlanCache | None:
     """The plan cache of ``db``, if the query has a recipe and facts are known."""
-    if recipe is None or cached_facts(db) is None:
+    if recipe is None:
         return None
-    return plan_cache_for(db)
+    return known_plan_cache(db)
 
 
 class _Compiled(Exception):

@@ -43,3 +43,27 @@ def test_named_placeholders_are_numbered_in_order_of_use():
     )
     assert sql == "SELECT $1, $2::int4 WHERE x = $1 AND y LIKE '%z'"
     assert params == ("t", 1)
+
+
+def test_a_plans_statement_is_converted_as_at_every_call():
+    # The converted SQL is kept per kind of parameters; a value whose cast
+    # differs from the kept one (an int past int4, -0.0, a naive datetime)
+    # gets its own conversion, as format_to_numeric_dollar gives it.
+    from vinyl.translate.placeholders import NumberedStatement
+
+    sql = "INSERT INTO t (a, b, c, d) VALUES (%s, %s, %s, %s) RETURNING '%%'"
+    statement = NumberedStatement(sql)
+    aware = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+    calls = [
+        (1, "x", 1.5, aware),
+        (2, "y", 2.5, aware),
+        (2**31, "y", 2.5, aware),
+        (2**63, None, -0.0, aware.replace(tzinfo=None)),
+        (3, "z", -0.0, aware),
+        (4, "z", 0.0, aware),
+        (True, b"x", decimal.Decimal(1), aware.date()),
+        (-(2**31) - 1, "w", 1.0, aware),
+        (5, "v", 1.0, aware),
+    ]
+    for params in calls + calls:
+        assert statement.convert(params) == format_to_numeric_dollar(sql, params), params

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from types import SimpleNamespace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from django.db import DataError, IntegrityError
 from django.db.transaction import TransactionManagementError
@@ -118,6 +118,12 @@ class VinylCursor:
     def prepare(sql: str, params: Any) -> tuple[str, Any]:
         """Return the SQL and parameters to hand to the driver."""
         return sql, params
+
+    @classmethod
+    def plan_preparer(cls, sql: str) -> Callable[[str, Any], tuple[str, Any]]:
+        """:meth:`prepare` for the statement ``sql`` of a plan, run at each
+        of its calls; a backend may keep what it derives from ``sql``."""
+        return cls.prepare
 
     def execute(self, sql: str, params: Any = None) -> Any:
         return self.run_prepared(*self.prepare(sql, params))

@@ -118,6 +118,8 @@ class Scope:
         "bridge_task",
         "transactional",
         "begins_lazily",
+        "known_adapter",
+        "known_driver",
     )
 
     def __init__(
@@ -171,6 +173,10 @@ class Scope:
         self.begins_lazily: bool = (
             owned and transactional if parent is None else parent.begins_lazily
         )
+        # The driver adapter (DB-API connection) its statements last ran on,
+        # and that adapter's driver connection (see drivers()).
+        self.known_adapter: Any = None
+        self.known_driver: Any = None
         # The one place the connection's life is recorded (see move()).
         self.state = (
             State.IN_SAVEPOINT if parent is not None
@@ -245,6 +251,24 @@ class Scope:
         """Return the driver-level connection, for sync code in ``run_sync``."""
         return self.connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]  # started
 
+    def drivers(self) -> tuple[Any, Any]:
+        """Return the driver adapter and the driver connection of the scope's
+        connection: ``(dbapi_connection(), driver connection)``.
+
+        Every statement of a block asks. The pooled connection is asked for
+        its adapter each time (SQLAlchemy's property, which knows about an
+        invalidated connection); the chain of properties from that adapter
+        down to the driver's connection is walked once per adapter, and kept
+        on the root for the levels of the transaction.
+        """
+        adapter = self.connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]  # started
+        root = self.root
+        if adapter is not root.known_adapter or adapter is None:
+            driver = self.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+            root.known_adapter, root.known_driver = adapter, driver
+            return adapter, driver
+        return adapter, root.known_driver
+
     def check_open(self) -> None:
         # (ended of both, without the properties: every statement asks twice)
         if self.state is State.CLOSED or self.root.state is State.CLOSED:
@@ -296,11 +320,9 @@ class Scope:
         config = self.entry.config
         if not (root.transactional and config.in_transaction):
             return
-        sync_connection = self.connection.sync_connection
-        if not sync_connection.in_transaction():  # type: ignore[union-attr]  # started
+        if not self.connection.sync_connection.in_transaction():  # type: ignore[union-attr]  # started
             return
-        driver = sync_connection.connection.driver_connection  # type: ignore[union-attr]
-        if not config.in_transaction(driver):
+        if not config.in_transaction(self.drivers()[1]):
             self.invalidate()
             raise _lost_transaction_error(self.alias)
 

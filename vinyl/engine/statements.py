@@ -36,11 +36,13 @@ from vinyl.engine.engines import (
 )
 from vinyl.engine.fairpool import fair_queue
 from vinyl.engine.savepoints import savepoint
-from vinyl.engine.scope import Scope, active_scope
+from vinyl.engine.scope import Scope, State, active_scope
 from vinyl.engine.shield import finish
 from vinyl.engine.turns import pooled_in_turn
 
 T = TypeVar("T")
+
+_CLOSED, _INVALID = State.CLOSED, State.INVALID
 
 
 def fetch(alias: str, sql: str, params: tuple) -> Awaitable[list]:
@@ -73,10 +75,11 @@ async def _fetch_outside(alias: str, sql: str, params: tuple) -> list:
             pooled = None
         if pooled is not None:
             config = entry.config
+            driver = pooled.driver_connection
             started = time.perf_counter() if _querylog.observing() else None
             try:
                 try:
-                    rows = await config.fetch(pooled.driver_connection, sql, params)  # type: ignore[misc]
+                    rows = await config.fetch(driver, sql, params)  # type: ignore[misc]
                 except Exception as exc:
                     note_lost_connection(engine_entry(alias), exc)
                     _raise_as_django(config, exc)
@@ -89,7 +92,7 @@ async def _fetch_outside(alias: str, sql: str, params: tuple) -> list:
                 if not isinstance(exc, Exception) or not await recover_from_disconnect(alias, exc):
                     raise
             else:
-                if not _give_back_now(entry, pooled):
+                if not _give_back_now(entry, pooled, driver):
                     await finish(greenlet_spawn(pooled.close))
                 return rows
         return await _fetch(alias, sql, params)  # once more, after a lost connection
@@ -177,10 +180,13 @@ async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple,
     pooled = take_idle(entry) or await pooled_in_turn(alias, entry)
     config = entry.config
     run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
+    # (resolved once: the pooled connection's chain of properties down to
+    # the driver's connection is walked again for its checkin otherwise)
+    driver = pooled.driver_connection
     started = time.perf_counter() if _querylog.observing() else None
     try:
         try:
-            result = await run(pooled.driver_connection, sql, params)  # type: ignore[misc]
+            result = await run(driver, sql, params)  # type: ignore[misc]
         except Exception as exc:
             note_lost_connection(entry, exc)
             _raise_as_django(config, exc)
@@ -191,7 +197,7 @@ async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple,
     except BaseException as exc:
         await _drop(entry, pooled, exc)
         raise
-    if not _give_back_now(entry, pooled):
+    if not _give_back_now(entry, pooled, driver):
         await finish(greenlet_spawn(pooled.close))
     return result
 
@@ -207,7 +213,7 @@ async def _drop(entry: EngineEntry, pooled: Any, exc: BaseException) -> None:
             await finish(greenlet_spawn(pooled.close))
 
 
-def _give_back_now(entry: EngineEntry, pooled: Any) -> bool:
+def _give_back_now(entry: EngineEntry, pooled: Any, driver: Any) -> bool:
     """Return a driver connection to the pool after a statement that
     succeeded, where that needs no I/O; False if it needs some (a
     transaction to roll back, or a full pool that closes an overflow
@@ -219,7 +225,7 @@ def _give_back_now(entry: EngineEntry, pooled: Any) -> bool:
     this loop step first (see keep_for_this_step), unless tasks wait for one:
     then it goes to the first of them, still checked out (see turns.py).
     """
-    if entry.quiet_checkin and entry.config.idle(pooled.driver_connection):  # type: ignore[misc]
+    if entry.quiet_checkin and entry.config.idle(driver):  # type: ignore[misc]
         if quiet_pool(entry):
             queue = fair_queue(entry.engine.sync_engine.pool)
             if queue is None or not queue.waiting():
@@ -257,12 +263,18 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
     A write's error marks the level for rollback, as Django's atomic does.
     """
     try:
-        scope.check_open()
+        # (check_open() and check_transaction(), called only where they may
+        # refuse: every statement of a block passes here)
+        if scope.state is _CLOSED or scope.root.state is _CLOSED:
+            scope.check_open()
         lock = scope.lock
         await lock.acquire()
         try:
-            scope.check_open()
-            scope.check_transaction()
+            root = scope.root
+            if scope.state is _CLOSED or root.state is _CLOSED:
+                scope.check_open()
+            if root.state is _INVALID or scope.entry.checks_transaction:
+                scope.check_transaction()
             try:
                 return await finish(_run_in_scope(alias, scope, sql, params, rows))
             except Exception as exc:
@@ -280,12 +292,13 @@ async def _driver_in_scope(scope: Scope) -> Any:
     """The driver connection of ``scope``, its transaction started."""
     if scope.unbegun():
         await scope.begin()
+    adapter, driver = scope.drivers()
     start = scope.entry.config.start_transaction
     if start is not None:
-        starting = start(scope.dbapi_connection())
+        starting = start(adapter)
         if starting is not None:
             await _started(scope, starting)
-    return scope.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    return driver
 
 
 async def _started(scope: Scope, starting: Awaitable[None]) -> None:
@@ -299,16 +312,16 @@ async def _started(scope: Scope, starting: Awaitable[None]) -> None:
 
 async def _run_in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool | str) -> Any:
     """:func:`_driver_in_scope` and :func:`_on_driver` in one coroutine."""
-    if scope.unbegun():
+    if scope.begins_lazily and not scope.connection.sync_connection.in_transaction():  # type: ignore[union-attr]  # (unbegun())
         await scope.begin()
     entry = scope.entry
     config = entry.config
+    adapter, driver = scope.drivers()
     start = config.start_transaction
     if start is not None:
-        starting = start(scope.dbapi_connection())
+        starting = start(adapter)
         if starting is not None:
             await _started(scope, starting)
-    driver = scope.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
     run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
     started = time.perf_counter() if _querylog.observing() else None
     try:

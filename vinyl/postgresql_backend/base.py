@@ -24,7 +24,7 @@ from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.postgresql_backend.sentlater import NotBytes
 from vinyl.postgresql_backend.manyparams import MAX_ARGUMENTS, as_arrays, within_limit
 from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, refused_argument, rerun_refused
-from vinyl.translate.placeholders import format_to_numeric_dollar, pyformat_to_numeric_dollar
+from vinyl.translate.placeholders import NumberedStatement, format_to_numeric_dollar, pyformat_to_numeric_dollar
 
 T = TypeVar("T")
 
@@ -55,6 +55,19 @@ class PostgreSQLCursor(VinylCursor):
                     if refused_argument(exc) is None:
                         raise
         return super().run_prepared(sql, params)
+
+    @classmethod
+    def plan_preparer(cls, sql: str) -> Callable[[str, Any], tuple[str, Any]]:
+        # The plan's SQL is converted once per kind of parameters.
+        statement = NumberedStatement(sql)
+        prepare = cls.prepare
+
+        def prepare_planned(sql_in: str, params: Any) -> tuple[str, Any]:
+            if sql_in is statement.sql and type(params) is tuple and len(params) <= MAX_ARGUMENTS:
+                return statement.convert(params), params
+            return prepare(sql_in, params)
+
+        return prepare_planned
 
     def execute(self, sql: str, params: Any = None) -> Any:
         try:
@@ -102,6 +115,12 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         return driver_connection.is_in_transaction()
 
     @staticmethod
+    def vinyl_idle(driver_connection: Any) -> bool:
+        # (vinyl_in_transaction's answer, one call less: every statement
+        # outside a block asks before its connection goes back)
+        return not driver_connection.is_in_transaction()
+
+    @staticmethod
     async def vinyl_fetch(driver_connection: Any, sql: str, params: Sequence[Any]) -> list:
         if _IN_LIST in sql:
             return await _sent(lambda s, p: driver_connection.fetch(s, *p), sql, params)
@@ -136,12 +155,11 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         cursor = await _sent(lambda s, p: driver_connection.cursor(s, *p), sql, params)
         return PortalCursor(cursor, shared)
 
-    @staticmethod
-    def vinyl_start_transaction(adapter: Any) -> Awaitable[None] | None:
-        # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement;
-        # a statement vinyl runs on the asyncpg connection itself must not
-        # run before it, outside the transaction.
-        return begin_asyncpg_transaction(adapter)
+    # (adapter) -> awaitable | None. SQLAlchemy's asyncpg adapter sends BEGIN
+    # with its first statement; a statement vinyl runs on the asyncpg
+    # connection itself must not run before it, outside the transaction.
+    # (The function itself: every statement of a block calls it.)
+    vinyl_start_transaction = staticmethod(begin_asyncpg_transaction)
 
     @staticmethod
     def vinyl_map_error(exc: BaseException) -> BaseException:

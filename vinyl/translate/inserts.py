@@ -174,7 +174,7 @@ def compile_insert(obj: Model, db: str, pk_set: bool, params: list) -> InsertPla
         return None
     query.insert_values(fields, [obj], raw=False)  # the plan's compiler runs pre_save
     columns = [field.get_col(meta.db_table) for field in returning]
-    prepare = connections[db].vinyl_cursor_class.prepare
+    prepare = connections[db].vinyl_cursor_class.plan_preparer(sql)
     preparers = tuple(_preparer(compiler, field) for field in fields)
     return InsertPlan(sql, returning, compiler, compiler.get_converters(columns), prepare, preparers, insert_id)
 
@@ -396,6 +396,8 @@ def prepared_rows(compiler: Any, fields: Sequence[Any], objs: Sequence[Model]) -
 
 def _has_expression(values: Sequence[Any]) -> bool:
     """Is one of these prepared values an expression Django compiles into SQL?"""
+    if _PLAIN_VALUES.issuperset(map(type, values)):  # (the usual row: no loop in Python)
+        return False
     return any(type(value) not in _PLAIN_VALUES and hasattr(value, "as_sql") for value in values)
 
 

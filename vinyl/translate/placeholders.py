@@ -71,6 +71,47 @@ def format_to_numeric_dollar(sql: str, params: Sequence[Any] | None) -> str:
     )
 
 
+#: Types whose cast depends on the value, not on the type alone (an int's
+#: range, a float's sign of zero, a datetime's time zone).
+_VALUE_CASTS = frozenset((int, float, datetime.datetime))
+#: Kinds of parameters a statement keeps its converted SQL for.
+_KINDS_KEPT = 16
+
+
+class NumberedStatement:
+    """One ``format`` statement of a plan, converted to ``$n`` placeholders
+    once per kind of parameters instead of at every call.
+
+    The conversion (see :func:`format_to_numeric_dollar`) depends on the
+    exact type of each parameter, and for ints, floats and datetimes on the
+    value too: the SQL is kept per tuple of types, with the placeholder of
+    each value-dependent parameter, which a call must give again to reuse it.
+    """
+
+    __slots__ = ("sql", "_by_types")
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self._by_types: dict[tuple, tuple[str, tuple]] = {}
+
+    def convert(self, params: tuple) -> str:
+        """``format_to_numeric_dollar(self.sql, params)``."""
+        types = tuple(map(type, params))
+        known = self._by_types.get(types)
+        if known is not None:
+            for position, placeholder in known[1]:
+                if _placeholder(position, params[position - 1]) != placeholder:
+                    return format_to_numeric_dollar(self.sql, params)
+            return known[0]
+        sql = format_to_numeric_dollar(self.sql, params)
+        if len(self._by_types) < _KINDS_KEPT:
+            checks = tuple(
+                (i, _placeholder(i, value)) for i, value in enumerate(params, 1) if type(value) in _VALUE_CASTS
+            )
+            self._by_types[types] = (sql, checks)
+        return sql
+
+
 class _Numbered(dict):
     """Number each ``%(name)s`` on first use; a repeated name reuses its $n."""
 

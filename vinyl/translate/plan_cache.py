@@ -25,7 +25,7 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from vinyl.engine.engines import engine_entry
+from vinyl.engine.engines import cached_facts, engine_entry
 from vinyl.translate.plans import (
     LATER,
     VALUE_ERRORS,
@@ -374,6 +374,18 @@ _caches: weakref.WeakSet[PlanCache] = weakref.WeakSet()
 def plan_cache_for(db: str) -> PlanCache:
     """The plan cache of the engine of ``db`` (made on first use; it goes with the engine)."""
     entry = engine_entry(db)
+    cache = entry.plans
+    if cache is None:
+        cache = entry.plans = PlanCache()
+    return cache
+
+
+def known_plan_cache(db: str) -> PlanCache | None:
+    """:func:`plan_cache_for` once the server facts of ``db`` are known
+    (plans need them), else None; the engine entry is looked up once."""
+    entry = engine_entry(db)
+    if entry.facts is None and cached_facts(db) is None:
+        return None
     cache = entry.plans
     if cache is None:
         cache = entry.plans = PlanCache()
