@@ -65,43 +65,36 @@ async def _fetch_outside(alias: str, sql: str, params: tuple) -> list:
     order, without a coroutine for each (every layer costs its frame at the
     call and at each resumption).
     """
-    if active_scope(alias) is None:
-        entry = engine_entry(alias)
-        try:
-            pooled = take_idle(entry) or await pooled_in_turn(alias, entry)
-        except Exception as exc:
-            if not await recover_from_disconnect(alias, exc):
-                raise
-            pooled = None
-        if pooled is not None:
-            config = entry.config
-            driver = pooled.driver_connection
-            started = time.perf_counter() if _querylog.observing() else None
-            try:
-                try:
-                    rows = await config.fetch(driver, sql, params)  # type: ignore[misc]
-                except Exception as exc:
-                    note_lost_connection(engine_entry(alias), exc)
-                    _raise_as_django(config, exc)
-                    raise
-                finally:
-                    if started is not None:
-                        _querylog.record(alias, sql, params, started)
-            except BaseException as exc:
-                await _drop(entry, pooled, exc)
-                if not isinstance(exc, Exception) or not await recover_from_disconnect(alias, exc):
-                    raise
-            else:
-                if not _give_back_now(entry, pooled, driver):
-                    await finish(greenlet_spawn(pooled.close))
-                return rows
-        return await _fetch(alias, sql, params)  # once more, after a lost connection
+    entry = engine_entry(alias)
     try:
-        return await _fetch(alias, sql, params)
+        pooled = take_idle(entry) or await pooled_in_turn(alias, entry)
     except Exception as exc:
         if not await recover_from_disconnect(alias, exc):
             raise
-    return await _fetch(alias, sql, params)
+        pooled = None
+    if pooled is not None:
+        config = entry.config
+        driver = pooled.driver_connection
+        started = time.perf_counter() if _querylog.observing() else None
+        try:
+            try:
+                rows = await config.fetch(driver, sql, params)  # type: ignore[misc]
+            except Exception as exc:
+                note_lost_connection(entry, exc)
+                _raise_as_django(config, exc)
+                raise
+            finally:
+                if started is not None:
+                    _querylog.record(alias, sql, params, started)
+        except BaseException as exc:
+            await _drop(entry, pooled, exc)
+            if not isinstance(exc, Exception) or not await recover_from_disconnect(alias, exc):
+                raise
+        else:
+            if not _give_back_now(entry, pooled, driver):
+                await finish(greenlet_spawn(pooled.close))
+            return rows
+    return await _fetch(alias, sql, params)  # once more, after a lost connection
 
 
 async def recover_from_disconnect(alias: str, exc: BaseException) -> bool:
