@@ -18,7 +18,8 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import CharField, F, IntegerField, Q, Value
+from django.db.models.functions import Cast, Coalesce, Concat, Length, Lower, Upper
 
 import vinyl
 from tests.testapp.models import AllTypes, Author, Book, Tag
@@ -221,3 +222,29 @@ def test_the_rewrite_keeps_each_list_and_its_type():
     assert as_arrays("SELECT 1 WHERE a IN ($1::int4, $2)", (1, "x")) is None
     assert as_arrays("SELECT 1 WHERE a IN ($2, $1)", ("x", "y")) is None
     assert as_arrays("SELECT 1 WHERE a = $1", (1,)) is None
+
+
+#: IN lists whose left side is not a column: an annotation, a function, a
+#: parameter (a Value: its type comes from the list's on PostgreSQL), or
+#: extra() SQL of the user's with its own IN list.
+EXPRESSION_CASES = {
+    "value_str": lambda qs: qs.annotate(v=Value("a", output_field=CharField())).filter(v__in=["a", "b"]),
+    "value_int": lambda qs: qs.annotate(v=Value(3, output_field=IntegerField())).filter(v__in=[3, 4]),
+    "upper": lambda qs: qs.annotate(u=Upper("text")).filter(u__in=["A", "B"]),
+    "lower": lambda qs: qs.annotate(lc=Lower("char")).filter(lc__in=["x%_", "y"]),
+    "length": lambda qs: qs.annotate(n=Length("text")).filter(n__in=[1, 3]),
+    "concat": lambda qs: qs.annotate(c=Concat("text", Value("-"), output_field=CharField())).filter(c__in=["a-", "x-"]),
+    "coalesce": lambda qs: qs.annotate(c=Coalesce("small", Value(0))).filter(c__in=[0, 1]),
+    "cast": lambda qs: qs.annotate(c=Cast("small", CharField())).filter(c__in=["1", "-3"]),
+    "or": lambda qs: qs.filter(Q(email__in=["a@example.org", "z"]) | Q(text__in=["É b", "q"])),
+    "expression_in_list": lambda qs: qs.filter(small__in=[F("positive"), 1]),
+    "extra_text": lambda qs: qs.extra(where=["text IN (%s, %s)"], params=["a", "b"]),
+    "extra_int": lambda qs: qs.extra(where=["small IN (%s, %s)"], params=[1, -3]),
+    "extra_parameter_left": lambda qs: qs.extra(where=["%s IN (%s, %s)"], params=["a", "a", "b"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXPRESSION_CASES))
+async def test_in_lists_on_expressions_answer_as_django(backend, case):
+    await _load(backend)
+    await _same(backend, EXPRESSION_CASES[case])
