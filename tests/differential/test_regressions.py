@@ -270,6 +270,31 @@ async def test_in_list_with_a_duplicate_then_another_list(backend: str) -> None:
     assert sorted(await Item.vinyl.filter(id__in=pks).values_list("id", flat=True)) == expected
 
 
+# in-list-with-none-under-exclude (fixed on main; seed 5252 under Django 6.1): from Django 6.0 on,
+# exclude(f__in=[None, ...]) of a nullable f also excludes f's NULL rows; a plan made from a list without None
+# (or a list whose None was dropped before compiling) answered with them.
+@pytest.mark.parametrize("first", [[38, 2, 2], [None, 38, 1], None])
+async def test_exclude_of_an_in_list_holding_none(backend: str, first: list | None) -> None:
+    for i, pint in enumerate([None, 1, 2, 38, None, 7]):
+        await Item.vinyl.create(name=f"n{i}", pint=pint)
+    if first is not None:
+        await Item.vinyl.exclude(pint__in=first).values_list("id", flat=True)
+
+    async def agree(values: list) -> None:
+        expected = await django(
+            lambda: sorted(Item.objects.using(sync(backend)).exclude(pint__in=values).values_list("name", flat=True))
+        )
+        assert sorted(await Item.vinyl.exclude(pint__in=values).values_list("name", flat=True)) == expected
+        assert sorted(i.name for i in await Item.vinyl.defer("at").exclude(pint__in=values)) == expected
+        filtered = await django(
+            lambda: sorted(Item.objects.using(sync(backend)).filter(pint__in=values).values_list("name", flat=True))
+        )
+        assert sorted(await Item.vinyl.filter(pint__in=values).values_list("name", flat=True)) == filtered
+
+    for values in ([None, 38, 1], [38, 2, 2], [38, 1, None], [38, 1], (None, 7, 2), (7, 2)):
+        await agree(values)
+
+
 @pytest.mark.backends("mysql", reason="Django drops a WHERE whose value overflows an unsigned MySQL column")
 # mysql-range-overflow-drops-where (fixed on main): the plan of pint__lt=5_000_000_000 (no WHERE) is replayed
 # for 2_500_000_000

@@ -14,7 +14,9 @@ import bisect
 import datetime
 import decimal
 import math
+import operator
 import uuid
+from itertools import repeat
 from typing import Any, Callable, Sequence
 
 from django.core.exceptions import FieldDoesNotExist
@@ -138,11 +140,23 @@ def in_values(key: str, value: list | tuple) -> list | tuple:
     """The values of a list that Django's lookup compiles.
 
     ``__in`` drops None and repeated values (as Django's ``In`` lookup does),
-    so a list with them has the shape of the list without them.
+    so a list with them has the values of the list without them (whether it
+    held None is structure: see :func:`holds_none`).
     """
     if not key.endswith("__in"):
         return value
     return [v for v in dict.fromkeys(value) if v is not None]
+
+
+def holds_none(key: str, value: list | tuple) -> bool:
+    """Whether an ``__in`` list holds None.
+
+    The SQL depends on it: from Django 6.0 on, ``exclude(f__in=[None, ...])``
+    of a nullable ``f`` also excludes the rows where ``f`` is NULL (Django
+    adds ``OR f IS NULL`` where it adds ``AND f IS NOT NULL`` for a list
+    without None). Compared by identity, as Django does (no ``__eq__`` runs).
+    """
+    return key.endswith("__in") and any(map(operator.is_, value, repeat(None)))
 
 
 def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | None:
@@ -176,7 +190,10 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
                     kinds = tuple(map(_str_kind if types == _ONLY_STR else _slot_kind, value))
                 if not kinds or None in kinds:
                     return None
-                keys.append((key, type(value), kinds))
+                if holds_none(key, kwargs[key]):
+                    keys.append((key, type(value), kinds, None))
+                else:
+                    keys.append((key, type(value), kinds))
                 values.extend(value)
                 continue
             kind = _slot_kind(value)
@@ -371,7 +388,7 @@ def long_list_span(recipe: Sequence[Any]) -> tuple[int, int] | None:
         method = shape[0]
         if method in _LOOKUP_METHODS or method == "update":
             for entry in shape[1]:
-                if len(entry) == 3 and entry[1] in (list, tuple):
+                if len(entry) >= 3 and entry[1] in (list, tuple):  # (a 4th: the list held None)
                     count = len(entry[2])
                     if count >= LONG_LIST:
                         if found is not None:
@@ -405,7 +422,10 @@ def substitute(method: str, args: tuple, kwargs: dict, values: Any, short: int |
             filled[key] = value
         elif type(value) is list or type(value) is tuple:
             count = short if short is not None and _long(key, value) else len(in_values(key, value))
-            filled[key] = type(value)(next(values) for _ in range(count))
+            items = [next(values) for _ in range(count)]
+            if holds_none(key, value):
+                items.append(None)  # compiled with its None, as the call (see holds_none)
+            filled[key] = type(value)(items)
         else:
             filled[key] = next(values)
     return args, filled
