@@ -765,19 +765,15 @@ class VinylQuerySet(Generic[M]):
 
     @staticmethod
     async def _insert_planned(obj: Any, db: str, plans: PlanCache, pk_set: bool) -> bool:
-        """INSERT ``obj`` through the plan cache, the plan of ``obj``'s model
-        compiled first if it has none; False if it must be saved by Django."""
-        key = (type(obj), "insert", pk_set)
-        plan = plans.get(key)
+        """INSERT ``obj`` through a plan compiled now for its model, which has
+        none yet (create() runs a known plan itself); False if it must be
+        saved by Django."""
+        params = inserts.insert_params(obj, db, pk_set)
+        if params is None:
+            return False
+        plan = inserts.compile_insert(obj, db, pk_set, params)
+        plans.store((type(obj), "insert", pk_set), plan or NEVER)
         if plan is None:
-            params = inserts.insert_params(obj, db, pk_set)
-            if params is None:
-                return False
-            plan = inserts.compile_insert(obj, db, pk_set, params) or NEVER
-            plans.store(key, plan)
-        elif plan is not NEVER:
-            params = plan.params(obj)
-        if plan is NEVER or params is None:
             return False
         sql, driver_params = plan.prepare(plan.sql, tuple(params))
         if type(driver_params) is not tuple:

@@ -373,11 +373,7 @@ _caches: weakref.WeakSet[PlanCache] = weakref.WeakSet()
 
 def plan_cache_for(db: str) -> PlanCache:
     """The plan cache of the engine of ``db`` (made on first use; it goes with the engine)."""
-    entry = engine_entry(db)
-    cache = entry.plans
-    if cache is None:
-        cache = entry.plans = PlanCache()
-    return cache
+    return _cache_of(engine_entry(db))
 
 
 def known_plan_cache(db: str) -> PlanCache | None:
@@ -386,6 +382,10 @@ def known_plan_cache(db: str) -> PlanCache | None:
     entry = engine_entry(db)
     if entry.facts is None and cached_facts(db) is None:
         return None
+    return _cache_of(entry)
+
+
+def _cache_of(entry: Any) -> PlanCache:
     cache = entry.plans
     if cache is None:
         cache = entry.plans = PlanCache()
