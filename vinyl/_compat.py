@@ -32,6 +32,7 @@ from types import ModuleType
 from typing import Any, Awaitable, NamedTuple
 
 import django
+from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.db.models.options import Options
@@ -626,6 +627,62 @@ def fetch_mode(qs: QuerySet) -> Any:
     return qs._fetch_mode if DJANGO_FETCH_MODES else None
 
 
+#: The attributes of a QuerySet that differ between prefetched querysets
+#: (set on each one) or are mutable (``_hints``, ``_known_related_objects``).
+_PER_QUERYSET = frozenset({"model", "_db", "_hints", "_query", "_result_cache", "_known_related_objects", "_deferred_filter"})
+
+
+def install_prefetched_state(cls: Any, iterable: type, known: Callable[[QuerySet], dict], deferred: Callable[[QuerySet], Any]) -> None:
+    """Give ``cls`` (a QuerySet subclass) class-level defaults for the state
+    Django's ``__init__`` sets, as a prefetched queryset has it, so each
+    one built by :func:`cache_prefetched` stores only what is its own.
+
+    Every such attribute is an immutable value (a write makes it the
+    instance's own, as ``__init__``'s would). ``_known_related_objects``
+    and ``_deferred_filter`` (the owner filter Django's related manager
+    defers) are properties: made by ``known(qs)`` and ``deferred(qs)`` when
+    read (Django reads them only when the queryset is chained, copied or
+    combined), stored when written.
+    """
+    blank = QuerySet.__new__(QuerySet)
+    QuerySet.__init__(blank, model=None, query=object())
+    for name, value in blank.__dict__.items():
+        if name in _PER_QUERYSET:
+            continue
+        if isinstance(value, (dict, list, set)):
+            raise ImproperlyConfigured(f"QuerySet.{name} is mutable ({value!r}): vinyl cannot share it between prefetched querysets")
+        setattr(cls, name, value)
+    cls._iterable_class = iterable
+    cls._prefetch_done = True
+    unset = object()
+    cls._vinyl_known = cls._vinyl_deferred = unset
+
+    def get_known(qs: QuerySet) -> Any:
+        value = qs._vinyl_known
+        if value is unset:
+            value = qs._vinyl_known = known(qs)
+        return value
+
+    def get_deferred(qs: QuerySet) -> Any:
+        value = qs._vinyl_deferred
+        return deferred(qs) if value is unset else value
+
+    def put_known(qs: QuerySet, value: Any) -> None:
+        qs._vinyl_known = value
+
+    def put_deferred(qs: QuerySet, value: Any) -> None:
+        qs._vinyl_deferred = value
+
+    cls._known_related_objects = property(get_known, put_known)
+    cls._deferred_filter = property(get_deferred, put_deferred)
+
+
+def store_prefetched_state(qs: QuerySet) -> None:
+    """Store the state of ``qs`` that :func:`install_prefetched_state` makes when read."""
+    qs._known_related_objects = qs._known_related_objects
+    qs._deferred_filter = qs._deferred_filter
+
+
 def lazy_query(qs: QuerySet) -> Any:
     """The Query of ``qs`` if built, else None (a prefetched queryset's)."""
     return qs._query
@@ -635,54 +692,67 @@ def set_lazy_query(qs: QuerySet, query: Any) -> None:
     qs._query = query
 
 
-def prefetched_template(qs: QuerySet, iterable: type) -> dict[str, Any]:
-    """The state of a prefetched queryset: prefetched, its Query built on demand."""
-    qs._iterable_class = iterable
-    qs._prefetch_done = True
-    qs._query = None
-    return qs.__dict__
-
-
 def cache_prefetched(
     cls: type,
-    template: dict[str, Any],
+    model: type,
+    db: str,
+    call: tuple,
     cache_name: str,
     objs: list[Model],
     rows_of: list[list[Any]],
-    filter_name: str,
     filter_values: list[Any],
     keys: list[Any] | None = None,
-    known_field: Any = None,
 ) -> None:
     """Cache a prefetched queryset of ``cls`` on each owner, in one loop.
 
     ``objs[i]`` gets ``_prefetched_objects_cache[cache_name]``: a queryset
-    (built without __init__, in the state Django's related manager gives
-    it) of ``rows_of[i]``, filtered on ``{filter_name: filter_values[i]}``
-    if code chains on it; with ``known_field`` (a reverse foreign key),
-    ``objs[i]`` is the known owner of ``keys[i]`` (its
-    ``_known_related_objects``). One loop, no call per owner: this runs
-    for every owner of every prefetch.
+    of ``model`` on ``db`` holding ``rows_of[i]``, built without __init__
+    (``cls`` has the rest of the state, see
+    :func:`install_prefetched_state`), filtered on ``filter_values[i]`` if
+    code chains on it; ``call`` is what every queryset of this prefetch
+    shares (the filter's name, ...). With ``keys`` (a reverse foreign key),
+    ``objs[i]`` is the known owner of ``keys[i]``. One loop, no call and
+    no dict but the cache per owner: this runs for every owner of every
+    prefetch.
     """
     new = object.__new__
-    copy = template.copy
-    # {known_field: ...} made from a dict holding it: its stored hash reused
-    # (a Field's __hash__ is a Python call).
-    known = {known_field: None}
-    for obj, rows, value, key in zip(objs, rows_of, filter_values, keys if keys is not None else objs):
-        qs: QuerySet = new(cls)
-        state = qs.__dict__ = copy()
-        state["_result_cache"] = rows
-        state["_deferred_filter"] = (False, (), {filter_name: value})
-        if known_field is not None:
-            state["_known_related_objects"] = dict.fromkeys(known, {key: obj})
-        # (getattr, not the instance's __dict__: reading that would give a
-        # new instance a dict object where its attributes live inline.)
-        cache = getattr(obj, "_prefetched_objects_cache", None)
-        if cache is None:
-            obj._prefetched_objects_cache = {cache_name: qs}
-        else:
-            cache[cache_name] = qs
+    hints: dict = {}
+    qs: Any
+    # (Attribute stores, not a copied __dict__: the values stay in the
+    # instance, no dict object per queryset for the collector to walk.)
+    if keys is None:
+        for obj, rows, value in zip(objs, rows_of, filter_values):
+            qs = new(cls)
+            qs.model = model
+            qs._db = db
+            qs._hints = hints
+            qs._query = None
+            qs._result_cache = rows
+            qs._vinyl_call = call
+            qs._vinyl_value = value
+            # (getattr, not the instance's __dict__: reading that would give a
+            # new instance a dict object where its attributes live inline.)
+            cache = getattr(obj, "_prefetched_objects_cache", None)
+            if cache is None:
+                obj._prefetched_objects_cache = {cache_name: qs}
+            else:
+                cache[cache_name] = qs
+    else:
+        for obj, rows, key in zip(objs, rows_of, keys):
+            qs = new(cls)
+            qs.model = model
+            qs._db = db
+            qs._hints = hints
+            qs._query = None
+            qs._result_cache = rows
+            qs._vinyl_call = call
+            qs._vinyl_value = obj
+            qs._vinyl_key = key
+            cache = getattr(obj, "_prefetched_objects_cache", None)
+            if cache is None:
+                obj._prefetched_objects_cache = {cache_name: qs}
+            else:
+                cache[cache_name] = qs
 
 
 _need(

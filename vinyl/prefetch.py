@@ -284,9 +284,8 @@ def _attach(rows: list, objs: list, keys: list, rel: Any, by_key: dict[Any, list
             key = getattr(row, attname)
             by_key[key].append(row)
             field.set_cached_value(row, owners[key])
-    template = _template(related_model, db, base=base)
     rows_of = [by_key[key] if key is not None else [] for key in keys]
-    _compat.cache_prefetched(PrefetchedQuerySet, template, rel.cache_name, objs, rows_of, field.name, objs, keys, field)
+    _compat.cache_prefetched(PrefetchedQuerySet, related_model, _db(db, base), _call(field.name, base, known=field), rel.cache_name, objs, rows_of, objs, keys)
 
 
 async def _prefetch_forward_fk(objs: list, field: Any, db: str, queryset: type[VinylQuerySet]) -> None:
@@ -376,11 +375,10 @@ def _attach_many(rows: list, objs: list, values: list, relation: ManyToMany, rel
     for row in rows:
         key = getattr(row, extra)
         by_key.setdefault(key if ints_local and type(key) is int and key else prep_local(key), []).append(row)
-    template = _template(related_model, db, sticky=True, base=base)
     get = by_key.get
     rows_of = [get(value if ints_owner and type(value) is int and value else prep_owner(value), []) for value in values]
     core = f"{relation.query_field_name}__{owner_key.name}"
-    _compat.cache_prefetched(PrefetchedQuerySet, template, relation.cache_name, objs, rows_of, core, values)
+    _compat.cache_prefetched(PrefetchedQuerySet, related_model, _db(db, base), _call(core, base, sticky=True), relation.cache_name, objs, rows_of, values)
 
 
 def _prepare(field: Any, connection: Any) -> tuple[bool, Any]:
@@ -432,38 +430,79 @@ class PrefetchedQuerySet(QuerySet):
     """The queryset of one owner's prefetched rows.
 
     Django's related manager would clone its queryset twice per owner; here
-    every owner's queryset shares one template and gets its own ``Query``
-    (with the filter on the owner, Django's deferred filter) only if code
-    chains on it. Iterating it gives the prefetched rows.
+    each owner's queryset holds only its model, alias, rows and filter
+    value (the rest of the state is the class's, see
+    :func:`vinyl._compat.install_prefetched_state`), and gets its own
+    ``Query`` (with the filter on the owner, Django's deferred filter) only
+    if code chains on it. Iterating it gives the prefetched rows.
     """
 
-    _vinyl_sticky = False
-    #: The vinyl queryset of a ``Prefetch``: its query, chained for each owner.
-    _vinyl_source: Any = None
+    #: What every queryset of one prefetch shares: ``(filter name, the
+    #: reverse foreign key whose owner it knows or None, the vinyl queryset
+    #: of a Prefetch or None, sticky)``; None for a clone.
+    _vinyl_call: tuple | None = None
+    #: The owner filter's value, and (a reverse foreign key) the owner's key.
+    _vinyl_value: Any = None
+    _vinyl_key: Any = None
 
     @property
     def query(self) -> Any:
-        if _compat.lazy_query(self) is None:
-            source = self._vinyl_source
+        query = _compat.lazy_query(self)
+        if query is None:
+            call = self._vinyl_call
+            if call is None:  # (not one vinyl built: Django gave it its query)
+                return QuerySet.query.fget(self)
+            source = call[2]
             query = Query(self.model) if source is None else source._django().query.chain()
             # A many-to-many manager's filter is sticky: the next filter
             # reuses its join, as Django's related manager's does.
-            query.filter_is_sticky = self._vinyl_sticky
+            query.filter_is_sticky = call[3]
             _compat.set_lazy_query(self, query)
+        # (Applies the owner filter, _deferred_filter, once.)
         return QuerySet.query.fget(self)
 
     @query.setter
     def query(self, value: Any) -> None:
         QuerySet.query.fset(self, value)
 
+    # Django's copy and pickle read the instance's attributes: the state
+    # made when read is stored first.
+    def __deepcopy__(self, memo: dict) -> Any:
+        _compat.store_prefetched_state(self)
+        return QuerySet.__deepcopy__(self, memo)
 
-def _template(model: type, db: str, sticky: bool = False, base: Any = None) -> dict:
-    qs = PrefetchedQuerySet(model=model, using=db if base is None or base._db is None else base._db)
-    if base is not None and base._steps:
-        # A Prefetch's queryset (filters, order, select_related): Django's
-        # related manager starts from its query (_apply_rel_filters).
-        qs._vinyl_source = base
-    if sticky:
-        qs._vinyl_sticky = True
-    return _compat.prefetched_template(qs, VinylModelIterable)
+    def __getstate__(self) -> dict:
+        _compat.store_prefetched_state(self)
+        return QuerySet.__getstate__(self)
 
+
+def _known(qs: PrefetchedQuerySet) -> dict:
+    """The owners a prefetched queryset sets on its rows if chained: its
+    owner for a reverse foreign key, as Django's related manager has it."""
+    call = qs._vinyl_call
+    if call is None or call[1] is None:
+        return {}
+    return {call[1]: {qs._vinyl_key: qs._vinyl_value}}
+
+
+def _deferred(qs: PrefetchedQuerySet) -> Any:
+    """The owner filter a prefetched queryset applies when its query is built,
+    as Django's related manager defers it: ``(negate, args, kwargs)``."""
+    call = qs._vinyl_call
+    return None if call is None else (False, (), {call[0]: qs._vinyl_value})
+
+
+_compat.install_prefetched_state(PrefetchedQuerySet, VinylModelIterable, _known, _deferred)
+
+
+def _db(db: str, base: Any) -> str:
+    """The alias of the prefetched querysets: the Prefetch queryset's own, or ``db``."""
+    return db if base is None or base._db is None else base._db
+
+
+def _call(name: str, base: Any, *, known: Any = None, sticky: bool = False) -> tuple:
+    """The ``_vinyl_call`` of one prefetch's querysets (see PrefetchedQuerySet)."""
+    # A Prefetch's queryset (filters, order, select_related): Django's
+    # related manager starts from its query (_apply_rel_filters).
+    source = base if base is not None and base._steps else None
+    return (name, known, source, sticky)

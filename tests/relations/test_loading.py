@@ -404,6 +404,43 @@ async def test_prefetched_querysets_hold_what_djangos_related_managers_give(back
     assert lib["books"][0].title == "A1"
 
 
+async def test_prefetched_querysets_copy_and_combine_as_djangos(backend):
+    """A prefetched queryset's state that vinyl makes only when read (the
+    owner filter, the known owner) is there in a deepcopy and a combined
+    queryset, as in Django's."""
+    import copy
+
+    await library()
+    sync = settings.SYNC_ALIAS[backend]
+    authors = await Author.vinyl.order_by("name").prefetch_related("book_set")
+    books = await Book.vinyl.order_by("title").prefetch_related("tags")
+
+    def seen(authors: list, books: list) -> list:
+        out = []
+        for author in authors:
+            qs = author._prefetched_objects_cache["book_set"]
+            for other in (copy.deepcopy(qs),):
+                known = {f.name: sorted(objs) for f, objs in other._known_related_objects.items()}
+                out.append(([b.pk for b in other._result_cache or ()], known, str(other.filter(title__gt="").query)))
+            combined = qs.all() | qs.all()
+            out.append((str(combined.query), {f.name: sorted(objs) for f, objs in combined._known_related_objects.items()}))
+        for book in books:
+            qs = book._prefetched_objects_cache["tags"]
+            for other in (copy.deepcopy(qs),):
+                out.append(([t.pk for t in other._result_cache or ()], other._deferred_filter[2] if other._deferred_filter else None, str(other.filter(name__gt="").query)))
+        return out
+
+    def as_django() -> list:
+        d_authors = list(Author.objects.using(sync).order_by("name").prefetch_related("book_set"))
+        d_books = list(Book.objects.using(sync).order_by("title").prefetch_related("tags"))
+        return seen(d_authors, d_books)
+
+    expected = await sync_to_async(as_django)()
+    with count_queries() as queries:
+        assert seen(authors, books) == expected
+    assert queries == []
+
+
 async def test_prefetched_rows_keep_what_their_caches_held_before(backend):
     """The owner is added to each row's related-object cache: a row that
     select_related filled keeps its joined objects (a Prefetch queryset's),
