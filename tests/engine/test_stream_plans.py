@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from contextlib import aclosing
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import DatabaseError, OperationalError
 
 import vinyl
@@ -86,6 +90,36 @@ async def test_chunk_boundaries(chunk_size, no_bridge_stream):
     await _authors(12)
     names = [a.name async for a in Author.vinyl.order_by("id").iterator(chunk_size=chunk_size)]
     assert names == [f"a{i:03}" for i in range(12)]
+    assert await returned() == 0
+
+
+@pytest.mark.parametrize("chunk_size", [None, 33, 100, 150])
+async def test_a_streamed_object_is_let_go_as_the_consumer_moves_on(backend, chunk_size, no_bridge_stream):
+    """Rows as Django's iterator() gives them, whatever the chunk size; and,
+    as with Django's iterator() (which builds each object as it yields it),
+    an object the consumer let go of is freed at once (the collector off):
+    a chunk is not held whole until its last object was consumed."""
+    await _authors(150)
+    sync = settings.SYNC_ALIAS[backend]
+
+    def django_rows() -> list:
+        return _rows(list(Author.objects.using(sync).order_by("id").iterator(chunk_size=chunk_size or 2000)))
+
+    expected = await sync_to_async(django_rows)()
+    for _ in range(2):  # the shape's first stream compiles its plan, the next runs it
+        rows, refs, most_alive = [], [], 0
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            async for author in Author.vinyl.order_by("id").iterator(chunk_size=chunk_size):
+                rows.extend(_rows([author]))
+                refs.append(weakref.ref(author))
+                most_alive = max(most_alive, sum(ref() is not None for ref in refs))
+        finally:
+            if enabled:
+                gc.enable()
+        assert rows == expected
+        assert most_alive <= vinyl_queryset.STREAM_SLICE
     assert await returned() == 0
 
 

@@ -34,16 +34,18 @@ def _is_mysql_datetime(converter: Any) -> bool:
 Converted = tuple[dict[str, Any], list[str], dict[int, str]]
 
 
-def value_expressions(converters: dict[int, tuple[list, Any]], connection: Any, row: str = "r") -> Converted:
+def value_expressions(converters: dict[int, tuple[list, Any]], connection: Any, row: str = "r", unpacked: bool = False) -> Converted:
     """Django's converters of each converted position, as Python expressions
     reading the column from ``row`` (see :func:`rows_converter`); code that
-    builds objects straight from rows inlines them (vinyl.translate.instances)."""
+    builds objects straight from rows inlines them (vinyl.translate.instances).
+    ``unpacked``: the expressions read column ``k`` from the local ``c<k>``
+    (a loop that unpacked each row), not ``row[k]``."""
     namespace: dict[str, Any] = {"conn": connection, "dt": datetime.datetime, "combine": datetime.datetime.combine}
     prologue: list[str] = []
     items: dict[int, str] = {}
     for pos, (convs, expression) in converters.items():
         namespace[f"e{pos}"] = expression
-        value = f"{row}[{pos}]"
+        value = f"c{pos}" if unpacked else f"{row}[{pos}]"
         start = 0
         if convs and _is_mysql_datetime(convs[0]):
             # make_aware(v, tz) of a naive datetime; None stays None.

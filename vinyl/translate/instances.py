@@ -81,6 +81,7 @@ def rows_maker(
     fetch_mode: Any = None,
     annotations: Sequence[tuple[str, int]] = (),
     converted: Converted | None = None,
+    width: int | None = None,
 ) -> Callable[[str, Sequence[Row]], list]:
     """``make(db, rows)``: one instance of ``model`` per row, from ``row[start:]``.
 
@@ -90,7 +91,10 @@ def rows_maker(
     ``converted``: Django's converters of the row's columns, as
     :func:`~vinyl.translate.converters.value_expressions` gives them for
     ``row``, applied to each value as it is stored (no converted copy of
-    each row first).
+    each row first). ``width``: every row has exactly this many columns;
+    the loop then unpacks each row into locals (``c<k>``, which the
+    converter expressions must read: ``value_expressions(...,
+    unpacked=True)``) instead of indexing it once per column.
     """
     exprs = converted[2] if converted is not None else {}
     lines = [
@@ -98,9 +102,9 @@ def rows_maker(
         *_prologue(converted),
         "    objs = []",
         "    append = objs.append",
-        "    for row in rows:",
-        *_instance(model, attnames, start, fetch_mode, "        ", exprs=exprs),
-        *_annotations(annotations, "        "),
+        _loop(width),
+        *_instance(model, attnames, start, fetch_mode, "        ", exprs=exprs, unpacked=width is not None),
+        *_annotations(annotations, "        ", unpacked=width is not None),
         "        append(obj)",
         "    return objs",
     ]
@@ -109,19 +113,31 @@ def rows_maker(
     return _compile(lines, [(model, attnames)], fetch_mode, namespace)
 
 
+def _loop(width: int | None) -> str:
+    # (Unpacking reads the row once; indexing an asyncpg Record costs a
+    # generic subscript call per column.)
+    if width is None:
+        return "    for row in rows:"
+    return f"    for ({''.join(f'c{k}, ' for k in range(int(width)))}) in rows:"
+
+
+def _column(position: int, unpacked: bool) -> str:
+    return f"c{int(position)}" if unpacked else f"row[{int(position)}]"
+
+
 def _prologue(converted: Converted | None) -> list[str]:
     return ["    " + line for line in converted[1]] if converted is not None else []
 
 
-def _annotations(annotations: Sequence[tuple[str, int]], indent: str) -> list[str]:
+def _annotations(annotations: Sequence[tuple[str, int]], indent: str, unpacked: bool = False) -> list[str]:
     # setattr(obj, name, value) as Django's iterable calls it: an attribute
     # store where the name is an identifier (the same call), else setattr.
     lines = []
     for i, (name, position) in enumerate(annotations):
         if name.isidentifier() and not keyword.iskeyword(name):
-            lines.append(f"{indent}obj.{name} = row[{int(position)}]")
+            lines.append(f"{indent}obj.{name} = {_column(position, unpacked)}")
         else:
-            lines.append(f"{indent}setattr(obj, annotation_names[{i}], row[{int(position)}])")
+            lines.append(f"{indent}setattr(obj, annotation_names[{i}], {_column(position, unpacked)})")
     return lines
 
 
@@ -151,22 +167,29 @@ def caches_assignable() -> bool:
 
 
 def joined_rows_maker(
-    model: type, attnames: Sequence[str], start: int, fetch_mode: Any, joins: Sequence[Joined], converted: Converted | None = None
+    model: type,
+    attnames: Sequence[str],
+    start: int,
+    fetch_mode: Any,
+    joins: Sequence[Joined],
+    converted: Converted | None = None,
+    width: int | None = None,
 ) -> Callable[[str, Sequence[Row]], list]:
     """``make(db, rows)``: one instance of ``model`` per row, with the
     objects ``joins`` build from the same row in its related-object cache,
     as Django's select_related populators leave them (every model plain).
-    ``converted``: as for :func:`rows_maker`."""
+    ``converted``, ``width``: as for :func:`rows_maker`."""
     models: list[tuple[type, Sequence[str]]] = [(model, attnames)]
     exprs = converted[2] if converted is not None else {}
+    unpacked = width is not None
     lines = [
         "def make(db, rows):",
         *_prologue(converted),
         "    objs = []",
         "    append = objs.append",
-        "    for row in rows:",
-        *_instance(model, attnames, start, fetch_mode, "        ", exprs=exprs),
-        *_joined("obj", "state", joins, fetch_mode, "        ", models, exprs=exprs),
+        _loop(width),
+        *_instance(model, attnames, start, fetch_mode, "        ", exprs=exprs, unpacked=unpacked),
+        *_joined("obj", "state", joins, fetch_mode, "        ", models, exprs=exprs, unpacked=unpacked),
         "        append(obj)",
         "    return objs",
     ]
@@ -182,23 +205,28 @@ def _joined(
     models: list,
     cached: Sequence[str] = (),
     exprs: dict[int, str] | None = None,
+    unpacked: bool = False,
 ) -> list[str]:
     # Build each joined object of ``parent`` (None for a null key), then
     # give ``parent`` its cache of them (and ``cached``, its entry for its
-    # own parent) in one dict, as Django's populate() leaves it.
+    # own parent) in one dict, as Django's populate() leaves it. An object
+    # that caches nothing keeps the state Django's from_db gives it, where
+    # the cache is made on first read.
     lines: list[str] = []
     cached = list(cached)
     for join in joins:
         n = len(models)
         models.append((join.model, join.attnames))
         var, state = f"obj{n}", f"state{n}"
-        lines.append(f"{indent}if row[{join.start + join.pk}] is None:")
+        lines.append(f"{indent}if {_column(join.start + join.pk, unpacked)} is None:")
         lines.append(f"{indent}    {var} = None")
         lines.append(f"{indent}else:")
-        lines.extend(_instance(join.model, join.attnames, join.start, fetch_mode, indent + "    ", n, exprs))
+        lines.extend(_instance(join.model, join.attnames, join.start, fetch_mode, indent + "    ", n, exprs, unpacked))
         back = [f"{join.back!r}: {parent}"] if join.back is not None else []
-        lines.extend(_joined(var, state, join.joins, fetch_mode, indent + "    ", models, back, exprs))
+        lines.extend(_joined(var, state, join.joins, fetch_mode, indent + "    ", models, back, exprs, unpacked))
         cached.append(f"{join.cache_name!r}: {var}")
+    if not cached:
+        return lines
     return lines + [f"{indent}{parent_state}.fields_cache = {{{', '.join(cached)}}}"]
 
 
@@ -213,7 +241,14 @@ def _one(model: type, attnames: Sequence[str], start: int, fetch_mode: Any, sign
 
 
 def _instance(
-    model: type, attnames: Sequence[str], start: int, fetch_mode: Any, indent: str, n: int = 0, exprs: dict[int, str] | None = None
+    model: type,
+    attnames: Sequence[str],
+    start: int,
+    fetch_mode: Any,
+    indent: str,
+    n: int = 0,
+    exprs: dict[int, str] | None = None,
+    unpacked: bool = False,
 ) -> list[str]:
     # The statements building ``obj`` (``obj<n>``, of the n-th model given to
     # _compile) from ``row``, in __init__'s order (ModelState() is the
@@ -229,7 +264,7 @@ def _instance(
     if fetch_mode is not None:  # Django 6.1
         lines.append(f"{state}.fetch_mode = fetch_mode")
     exprs = exprs or {}
-    stored = [(name, exprs.get(start + i, f"row[{start + i}]")) for i, name in enumerate(attnames)]
+    stored = [(name, exprs.get(start + i) or _column(start + i, unpacked)) for i, name in enumerate(attnames)]
     if all(name.isidentifier() and not keyword.iskeyword(name) and not _has_setter(model, name) for name in attnames):
         lines.append(f"{obj}._state = {state}")
         lines.extend(f"{obj}.{name} = {value}" for name, value in stored)

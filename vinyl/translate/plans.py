@@ -617,11 +617,12 @@ def _cache_name(setter: Any) -> str | None:
     return None
 
 
-def _inlined(converters: dict | None, read: Any, compiler: Any) -> Any:
+def _inlined(converters: dict | None, read: Any, compiler: Any, unpacked: bool) -> Any:
     """The converter expressions a generated loop reading the positions
     ``read`` applies as it stores values (``()`` for no converter); None when
     a converted column is one it does not read (Django converts every
-    column: the loop then takes the converted rows)."""
+    column: the loop then takes the converted rows). ``unpacked``: the loop
+    unpacks each row (see :func:`_row_width`)."""
     if converters is None:
         return None
     if not converters:
@@ -629,7 +630,14 @@ def _inlined(converters: dict | None, read: Any, compiler: Any) -> Any:
     positions = set(read)
     if not all(pos in positions for pos in converters):
         return None
-    return value_expressions(converters, compiler.connection, "row")
+    return value_expressions(converters, compiler.connection, "row", unpacked)
+
+
+def _row_width(compiler: Any) -> int | None:
+    """How many columns each row the driver returns for ``compiler``'s SQL
+    has, where that is known: the selected columns, unless the compiler adds
+    ORDER BY columns of its own after them (``has_extra_select``)."""
+    return None if compiler.has_extra_select else compiler.col_count
 
 
 def _joined_positions(own: range, joins: Sequence[Joined]) -> set[int]:
@@ -659,27 +667,30 @@ def _model_builder(
     fetch_mode = _compat.fetch_mode(qs)
     populators = get_related_populators(klass_info, select, db, *([] if fetch_mode is None else [fetch_mode]))
     plain = plain_construction(model, attnames)
+    # Rows from the driver (width known or not), and rows convert() gives
+    # (always the selected columns).
+    width, converted_width = _row_width(compiler), compiler.col_count
     if _direct_populators(populators, fetch_mode, vinyl_class) and vinyl_class is not None:
         adopt = None  # every joined object is built with its vinyl class
     if plain and not populators and adopt is None:
         if not annotations:
-            converted = _inlined(converters, range(start, end), compiler)
+            converted = _inlined(converters, range(start, end), compiler, width is not None)
             if converted is not None:
                 # Each value converted as it is stored: no converted copy of each row first.
-                make_inline = rows_maker(model, attnames, start, fetch_mode, converted=converted or None)
+                make_inline = rows_maker(model, attnames, start, fetch_mode, converted=converted or None, width=width)
                 return lambda rows: make_inline(db, rows)
         # (The annotations, extra() columns as a many-to-many prefetch's
         # owner key among them, are stored by the same generated loop.)
-        make_all = rows_maker(model, attnames, start, fetch_mode, annotations)
+        make_all = rows_maker(model, attnames, start, fetch_mode, annotations, width=converted_width)
         return lambda rows: make_all(db, convert(rows))
     joins = _joins(klass_info, select, vinyl_class) if plain and not annotations and adopt is None and caches_assignable() else None
     if joins is not None:
         # select_related: each row's objects built in one generated loop.
-        converted = _inlined(converters, _joined_positions(range(start, end), joins), compiler)
+        converted = _inlined(converters, _joined_positions(range(start, end), joins), compiler, width is not None)
         if converted is not None:
-            make_joined_inline = joined_rows_maker(model, attnames, start, fetch_mode, joins, converted or None)
+            make_joined_inline = joined_rows_maker(model, attnames, start, fetch_mode, joins, converted or None, width)
             return lambda rows: make_joined_inline(db, rows)
-        make_joined = joined_rows_maker(model, attnames, start, fetch_mode, joins)
+        make_joined = joined_rows_maker(model, attnames, start, fetch_mode, joins, width=converted_width)
         return lambda rows: make_joined(db, convert(rows))
     if plain:
         make = row_maker(model, attnames, start, fetch_mode)
