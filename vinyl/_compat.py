@@ -163,13 +163,17 @@ def release_future(future: Any) -> None:
 
 
 class TaskWaitable:
-    """Something a task can wait on in place of a future (Task protocol):
-    it carries the flag the task reads and clears."""
+    """Something a task can wait on in place of ``waited``, a future it was
+    handed (Task protocol): it carries the flag the task reads and clears,
+    and clears the future's (one call where a statement waits: the steps of
+    release_future here)."""
 
-    __slots__ = ("_asyncio_future_blocking",)
+    __slots__ = ("_asyncio_future_blocking", "_waited")
 
-    def __init__(self) -> None:
+    def __init__(self, waited: Any) -> None:
+        waited._asyncio_future_blocking = False
         self._asyncio_future_blocking = True
+        self._waited = waited
 
 
 # -- SQLAlchemy -----------------------------------------------------------------

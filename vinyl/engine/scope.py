@@ -43,6 +43,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from vinyl.engine.disconnects import note_lost_connection, raise_as_django
 from vinyl.engine.engines import EngineEntry
+from vinyl.engine.lock import StatementLock
 from vinyl.engine.shield import finish
 from vinyl.exceptions import TransactionScopeEnded, server_ended_transaction
 
@@ -137,7 +138,7 @@ class Scope:
         self.alias = alias
         self.connection = connection
         self.entry = entry
-        self.lock = asyncio.Lock()
+        self.lock = StatementLock()
         self.parent = parent
         self.root: Scope = parent.root if parent is not None else self
         # State of the connection that upper layers keep here (the Django

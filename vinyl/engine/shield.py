@@ -56,8 +56,8 @@ class _ToTheEnd:
                         cancelled = True
                     continue
                 # A future the work waits on: the task waits on its guard.
-                release_future(waited)
                 if waited.done():
+                    release_future(waited)
                     continue
                 try:
                     yield _Guard(waited)
@@ -82,25 +82,20 @@ class _Guard(TaskWaitable):
     cancelled, and the task raises the cancellation when it resumes.
     """
 
-    __slots__ = ("_waited", "_wake")
-
-    def __init__(self, waited: Any) -> None:
-        super().__init__()
-        self._waited = waited
-        self._wake: Callable[[Any], object] | None = None
+    # (_waited: TaskWaitable's; _wake is set by add_done_callback, which
+    # the task calls before anything can call _done)
+    __slots__ = ("_wake",)
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._waited.get_loop()
 
     def add_done_callback(self, fn: Callable[[Any], object], *, context: Any = None) -> None:
         # One waiter: the task that was handed the guard.
-        self._wake = fn
+        self._wake: Callable[[Any], object] = fn
         self._waited.add_done_callback(self._done, context=context)
 
     def _done(self, _waited: Any) -> None:
-        wake = self._wake
-        if wake is not None:
-            wake(self)
+        self._wake(self)
 
     def done(self) -> bool:
         return self._waited.done()

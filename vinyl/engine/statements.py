@@ -250,10 +250,13 @@ async def _locked(scope: Scope, fn: Callable[..., Awaitable[T]], *args: Any) -> 
 
 
 async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool | str, write: bool) -> Any:
-    """A statement of a block: :func:`_locked` running :func:`_run_in_scope`,
-    written out in one coroutine (see :func:`_fetch_outside`).
+    """A statement of a block, on its connection, holding its lock (the steps
+    of :func:`_locked`, :func:`_driver_in_scope` and :func:`_on_driver`
+    written out in one coroutine, see :func:`_fetch_outside`).
 
-    A write's error marks the level for rollback, as Django's atomic does.
+    Each step that talks to the server runs to its end (see ``finish``): the
+    transaction's BEGIN, where it is still to send, and the statement. A
+    write's error marks the level for rollback, as Django's atomic does.
     """
     try:
         # (check_open() and check_transaction(), called only where they may
@@ -261,15 +264,38 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
         if scope.state is _CLOSED or scope.root.state is _CLOSED:
             scope.check_open()
         lock = scope.lock
-        await lock.acquire()
+        if not lock.try_acquire():  # (free: no coroutine to take it)
+            await lock.acquire()
         try:
             root = scope.root
             if scope.state is _CLOSED or root.state is _CLOSED:
                 scope.check_open()
-            if root.state is _INVALID or scope.entry.checks_transaction:
+            entry = scope.entry
+            if root.state is _INVALID or entry.checks_transaction:
                 scope.check_transaction()
             try:
-                return await finish(_run_in_scope(alias, scope, sql, params, rows))
+                config = entry.config
+                run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
+                started = time.perf_counter() if _querylog.observing() else None
+                try:
+                    if scope.begins_lazily and not scope.connection.sync_connection.in_transaction():  # type: ignore[union-attr]  # (unbegun())
+                        # The block's first statement: its BEGIN and it run
+                        # to their end together.
+                        return await finish(_begin_and_run(scope, run, sql, params))
+                    adapter, driver = scope.drivers()
+                    start = config.start_transaction
+                    if start is not None:
+                        starting = start(adapter)
+                        if starting is not None:
+                            return await finish(_start_and_run(scope, starting, run, driver, sql, params))
+                    return await finish(run(driver, sql, params))  # type: ignore[misc]
+                except Exception as exc:
+                    note_lost_connection(entry, exc)
+                    _raise_as_django(config, exc)
+                    raise
+                finally:
+                    if started is not None:
+                        _querylog.record(alias, sql, params, started)
             except Exception as exc:
                 scope.note_error(exc)
                 raise
@@ -279,6 +305,24 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
         if write:
             scope.needs_rollback = True
         raise
+
+
+async def _begin_and_run(scope: Scope, run: Any, sql: str, params: tuple) -> Any:
+    """Begin the transaction of ``scope``, then ``run`` the statement on its driver connection."""
+    await scope.begin()
+    adapter, driver = scope.drivers()
+    start = scope.entry.config.start_transaction
+    if start is not None:
+        starting = start(adapter)
+        if starting is not None:
+            await _started(scope, starting)
+    return await run(driver, sql, params)
+
+
+async def _start_and_run(scope: Scope, starting: Awaitable[None], run: Any, driver: Any, sql: str, params: tuple) -> Any:
+    """Send the BEGIN the driver adapter of ``scope`` had pending, then ``run`` the statement."""
+    await _started(scope, starting)
+    return await run(driver, sql, params)
 
 
 async def _driver_in_scope(scope: Scope) -> Any:
@@ -301,31 +345,6 @@ async def _started(scope: Scope, starting: Awaitable[None]) -> None:
     except Exception as exc:  # the BEGIN of a connection the server closed
         raise_as_django(scope.entry, exc)
         raise
-
-
-async def _run_in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool | str) -> Any:
-    """:func:`_driver_in_scope` and :func:`_on_driver` in one coroutine."""
-    if scope.begins_lazily and not scope.connection.sync_connection.in_transaction():  # type: ignore[union-attr]  # (unbegun())
-        await scope.begin()
-    entry = scope.entry
-    config = entry.config
-    adapter, driver = scope.drivers()
-    start = config.start_transaction
-    if start is not None:
-        starting = start(adapter)
-        if starting is not None:
-            await _started(scope, starting)
-    run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
-    started = time.perf_counter() if _querylog.observing() else None
-    try:
-        return await run(driver, sql, params)  # type: ignore[misc]
-    except Exception as exc:
-        note_lost_connection(entry, exc)
-        _raise_as_django(config, exc)
-        raise
-    finally:
-        if started is not None:
-            _querylog.record(alias, sql, params, started)
 
 
 async def _on_driver(alias: str, config: EngineConfig, call: Awaitable[T], sql: str, params: tuple) -> T:
