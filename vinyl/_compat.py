@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.events
+import copy
 import functools
 import inspect
 import warnings
@@ -32,7 +33,6 @@ from types import ModuleType
 from typing import Any, Awaitable, NamedTuple
 
 import django
-from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.db.models.options import Options
@@ -642,7 +642,8 @@ def install_prefetched_state(cls: Any, iterable: type, known: Callable[[QuerySet
     one built by :func:`cache_prefetched` stores only what is its own.
 
     Every such attribute is an immutable value (a write makes it the
-    instance's own, as ``__init__``'s would). ``_known_related_objects``
+    instance's own, as ``__init__``'s would), or, for a mutable one a later
+    Django may add, a property giving each queryset its own copy. ``_known_related_objects``
     and ``_deferred_filter`` (the owner filter Django's related manager
     defers) are properties: made by ``known(qs)`` and ``deferred(qs)`` when
     read (Django reads them only when the queryset is chained, copied or
@@ -650,12 +651,18 @@ def install_prefetched_state(cls: Any, iterable: type, known: Callable[[QuerySet
     """
     blank = QuerySet.__new__(QuerySet)
     QuerySet.__init__(blank, model=None, query=object())
+    owned: list[str] = []
     for name, value in blank.__dict__.items():
         if name in _PER_QUERYSET:
             continue
-        if isinstance(value, (dict, list, set)):
-            raise ImproperlyConfigured(f"QuerySet.{name} is mutable ({value!r}): vinyl cannot share it between prefetched querysets")
+        if isinstance(value, (dict, list, set, bytearray)):
+            # Not one Django 5.2-6.1 has: a mutable default can't be shared,
+            # so each queryset gets its own copy when it first reads it.
+            owned.append(name)
+            setattr(cls, name, _owned_copy(name, value))
+            continue
         setattr(cls, name, value)
+    cls._vinyl_owned = tuple(owned)
     cls._iterable_class = iterable
     cls._prefetch_done = True
     unset = object()
@@ -681,10 +688,30 @@ def install_prefetched_state(cls: Any, iterable: type, known: Callable[[QuerySet
     cls._deferred_filter = property(get_deferred, put_deferred)
 
 
+def _owned_copy(name: str, default: Any) -> property:
+    """A QuerySet attribute whose mutable ``default`` each queryset copies
+    when it first reads it (stored under another name: the property holds
+    the attribute's)."""
+    stored = "_vinyl_own" + name
+
+    def get(qs: QuerySet) -> Any:
+        state = qs.__dict__
+        if stored not in state:
+            state[stored] = copy.copy(default)
+        return state[stored]
+
+    def put(qs: QuerySet, value: Any) -> None:
+        qs.__dict__[stored] = value
+
+    return property(get, put)
+
+
 def store_prefetched_state(qs: QuerySet) -> None:
     """Store the state of ``qs`` that :func:`install_prefetched_state` makes when read."""
     qs._known_related_objects = qs._known_related_objects
     qs._deferred_filter = qs._deferred_filter
+    for name in type(qs)._vinyl_owned:
+        setattr(qs, name, getattr(qs, name))
 
 
 def lazy_query(qs: QuerySet) -> Any:

@@ -334,3 +334,30 @@ def test_the_supported_ranges_in_messages_are_pyprojects():
         bounds = {spec.operator: Version(spec.version) for spec in requirement.specifier}
         assert Version(low) == bounds[">="], name
         assert Version(high or low) < bounds["<"], name
+
+
+def test_a_mutable_queryset_default_a_later_django_adds_is_each_prefetched_querysets_own(monkeypatch):
+    """Prefetched querysets share QuerySet.__init__'s immutable defaults on
+    their class; a mutable one (none in Django 5.2-6.1) must not be shared
+    between them, nor stop vinyl from importing."""
+    from django.db.models.query import ModelIterable
+
+    original = QuerySet.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self._later_django = []
+
+    monkeypatch.setattr(QuerySet, "__init__", init)
+
+    class Prefetched(QuerySet):
+        pass
+
+    _compat.install_prefetched_state(Prefetched, ModelIterable, lambda qs: {}, lambda qs: None)
+    first, second = object.__new__(Prefetched), object.__new__(Prefetched)
+    first._later_django.append(1)
+    assert first._later_django == [1] and second._later_django == []
+    _compat.store_prefetched_state(second)  # (what deepcopy and pickle read first)
+    second._later_django.append(2)
+    assert second.__dict__["_vinyl_own_later_django"] == [2] and first._later_django == [1]
+    assert Prefetched._sticky_filter is False and "_sticky_filter" not in vars(first)
