@@ -677,6 +677,11 @@ async def test_a_statement_wrong_twice_reports_either_fault(backend: str) -> Non
         "literal": lambda m: m.filter(span__gt="abc"),
         "function": lambda m: m.filter(uid__iexact=zero),
         "both": lambda m: m.filter(Q(span__gt="abc") ^ Q(uid__iexact=zero)),
+        # seed 5454 under Django 6.1: psycopg refuses a str for a bytea
+        # before anything is sent (TypeError); asyncpg's server reports the
+        # missing function first.
+        "bytes": lambda m: m.filter(blob="ab"),
+        "bytes and function": lambda m: m.filter(Q(uid__iexact=zero) | Q(name="x")).filter(blob="ab"),
     }
     answers = {}
     for name, make in cases.items():
@@ -686,6 +691,8 @@ async def test_a_statement_wrong_twice_reports_either_fault(backend: str) -> Non
     assert answers["literal"] == (("raised", "DataError"),) * 2
     assert answers["function"] == (("raised", "ProgrammingError"),) * 2
     assert answers["both"] == (("raised", "DataError"), ("raised", "ProgrammingError"))
+    assert answers["bytes"] == (("raised", "TypeError"),) * 2
+    assert answers["bytes and function"] == (("raised", "TypeError"), ("raised", "ProgrammingError"))
 
 
 # ---------------------------------------------------------------- prefetch
