@@ -309,14 +309,7 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
 
 async def _begin_and_run(scope: Scope, run: Any, sql: str, params: tuple) -> Any:
     """Begin the transaction of ``scope``, then ``run`` the statement on its driver connection."""
-    await scope.begin()
-    adapter, driver = scope.drivers()
-    start = scope.entry.config.start_transaction
-    if start is not None:
-        starting = start(adapter)
-        if starting is not None:
-            await _started(scope, starting)
-    return await run(driver, sql, params)
+    return await run(await _driver_in_scope(scope), sql, params)
 
 
 async def _start_and_run(scope: Scope, starting: Awaitable[None], run: Any, driver: Any, sql: str, params: tuple) -> Any:
