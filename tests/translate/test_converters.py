@@ -93,7 +93,8 @@ def test_no_converters_leaves_rows_alone():
 
 
 # MySQL's datetimes are made aware by generated code that builds them with
-# datetime.combine, not replace(): the very values Django's converter gives.
+# date arithmetic (aware epoch + (value - naive epoch)), not replace(): the
+# very values Django's converter gives, fold 1 and subclasses through it.
 AWARE_CASES = [
     NAIVE,
     datetime.datetime(2024, 1, 1),  # midnight, no microseconds
@@ -102,7 +103,18 @@ AWARE_CASES = [
     datetime.datetime(2021, 11, 7, 1, 30, 0, 1),  # ambiguous in New York
     datetime.datetime(2021, 11, 7, 1, 30, 0, 1, fold=1),
     datetime.datetime(2021, 3, 14, 2, 30),  # missing in New York
+    datetime.datetime(2024, 2, 29, 23, 59, 59, 999999, fold=1),
 ]
+
+
+class _Moment(datetime.datetime):
+    pass
+
+
+def test_a_datetime_subclass_stays_djangos():
+    compiler, converters = _compiler("sync_mysql", "id", "moment")
+    mine, theirs = _both(compiler, converters, [(1, _Moment(2024, 5, 6, 7, 8, 9, 10))])
+    assert mine == theirs and type(mine[0][1]) is type(theirs[0][1]) and mine[0][1].tzinfo is theirs[0][1].tzinfo
 
 
 @pytest.mark.parametrize("zone", [datetime.timezone.utc, zoneinfo.ZoneInfo("America/New_York"), zoneinfo.ZoneInfo("Asia/Kathmandu")])

@@ -7,9 +7,10 @@ expression per converted column: the converters Django gave, called in
 Django's order with Django's arguments. One converter is inlined, because it
 runs on every datetime MySQL returns under ``USE_TZ``: the MySQL backend's
 ``convert_datetimefield_value`` (``make_aware(value, connection.timezone)``),
-which for a naive ``datetime`` is ``value.replace(tzinfo=...)`` (written as
-``datetime.combine``, which builds the same value more cheaply); any other
-value (an aware one, a string for a zero date) goes through Django's
+which for a naive ``datetime`` (of fold 0, as drivers build them) is
+``value.replace(tzinfo=...)``, written as date arithmetic that builds the
+same value more cheaply (see :func:`value_expressions`); any other value (an
+aware one, a string for a zero date, fold 1) goes through Django's
 converter, so errors stay Django's.
 """
 
@@ -19,6 +20,10 @@ import datetime
 from typing import Any, Callable, Sequence
 
 Rows = Sequence[Sequence[Any]]
+
+#: The naive datetime every naive one is an offset from (year 1: any
+#: datetime minus it is a timedelta in range).
+_EPOCH = datetime.datetime(1, 1, 1)
 
 _MYSQL_DATETIME = ("django.db.backends.mysql.operations", "DatabaseOperations.convert_datetimefield_value")
 
@@ -40,7 +45,7 @@ def value_expressions(converters: dict[int, tuple[list, Any]], connection: Any, 
     builds objects straight from rows inlines them (vinyl.translate.instances).
     ``unpacked``: the expressions read column ``k`` from the local ``c<k>``
     (a loop that unpacked each row), not ``row[k]``."""
-    namespace: dict[str, Any] = {"conn": connection, "dt": datetime.datetime, "combine": datetime.datetime.combine}
+    namespace: dict[str, Any] = {"conn": connection, "dt": datetime.datetime, "epoch": _EPOCH}
     prologue: list[str] = []
     items: dict[int, str] = {}
     for pos, (convs, expression) in converters.items():
@@ -51,13 +56,17 @@ def value_expressions(converters: dict[int, tuple[list, Any]], connection: Any, 
             # make_aware(v, tz) of a naive datetime; None stays None.
             namespace[f"c{pos}_0"] = convs[0]
             namespace[f"ops{pos}"] = convs[0].__self__
+            # aware + (v - epoch) is v.replace(tzinfo=tz) for a naive v of
+            # fold 0: naive arithmetic keeps the left operand's tzinfo object
+            # and gives fold 0, without replace()'s (or combine()'s)
+            # argument parsing: per value about 1,700 instructions fewer.
+            # Without a time zone (USE_TZ off: Django adds no such
+            # converter) every value goes through Django's converter.
             prologue.append(f"tz{pos} = ops{pos}.connection.timezone")
-            # combine(v, v.time(), tz) is v.replace(tzinfo=tz) for a naive
-            # datetime (same fields, fold and tzinfo object) without
-            # replace()'s keyword parsing: a sixth of its cost per value.
+            prologue.append(f"naive{pos}, aware{pos} = (None, None) if tz{pos} is None else (dt, epoch.replace(tzinfo=tz{pos}))")
             value = (
-                f"(None if (v := {value}) is None else combine(v, v.time(), tz{pos}) "
-                f"if type(v) is dt and v.tzinfo is None else c{pos}_0(v, e{pos}, conn))"
+                f"(None if (v := {value}) is None else aware{pos} + (v - epoch) "
+                f"if type(v) is naive{pos} and v.tzinfo is None and not v.fold else c{pos}_0(v, e{pos}, conn))"
             )
             start = 1
         for k in range(start, len(convs)):
