@@ -139,6 +139,9 @@ class EngineEntry:
     # Idle connections kept checked out until the event loop's next step,
     # for statements that start in the same step (see keep_for_this_step).
     spares: list = field(default_factory=list)
+    # The loop's timer that checks the spares in at its next step; cancelled
+    # when this step takes them all back (see keep_for_this_step).
+    spare_check: asyncio.TimerHandle | None = None
     # Disposes of the engine when its loop shuts down (see loopclose.py).
     closer: Any = None
     # The driver connections the pool has open, cut if their loop dies.
@@ -410,11 +413,17 @@ def keep_for_this_step(entry: EngineEntry, pooled: Any) -> None:
     and checkin through the pool. At the loop's next step whatever is left
     goes back to the pool, so no task ever waits on it: a task blocked on
     the pool can only run after that step anyway.
+
+    The check-in is a timer due at once rather than a ``call_soon``
+    callback: when this step takes every spare back, the timer is cancelled,
+    and a cancelled timer, unlike a ready callback, does not make the loop
+    run one more step without waiting for I/O.
     """
     spares = entry.spares
-    if not spares:
-        running_loop().call_soon(check_in_spares, entry)  # type: ignore[union-attr]
     spares.append(pooled)
+    if entry.spare_check is None:
+        loop: Any = running_loop()
+        entry.spare_check = loop.call_at(loop.time(), _spares_due, entry)
 
 
 def take_spare(entry: EngineEntry) -> Any:
@@ -425,8 +434,30 @@ def take_spare(entry: EngineEntry) -> Any:
             # Tasks wait for a connection: theirs first (see fairpool.py).
             check_in_spares(entry)
             return None
-        return spares.pop()
+        pooled = spares.pop()
+        if not spares:
+            _cancel_spare_check(entry)
+        return pooled
     return None
+
+
+def _cancel_spare_check(entry: EngineEntry) -> None:
+    timer = entry.spare_check
+    if timer is not None:
+        entry.spare_check = None
+        timer.cancel()
+
+
+def _drop_spares(entry: EngineEntry) -> None:
+    """Forget the spares of an engine vinyl no longer runs statements on
+    (an application's engine it lets go of, or one whose loop is gone)."""
+    _cancel_spare_check(entry)
+    entry.spares.clear()
+
+
+def _spares_due(entry: EngineEntry) -> None:
+    entry.spare_check = None
+    check_in_spares(entry)
 
 
 def take_idle(entry: EngineEntry) -> Any:
@@ -451,6 +482,7 @@ def check_in_spares(entry: EngineEntry) -> None:
     Idle ones go back without I/O while the pool has room for them; one the
     full pool would close is given back in the greenlet.
     """
+    _cancel_spare_check(entry)
     spares = entry.spares
     while spares:
         pooled = spares.pop()
@@ -463,7 +495,7 @@ def check_in_spares(entry: EngineEntry) -> None:
 def _retire(entry: EngineEntry) -> None:
     _forget(entry)
     if entry.engine in _user_engines.values():
-        entry.spares.clear()
+        _drop_spares(entry)
         return
     loop = running_loop()
     if loop is not None and entry.loop in (None, loop):
@@ -516,7 +548,7 @@ def _abandon(entry: EngineEntry) -> None:
     MissingGreenlet for each). Their sockets are shut down instead, so the
     server ends those sessions at once.
     """
-    entry.spares.clear()
+    _drop_spares(entry)
     _forget(entry)
     if entry.engine in _user_engines.values():
         return
@@ -621,6 +653,6 @@ async def dispose(using: str | None = None) -> None:
             continue  # another live loop's engine
         _entries.pop((alias, entry_loop), None)
         if entry.engine is _user_engines.get(alias):
-            entry.spares.clear()
+            _drop_spares(entry)
             continue
         await _dispose_entry(entry)
