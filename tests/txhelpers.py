@@ -29,7 +29,10 @@ def checked_out(using: str = "vinyl_default") -> int:
 async def returned(using: str = "vinyl_default") -> int:
     """checked_out() once the event loop has turned: vinyl keeps an idle
     connection until the end of the loop step its statement finished in,
-    for the next statement of that step (see keep_for_this_step)."""
+    for the next statement of that step, and gives it back during the next
+    step, after the callbacks already due then (see keep_for_this_step): a
+    task that yields once runs before that, a task that yields twice after."""
+    await asyncio.sleep(0)
     await asyncio.sleep(0)
     return checked_out(using)
 

@@ -9,6 +9,7 @@ loop turns, so nothing waits on it.
 from __future__ import annotations
 
 import asyncio
+import selectors
 
 import pytest
 from django.db import IntegrityError
@@ -40,7 +41,7 @@ async def test_statements_of_one_step_share_a_checkout_until_the_loop_turns():
     await Author.vinyl.create(name="Ann")
     for age in (1, 2):  # these shapes get their plans (straight on the driver)
         await statements(age)
-    await asyncio.sleep(0)
+    assert await returned() == 0
     checkouts = count_checkouts()
     await statements(3)
     assert len(checkouts) == 1
@@ -85,3 +86,37 @@ async def test_a_failed_statement_does_not_keep_its_connection():
         await Author.vinyl.create(name="Bob", email="Ann@x")
     assert checked_out() == 0
     assert await Author.vinyl.count() == 2
+
+
+class _CountingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """The loop's selector, counting the polls that do not wait for I/O."""
+
+    polls_without_wait = 0
+
+    def select(self, timeout: float | None = None) -> list:
+        if timeout == 0:
+            self.polls_without_wait += 1
+        return super().select(timeout)
+
+
+def test_statements_one_after_another_add_no_step_without_io():
+    # Each awaited statement wakes its task once (one poll that does not
+    # wait: the task's callback is due). Keeping the connection for the
+    # step must not add a second one: the check-in it schedules is dropped
+    # when the next statement takes the connection back.
+    selector = _CountingSelector()
+
+    async def scenario() -> list[int]:
+        await Author.vinyl.create(name="Ann")
+        counts = []
+        for _ in range(3):  # the first rounds make the plans and connections
+            selector.polls_without_wait = 0
+            for _ in range(20):
+                assert (await Author.vinyl.get(name="Ann")).name == "Ann"
+            counts.append(selector.polls_without_wait)
+        await vinyl.dispose()
+        return counts
+
+    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(selector)) as runner:
+        counts = runner.run(scenario())
+    assert counts[-1] <= 20, counts

@@ -22,7 +22,7 @@ from django.db import connections
 
 from sqlalchemy.util import await_, greenlet_spawn
 
-from vinyl._compat import invalidate_pool as _invalidate_pool, quiet_checkout, running_loop
+from vinyl._compat import listeners, invalidate_pool as _invalidate_pool, quiet_checkout, running_loop
 from vinyl.engine.fairpool import FairAsyncQueuePool, waiting_tasks
 from vinyl.engine.loopclose import close_with_loop, sever
 from vinyl.engine.sqlevents import log_engine_events
@@ -93,6 +93,17 @@ class EngineConfig:
     # connection below it: (adapter connection) -> the awaitable that sends
     # its BEGIN, or None when there is none to send.
     start_transaction: Callable[[Any], Awaitable[None] | None] | None = None
+    # Sends on the driver connection the BEGIN that SQLAlchemy's begin would
+    # send through the backend's listeners: (driver connection) -> the
+    # awaitable that sends it, or None when there is none to send. Given,
+    # vinyl begins its transactions with it and SQLAlchemy's begin then runs
+    # without I/O, outside the greenlet (see Scope.begin).
+    begin: Callable[[Any], Awaitable[None] | None] | None = None
+    # Sends on the driver the COMMIT of the transaction the driver adapter
+    # has open, and leaves the adapter with none, so that SQLAlchemy's commit
+    # sends nothing and runs outside the greenlet: (adapter connection) ->
+    # the awaitable that sends it, or None when the adapter has none open.
+    commit: Callable[[Any], Awaitable[None] | None] | None = None
     # Opens a server-side cursor for a streamed read (see StreamOpener).
     stream: StreamOpener | None = None
     # Does such a cursor need a transaction outside a block (asyncpg's
@@ -128,12 +139,23 @@ class EngineEntry:
     # Idle connections kept checked out until the event loop's next step,
     # for statements that start in the same step (see keep_for_this_step).
     spares: list = field(default_factory=list)
+    # The loop's timer that checks the spares in at its next step; cancelled
+    # when this step takes them all back (see keep_for_this_step).
+    spare_check: asyncio.TimerHandle | None = None
     # Disposes of the engine when its loop shuts down (see loopclose.py).
     closer: Any = None
     # The driver connections the pool has open, cut if their loop dies.
     # Does each statement of a transaction check it is still open (see
     # EngineConfig.server_may_end_transaction)?
     checks_transaction: bool = False
+    # The "begin" listeners vinyl put on its own engine, none of which does
+    # I/O once config.begin has sent the BEGIN: while the engine has no
+    # other, SQLAlchemy's begin runs outside the greenlet (None: it never
+    # does; see Scope.begin).
+    quiet_begin: frozenset | None = None
+    # The same for "commit" and config.commit, on an engine whose idle
+    # connections go back to the pool without I/O (see checkout.release).
+    quiet_commit: frozenset | None = None
     # Resolved with the error when a connect fails, for the tasks waiting
     # for a connection of a full pool (see scope._pooled).
     connect_failure: asyncio.Future | None = None
@@ -220,12 +242,20 @@ def _entry(using: str) -> EngineEntry:
         and config.idle is not None
         and "pool_reset_on_return" not in config.engine_kwargs
     )
+    quiet_begin = quiet_commit = None
     if engine is None:
         engine = _create_engine(config)
+        # (listeners on the Engine class, an application's, are there already)
+        foreign = frozenset(listeners(engine.sync_engine, "begin"))
+        foreign_commit = frozenset(listeners(engine.sync_engine, "commit"))
         if config.configure is not None:
             config.configure(engine)
         # vinyl's SQLite engines send BEGIN as a statement (logged as one).
         log_engine_events(engine, using, log_begin=engine.dialect.name != "sqlite")
+        if config.begin is not None:
+            quiet_begin = frozenset(listeners(engine.sync_engine, "begin")) - foreign
+        if config.commit is not None and quiet_checkin:
+            quiet_commit = frozenset(listeners(engine.sync_engine, "commit")) - foreign_commit
     else:
         if config.configure is not None:
             autocommit_options = None
@@ -237,6 +267,8 @@ def _entry(using: str) -> EngineEntry:
         settings=_settings_of(using),
         autocommit_options=autocommit_options,
         quiet_checkin=quiet_checkin,
+        quiet_begin=quiet_begin,
+        quiet_commit=quiet_commit,
         # Only on vinyl's own engines does a transaction begin with an
         # explicit BEGIN that the driver's status reports at once.
         checks_transaction=config.server_may_end_transaction and using not in _user_engines,
@@ -381,11 +413,17 @@ def keep_for_this_step(entry: EngineEntry, pooled: Any) -> None:
     and checkin through the pool. At the loop's next step whatever is left
     goes back to the pool, so no task ever waits on it: a task blocked on
     the pool can only run after that step anyway.
+
+    The check-in is a timer due at once rather than a ``call_soon``
+    callback: when this step takes every spare back, the timer is cancelled,
+    and a cancelled timer, unlike a ready callback, does not make the loop
+    run one more step without waiting for I/O.
     """
     spares = entry.spares
-    if not spares:
-        running_loop().call_soon(check_in_spares, entry)  # type: ignore[union-attr]
     spares.append(pooled)
+    if entry.spare_check is None:
+        loop: Any = running_loop()
+        entry.spare_check = loop.call_at(loop.time(), _spares_due, entry)
 
 
 def take_spare(entry: EngineEntry) -> Any:
@@ -396,8 +434,30 @@ def take_spare(entry: EngineEntry) -> Any:
             # Tasks wait for a connection: theirs first (see fairpool.py).
             check_in_spares(entry)
             return None
-        return spares.pop()
+        pooled = spares.pop()
+        if not spares:
+            _cancel_spare_check(entry)
+        return pooled
     return None
+
+
+def _cancel_spare_check(entry: EngineEntry) -> None:
+    timer = entry.spare_check
+    if timer is not None:
+        entry.spare_check = None
+        timer.cancel()
+
+
+def _drop_spares(entry: EngineEntry) -> None:
+    """Forget the spares of an engine vinyl no longer runs statements on
+    (an application's engine it lets go of, or one whose loop is gone)."""
+    _cancel_spare_check(entry)
+    entry.spares.clear()
+
+
+def _spares_due(entry: EngineEntry) -> None:
+    entry.spare_check = None
+    check_in_spares(entry)
 
 
 def take_idle(entry: EngineEntry) -> Any:
@@ -422,6 +482,7 @@ def check_in_spares(entry: EngineEntry) -> None:
     Idle ones go back without I/O while the pool has room for them; one the
     full pool would close is given back in the greenlet.
     """
+    _cancel_spare_check(entry)
     spares = entry.spares
     while spares:
         pooled = spares.pop()
@@ -434,7 +495,7 @@ def check_in_spares(entry: EngineEntry) -> None:
 def _retire(entry: EngineEntry) -> None:
     _forget(entry)
     if entry.engine in _user_engines.values():
-        entry.spares.clear()
+        _drop_spares(entry)
         return
     loop = running_loop()
     if loop is not None and entry.loop in (None, loop):
@@ -487,7 +548,7 @@ def _abandon(entry: EngineEntry) -> None:
     MissingGreenlet for each). Their sockets are shut down instead, so the
     server ends those sessions at once.
     """
-    entry.spares.clear()
+    _drop_spares(entry)
     _forget(entry)
     if entry.engine in _user_engines.values():
         return
@@ -592,6 +653,6 @@ async def dispose(using: str | None = None) -> None:
             continue  # another live loop's engine
         _entries.pop((alias, entry_loop), None)
         if entry.engine is _user_engines.get(alias):
-            entry.spares.clear()
+            _drop_spares(entry)
             continue
         await _dispose_entry(entry)
