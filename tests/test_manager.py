@@ -53,3 +53,13 @@ def test_queryset_chain_from_manager() -> None:
 def test_unknown_names_on_the_manager_raise_attribute_error():
     with pytest.raises(AttributeError, match="nonsense"):
         Author.vinyl.nonsense
+
+
+def test_the_manager_offers_the_querysets_own_read_coroutines() -> None:
+    # One coroutine per read: Model.vinyl.get() is VinylQuerySet.get run
+    # from the manager's get_queryset(), not a proxy awaiting it.
+    from vinyl.related import VinylRelatedManager
+
+    for name in ("get", "count", "exists"):
+        assert getattr(type(Author.vinyl), name) is getattr(VinylQuerySet, name)
+        assert getattr(VinylRelatedManager, name) is getattr(VinylQuerySet, name)

@@ -251,3 +251,21 @@ async def test_a_save_override_using_django_atomic_keeps_working():
     await entry.save()
     fresh = await Ledger.vinyl.get(pk=entry.pk)
     assert (fresh.label, fresh.saves) == ("b", 2)
+
+
+async def test_reads_from_managers_and_related_managers_run_on_their_querysets():
+    # get/count/exists run from the manager's get_queryset(): a related
+    # manager's relation filter applies, plan served or not.
+    ann = await Author.vinyl.create(name="Ann")
+    bob = await Author.vinyl.create(name="Bob")
+    await Book.vinyl.create(title="a", author=ann)
+    await Book.vinyl.create(title="b", author=bob)
+    for _ in range(3):  # compiled, then served by the plan
+        assert await ann.book_set.count() == 1
+        assert await ann.book_set.exists()
+        assert (await ann.book_set.get(title="a")).title == "a"
+        with pytest.raises(Book.DoesNotExist):
+            await ann.book_set.get(title="b")
+        assert (await Author.vinyl.get(name="Bob")).pk == bob.pk
+        assert await Author.vinyl.count() == 2
+        assert await Author.vinyl.filter(name="Cy").exists() is False

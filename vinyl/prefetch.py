@@ -123,9 +123,20 @@ def _many_to_many(descriptor: Any) -> ManyToMany | None:
     return relation
 
 
+#: ``_relation``'s answers: a relation is a fact of the model classes
+#: (their descriptors, fields and managers), so each is found once, not
+#: by getattr_static and Django's field lookups on every prefetch.
+_RELATIONS: dict[tuple[type, str], Any] = {}
+
+
 def _relation(model: type, name: str) -> Any:
+    try:
+        return _RELATIONS[model, name]
+    except KeyError:
+        pass
     descriptor = inspect.getattr_static(model, name, None)
-    return _forward_fk(descriptor) or _reverse_fk(descriptor) or _many_to_many(descriptor)
+    relation = _RELATIONS[model, name] = _forward_fk(descriptor) or _reverse_fk(descriptor) or _many_to_many(descriptor)
+    return relation
 
 
 def _related_model(relation: Any) -> type:
@@ -372,11 +383,19 @@ def _attach_many(rows: list, objs: list, values: list, relation: ManyToMany, rel
     local, owner_key = relation.local, relation.owner_key
     (ints_local, prep_local), (ints_owner, prep_owner) = _prepare(local, connection), _prepare(owner_key, connection)
     by_key: dict[Any, list] = {}
+    get = by_key.get
     for row in rows:
         key = getattr(row, extra)
-        by_key.setdefault(key if ints_local and type(key) is int and key else prep_local(key), []).append(row)
-    get = by_key.get
-    rows_of = [get(value if ints_owner and type(value) is int and value else prep_owner(value), []) for value in values]
+        if not (ints_local and type(key) is int and key):
+            key = prep_local(key)
+        # (No list made per row for setdefault: one per owner key.)
+        group = get(key)
+        if group is None:
+            by_key[key] = [row]
+        else:
+            group.append(row)
+    # An owner without rows gets a list of its own, as from Django's prefetcher.
+    rows_of = [get(value if ints_owner and type(value) is int and value else prep_owner(value)) or [] for value in values]
     core = f"{relation.query_field_name}__{owner_key.name}"
     _compat.cache_prefetched(PrefetchedQuerySet, related_model, _db(db, base), _call(core, base, sticky=True), relation.cache_name, objs, rows_of, values)
 

@@ -41,7 +41,13 @@ def queryset_api() -> dict[str, Callable[..., Any]]:
 
 
 def _proxy(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    """``manager.name(...)``: ``manager.get_queryset().name(...)``, with the QuerySet method's doc and signature."""
+    """``manager.name(...)``: ``manager.get_queryset().name(...)``, with the QuerySet method's doc and signature.
+
+    A coroutine the QuerySet marks ``_vinyl_on_managers`` is offered as it
+    is: it starts from ``self._queryset()`` itself (one coroutine, not two).
+    """
+    if getattr(function, "_vinyl_on_managers", False):
+        return function
 
     async def coroutine(self: Any, *args: Any, **kwargs: Any) -> Any:
         return await getattr(self.get_queryset(), name)(*args, **kwargs)
@@ -62,6 +68,10 @@ class QuerySetMethods(Generic[M]):
 
     def get_queryset(self) -> VinylQuerySet[M]:
         raise NotImplementedError
+
+    def _queryset(self) -> VinylQuerySet[M]:
+        """The QuerySet a shared QuerySet coroutine starts from (see ``_proxy``)."""
+        return self.get_queryset()
 
 
 for _name, _function in queryset_api().items():

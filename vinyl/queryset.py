@@ -104,13 +104,21 @@ def _falls_back(
             other = self._fallback(exc)
             if other is None:
                 raise
-            logger.warning(
-                "%s: database alias %r is unavailable, reading from %r as the routers' "
-                "db_for_read_fallback says (%s)", self._model.__name__, exc.alias, other, exc,
-            )
             return await read(self.using(other), *args, **kwargs)  # type: ignore[arg-type]
 
     return wrapper
+
+
+def _on_managers(method: Callable[..., R]) -> Callable[..., R]:
+    """Mark a QuerySet coroutine that managers offer as the same function.
+
+    It starts from ``self._queryset()`` (the manager's ``get_queryset()``, a
+    QuerySet itself), so ``Book.vinyl.get(...)`` runs in one coroutine instead
+    of a proxy's awaiting the QuerySet's (see ``vinyl.proxies``). Such a
+    method falls back itself (``_fallback``), as ``_falls_back`` would.
+    """
+    method._vinyl_on_managers = True  # type: ignore[attr-defined]
+    return method
 
 
 # Recipes Django has accepted: (model, recipe) -> whether a call of that
@@ -128,6 +136,8 @@ def _remember(key: tuple, deferred: bool) -> None:
 
 # Values _unwrap() gives back as they are (checked by type first: cheaper).
 _PLAIN_VALUES = frozenset({int, str, float, bool, type(None), datetime.datetime, datetime.date, decimal.Decimal})
+# Arguments _unwrap() gives back as they are (``order_by("id")``, ``qs[:10]``).
+_AS_IS = _PLAIN_VALUES | {slice}
 
 
 def _unwrap(value: Any) -> Any:
@@ -258,11 +268,21 @@ class VinylQuerySet(Generic[M]):
                 return alias
         return routing.db_for_write(self._model, **routing.queryset_routing(self._built)[0])
 
+    def _queryset(self) -> VinylQuerySet[M]:
+        """This QuerySet (a manager's is its ``get_queryset()``: see ``_on_managers``)."""
+        return self
+
     def _fallback(self, exc: DatabaseUnavailable) -> str | None:
-        """The alias a read that could not connect runs on instead, if any."""
+        """The alias a read that could not connect runs on instead, if any (logged)."""
         if self._db is not None or exc.alias != self.db or active_scope(exc.alias) is not None:
             return None
-        return routing.read_fallback(self._model, exc.alias, **routing.queryset_routing(self._built)[0])
+        other = routing.read_fallback(self._model, exc.alias, **routing.queryset_routing(self._built)[0])
+        if other is not None:
+            logger.warning(
+                "%s: database alias %r is unavailable, reading from %r as the routers' "
+                "db_for_read_fallback says (%s)", self._model.__name__, exc.alias, other, exc,
+            )
+        return other
 
     def _django(self, write: bool = False) -> QuerySet:
         """A copy of the Django QuerySet, on the alias this call runs on."""
@@ -292,17 +312,31 @@ class VinylQuerySet(Generic[M]):
     # Chainable methods --------------------------------------------------
 
     def _chain(self, method: str, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
-        if args:
-            args = tuple([_unwrap(a) for a in args])
-        if kwargs and not all([type(v) in _PLAIN_VALUES for v in kwargs.values()]):
-            kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
-        shaped = step_shape(method, args, kwargs) if self._recipe is not None else None
-        new = self.__class__.__new__(self.__class__)
+        return self._chained(method, args, kwargs)
+
+    def _chained(self, method: str, args: tuple, kwargs: dict[str, Any]) -> VinylQuerySet[M]:
+        """The QuerySet of this one's calls and ``method(*args, **kwargs)``.
+
+        ``kwargs`` is kept: a dict of the caller's own (its ``**kwargs``).
+        """
+        # (Loops, not comprehensions: each of those is a call of its own.)
+        for arg in args:
+            if type(arg) not in _AS_IS:
+                args = tuple([_unwrap(a) for a in args])
+                break
+        for value in kwargs.values():
+            if type(value) not in _PLAIN_VALUES:
+                kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
+                break
+        recipe = self._recipe
+        shaped = step_shape(method, args, kwargs) if recipe is not None else None
+        cls = self.__class__
+        new = cls.__new__(cls)
         if shaped is None:
             new._set_built(getattr(self._qs, method)(*args, **kwargs))
             return new
         shape, values = shaped
-        recipe = self._recipe + (shape,)  # type: ignore[operator]
+        recipe += (shape,)  # type: ignore[operator]
         new._model = self._model
         new._db = args[0] if method == "using" else self._db
         new._steps = self._steps + ((method, args, kwargs),)
@@ -326,16 +360,16 @@ class VinylQuerySet(Generic[M]):
         return self._chain("all")
 
     def filter(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
-        return self._chain("filter", *args, **kwargs)
+        return self._chained("filter", args, kwargs)
 
     def exclude(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
-        return self._chain("exclude", *args, **kwargs)
+        return self._chained("exclude", args, kwargs)
 
     def complex_filter(self, filter_obj: Any) -> VinylQuerySet[M]:
         return self._chain("complex_filter", filter_obj)
 
     def order_by(self, *fields: Any) -> VinylQuerySet[M]:
-        return self._chain("order_by", *fields)
+        return self._chained("order_by", fields, {})
 
     def reverse(self) -> VinylQuerySet[M]:
         return self._chain("reverse")
@@ -431,14 +465,30 @@ class VinylQuerySet(Generic[M]):
     def __await__(self) -> Generator[Any, None, list[M]]:
         return self._fetch().__await__()
 
-    @_falls_back
     async def _fetch(self) -> list[M]:
-        recipe = self._recipe
-        if recipe is not None and any(shape[0] == "prefetch_related" for shape in recipe):
-            prefetched = await self._fetch_prefetching()
-            if prefetched is not None:
-                return prefetched
-        return await self._rows("rows", recipe, self._values, None)
+        # (_rows and _falls_back written out: a read served by its plan
+        # runs in this one coroutine.)
+        try:
+            recipe = self._recipe
+            if recipe is not None:
+                for shape in recipe:
+                    if shape[0] == "prefetch_related":
+                        prefetched = await self._fetch_prefetching()
+                        if prefetched is not None:
+                            return prefetched
+                        break
+            db = self.db
+            cache = _plans(db, recipe)
+            key = (self._model, "rows", recipe)
+            plan = cache.lookup(key) if cache is not None else None
+            if type(plan) is Plan:
+                return plan.build(await fetch(db, plan.sql, plan.params(self._values)))
+            return await self._unplanned_rows(db, cache, key, plan, self._values, None)
+        except DatabaseUnavailable as exc:
+            other = self._fallback(exc)
+            if other is None:
+                raise
+            return await self.using(other)._fetch()
 
     async def _fetch_prefetching(self) -> list[M] | None:
         """Rows and their related rows (foreign keys, many-to-many, nested) through plans (vinyl.prefetch)."""
@@ -494,6 +544,11 @@ class VinylQuerySet(Generic[M]):
         plan = cache.lookup(key) if cache is not None else None
         if type(plan) is Plan:
             return plan.build(await fetch(db, plan.sql, plan.params(values)))
+        return await self._unplanned_rows(db, cache, key, plan, values, lookups)
+
+    async def _unplanned_rows(self, db: str, cache: PlanCache | None, key: tuple, plan: Any, values: tuple, lookups: dict | None) -> Any:
+        """:meth:`_rows` when ``key`` (looked up: ``plan``) has no plan yet."""
+        kind = key[1]
         qs = self._qs if lookups is None else self._qs.filter(**lookups)
         qs = _compat.chain(qs)
         _compat.set_alias(qs, db)
@@ -544,14 +599,16 @@ class VinylQuerySet(Generic[M]):
             return plan.sql, plan.params(self._values), plan.build
         return self._compile(self._django(), cache, key, plan, self._values, None)
 
-    async def _scalar(self, kind: str, method: str) -> Any:
-        """count() / exists() through the plan cache."""
+    def _scalar_plan(self, kind: str) -> tuple[str, PlanCache | None, tuple, Any]:
+        """The alias, plan cache, key and looked-up plan of count() / exists()."""
         db = self.db
         cache = _plans(db, self._recipe)
         key = (self._model, kind, self._recipe)
-        plan = cache.lookup(key) if cache is not None else None
-        if type(plan) is Plan:
-            return plan.build(await fetch(db, plan.sql, plan.params(self._values)))
+        return db, cache, key, cache.lookup(key) if cache is not None else None
+
+    async def _unplanned_scalar(self, db: str, cache: PlanCache | None, key: tuple, plan: Any, method: str) -> Any:
+        """count() / exists() when ``key`` (looked up: ``plan``) has no plan yet."""
+        kind = key[1]
         qs = self._django()
         # (count() of a slice keeps its bounds as parameters: the probe of every value.)
         span = _long_span(cache, plan, self._recipe, kind == "count")
@@ -582,7 +639,7 @@ class VinylQuerySet(Generic[M]):
     def __getitem__(self, k: slice) -> VinylQuerySet[M]: ...
     def __getitem__(self, k: int | slice) -> Any:
         if isinstance(k, slice):
-            return self._chain("__getitem__", k)
+            return self._chained("__getitem__", (k,), {})
         if not isinstance(k, int):
             raise TypeError(f"QuerySet indices must be integers or slices, not {type(k).__name__}.")
         return self._item(k)
@@ -678,14 +735,31 @@ class VinylQuerySet(Generic[M]):
             qs.db, lambda: getattr(qs, method)(*args, **kwargs), readonly=_reads_only(qs)
         )
 
-    @_falls_back
+    @_on_managers
     async def get(self, *args: Any, **kwargs: Any) -> M:
         """Return the one object matching the lookups (DoesNotExist otherwise)."""
-        shaped = step_shape("filter", args, kwargs) if self._recipe is not None else None
-        if shaped is None:
-            return await self._read("get", *args, **kwargs)
-        shape, values = shaped
-        return await self._rows("get", self._recipe + (shape,), self._values + values, kwargs)  # type: ignore[operator]
+        self = self._queryset()  # (a manager's: its get_queryset())
+        # (_rows and _falls_back written out: see _fetch.)
+        try:
+            recipe = self._recipe
+            shaped = step_shape("filter", args, kwargs) if recipe is not None else None
+            if shaped is None:
+                return await self._read("get", *args, **kwargs)
+            shape, values = shaped
+            recipe = recipe + (shape,)  # type: ignore[operator]
+            values = self._values + values
+            db = self.db
+            cache = known_plan_cache(db)
+            key = (self._model, "get", recipe)
+            plan = cache.lookup(key) if cache is not None else None
+            if type(plan) is Plan:
+                return plan.build(await fetch(db, plan.sql, plan.params(values)))
+            return await self._unplanned_rows(db, cache, key, plan, values, kwargs)
+        except DatabaseUnavailable as exc:
+            other = self._fallback(exc)
+            if other is None:
+                raise
+            return await self.using(other).get(*args, **kwargs)
 
     @_falls_back
     async def first(self) -> M | None:
@@ -703,20 +777,40 @@ class VinylQuerySet(Generic[M]):
     async def earliest(self, *fields: Any) -> M:
         return await self._read("earliest", *fields)
 
-    @_falls_back
+    @_on_managers
     async def count(self) -> int:
-        if self._recipe is None and self._qs.query.is_empty():
-            # Django's own count(): it compiles its aggregation query (not
-            # the SELECT: no select_related or value checks of its own),
-            # finds it empty and runs nothing.
-            return await self._read("count")
-        return await self._scalar("count", "count")
+        self = self._queryset()  # (a manager's: its get_queryset())
+        try:
+            if self._recipe is None and self._qs.query.is_empty():
+                # Django's own count(): it compiles its aggregation query (not
+                # the SELECT: no select_related or value checks of its own),
+                # finds it empty and runs nothing.
+                return await self._read("count")
+            db, cache, key, plan = self._scalar_plan("count")
+            if type(plan) is Plan:
+                return plan.build(await fetch(db, plan.sql, plan.params(self._values)))
+            return await self._unplanned_scalar(db, cache, key, plan, "count")
+        except DatabaseUnavailable as exc:
+            other = self._fallback(exc)
+            if other is None:
+                raise
+            return await self.using(other).count()
 
-    @_falls_back
+    @_on_managers
     async def exists(self) -> bool:
-        if self._recipe is None and self._qs.query.is_empty():
-            return await self._read("exists")  # as count()
-        return await self._scalar("exists", "exists")
+        self = self._queryset()  # (a manager's: its get_queryset())
+        try:
+            if self._recipe is None and self._qs.query.is_empty():
+                return await self._read("exists")  # as count()
+            db, cache, key, plan = self._scalar_plan("exists")
+            if type(plan) is Plan:
+                return plan.build(await fetch(db, plan.sql, plan.params(self._values)))
+            return await self._unplanned_scalar(db, cache, key, plan, "exists")
+        except DatabaseUnavailable as exc:
+            other = self._fallback(exc)
+            if other is None:
+                raise
+            return await self.using(other).exists()
 
     @_falls_back
     async def contains(self, obj: Any) -> bool:

@@ -299,3 +299,43 @@ async def test_finish_can_be_closed_while_it_waits():
     coro.send(None)  # now waiting on the work's future
     coro.close()
     assert closed == [True] and not release.cancelled()
+
+
+@pytest.mark.parametrize("k", [*range(0, 6), 0.0005, 0.002, 0.01])
+async def test_a_block_cancelled_at_its_commit_commits_whole_or_not_at_all(backend, k):
+    """Cancelled while its COMMIT is on the way (PostgreSQL sends it on the
+    driver, outside the greenlet) or just after: the block's writes are all
+    there or none is, its connection goes back or is discarded, and no
+    transaction is left open on the server."""
+    author = await Author.vinyl.create(name="a", age=0)
+    await Author.vinyl.filter(pk=author.pk).update(age=0)  # (planned)
+    written = asyncio.Event()
+
+    async def block() -> None:
+        async with vinyl.atomic():
+            await Author.vinyl.filter(pk=author.pk).update(age=1)
+            await Book.vinyl.create(title="t", author=author)
+            written.set()
+        # leaving the block: COMMIT
+
+    task = asyncio.create_task(block())
+    await written.wait()
+    if isinstance(k, float):
+        await asyncio.sleep(k)
+    else:
+        for _ in range(k):
+            await asyncio.sleep(0)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    assert await settle() == 0
+    assert await no_open_transactions(backend)
+    age = (await Author.vinyl.get(pk=author.pk)).age
+    books = await Book.vinyl.filter(author=author).count()
+    assert (age, books) in ((0, 0), (1, 1))
+    # The pool still works, and so do blocks.
+    async with vinyl.atomic():
+        await Author.vinyl.filter(pk=author.pk).update(age=5)
+    assert (await Author.vinyl.get(pk=author.pk)).age == 5

@@ -514,3 +514,27 @@ async def test_prefetched_rows_keep_what_their_caches_held_before(backend):
     assert [(b["author"] is ann, b._state.fields_cache["marker"] is marker) for b in ann["book_set"]] == [(True, True), (True, True)]
     [ann] = await Author.vinyl.filter(name="Ann").prefetch_related("book_set")
     assert [sorted(b._state.fields_cache) for b in ann["book_set"]] == [["author"], ["author"]]
+
+
+async def test_many_to_many_rows_lists_are_shared_as_djangos(backend):
+    """Each owner's many-to-many rows in the list Django's prefetcher gives it:
+    owners repeated by a join share one list, in the related rows' order;
+    owners without rows get an empty list each."""
+    await library()
+    sync = settings.SYNC_ALIAS[backend]
+
+    def shape(books: list) -> list:
+        lists = [b._prefetched_objects_cache["tags"]._result_cache for b in books]
+        return [(b.title, sorted(t.name for t in rows), [j for j, other in enumerate(lists) if other is rows]) for b, rows in zip(books, lists)]
+
+    def as_django() -> list:
+        repeated = list(Book.objects.using(sync).filter(tags__name__in=["red", "blue"]).order_by("title", "tags__name").prefetch_related("tags"))
+        empty = list(Book.objects.using(sync).filter(title="A2", author__book__title__in=["A1", "A2"]).prefetch_related("tags"))
+        return [shape(repeated), shape(empty)]
+
+    expected = await sync_to_async(as_django)()
+    repeated = await Book.vinyl.filter(tags__name__in=["red", "blue"]).order_by("title", "tags__name").prefetch_related("tags")
+    empty = await Book.vinyl.filter(title="A2", author__book__title__in=["A1", "A2"]).prefetch_related("tags")
+    assert [shape(repeated), shape(empty)] == expected
+    assert [len(rows) for _, rows, _ in shape(empty)] == [0, 0]
+    assert [len(rows) for _, rows, _ in shape(repeated)] == [2, 2, 1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import F, Prefetch
+
 from vinyl.translate.shapes import _slot_kind, step_shape
 
 
@@ -20,3 +22,48 @@ def test_a_list_with_a_boolean_among_integers_is_no_slot_list():
     # keeps Django's compilation every time.
     assert step_shape("filter", (), {"id__in": [True, 5]}) is None
 
+
+
+def test_an_integer_keyword_has_the_kind_of_any_integer_slot():
+    # A single integer takes a shortcut up to 2**31 (keys of most tables):
+    # its kind must stay _slot_kind's at every edge.
+    for value in (0, 1, 32767, 32768, 65535, 65536, 2**31 - 1, 2**31, 2**32, 2**63, -1, -32768, -(2**40)):
+        shape, slots = step_shape("filter", (), {"id__gte": value, "pages": 3})
+        assert shape == ("filter", (("id__gte", _slot_kind(value)), ("pages", _slot_kind(3))))
+        assert slots == (value, 3)
+    # A boolean is structure, not an integer slot.
+    assert step_shape("filter", (), {"flag": True}) == (("filter", (("flag", True),)), ())
+
+
+def test_slices_have_their_bounds_as_slots_and_their_kinds_as_shape():
+    def shaped(k: slice) -> tuple:
+        return step_shape("__getitem__", (k,), {})
+
+    assert shaped(slice(None, 100)) == (("slice", "bounds", None, _slot_kind(100)), (100,))
+    assert shaped(slice(None, 40000)) == (("slice", "bounds", None, _slot_kind(40000)), (40000,))
+    assert shaped(slice(0, 10)) == (("slice", "bounds", None, _slot_kind(10)), (10,))
+    assert shaped(slice(5, 15)) == (("slice", "bounds", _slot_kind(5), _slot_kind(10)), (5, 10))
+    assert shaped(slice(70000, None)) == (("slice", "bounds", _slot_kind(70000), None), (70000,))
+    assert shaped(slice(None, None)) == (("slice", "bounds", None, None), ())
+    # Empty, negative or non-integer bounds are shapes by value.
+    for k in (slice(5, 5), slice(6, 2), slice(-1, None), slice(None, -3), slice("a", None), slice(None, 2.0)):
+        assert shaped(k) == (("slice", k.start, k.stop), ())
+    assert shaped(slice(None, 10, 2)) is None
+    assert step_shape("__getitem__", (3,), {}) is None
+
+
+def test_calls_of_names_and_flags_are_structure():
+    class Name(str):
+        pass
+
+    assert step_shape("order_by", ("id", "-pages"), {}) == (("order_by", ("id", "-pages"), ()), ())
+    assert step_shape("order_by", (Name("id"),), {}) == (("order_by", (Name("id"),), ()), ())
+    assert step_shape("values_list", ("id",), {"named": False, "flat": True}) == (
+        ("values_list", ("id",), (("flat", True), ("named", False))),
+        (),
+    )
+    assert step_shape("select_for_update", (), {"of": (), "nowait": False}) is None
+    assert step_shape("order_by", (F("id").desc(),), {}) is None
+    assert step_shape("values_list", ("id",), {"flat": 1}) is None
+    shape, slots = step_shape("prefetch_related", ("book_set", Prefetch("tags")), {})
+    assert shape[0] == "prefetch_related" and shape[1][0] == "book_set" and slots == ()

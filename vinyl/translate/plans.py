@@ -13,7 +13,7 @@ import datetime
 import functools
 import os.path
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from types import SimpleNamespace
@@ -68,8 +68,17 @@ class Plan:
     sql: str
     positions: tuple
     build: Builder
+    #: How many slot values are the parameters as they are (positions
+    #: 0, 1, ... n-1: the usual plan), else -1.
+    as_given: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        positions = self.positions
+        object.__setattr__(self, "as_given", len(positions) if positions == tuple(range(len(positions))) else -1)
 
     def params(self, values: Sequence[Any]) -> tuple:
+        if type(values) is tuple and len(values) == self.as_given:
+            return values
         # (A list, not a generator: no resumption per parameter of a long IN list.)
         return tuple([values[p] if type(p) is int else p[0] if len(p) == 1 else p[1](values[p[0]]) for p in self.positions])
 

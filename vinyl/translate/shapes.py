@@ -169,6 +169,11 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
         # (One keyword, the usual filter: in order as it is.)
         for key in kwargs if len(kwargs) == 1 else sorted(kwargs):
             value = kwargs[key]
+            if type(value) is int:
+                # (_slot_kind of an int written out up to 2**31, the usual keys.)
+                keys.append((key, _SMALL if 0 <= value < 32768 else _SIXTEEN if 32768 <= value < 65536 else _THIRTY_ONE if 65536 <= value < 2147483648 else _int_kind(value)))
+                values.append(value)
+                continue
             if type(value) is bool:
                 # isnull=True and isnull=False are different SQL: structure.
                 keys.append((key, value))
@@ -202,22 +207,28 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
             keys.append((key, kind))
             values.append(value)
         return (method, tuple(keys)), tuple(values)
-    if method == "prefetch_related" and any(isinstance(a, Prefetch) for a in args):
-        return _prefetch_shape(args, kwargs)
+    if method == "__getitem__":
+        (k,) = args
+        if type(k) is slice and k.step is None:
+            return slice_shape(k.start, k.stop)
+        return None
     if method in _STRUCTURE_METHODS:
-        if not all(isinstance(a, str) for a in args):
-            return None
-        if not all(isinstance(v, (bool, type(None))) for v in kwargs.values()):
-            return None
+        # (Loops, not all() of a generator: order_by("id") is on most reads.)
+        for arg in args:
+            if type(arg) is not str and not isinstance(arg, str):
+                if method == "prefetch_related" and any(isinstance(a, Prefetch) for a in args):
+                    return _prefetch_shape(args, kwargs)
+                return None
+        if not kwargs:
+            return (method, args, ()), ()
+        for value in kwargs.values():
+            if value is not None and type(value) is not bool:
+                return None
         return (method, args, tuple(sorted(kwargs.items()))), ()
     if method == "update":
         return _update_shape(kwargs)
     if method == "extra":
         return _extra_shape(args, kwargs)
-    if method == "__getitem__":
-        (k,) = args
-        if isinstance(k, slice) and k.step is None:
-            return slice_shape(k.start, k.stop)
     return None
 
 
@@ -272,21 +283,19 @@ def slice_shape(start: Any, stop: Any) -> tuple[Any, tuple]:
     the shape. Other slices (negative, empty, not integers) are shapes by
     value: Django raises for them, or answers without SQL.
     """
-    literal = ("slice", start, stop), ()
     if (start is not None and type(start) is not int) or (stop is not None and type(stop) is not int):
-        return literal
+        return ("slice", start, stop), ()
     low = start or 0
     if low < 0 or (stop is not None and stop <= low):
-        return literal
-    values: tuple = ()
-    offset_kind = limit_kind = None
-    if low:
-        offset_kind = _int_kind(low)
-        values = (low,)
-    if stop is not None:
-        limit_kind = _int_kind(stop - low)
-        values += (stop - low,)
-    return ("slice", "bounds", offset_kind, limit_kind), values
+        return ("slice", start, stop), ()
+    if not low:  # (qs[:n], the usual slice)
+        if stop is None:
+            return ("slice", "bounds", None, None), ()
+        return ("slice", "bounds", None, _SMALL if stop < 32768 else _int_kind(stop)), (stop,)
+    offset_kind = _int_kind(low)
+    if stop is None:
+        return ("slice", "bounds", offset_kind, None), (low,)
+    return ("slice", "bounds", offset_kind, _int_kind(stop - low)), (low, stop - low)
 
 
 def _fill_slice(k: slice, values: Any) -> slice:
