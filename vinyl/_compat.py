@@ -168,15 +168,12 @@ class TaskWaitable:
     and clears the future's (one call where a statement waits: the steps of
     release_future here)."""
 
-    __slots__ = ("_asyncio_future_blocking", "_waited", "get_loop")
+    __slots__ = ("_asyncio_future_blocking", "_waited")
 
     def __init__(self, waited: Any) -> None:
         waited._asyncio_future_blocking = False
         self._asyncio_future_blocking = True
         self._waited = waited
-        # The task asks what it waits on for its loop: the future's own
-        # answer (its method, no Python frame of the waitable's).
-        self.get_loop: Callable[[], asyncio.AbstractEventLoop] = waited.get_loop
 
 
 # -- SQLAlchemy -----------------------------------------------------------------
@@ -234,14 +231,6 @@ def pool_queue(pool: Any) -> Any:
 def quiet_checkout(pool: Any) -> bool:
     """Does a checkout from ``pool`` never talk to the server?"""
     return not pool._pre_ping and pool._recycle < 0 and not pool._invalidate_time
-
-
-def listeners(target: Any, event_name: str) -> tuple:
-    """The listeners of an Engine's or Connection's event (its class's and
-    its own): SQLAlchemy has no public listing of them, and vinyl must know
-    that none but its own runs before it begins or commits outside the
-    greenlet."""
-    return tuple(getattr(target.dispatch, event_name))
 
 
 def max_overflow(pool: Any) -> int | None:
@@ -407,25 +396,6 @@ def begin_asyncpg_transaction(adapter: Any) -> Awaitable[None] | None:
     if adapter._transaction is None and adapter.isolation_level != "autocommit":
         return adapter._start_transaction()
     return None
-
-
-def commit_asyncpg_transaction(adapter: Any) -> Awaitable[None] | None:
-    """The COMMIT of the transaction SQLAlchemy's asyncpg adapter has open,
-    to await outside the greenlet; None if it has none. The adapter forgets
-    the transaction once COMMIT is sent, as its own commit() does: then
-    that commit() sends nothing."""
-    transaction = adapter._transaction
-    if transaction is None:
-        return None
-    return _commit_and_forget(adapter, transaction)
-
-
-async def _commit_and_forget(adapter: Any, transaction: Any) -> None:
-    try:
-        await transaction.commit()
-    finally:
-        # Sent, whatever its answer: the transaction is over (as the adapter's own commit does).
-        adapter._transaction = None
 
 
 def read_ssl_probe_failures(read: Callable[[Any], None]) -> None:

@@ -10,14 +10,12 @@ MySQL, from the server's own counters of the session.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 import pytest
 from django.db import IntegrityError
-from sqlalchemy import event, text
-from sqlalchemy.util import await_only
+from sqlalchemy import text
 
 import vinyl
 from tests.testapp.models import Author
@@ -95,40 +93,6 @@ async def test_a_savepoint_first_then_a_rollback_of_it(sent):
     words = _words(sent()[n:])
     assert words == ["BEGIN", "SAVEPOINT", "INSERT", "ROLLBACK", "INSERT", "COMMIT"], words
     assert await committed_names() == ["kept"]
-
-
-@pytest.mark.parametrize("event_name", ["begin", "commit"])
-async def test_an_applications_listener_runs_in_the_greenlet(sent, event_name):
-    """vinyl begins and commits a block outside SQLAlchemy's greenlet only
-    while its engine has no "begin" / "commit" listener but vinyl's own: one
-    an application adds may await (talk to the server) there, and runs as
-    it would on any engine, once per block; removed, blocks run as before."""
-    await Author.vinyl.count()
-    engine = vinyl.get_engine().sync_engine
-    seen: list[bool] = []
-
-    def listener(conn: object) -> None:
-        await_only(asyncio.sleep(0))  # MissingGreenlet outside the greenlet
-        seen.append(True)
-
-    event.listen(engine, event_name, listener)
-    try:
-        n = len(sent())
-        async with vinyl.atomic():
-            await Author.vinyl.create(name="Ann")
-            await Author.vinyl.create(name="Bob")
-        with pytest.raises(IntegrityError):
-            async with vinyl.atomic():
-                await Author.vinyl.create(name="Cid", email="c@x")
-                await Author.vinyl.create(name="Dan", email="c@x")
-    finally:
-        event.remove(engine, event_name, listener)
-    assert seen == ([True, True] if event_name == "begin" else [True])
-    assert _words(sent()[n:]) == ["BEGIN", "INSERT", "INSERT", "COMMIT", "BEGIN", "INSERT", "INSERT", "ROLLBACK"]
-    async with vinyl.atomic():
-        await Author.vinyl.create(name="Eve")
-    assert len(seen) == (2 if event_name == "begin" else 1)
-    assert await committed_names() == ["Ann", "Bob", "Eve"]
 
 
 async def test_on_commit_runs_after_an_empty_block():

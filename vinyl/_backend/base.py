@@ -296,8 +296,6 @@ class VinylWrapperMixin:
             insert_id=self.vinyl_insert_id,
             map_error=self.vinyl_map_error,
             start_transaction=self.vinyl_start_transaction,
-            begin=self.vinyl_begin,
-            commit=self.vinyl_commit,
             stream=self.vinyl_stream,
             stream_transaction=self.vinyl_stream_transaction,
             server_may_end_transaction=self.vinyl_server_may_end_transaction,
@@ -339,18 +337,6 @@ class VinylWrapperMixin:
     #: that the driver adapter begins lazily, before statements run on the
     #: driver (None when it has begun, or is not to begin).
     vinyl_start_transaction: Any = None
-
-    #: ``(driver connection) -> awaitable | None``: send the BEGIN that the
-    #: backend's "begin" listener would send in SQLAlchemy's begin (None when
-    #: there is none to send); then that begin needs no I/O and vinyl runs
-    #: it outside the greenlet. None: SQLAlchemy's begin runs in the greenlet.
-    vinyl_begin: Any = None
-
-    #: ``(adapter connection) -> awaitable | None``: send the COMMIT of the
-    #: adapter's open transaction on the driver, leaving SQLAlchemy's commit
-    #: nothing to send (None when none is open). None: SQLAlchemy's commit
-    #: runs in the greenlet.
-    vinyl_commit: Any = None
 
     def vinyl_map_error(self, exc: BaseException) -> BaseException:
         """Return the Django exception for a driver error."""

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
-from vinyl._compat import listeners, max_overflow
+from vinyl._compat import max_overflow
 from vinyl.engine.callbacks import run_callbacks, take_callbacks
 from vinyl.engine.disconnects import is_disconnect, raise_as_django
 from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts, room_in_pool, take_idle
@@ -269,12 +269,6 @@ async def release(scope: Scope, *, commit: bool) -> None:
     try:
         if commit:
             scope.check_transaction()
-            sending = _commit_on_driver(scope)
-            if sending is not None:
-                await sending
-                ended.append(True)
-                await _after_commit_on_driver(scope.entry, conn)
-                return
         await greenlet_spawn(_end_sync, conn.sync_connection, commit, ended)
     except BaseException as exc:
         if ended:
@@ -288,38 +282,14 @@ async def release(scope: Scope, *, commit: bool) -> None:
 
 
 async def _close_unused(entry: EngineEntry, conn: AsyncConnection) -> None:
-    """Give back a connection with no transaction open (none was begun, or
-    the driver committed it): without I/O (so without the greenlet) where
-    the pool takes it back quietly."""
+    """Give back a connection on which no transaction was begun: without
+    I/O (so without the greenlet) where the pool takes it back quietly."""
     sync_connection = conn.sync_connection
     driver = sync_connection.connection.driver_connection  # type: ignore[union-attr]
     if entry.quiet_checkin and entry.config.idle(driver) and room_in_pool(entry):  # type: ignore[misc]
         sync_connection.close()  # type: ignore[union-attr]  # started
         return
     await conn.close()
-
-
-def _commit_on_driver(scope: Scope) -> Awaitable[None] | None:
-    """The COMMIT of ``scope``'s transaction, sent on the driver where the
-    backend can (``EngineConfig.commit``) and no "commit" listener but
-    vinyl's would run (SQLAlchemy's commit is then bookkeeping only, done
-    without the greenlet by :func:`_after_commit_on_driver`); None otherwise."""
-    entry = scope.entry
-    quiet = entry.quiet_commit
-    if quiet is None or not quiet.issuperset(listeners(scope.connection.sync_connection, "commit")):
-        return None
-    return entry.config.commit(scope.drivers()[0])  # type: ignore[misc]  # (set with quiet_commit)
-
-
-async def _after_commit_on_driver(entry: EngineEntry, conn: AsyncConnection) -> None:
-    """SQLAlchemy's commit once the driver has committed (its events, no
-    I/O), then the connection back to the pool, without I/O where it can."""
-    try:
-        conn.sync_connection.commit()  # type: ignore[union-attr]  # started
-    except BaseException:
-        await discard(conn)
-        raise
-    await _close_unused(entry, conn)
 
 
 def _end_sync(connection: Any, commit: bool, ended: list[bool]) -> None:

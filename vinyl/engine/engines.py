@@ -22,7 +22,7 @@ from django.db import connections
 
 from sqlalchemy.util import await_, greenlet_spawn
 
-from vinyl._compat import listeners, invalidate_pool as _invalidate_pool, quiet_checkout, running_loop
+from vinyl._compat import invalidate_pool as _invalidate_pool, quiet_checkout, running_loop
 from vinyl.engine.fairpool import FairAsyncQueuePool, waiting_tasks
 from vinyl.engine.loopclose import close_with_loop, sever
 from vinyl.engine.sqlevents import log_engine_events
@@ -93,17 +93,6 @@ class EngineConfig:
     # connection below it: (adapter connection) -> the awaitable that sends
     # its BEGIN, or None when there is none to send.
     start_transaction: Callable[[Any], Awaitable[None] | None] | None = None
-    # Sends on the driver connection the BEGIN that SQLAlchemy's begin would
-    # send through the backend's listeners: (driver connection) -> the
-    # awaitable that sends it, or None when there is none to send. Given,
-    # vinyl begins its transactions with it and SQLAlchemy's begin then runs
-    # without I/O, outside the greenlet (see Scope.begin).
-    begin: Callable[[Any], Awaitable[None] | None] | None = None
-    # Sends on the driver the COMMIT of the transaction the driver adapter
-    # has open, and leaves the adapter with none, so that SQLAlchemy's commit
-    # sends nothing and runs outside the greenlet: (adapter connection) ->
-    # the awaitable that sends it, or None when the adapter has none open.
-    commit: Callable[[Any], Awaitable[None] | None] | None = None
     # Opens a server-side cursor for a streamed read (see StreamOpener).
     stream: StreamOpener | None = None
     # Does such a cursor need a transaction outside a block (asyncpg's
@@ -148,14 +137,6 @@ class EngineEntry:
     # Does each statement of a transaction check it is still open (see
     # EngineConfig.server_may_end_transaction)?
     checks_transaction: bool = False
-    # The "begin" listeners vinyl put on its own engine, none of which does
-    # I/O once config.begin has sent the BEGIN: while the engine has no
-    # other, SQLAlchemy's begin runs outside the greenlet (None: it never
-    # does; see Scope.begin).
-    quiet_begin: frozenset | None = None
-    # The same for "commit" and config.commit, on an engine whose idle
-    # connections go back to the pool without I/O (see checkout.release).
-    quiet_commit: frozenset | None = None
     # Resolved with the error when a connect fails, for the tasks waiting
     # for a connection of a full pool (see scope._pooled).
     connect_failure: asyncio.Future | None = None
@@ -242,20 +223,12 @@ def _entry(using: str) -> EngineEntry:
         and config.idle is not None
         and "pool_reset_on_return" not in config.engine_kwargs
     )
-    quiet_begin = quiet_commit = None
     if engine is None:
         engine = _create_engine(config)
-        # (listeners on the Engine class, an application's, are there already)
-        foreign = frozenset(listeners(engine.sync_engine, "begin"))
-        foreign_commit = frozenset(listeners(engine.sync_engine, "commit"))
         if config.configure is not None:
             config.configure(engine)
         # vinyl's SQLite engines send BEGIN as a statement (logged as one).
         log_engine_events(engine, using, log_begin=engine.dialect.name != "sqlite")
-        if config.begin is not None:
-            quiet_begin = frozenset(listeners(engine.sync_engine, "begin")) - foreign
-        if config.commit is not None and quiet_checkin:
-            quiet_commit = frozenset(listeners(engine.sync_engine, "commit")) - foreign_commit
     else:
         if config.configure is not None:
             autocommit_options = None
@@ -267,8 +240,6 @@ def _entry(using: str) -> EngineEntry:
         settings=_settings_of(using),
         autocommit_options=autocommit_options,
         quiet_checkin=quiet_checkin,
-        quiet_begin=quiet_begin,
-        quiet_commit=quiet_commit,
         # Only on vinyl's own engines does a transaction begin with an
         # explicit BEGIN that the driver's status reports at once.
         checks_transaction=config.server_may_end_transaction and using not in _user_engines,

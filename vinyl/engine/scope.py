@@ -47,7 +47,7 @@ from vinyl.engine.lock import StatementLock
 from vinyl.engine.shield import finish
 from vinyl.exceptions import TransactionScopeEnded, server_ended_transaction
 
-from vinyl._compat import listeners, in_greenlet as _in_greenlet
+from vinyl._compat import in_greenlet as _in_greenlet
 
 T = TypeVar("T")
 
@@ -294,26 +294,11 @@ class Scope:
 
         SQLAlchemy's begin, in the greenlet: the backend's ``begin`` listener
         sends what the server needs (MySQL's BEGIN; the asyncpg adapter sends
-        its own with the first statement). Where the backend sends that BEGIN
-        on the driver itself (``EngineConfig.begin``) and the engine has no
-        "begin" listener but vinyl's, it does, and SQLAlchemy's begin runs
-        outside the greenlet (a trip through it costs as much as a statement's
-        own Python). A failed BEGIN leaves the connection in an unknown state:
-        the scope is invalid from then on.
+        its own with the first statement). A failed BEGIN leaves the
+        connection in an unknown state: the scope is invalid from then on.
         """
-        sync_connection: Any = self.connection.sync_connection
         try:
-            quiet = self.entry.quiet_begin
-            if quiet is not None and quiet.issuperset(listeners(sync_connection, "begin")):
-                # The backend sends the BEGIN on the driver: SQLAlchemy's
-                # begin is left with bookkeeping and vinyl's listeners, and
-                # runs without the greenlet.
-                sending = self.entry.config.begin(self.drivers()[1])  # type: ignore[misc]  # (set with quiet_begin)
-                if sending is not None:
-                    await sending
-                sync_connection.begin()
-            else:
-                await greenlet_spawn(sync_connection.begin)
+            await greenlet_spawn(self.connection.sync_connection.begin)  # type: ignore[union-attr]  # started
         except BaseException as exc:
             self.invalidate()
             if isinstance(exc, Exception):

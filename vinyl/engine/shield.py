@@ -15,64 +15,61 @@ raises the cancellation when it ends, over its result or error.
 from __future__ import annotations
 
 import asyncio
-import types
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, TypeVar
+from typing import Any, Awaitable, Callable, Generator, TypeVar
 
 from vinyl._compat import TaskWaitable, release_future
 
 T = TypeVar("T")
 
 
-@types.coroutine
-def _to_the_end(awaitable: Awaitable[Any]) -> Generator[Any, None, Any]:
-    # finish(): a generator-based coroutine, so that a call makes the
-    # generator and runs no Python code of its own (every statement of a
-    # block goes through here).
-    inner = awaitable.__await__()
-    cancelled = False
-    try:
-        while True:
-            try:
-                waited = inner.send(None)
-            except StopIteration as stop:
-                if cancelled:
-                    raise asyncio.CancelledError() from None
-                return stop.value
-            except BaseException:
-                if cancelled:  # the cancellation wins over an error too
-                    raise asyncio.CancelledError() from None
-                raise
-            if waited is None:  # a bare yield: one turn of the loop
+def finish(awaitable: Awaitable[T]) -> Awaitable[T]:
+    """``await finish(x)``: await ``x`` to its end even if the caller is
+    cancelled meanwhile; the cancellation is re-raised once ``x`` is done."""
+    return _ToTheEnd(awaitable)
+
+
+class _ToTheEnd:
+    __slots__ = ("_awaitable",)
+
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        self._awaitable = awaitable
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        inner = self._awaitable.__await__()
+        cancelled = False
+        try:
+            while True:
                 try:
-                    yield None
+                    waited = inner.send(None)
+                except StopIteration as stop:
+                    if cancelled:
+                        raise asyncio.CancelledError() from None
+                    return stop.value
+                except BaseException:
+                    if cancelled:  # the cancellation wins over an error too
+                        raise asyncio.CancelledError() from None
+                    raise
+                if waited is None:  # a bare yield: one turn of the loop
+                    try:
+                        yield None
+                    except asyncio.CancelledError:
+                        cancelled = True
+                    continue
+                # A future the work waits on: the task waits on its guard.
+                if waited.done():
+                    release_future(waited)
+                    continue
+                try:
+                    yield _Guard(waited)
                 except asyncio.CancelledError:
+                    # Raised by the task once the future is done (the guard
+                    # refused to be cancelled): the work reads its result.
                     cancelled = True
-                continue
-            # A future the work waits on: the task waits on its guard.
-            if waited.done():
-                release_future(waited)
-                continue
-            try:
-                yield _Guard(waited)
-            except asyncio.CancelledError:
-                # Raised by the task once the future is done (the guard
-                # refused to be cancelled): the work reads its result.
-                cancelled = True
-    except GeneratorExit:
-        # The caller's coroutine is being closed (its loop is going
-        # away): nothing can drive the work any more.
-        inner.close()
-        raise
-
-
-if TYPE_CHECKING:
-
-    def finish(awaitable: Awaitable[T]) -> Awaitable[T]:
-        """``await finish(x)``: await ``x`` to its end even if the caller is
-        cancelled meanwhile; the cancellation is re-raised once ``x`` is done."""
-
-else:
-    finish = _to_the_end
+        except GeneratorExit:
+            # The caller's coroutine is being closed (its loop is going
+            # away): nothing can drive the work any more.
+            inner.close()
+            raise
 
 
 class _Guard(TaskWaitable):
@@ -85,9 +82,12 @@ class _Guard(TaskWaitable):
     cancelled, and the task raises the cancellation when it resumes.
     """
 
-    # (_waited and get_loop: TaskWaitable's; _wake is set by
-    # add_done_callback, which the task calls before anything can call _done)
+    # (_waited: TaskWaitable's; _wake is set by add_done_callback, which
+    # the task calls before anything can call _done)
     __slots__ = ("_wake",)
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._waited.get_loop()
 
     def add_done_callback(self, fn: Callable[[Any], object], *, context: Any = None) -> None:
         # One waiter: the task that was handed the guard.
@@ -106,6 +106,6 @@ class _Guard(TaskWaitable):
     def cancel(self, msg: Any = None) -> bool:
         return False  # the work runs to its end (see the module's doc)
 
-    # The task's wake-up calls it and ignores its value (the work reads the
-    # future's own result): None, from a call of NoneType, in C.
-    result: Any = staticmethod(type(None))
+    def result(self) -> None:
+        # The task's wake-up reads it; the work reads the future's own.
+        return None

@@ -270,27 +270,19 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
             root = scope.root
             if scope.state is _CLOSED or root.state is _CLOSED:
                 scope.check_open()
-            if root.state is _INVALID:
-                scope.check_transaction()  # (raises)
             entry = scope.entry
-            config = entry.config
-            begun = scope.connection.sync_connection.in_transaction()  # type: ignore[union-attr]  # started
-            drivers = None
-            if begun and entry.checks_transaction:
-                # (check_transaction()'s steps, to its refusal, with the
-                # driver connection kept for the statement)
-                drivers = scope.drivers()
-                if root.transactional and not config.in_transaction(drivers[1]):  # type: ignore[misc]  # (set where checks_transaction)
-                    scope.check_transaction()  # (invalidates, raises)
+            if root.state is _INVALID or entry.checks_transaction:
+                scope.check_transaction()
             try:
+                config = entry.config
                 run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
                 started = time.perf_counter() if _querylog.observing() else None
                 try:
-                    if not begun and scope.begins_lazily:  # (unbegun())
+                    if scope.begins_lazily and not scope.connection.sync_connection.in_transaction():  # type: ignore[union-attr]  # (unbegun())
                         # The block's first statement: its BEGIN and it run
                         # to their end together.
                         return await finish(_begin_and_run(scope, run, sql, params))
-                    adapter, driver = drivers or scope.drivers()
+                    adapter, driver = scope.drivers()
                     start = config.start_transaction
                     if start is not None:
                         starting = start(adapter)

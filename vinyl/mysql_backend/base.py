@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import struct
 import time
-from typing import TYPE_CHECKING, Any, Awaitable
+from typing import TYPE_CHECKING, Any
 
 import asyncmy
 from asyncmy.constants.COMMAND import COM_SET_OPTION
@@ -93,12 +93,6 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
         # a certification conflict), see vinyl.retry.
         facts = cached_facts(self.alias)
         return as_conflict(error, exc, galera=bool(facts and facts.get("galera")))
-
-    @staticmethod
-    def vinyl_begin(driver_connection: Any) -> Awaitable[None] | None:
-        # The BEGIN of _begin (the engine's listener), which then has none
-        # to send.
-        return _driver_begin(driver_connection)
 
     @staticmethod
     async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
@@ -299,20 +293,8 @@ def _autocommit_again(dbapi_connection: Any, record: Any) -> None:
 def _begin(connection: Any) -> None:
     if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
         return  # SQLAlchemy Core code asked for autocommit: no transaction
-    sending = _driver_begin(connection.connection.driver_connection)
-    if sending is not None:
-        sa_await(sending)
-
-
-def _driver_begin(driver: Any) -> Awaitable[None] | None:
-    """The BEGIN to send on ``driver`` for a transaction SQLAlchemy begins;
-    None if there is none to send.
-
-    With autocommit off (after an isolation level set for one connection),
-    the driver's implicit transaction is already the one SQLAlchemy expects;
-    with one open (vinyl sent BEGIN on the driver first, see
-    ``DatabaseWrapper.vinyl_begin``), a second BEGIN would commit it.
-    """
-    if driver.get_autocommit() and not driver.get_transaction_status():
-        return driver.begin()
-    return None
+    driver = connection.connection.driver_connection
+    if driver.get_autocommit():
+        # Off (after an isolation level set for one connection), the
+        # driver's implicit transaction is already the one SQLAlchemy expects.
+        sa_await(driver.begin())

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
-from vinyl._compat import asyncpg_dbapi, begin_asyncpg_transaction, close_portal, commit_asyncpg_transaction
+from vinyl._compat import asyncpg_dbapi, begin_asyncpg_transaction, close_portal
 from vinyl.engine.engines import EngineConfig
 from vinyl.exceptions import django_error
 from vinyl.retry import as_conflict
@@ -160,15 +160,6 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     # connection itself must not run before it, outside the transaction.
     # (The function itself: every statement of a block calls it.)
     vinyl_start_transaction = staticmethod(begin_asyncpg_transaction)
-
-    @staticmethod
-    def vinyl_begin(driver_connection: Any) -> None:
-        # SQLAlchemy's begin sends nothing here: the adapter's BEGIN goes
-        # with its first statement (vinyl_start_transaction).
-        return None
-
-    # The adapter's COMMIT, awaited outside the greenlet.
-    vinyl_commit = staticmethod(commit_asyncpg_transaction)
 
     @staticmethod
     def vinyl_map_error(exc: BaseException) -> BaseException:
