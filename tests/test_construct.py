@@ -31,17 +31,22 @@ def _build(init, cls, args, kwargs):
 
 
 def assert_same(cls, *args, **kwargs):
-    """Django's and vinyl's __init__ give ``cls(*args, **kwargs)`` alike."""
+    """Django's and vinyl's __init__ give ``cls(*args, **kwargs)`` alike:
+    the generic one and the class's own (generated for it on its first
+    instance, see construct._keyword_init)."""
     django = _build(construct._django_init, cls, args, dict(kwargs))
     ours = _build(construct._init, cls, args, dict(kwargs))
     assert ours == django
+    _build(construct._init, cls, (), {})  # its first instance: the class's own __init__ is in place
+    assert _build(cls.__init__, cls, args, dict(kwargs)) == django
     return ours
 
 
 def test_models_with_a_vinyl_manager_get_the_quick_init():
-    assert Author.__init__ is construct._init
-    assert Author.vinyl.model.__init__ is construct._init
     assert Author(name="a").name == "a"
+    # From its first instance on, the class's keyword path is its own function.
+    assert construct.is_keyword_init(vars(Author)["__init__"])
+    assert construct.builds_like_django(Author.vinyl.model.__init__)
     # Reads still build rows without any __init__ (vinyl.translate.instances).
     assert plain_construction(Author.vinyl.model, ["id", "name", "age", "email"])
 

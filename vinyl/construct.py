@@ -20,6 +20,7 @@ know, runs Django's own ``__init__``.
 
 from __future__ import annotations
 
+import keyword
 from typing import Any, Callable
 
 from django.db.models import Field, Model
@@ -75,6 +76,7 @@ def _init(self: Model, *args: Any, **kwargs: Any) -> None:
         spec = _specs[cls]
     except KeyError:
         spec = _specs[cls] = _spec_of(cls)
+        _install_keyword_init(cls, spec)
     if spec is None or (pre_init.receivers and pre_init.sender_receivers_cache.get(cls) is not NO_RECEIVERS):
         return _django_init(self, *args, **kwargs)
     # The loops below are written out for each case on purpose: this runs for
@@ -174,3 +176,114 @@ def _stored_plainly(cls: type, attname: str) -> bool:
         if attname in vars(base):
             return type(vars(base)[attname]) in _PLAIN_DESCRIPTORS
     return True
+
+
+# -- the keyword path of one class, generated ---------------------------------
+#
+# ``Model(name=..., value=...)`` (every bulk_create of new objects builds
+# them so) binds each keyword to a parameter of a function written for the
+# class: no kwargs dict to copy and look into, and one attribute store per
+# field. Anything else it is handed (positional values, other keywords, a
+# subclass's instance, a pre_init receiver) goes to _init with the same
+# arguments.
+
+
+def _install_keyword_init(cls: type, spec: _Spec | None) -> None:
+    """Give ``cls`` its generated ``__init__`` if vinyl installed _init on it."""
+    if spec is None or not spec.direct or not (vars(cls).get("__init__") is _init or is_keyword_init(vars(cls).get("__init__"))):
+        return
+    init = _keyword_init(cls, spec)
+    if init is not None:
+        cls.__init__ = init  # type: ignore[misc]
+
+
+def is_keyword_init(init: Any) -> bool:
+    """Is ``init`` an ``__init__`` this module generated for one class?"""
+    return getattr(init, "_vinyl_keyword_init", False) is True
+
+
+def builds_like_django(init: Any) -> bool:
+    """Does ``init`` build the instances Django's ``Model.__init__`` builds?"""
+    return init is _django_init or init is _init or is_keyword_init(init)
+
+
+# Names of the generated code; no attname may take one (checked).
+_PREFIX = "__v_"
+
+
+def _keyword_init(cls: type, spec: _Spec) -> Callable[..., None] | None:
+    """``__init__`` for ``cls``: _init's keyword path written out per field.
+
+    A field whose attname is its name takes a keyword-only parameter; one
+    whose attname differs (a foreign key's ``author_id``) is read from the
+    remaining keywords, which then hold nothing else. The fallback hands
+    _init the keywords given: the named ones in field order, then the rest
+    in the caller's order (Django's ``__init__`` pops each field's by name,
+    so only the rest's order can matter to it).
+    """
+    meta = cls._meta  # type: ignore[attr-defined]
+    names = {field.attname: field.name for field in meta.concrete_fields}
+    attnames = [attname for attname, _, _ in spec.by_keyword]
+    if any(not a.isidentifier() or keyword.iskeyword(a) or a.startswith(_PREFIX) for a in attnames):
+        return None
+    named = [a for a in attnames if names.get(a) == a]
+    others = [a for a in attnames if names.get(a) != a]
+    # An attribute store per field where no class attribute has a setter
+    # (a foreign key's only stores the value: its __dict__ entry, as _init).
+    by_store = not any(hasattr(type(_class_attribute(cls, a)), "__set__") for a in attnames)
+    namespace: dict[str, Any] = {
+        "__v_cls": cls, "__v_spec": spec, "__v_specs": _specs, "__v_init": _init, "__v_MISSING": _MISSING,
+        "__v_DEFERRED": DEFERRED, "__v_State": ModelState, "__v_pre": pre_init, "__v_post": post_init,
+        "__v_NO": NO_RECEIVERS, "__v_named": tuple(named), "__v_others": frozenset(others),
+        "__v_fallback": _fallback,
+    }
+    params = "".join(f"{a}=__v_MISSING, " for a in named)
+    lines = [
+        f"def __init__(__v_self, /, *__v_args, {params}**__v_kwargs):",
+        "    if (__v_args or type(__v_self) is not __v_cls or __v_specs.get(__v_cls) is not __v_spec",
+        "            or (__v_kwargs and not __v_kwargs.keys() <= __v_others)",
+        "            or (__v_pre.receivers and __v_pre.sender_receivers_cache.get(__v_cls) is not __v_NO)):",
+        f"        return __v_fallback(__v_self, __v_args, __v_kwargs, __v_named, ({''.join(f'{a}, ' for a in named)}))",
+        "    __v_self._state = __v_State()",
+    ]
+    if not by_store:
+        lines.append("    __v_values = __v_self.__dict__")
+    for k, (attname, constant, default) in enumerate(spec.by_keyword):
+        if attname in named:
+            lines.append(f"    if {attname} is __v_MISSING:")
+        else:
+            lines.append(f"    {attname} = __v_kwargs.get({attname!r}, __v_MISSING) if __v_kwargs else __v_MISSING")
+            lines.append(f"    if {attname} is __v_MISSING:")
+        if default is None:
+            namespace[f"__v_k{k}"] = constant
+            lines.append(f"        {attname} = __v_k{k}")
+        else:
+            namespace[f"__v_d{k}"] = default
+            lines.append(f"        {attname} = __v_d{k}()")
+        store = f"__v_self.{attname}" if by_store else f"__v_values[{attname!r}]"
+        lines.append(f"    if {attname} is not __v_DEFERRED:")
+        lines.append(f"        {store} = {attname}")
+    lines.append("    if __v_post.receivers and __v_post.sender_receivers_cache.get(__v_cls) is not __v_NO:")
+    lines.append("        __v_post.send(sender=__v_cls, instance=__v_self)")
+    # The source holds only checked identifiers, integers and repr() strings.
+    exec("\n".join(lines), namespace)  # noqa: S102
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init._vinyl_keyword_init = True
+    return init
+
+
+def _class_attribute(cls: type, name: str) -> Any:
+    for base in cls.__mro__:
+        if name in vars(base):
+            return vars(base)[name]
+    return None
+
+
+def _fallback(self: Model, args: tuple, kwargs: dict, names: tuple, values: tuple) -> None:
+    given = {name: value for name, value in zip(names, values) if value is not _MISSING}
+    given.update(kwargs)
+    return _init(self, *args, **given)
+
+
+_MISSING = object()

@@ -28,9 +28,6 @@ from vinyl.translate.converters import Converted
 
 Row = Sequence[Any]
 
-# Django's __init__, and vinyl's quicker one that builds the same instances
-# (vinyl.construct, installed on models with a vinyl manager).
-_DJANGOS_INIT = (Model.__init__, construct._init)
 
 # Django's field descriptors whose __set__, on an instance being built, only
 # stores the value in its __dict__ (a foreign key's also drops a cached
@@ -49,7 +46,9 @@ def plain_construction(model: Any, attnames: Sequence[str]) -> bool:
     deferred attributes, whose setter (if any) only stores the value, or a
     ``descriptor_class`` of the field's that has no setter.
     """
-    if model.__init__ not in _DJANGOS_INIT or model.from_db.__func__ is not Model.from_db.__func__:
+    # Django's __init__, or vinyl's quicker ones that build the same instances
+    # (vinyl.construct, installed on models with a vinyl manager).
+    if not construct.builds_like_django(model.__init__) or model.from_db.__func__ is not Model.from_db.__func__:
         return False
     if model.__setattr__ is not object.__setattr__:
         return False
