@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 import time
@@ -15,7 +16,7 @@ from asyncmy.cursors import Cursor as BufferedCursor, SSCursor
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vinyl.mysql_backend import _mysqldb
+from vinyl.mysql_backend import _mysqldb, literals
 
 _mysqldb.import_django_mysql()
 
@@ -94,26 +95,29 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
         facts = cached_facts(self.alias)
         return as_conflict(error, exc, galera=bool(facts and facts.get("galera")))
 
+    # Each runs ``execute(*arguments(...))``: many plain parameters written
+    # into the SQL by vinyl (see literals); ``written=False`` where the
+    # connection's own encoders may write them otherwise.
     @staticmethod
-    async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
+    async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple, written: bool = True) -> list:
         async with driver_connection.cursor() as cursor:
-            await cursor.execute(sql, params)
+            await cursor.execute(*(literals.arguments(driver_connection, sql, params) if written else (sql, params)))
             return await cursor.fetchall()
 
     @staticmethod
-    async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
+    async def vinyl_execute(driver_connection: Any, sql: str, params: tuple, written: bool = True) -> int:
         # Matched rows, not changed ones: SQLAlchemy connects with FOUND_ROWS,
         # as Django does.
         async with driver_connection.cursor() as cursor:
-            await cursor.execute(sql, params)
+            await cursor.execute(*(literals.arguments(driver_connection, sql, params) if written else (sql, params)))
             return cursor.rowcount
 
     @staticmethod
-    async def vinyl_insert_id(driver_connection: Any, sql: str, params: tuple) -> list:
+    async def vinyl_insert_id(driver_connection: Any, sql: str, params: tuple, written: bool = True) -> list:
         # The OK packet carries the key: no result set to send and parse, as
         # RETURNING would need.
         async with driver_connection.cursor() as cursor:
-            await cursor.execute(sql, params)
+            await cursor.execute(*(literals.arguments(driver_connection, sql, params) if written else (sql, params)))
             return [(cursor.lastrowid,)]
 
     @staticmethod
@@ -156,6 +160,11 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
                 event.listen(engine.sync_engine, "connect", _one_statement_per_query)
 
         config.configure = configure
+        if "conv" in connect_args:
+            # The driver's encoders are the caller's: literals as asyncmy writes them.
+            config.fetch = functools.partial(self.vinyl_fetch, written=False)
+            config.execute = functools.partial(self.vinyl_execute, written=False)
+            config.insert_id = functools.partial(self.vinyl_insert_id, written=False)
         return config
 
     def create_cursor(self, name: str | None = None) -> Any:
