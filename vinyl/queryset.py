@@ -50,7 +50,7 @@ from vinyl.translate.plans import (
     widened_outcome,
     zone_sensitive,
 )
-from vinyl.translate.shapes import deferrable, long_list_span, probe_values, step_shape, substitute
+from vinyl.translate.shapes import deferrable, long_list_span, probe_values, step_shape, substitute, update_shape
 
 M = TypeVar("M", bound=models.Model)
 
@@ -828,14 +828,16 @@ class VinylQuerySet(Generic[M]):
             id_list = id_list._django()
         return await self._read("in_bulk", id_list, field_name=field_name)
 
+    @_on_managers
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
+        self = self._queryset()  # (a manager's: its get_queryset())
         model = self._model
         db = self._write_db
         if model._meta.private_fields:  # content_object=...: its content type
             await generic.prepare_create(model, db, kwargs)
-        # (_plans() is None until the server facts that features need are known.)
-        plans = _plans(db, ()) if self._recipe is not None else None
+        # (None until the server facts that features need are known.)
+        plans = known_plan_cache(db) if self._recipe is not None else None
         if (
             plans is not None
             and inserts.plannable(model, db)
@@ -850,7 +852,7 @@ class VinylQuerySet(Generic[M]):
                 if plan is not None and plan is not NEVER:
                     params = plan.params(obj)
                     if params is not None:
-                        sql, driver_params = plan.prepare(plan.sql, tuple(params))
+                        sql, driver_params = plan.prepare(plan.sql, params)
                         if type(driver_params) is not tuple:
                             driver_params = tuple(driver_params)
                         rows = await write(db, sql, driver_params, rows="insert_id" if plan.insert_id else True)
@@ -982,7 +984,7 @@ class VinylQuerySet(Generic[M]):
     async def update(self, **kwargs: Any) -> int:
         """Update matching rows; return how many rows matched."""
         single = not self._model._meta.concrete_model._meta.parents
-        shaped = step_shape("update", (), kwargs) if single and self._recipe is not None else None
+        shaped = update_shape(kwargs) if single and self._recipe is not None else None
         if shaped is not None:
             # A planned update runs here, in this coroutine (no coroutine of
             # its own to create and resume); the rest in _update_planned().
@@ -990,7 +992,7 @@ class VinylQuerySet(Generic[M]):
             recipe = self._recipe + (shape,)  # type: ignore[operator]
             values = self._values + update_values
             db = self._write_db
-            cache = _plans(db, recipe)
+            cache = known_plan_cache(db)  # (_plans() of a recipe)
             key = (self._model, "update", recipe)
             plan = cache.lookup(key) if cache is not None else None
             if type(plan) is Plan:
