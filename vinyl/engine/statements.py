@@ -16,6 +16,7 @@ from django.db import utils as django_db
 from sqlalchemy.util import greenlet_spawn
 
 from vinyl import _querylog
+from vinyl._compat import quiet_checkout
 from vinyl.engine.disconnects import (
     _driver_disconnect,
     _lost_connection,
@@ -28,13 +29,12 @@ from vinyl.engine.engines import (
     EngineEntry,
     check_in_spares,
     engine_entry,
+    fair_queue_of,
     invalidate_pool,
     keep_for_this_step,
-    quiet_pool,
     room_in_pool,
     take_idle,
 )
-from vinyl.engine.fairpool import fair_queue
 from vinyl.engine.savepoints import savepoint
 from vinyl.engine.scope import Scope, State, active_scope
 from vinyl.engine.shield import finish
@@ -219,8 +219,9 @@ def _give_back_now(entry: EngineEntry, pooled: Any, driver: Any) -> bool:
     then it goes to the first of them, still checked out (see turns.py).
     """
     if entry.quiet_checkin and entry.config.idle(driver):  # type: ignore[misc]
-        if quiet_pool(entry):
-            queue = fair_queue(entry.engine.sync_engine.pool)
+        pool = entry.engine.sync_engine.pool
+        if not entry.stale and quiet_checkout(pool):  # (quiet_pool written out)
+            queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
             if queue is None or not queue.waiting():
                 keep_for_this_step(entry, pooled)
                 return True
