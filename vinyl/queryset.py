@@ -30,6 +30,7 @@ from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
 from vinyl.engine.checkout import checkout, end_interrupted, release
 from vinyl.engine.disconnects import is_disconnect
+from vinyl.engine.engines import EngineEntry, engine_entry
 from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows
 from vinyl.engine.statements import fetch, write
 from vinyl.engine.streams import stream
@@ -599,12 +600,15 @@ class VinylQuerySet(Generic[M]):
             return plan.sql, plan.params(self._values), plan.build
         return self._compile(self._django(), cache, key, plan, self._values, None)
 
-    def _scalar_plan(self, kind: str) -> tuple[str, PlanCache | None, tuple, Any]:
-        """The alias, plan cache, key and looked-up plan of count() / exists()."""
+    def _scalar_plan(self, kind: str) -> tuple[str, EngineEntry | None, PlanCache | None, tuple, Any]:
+        """The alias, engine entry (None without a recipe), plan cache, key
+        and looked-up plan of count() / exists()."""
         db = self.db
-        cache = _plans(db, self._recipe)
-        key = (self._model, kind, self._recipe)
-        return db, cache, key, cache.lookup(key) if cache is not None else None
+        recipe = self._recipe
+        entry = engine_entry(db) if recipe is not None else None
+        cache = known_plan_cache(db, entry) if entry is not None else None
+        key = (self._model, kind, recipe)
+        return db, entry, cache, key, cache.lookup(key) if cache is not None else None
 
     async def _unplanned_scalar(self, db: str, cache: PlanCache | None, key: tuple, plan: Any, method: str) -> Any:
         """count() / exists() when ``key`` (looked up: ``plan``) has no plan yet."""
@@ -749,11 +753,12 @@ class VinylQuerySet(Generic[M]):
             recipe = recipe + (shape,)  # type: ignore[operator]
             values = self._values + values
             db = self.db
-            cache = known_plan_cache(db)
+            entry = engine_entry(db)
+            cache = known_plan_cache(db, entry)
             key = (self._model, "get", recipe)
             plan = cache.lookup(key) if cache is not None else None
             if type(plan) is Plan:
-                return plan.build(await fetch(db, plan.sql, plan.params(values)))
+                return plan.build(await fetch(db, plan.sql, plan.params(values), entry))
             return await self._unplanned_rows(db, cache, key, plan, values, kwargs)
         except DatabaseUnavailable as exc:
             other = self._fallback(exc)
@@ -786,9 +791,9 @@ class VinylQuerySet(Generic[M]):
                 # the SELECT: no select_related or value checks of its own),
                 # finds it empty and runs nothing.
                 return await self._read("count")
-            db, cache, key, plan = self._scalar_plan("count")
+            db, entry, cache, key, plan = self._scalar_plan("count")
             if type(plan) is Plan:
-                return plan.build(await fetch(db, plan.sql, plan.params(self._values)))
+                return plan.build(await fetch(db, plan.sql, plan.params(self._values), entry))
             return await self._unplanned_scalar(db, cache, key, plan, "count")
         except DatabaseUnavailable as exc:
             other = self._fallback(exc)
@@ -802,9 +807,9 @@ class VinylQuerySet(Generic[M]):
         try:
             if self._recipe is None and self._qs.query.is_empty():
                 return await self._read("exists")  # as count()
-            db, cache, key, plan = self._scalar_plan("exists")
+            db, entry, cache, key, plan = self._scalar_plan("exists")
             if type(plan) is Plan:
-                return plan.build(await fetch(db, plan.sql, plan.params(self._values)))
+                return plan.build(await fetch(db, plan.sql, plan.params(self._values), entry))
             return await self._unplanned_scalar(db, cache, key, plan, "exists")
         except DatabaseUnavailable as exc:
             other = self._fallback(exc)

@@ -45,19 +45,20 @@ T = TypeVar("T")
 _CLOSED, _INVALID = State.CLOSED, State.INVALID
 
 
-def fetch(alias: str, sql: str, params: tuple) -> Awaitable[list]:
+def fetch(alias: str, sql: str, params: tuple, entry: EngineEntry | None = None) -> Awaitable[list]:
     """Run one read statement straight on the driver (see :func:`_fetch`).
 
     Outside a block, a read that hit a connection the server closed runs
     once more on a fresh one (inside one, an error is the block's).
+    ``entry``: ``engine_entry(alias)`` where the caller has it at hand.
     """
     scope = active_scope(alias)
     if scope is not None:
         return _in_scope(alias, scope, sql, params, True, False)
-    return _fetch_outside(alias, sql, params)
+    return _fetch_outside(alias, sql, params, entry)
 
 
-async def _fetch_outside(alias: str, sql: str, params: tuple) -> list:
+async def _fetch_outside(alias: str, sql: str, params: tuple, entry: EngineEntry | None) -> list:
     """:func:`fetch` outside a block.
 
     The usual read (an idle connection at hand without I/O) runs here in
@@ -65,7 +66,8 @@ async def _fetch_outside(alias: str, sql: str, params: tuple) -> list:
     order, without a coroutine for each (every layer costs its frame at the
     call and at each resumption).
     """
-    entry = engine_entry(alias)
+    if entry is None:
+        entry = engine_entry(alias)
     try:
         pooled = take_idle(entry) or await pooled_in_turn(alias, entry)
     except Exception as exc:
