@@ -562,8 +562,6 @@ def get_engine(using: str = DEFAULT_ALIAS) -> AsyncEngine:
     return engine_entry(using).engine
 
 
-
-
 def set_engine(engine: AsyncEngine, using: str = DEFAULT_ALIAS) -> None:
     """Make vinyl run ``using`` on an engine the application built.
 
