@@ -63,3 +63,12 @@ def test_the_manager_offers_the_querysets_own_read_coroutines() -> None:
     for name in ("get", "count", "exists"):
         assert getattr(type(Author.vinyl), name) is getattr(VinylQuerySet, name)
         assert getattr(VinylRelatedManager, name) is getattr(VinylQuerySet, name)
+
+
+def test_the_manager_offers_the_querysets_create_coroutine() -> None:
+    # Model.vinyl.create() is VinylQuerySet.create run from the manager's
+    # get_queryset() (one coroutine); related managers keep their own.
+    from vinyl.related import VinylRelatedManager
+
+    assert type(Author.vinyl).create is VinylQuerySet.create
+    assert VinylRelatedManager.create is not VinylQuerySet.create

@@ -16,8 +16,8 @@ import logging
 import traceback
 from contextlib import aclosing
 from typing import (
-    Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Generator, Generic, Iterator,
-    Optional, ParamSpec, TypeVar, Union, overload,
+    Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, ClassVar, Concatenate, Coroutine, Generator, Generic,
+    Iterator, Optional, ParamSpec, TypeVar, Union, overload,
 )  # fmt: skip
 
 from django.db import DatabaseError, connections, models
@@ -30,6 +30,7 @@ from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
 from vinyl.engine.checkout import checkout, end_interrupted, release
 from vinyl.engine.disconnects import is_disconnect
+from vinyl.engine.engines import EngineEntry, engine_entry
 from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows
 from vinyl.engine.statements import fetch, write
 from vinyl.engine.streams import stream
@@ -50,7 +51,7 @@ from vinyl.translate.plans import (
     widened_outcome,
     zone_sensitive,
 )
-from vinyl.translate.shapes import deferrable, long_list_span, probe_values, step_shape, substitute
+from vinyl.translate.shapes import deferrable, long_list_span, probe_values, step_shape, substitute, update_shape
 
 M = TypeVar("M", bound=models.Model)
 
@@ -167,6 +168,35 @@ def _compiles_as_django(qs: QuerySet, db: str) -> None:
         qs.query.get_compiler(db).as_sql()
     except (EmptyResultSet, FullResultSet):
         pass
+
+
+def _scalar_read(kind: str) -> Callable[[Any], Coroutine[Any, Any, Any]]:
+    """Build ``count()`` or ``exists()`` (``kind``): the same steps, each
+    method one coroutine of its own (a shared coroutine both awaited would
+    add a frame to every call)."""
+
+    @_on_managers
+    async def read(self: VinylQuerySet[Any]) -> Any:
+        self = self._queryset()  # (a manager's: its get_queryset())
+        try:
+            if self._recipe is None and self._qs.query.is_empty():
+                # Django's own count() / exists(): it compiles its query (not
+                # the SELECT: no select_related or value checks of its own),
+                # finds it empty and runs nothing.
+                return await self._read(kind)
+            db, entry, cache, key, plan = self._scalar_plan(kind)
+            if type(plan) is Plan:
+                return plan.build(await fetch(db, plan.sql, plan.params(self._values), entry))
+            return await self._unplanned_scalar(db, cache, key, plan, kind)
+        except DatabaseUnavailable as exc:
+            other = self._fallback(exc)
+            if other is None:
+                raise
+            return await getattr(self.using(other), kind)()
+
+    read.__name__ = kind
+    read.__qualname__ = f"VinylQuerySet.{kind}"
+    return read
 
 
 class VinylQuerySet(Generic[M]):
@@ -599,12 +629,15 @@ class VinylQuerySet(Generic[M]):
             return plan.sql, plan.params(self._values), plan.build
         return self._compile(self._django(), cache, key, plan, self._values, None)
 
-    def _scalar_plan(self, kind: str) -> tuple[str, PlanCache | None, tuple, Any]:
-        """The alias, plan cache, key and looked-up plan of count() / exists()."""
+    def _scalar_plan(self, kind: str) -> tuple[str, EngineEntry | None, PlanCache | None, tuple, Any]:
+        """The alias, engine entry (None without a recipe), plan cache, key
+        and looked-up plan of count() / exists()."""
         db = self.db
-        cache = _plans(db, self._recipe)
-        key = (self._model, kind, self._recipe)
-        return db, cache, key, cache.lookup(key) if cache is not None else None
+        recipe = self._recipe
+        entry = engine_entry(db) if recipe is not None else None
+        cache = known_plan_cache(db, entry) if entry is not None else None
+        key = (self._model, kind, recipe)
+        return db, entry, cache, key, cache.lookup(key) if cache is not None else None
 
     async def _unplanned_scalar(self, db: str, cache: PlanCache | None, key: tuple, plan: Any, method: str) -> Any:
         """count() / exists() when ``key`` (looked up: ``plan``) has no plan yet."""
@@ -749,11 +782,12 @@ class VinylQuerySet(Generic[M]):
             recipe = recipe + (shape,)  # type: ignore[operator]
             values = self._values + values
             db = self.db
-            cache = known_plan_cache(db)
+            entry = engine_entry(db)
+            cache = known_plan_cache(db, entry)
             key = (self._model, "get", recipe)
             plan = cache.lookup(key) if cache is not None else None
             if type(plan) is Plan:
-                return plan.build(await fetch(db, plan.sql, plan.params(values)))
+                return plan.build(await fetch(db, plan.sql, plan.params(values), entry))
             return await self._unplanned_rows(db, cache, key, plan, values, kwargs)
         except DatabaseUnavailable as exc:
             other = self._fallback(exc)
@@ -777,40 +811,8 @@ class VinylQuerySet(Generic[M]):
     async def earliest(self, *fields: Any) -> M:
         return await self._read("earliest", *fields)
 
-    @_on_managers
-    async def count(self) -> int:
-        self = self._queryset()  # (a manager's: its get_queryset())
-        try:
-            if self._recipe is None and self._qs.query.is_empty():
-                # Django's own count(): it compiles its aggregation query (not
-                # the SELECT: no select_related or value checks of its own),
-                # finds it empty and runs nothing.
-                return await self._read("count")
-            db, cache, key, plan = self._scalar_plan("count")
-            if type(plan) is Plan:
-                return plan.build(await fetch(db, plan.sql, plan.params(self._values)))
-            return await self._unplanned_scalar(db, cache, key, plan, "count")
-        except DatabaseUnavailable as exc:
-            other = self._fallback(exc)
-            if other is None:
-                raise
-            return await self.using(other).count()
-
-    @_on_managers
-    async def exists(self) -> bool:
-        self = self._queryset()  # (a manager's: its get_queryset())
-        try:
-            if self._recipe is None and self._qs.query.is_empty():
-                return await self._read("exists")  # as count()
-            db, cache, key, plan = self._scalar_plan("exists")
-            if type(plan) is Plan:
-                return plan.build(await fetch(db, plan.sql, plan.params(self._values)))
-            return await self._unplanned_scalar(db, cache, key, plan, "exists")
-        except DatabaseUnavailable as exc:
-            other = self._fallback(exc)
-            if other is None:
-                raise
-            return await self.using(other).exists()
+    count: ClassVar[Callable[[VinylQuerySet[Any]], Coroutine[Any, Any, int]]] = _scalar_read("count")
+    exists: ClassVar[Callable[[VinylQuerySet[Any]], Coroutine[Any, Any, bool]]] = _scalar_read("exists")
 
     @_falls_back
     async def contains(self, obj: Any) -> bool:
@@ -828,14 +830,16 @@ class VinylQuerySet(Generic[M]):
             id_list = id_list._django()
         return await self._read("in_bulk", id_list, field_name=field_name)
 
+    @_on_managers
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
+        self = self._queryset()  # (a manager's: its get_queryset())
         model = self._model
         db = self._write_db
         if model._meta.private_fields:  # content_object=...: its content type
             await generic.prepare_create(model, db, kwargs)
-        # (_plans() is None until the server facts that features need are known.)
-        plans = _plans(db, ()) if self._recipe is not None else None
+        # (None until the server facts that features need are known.)
+        plans = known_plan_cache(db) if self._recipe is not None else None
         if (
             plans is not None
             and inserts.plannable(model, db)
@@ -850,7 +854,7 @@ class VinylQuerySet(Generic[M]):
                 if plan is not None and plan is not NEVER:
                     params = plan.params(obj)
                     if params is not None:
-                        sql, driver_params = plan.prepare(plan.sql, tuple(params))
+                        sql, driver_params = plan.prepare(plan.sql, params)
                         if type(driver_params) is not tuple:
                             driver_params = tuple(driver_params)
                         rows = await write(db, sql, driver_params, rows="insert_id" if plan.insert_id else True)
@@ -982,7 +986,7 @@ class VinylQuerySet(Generic[M]):
     async def update(self, **kwargs: Any) -> int:
         """Update matching rows; return how many rows matched."""
         single = not self._model._meta.concrete_model._meta.parents
-        shaped = step_shape("update", (), kwargs) if single and self._recipe is not None else None
+        shaped = update_shape(kwargs) if single and self._recipe is not None else None
         if shaped is not None:
             # A planned update runs here, in this coroutine (no coroutine of
             # its own to create and resume); the rest in _update_planned().
@@ -990,7 +994,7 @@ class VinylQuerySet(Generic[M]):
             recipe = self._recipe + (shape,)  # type: ignore[operator]
             values = self._values + update_values
             db = self._write_db
-            cache = _plans(db, recipe)
+            cache = known_plan_cache(db)  # (_plans() of a recipe)
             key = (self._model, "update", recipe)
             plan = cache.lookup(key) if cache is not None else None
             if type(plan) is Plan:

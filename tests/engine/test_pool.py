@@ -114,6 +114,43 @@ async def test_a_statement_waiting_in_line_gets_the_connection_handed_over_check
     assert await returned() == 0
 
 
+async def test_statements_wait_in_the_line_of_the_pool_an_engine_disposal_made():
+    # dispose() replaces the engine's pool: the statements then hand their
+    # connection over in the new pool's line, not the old one's.
+    await configure_pool(pool_size=1, max_overflow=0, pool_timeout=5)
+    for _ in range(3):  # until count() runs its plan straight on the driver
+        await Author.vinyl.count()
+    await returned()
+    engine = vinyl.get_engine()
+    old_pool = engine.sync_engine.pool
+    await engine.dispose()
+    pool = engine.sync_engine.pool
+    assert pool is not old_pool
+    await Author.vinyl.count()
+    await returned()
+    checkouts = 0
+
+    def counted(*args: object) -> None:
+        nonlocal checkouts
+        checkouts += 1
+
+    event.listen(pool, "checkout", counted)
+    try:
+        served: list[int] = []
+
+        async def worker(i: int) -> None:
+            for _ in range(3):
+                await Author.vinyl.count()
+                served.append(i)
+
+        await asyncio.gather(*(worker(i) for i in range(3)))
+    finally:
+        event.remove(pool, "checkout", counted)
+    assert served == [0, 1, 2] * 3
+    assert checkouts == 1
+    assert await returned() == 0
+
+
 async def test_a_statement_cancelled_as_a_connection_is_handed_to_it_passes_it_on():
     await configure_pool(pool_size=1, max_overflow=0, pool_timeout=5)
     for _ in range(3):  # until count() runs its plan straight on the driver

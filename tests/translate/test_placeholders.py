@@ -64,6 +64,13 @@ def test_a_plans_statement_is_converted_as_at_every_call():
         (True, b"x", decimal.Decimal(1), aware.date()),
         (-(2**31) - 1, "w", 1.0, aware),
         (5, "v", 1.0, aware),
+        # int4's bounds, each side, after an int4 was kept (the kept
+        # placeholder is reused for an int4 without recomputing it).
+        (2**31 - 1, "v", 1.0, aware),
+        (-(2**31), "v", 1.0, aware),
+        (2**31, "v", 1.0, aware),
+        (-(2**31) - 1, "v", 1.0, aware),
+        (0, "v", 1.0, aware),
     ]
     for params in calls + calls:
         assert statement.convert(params) == format_to_numeric_dollar(sql, params), params

@@ -23,7 +23,7 @@ from django.db import connections
 from sqlalchemy.util import await_, greenlet_spawn
 
 from vinyl._compat import invalidate_pool as _invalidate_pool, quiet_checkout, running_loop
-from vinyl.engine.fairpool import FairAsyncQueuePool, waiting_tasks
+from vinyl.engine.fairpool import FairAsyncQueuePool, FairQueue, fair_queue
 from vinyl.engine.loopclose import close_with_loop, sever
 from vinyl.engine.sqlevents import log_engine_events
 from vinyl.exceptions import VinylConfigurationError
@@ -123,8 +123,13 @@ class EngineEntry:
     # pool without I/O (vinyl's reset and checkin listeners)?
     quiet_checkin: bool = False
     # Pool entries invalidated and not yet reconnected: while there are any,
-    # a checkout may have to reconnect, which needs the greenlet.
-    stale: weakref.WeakSet = field(default_factory=weakref.WeakSet)
+    # a checkout may have to reconnect, which needs the greenlet. (A dict by
+    # id of weak references, each dropped when its entry is: its truth is
+    # read by every statement, in C, where a WeakSet's len() is Python.)
+    stale: dict[int, weakref.ref] = field(default_factory=dict)
+    # The pool whose fair queue ``queue`` is (see fair_queue_of).
+    queue_pool: Any = None
+    queue: FairQueue | None = None
     # Idle connections kept checked out until the event loop's next step,
     # for statements that start in the same step (see keep_for_this_step).
     spares: list = field(default_factory=list)
@@ -192,7 +197,8 @@ def _forget(entry: EngineEntry) -> None:
         _entries.pop(key, None)
 
 
-def _entry(using: str) -> EngineEntry:
+def engine_entry(using: str) -> EngineEntry:
+    """Return the registry entry (engine, config, server facts) of ``using``."""
     loop = running_loop()
     entry = _entries.get((using, loop))
     if entry is not None and connections.settings.get(using) is entry.settings:
@@ -289,11 +295,16 @@ async def _closes_done() -> None:
 
 
 def _track_stale_connections(entry: EngineEntry) -> None:
+    stale = entry.stale
+
     def invalidated(dbapi_connection: Any, record: Any, *args: Any) -> None:
-        entry.stale.add(record)
+        key = id(record)
+        # (The callback runs before the id can be reused; a reference
+        # dropped from the dict first never calls back.)
+        stale[key] = weakref.ref(record, lambda _ref: stale.pop(key, None))
 
     def connected(dbapi_connection: Any, record: Any) -> None:
-        entry.stale.discard(record)
+        stale.pop(id(record), None)
 
     target = entry.engine.sync_engine
     event.listen(target, "invalidate", invalidated)
@@ -397,19 +408,18 @@ def keep_for_this_step(entry: EngineEntry, pooled: Any) -> None:
         entry.spare_check = loop.call_at(loop.time(), _spares_due, entry)
 
 
-def take_spare(entry: EngineEntry) -> Any:
-    """A connection kept by :func:`keep_for_this_step`, or None."""
-    spares = entry.spares
-    if spares and not entry.stale:
-        if waiting_tasks(entry.engine.sync_engine.pool):
-            # Tasks wait for a connection: theirs first (see fairpool.py).
-            check_in_spares(entry)
-            return None
-        pooled = spares.pop()
-        if not spares:
-            _cancel_spare_check(entry)
-        return pooled
-    return None
+def fair_queue_of(entry: EngineEntry) -> FairQueue | None:
+    """The fair queue of the pool of ``entry`` (None for another pool class).
+
+    Kept on the entry with its pool (an application may dispose of its
+    engine, which replaces the pool): callers on every statement read
+    ``entry.queue`` where ``entry.queue_pool`` is still the engine's pool.
+    """
+    pool = entry.engine.sync_engine.pool
+    if pool is not entry.queue_pool:
+        entry.queue = fair_queue(pool)
+        entry.queue_pool = pool
+    return entry.queue
 
 
 def _cancel_spare_check(entry: EngineEntry) -> None:
@@ -432,10 +442,22 @@ def _spares_due(entry: EngineEntry) -> None:
 
 
 def take_idle(entry: EngineEntry) -> Any:
-    """An idle pooled connection taken without the greenlet, or None."""
-    spare = take_spare(entry)
-    if spare is not None:
-        return spare
+    """An idle pooled connection taken without the greenlet, or None: one
+    kept by :func:`keep_for_this_step` first, unless tasks wait for one."""
+    spares = entry.spares
+    if spares and not entry.stale:
+        pool = entry.engine.sync_engine.pool
+        queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
+        if queue is None or not queue.waiting():
+            pooled = spares.pop()
+            if not spares:
+                timer = entry.spare_check  # (_cancel_spare_check written out)
+                if timer is not None:
+                    entry.spare_check = None
+                    timer.cancel()
+            return pooled
+        # Tasks wait for a connection: theirs first (see fairpool.py).
+        check_in_spares(entry)
     if not checkout_needs_no_io(entry):
         return None
     try:
@@ -537,12 +559,7 @@ def get_engine(using: str = DEFAULT_ALIAS) -> AsyncEngine:
         async with engine.connect() as conn:
             await conn.execute(text("select 1"))
     """
-    return _entry(using).engine
-
-
-def engine_entry(using: str) -> EngineEntry:
-    """Return the registry entry (engine, config, server facts) of ``using``."""
-    return _entry(using)
+    return engine_entry(using).engine
 
 
 def set_engine(engine: AsyncEngine, using: str = DEFAULT_ALIAS) -> None:

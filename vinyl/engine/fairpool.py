@@ -227,13 +227,6 @@ class FairAsyncQueuePool(AsyncAdaptedQueuePool):
     _queue_class = FairQueue  # type: ignore[assignment]
 
 
-def waiting_tasks(pool: Any) -> int:
-    """How many tasks wait for a connection of ``pool`` (0 for pools that
-    do not say)."""
-    queue = pool_queue(pool)
-    return queue.waiting() if isinstance(queue, FairQueue) else 0
-
-
 def fair_queue(pool: Any) -> Optional[FairQueue]:
     """The fair queue of ``pool``, or None (another pool class)."""
     queue = pool_queue(pool)

@@ -16,6 +16,7 @@ from django.db import utils as django_db
 from sqlalchemy.util import greenlet_spawn
 
 from vinyl import _querylog
+from vinyl._compat import quiet_checkout
 from vinyl.engine.disconnects import (
     _driver_disconnect,
     _lost_connection,
@@ -28,13 +29,12 @@ from vinyl.engine.engines import (
     EngineEntry,
     check_in_spares,
     engine_entry,
+    fair_queue_of,
     invalidate_pool,
     keep_for_this_step,
-    quiet_pool,
     room_in_pool,
     take_idle,
 )
-from vinyl.engine.fairpool import fair_queue
 from vinyl.engine.savepoints import savepoint
 from vinyl.engine.scope import Scope, State, active_scope
 from vinyl.engine.shield import finish
@@ -45,19 +45,20 @@ T = TypeVar("T")
 _CLOSED, _INVALID = State.CLOSED, State.INVALID
 
 
-def fetch(alias: str, sql: str, params: tuple) -> Awaitable[list]:
+def fetch(alias: str, sql: str, params: tuple, entry: EngineEntry | None = None) -> Awaitable[list]:
     """Run one read statement straight on the driver (see :func:`_fetch`).
 
     Outside a block, a read that hit a connection the server closed runs
     once more on a fresh one (inside one, an error is the block's).
+    ``entry``: ``engine_entry(alias)`` where the caller has it at hand.
     """
     scope = active_scope(alias)
     if scope is not None:
         return _in_scope(alias, scope, sql, params, True, False)
-    return _fetch_outside(alias, sql, params)
+    return _fetch_outside(alias, sql, params, entry)
 
 
-async def _fetch_outside(alias: str, sql: str, params: tuple) -> list:
+async def _fetch_outside(alias: str, sql: str, params: tuple, entry: EngineEntry | None) -> list:
     """:func:`fetch` outside a block.
 
     The usual read (an idle connection at hand without I/O) runs here in
@@ -65,7 +66,8 @@ async def _fetch_outside(alias: str, sql: str, params: tuple) -> list:
     order, without a coroutine for each (every layer costs its frame at the
     call and at each resumption).
     """
-    entry = engine_entry(alias)
+    if entry is None:
+        entry = engine_entry(alias)
     try:
         pooled = take_idle(entry) or await pooled_in_turn(alias, entry)
     except Exception as exc:
@@ -219,8 +221,9 @@ def _give_back_now(entry: EngineEntry, pooled: Any, driver: Any) -> bool:
     then it goes to the first of them, still checked out (see turns.py).
     """
     if entry.quiet_checkin and entry.config.idle(driver):  # type: ignore[misc]
-        if quiet_pool(entry):
-            queue = fair_queue(entry.engine.sync_engine.pool)
+        pool = entry.engine.sync_engine.pool
+        if not entry.stale and quiet_checkout(pool):  # (quiet_pool written out)
+            queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
             if queue is None or not queue.waiting():
                 keep_for_this_step(entry, pooled)
                 return True

@@ -51,9 +51,9 @@ class InsertPlan:
     # not from a RETURNING clause: write the statement with rows="insert_id".
     insert_id: bool = False
 
-    def params(self, obj: Model) -> list | None:
+    def params(self, obj: Model) -> tuple | None:
         """The statement's parameters for ``obj``; None if one is an expression."""
-        params = [prepare(obj) for prepare in self.preparers]
+        params = tuple([prepare(obj) for prepare in self.preparers])
         return None if _has_expression(params) else params
 
     def assign(self, obj: Model, rows: Sequence[Sequence[Any]], db: str) -> None:
@@ -112,7 +112,10 @@ def prepare_instance(obj: Model) -> bool | None:
     awaitables here).
     """
     meta = obj._meta.concrete_model._meta
-    return _prepare(obj, _relations(meta), meta.pk)
+    facts = _facts_of.get(meta)
+    if facts is None:
+        facts = _facts_of[meta] = (_relations(meta), meta.pk, _no_key_hook(meta.pk))
+    return _prepare(obj, *facts)
 
 
 def _relations(meta: Any) -> list:
@@ -124,9 +127,12 @@ def _relations(meta: Any) -> list:
 
 # Options -> its relation fields (a model's fields are fixed once it is ready).
 _relations_of: dict[Any, list] = {}
+# Options -> what prepare_instance() needs of it: (its relation fields, its
+# key, whether the key has no default nor hook of its own: _no_key_hook).
+_facts_of: dict[Any, tuple[list, Any, bool]] = {}
 
 
-def _prepare(obj: Model, relations: Sequence[Any], pk: Any) -> bool | None:
+def _prepare(obj: Model, relations: Sequence[Any], pk: Any, no_key_hook: bool) -> bool | None:
     # prepare_instance() with the model's relation fields and key at hand.
     for field in relations:
         if field.is_cached(obj):
@@ -138,7 +144,7 @@ def _prepare(obj: Model, relations: Sequence[Any], pk: Any) -> bool | None:
                 return None
     attname = pk.attname
     if getattr(obj, attname) is None:
-        if not _no_key_hook(pk):
+        if not no_key_hook:
             setattr(obj, attname, pk.get_pk_value_on_save(obj))
         return getattr(obj, attname) is not None
     return True
@@ -334,13 +340,14 @@ def prepare_bulk(model: type[Model], objs: Sequence[Any]) -> bool | None:
     """
     concrete = model._meta.concrete_model
     relations, pk = _relations(concrete._meta), concrete._meta.pk
-    if not relations and _no_key_hook(pk):
+    no_key_hook = _no_key_hook(pk)
+    if not relations and no_key_hook:
         return _keys_given(concrete, pk.attname, objs)
     pk_set = None
     for obj in objs:
         if not isinstance(obj, Model) or obj._meta.concrete_model is not concrete or not obj._state.adding:
             return None
-        given = _prepare(obj, relations, pk)
+        given = _prepare(obj, relations, pk, no_key_hook)
         if given is None or (pk_set is not None and given is not pk_set):
             return None
         pk_set = given

@@ -92,6 +92,8 @@ class NumberedStatement:
 
     def __init__(self, sql: str) -> None:
         self.sql = sql
+        # types -> (SQL, (position, placeholder, is an int4) of each
+        # parameter whose placeholder depends on its value)
         self._by_types: dict[tuple, tuple[str, tuple]] = {}
 
     def convert(self, params: tuple) -> str:
@@ -99,14 +101,21 @@ class NumberedStatement:
         types = tuple(map(type, params))
         known = self._by_types.get(types)
         if known is not None:
-            for position, placeholder in known[1]:
-                if _placeholder(position, params[position - 1]) != placeholder:
+            for position, placeholder, int4 in known[1]:
+                value = params[position - 1]
+                # (An int4 again, the usual key: no call to tell; its type
+                # is int, as the types are the same.)
+                if int4 and _INT4_MIN <= value <= _INT4_MAX:
+                    continue
+                if _placeholder(position, value) != placeholder:
                     return format_to_numeric_dollar(self.sql, params)
             return known[0]
         sql = format_to_numeric_dollar(self.sql, params)
         if len(self._by_types) < _KINDS_KEPT:
             checks = tuple(
-                (i, _placeholder(i, value)) for i, value in enumerate(params, 1) if type(value) in _VALUE_CASTS
+                (i, _placeholder(i, value), type(value) is int and _INT4_MIN <= value <= _INT4_MAX)
+                for i, value in enumerate(params, 1)
+                if type(value) in _VALUE_CASTS
             )
             self._by_types[types] = (sql, checks)
         return sql

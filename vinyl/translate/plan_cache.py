@@ -376,13 +376,18 @@ def plan_cache_for(db: str) -> PlanCache:
     return _cache_of(engine_entry(db))
 
 
-def known_plan_cache(db: str) -> PlanCache | None:
+def known_plan_cache(db: str, entry: Any = None) -> PlanCache | None:
     """:func:`plan_cache_for` once the server facts of ``db`` are known
-    (plans need them), else None; the engine entry is looked up once."""
-    entry = engine_entry(db)
+    (plans need them), else None; the engine entry is looked up once (or
+    given: ``engine_entry(db)``, which the caller passes on to ``fetch``)."""
+    if entry is None:
+        entry = engine_entry(db)
     if entry.facts is None and cached_facts(db) is None:
         return None
-    return _cache_of(entry)
+    cache = entry.plans  # (_cache_of written out: every planned read asks)
+    if cache is None:
+        cache = entry.plans = PlanCache()
+    return cache
 
 
 def _cache_of(entry: Any) -> PlanCache:
