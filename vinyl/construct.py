@@ -232,7 +232,7 @@ def _keyword_init(cls: type, spec: _Spec) -> Callable[..., None] | None:
     # (a foreign key's only stores the value: its __dict__ entry, as _init).
     by_store = not any(hasattr(type(_class_attribute(cls, a)), "__set__") for a in attnames)
     namespace: dict[str, Any] = {
-        "__v_cls": cls, "__v_spec": spec, "__v_specs": _specs, "__v_init": _init, "__v_MISSING": _MISSING,
+        "__v_cls": cls, "__v_spec": spec, "__v_specs": _specs, "__v_MISSING": _MISSING,
         "__v_DEFERRED": DEFERRED, "__v_State": ModelState, "__v_pre": pre_init, "__v_post": post_init,
         "__v_NO": NO_RECEIVERS, "__v_named": tuple(named), "__v_others": frozenset(others),
         "__v_fallback": _fallback,
