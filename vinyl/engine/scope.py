@@ -119,6 +119,7 @@ class Scope:
         "bridge_task",
         "transactional",
         "begins_lazily",
+        "known_pooled",
         "known_adapter",
         "known_driver",
     )
@@ -174,8 +175,10 @@ class Scope:
         self.begins_lazily: bool = (
             owned and transactional if parent is None else parent.begins_lazily
         )
-        # The driver adapter (DB-API connection) its statements last ran on,
-        # and that adapter's driver connection (see drivers()).
+        # The pooled connection (SQLAlchemy's PoolProxiedConnection) its
+        # statements last ran on, its driver adapter (DB-API connection) and
+        # that adapter's driver connection (see drivers()).
+        self.known_pooled: Any = None
         self.known_adapter: Any = None
         self.known_driver: Any = None
         # The one place the connection's life is recorded (see move()).
@@ -256,19 +259,25 @@ class Scope:
         """Return the driver adapter and the driver connection of the scope's
         connection: ``(dbapi_connection(), driver connection)``.
 
-        Every statement of a block asks. The pooled connection is asked for
-        its adapter each time (SQLAlchemy's property, which knows about an
-        invalidated connection); the chain of properties from that adapter
-        down to the driver's connection is walked once per adapter, and kept
-        on the root for the levels of the transaction.
+        Every statement of a block asks. The chain of properties from the
+        SQLAlchemy connection down to the driver's connection is walked once,
+        and its ends kept on the root for the levels of the transaction. The
+        pooled connection at its start says whether they still hold: its
+        ``dbapi_connection`` is set to None when it is invalidated or given
+        back, the only ways the SQLAlchemy connection lets go of it (after
+        which SQLAlchemy's property, asked again, knows what to do).
         """
-        adapter = self.connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]  # started
         root = self.root
-        if adapter is not root.known_adapter or adapter is None:
-            driver = self.connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-            root.known_adapter, root.known_driver = adapter, driver
-            return adapter, driver
-        return adapter, root.known_driver
+        pooled = root.known_pooled
+        if pooled is not None:
+            adapter = pooled.dbapi_connection
+            if adapter is not None and adapter is root.known_adapter:
+                return adapter, root.known_driver
+        pooled = self.connection.sync_connection.connection  # type: ignore[union-attr]  # started
+        adapter = pooled.dbapi_connection
+        driver = pooled.driver_connection
+        root.known_pooled, root.known_adapter, root.known_driver = pooled, adapter, driver
+        return adapter, driver
 
     def check_open(self) -> None:
         # (ended of both, without the properties: every statement asks twice)
@@ -305,27 +314,32 @@ class Scope:
                 raise_as_django(self.entry, exc)
             raise
 
-    def check_transaction(self) -> None:
+    def check_transaction(self) -> tuple[Any, Any] | None:
         """Refuse to run a statement in a transaction the server has ended.
 
         MySQL rolls a whole transaction back on a deadlock and then commits
         each following statement on its own: the rest of an ``atomic`` block
         would be half committed. (A cheap check of the driver's last status,
         no round trip.) A transaction not begun yet has nothing to lose.
+
+        Returns what :meth:`drivers` returned if it was asked (so the
+        transaction has begun), for the statement that follows; else None.
         """
         root = self.root
         if root.state is State.INVALID:
             raise _lost_transaction_error(self.alias)
         if not self.entry.checks_transaction:
-            return
+            return None
         config = self.entry.config
         if not (root.transactional and config.in_transaction):
-            return
+            return None
         if not self.connection.sync_connection.in_transaction():  # type: ignore[union-attr]  # started
-            return
-        if not config.in_transaction(self.drivers()[1]):
+            return None
+        drivers = self.drivers()
+        if not config.in_transaction(drivers[1]):
             self.invalidate()
             raise _lost_transaction_error(self.alias)
+        return drivers
 
     def note_error(self, exc: BaseException) -> None:
         """Remember an error after which the server has ended the transaction."""

@@ -274,18 +274,32 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
             if scope.state is _CLOSED or root.state is _CLOSED:
                 scope.check_open()
             entry = scope.entry
+            # (the drivers the transaction check asked for, if it did: the
+            # transaction has begun, and the statement runs on them)
+            checked = None
             if root.state is _INVALID or entry.checks_transaction:
-                scope.check_transaction()
+                checked = scope.check_transaction()
             try:
                 config = entry.config
                 run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
                 started = time.perf_counter() if _querylog.observing() else None
                 try:
-                    if scope.begins_lazily and not scope.connection.sync_connection.in_transaction():  # type: ignore[union-attr]  # (unbegun())
-                        # The block's first statement: its BEGIN and it run
-                        # to their end together.
-                        return await finish(_begin_and_run(scope, run, sql, params))
-                    adapter, driver = scope.drivers()
+                    if checked is not None:
+                        adapter, driver = checked
+                    else:
+                        if scope.begins_lazily and not scope.connection.sync_connection.in_transaction():  # type: ignore[union-attr]  # (unbegun())
+                            # The block's first statement: its BEGIN and it
+                            # run to their end together.
+                            return await finish(_begin_and_run(scope, run, sql, params))
+                        # (drivers() written out: its usual answer, the
+                        # driver connections of the pooled connection the
+                        # block's statements ran on so far)
+                        pooled = root.known_pooled
+                        adapter = pooled.dbapi_connection if pooled is not None else None
+                        if adapter is not None and adapter is root.known_adapter:
+                            driver = root.known_driver
+                        else:
+                            adapter, driver = scope.drivers()
                     start = config.start_transaction
                     if start is not None:
                         starting = start(adapter)
