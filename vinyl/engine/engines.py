@@ -452,7 +452,7 @@ def take_idle(entry: EngineEntry) -> Held | None:
     if spares and not entry.stale:
         pool = entry.engine.sync_engine.pool
         queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
-        if queue is None or not queue.waiting():
+        if queue is None or not queue.waiters:
             held = spares.pop()
             if not spares:
                 timer = entry.spare_check  # (_cancel_spare_check written out)

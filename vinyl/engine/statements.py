@@ -224,7 +224,7 @@ def _give_back_now(entry: EngineEntry, held: Held) -> bool:
         pool = entry.engine.sync_engine.pool
         if not entry.stale and quiet_checkout(pool):  # (quiet_pool written out)
             queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
-            if queue is None or not queue.waiting():
+            if queue is None or not queue.waiters:
                 keep_for_this_step(entry, held)
                 return True
             if queue.hand_over(held[0]):
