@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import operator
 import os.path
 import zoneinfo
 from dataclasses import dataclass, field
@@ -71,14 +72,33 @@ class Plan:
     #: How many slot values are the parameters as they are (positions
     #: 0, 1, ... n-1: the usual plan), else -1.
     as_given: int = field(init=False, repr=False, compare=False)
+    #: Where the parameters are slot values and constants only (no
+    #: adapter), two or more: the constants, and the getter that picks the
+    #: parameters out of the slot values followed by them (in C, one call);
+    #: else None.
+    constants: tuple = field(init=False, repr=False, compare=False)
+    gather: Callable[[tuple], tuple] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         positions = self.positions
         object.__setattr__(self, "as_given", len(positions) if positions == tuple(range(len(positions))) else -1)
+        constants = [p[0] for p in positions if type(p) is not int and len(p) == 1]
+        plain = len(positions) >= 2 and self.as_given < 0 and all(type(p) is int or len(p) == 1 for p in positions)
+        gather = None
+        if plain:
+            # A constant's index counts from the end of ``values + constants``.
+            later = iter(range(-len(constants), 0))
+            gather = operator.itemgetter(*[p if type(p) is int else next(later) for p in positions])
+        object.__setattr__(self, "constants", tuple(constants))
+        object.__setattr__(self, "gather", gather)
 
     def params(self, values: Sequence[Any]) -> tuple:
-        if type(values) is tuple and len(values) == self.as_given:
-            return values
+        if type(values) is tuple:
+            if len(values) == self.as_given:
+                return values
+            gather = self.gather
+            if gather is not None:
+                return gather(values + self.constants)
         # (A list, not a generator: no resumption per parameter of a long IN list.)
         return tuple([values[p] if type(p) is int else p[0] if len(p) == 1 else p[1](values[p[0]]) for p in self.positions])
 
