@@ -225,6 +225,32 @@ async def test_a_full_cache_evicts_its_least_recently_used_shapes(backend):
         cache.maxsize = PLANS_MAX
 
 
+async def test_a_plan_found_twice_in_a_row_keeps_the_order_of_use(backend):
+    # The second of two lookups in a row skips moving its key last (it is
+    # there already); one after another shape's must move it.
+    await make("Ann", "Bob")
+    cache = plan_cache_for("vinyl_default")
+    cache.clear()
+    cache.maxsize = 3
+    try:
+        await Author.vinyl.filter(name="Ann")  # shape 1
+        await Author.vinyl.filter(age=1)  # shape 2
+        await Author.vinyl.filter(name="Bob")  # shape 1: most recent
+        await Author.vinyl.filter(age=2)  # shape 2: most recent
+        await Author.vinyl.filter(name="Ann")  # shape 1: most recent again
+        await Author.vinyl.filter(name="Bob")  # shape 1, twice in a row
+        await Author.vinyl.filter(email="x")  # shape 3
+        await Author.vinyl.filter(age__gt=1)  # shape 4: evicts shape 2 only
+        kept = {key[2][0][1][0][0] for key in cache}
+        assert kept == {"name", "email", "age__gt"}
+        hits = cache.hits
+        await Author.vinyl.filter(email="y")
+        await Author.vinyl.filter(email="z")
+        assert cache.hits == hits + 2
+    finally:
+        cache.maxsize = PLANS_MAX
+
+
 async def test_new_time_zone_settings_empty_the_plan_caches(backend):
     await make("Ann")
     await Author.vinyl.filter(name="Ann")

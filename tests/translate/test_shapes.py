@@ -67,3 +67,25 @@ def test_calls_of_names_and_flags_are_structure():
     assert step_shape("values_list", ("id",), {"flat": 1}) is None
     shape, slots = step_shape("prefetch_related", ("book_set", Prefetch("tags")), {})
     assert shape[0] == "prefetch_related" and shape[1][0] == "book_set" and slots == ()
+
+
+def test_update_expressions_of_f_and_constants_are_keyed_by_value():
+    from decimal import Decimal
+
+    from django.db.models import IntegerField, Value
+
+    from vinyl.translate.shapes import update_shape
+
+    def key(expression):
+        return update_shape({"n": expression})[0]
+
+    assert key(F("n") + 1) == key(F("n") + 1)
+    assert key(F("n") + 1) == ("update", (("n", "=", ("C", "+", ("F", "n"), ("V", int, 1))),))
+    assert key(F("n") + 1) != key(F("n") + 2) != key(F("m") + 2)
+    assert key(F("n") + 1) != key(F("n") + 1.0) != key(F("n") + Decimal(1))
+    assert key(F("n") + 1) != key(F("n") - 1)
+    assert key((F("n") + 1) * F("m")) == ("update", (("n", "=", ("C", "*", ("C", "+", ("F", "n"), ("V", int, 1)), ("F", "m"))),))
+    assert key(1 + F("n")) == ("update", (("n", "=", ("C", "+", ("V", int, 1), ("F", "n"))),))
+    # An explicit output field: the expression is its own key.
+    typed = Value(1, output_field=IntegerField())
+    assert key(F("n") + typed)[1][0][2][3] is typed

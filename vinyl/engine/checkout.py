@@ -23,7 +23,7 @@ from sqlalchemy.util import greenlet_spawn
 from vinyl._compat import max_overflow
 from vinyl.engine.callbacks import run_callbacks, take_callbacks
 from vinyl.engine.disconnects import is_disconnect, raise_as_django
-from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts, room_in_pool, take_idle
+from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts, room_in_pool, take_idle_pooled
 from vinyl.engine.fairpool import fair_queue
 from vinyl.engine.savepoints import savepoint
 from vinyl.engine.scope import Scope, active_scope
@@ -73,7 +73,7 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
 def _connect_quietly(entry: EngineEntry) -> AsyncConnection | None:
     """A connection from an idle pooled one, without I/O (so without the
     greenlet), or None where checking one out may talk to the server."""
-    pooled = take_idle(entry)
+    pooled = take_idle_pooled(entry)
     if pooled is None:
         return None
     return AsyncConnection(entry.engine, Connection(entry.engine.sync_engine, pooled))

@@ -37,6 +37,8 @@ logger = logging.getLogger("vinyl.engine")
 #: Wait for a coroutine from sync code running in SQLAlchemy's greenlet.
 sa_await: Callable[[Awaitable[Any]], Any] = await_
 
+#: A pooled connection (SQLAlchemy's) and its driver connection, kept together.
+Held = tuple[Any, Any]
 FactsLoader = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
 
 
@@ -139,7 +141,7 @@ class EngineEntry:
         stale: dict[int, weakref.ref] | None = None,
         queue_pool: Any = None,
         queue: FairQueue | None = None,
-        spares: list | None = None,
+        spares: list[Held] | None = None,
         spare_check: asyncio.TimerHandle | None = None,
         closer: Any = None,
         checks_transaction: bool = False,
@@ -171,7 +173,8 @@ class EngineEntry:
         self.queue_pool = queue_pool
         self.queue = queue
         # Idle connections kept checked out until the event loop's next step,
-        # for statements that start in the same step (see keep_for_this_step).
+        # for statements that start in the same step (see keep_for_this_step):
+        # each a ``Held`` pair, the pooled connection with its driver connection.
         self.spares = [] if spares is None else spares
         # The loop's timer that checks the spares in at its next step; cancelled
         # when this step takes them all back (see keep_for_this_step).
@@ -426,7 +429,7 @@ def close_later(pooled: Any) -> None:
     task.add_done_callback(_closing.discard)
 
 
-def keep_for_this_step(entry: EngineEntry, pooled: Any) -> None:
+def keep_for_this_step(entry: EngineEntry, held: Held) -> None:
     """Keep an idle connection of a quiet pool for the rest of this loop step.
 
     Code that awaits one statement and then starts another (the next line
@@ -442,7 +445,7 @@ def keep_for_this_step(entry: EngineEntry, pooled: Any) -> None:
     run one more step without waiting for I/O.
     """
     spares = entry.spares
-    spares.append(pooled)
+    spares.append(held)
     if entry.spare_check is None:
         loop: Any = running_loop()
         entry.spare_check = loop.call_at(loop.time(), _spares_due, entry)
@@ -481,23 +484,44 @@ def _spares_due(entry: EngineEntry) -> None:
     check_in_spares(entry)
 
 
-def take_idle(entry: EngineEntry) -> Any:
-    """An idle pooled connection taken without the greenlet, or None: one
-    kept by :func:`keep_for_this_step` first, unless tasks wait for one."""
+def take_idle(entry: EngineEntry) -> Held | None:
+    """An idle pooled connection taken without the greenlet, with its driver
+    connection, or None: one kept by :func:`keep_for_this_step` first,
+    unless tasks wait for one."""
     spares = entry.spares
     if spares and not entry.stale:
         pool = entry.engine.sync_engine.pool
         queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
-        if queue is None or not queue.waiting():
-            pooled = spares.pop()
+        if queue is None or not queue.waiters:
+            held = spares.pop()
             if not spares:
                 timer = entry.spare_check  # (_cancel_spare_check written out)
                 if timer is not None:
                     entry.spare_check = None
                     timer.cancel()
-            return pooled
+            return held
         # Tasks wait for a connection: theirs first (see fairpool.py).
         check_in_spares(entry)
+    pooled = _checkout_quietly(entry)
+    return None if pooled is None else held_pair(pooled)
+
+
+def take_idle_pooled(entry: EngineEntry) -> Any:
+    """:func:`take_idle`'s pooled connection alone (for a block's connection)."""
+    if entry.spares:
+        held = take_idle(entry)
+        return None if held is None else held[0]
+    return _checkout_quietly(entry)
+
+
+def held_pair(pooled: Any) -> Held:
+    """``pooled`` with its driver connection, resolved once: reached through
+    a chain of SQLAlchemy properties otherwise, at each statement."""
+    return (pooled, pooled.driver_connection)
+
+
+def _checkout_quietly(entry: EngineEntry) -> Any:
+    """A connection checked out of the pool without I/O, or None."""
     if not checkout_needs_no_io(entry):
         return None
     try:
@@ -518,7 +542,7 @@ def check_in_spares(entry: EngineEntry) -> None:
     _cancel_spare_check(entry)
     spares = entry.spares
     while spares:
-        pooled = spares.pop()
+        pooled = spares.pop()[0]
         if room_in_pool(entry):
             pooled.close()  # idle: the quiet checkin does no I/O
         else:

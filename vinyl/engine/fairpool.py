@@ -61,7 +61,10 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         self.maxsize = maxsize
         self.use_lifo = use_lifo
         self._items: deque[_T] = deque()
-        self._waiters: deque[tuple[asyncio.Future, Optional[float]]] = deque()
+        # The tasks in line (their futures and deadlines): its truth is read
+        # by every statement outside a block, in C (see waiting()); changed
+        # in place only.
+        self.waiters: deque[tuple[asyncio.Future, Optional[float]]] = deque()
         self._timer: Optional[asyncio.TimerHandle] = None
         # The loop the timer runs on: a timer of a loop that ended never fires.
         self._timer_loop: Optional[asyncio.AbstractEventLoop] = None
@@ -77,10 +80,10 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
 
     def waiting(self) -> int:
         """How many tasks wait for an item."""
-        return len(self._waiters)
+        return len(self.waiters)
 
     def put_nowait(self, item: _T) -> None:
-        waiters = self._waiters
+        waiters = self.waiters
         while waiters:
             waiter, deadline = waiters.popleft()
             if not waiter.done():
@@ -114,10 +117,10 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future = loop.create_future()
         if timeout is None:
-            self._waiters.append((waiter, math.inf))
+            self.waiters.append((waiter, math.inf))
             return waiter
         deadline = loop.time() + timeout
-        self._waiters.append((waiter, deadline))
+        self.waiters.append((waiter, deadline))
         if self._timer is None or self._timer_loop is not loop:
             self._timer = loop.call_at(deadline, self._time_out)
             self._timer_loop = loop
@@ -128,7 +131,7 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         self._remove(waiter)
 
     def _remove(self, waiter: asyncio.Future) -> None:
-        waiters = self._waiters
+        waiters = self.waiters
         for i, (queued, _deadline) in enumerate(waiters):
             if queued is waiter:
                 del waiters[i]
@@ -143,7 +146,7 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         now = loop.time() + 0.001
         kept: deque[tuple[asyncio.Future, Optional[float]]] = deque()
         first: Optional[float] = None
-        for waiter, deadline in self._waiters:
+        for waiter, deadline in self.waiters:
             if waiter.done():
                 continue
             if deadline is not None:
@@ -153,7 +156,8 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
                 if deadline != math.inf and (first is None or deadline < first):
                     first = deadline
             kept.append((waiter, deadline))
-        self._waiters = kept
+        self.waiters.clear()
+        self.waiters.extend(kept)
         if first is not None:
             self._timer = loop.call_at(first, self._time_out)
 
@@ -162,7 +166,7 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         if that task waits through :meth:`join`; False otherwise (nobody
         waits, or the first in line waits for a pool entry: check the
         connection in, and it goes to that task)."""
-        waiters = self._waiters
+        waiters = self.waiters
         while waiters:
             waiter, deadline = waiters[0]
             if waiter.done():  # cancelled, not yet out of line
@@ -186,7 +190,7 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
     def fail_waiting(self, exc: BaseException) -> None:
         """End the wait of every task waiting through :meth:`join` with
         ``exc`` (another task's connect failed: the server is down)."""
-        waiters = self._waiters
+        waiters = self.waiters
         if not waiters:
             return
         kept: deque[tuple[asyncio.Future, Optional[float]]] = deque()
@@ -195,12 +199,13 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
                 kept.append((waiter, deadline))
             elif not waiter.done():
                 waiter.set_result((FAILED, exc))
-        self._waiters = kept
+        waiters.clear()
+        waiters.extend(kept)
 
     async def _wait(self, timeout: Optional[float]) -> _T:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future = loop.create_future()
-        self._waiters.append((waiter, None))
+        self.waiters.append((waiter, None))
         timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
         try:
             return await waiter

@@ -27,9 +27,11 @@ from vinyl.engine.disconnects import (
 from vinyl.engine.engines import (
     EngineConfig,
     EngineEntry,
+    Held,
     check_in_spares,
     engine_entry,
     fair_queue_of,
+    held_pair,
     invalidate_pool,
     keep_for_this_step,
     room_in_pool,
@@ -69,14 +71,14 @@ async def _fetch_outside(alias: str, sql: str, params: tuple, entry: EngineEntry
     if entry is None:
         entry = engine_entry(alias)
     try:
-        pooled = take_idle(entry) or await pooled_in_turn(alias, entry)
+        held = take_idle(entry) or held_pair(await pooled_in_turn(alias, entry))
     except Exception as exc:
         if not await recover_from_disconnect(alias, exc):
             raise
-        pooled = None
-    if pooled is not None:
+        held = None
+    if held is not None:
         config = entry.config
-        driver = pooled.driver_connection
+        pooled, driver = held
         started = time.perf_counter() if _querylog.observing() else None
         try:
             try:
@@ -93,7 +95,7 @@ async def _fetch_outside(alias: str, sql: str, params: tuple, entry: EngineEntry
             if not isinstance(exc, Exception) or not await recover_from_disconnect(alias, exc):
                 raise
         else:
-            if not _give_back_now(entry, pooled, driver):
+            if not _give_back_now(entry, held):
                 await finish(greenlet_spawn(pooled.close))
             return rows
     return await _fetch(alias, sql, params)  # once more, after a lost connection
@@ -172,12 +174,10 @@ async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple,
     The steps of :func:`_on_driver` and :func:`_give_back_now` are written out
     here, in their order (one coroutine, see :func:`_fetch_outside`).
     """
-    pooled = take_idle(entry) or await pooled_in_turn(alias, entry)
+    held = take_idle(entry) or held_pair(await pooled_in_turn(alias, entry))
     config = entry.config
     run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
-    # (resolved once: the pooled connection's chain of properties down to
-    # the driver's connection is walked again for its checkin otherwise)
-    driver = pooled.driver_connection
+    pooled, driver = held
     started = time.perf_counter() if _querylog.observing() else None
     try:
         try:
@@ -192,7 +192,7 @@ async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple,
     except BaseException as exc:
         await _drop(entry, pooled, exc)
         raise
-    if not _give_back_now(entry, pooled, driver):
+    if not _give_back_now(entry, held):
         await finish(greenlet_spawn(pooled.close))
     return result
 
@@ -208,7 +208,7 @@ async def _drop(entry: EngineEntry, pooled: Any, exc: BaseException) -> None:
             await finish(greenlet_spawn(pooled.close))
 
 
-def _give_back_now(entry: EngineEntry, pooled: Any, driver: Any) -> bool:
+def _give_back_now(entry: EngineEntry, held: Held) -> bool:
     """Return a driver connection to the pool after a statement that
     succeeded, where that needs no I/O; False if it needs some (a
     transaction to roll back, or a full pool that closes an overflow
@@ -220,17 +220,17 @@ def _give_back_now(entry: EngineEntry, pooled: Any, driver: Any) -> bool:
     this loop step first (see keep_for_this_step), unless tasks wait for one:
     then it goes to the first of them, still checked out (see turns.py).
     """
-    if entry.quiet_checkin and entry.config.idle(driver):  # type: ignore[misc]
+    if entry.quiet_checkin and entry.config.idle(held[1]):  # type: ignore[misc]
         pool = entry.engine.sync_engine.pool
         if not entry.stale and quiet_checkout(pool):  # (quiet_pool written out)
             queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
-            if queue is None or not queue.waiting():
-                keep_for_this_step(entry, pooled)
+            if queue is None or not queue.waiters:
+                keep_for_this_step(entry, held)
                 return True
-            if queue.hand_over(pooled):
+            if queue.hand_over(held[0]):
                 return True
         if room_in_pool(entry):
-            pooled.close()
+            held[0].close()
             return True
     return False
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import operator
 import os.path
 import zoneinfo
 from typing import Any, Callable, Sequence
@@ -65,7 +66,7 @@ class Plan:
 
     # A plain class, not a dataclass: building a dataclass costs about 0.4 ms
     # at import (its generated methods are compiled), paid by every cold start.
-    __slots__ = ("sql", "positions", "build", "as_given")
+    __slots__ = ("sql", "positions", "build", "as_given", "constants", "gather")
 
     def __init__(self, sql: str, positions: tuple, build: Builder) -> None:
         self.sql = sql
@@ -74,10 +75,27 @@ class Plan:
         #: How many slot values are the parameters as they are (positions
         #: 0, 1, ... n-1: the usual plan), else -1.
         self.as_given = len(positions) if positions == tuple(range(len(positions))) else -1
+        #: Where the parameters are slot values and constants only (no
+        #: adapter), two or more: the constants, and the getter that picks the
+        #: parameters out of the slot values followed by them (in C, one call);
+        #: else None.
+        constants = [p[0] for p in positions if type(p) is not int and len(p) == 1]
+        plain = len(positions) >= 2 and self.as_given < 0 and all(type(p) is int or len(p) == 1 for p in positions)
+        gather: Callable[[tuple], tuple] | None = None
+        if plain:
+            # A constant's index counts from the end of ``values + constants``.
+            later = iter(range(-len(constants), 0))
+            gather = operator.itemgetter(*[p if type(p) is int else next(later) for p in positions])
+        self.constants = tuple(constants)
+        self.gather = gather
 
     def params(self, values: Sequence[Any]) -> tuple:
-        if type(values) is tuple and len(values) == self.as_given:
-            return values
+        if type(values) is tuple:
+            if len(values) == self.as_given:
+                return values
+            gather = self.gather
+            if gather is not None:
+                return gather(values + self.constants)
         # (A list, not a generator: no resumption per parameter of a long IN list.)
         return tuple([values[p] if type(p) is int else p[0] if len(p) == 1 else p[1](values[p[0]]) for p in self.positions])
 

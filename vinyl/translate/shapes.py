@@ -330,6 +330,10 @@ def update_shape(kwargs: dict) -> tuple[Any, tuple] | None:
     return ("update", tuple(keys)), tuple(values)
 
 
+#: Constants of a Value() keyed by value (others are keyed by identity).
+_CONSTANT_TYPES = (int, float, str, decimal.Decimal)
+
+
 def _expression_key(value: Any) -> Any:
     """A hashable key that tells expressions apart, or None.
 
@@ -341,10 +345,16 @@ def _expression_key(value: Any) -> Any:
     if kind is F:
         return ("F", value.name)
     # (An explicit output_field is part of the expression: identity then.)
-    if kind is Value and type(value.value) in (int, float, str, decimal.Decimal) and "output_field" not in value.__dict__:
+    if kind is Value and type(value.value) in _CONSTANT_TYPES and "output_field" not in value.__dict__:
         return ("V", type(value.value), value.value)
     if kind is CombinedExpression and "output_field" not in value.__dict__:
-        lhs, rhs = _expression_key(value.lhs), _expression_key(value.rhs)
+        # (The usual operands, F("n") + 1, keyed here: a call less for each.)
+        lhs, rhs = value.lhs, value.rhs
+        lhs = ("F", lhs.name) if type(lhs) is F else _expression_key(lhs)
+        if type(rhs) is Value and type(rhs.value) in _CONSTANT_TYPES and "output_field" not in rhs.__dict__:
+            rhs = ("V", type(rhs.value), rhs.value)
+        else:
+            rhs = _expression_key(rhs)
         if lhs is None or rhs is None:
             return None
         return ("C", value.connector, lhs, rhs)
