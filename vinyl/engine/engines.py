@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from sqlalchemy import event
@@ -58,98 +57,139 @@ class DriverCursor(Protocol):
 StreamOpener = Callable[[Any, str, tuple, bool], Awaitable[DriverCursor]]
 
 
-@dataclass
 class EngineConfig:
     """What a backend tells the engine layer about one alias."""
 
-    url: URL
-    engine_kwargs: dict[str, Any] = field(default_factory=dict)
-    # Reads server facts (version, modes) once per engine, asynchronously.
-    load_facts: FactsLoader | None = None
-    # Called once on each engine vinyl builds (event listeners, e.g. SQLite's
-    # explicit BEGIN); engines handed over with set_engine are left as they are.
-    configure: Callable[[AsyncEngine], None] | None = None
-    # The execution options that put a connection in autocommit without a
-    # round trip ({} where pooled connections autocommit until a transaction
-    # begins; None where switching costs one).
-    autocommit_options: dict[str, Any] | None = None
-    # Does the driver connection have a transaction open? Given, the pool
-    # rolls back on return only when it does, instead of always.
-    in_transaction: Callable[[Any], bool] | None = None
-    # Does the driver connection go back to the pool with no I/O (no
-    # transaction open, nothing to restore)?
-    idle: Callable[[Any], bool] | None = None
-    # Runs a statement straight on the driver connection: (conn, sql, params)
-    # -> rows. Errors come back as Django's through map_error.
-    fetch: Callable[[Any, str, tuple], Awaitable[list]] | None = None
-    # Runs a write straight on the driver connection: (conn, sql, params) ->
-    # the number of rows it matched.
-    execute: Callable[[Any, str, tuple], Awaitable[int]] | None = None
-    # Runs an INSERT of one row straight on the driver connection: (conn,
-    # sql, params) -> [(the auto-increment key it generated,)], the rows a
-    # RETURNING of that key would give. None where RETURNING is the way.
-    insert_id: Callable[[Any, str, tuple], Awaitable[list]] | None = None
-    map_error: Callable[[BaseException], BaseException] | None = None
-    # Starts the transaction the driver adapter has begun only lazily (at
-    # its first statement), before vinyl runs a statement on the driver
-    # connection below it: (adapter connection) -> the awaitable that sends
-    # its BEGIN, or None when there is none to send.
-    start_transaction: Callable[[Any], Awaitable[None] | None] | None = None
-    # Opens a server-side cursor for a streamed read (see StreamOpener).
-    stream: StreamOpener | None = None
-    # Does such a cursor need a transaction outside a block (asyncpg's
-    # portals do; elsewhere a stream reads on an autocommitting connection)?
-    stream_transaction: bool = False
-    # Can the server end a transaction on an error and run the next
-    # statements in autocommit (MySQL: a deadlock, a lock wait timeout)?
-    # Then each statement of a transaction first checks it is still open.
-    server_may_end_transaction: bool = False
+    # Plain classes, not dataclasses, here and below: building a dataclass
+    # costs about 0.5 ms at import, paid by every cold start.
+    def __init__(
+        self,
+        url: URL,
+        engine_kwargs: dict[str, Any] | None = None,
+        load_facts: FactsLoader | None = None,
+        configure: Callable[[AsyncEngine], None] | None = None,
+        autocommit_options: dict[str, Any] | None = None,
+        in_transaction: Callable[[Any], bool] | None = None,
+        idle: Callable[[Any], bool] | None = None,
+        fetch: Callable[[Any, str, tuple], Awaitable[list]] | None = None,
+        execute: Callable[[Any, str, tuple], Awaitable[int]] | None = None,
+        insert_id: Callable[[Any, str, tuple], Awaitable[list]] | None = None,
+        map_error: Callable[[BaseException], BaseException] | None = None,
+        start_transaction: Callable[[Any], Awaitable[None] | None] | None = None,
+        stream: StreamOpener | None = None,
+        stream_transaction: bool = False,
+        server_may_end_transaction: bool = False,
+    ) -> None:
+        self.url = url
+        self.engine_kwargs = {} if engine_kwargs is None else engine_kwargs
+        # Reads server facts (version, modes) once per engine, asynchronously.
+        self.load_facts = load_facts
+        # Called once on each engine vinyl builds (event listeners, e.g. SQLite's
+        # explicit BEGIN); engines handed over with set_engine are left as they are.
+        self.configure = configure
+        # The execution options that put a connection in autocommit without a
+        # round trip ({} where pooled connections autocommit until a transaction
+        # begins; None where switching costs one).
+        self.autocommit_options = autocommit_options
+        # Does the driver connection have a transaction open? Given, the pool
+        # rolls back on return only when it does, instead of always.
+        self.in_transaction = in_transaction
+        # Does the driver connection go back to the pool with no I/O (no
+        # transaction open, nothing to restore)?
+        self.idle = idle
+        # Runs a statement straight on the driver connection: (conn, sql, params)
+        # -> rows. Errors come back as Django's through map_error.
+        self.fetch = fetch
+        # Runs a write straight on the driver connection: (conn, sql, params) ->
+        # the number of rows it matched.
+        self.execute = execute
+        # Runs an INSERT of one row straight on the driver connection: (conn,
+        # sql, params) -> [(the auto-increment key it generated,)], the rows a
+        # RETURNING of that key would give. None where RETURNING is the way.
+        self.insert_id = insert_id
+        self.map_error = map_error
+        # Starts the transaction the driver adapter has begun only lazily (at
+        # its first statement), before vinyl runs a statement on the driver
+        # connection below it: (adapter connection) -> the awaitable that sends
+        # its BEGIN, or None when there is none to send.
+        self.start_transaction = start_transaction
+        # Opens a server-side cursor for a streamed read (see StreamOpener).
+        self.stream = stream
+        # Does such a cursor need a transaction outside a block (asyncpg's
+        # portals do; elsewhere a stream reads on an autocommitting connection)?
+        self.stream_transaction = stream_transaction
+        # Can the server end a transaction on an error and run the next
+        # statements in autocommit (MySQL: a deadlock, a lock wait timeout)?
+        # Then each statement of a transaction first checks it is still open.
+        self.server_may_end_transaction = server_may_end_transaction
 
 
-@dataclass
 class EngineEntry:
-    engine: AsyncEngine
-    config: EngineConfig
-    loop: asyncio.AbstractEventLoop | None = None
-    facts: dict[str, Any] | None = None
-    facts_lock: asyncio.Lock | None = None
-    # Compiled plans by query shape: the translate layer's PlanCache
-    # (vinyl.translate.plan_cache), made on first use; it goes with the engine.
-    plans: Any = None
-    # The settings the engine was built from: new settings, new engine.
-    settings: Any = None
-    # config.autocommit_options where they hold for this engine (None on an
-    # application's engine when they rely on vinyl's configure hook).
-    autocommit_options: dict[str, Any] | None = None
-    # Does a connection that config.idle() says is idle go back to this engine's
-    # pool without I/O (vinyl's reset and checkin listeners)?
-    quiet_checkin: bool = False
-    # Pool entries invalidated and not yet reconnected: while there are any,
-    # a checkout may have to reconnect, which needs the greenlet. (A dict by
-    # id of weak references, each dropped when its entry is: its truth is
-    # read by every statement, in C, where a WeakSet's len() is Python.)
-    stale: dict[int, weakref.ref] = field(default_factory=dict)
-    # The pool whose fair queue ``queue`` is (see fair_queue_of).
-    queue_pool: Any = None
-    queue: FairQueue | None = None
-    # Idle connections kept checked out until the event loop's next step,
-    # for statements that start in the same step (see keep_for_this_step):
-    # each a ``Held`` pair, the pooled connection with its driver connection.
-    spares: list[Held] = field(default_factory=list)
-    # The loop's timer that checks the spares in at its next step; cancelled
-    # when this step takes them all back (see keep_for_this_step).
-    spare_check: asyncio.TimerHandle | None = None
-    # Disposes of the engine when its loop shuts down (see loopclose.py).
-    closer: Any = None
-    # The driver connections the pool has open, cut if their loop dies.
-    # Does each statement of a transaction check it is still open (see
-    # EngineConfig.server_may_end_transaction)?
-    checks_transaction: bool = False
-    # Resolved with the error when a connect fails, for the tasks waiting
-    # for a connection of a full pool (see scope._pooled).
-    connect_failure: asyncio.Future | None = None
-    # (by id: the driver adapters take no weak references).
-    opened: dict[int, Any] = field(default_factory=dict)
+    """What vinyl keeps per (alias, event loop): the engine and its state."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        config: EngineConfig,
+        loop: asyncio.AbstractEventLoop | None = None,
+        facts: dict[str, Any] | None = None,
+        facts_lock: asyncio.Lock | None = None,
+        plans: Any = None,
+        settings: Any = None,
+        autocommit_options: dict[str, Any] | None = None,
+        quiet_checkin: bool = False,
+        stale: dict[int, weakref.ref] | None = None,
+        queue_pool: Any = None,
+        queue: FairQueue | None = None,
+        spares: list[Held] | None = None,
+        spare_check: asyncio.TimerHandle | None = None,
+        closer: Any = None,
+        checks_transaction: bool = False,
+        connect_failure: asyncio.Future | None = None,
+        opened: dict[int, Any] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.loop = loop
+        self.facts = facts
+        self.facts_lock = facts_lock
+        # Compiled plans by query shape: the translate layer's PlanCache
+        # (vinyl.translate.plan_cache), made on first use; it goes with the engine.
+        self.plans = plans
+        # The settings the engine was built from: new settings, new engine.
+        self.settings = settings
+        # config.autocommit_options where they hold for this engine (None on an
+        # application's engine when they rely on vinyl's configure hook).
+        self.autocommit_options = autocommit_options
+        # Does a connection that config.idle() says is idle go back to this engine's
+        # pool without I/O (vinyl's reset and checkin listeners)?
+        self.quiet_checkin = quiet_checkin
+        # Pool entries invalidated and not yet reconnected: while there are any,
+        # a checkout may have to reconnect, which needs the greenlet. (A dict by
+        # id of weak references, each dropped when its entry is: its truth is
+        # read by every statement, in C, where a WeakSet's len() is Python.)
+        self.stale = {} if stale is None else stale
+        # The pool whose fair queue ``queue`` is (see fair_queue_of).
+        self.queue_pool = queue_pool
+        self.queue = queue
+        # Idle connections kept checked out until the event loop's next step,
+        # for statements that start in the same step (see keep_for_this_step):
+        # each a ``Held`` pair, the pooled connection with its driver connection.
+        self.spares = [] if spares is None else spares
+        # The loop's timer that checks the spares in at its next step; cancelled
+        # when this step takes them all back (see keep_for_this_step).
+        self.spare_check = spare_check
+        # Disposes of the engine when its loop shuts down (see loopclose.py).
+        self.closer = closer
+        # Does each statement of a transaction check it is still open (see
+        # EngineConfig.server_may_end_transaction)?
+        self.checks_transaction = checks_transaction
+        # Resolved with the error when a connect fails, for the tasks waiting
+        # for a connection of a full pool (see scope._pooled).
+        self.connect_failure = connect_failure
+        # The driver connections the pool has open, cut if their loop dies.
+        # (by id: the driver adapters take no weak references).
+        self.opened = {} if opened is None else opened
 
 
 # One entry per (alias, event loop): a pool's connections belong to the loop

@@ -14,7 +14,6 @@ import functools
 import operator
 import os.path
 import zoneinfo
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from types import SimpleNamespace
@@ -57,7 +56,6 @@ Builder = Callable[[Rows], Any]
 GET_LIMIT = 21
 
 
-@dataclass(frozen=True, slots=True)
 class Plan:
     """SQL for one query shape, and the builder of its result.
 
@@ -66,31 +64,30 @@ class Plan:
     backend adapts (see :func:`value_adapters`).
     """
 
-    sql: str
-    positions: tuple
-    build: Builder
-    #: How many slot values are the parameters as they are (positions
-    #: 0, 1, ... n-1: the usual plan), else -1.
-    as_given: int = field(init=False, repr=False, compare=False)
-    #: Where the parameters are slot values and constants only (no
-    #: adapter), two or more: the constants, and the getter that picks the
-    #: parameters out of the slot values followed by them (in C, one call);
-    #: else None.
-    constants: tuple = field(init=False, repr=False, compare=False)
-    gather: Callable[[tuple], tuple] | None = field(init=False, repr=False, compare=False)
+    # A plain class, not a dataclass: building a dataclass costs about 0.4 ms
+    # at import (its generated methods are compiled), paid by every cold start.
+    __slots__ = ("sql", "positions", "build", "as_given", "constants", "gather")
 
-    def __post_init__(self) -> None:
-        positions = self.positions
-        object.__setattr__(self, "as_given", len(positions) if positions == tuple(range(len(positions))) else -1)
+    def __init__(self, sql: str, positions: tuple, build: Builder) -> None:
+        self.sql = sql
+        self.positions = positions
+        self.build = build
+        #: How many slot values are the parameters as they are (positions
+        #: 0, 1, ... n-1: the usual plan), else -1.
+        self.as_given = len(positions) if positions == tuple(range(len(positions))) else -1
+        #: Where the parameters are slot values and constants only (no
+        #: adapter), two or more: the constants, and the getter that picks the
+        #: parameters out of the slot values followed by them (in C, one call);
+        #: else None.
         constants = [p[0] for p in positions if type(p) is not int and len(p) == 1]
         plain = len(positions) >= 2 and self.as_given < 0 and all(type(p) is int or len(p) == 1 for p in positions)
-        gather = None
+        gather: Callable[[tuple], tuple] | None = None
         if plain:
             # A constant's index counts from the end of ``values + constants``.
             later = iter(range(-len(constants), 0))
             gather = operator.itemgetter(*[p if type(p) is int else next(later) for p in positions])
-        object.__setattr__(self, "constants", tuple(constants))
-        object.__setattr__(self, "gather", gather)
+        self.constants = tuple(constants)
+        self.gather = gather
 
     def params(self, values: Sequence[Any]) -> tuple:
         if type(values) is tuple:
