@@ -78,3 +78,28 @@ async def test_bulk_create_of_awkward_strings_stores_them_as_django_reads_them()
         lambda: list(Author.objects.using(settings.SYNC_ALIAS["mysql"]).order_by("age").values_list("pk", "name"))
     )()
     assert stored == [(author.pk, name) for author, name in zip(authors, names)]
+
+
+@pytest.mark.backends("mysql", reason="asyncmy's encoders (OPTIONS['conv']), MySQL's text protocol")
+async def test_encoders_of_the_connection_write_every_parameter_when_options_give_them():
+    # An engine whose OPTIONS["conv"] writes integers its own way: vinyl
+    # leaves every literal to asyncmy there, many parameters or few.
+    from django.db import connections
+
+    import vinyl
+
+    conv = {**asyncmy.converters.conversions, int: lambda value, mapping: str(value * 10)}
+    alias = "vinyl_mysql_conv"
+    connections.settings[alias] = {**connections.settings["vinyl_mysql"], "OPTIONS": {"conv": conv}}
+    try:
+        # (The engine's first statement learns the server's facts: the
+        # planned bulk INSERT, which vinyl could write, runs from then on.)
+        assert await Author.vinyl.using(alias).count() == 0
+        n = literals.MANY + 8
+        await Author.vinyl.using(alias).bulk_create([Author(name=f"c{i}", age=i) for i in range(n)])
+        await Author.vinyl.using(alias).create(name="one", age=4)
+        stored = await Author.vinyl.using("vinyl_mysql").order_by("pk").values_list("name", "age")
+    finally:
+        await vinyl.dispose(alias)
+        del connections.settings[alias]
+    assert stored == [(f"c{i}", i * 10) for i in range(n)] + [("one", 40)]

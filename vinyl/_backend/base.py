@@ -302,12 +302,12 @@ class VinylWrapperMixin:
         )
 
     @staticmethod
-    async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple) -> list:
+    async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple, /) -> list:
         """Run a read on the driver connection and return its rows."""
         raise NotImplementedError
 
     @staticmethod
-    async def vinyl_execute(driver_connection: Any, sql: str, params: tuple) -> int:
+    async def vinyl_execute(driver_connection: Any, sql: str, params: tuple, /) -> int:
         """Run a write on the driver connection and return its row count."""
         raise NotImplementedError
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import struct
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, NamedTuple
 
 import asyncmy
 from asyncmy.constants.COMMAND import COM_SET_OPTION
@@ -64,6 +63,50 @@ class MySQLCursor(VinylCursor):
         return sql, params
 
 
+class _Runners(NamedTuple):
+    """How an engine runs a statement on an asyncmy connection."""
+
+    fetch: Callable[[Any, str, tuple], Coroutine[Any, Any, list]]
+    execute: Callable[[Any, str, tuple], Coroutine[Any, Any, int]]
+    insert_id: Callable[[Any, str, tuple], Coroutine[Any, Any, list]]
+
+
+def _runners(arguments: Callable[[Any, str, tuple], tuple]) -> _Runners:
+    """The runners that call ``cursor.execute(*arguments(connection, sql, params))``."""
+
+    async def fetch(driver_connection: Any, sql: str, params: tuple) -> list:
+        async with driver_connection.cursor() as cursor:
+            await cursor.execute(*arguments(driver_connection, sql, params))
+            return await cursor.fetchall()
+
+    async def execute(driver_connection: Any, sql: str, params: tuple) -> int:
+        # Matched rows, not changed ones: SQLAlchemy connects with FOUND_ROWS,
+        # as Django does.
+        async with driver_connection.cursor() as cursor:
+            await cursor.execute(*arguments(driver_connection, sql, params))
+            return cursor.rowcount
+
+    async def insert_id(driver_connection: Any, sql: str, params: tuple) -> list:
+        # The OK packet carries the key: no result set to send and parse, as
+        # RETURNING would need.
+        async with driver_connection.cursor() as cursor:
+            await cursor.execute(*arguments(driver_connection, sql, params))
+            return [(cursor.lastrowid,)]
+
+    return _Runners(fetch, execute, insert_id)
+
+
+def _as_given(driver_connection: Any, sql: str, params: tuple) -> tuple:
+    return sql, params
+
+
+#: Many plain parameters written into the SQL by vinyl (see literals).
+_WRITTEN = _runners(literals.arguments)
+#: Every parameter left to the connection's own encoders, which may write
+#: them otherwise than asyncmy's defaults (``OPTIONS["conv"]``).
+_AS_GIVEN = _runners(_as_given)
+
+
 class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
     # The exceptions the driver adapter raises, for Django's error mapping.
     Database = AsyncAdapt_asyncmy_dbapi(asyncmy)
@@ -95,30 +138,11 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
         facts = cached_facts(self.alias)
         return as_conflict(error, exc, galera=bool(facts and facts.get("galera")))
 
-    # Each runs ``execute(*arguments(...))``: many plain parameters written
-    # into the SQL by vinyl (see literals); ``written=False`` where the
-    # connection's own encoders may write them otherwise.
-    @staticmethod
-    async def vinyl_fetch(driver_connection: Any, sql: str, params: tuple, written: bool = True) -> list:
-        async with driver_connection.cursor() as cursor:
-            await cursor.execute(*(literals.arguments(driver_connection, sql, params) if written else (sql, params)))
-            return await cursor.fetchall()
-
-    @staticmethod
-    async def vinyl_execute(driver_connection: Any, sql: str, params: tuple, written: bool = True) -> int:
-        # Matched rows, not changed ones: SQLAlchemy connects with FOUND_ROWS,
-        # as Django does.
-        async with driver_connection.cursor() as cursor:
-            await cursor.execute(*(literals.arguments(driver_connection, sql, params) if written else (sql, params)))
-            return cursor.rowcount
-
-    @staticmethod
-    async def vinyl_insert_id(driver_connection: Any, sql: str, params: tuple, written: bool = True) -> list:
-        # The OK packet carries the key: no result set to send and parse, as
-        # RETURNING would need.
-        async with driver_connection.cursor() as cursor:
-            await cursor.execute(*(literals.arguments(driver_connection, sql, params) if written else (sql, params)))
-            return [(cursor.lastrowid,)]
+    # The statement runners of an engine whose connections use asyncmy's
+    # default encoders (see _runners; OPTIONS["conv"]: vinyl_engine_config).
+    vinyl_fetch = staticmethod(_WRITTEN.fetch)
+    vinyl_execute = staticmethod(_WRITTEN.execute)
+    vinyl_insert_id = staticmethod(_WRITTEN.insert_id)
 
     @staticmethod
     async def vinyl_stream(driver_connection: Any, sql: str, params: tuple, shared: bool) -> BufferedCursor:
@@ -162,9 +186,7 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
         config.configure = configure
         if "conv" in connect_args:
             # The driver's encoders are the caller's: literals as asyncmy writes them.
-            config.fetch = functools.partial(self.vinyl_fetch, written=False)
-            config.execute = functools.partial(self.vinyl_execute, written=False)
-            config.insert_id = functools.partial(self.vinyl_insert_id, written=False)
+            config.fetch, config.execute, config.insert_id = _AS_GIVEN
         return config
 
     def create_cursor(self, name: str | None = None) -> Any:
