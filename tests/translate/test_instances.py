@@ -95,6 +95,22 @@ def test_whole_instance_dict_and_state_are_djangos():
     assert list(obj._state.__dict__.items()) == list(expected._state.__dict__.items())
 
 
+def test_columns_before_and_after_a_foreign_key_keep_djangos_order_whatever_was_built_first():
+    # The columns before the first foreign key are attribute stores, the rest
+    # go into __dict__: the order is Django's for every subset of columns,
+    # whichever subset the class saw first.
+    from tests.testapp.models import Book
+
+    names = [f.attname for f in Book._meta.concrete_fields]
+    subsets = [names[:1] + names[3:], names, [names[0], names[2], names[1], *names[3:]][:1] + names[2:], names[:2] + names[4:]]
+    for subset in subsets:
+        values = tuple(range(1, len(subset) + 1))
+        obj = rows_maker(Book, subset, 0, width=len(subset))("alias", [values])[0]
+        expected = Book.from_db("alias", subset, values)
+        assert list(obj.__dict__.items())[1:] == list(expected.__dict__.items())[1:]
+        assert list(obj.__dict__)[0] == "_state" and obj.get_deferred_fields() == expected.get_deferred_fields()
+
+
 def test_annotations_are_set_after_the_columns_as_djangos_iterable_sets_them():
     # (A many-to-many prefetch's extra() column is one: _prefetch_related_val_<key>.)
     make = rows_maker(Author, ["id", "name"], 0, None, (("_prefetch_related_val_book_id", 3), ("not an identifier", 2)))

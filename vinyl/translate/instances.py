@@ -99,11 +99,10 @@ def rows_maker(
         "def make(db, rows):",
         *_prologue(converted),
         "    objs = []",
-        "    append = objs.append",
         _loop(width),
         *_instance(model, attnames, start, fetch_mode, "        ", exprs=exprs, unpacked=width is not None),
         *_annotations(annotations, "        ", unpacked=width is not None),
-        "        append(obj)",
+        "        objs.append(obj)",
         "    return objs",
     ]
     namespace = dict(converted[0]) if converted is not None else {}
@@ -197,11 +196,10 @@ def joined_rows_maker(
         "def make(db, rows):",
         *_prologue(converted),
         "    objs = []",
-        "    append = objs.append",
         _loop(width),
         *_instance(model, attnames, start, fetch_mode, "        ", exprs=exprs, unpacked=unpacked),
         *_joined("obj", "state", joins, fetch_mode, "        ", models, exprs=exprs, unpacked=unpacked),
-        "        append(obj)",
+        "        objs.append(obj)",
         "    return objs",
     ]
     return _compile(lines, models, fetch_mode, converted[0] if converted is not None else None)
@@ -263,12 +261,13 @@ def _instance(
 ) -> list[str]:
     # The statements building ``obj`` (``obj<n>``, of the n-th model given to
     # _compile) from ``row``, in __init__'s order (ModelState() is the
-    # cheapest way to make the state). A column whose class attribute has a
-    # setter (a foreign key's, which only stores the value and clears a
-    # cached related object a new instance has none of), or whose name no
-    # attribute store can spell, goes straight into the instance's __dict__,
-    # as from_db stores it; then every value does (one dict for all).
-    # Otherwise plain attribute stores keep the values inline (no dict).
+    # cheapest way to make the state). Attribute stores while they can: the
+    # values stay in the instance (no dict object). From the first column
+    # whose class attribute has a setter (a foreign key's, which only stores
+    # the value and clears a cached related object a new instance has none
+    # of), or whose name no attribute store can spell, the rest go straight
+    # into the instance's __dict__, as from_db stores them (the dict keeps
+    # the attributes' order).
     suffix = str(n) if n else ""
     obj, state, model_name, values = f"obj{suffix}", f"state{suffix}", f"model{suffix}", f"values{suffix}"
     lines = [f"{obj} = new({model_name})", f"{state} = State()", f"{state}.adding = False", f"{state}.db = db"]
@@ -276,14 +275,20 @@ def _instance(
         lines.append(f"{state}.fetch_mode = fetch_mode")
     exprs = exprs or {}
     stored = [(name, exprs.get(start + i) or _column(start + i, unpacked)) for i, name in enumerate(attnames)]
-    if all(name.isidentifier() and not keyword.iskeyword(name) and not _has_setter(model, name) for name in attnames):
-        lines.append(f"{obj}._state = {state}")
-        lines.extend(f"{obj}.{name} = {value}" for name, value in stored)
-    else:
+    lines.append(f"{obj}._state = {state}")
+    direct = 0
+    while direct < len(stored) and _storable(model, stored[direct][0]):
+        direct += 1
+    lines.extend(f"{obj}.{name} = {value}" for name, value in stored[:direct])
+    if direct < len(stored):
         lines.append(f"{values} = {obj}.__dict__")
-        lines.append(f"{values}['_state'] = {state}")
-        lines.extend(f"{values}[{name!r}] = {value}" for name, value in stored)
+        lines.extend(f"{values}[{name!r}] = {value}" for name, value in stored[direct:])
     return [indent + line for line in lines]
+
+
+def _storable(model: type, name: str) -> bool:
+    """Can ``obj.<name> = value`` store a loaded value as from_db does?"""
+    return name.isidentifier() and not keyword.iskeyword(name) and not _has_setter(model, name)
 
 
 def _has_setter(model: type, name: str) -> bool:
