@@ -335,7 +335,13 @@ class Scope:
             return None
         if not self.connection.sync_connection.in_transaction():  # type: ignore[union-attr]  # started
             return None
-        drivers = self.drivers()
+        try:
+            drivers = self.drivers()
+        except Exception as exc:
+            # SQLAlchemy let go of the connection (invalidated): its error
+            # (PendingRollbackError) is raised as Django's, as a statement's is.
+            raise_as_django(self.entry, exc)
+            raise
         if not config.in_transaction(drivers[1]):
             self.invalidate()
             raise _lost_transaction_error(self.alias)
