@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import logging
+from typing import Any, Iterator
 
 import pytest
 from django.db import connections
@@ -207,12 +209,21 @@ async def test_none_and_duplicates_never_keep_a_shape_off_plans(backend):
     assert not any(type(entry) is Unplanned and entry.permanent for entry in cache.values())
 
 
-async def test_a_full_cache_evicts_its_least_recently_used_shapes(backend):
-    await make("Ann", "Bob")
+@contextlib.contextmanager
+def _cache_of_three() -> Iterator[Any]:
+    """vinyl_default's plan cache, emptied and holding three shapes at most."""
     cache = plan_cache_for("vinyl_default")
     cache.clear()
     cache.maxsize = 3
     try:
+        yield cache
+    finally:
+        cache.maxsize = PLANS_MAX
+
+
+async def test_a_full_cache_evicts_its_least_recently_used_shapes(backend):
+    await make("Ann", "Bob")
+    with _cache_of_three() as cache:
         await Author.vinyl.filter(name="Ann")  # shape 1
         await Author.vinyl.filter(age=1)  # shape 2
         await Author.vinyl.filter(email="x")  # shape 3
@@ -221,18 +232,13 @@ async def test_a_full_cache_evicts_its_least_recently_used_shapes(backend):
         kept = {key[2][0][1][0][0] for key in cache}
         assert kept == {"name", "email", "age__gt"}
         assert len(cache) == 3
-    finally:
-        cache.maxsize = PLANS_MAX
 
 
 async def test_a_plan_found_twice_in_a_row_keeps_the_order_of_use(backend):
     # The second of two lookups in a row skips moving its key last (it is
     # there already); one after another shape's must move it.
     await make("Ann", "Bob")
-    cache = plan_cache_for("vinyl_default")
-    cache.clear()
-    cache.maxsize = 3
-    try:
+    with _cache_of_three() as cache:
         await Author.vinyl.filter(name="Ann")  # shape 1
         await Author.vinyl.filter(age=1)  # shape 2
         await Author.vinyl.filter(name="Bob")  # shape 1: most recent
@@ -247,8 +253,6 @@ async def test_a_plan_found_twice_in_a_row_keeps_the_order_of_use(backend):
         await Author.vinyl.filter(email="y")
         await Author.vinyl.filter(email="z")
         assert cache.hits == hits + 2
-    finally:
-        cache.maxsize = PLANS_MAX
 
 
 async def test_new_time_zone_settings_empty_the_plan_caches(backend):
