@@ -72,3 +72,13 @@ def test_the_manager_offers_the_querysets_create_coroutine() -> None:
 
     assert type(Author.vinyl).create is VinylQuerySet.create
     assert VinylRelatedManager.create is not VinylQuerySet.create
+
+
+def test_unknown_names_are_plain_attribute_errors_without_a_lookup_hook() -> None:
+    # No __getattr__ on the manager or the QuerySet: every attribute read of
+    # theirs on the read path (self._recipe, qs.filter...) keeps CPython's
+    # generic, specialisable lookup; a missing name is Python's own error.
+    for obj in (Author.vinyl, Author.vinyl.all()):
+        assert "__getattr__" not in {name for cls in type(obj).__mro__ for name in vars(cls)}
+        with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+            obj.nonsense  # noqa: B018

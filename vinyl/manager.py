@@ -11,7 +11,7 @@ from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl import models as _models  # noqa: F401 (importing it lets vinyl_model build classes)
 from vinyl._vinylize import vinyl_model
 from vinyl.proxies import QuerySetMethods
-from vinyl.queryset import VinylQuerySet, no_async_alias
+from vinyl.queryset import VinylQuerySet
 
 if TYPE_CHECKING:
     from typing import Self
@@ -108,10 +108,6 @@ class BoundVinylManager(_QuerySetAPI[M]):
 
     def db_manager(self, using: str) -> Self:
         return type(self)(self._model, using)
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for names the manager lacks.
-        raise no_async_alias(type(self).__name__, name)
 
     def __repr__(self) -> str:
         where = repr(self._using) if self._using else "the routers' alias"

@@ -78,11 +78,6 @@ STREAM_SLICE = GC_PAUSE_ROWS // 2
 CONFLICT_ATTEMPTS = 5
 
 
-def no_async_alias(owner: str, name: str) -> AttributeError:
-    """Return the error for a name a vinyl manager or QuerySet lacks."""
-    return AttributeError(f"{owner} has no attribute {name!r}")
-
-
 R = TypeVar("R")
 P = ParamSpec("P")
 Q = TypeVar("Q", bound="VinylQuerySet[Any]")
@@ -730,9 +725,6 @@ class VinylQuerySet(Generic[M]):
             await end_interrupted(own, exc, lost=is_disconnect(own, exc))
             raise
         await release(own, commit=True)
-
-    def __getattr__(self, name: str) -> Any:
-        raise no_async_alias(type(self).__name__, name)
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(_SYNC_USE)
