@@ -131,6 +131,8 @@ async def test_in_lists_of_other_values_answer_as_django(backend):
         lambda qs: qs.filter(positive__in=[True, 7, False]),
         lambda qs: qs.filter(positive__in=["7", 0, 2**31 - 1]),
         lambda qs: qs.exclude(small__in=[-3, 1, None]),
+        lambda qs: qs.filter(big__in=[5, 5, None, 2**40, 5]),
+        lambda qs: qs.filter(Q(small__in=[1, 1]) | Q(big__in=[-(2**62), 2**40])),
     ]
     for build in cases:
         await _same(backend, build)
