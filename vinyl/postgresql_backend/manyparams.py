@@ -108,6 +108,13 @@ def _array_cast(casts: set[str | None]) -> str | None:
 # SQL alone (kept per SQL text); each run checks that the values of each
 # list are of the Python type its element type takes, else the statement is
 # sent as it is.
+#
+# A list of integers (``int4`` or ``int8`` placeholders: exact ints, each in
+# its cast's range, as vinyl casts by value) goes as the text of the array,
+# ``'{1,2,3}'``, cast to the array type on the server (``$k::text::int8[]``):
+# the same array, while asyncpg's binary encoding of a list asks an ABC
+# isinstance check of every element (about 2,000 instructions each; the
+# text costs about 100).
 
 #: Python types of the values of a list, by the cast of its placeholders
 #: (vinyl's, by value type; "" none: text the server types from the column).
@@ -125,8 +132,12 @@ _ELEMENT_TYPES: dict[str, frozenset[type]] = {
     "timestamptz": frozenset({datetime.datetime}),
 }
 
+#: Element types whose lists are sent as the array's text (exact ints only:
+#: ``_ELEMENT_TYPES`` of both is ``{int}``; str() of an int is its literal).
+_TEXT_ARRAYS = frozenset(("int4", "int8"))
+
 #: A statement's rewrite: its SQL with arrays, and per parameter of it, the
-#: index of the original parameter or ``(start, stop, types)`` of a list.
+#: index of the original parameter or ``(start, stop, types, as text)`` of a list.
 Arrays = tuple[str, tuple]
 
 _ARRAYS: dict[str, Arrays | None] = {}
@@ -153,11 +164,11 @@ def as_arrays(sql: str, params: Sequence[Any]) -> tuple[str, list] | None:
         if type(part) is int:
             append(params[part])
             continue
-        start, stop, types = part
-        values = list(params[start:stop])
+        start, stop, types, text = part
+        values = params[start:stop]
         if not set(map(type, values)) <= types:
             return None
-        append(values)
+        append("{" + ",".join(map(str, values)) + "}" if text else list(values))
     return spec[0], out
 
 
@@ -183,11 +194,12 @@ def _arrays_of(sql: str, count: int) -> Arrays | None:
             if cast is None or cast not in _ELEMENT_TYPES:
                 return None
             types = frozenset().union(*(_ELEMENT_TYPES[c] for c in casts | {cast}))
-            parts.append((expected - 1, expected - 1 + len(items), types))
+            text = cast in _TEXT_ARRAYS
+            parts.append((expected - 1, expected - 1 + len(items), types, text))
             expected += len(items)
             lists += 1
             operator = "<> ALL" if match.group(1) else "= ANY"
-            pieces.append(f"{operator}(${len(parts)}{f'::{cast}[]' if cast else ''})")
+            pieces.append(f"{operator}(${len(parts)}{'::text' if text else ''}{f'::{cast}[]' if cast else ''})")
         else:
             if int(match.group(3)) != expected:
                 return None
