@@ -48,6 +48,7 @@ from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.util import concurrency as _sa_concurrency
 from sqlalchemy.util import queue as _sa_queue
 
+from vinyl._coldstart import collector_paused
 from vinyl._version import __version__
 
 #: The versions of each dependency this vinyl release supports (pyproject's bounds).
@@ -266,7 +267,9 @@ def _once(check: Callable[[], None]) -> Callable[[], None]:
     @functools.wraps(check)
     def run() -> None:
         if not done:
-            check()
+            # The dialect and driver it imports: see vinyl._coldstart.
+            with collector_paused():
+                check()
             done.append(True)
 
     return run
