@@ -24,17 +24,24 @@ Layout, lowest first: each module imports only the ones listed before it
    classes; their instance methods), ``manager``; then this package.
 """
 
-from vinyl._version import __version__
+# Imported with the garbage collector paused: SQLAlchemy's import creates a
+# few hundred thousand objects that all live (see vinyl._coldstart).
+from vinyl._coldstart import collector_paused
 
-# First: fails at import if a dependency lacks a private name vinyl needs.
-from vinyl import _compat  # noqa: F401, E402
+with collector_paused():
+    from vinyl._version import __version__
 
-from vinyl._querylog import capture_queries
-from vinyl.engine.engines import dispose, get_engine, set_engine
-from vinyl.manager import VinylManager
-from vinyl.raw import execute, fetch
-from vinyl.transaction import atomic, on_commit, use_connection
-from vinyl.translate.plan_cache import plan_cache_info
+    # First: fails at import if a dependency lacks a private name vinyl needs.
+    from vinyl import _compat  # noqa: F401, E402
+
+    from vinyl._querylog import capture_queries
+    from vinyl.engine.engines import dispose, get_engine, set_engine
+    from vinyl.manager import VinylManager
+    from vinyl.raw import execute, fetch
+    from vinyl.transaction import atomic, on_commit, use_connection
+    from vinyl.translate.plan_cache import plan_cache_info
+
+del collector_paused
 
 __all__ = [
     "VinylManager",

@@ -48,6 +48,7 @@ from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.util import concurrency as _sa_concurrency
 from sqlalchemy.util import queue as _sa_queue
 
+from vinyl._coldstart import collector_paused
 from vinyl._version import __version__
 
 #: The versions of each dependency this vinyl release supports (pyproject's bounds).
@@ -249,6 +250,89 @@ _need(
 )
 in_greenlet: Callable[[], bool] = _sa_concurrency.in_greenlet
 
+
+# -- sqlalchemy.ext.asyncio without the ORM -------------------------------------
+#
+# vinyl uses SQLAlchemy's async engine (sqlalchemy.ext.asyncio.engine), never
+# its ORM; the package's __init__ also imports AsyncSession, which imports
+# sqlalchemy.orm: 12-15% of the instructions of a cold process's first query
+# (issue 17, cold start). So unless something imported the package already,
+# it is put in sys.modules unexecuted (built from its own spec) before vinyl
+# imports sqlalchemy.ext.asyncio.engine, and it runs its own __init__, in
+# place, the first time anyone reads one of its names: the same module object
+# and classes afterwards, and `from sqlalchemy.ext.asyncio import AsyncSession`
+# works as before. vinyl's modules import from sqlalchemy.ext.asyncio.engine
+# (tests/packaging/test_compat.py checks that nothing imports the ORM).
+
+
+def _defer_asyncio_package() -> None:
+    import importlib
+    import importlib.util
+    import sys
+    import threading
+
+    import sqlalchemy.ext
+
+    name = "sqlalchemy.ext.asyncio"
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:  # pragma: no cover - SQLAlchemy without it
+        raise _missing("SQLAlchemy", "sqlalchemy.ext", "asyncio", "vinyl runs on SQLAlchemy's async engine")
+    # (importlib.util.LazyLoader runs a package at any attribute read, its
+    # __path__ too, which importing the submodule needs.)
+    package = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+    lock = threading.RLock()
+    # While vinyl imports the engine submodule: `from . import exc` there
+    # asks the package for the name first, and the import system imports the
+    # submodule when the package has no such name.
+    importing_engine = [True]
+
+    def run_init() -> None:
+        with lock:
+            if package.__dict__.get("__getattr__") is not __getattr__:
+                return  # ran already
+            del package.__dict__["__getattr__"], package.__dict__["__dir__"]
+            try:
+                loader.exec_module(package)
+            except BaseException:  # raised to this reader; the next one runs it again
+                package.__dict__.update(__getattr__=__getattr__, __dir__=__dir__)
+                raise
+
+    def __getattr__(attr: str) -> Any:  # noqa: N807 - a module's __getattr__ (PEP 562)
+        if not importing_engine[0]:
+            run_init()
+        try:
+            return package.__dict__[attr]
+        except KeyError:
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}") from None
+
+    def __dir__() -> list[str]:  # noqa: N807 - a module's __dir__ (PEP 562)
+        run_init()
+        return sorted(package.__dict__)
+
+    package.__dict__.update(__getattr__=__getattr__, __dir__=__dir__)
+    sys.modules[name] = package
+    sqlalchemy.ext.asyncio = package  # as an import sets it
+    try:
+        importlib.import_module(name + ".engine")
+    except BaseException:
+        del sys.modules[name], sqlalchemy.ext.asyncio
+        raise
+    finally:
+        importing_engine[0] = False
+    # What the package's __init__ does besides importing: greenlet, or an
+    # ImportError now.
+    _sa_concurrency._concurrency_shim._initialize()
+
+
+_need(
+    "SQLAlchemy", _sa_concurrency, "_concurrency_shim",
+    "sqlalchemy.ext.asyncio's __init__ imports greenlet through it; vinyl runs that step when it defers the package",
+)
+_defer_asyncio_package()
+
 # -- the backends: each checked when its package is imported -------------------
 #
 # A backend's names live in its SQLAlchemy dialect, its driver and (SQLite)
@@ -266,7 +350,9 @@ def _once(check: Callable[[], None]) -> Callable[[], None]:
     @functools.wraps(check)
     def run() -> None:
         if not done:
-            check()
+            # The dialect and driver it imports: see vinyl._coldstart.
+            with collector_paused():
+                check()
             done.append(True)
 
     return run

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Iterable
 from vinyl.transaction import rolled_back
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.ext.asyncio.engine import AsyncConnection
 
 
 def vinyl_aliases() -> list[str]:

@@ -17,7 +17,7 @@ from django.db.transaction import TransactionManagementError
 from vinyl._compat import max_overflow
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio.engine import AsyncEngine
 
     from vinyl.engine.engines import EngineEntry
 

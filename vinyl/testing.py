@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - pytest_configure says what to install
     pytest_asyncio = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.ext.asyncio.engine import AsyncConnection
 
 __all__ = ["vinyl_test_aliases", "vinyl_transaction"]
 

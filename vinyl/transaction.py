@@ -31,7 +31,7 @@ from contextvars import Token
 from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable, TypeVar
 
 from django.db.transaction import TransactionManagementError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio.engine import AsyncConnection
 
 from vinyl import retry
 from vinyl.engine import callbacks, savepoints

@@ -206,6 +206,83 @@ def test_vinyl_imports_only_the_configured_backends_dialect_and_driver(backend):
     assert result.stdout.splitlines() == ["after import: []", "after engine: []"]
 
 
+def test_the_first_query_imports_no_sqlalchemy_orm():
+    # Cold start (issue 17): vinyl uses SQLAlchemy's async engine, not its
+    # ORM, which sqlalchemy.ext.asyncio's __init__ imports (for AsyncSession):
+    # vinyl defers that __init__ (vinyl._compat). A first query on each
+    # backend imports no sqlalchemy.orm.
+    result = _run(
+        """
+        import asyncio
+        import os
+        import sys
+        os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+        import django
+        django.setup()
+        import vinyl
+        from tests.settings import BACKENDS, VINYL_ALIAS
+
+        async def first_queries():
+            for backend in BACKENDS:
+                assert await vinyl.fetch("SELECT 1", using=VINYL_ALIAS[backend]) == [(1,)]
+            await vinyl.dispose()
+
+        asyncio.run(first_queries())
+        print(sorted(m for m in sys.modules if m.startswith(("sqlalchemy.orm", "sqlalchemy.ext.asyncio.s"))))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]"]
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        "from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, AsyncEngine",
+        "from sqlalchemy.ext.asyncio import *",
+        "import sqlalchemy.ext.asyncio as a; AsyncSession = a.AsyncSession; AsyncEngine = a.AsyncEngine",
+        "import sqlalchemy.ext.asyncio.session as s; AsyncSession = s.AsyncSession; from sqlalchemy.ext.asyncio import AsyncEngine",
+    ],
+)
+def test_sqlalchemy_ext_asyncio_is_whole_for_whoever_imports_it_after_vinyl(use):
+    # The deferred package runs its own __init__ at its first use: the same
+    # module and classes as without vinyl.
+    result = _run(
+        f"""
+        import sys
+        import vinyl
+        from vinyl.engine.engines import AsyncConnection
+        import sqlalchemy.ext.asyncio.engine as engine
+        assert "sqlalchemy.orm" not in sys.modules
+        {use}
+        import sqlalchemy.ext.asyncio as package
+        import sqlalchemy.orm
+        assert sys.modules["sqlalchemy.ext.asyncio"] is package
+        assert AsyncSession is sys.modules["sqlalchemy.ext.asyncio.session"].AsyncSession is package.AsyncSession
+        assert AsyncEngine is engine.AsyncEngine and package.AsyncConnection is AsyncConnection
+        assert "__getattr__" not in vars(package) and "AsyncSession" in dir(package)
+        assert package.async_scoped_session.__module__ == "sqlalchemy.ext.asyncio.scoping"
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["ok"]
+
+
+def test_a_process_that_imported_sqlalchemy_ext_asyncio_keeps_it():
+    result = _run(
+        """
+        import sqlalchemy.ext.asyncio as package
+        import vinyl
+        import sys
+        assert sys.modules["sqlalchemy.ext.asyncio"] is package and "AsyncSession" in vars(package)
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["ok"]
+
+
 def django_version() -> str:
     import django
 

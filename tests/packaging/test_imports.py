@@ -68,3 +68,36 @@ def test_the_wheel_declares_name_license_and_extras_without_warnings(tmp_path):
     assert "Provides-Extra: postgresql" in text and "Provides-Extra: mysql" in text
     requires = [line for line in text.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert not any(driver in line for line in requires for driver in ("asyncpg", "asyncmy", "psycopg", "pymysql"))
+
+
+def test_importing_vinyl_and_a_backend_leaves_the_garbage_collector_as_it_was():
+    # vinyl pauses the collector while it imports SQLAlchemy, and a backend's
+    # dialect and driver (vinyl._coldstart): enabled before, enabled after;
+    # disabled by the application, still disabled. At most one collection
+    # runs during `import vinyl`, once the collector is back on (without
+    # the pause: dozens).
+    code = """
+        import gc
+        import sys
+        if sys.argv[1] == "off":
+            gc.disable()
+        import django
+        from django.conf import settings
+        settings.configure(DATABASES={"default": {}, "vinyl_default": {"ENGINE": "vinyl.%s_backend", "NAME": "x"}})
+        django.setup()
+        runs = []
+        gc.callbacks.append(lambda phase, info: runs.append(phase) if phase == "start" else None)
+        import vinyl
+        print(gc.isenabled(), len(runs) <= 1)
+        from django.db import connections
+        connections["vinyl_default"]
+        print(gc.isenabled(), hasattr(vinyl, "collector_paused"))
+        """
+    for backend in ("postgresql", "mysql", "sqlite"):
+        for state, expected in (("on", ["True True", "True False"]), ("off", ["False True", "False False"])):
+            result = subprocess.run(
+                [sys.executable, "-c", textwrap.dedent(code % backend), state],
+                capture_output=True, text=True, timeout=120,
+            )
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.splitlines() == expected, (backend, state)

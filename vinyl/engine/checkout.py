@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from django.db import utils as django_db
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio.engine import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
 from vinyl._compat import max_overflow

@@ -38,7 +38,7 @@ from contextvars import ContextVar
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 from django.db import utils as django_db
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio.engine import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
 from vinyl.engine.disconnects import note_lost_connection, raise_as_django

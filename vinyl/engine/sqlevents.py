@@ -24,7 +24,7 @@ import weakref
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio.engine import AsyncEngine
 
 from vinyl import _querylog
 

@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import ProgrammingError
 from asyncmy.cursors import Cursor as BufferedCursor, SSCursor
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio.engine import AsyncEngine
 
 from vinyl.mysql_backend import _mysqldb, literals
 

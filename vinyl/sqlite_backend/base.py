@@ -19,7 +19,7 @@ from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
 from sqlalchemy import event
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio.engine import AsyncEngine
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
 from vinyl._compat import aiosqlite_dbapi, register_sqlite_functions as register_functions
