@@ -73,8 +73,9 @@ def test_the_wheel_declares_name_license_and_extras_without_warnings(tmp_path):
 def test_importing_vinyl_and_a_backend_leaves_the_garbage_collector_as_it_was():
     # vinyl pauses the collector while it imports SQLAlchemy, and a backend's
     # dialect and driver (vinyl._coldstart): enabled before, enabled after;
-    # disabled by the application, still disabled. At most one collection
-    # runs during `import vinyl`, once the collector is back on (without
+    # disabled by the application, still disabled. At most two collections
+    # run during `import vinyl`, once the collector is back on (Python 3.11
+    # runs the one that is due as one pass, 3.12 as two; without
     # the pause: dozens).
     code = """
         import gc
@@ -88,7 +89,7 @@ def test_importing_vinyl_and_a_backend_leaves_the_garbage_collector_as_it_was():
         runs = []
         gc.callbacks.append(lambda phase, info: runs.append(phase) if phase == "start" else None)
         import vinyl
-        print(gc.isenabled(), len(runs) <= 1)
+        print(gc.isenabled(), len(runs) <= 2)
         from django.db import connections
         connections["vinyl_default"]
         print(gc.isenabled(), hasattr(vinyl, "collector_paused"))
