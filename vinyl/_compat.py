@@ -284,10 +284,6 @@ def _defer_asyncio_package() -> None:
     package = importlib.util.module_from_spec(spec)
     loader = spec.loader
     lock = threading.RLock()
-    # While vinyl imports the engine submodule: `from . import exc` there
-    # asks the package for the name first, and the import system imports the
-    # submodule when the package has no such name.
-    importing_engine = [True]
 
     def run_init() -> None:
         with lock:
@@ -301,8 +297,7 @@ def _defer_asyncio_package() -> None:
                 raise
 
     def __getattr__(attr: str) -> Any:  # noqa: N807 - a module's __getattr__ (PEP 562)
-        if not importing_engine[0]:
-            run_init()
+        run_init()
         try:
             return package.__dict__[attr]
         except KeyError:
@@ -312,16 +307,17 @@ def _defer_asyncio_package() -> None:
         run_init()
         return sorted(package.__dict__)
 
-    package.__dict__.update(__getattr__=__getattr__, __dir__=__dir__)
     sys.modules[name] = package
     sqlalchemy.ext.asyncio = package  # as an import sets it
     try:
+        # (No __getattr__ yet: `from . import exc` in the engine module finds
+        # no such name on the package, and the import system imports the
+        # submodule, as for any package.)
         importlib.import_module(name + ".engine")
     except BaseException:
         del sys.modules[name], sqlalchemy.ext.asyncio
         raise
-    finally:
-        importing_engine[0] = False
+    package.__dict__.update(__getattr__=__getattr__, __dir__=__dir__)
     # What the package's __init__ does besides importing: greenlet, or an
     # ImportError now.
     _sa_concurrency._concurrency_shim._initialize()
