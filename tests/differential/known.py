@@ -76,6 +76,14 @@ ACCEPTED: list[Known] = [
     # they filter the row out first and answer [] (seed 7071 shape 79). Django disagrees with itself there.
     Known("pg-overflow-depends-on-plan", "test_an_overflow_only_some_plans_evaluate_is_djangos_own_answer_too",
           _overflow_in_a_stream),
+    # A stream (iterator(chunk_size=2)) of an unordered query prefetches chunk by chunk. With a Prefetch queryset
+    # that joins the relation again (Tag.filter(items__day=...).filter(items__id__gte=...)), Django reads the owner
+    # key from the first join and filters the owners on the last one, so a row's prefetched list depends on which
+    # rows share its chunk: on the row order. PostgreSQL gives Django's DECLARE CURSOR (planned for its first rows)
+    # another order than Django's list() and vinyl's stream (seed 2903 shape 32). Accepted only when the runner
+    # ran the case again and Django, given vinyl's row order, answered exactly as vinyl did.
+    Known("chunked-prefetch-follows-row-order", "test_a_chunked_prefetch_answers_as_django_in_the_same_row_order",
+          lambda m: m.agrees_in_vinyls_order),
 ]
 
 

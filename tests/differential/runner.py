@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import connections, models
+from django.db.models import Case as SqlCase
+from django.db.models import Value, When
 from django.utils import timezone
 
 import vinyl
@@ -98,6 +100,23 @@ def django_run(case: Case, alias: str) -> tuple:
             return ("ok", norm_result(value, case.related, case.attrs, case.ordered))
         except Exception as exc:  # noqa: BLE001
             return _error("run", exc, oracle=True)
+
+
+def _django_run_in_order(case: Case, alias: str, pks: list) -> tuple:
+    """``case`` on Django with its rows in the order of ``pks`` (see Runner.agrees_in_vinyls_order)."""
+    order = SqlCase(*(When(pk=pk, then=Value(i)) for i, pk in enumerate(pks)), output_field=models.IntegerField())
+    with _tz(case):
+        try:
+            qs = apply_ops(MODELS[case.model].objects.using(alias), case.ops, DJANGO, alias).order_by(order)
+            return ("ok", norm_result(_django_terminal(qs, case, alias), case.related, case.attrs, True))
+        except Exception as exc:  # noqa: BLE001
+            return _error("run", exc, oracle=True)
+
+
+def _order_may_decide(case: Case, d: tuple, v: tuple) -> bool:
+    """Both answered, an unordered stream with prefetches: could the row order explain the difference?"""
+    return (d[0] == v[0] == "ok" and not case.ordered and case.terminal[0] == "iter"
+            and any(name == "prefetch_related" for name, _args, _kwargs in case.ops))
 
 
 # ----------------------------------------------------------------- vinyl side
@@ -200,6 +219,10 @@ class Mismatch:
     vinyl: tuple
     known: str | None = None
     repro: str = ""
+    #: Set by the runner (Runner.agrees_in_vinyls_order) for a stream whose
+    #: prefetched lists depend on the row order: Django, given vinyl's row
+    #: order, answered exactly as vinyl did.
+    agrees_in_vinyls_order: bool = False
     before: list[Case] = field(default_factory=list)
 
     def report(self) -> str:
@@ -370,6 +393,8 @@ class Runner:
 
     async def judge_mismatch(self, m: Mismatch) -> None:
         case, d, v = m.case, m.django, m.vinyl
+        if _order_may_decide(case, d, v):
+            m.agrees_in_vinyls_order = await self.agrees_in_vinyls_order(case, v)
         m.known = known.match(m)
         if m.known:
             self.result.known[m.known] += 1
@@ -397,6 +422,32 @@ class Runner:
                      ("error", "run", "PoolErrorLogged", f"{len(records)} record(s); {detail[:300]}"), before=cases[:-1])
         m.repro = "logged by sqlalchemy.pool while this batch ran (the cases before it ran in the same batch)"
         await self.judge_mismatch(m)
+
+    async def agrees_in_vinyls_order(self, case: Case, answered: tuple) -> bool:
+        """Run ``case`` on vinyl again (it must answer ``answered`` again), then on
+        Django with vinyl's row order imposed: the same answer, in that order?
+
+        A stream (``iterator(chunk_size=2)``) prefetches chunk by chunk; where
+        a row's prefetched list depends on the other rows of its chunk, the
+        answer depends on the row order, which an unordered query leaves to
+        the server's plan (Django's own ``iterator()`` and ``list()`` can
+        disagree). Imposing vinyl's order on Django (``order_by(Case(When(pk=...)))``)
+        asks the oracle for its answer in that order.
+        """
+        with _tz(case):
+            try:
+                qs = apply_ops(MODELS[case.model].vinyl.all(), case.ops, VINYL, VINYL_ALIAS)
+                value = await _vinyl_terminal(qs, case)
+            except Exception:  # noqa: BLE001 - an error here is not an answer to compare in an order
+                return False
+        if not value or not all(isinstance(obj, models.Model) for obj in value):
+            return False
+        pks = [obj.pk for obj in value]
+        if len(set(pks)) != len(pks) or not agree(("ok", norm_result(value, case.related, case.attrs, case.ordered)), answered):
+            return False
+        v = ("ok", norm_result(value, case.related, case.attrs, True))
+        d = await self.django(_django_run_in_order, case, self.alias, pks)
+        return agree(d, v)
 
     async def _mismatch_alone(self, case: Case, before: list[Case]) -> tuple | None:
         """Replay on a cold plan cache; the two outcomes when they still differ."""
