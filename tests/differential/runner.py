@@ -113,6 +113,11 @@ def _django_run_in_order(case: Case, alias: str, pks: list) -> tuple:
             return _error("run", exc, oracle=True)
 
 
+def _two_refusals(d: tuple, v: tuple) -> bool:
+    """Both sides refused the statement when it ran, with errors of other classes."""
+    return d[:2] == v[:2] == ("error", "run") and d[2] != v[2]
+
+
 def _order_may_decide(case: Case, d: tuple, v: tuple) -> bool:
     """Both answered, an unordered stream with prefetches: could the row order explain the difference?"""
     return (d[0] == v[0] == "ok" and not case.ordered and case.terminal[0] == "iter"
@@ -223,6 +228,11 @@ class Mismatch:
     #: prefetched lists depend on the row order: Django, given vinyl's row
     #: order, answered exactly as vinyl did.
     agrees_in_vinyls_order: bool = False
+    #: Set by the runner (Runner.agrees_on_the_same_rows) for a write both
+    #: refused with other errors: run again on the very same rows (vinyl
+    #: first; its failed statement leaves them as they were), both refused it
+    #: with the same error.
+    agrees_on_the_same_rows: bool = False
     before: list[Case] = field(default_factory=list)
 
     def report(self) -> str:
@@ -377,7 +387,10 @@ class Runner:
                 if agree(d_out, v_out) and d_snap != v_snap:
                     d_out = d_out + ("tables:", _snap_diff(d_snap, v_snap))
                     v_out = v_out + ("tables differ",)
-                await self.judge(case, d_out, v_out)
+                if _two_refusals(d_out, v_out):
+                    await self.judge_refusals(case, d_out, v_out)
+                else:
+                    await self.judge(case, d_out, v_out)
                 await self.judge_pool_log([case])
                 if done % 100 == 0:
                     self.log(f"{self.backend}: {done} writes, {self.result.unknown_count} new mismatches, known {dict(self.result.known)}")
@@ -422,6 +435,27 @@ class Runner:
                      ("error", "run", "PoolErrorLogged", f"{len(records)} record(s); {detail[:300]}"), before=cases[:-1])
         m.repro = "logged by sqlalchemy.pool while this batch ran (the cases before it ran in the same batch)"
         await self.judge_mismatch(m)
+
+    async def judge_refusals(self, case: Case, d: tuple, v: tuple) -> None:
+        """Judge a write both refused with other errors, after running it again on the same rows."""
+        m = Mismatch(self.backend, self.seed, case, d, v)
+        m.agrees_on_the_same_rows = await self.agrees_on_the_same_rows(case)
+        await self.judge_mismatch(m)
+
+    async def agrees_on_the_same_rows(self, case: Case) -> bool:
+        """Restore the rows, run ``case`` on vinyl, then on Django on the rows vinyl left: the same error?
+
+        A statement with two faults (a NOT NULL column set to NULL, and an
+        arithmetic overflow on some rows) is refused for the fault of the
+        first row the server reaches: the rows' physical order decides, and
+        restoring the rows between the two ORMs' runs may place them in
+        another order. A refused statement changes no row, so Django then
+        meets the rows in the order vinyl met them.
+        """
+        await self.django(restore, self.alias, self.data)
+        v = await vinyl_run(case)
+        d = await self.django(django_run, case, self.alias)
+        return v[0] == "error" and agree(d, v)
 
     async def agrees_in_vinyls_order(self, case: Case, answered: tuple) -> bool:
         """Run ``case`` on vinyl again (it must answer ``answered`` again), then on
