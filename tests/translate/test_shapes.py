@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import F, Prefetch
 
+from vinyl.translate import shapes
 from vinyl.translate.shapes import _slot_kind, step_shape
 
 
@@ -35,16 +36,27 @@ def test_an_integer_keyword_has_the_kind_of_any_integer_slot():
     assert step_shape("filter", (), {"flag": True}) == (("filter", (("flag", True),)), ())
 
 
-def test_slices_have_their_bounds_as_slots_and_their_kinds_as_shape():
+def test_slices_have_their_offsets_as_slots_and_their_first_limits_as_shape(monkeypatch):
     def shaped(k: slice) -> tuple:
         return step_shape("__getitem__", (k,), {})
 
-    assert shaped(slice(None, 100)) == (("slice", "bounds", None, _slot_kind(100)), (100,))
-    assert shaped(slice(None, 40000)) == (("slice", "bounds", None, _slot_kind(40000)), (40000,))
-    assert shaped(slice(0, 10)) == (("slice", "bounds", None, _slot_kind(10)), (10,))
-    assert shaped(slice(5, 15)) == (("slice", "bounds", _slot_kind(5), _slot_kind(10)), (5, 10))
+    # The first LITERAL_LIMITS distinct limits are shape (a literal LIMIT).
+    admitted: set[int] = set()
+    monkeypatch.setattr(shapes, "_literal_limits", admitted)
+    assert shaped(slice(None, 100)) == (("slice", "bounds", None, 100), ())
+    assert shaped(slice(0, 10)) == (("slice", "bounds", None, 10), ())
+    assert shaped(slice(5, 15)) == (("slice", "bounds", _slot_kind(5), 10), (5,))
+    assert shaped(slice(70000, 70100)) == (("slice", "bounds", _slot_kind(70000), 100), (70000,))
     assert shaped(slice(70000, None)) == (("slice", "bounds", _slot_kind(70000), None), (70000,))
     assert shaped(slice(None, None)) == (("slice", "bounds", None, None), ())
+    assert admitted == {100, 10}
+    # Later ones are slots, with their kinds as shape; the first stay shape.
+    admitted.update(range(1000, 1000 + shapes.LITERAL_LIMITS - 2))
+    assert shaped(slice(None, 40000)) == (("slice", "bounds", None, _slot_kind(40000)), (40000,))
+    assert shaped(slice(None, 7)) == (("slice", "bounds", None, _slot_kind(7)), (7,))
+    assert shaped(slice(5, 12)) == (("slice", "bounds", _slot_kind(5), _slot_kind(7)), (5, 7))
+    assert shaped(slice(5, 15)) == (("slice", "bounds", _slot_kind(5), 10), (5,))
+    assert len(admitted) == shapes.LITERAL_LIMITS and 7 not in admitted
     # Empty, negative or non-integer bounds are shapes by value.
     for k in (slice(5, 5), slice(6, 2), slice(-1, None), slice(None, -3), slice("a", None), slice(None, 2.0)):
         assert shaped(k) == (("slice", k.start, k.stop), ())

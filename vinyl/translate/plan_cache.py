@@ -36,6 +36,7 @@ from vinyl.translate.plans import (
     Unplanned,
     limit_parameters,
     long_list_outcome,
+    one_slice,
     probed_outcome,
     rows_plan,
     scalar_plan,
@@ -265,7 +266,7 @@ class PlanCache:
         # get() adds its own limit to it, which is no slot.
         recipe = key[2]
         get = bool(options.get("get"))
-        limits = not get and sum(1 for shape in recipe if shape[0] == "slice") == 1
+        limits = None if get else one_slice(recipe)
         span = long_list_span(recipe)
         if span is not None:
             if not self._ints_plannable(qs.db) and any(type(v) is int for v in values):
@@ -288,7 +289,7 @@ class PlanCache:
         return sql, params, build
 
     @staticmethod
-    def _fallback_outcome(values: Sequence[Any], probe: Callable[..., QuerySet], get: bool, limits: bool) -> Outcome:
+    def _fallback_outcome(values: Sequence[Any], probe: Callable[..., QuerySet], get: bool, limits: Any) -> Outcome:
         """The probe of every value, for a long list whose cut compilations do not widen."""
 
         def outcome(statement: Statement, db: str, zone_dependent: bool) -> tuple[Any, bool]:
@@ -322,12 +323,13 @@ class PlanCache:
         parameters (see :func:`vinyl.translate.plans.limit_parameters`).
         """
         here, there = probe_statements
-        if limits is not None and sum(1 for shape in key[2] if shape[0] == "slice") == 1:
+        shape = None if limits is None else one_slice(key[2])
+        if limits is not None and shape is not None:
             query, probe_query = limits
-            statements = [limit_parameters(sql, params, query, db) for sql, params in statements]
-            here = [limit_parameters(sql, params, probe_query, db) for sql, params in here]
+            statements = [limit_parameters(sql, params, query, db, shape) for sql, params in statements]
+            here = [limit_parameters(sql, params, probe_query, db, shape) for sql, params in here]
             if there is not None:
-                there = [limit_parameters(sql, params, probe_query, db) for sql, params in there]
+                there = [limit_parameters(sql, params, probe_query, db, shape) for sql, params in there]
         if not self._one_statement(key, statements, here):
             return
         zone_probe = None if there is None else there[0] if len(there) == 1 else LATER

@@ -244,10 +244,11 @@ def statement_outcome(
     return positions, zoned
 
 
-def probe_statement(probe_qs: QuerySet, db: str, limits: bool = False) -> Statement | Unplanned:
+def probe_statement(probe_qs: QuerySet, db: str, limits: Any = None) -> Statement | Unplanned:
     """Compile the probe queryset; an Unplanned when its values do not compile.
 
-    ``limits``: its slice bounds as parameters (see :func:`limit_parameters`).
+    ``limits``: the slice shape whose slots become parameters (see
+    :func:`limit_parameters`), or None.
     """
     try:
         sql, params = probe_qs.query.get_compiler(using=db).as_sql()
@@ -255,20 +256,36 @@ def probe_statement(probe_qs: QuerySet, db: str, limits: bool = False) -> Statem
         return LATER
     except VALUE_ERRORS as exc:
         return Unplanned(f"the probe values are rejected ({type(exc).__name__})")
-    return limit_parameters(sql, params, probe_qs.query, db) if limits else (sql, params)
+    return limit_parameters(sql, params, probe_qs.query, db, limits) if limits else (sql, params)
 
 
 # Stand-ins for an offset and a limit, to find where a backend writes them.
 _SOME_OFFSET, _SOME_LIMIT = 731_113_917, 419_270_443
 
 
-def limit_parameters(sql: str, params: Sequence[Any], query: Any, db: str) -> Statement:
-    """``sql`` with the LIMIT/OFFSET of the query's slice as ``%s`` parameters.
+def one_slice(recipe: Sequence[Any]) -> Any:
+    """The slice shape of a recipe that holds one slice (see
+    :func:`~vinyl.translate.shapes.slice_shape`), else None."""
+    found = None
+    for shape in recipe:
+        if shape[0] == "slice":
+            if found is not None:
+                return None
+            found = shape
+    return found
+
+
+def limit_parameters(sql: str, params: Sequence[Any], query: Any, db: str, shape: Any = None) -> Statement:
+    """``sql`` with the slice bounds that are slots as ``%s`` parameters.
 
     Django writes slice bounds into the SQL text (``LIMIT 20 OFFSET 40``); as
     parameters, every page of a query has the same SQL and one plan. The
-    clause is the backend's own ``limit_offset_sql()``, found once in the
-    SQL; otherwise the SQL is returned as it is.
+    offset is a parameter; the limit too unless ``shape`` (the query's slice
+    shape) has it as a literal: one SQL per limit, whose LIMIT PostgreSQL's
+    generic plan of the prepared statement knows (with ``LIMIT $n`` it
+    costs the plan for 10% of the rows and plans again at every execution).
+    The clause is the backend's own ``limit_offset_sql()``, found once in
+    the SQL; otherwise the SQL is returned as it is.
     """
     if not query.is_sliced:
         return sql, params
@@ -277,15 +294,21 @@ def limit_parameters(sql: str, params: Sequence[Any], query: Any, db: str) -> St
     clause = ops.limit_offset_sql(low, high)
     if not clause or sql.count(clause) != 1:
         return sql, params
+    literal = shape is not None and len(shape) == 4 and type(shape[3]) is int
+    if literal and high is not None and high - low != shape[3]:
+        return sql, params  # (not the slice of the shape: no plan holds)
     some_low = _SOME_OFFSET if low else 0
-    template = ops.limit_offset_sql(some_low, None if high is None else some_low + _SOME_LIMIT)
+    limit = None if high is None else high - low if literal else _SOME_LIMIT
+    template = ops.limit_offset_sql(some_low, None if limit is None else some_low + limit)
     bounds = []
-    for stand_in, value in ((_SOME_OFFSET, low or None), (_SOME_LIMIT, None if high is None else high - low)):
+    for stand_in, value in ((_SOME_OFFSET, low or None), (_SOME_LIMIT, None if high is None or literal else high - low)):
         found = template.count(str(stand_in))
         if found != (0 if value is None else 1):
             return sql, params
         if found:
             bounds.append((template.index(str(stand_in)), value))
+    if not bounds:
+        return sql, params
     template = template.replace(str(_SOME_OFFSET), "%s").replace(str(_SOME_LIMIT), "%s")
     at = sql.index(clause)
     before = sql[:at].replace("%%", "").count("%s")
@@ -296,7 +319,7 @@ def limit_parameters(sql: str, params: Sequence[Any], query: Any, db: str) -> St
 Outcome = Callable[[Statement, str, bool], tuple[Any, bool]]
 
 
-def probed_outcome(probe_qs: QuerySet, values: Sequence[Any], probes: Sequence[Any], *, get: bool = False, limits: bool = False) -> Outcome:
+def probed_outcome(probe_qs: QuerySet, values: Sequence[Any], probes: Sequence[Any], *, get: bool = False, limits: Any = None) -> Outcome:
     """How a statement compiled from ``values`` maps to slots, found with the probe queryset.
 
     The function returned takes the statement, its alias and whether its
@@ -321,7 +344,7 @@ def long_list_outcome(
     fallback: Outcome,
     *,
     get: bool = False,
-    limits: bool = False,
+    limits: Any = None,
 ) -> Outcome:
     """The outcome of a statement whose query holds one long ``__in`` list.
 
@@ -352,7 +375,7 @@ def _long_list_positions(
     values: Sequence[Any],
     span: tuple[int, int],
     get: bool,
-    limits: bool,
+    limits: Any,
 ) -> tuple[Any, bool] | None:
     def cut(short: tuple, probes: tuple, k: int) -> tuple[Statement, tuple[Any, bool]] | None:
         try:
@@ -469,7 +492,7 @@ def rows_plan(
     outcome: Outcome,
     *,
     get: bool = False,
-    limits: bool = False,
+    limits: Any = None,
     adopt: Callable[[Any], None] | None = None,
     vinyl_class: Callable[[type], type] | None = None,
 ) -> tuple[Any, bool, str, tuple, Builder] | None:
@@ -481,7 +504,8 @@ def rows_plan(
     results, iterables vinyl does not build). ``zoned``: the plan holds for
     the current time zone only. ``adopt(obj)`` is called on each instance
     whose query joined related objects (select_related). ``limits``: the
-    slice bounds are parameters (one slice in the recipe, not ``get()``).
+    slice shape whose slots are parameters (the recipe's one slice, not in
+    ``get()``; see :func:`limit_parameters`), else None.
     """
     if _compat.prefetch_lookups(qs) or _compat.known_related_objects(qs) or qs.query.is_empty():
         return None
@@ -498,7 +522,7 @@ def rows_plan(
         return None
     builder = _single(qs.model, builder) if get else batched(builder)
     if limits:
-        sql, params = limit_parameters(sql, params, qs.query, db)
+        sql, params = limit_parameters(sql, params, qs.query, db, limits)
     sql_out, params_out = connections[db].vinyl_cursor_class.prepare(sql, tuple(params))
     positions, zoned = outcome((sql, params), db, zone_sensitive(qs.query))
     if type(positions) is tuple and not _bindable(db, params):

@@ -274,14 +274,43 @@ def _extra_shape(args: tuple, kwargs: dict) -> tuple[Any, tuple] | None:
     return ("extra", items), ()
 
 
+#: How many distinct slice limits a process writes into the SQL as literals
+#: (see :func:`slice_shape`); later ones are parameters.
+LITERAL_LIMITS = 32
+_literal_limits: set[int] = set()
+
+
+def literal_limit(limit: int) -> bool:
+    """Whether slices of ``limit`` rows have it as a literal in their SQL.
+
+    The first :data:`LITERAL_LIMITS` distinct limits a process slices by do,
+    for good; others are parameters. A limit is part of the shape only then:
+    the shapes (plans, and the statements a server prepares) of one query
+    stay bounded whatever limits it is sliced by. The answer for a limit
+    never changes once given (the set only grows, until full).
+    """
+    if limit in _literal_limits:
+        return True
+    if len(_literal_limits) < LITERAL_LIMITS:
+        _literal_limits.add(limit)
+        return True
+    return False
+
+
 def slice_shape(start: Any, stop: Any) -> tuple[Any, tuple]:
     """The shape of ``qs[start:stop]`` and its slot values.
 
-    A slice of non-negative integers that is not empty has its offset and
-    limit (``stop - start``) as slots, so that every page of a query shares
-    one plan; whether there is an offset and a limit, and their kinds, are
+    A slice of non-negative integers that is not empty has its offset as a
+    slot, so that every page of a query shares one plan; its limit
+    (``stop - start``) is part of the shape (it stays a literal in the SQL:
+    PostgreSQL plans a prepared statement whose LIMIT it knows once for all
+    its executions, see :func:`literal_limit`), or past the first limits a
+    slot too. Whether there is an offset and a limit, and their kinds, are
     the shape. Other slices (negative, empty, not integers) are shapes by
     value: Django raises for them, or answers without SQL.
+
+    The shape's fourth item: None (no limit), the limit itself (an int, a
+    literal), or the kind of the limit's slot (a tuple).
     """
     if (start is not None and type(start) is not int) or (stop is not None and type(stop) is not int):
         return ("slice", start, stop), ()
@@ -291,20 +320,29 @@ def slice_shape(start: Any, stop: Any) -> tuple[Any, tuple]:
     if not low:  # (qs[:n], the usual slice)
         if stop is None:
             return ("slice", "bounds", None, None), ()
+        if stop in _literal_limits or literal_limit(stop):
+            return ("slice", "bounds", None, stop), ()
         return ("slice", "bounds", None, _SMALL if stop < 32768 else _int_kind(stop)), (stop,)
     offset_kind = _int_kind(low)
     if stop is None:
         return ("slice", "bounds", offset_kind, None), (low,)
-    return ("slice", "bounds", offset_kind, _int_kind(stop - low)), (low, stop - low)
+    limit = stop - low
+    if limit in _literal_limits or literal_limit(limit):
+        return ("slice", "bounds", offset_kind, limit), (low,)
+    return ("slice", "bounds", offset_kind, _int_kind(limit)), (low, limit)
 
 
 def _fill_slice(k: slice, values: Any) -> slice:
+    # (slice_shape gives a slice the shape it gave it before: literal_limit's
+    # answers never change.)
     shape = slice_shape(k.start, k.stop)[0]
     if len(shape) == 3:
         return k
     low = next(values) if shape[2] is not None else (k.start or 0)
-    stop = low + next(values) if shape[3] is not None else None
-    return slice(low, stop)
+    limit = shape[3]
+    if limit is None:
+        return slice(low, None)
+    return slice(low, low + (limit if type(limit) is int else next(values)))
 
 
 def update_shape(kwargs: dict) -> tuple[Any, tuple] | None:
@@ -420,7 +458,7 @@ def long_list_span(recipe: Sequence[Any]) -> tuple[int, int] | None:
                 elif len(entry) == 2 and type(entry[1]) is not bool:
                     slot += 1
         elif method == "slice" and len(shape) == 4:
-            slot += (shape[2] is not None) + (shape[3] is not None)
+            slot += (shape[2] is not None) + (type(shape[3]) is tuple)
     return found
 
 
