@@ -159,8 +159,32 @@ def holds_none(key: str, value: list | tuple) -> bool:
     return key.endswith("__in") and any(map(operator.is_, value, repeat(None)))
 
 
+def grouped_by_kind(values: list, kinds: tuple, ints: bool) -> tuple[list, tuple]:
+    """An ``__in`` list's values and their kinds, grouped by kind.
+
+    The kinds are in one order whatever the order of the list (integer
+    kinds compared as they are, ``ints``; other kinds by their text), each
+    kind's values in their order in the list: lists that hold the same
+    kinds, as many of each, have one shape. Their order changes no row
+    (Django compiles each value of an ``IN`` list alike, wherever it is),
+    and the shape keeps where each kind is: on PostgreSQL, each integer's
+    placeholder is cast by its size (``$1::int4, $2::int8``), in the SQL of
+    the plan.
+    """
+    order = sorted(range(len(kinds)), key=kinds.__getitem__ if ints else lambda i: repr(kinds[i]))
+    if order == list(range(len(order))):
+        return values, kinds
+    return [values[i] for i in order], tuple([kinds[i] for i in order])
+
+
 def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | None:
-    """Return ``(shape, slot_values)`` of one call, or None if not cacheable."""
+    """Return ``(shape, slot_values)`` of one call, or None if not cacheable.
+
+    An ``__in`` list of values of several kinds is replaced in ``kwargs``
+    (the call's own dict) by the same values grouped by kind (see
+    :func:`grouped_by_kind`), as the slot values are: the query Django
+    builds from ``kwargs`` binds them in the plan's order.
+    """
     if method in _LOOKUP_METHODS:
         if args:
             return None  # Q objects and expressions: compiled every time
@@ -195,7 +219,16 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
                     kinds = tuple(map(_str_kind if types == _ONLY_STR else _slot_kind, value))
                 if not kinds or None in kinds:
                     return None
-                if holds_none(key, kwargs[key]):
+                given = kwargs[key]
+                held = holds_none(key, given)
+                if kinds.count(kinds[0]) != len(kinds) and key.endswith("__in"):
+                    # Values of several kinds: grouped by kind, so that every
+                    # order of them has one shape (see grouped_by_kind).
+                    grouped, kinds = grouped_by_kind(value, kinds, types == _ONLY_INT)
+                    if grouped is not value:
+                        value = grouped
+                        kwargs[key] = type(given)([*grouped, None] if held else grouped)
+                if held:
                     keys.append((key, type(value), kinds, None))
                 else:
                     keys.append((key, type(value), kinds))
