@@ -159,7 +159,7 @@ def holds_none(key: str, value: list | tuple) -> bool:
     return key.endswith("__in") and any(map(operator.is_, value, repeat(None)))
 
 
-def grouped_by_kind(values: list, kinds: tuple, ints: bool) -> tuple[list, tuple]:
+def grouped_by_kind(values: list | tuple, kinds: tuple, ints: bool) -> tuple[list | tuple, tuple]:
     """An ``__in`` list's values and their kinds, grouped by kind.
 
     The kinds are in one order whatever the order of the list (integer
