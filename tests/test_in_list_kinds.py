@@ -5,8 +5,8 @@ and its sign) is part of a query's shape (see vinyl.translate.shapes), and
 on PostgreSQL each integer placeholder of a plan's SQL is cast by its size.
 A list whose kinds come in another order at each query (a prefetch's keys,
 read in a table's physical order once updates have moved its rows) must
-still find one plan: its values are bound grouped by kind. The rows must be
-Django's, on every backend, for every order.
+still find one plan: its values are bound in ascending order (so grouped by
+kind). The rows must be Django's, on every backend, for every order.
 """
 
 from __future__ import annotations

@@ -18,9 +18,10 @@ def test_a_list_of_integers_has_each_integers_own_kind():
 
 
 def test_every_order_of_an_in_list_has_one_shape():
-    # An IN list's values grouped by kind (each kind's in the list's order),
-    # in Django's query too: its order changes no row, and the shape keeps
-    # which kind each parameter is (PostgreSQL casts it by its size).
+    # An IN list's values grouped by kind (integers in ascending order,
+    # other values each kind's in the list's order), in Django's query too:
+    # its order changes no row, and the shape keeps which kind each
+    # parameter is (PostgreSQL casts it by its size).
     values = [40000, 5, 2**40, None, 40001, 6, -3, 5, 2**31 - 1, "x"]
     shapes = set()
     for turn in range(len(values)):
@@ -35,7 +36,7 @@ def test_every_order_of_an_in_list_has_one_shape():
         small = [v for v in dict.fromkeys(given) if type(v) is int and 0 <= v < 32768]
         assert [v for v in listed if type(v) is int and 0 <= v < 32768] == small
     assert len(shapes) == 1
-    # Integers only: integer kinds in their order (smaller first), repeats dropped.
+    # Integers only: in ascending order, repeats dropped.
     kwargs = {"id__in": (2**40, 70000, 40000, 5, 40001, 6, 2**40)}
     assert step_shape("filter", (), kwargs)[1] == (5, 6, 40000, 40001, 70000, 2**40)
     assert kwargs["id__in"] == (5, 6, 40000, 40001, 70000, 2**40)
