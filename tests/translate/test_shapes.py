@@ -12,10 +12,43 @@ def test_a_list_of_integers_has_each_integers_own_kind():
     # Long integer lists (prefetching's key__in=[...]) take a shortcut: each
     # kind must stay the one a single integer gets (range edges, sign, zero).
     values = [0, 1, 32767, 32768, 65535, 65536, 2**31 - 1, -1, -32768, 2**31, 2**32, 2**63 + 5, -(2**70), 7, 7]
-    shape, slots = step_shape("filter", (), {"id__in": values})
-    distinct = list(dict.fromkeys(values))
-    assert slots == tuple(distinct)
-    assert shape == ("filter", (("id__in", list, tuple(_slot_kind(v) for v in distinct)),))
+    for key in ("id__in", "id__range"):  # (grouped by kind, or in their order: see below)
+        shape, slots = step_shape("filter", (), {key: values})
+        assert sorted(slots) == sorted(dict.fromkeys(values) if key == "id__in" else values)
+        assert shape == ("filter", ((key, list, tuple(_slot_kind(v) for v in slots)),))
+
+
+def test_every_order_of_an_in_list_has_one_shape():
+    # An IN list's values grouped by kind (integers in ascending order,
+    # other values each kind's in the list's order), in Django's query too:
+    # its order changes no row, and the shape keeps which kind each
+    # parameter is (PostgreSQL casts it by its size).
+    values = [40000, 5, 2**40, None, 40001, 6, -3, 5, 2**31 - 1, "x"]
+    shapes = set()
+    for turn in range(len(values)):
+        given = values[turn:] + values[:turn]
+        kwargs = {"pages__in": given, "title": "t"}
+        shape, slots = step_shape("filter", (), kwargs)
+        shapes.add(shape)
+        listed, title = slots[:-1], slots[-1]
+        assert title == "t" and shape[1][0][2] == tuple(_slot_kind(v) for v in listed)
+        assert sorted(map(repr, listed)) == sorted(map(repr, dict.fromkeys(v for v in given if v is not None)))
+        assert kwargs["pages__in"] == [*listed, None]
+        small = [v for v in dict.fromkeys(given) if type(v) is int and 0 <= v < 32768]
+        assert [v for v in listed if type(v) is int and 0 <= v < 32768] == small
+    assert len(shapes) == 1
+    # Integers only: in ascending order, repeats dropped.
+    kwargs = {"id__in": (2**40, 70000, 40000, 5, 40001, 6, 2**40)}
+    assert step_shape("filter", (), kwargs)[1] == (5, 6, 40000, 40001, 70000, 2**40)
+    assert kwargs["id__in"] == (5, 6, 40000, 40001, 70000, 2**40)
+    # One kind, or a list already grouped: the caller's list is kept as it is.
+    for given in ([7, 7, 3, None], [5, 40000, 40000, 2**40]):
+        kwargs = {"id__in": given}
+        step_shape("filter", (), kwargs)
+        assert kwargs["id__in"] is given
+    # Lists of other lookups keep their order.
+    kwargs = {"id__range": (40000, 5)}
+    assert step_shape("filter", (), kwargs)[1] == (40000, 5) and kwargs["id__range"] == (40000, 5)
 
 
 def test_a_list_with_a_boolean_among_integers_is_no_slot_list():

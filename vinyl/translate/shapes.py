@@ -159,8 +159,48 @@ def holds_none(key: str, value: list | tuple) -> bool:
     return key.endswith("__in") and any(map(operator.is_, value, repeat(None)))
 
 
+def grouped_by_kind(values: list | tuple, kinds: tuple) -> tuple[list | tuple, tuple]:
+    """An ``__in`` list's values (not all integers) and their kinds, grouped by kind.
+
+    The kinds come in one order (by their text) whatever the order of the
+    list, each kind's values in their order in the list. (A list of
+    integers is put in ascending order instead: see :func:`step_shape`.)
+    """
+    order = sorted(range(len(kinds)), key=lambda i: repr(kinds[i]))
+    if order == list(range(len(order))):
+        return values, kinds
+    return [values[i] for i in order], tuple([kinds[i] for i in order])
+
+
+def _int_kinds(values: list | tuple) -> tuple:
+    """The kinds of a list of integers: _int_kind written out up to 2**31 (keys of a table past 32,767 rows)."""
+    return tuple([
+        _SMALL if 0 <= v < 32768 else _SIXTEEN if 32768 <= v < 65536 else _THIRTY_ONE if 65536 <= v < 2147483648 else _int_kind(v)
+        for v in values
+    ])  # fmt: skip
+
+
+def _reordered(kwargs: dict, key: str, values: list | tuple) -> None:
+    """Give Django the ``__in`` list ``kwargs[key]`` as ``values`` (its values
+    without None or repeats, in the order of the slots) and None if it held one."""
+    given = kwargs[key]
+    kwargs[key] = type(given)([*values, None] if holds_none(key, given) else values)
+
+
 def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | None:
-    """Return ``(shape, slot_values)`` of one call, or None if not cacheable."""
+    """Return ``(shape, slot_values)`` of one call, or None if not cacheable.
+
+    An ``__in`` list of values of several kinds has one shape whatever
+    their order: its integers in ascending order (their kinds ascend with
+    them), other values grouped by kind (:func:`grouped_by_kind`). The list
+    in ``kwargs`` (the call's own dict) is replaced by its values in that
+    order, which the slot values follow: the query Django builds from
+    ``kwargs`` binds them as the plan does. The order of an ``IN`` list
+    changes no row (Django compiles each of its values alike, wherever it
+    is), while the shape must say which kind each parameter is: on
+    PostgreSQL each integer's placeholder is cast by its size
+    (``$1::int4, $2::int8``) in the plan's SQL.
+    """
     if method in _LOOKUP_METHODS:
         if args:
             return None  # Q objects and expressions: compiled every time
@@ -186,14 +226,24 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
                 # (Text or integers only, the usual long lists: fewer calls per value.)
                 types = set(map(type, value))
                 if types == _ONLY_INT:
-                    # _int_kind written out up to 2**31 (keys of a table past 32,767 rows).
-                    kinds = tuple([
-                        _SMALL if 0 <= v < 32768 else _SIXTEEN if 32768 <= v < 65536 else _THIRTY_ONE if 65536 <= v < 2147483648 else _int_kind(v)
-                        for v in value
-                    ])  # fmt: skip
+                    kinds = _int_kinds(value)
+                    # (One kind, the usual list: its kinds are mostly one object.)
+                    if len(kinds) > 1 and kinds.count(kinds[0]) != len(kinds) and key.endswith("__in"):
+                        ordered = sorted(value)  # (see above)
+                        if ordered != value:
+                            value = ordered
+                            _reordered(kwargs, key, ordered)
+                            kinds = _int_kinds(value)
                 else:
                     kinds = tuple(map(_str_kind if types == _ONLY_STR else _slot_kind, value))
-                if not kinds or None in kinds:
+                    if None in kinds:
+                        return None
+                    if len(kinds) > 1 and key.endswith("__in") and kinds.count(kinds[0]) != len(kinds):
+                        grouped, kinds = grouped_by_kind(value, kinds)
+                        if grouped is not value:
+                            value = grouped
+                            _reordered(kwargs, key, grouped)
+                if not kinds:
                     return None
                 if holds_none(key, kwargs[key]):
                     keys.append((key, type(value), kinds, None))
