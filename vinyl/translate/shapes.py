@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import F, Prefetch, Value
-from django.db.models.expressions import BaseExpression, CombinedExpression
+from django.db.models.expressions import BaseExpression, CombinedExpression, Expression
 
 # Django compiles an integer beyond its field's range differently (a lookup
 # that matches all or nothing, see django.db.models.lookups): where an integer
@@ -404,7 +404,7 @@ def _expression_key(value: Any) -> Any:
         hash(value)
     except TypeError:
         return None
-    if isinstance(value, BaseExpression) and not _identity_keys(value.identity):
+    if isinstance(value, Expression) and not _identity_keys(value.identity):
         return None
     return value
 
@@ -426,9 +426,11 @@ def _identity_keys(identity: Any) -> bool:
         if kind is tuple:
             if not _identity_keys(item):
                 return False
-        elif isinstance(item, BaseExpression):
+        elif isinstance(item, Expression):
             if not _identity_keys(item.identity):
                 return False
+        elif isinstance(item, BaseExpression):
+            continue  # (no identity, as Subquery: equal only to itself)
         elif isinstance(item, type):
             if issubclass(item, models.Field):
                 return False
