@@ -131,6 +131,12 @@ def test_update_expressions_of_f_and_constants_are_keyed_by_value():
     assert key(F("n") + 1) != key(F("n") - 1)
     assert key((F("n") + 1) * F("m")) == ("update", (("n", "=", ("C", "*", ("C", "+", ("F", "n"), ("V", int, 1)), ("F", "m"))),))
     assert key(1 + F("n")) == ("update", (("n", "=", ("C", "+", ("V", int, 1), ("F", "n"))),))
-    # An explicit output field: the expression is its own key.
-    typed = Value(1, output_field=IntegerField())
-    assert key(F("n") + typed)[1][0][2][3] is typed
+    # An explicit output field not bound to a model: Django's identity keeps
+    # only its class, and compares constants by == (Value(True) equals
+    # Value(1)): no key, the update goes to Django.
+    assert update_shape({"n": F("n") + Value(1, output_field=IntegerField())}) is None
+    assert update_shape({"n": Value(True, output_field=IntegerField())}) is None
+    # An expression whose identity holds only names, ints and bound fields is its own key.
+    from django.db.models.functions import Lower
+
+    assert key(Lower("n"))[1][0][2] == Lower("n")

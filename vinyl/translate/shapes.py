@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import F, Prefetch, Value
-from django.db.models.expressions import CombinedExpression
+from django.db.models.expressions import BaseExpression, CombinedExpression, Expression
 
 # Django compiles an integer beyond its field's range differently (a lookup
 # that matches all or nothing, see django.db.models.lookups): where an integer
@@ -454,7 +454,39 @@ def _expression_key(value: Any) -> Any:
         hash(value)
     except TypeError:
         return None
+    if isinstance(value, Expression) and not _identity_keys(value.identity):
+        return None
     return value
+
+
+def _identity_keys(identity: Any) -> bool:
+    """Whether Django's ``identity`` of an expression tells it apart from
+    every expression Django compiles otherwise.
+
+    Django compares expressions by their constructor arguments, with a
+    field not bound to a model reduced to its class (Cast to CharField(3)
+    equals Cast to CharField(5)) and constants compared by ``==`` (True ==
+    1 == 1.0 == Decimal(1)): an identity holding such a field or a constant
+    other than a str or an int is no plan key (the update goes to Django).
+    """
+    for item in identity:
+        kind = type(item)
+        if kind is str or kind is int or item is None:
+            continue
+        if kind is tuple:
+            if not _identity_keys(item):
+                return False
+        elif isinstance(item, Expression):
+            if not _identity_keys(item.identity):
+                return False
+        elif isinstance(item, BaseExpression):
+            continue  # (no identity, as Subquery: equal only to itself)
+        elif isinstance(item, type):
+            if issubclass(item, models.Field):
+                return False
+        else:
+            return False
+    return True
 
 
 def _update_structure(value: Any) -> bool:
