@@ -21,8 +21,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, ProgrammingError, connections, transaction
-from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, Value, When
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 import vinyl
@@ -659,6 +659,46 @@ async def test_a_str_for_a_binary_field_is_refused_only_when_sent(backend: str) 
         assert answers["sent", "count"] == ("raised", "TypeError")
     else:
         assert {answers[key] for key in answers} == {("raised", "TypeError")}
+
+
+# -------------------------------------------------- floats, as Django's psycopg writes them
+async def test_a_float_is_a_numeric_literal_as_djangos_psycopg_writes_it(backend: str) -> None:
+    # Found by a test of the update plans (stop 30): on PostgreSQL, Django's psycopg writes a float into the SQL as
+    # its repr, a numeric literal, so F("integer") * 0.1 is exact numeric arithmetic (3 * 0.1 = 0.3) and its text is
+    # numeric's (30.0). vinyl bound a float8: filter(flt=F("integer") * 0.1) missed the row holding 0.3, and
+    # Cast(F("small") * 2.5, CharField()) read '30'.
+    await Item.vinyl.create(name="a", integer=3, flt=0.3, small=12)
+    await Item.vinyl.create(name="b", integer=7, flt=0.30000000000000004, small=-3)
+    await Item.vinyl.create(name="c", integer=0, flt=-0.0, small=0)
+
+    def cases(model: Any) -> dict[str, Any]:
+        return {
+            "filter": model.filter(flt=F("integer") * 0.1).order_by("pk").values_list("name", flat=True),
+            "exact": model.filter(flt=0.30000000000000004).values_list("name", flat=True),
+            "gt": model.filter(flt__gt=0.1).order_by("pk").values_list("name", flat=True),
+            "text": model.annotate(x=Cast(F("small") * 2.5, CharField())).order_by("pk").values_list("x", flat=True),
+            "value": model.annotate(x=F("integer") * 0.1).order_by("pk").values_list("x", flat=True),
+            "huge": model.filter(flt__lt=1e300).order_by("pk").values_list("name", flat=True),
+            "tiny": model.filter(flt__gt=-1e-7, flt__lt=1e-7).values_list("name", flat=True),
+            "inf": model.filter(flt__lt=float("inf")).order_by("pk").values_list("name", flat=True),
+        }
+
+    for name in cases(Item.vinyl):
+        expected = await django(lambda: list(cases(Item.objects.using(sync(backend)))[name]))
+        got = await vinyl_outcome(_listed(cases(Item.vinyl)[name]))
+        assert got == expected, name
+    if backend == "postgresql":
+        assert await django(lambda: list(cases(Item.objects.using(sync(backend)))["filter"])) == ["a", "c"]
+        assert await django(lambda: list(cases(Item.objects.using(sync(backend)))["text"])) == ["30.0", "-7.5", "0.0"]
+    # A write: the value stored is the numeric's, as Django stores it.
+    await Item.vinyl.filter(name="b").update(flt=F("integer") * 0.1)
+    stored = await django(lambda: Item.objects.using(sync(backend)).get(name="b").flt)
+    await django(lambda: Item.objects.using(sync(backend)).filter(name="b").update(flt=F("integer") * 0.1))
+    assert stored == await django(lambda: Item.objects.using(sync(backend)).get(name="b").flt)
+
+
+async def _listed(qs: Any) -> list:
+    return [x async for x in qs]
 
 
 # -------------------------------------------------- two faults in one statement

@@ -12,7 +12,7 @@ def test_placeholders_are_numbered_and_typed_by_value():
         "SELECT %s, %s, %s, %s WHERE a = %s AND b = %s",
         (1, True, 1.5, decimal.Decimal("2"), "x", None),
     )
-    assert sql == "SELECT $1::int4, $2::boolean, $3::float8, $4::numeric WHERE a = $5 AND b = $6"
+    assert sql == "SELECT $1::int4, $2::boolean, $3::float8::text::numeric, $4::numeric WHERE a = $5 AND b = $6"
 
 
 def test_big_integers_are_int8():

@@ -26,12 +26,20 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from vinyl.translate.placeholders import FLOAT_AS_NUMERIC
+
 #: asyncpg's limit on the parameters of one statement.
 MAX_ARGUMENTS = 32767
 
 # An IN list of two or more plain parameters, or any other parameter.
-_PLACEHOLDERS = re.compile(r"\b(NOT )?IN \((\$\d+(?:::\w+)?(?:, \$\d+(?:::\w+)?)+)\)|\$(\d+)")
-_ITEM = re.compile(r"\$(\d+)(?:::(\w+))?")
+_PLACEHOLDERS = re.compile(r"\b(NOT )?IN \((\$\d+(?:::\w+)*(?:, \$\d+(?:::\w+)*)+)\)|\$(\d+)")
+_ITEM = re.compile(r"\$(\d+)(?:::(\w+(?:::\w+)*))?")
+#: The element type of an array of items cast so, where it is not their cast:
+#: a finite float's placeholder reads it as a numeric (FLOAT_AS_NUMERIC); as
+#: an element of a list compared with a float8 (the only column a float
+#: reaches: Django makes it a Decimal or an int for the others) the float8
+#: is the same value.
+_ELEMENT_OF = {FLOAT_AS_NUMERIC[2:]: "float8"}
 # Integer casts (vinyl's placeholders, by the value's size), narrowest first:
 # a list of mixed sizes is compared as the widest.
 _WIDENING = ("int4", "int8", "numeric")
@@ -64,7 +72,7 @@ def in_lists_as_arrays(sql: str, params: Sequence[Any]) -> tuple[str, tuple] | N
             if numbers != list(range(expected, expected + len(items))):
                 return None
             values = list(params[expected - 1 : expected - 1 + len(items)])
-            cast = _array_cast({item.group(2) for item, value in zip(items, values) if value is not None})  # type: ignore[union-attr]
+            cast = _array_cast({_element(item.group(2)) for item, value in zip(items, values) if value is not None})  # type: ignore[union-attr]
             if cast is None:
                 return None
             out.append(values)
@@ -81,6 +89,10 @@ def in_lists_as_arrays(sql: str, params: Sequence[Any]) -> tuple[str, tuple] | N
         return None
     pieces.append(sql[position:])
     return "".join(pieces), tuple(out)
+
+
+def _element(cast: str | None) -> str | None:
+    return _ELEMENT_OF.get(cast, cast) if cast else cast
 
 
 def _array_cast(casts: set[str | None]) -> str | None:
@@ -189,7 +201,7 @@ def _arrays_of(sql: str, count: int) -> Arrays | None:
             numbers = [int(item.group(1)) for item in items]  # type: ignore[union-attr]
             if numbers != list(range(expected, expected + len(items))):
                 return None
-            casts = {item.group(2) or "" for item in items}  # type: ignore[union-attr]
+            casts = {_element(item.group(2)) or "" for item in items}  # type: ignore[union-attr]
             cast = casts.pop() if len(casts) == 1 else max(casts, key=_WIDENING.index) if casts <= set(_WIDENING) else None
             if cast is None or cast not in _ELEMENT_TYPES:
                 return None

@@ -24,7 +24,6 @@ _INT8_MIN, _INT8_MAX = -(2**63), 2**63 - 1
 # lists...) stay untyped and PostgreSQL infers them from their context.
 _CASTS: dict[type, str] = {
     bool: "::boolean",
-    float: "::float8",
     decimal.Decimal: "::numeric",
     datetime.date: "::date",
     datetime.time: "::time",
@@ -49,11 +48,21 @@ def _cast(value: Any) -> str:
     return _CASTS.get(kind, "")
 
 
+#: A finite float's placeholder: Django's psycopg writes the float into the
+#: SQL as its repr (``0.1``), which PostgreSQL reads as a numeric. So
+#: arithmetic on it is numeric's, exact (``3 * 0.1`` equals ``0.3``, where
+#: float8's gives 0.30000000000000004), and its text is numeric's (``30.0``).
+#: asyncpg binds the float8; its text (the shortest digits that read back as
+#: the same float8, as Python's repr, with PostgreSQL's default
+#: extra_float_digits of 1) read as a numeric is psycopg's literal, -0.0
+#: included (numeric has no negative zero: Django stores and compares 0).
+FLOAT_AS_NUMERIC = "::float8::text::numeric"
+
+
 def _placeholder(number: int, value: Any) -> str:
-    # psycopg inlines -0.0 as the literal -0.0, a numeric (which has no
-    # negative zero): Django stores and compares 0. A float8 -0 plus 0 is 0.
-    if type(value) is float and value == 0.0 and math.copysign(1.0, value) < 0.0:
-        return f"(${number}::float8 + 0)"
+    if type(value) is float:
+        # (NaN and the infinities: psycopg writes 'NaN'::float8, a float8.)
+        return f"${number}{FLOAT_AS_NUMERIC}" if math.isfinite(value) else f"${number}::float8"
     return f"${number}{_cast(value)}"
 
 
@@ -72,7 +81,7 @@ def format_to_numeric_dollar(sql: str, params: Sequence[Any] | None) -> str:
 
 
 #: Types whose cast depends on the value, not on the type alone (an int's
-#: range, a float's sign of zero, a datetime's time zone).
+#: range, whether a float is finite, a datetime's time zone).
 _VALUE_CASTS = frozenset((int, float, datetime.datetime))
 #: Kinds of parameters a statement keeps its converted SQL for.
 _KINDS_KEPT = 16
