@@ -74,3 +74,21 @@ def test_a_plans_statement_is_converted_as_at_every_call():
     ]
     for params in calls + calls:
         assert statement.convert(params) == format_to_numeric_dollar(sql, params), params
+
+
+def test_equal_cast_constants_of_a_grouped_statement_share_one_placeholder():
+    from vinyl.translate.placeholders import equal_constants, format_sharing_constants
+
+    sql = "SELECT %s FROM t GROUP BY (a - %s), b HAVING a >= (a - %s) AND c = %s AND d = %s AND e = %s AND f = %s"
+    params = (1, 0, 0, "x", "x", decimal.Decimal("1.5"), decimal.Decimal("1.50"))
+    firsts = equal_constants(sql, params)
+    # Text shares nothing (its type comes from where it stands); 1.5 and 1.50 are other literals.
+    assert firsts == (0, 1, 1, 3, 4, 5, 6)
+    assert format_sharing_constants(sql, params, firsts) == (
+        "SELECT $1::int4 FROM t GROUP BY (a - $2::int4), b HAVING a >= (a - $2::int4) AND c = $3 AND d = $4"
+        " AND e = $5::numeric AND f = $6::numeric",
+        (1, 0, "x", "x", decimal.Decimal("1.5"), decimal.Decimal("1.50")),
+    )
+    # The same values without GROUP BY, or of other types (0 and 0.0, 1 and True), share nothing.
+    assert equal_constants(sql.replace("GROUP BY", "ORDER BY"), params) is None
+    assert equal_constants(sql, (1, 0, 0.0, "x", "y", True, 2)) is None

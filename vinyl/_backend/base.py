@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from types import SimpleNamespace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from django.db import DataError, IntegrityError
 from django.db.transaction import TransactionManagementError
@@ -118,6 +118,13 @@ class VinylCursor:
     def prepare(sql: str, params: Any) -> tuple[str, Any]:
         """Return the SQL and parameters to hand to the driver."""
         return sql, params
+
+    @staticmethod
+    def shared_parameters(sql: str, params: Sequence[Any]) -> tuple[int, ...] | None:
+        """Where :meth:`prepare` sends one parameter for several equal ones:
+        for each parameter, the index of the one it is sent as (its own when
+        it is sent itself); None when each is sent as it is."""
+        return None
 
     @classmethod
     def plan_preparer(cls, sql: str) -> Callable[[str, Any], tuple[str, Any]]:

@@ -24,7 +24,13 @@ from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.postgresql_backend.sentlater import NotBytes
 from vinyl.postgresql_backend.manyparams import MAX_ARGUMENTS, as_arrays, within_limit
 from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, refused_argument, rerun_refused
-from vinyl.translate.placeholders import NumberedStatement, format_to_numeric_dollar, pyformat_to_numeric_dollar
+from vinyl.translate.placeholders import (
+    NumberedStatement,
+    equal_constants,
+    format_sharing_constants,
+    format_to_numeric_dollar,
+    pyformat_to_numeric_dollar,
+)
 
 T = TypeVar("T")
 
@@ -42,7 +48,16 @@ class PostgreSQLCursor(VinylCursor):
             params = tuple(params) if params is not None else ()
         if len(params) > MAX_ARGUMENTS:
             return within_limit(format_to_numeric_dollar(sql, params), params)
+        firsts = equal_constants(sql, params)
+        if firsts is not None:
+            return format_sharing_constants(sql, params, firsts)
         return format_to_numeric_dollar(sql, params), params
+
+    @staticmethod
+    def shared_parameters(sql: str, params: Sequence[Any]) -> tuple[int, ...] | None:
+        # Equal constants of a GROUP BY statement share a placeholder (see
+        # equal_constants); prepare() applies it below asyncpg's bound.
+        return equal_constants(sql, params) if len(params) <= MAX_ARGUMENTS else None
 
     def run_prepared(self, sql: str, params: Any) -> Any:
         # Each IN list as one array, as vinyl_fetch sends it (see _sent).
@@ -61,9 +76,12 @@ class PostgreSQLCursor(VinylCursor):
         # The plan's SQL is converted once per kind of parameters.
         statement = NumberedStatement(sql)
         prepare = cls.prepare
+        # (Whether equal constants share a placeholder depends on the values:
+        # such a statement is converted at each call.)
+        grouped = "GROUP BY" in sql
 
         def prepare_planned(sql_in: str, params: Any) -> tuple[str, Any]:
-            if sql_in is statement.sql and type(params) is tuple and len(params) <= MAX_ARGUMENTS:
+            if sql_in is statement.sql and not grouped and type(params) is tuple and len(params) <= MAX_ARGUMENTS:
                 return statement.convert(params), params
             return prepare(sql_in, params)
 

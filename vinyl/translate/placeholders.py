@@ -80,6 +80,63 @@ def format_to_numeric_dollar(sql: str, params: Sequence[Any] | None) -> str:
     )
 
 
+#: Types of the parameters that may share one placeholder with an equal
+#: value (see :func:`equal_constants`): those whose placeholder is cast, so
+#: that a shared placeholder's type is the cast's wherever it stands.
+_SHAREABLE = frozenset(_CASTS) | {int, float, datetime.datetime}
+
+
+def equal_constants(sql: str, params: Sequence[Any]) -> tuple[int, ...] | None:
+    """For a statement with a ``GROUP BY``: the index of the first parameter
+    each parameter equals (its own index when none before it does), or None
+    when no two are equal.
+
+    Django's psycopg writes each value into the SQL as a literal, so an
+    expression grouped on (``GROUP BY ("level" - 1)``) and the same expression
+    in ``HAVING``, the select list or ``ORDER BY`` are the same text, and
+    PostgreSQL matches them. Two placeholders ``$2`` and ``$3`` are two
+    expressions to it ("must appear in the GROUP BY clause"): equal values
+    share one placeholder instead, as they would be one literal. Only values
+    whose placeholder is cast share: the cast types them wherever they stand
+    (an untyped one takes its type from its context, which may differ).
+    Equal means the same type, the same cast and the same ``repr``
+    (``Decimal('1.5')`` and ``Decimal('1.50')`` are other literals).
+    """
+    if "GROUP BY" not in sql or len(params) < 2:
+        return None
+    firsts: list[int] = []
+    seen: dict[tuple[str, str], int] = {}
+    shared = False
+    for i, value in enumerate(params):
+        if type(value) not in _SHAREABLE:
+            firsts.append(i)
+            continue
+        key = (_placeholder(0, value), repr(value))
+        first = seen.setdefault(key, i)
+        shared = shared or first != i
+        firsts.append(first)
+    return tuple(firsts) if shared else None
+
+
+def format_sharing_constants(sql: str, params: Sequence[Any], firsts: Sequence[int]) -> tuple[str, tuple]:
+    """:func:`format_to_numeric_dollar` where parameter ``i`` takes the
+    placeholder of parameter ``firsts[i]``; returns the SQL and the
+    parameters left (each shared one once, in order)."""
+    numbers: list[int] = []
+    kept: list[Any] = []
+    placeholders: list[str] = []
+    for i, value in enumerate(params):
+        first = firsts[i]
+        if first == i:
+            kept.append(value)
+            numbers.append(len(kept))
+        else:
+            numbers.append(numbers[first])
+        number = numbers[i]
+        placeholders.append(f"${number}" if type(value) is str or value is None else _placeholder(number, value))
+    return sql % tuple(placeholders), tuple(kept)
+
+
 #: Types whose cast depends on the value, not on the type alone (an int's
 #: range, whether a float is finite, a datetime's time zone).
 _VALUE_CASTS = frozenset((int, float, datetime.datetime))

@@ -131,6 +131,7 @@ TRANSFORMED = Unplanned("Django transforms a value (escapes, wraps or parses it)
 AMBIGUOUS = Unplanned("a constant equals a value, or the values change the parameters", permanent=False)
 
 TOO_MANY = Unplanned("more parameters than one statement binds")
+SHARED = Unplanned("equal values of a GROUP BY statement share a parameter", permanent=False)
 
 # What Django raises for values a field or lookup rejects.
 VALUE_ERRORS = (ValidationError, ValueError, TypeError, ArithmeticError)
@@ -527,6 +528,8 @@ def rows_plan(
     positions, zoned = outcome((sql, params), db, zone_sensitive(qs.query))
     if type(positions) is tuple and not _bindable(db, params):
         positions = TOO_MANY
+    if type(positions) is tuple and _shares(db, sql, params):
+        positions = SHARED
     plan = Plan(sql_out, positions, builder) if type(positions) is tuple else positions
     return plan, zoned, sql_out, tuple(params_out), builder
 
@@ -544,9 +547,19 @@ def statement_plan(db: str, statement: Statement, found: tuple[Any, bool], build
     positions, zoned = found
     if type(positions) is tuple and not _bindable(db, statement[1]):
         positions = TOO_MANY
+    if type(positions) is tuple and _shares(db, statement[0], statement[1]):
+        positions = SHARED
     if type(positions) is not tuple:
         return positions, False
     return Plan(_driver_sql(db, statement[0], statement[1]), positions, build), zoned
+
+
+def _shares(db: str, sql: str, params: Sequence[Any]) -> bool:
+    # Whether the backend sends one parameter for several equal ones
+    # (PostgreSQL, in a GROUP BY statement: see placeholders.equal_constants):
+    # then the SQL depends on which values are equal. (No shape vinyl plans
+    # today compiles to a GROUP BY; this keeps one that would from a plan.)
+    return connections[db].vinyl_cursor_class.shared_parameters(sql, params) is not None
 
 
 def _bindable(db: str, params: Sequence[Any]) -> bool:
