@@ -92,3 +92,21 @@ def test_equal_cast_constants_of_a_grouped_statement_share_one_placeholder():
     # The same values without GROUP BY, or of other types (0 and 0.0, 1 and True), share nothing.
     assert equal_constants(sql.replace("GROUP BY", "ORDER BY"), params) is None
     assert equal_constants(sql, (1, 0, 0.0, "x", "y", True, 2)) is None
+
+
+def test_text_shares_a_placeholder_only_within_a_grouped_expression_written_again():
+    from vinyl.translate.placeholders import equal_constants, format_sharing_constants
+
+    sql = ('SELECT COUNT(*) FROM t WHERE "t"."b" = %s GROUP BY "t"."a", CONCAT("t"."c", %s)'
+           ' HAVING ("t"."n" > CONCAT("t"."c", %s) OR COUNT(*) > %s) ORDER BY "t"."a"')
+    firsts = equal_constants(sql, ("x", "x", "x", 2))
+    # The WHERE's "x" stands elsewhere: its own placeholder.
+    assert firsts == (0, 1, 1, 3)
+    assert format_sharing_constants(sql, ("x", "x", "x", 2), firsts)[0] == (
+        'SELECT COUNT(*) FROM t WHERE "t"."b" = $1 GROUP BY "t"."a", CONCAT("t"."c", $2)'
+        ' HAVING ("t"."n" > CONCAT("t"."c", $2) OR COUNT(*) > $3::int4) ORDER BY "t"."a"'
+    )
+    # Another value, or the same text without a GROUP BY around it: nothing shared.
+    assert equal_constants(sql, ("x", "x", "y", 2)) is None
+    inner = 'SELECT * FROM t WHERE "t"."a" IN (SELECT U0."a" FROM u U0 GROUP BY LOWER(%s), U0."a" HAVING MAX(U0."a") = LOWER(%s))'
+    assert equal_constants(inner, ("x", "x")) is None  # (no column in the grouped expression)

@@ -11,9 +11,11 @@ result.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import decimal
 import math
+import re
 import uuid
 from typing import Any, Mapping, Sequence
 
@@ -80,42 +82,109 @@ def format_to_numeric_dollar(sql: str, params: Sequence[Any] | None) -> str:
     )
 
 
-#: Types of the parameters that may share one placeholder with an equal
+#: Types of the parameters that may share one placeholder with any equal
 #: value (see :func:`equal_constants`): those whose placeholder is cast, so
 #: that a shared placeholder's type is the cast's wherever it stands.
 _SHAREABLE = frozenset(_CASTS) | {int, float, datetime.datetime}
+_FORMAT_MARKS = re.compile(r"%[%s]")
+#: What ends a GROUP BY clause at its own depth (besides its closing parenthesis).
+_AFTER_GROUP_BY = re.compile(r" (?:HAVING|ORDER BY|LIMIT|OFFSET|FOR (?:UPDATE|SHARE|NO KEY|KEY)|UNION|INTERSECT|EXCEPT|WINDOW)\b")
 
 
 def equal_constants(sql: str, params: Sequence[Any]) -> tuple[int, ...] | None:
     """For a statement with a ``GROUP BY``: the index of the first parameter
-    each parameter equals (its own index when none before it does), or None
-    when no two are equal.
+    each parameter is sent as (its own index when it is sent itself), or None
+    when each is sent itself.
 
     Django's psycopg writes each value into the SQL as a literal, so an
     expression grouped on (``GROUP BY ("level" - 1)``) and the same expression
     in ``HAVING``, the select list or ``ORDER BY`` are the same text, and
     PostgreSQL matches them. Two placeholders ``$2`` and ``$3`` are two
-    expressions to it ("must appear in the GROUP BY clause"): equal values
-    share one placeholder instead, as they would be one literal. Only values
-    whose placeholder is cast share: the cast types them wherever they stand
-    (an untyped one takes its type from its context, which may differ).
-    Equal means the same type, the same cast and the same ``repr``
-    (``Decimal('1.5')`` and ``Decimal('1.50')`` are other literals).
+    expressions to it ("must appear in the GROUP BY clause"), so they share
+    one, as they would be one literal:
+
+    - a value whose placeholder is cast shares with every equal value of its
+      type (the cast types it wherever it stands). Equal means the same cast
+      and the same ``repr`` (``Decimal('1.5')`` and ``Decimal('1.50')`` are
+      other literals);
+    - an untyped value (text, None) takes its type from where it stands: it
+      shares only within a grouped expression written again, the same text
+      with the same values.
     """
     if "GROUP BY" not in sql or len(params) < 2:
         return None
-    firsts: list[int] = []
+    firsts = list(range(len(params)))
     seen: dict[tuple[str, str], int] = {}
-    shared = False
+    untyped = False
     for i, value in enumerate(params):
-        if type(value) not in _SHAREABLE:
-            firsts.append(i)
+        if type(value) in _SHAREABLE:
+            firsts[i] = seen.setdefault((_placeholder(0, value), repr(value)), i)
+        else:
+            untyped = True
+    if untyped:
+        _share_grouped_expressions(sql, params, firsts)
+    return tuple(firsts) if firsts != list(range(len(params))) else None
+
+
+def _share_grouped_expressions(sql: str, params: Sequence[Any], firsts: list[int]) -> None:
+    # Each later occurrence of a grouped expression's text, with equal values
+    # at its placeholders, is sent with the placeholders of the first.
+    marks = [m.start() for m in _FORMAT_MARKS.finditer(sql) if m.group() == "%s"]
+    if len(marks) != len(params):
+        return
+    for start, end in _grouped_expressions(sql):
+        text = sql[start:end]
+        # (Only an expression of columns, quoted, must be matched: a text of
+        # placeholders alone would match any.)
+        if "%s" not in text or '"' not in text:
             continue
-        key = (_placeholder(0, value), repr(value))
-        first = seen.setdefault(key, i)
-        shared = shared or first != i
-        firsts.append(first)
-    return tuple(firsts) if shared else None
+        occurrences = []
+        at = sql.find(text)
+        while at >= 0:
+            first_mark = bisect.bisect_left(marks, at)
+            occurrences.append(list(range(first_mark, first_mark + text.count("%s"))))
+            at = sql.find(text, at + len(text))
+        for later in occurrences[1:]:
+            earlier = occurrences[0]
+            if all(_same_literal(params[a], params[b]) for a, b in zip(earlier, later)):
+                for a, b in zip(earlier, later):
+                    firsts[b] = min(firsts[b], firsts[a])
+
+
+def _same_literal(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and repr(a) == repr(b)
+
+
+def _grouped_expressions(sql: str) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of each expression in each GROUP BY clause of ``sql``."""
+    found: list[tuple[int, int]] = []
+    at = sql.find("GROUP BY ")
+    while at >= 0:
+        position = start = at + len("GROUP BY ")
+        depth = 0
+        quote = ""
+        while position < len(sql):
+            char = sql[position]
+            if quote:
+                if char == quote:
+                    quote = ""
+            elif char in "'\"":
+                quote = char
+            elif char == "(":
+                depth += 1
+            elif char == ")":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif depth == 0 and char == ",":
+                found.append((start, position))
+                start = position + 2 if sql.startswith(", ", position) else position + 1
+            elif depth == 0 and char == " " and _AFTER_GROUP_BY.match(sql, position):
+                break
+            position += 1
+        found.append((start, position))
+        at = sql.find("GROUP BY ", position)
+    return found
 
 
 def format_sharing_constants(sql: str, params: Sequence[Any], firsts: Sequence[int]) -> tuple[str, tuple]:
