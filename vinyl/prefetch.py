@@ -203,31 +203,41 @@ def has_forward_fk(tree: Tree) -> bool:
     return any(isinstance(relation, models.ForeignKey) for relation, _, _ in tree.values())
 
 
-async def prefetch(objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet]) -> None:
+async def prefetch(objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet], nested: bool = False) -> None:
     """Load the relations of ``tree`` for ``objs`` (and deeper), cached as Django caches them.
 
     ``queryset`` is the class that reads them (``VinylQuerySet``, which
-    calls this: it sits above this module).
+    calls this: it sits above this module); ``nested``: ``objs`` are a
+    level of the prefetch below its first.
     """
     if not objs:
         return
+    # One relation and no level below it, the usual prefetch: its related
+    # rows are built and attached in one pause of the collector (see
+    # VinylQuerySet._fetch_then). With more, a collection runs between the
+    # reads whatever vinyl does; one pause per level there made
+    # ``book_set__tags`` slower (fewer, larger collections of the older
+    # generation), so each level keeps a pause for its build and one for
+    # its attach.
+    alone = not nested and len(tree) == 1
     for relation, deeper, inner in tree.values():
+        together = alone and not deeper
         # Instances that hold the relation already (a reverse foreign key
         # caches each row's owner) are skipped, as Django's prefetcher skips them.
         if isinstance(relation, models.ForeignKey):
             name = _cache_name(relation)
             missing = [obj for obj in objs if name not in obj._state.fields_cache]
             if missing:
-                await _prefetch_forward_fk(missing, relation, db, queryset)
+                await _prefetch_forward_fk(missing, relation, db, queryset, together)
         else:
             name = relation.cache_name if isinstance(relation, ManyToMany) else _cache_name(relation)
             missing = _compat.without_prefetched(objs, name)
             if missing and isinstance(relation, ManyToMany):
-                await _prefetch_many_to_many(missing, relation, db, _source(queryset, inner))
+                await _prefetch_many_to_many(missing, relation, db, _source(queryset, inner), together)
             elif missing:
-                await _prefetch_reverse_fk(missing, relation, db, _source(queryset, inner))
+                await _prefetch_reverse_fk(missing, relation, db, _source(queryset, inner), together)
         if deeper:
-            await prefetch(_related_of(objs, relation, name), deeper, db, queryset)
+            await prefetch(_related_of(objs, relation, name), deeper, db, queryset, nested=True)
 
 
 def _source(queryset: type[VinylQuerySet], inner: Any) -> Any:
@@ -254,17 +264,19 @@ def _related_of(objs: list, relation: Any, name: str) -> list:
     return _compat.prefetched_rows(objs, name)
 
 
-async def _prefetch_reverse_fk(objs: list, rel: Any, db: str, source: Any) -> None:
+async def _prefetch_reverse_fk(objs: list, rel: Any, db: str, source: Any, together: bool) -> None:
     field = rel.field  # the ForeignKey on the related model
     target = field.target_field.attname
     keys = [getattr(obj, target) for obj in objs]
     by_key: dict[Any, list] = {key: [] for key in keys if key is not None}
     related_model = vinyl_model(rel.related_model)
+    base = source(related_model, db)
     if by_key:
-        rows = await source(related_model, db).filter(**{f"{field.attname}__in": list(by_key)})
+        await source(related_model, db).filter(**{f"{field.attname}__in": list(by_key)})._fetch_then(
+            lambda rows: _attach(rows, objs, keys, rel, by_key, related_model, db, base), together
+        )
     else:
-        rows = []
-    _attach(rows, objs, keys, rel, by_key, related_model, db, source(related_model, db))
+        _attach([], objs, keys, rel, by_key, related_model, db, base)
 
 
 @batched
@@ -299,14 +311,18 @@ def _attach(rows: list, objs: list, keys: list, rel: Any, by_key: dict[Any, list
     _compat.cache_prefetched(PrefetchedQuerySet, related_model, _db(db, base), _call(field.name, base, known=field), rel.cache_name, objs, rows_of, objs, keys)
 
 
-async def _prefetch_forward_fk(objs: list, field: Any, db: str, queryset: type[VinylQuerySet]) -> None:
+async def _prefetch_forward_fk(objs: list, field: Any, db: str, queryset: type[VinylQuerySet], together: bool) -> None:
     """Cache each instance's related object (or None), as Django's prefetcher does."""
     values = _key_values(objs, field.attname)
     keys = list(dict.fromkeys(value for value in values if value is not None))
     related_model = vinyl_model(field.related_model)
     target = field.target_field
-    rows = await queryset(related_model, using=db).filter(**{f"{target.name}__in": keys}) if keys else []
-    _attach_forward(rows, objs, values, field, target.attname)
+    if keys:
+        await queryset(related_model, using=db).filter(**{f"{target.name}__in": keys})._fetch_then(
+            lambda rows: _attach_forward(rows, objs, values, field, target.attname), together
+        )
+    else:
+        _attach_forward([], objs, values, field, target.attname)
 
 
 @batched
@@ -337,7 +353,7 @@ def _key_values(objs: list, attname: str) -> list:
     return values
 
 
-async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, source: Any) -> None:
+async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, source: Any, together: bool) -> None:
     """Django's many-to-many prefetch query, through a plan; each owner's rows cached on it."""
     owner_key = relation.owner_key.attname
     values = [getattr(obj, owner_key) for obj in objs]
@@ -358,10 +374,12 @@ async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, sour
             related = type(related)._wrap(built)
         else:
             related = related.filter(**owners)
-        rows = await related.extra(select={extra: f"{qn(relation.table)}.{qn(relation.local.column)}"})
+        base = source(related_model, db)
+        await related.extra(select={extra: f"{qn(relation.table)}.{qn(relation.local.column)}"})._fetch_then(
+            lambda rows: _attach_many(rows, objs, values, relation, related_model, db, extra, base), together
+        )
     else:
-        rows = []
-    _attach_many(rows, objs, values, relation, related_model, db, extra, source(related_model, db))
+        _attach_many([], objs, values, relation, related_model, db, extra, source(related_model, db))
 
 
 def _joins_through(related: Any, name: str) -> bool:

@@ -515,6 +515,38 @@ class VinylQuerySet(Generic[M]):
                 raise
             return await self.using(other)._fetch()
 
+    async def _fetch_then(self, attach: Callable[[list], None], together: bool = True) -> None:
+        """``attach(await self)``; with ``together``, where a plan serves the
+        read, its rows are built and attached with the collector paused once
+        over both.
+
+        (A prefetch's related rows and their owners make reference cycles
+        that only the cyclic collector frees. A collection between the build
+        and the attach would only walk the rows just built, all alive, and
+        move them to an older generation than the objects the attach makes,
+        which then outlive the result; with no collection before the read's
+        last step, the next one, after the caller let the result go, finds
+        the whole of it unreachable in the youngest generation.)
+        """
+        recipe = self._recipe
+        if together and recipe is not None and not any(shape[0] == "prefetch_related" for shape in recipe):
+            db = self.db
+            cache = _plans(db, recipe)
+            plan = cache.lookup((self._model, "rows", recipe)) if cache is not None else None
+            if type(plan) is Plan:
+                try:
+                    found = await fetch(db, plan.sql, plan.params(self._values))
+                except DatabaseUnavailable as exc:
+                    other = self._fallback(exc)
+                    if other is None:
+                        raise
+                    attach(await self.using(other)._fetch())
+                    return
+                with paused_gc(len(found)):
+                    attach(plan.build(found))
+                return
+        attach(await self._fetch())
+
     async def _fetch_prefetching(self) -> list[M] | None:
         """Rows and their related rows (foreign keys, many-to-many, nested) through plans (vinyl.prefetch)."""
         steps = [step for step in self._steps if step[0] == "prefetch_related"]
