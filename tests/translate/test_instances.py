@@ -96,9 +96,9 @@ def test_whole_instance_dict_and_state_are_djangos():
 
 
 def test_columns_before_and_after_a_foreign_key_keep_djangos_order_whatever_was_built_first():
-    # The columns before the first foreign key are attribute stores, the rest
-    # go into __dict__: the order is Django's for every subset of columns,
-    # whichever subset the class saw first.
+    # With a foreign key among them, every column goes into __dict__ after
+    # the state (an attribute store): the order is Django's for every subset
+    # of columns, whichever subset the class saw first.
     from tests.testapp.models import Book
 
     names = [f.attname for f in Book._meta.concrete_fields]

@@ -261,13 +261,15 @@ def _instance(
 ) -> list[str]:
     # The statements building ``obj`` (``obj<n>``, of the n-th model given to
     # _compile) from ``row``, in __init__'s order (ModelState() is the
-    # cheapest way to make the state). Attribute stores while they can: the
-    # values stay in the instance (no dict object). From the first column
-    # whose class attribute has a setter (a foreign key's, which only stores
-    # the value and clears a cached related object a new instance has none
-    # of), or whose name no attribute store can spell, the rest go straight
-    # into the instance's __dict__, as from_db stores them (the dict keeps
-    # the attributes' order).
+    # cheapest way to make the state). Attribute stores where every column
+    # allows one: the values stay in the instance (no dict object). Where a
+    # column's class attribute has a setter (a foreign key's, which only
+    # stores the value and clears a cached related object a new instance
+    # has none of), or no attribute store can spell its name, the instance
+    # needs its __dict__ anyway: then every column goes straight into it, as
+    # from_db stores them (a dict store costs less than an attribute store
+    # through a field's descriptor, about 230 instructions against 306 on
+    # 3.11), after the state (an attribute store that is specialized).
     suffix = str(n) if n else ""
     obj, state, model_name, values = f"obj{suffix}", f"state{suffix}", f"model{suffix}", f"values{suffix}"
     lines = [f"{obj} = new({model_name})", f"{state} = State()", f"{state}.adding = False", f"{state}.db = db"]
@@ -276,9 +278,7 @@ def _instance(
     exprs = exprs or {}
     stored = [(name, exprs.get(start + i) or _column(start + i, unpacked)) for i, name in enumerate(attnames)]
     lines.append(f"{obj}._state = {state}")
-    direct = 0
-    while direct < len(stored) and _storable(model, stored[direct][0]):
-        direct += 1
+    direct = len(stored) if all(_storable(model, name) for name, _ in stored) else 0
     lines.extend(f"{obj}.{name} = {value}" for name, value in stored[:direct])
     if direct < len(stored):
         lines.append(f"{values} = {obj}.__dict__")
