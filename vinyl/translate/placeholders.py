@@ -76,10 +76,16 @@ def format_to_numeric_dollar(sql: str, params: Sequence[Any] | None) -> str:
     """
     if not params:
         return sql.replace("%%", "%") if "%" in sql else sql
-    # Text and None, most values of a long list, are untyped: no call for them.
+    # Text and None, most values of a long list, are untyped: no call for them
+    # (this is _sent_as inlined, for long lists).
     return sql % tuple(
         f"${i}" if type(value) is str or value is None else _placeholder(i, value) for i, value in enumerate(params, 1)
     )
+
+
+def _sent_as(number: int, value: Any) -> str:
+    """The placeholder of ``value`` as parameter ``number`` (untyped for text and None)."""
+    return f"${number}" if type(value) is str or value is None else _placeholder(number, value)
 
 
 #: Types of the parameters that may share one placeholder with any equal
@@ -144,8 +150,8 @@ def _share_grouped_expressions(sql: str, params: Sequence[Any], firsts: list[int
             first_mark = bisect.bisect_left(marks, at)
             occurrences.append(list(range(first_mark, first_mark + text.count("%s"))))
             at = sql.find(text, at + len(text))
+        earlier = occurrences[0]
         for later in occurrences[1:]:
-            earlier = occurrences[0]
             if all(_same_literal(params[a], params[b]) for a, b in zip(earlier, later)):
                 for a, b in zip(earlier, later):
                     firsts[b] = min(firsts[b], firsts[a])
@@ -201,8 +207,7 @@ def format_sharing_constants(sql: str, params: Sequence[Any], firsts: Sequence[i
             numbers.append(len(kept))
         else:
             numbers.append(numbers[first])
-        number = numbers[i]
-        placeholders.append(f"${number}" if type(value) is str or value is None else _placeholder(number, value))
+        placeholders.append(_sent_as(numbers[i], value))
     return sql % tuple(placeholders), tuple(kept)
 
 
