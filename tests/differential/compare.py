@@ -117,7 +117,7 @@ def _related(obj: dm.Model, name: str, vinyl: bool) -> Any:
 
 
 def norm_instance(obj: dm.Model, related: tuple, attrs: tuple) -> Any:
-    """An instance as (model, loaded fields, attributes, related paths)."""
+    """An instance as (model, loaded fields, attributes, related paths, state)."""
     from vinyl.models import is_vinyl_model
 
     vinyl = is_vinyl_model(type(obj))
@@ -145,7 +145,9 @@ def norm_instance(obj: dm.Model, related: tuple, attrs: tuple) -> Any:
             rel.append((head, norm_instance(value, tuple(rests), ())))
         else:
             rel.append((head, norm(value)))
-    return ("obj", obj._meta.concrete_model._meta.label, fields, tuple(sorted(deferred)), extra, tuple(rel))
+    # The state a loaded instance must have on either side: not adding (save() updates), bound to a database.
+    state = ("adding" if obj._state.adding else "loaded", "db" if obj._state.db else "no db")
+    return ("obj", obj._meta.concrete_model._meta.label, fields, tuple(sorted(deferred)), extra, tuple(rel), state)
 
 
 def norm_result(value: Any, related: tuple, attrs: tuple, ordered: bool) -> Any:
