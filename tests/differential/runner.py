@@ -310,7 +310,7 @@ class Runner:
         self.result = Result(backend, seed, generated=self.grammar.tally)
         self.log = log or (lambda msg: None)
         self.max_reports = max_reports
-        self.concurrency = int(os.environ.get("VINYL_FUZZ_CONCURRENCY", "5"))
+        self.concurrency = int(os.environ.get("VINYL_FUZZ_CONCURRENCY", "8"))
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="django-oracle")
         self.draws_of_shape: dict[tuple[str, int], list[Case]] = {}
         self.history: list[Case] = []  # every read vinyl ran, in order (reproductions replay it)
@@ -343,8 +343,8 @@ class Runner:
             concurrent = (start // batch) % 4 == 3
             django_outcomes = [await self.django(django_run, c, self.alias) for c in cases]
             if concurrent:
-                # At most the pool's size at once: beyond it, vinyl leaks the overflow connections today
-                # (class pool-overflow-close-outside-greenlet), which a long run would pile up on the server.
+                # VINYL_FUZZ_CONCURRENCY at once (default: the whole batch, more than the default pool keeps, so
+                # overflow connections are opened and closed on return; judge_pool_log fails on any pool error).
                 vinyl_outcomes = []
                 for i in range(0, len(cases), self.concurrency):
                     vinyl_outcomes += await asyncio.gather(*(vinyl_run(c) for c in cases[i:i + self.concurrency]))
