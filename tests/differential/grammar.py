@@ -494,6 +494,20 @@ class Grammar:
                 ("w2", lambda: BinOp("-", Call("F", ("weight",)), v.randint(-2, 2)), False),
             ],
         }[model_name]
+        if s.random() < 0.3:
+            # A window function: a value per row computed over the others (wrapped in a subquery when filtered on).
+            options = {
+                "Item": [
+                    ("rk", lambda: Call("Window", (Call("Rank"),), (("partition_by", Call("F", ("owner",))), ("order_by", "-integer"))), False),
+                    ("rsum", lambda: Call("Window", (Call("Sum", ("integer",)),), (("partition_by", Call("F", ("owner",))),)), False),
+                    ("prev", lambda: Call("Window", (Call("Lag", ("small",)),), (("order_by", "id"),)), False),
+                ],
+                "Owner": [("drk", lambda: Call("Window", (Call("DenseRank"),), (("order_by", "age"),)), False)],
+                "Premium": [("drk", lambda: Call("Window", (Call("DenseRank"),), (("order_by", "-level"),)), False)],
+                "Profile": [("mx", lambda: Call("Window", (Call("Max", ("score",)),)), False)],
+                "Tag": [("wcount", lambda: Call("Window", (Call("Count", ("id",)),), (("partition_by", Call("F", ("weight",))),)), False)],
+            }[model_name]
+            self.tally["window"] += 1
         name, make, agg = s.choice(options)
         return name, make(), agg
 

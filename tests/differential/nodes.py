@@ -56,6 +56,10 @@ CALLABLES: dict[str, Any] = {
     "TruncDate": fn.TruncDate,
     "TruncMonth": fn.TruncMonth,
     "Cast": fn.Cast,
+    "Window": dm.Window,
+    "Rank": fn.Rank,
+    "DenseRank": fn.DenseRank,
+    "Lag": fn.Lag,
 }
 
 MODELS = {m.__name__: m for m in (models.Tag, models.Owner, models.Premium, models.Profile, models.Item)}
