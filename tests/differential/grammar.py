@@ -129,6 +129,11 @@ F_PAIRS = {
 }
 
 
+#: The relation a FilteredRelation of the model joins, and the field of it the condition and filters read.
+FILTERED_RELATION = {"Item": ("tags", "weight"), "Owner": ("items", "integer"), "Premium": ("items", "integer"),
+                     "Tag": ("items", "integer")}
+
+
 def _field(model: type, path: str) -> tuple[type, Any]:
     """The model and field a ``__`` path ends on."""
     field = None
@@ -549,10 +554,11 @@ class Grammar:
         related: list[str] = []
         attrs: list[str] = []
         annotated: list[str] = []
+        filtered_relation = False
         n_ops = s.choice([1, 1, 1, 2, 2, 3] if self.stable else [0, 1, 1, 2, 2, 2, 3, 3, 4, 5])
         for _ in range(n_ops):
             kind = s.choice(["filter"] * 6 + ["exclude"] * 2 + ["order_by"] * 2 + ["annotate", "select_related",
-                            "prefetch_related", "distinct", "only", "defer", "reverse", "alias"])
+                            "prefetch_related", "distinct", "only", "defer", "reverse", "alias", "filtered_relation"])
             if self.stable and kind in ("annotate", "alias"):
                 kind = "filter"
             if kind in ("filter", "exclude"):
@@ -594,6 +600,16 @@ class Grammar:
                     continue
                 ops.append(("alias", (), ((name + "_al", expr),)))
                 ops.append(("filter", (), ((f"{name}_al__isnull", False),)))
+            elif kind == "filtered_relation" and model in FILTERED_RELATION and not filtered_relation:
+                # A relation joined under a condition of its own, then filtered on through its alias.
+                rel, field = FILTERED_RELATION[model]
+                cond = Call("Q", (), ((f"{rel}__{field}__gte", v.randint(-3, 3)),))
+                ops.append((s.choice(["annotate", "alias"]), (), (("fr", Call("FilteredRelation", (rel,), (("condition", cond),))),)))
+                lookup = s.choice([(f"fr__{field}__lt", v.randint(-2, 5)), ("fr__isnull", v.choice([True, False])),
+                                   (f"fr__{field}__isnull", v.choice([True, False]))])
+                ops.append((s.choice(["filter", "filter", "exclude"]), (), (lookup,)))
+                filtered_relation = True
+                self.tally["filtered_relation"] += 1
             elif kind == "select_related" and SELECT_RELATED[model]:
                 paths = tuple(sorted(set(s.sample(SELECT_RELATED[model], s.randint(1, len(SELECT_RELATED[model]))))))
                 ops.append(("select_related", paths, ()))

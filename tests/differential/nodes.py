@@ -56,6 +56,7 @@ CALLABLES: dict[str, Any] = {
     "TruncDate": fn.TruncDate,
     "TruncMonth": fn.TruncMonth,
     "Cast": fn.Cast,
+    "FilteredRelation": dm.FilteredRelation,
     "Window": dm.Window,
     "Rank": fn.Rank,
     "DenseRank": fn.DenseRank,
