@@ -68,3 +68,28 @@ async def test_unreachable_server_names_alias_host_and_port(backend):
     finally:
         await vinyl.dispose("vinyl_unreachable")
         del connections.settings["vinyl_unreachable"]
+
+
+def test_every_postgresql_error_class_is_the_one_psycopg_and_so_django_raise() -> None:
+    """A SQLSTATE maps to the PEP 249 class psycopg gives it (Django's PostgreSQL backend re-raises it as
+    django.db's class of that name): e.g. 21000, ON CONFLICT DO UPDATE touching a row twice, is a ProgrammingError."""
+    import django.db
+    import psycopg.errors
+
+    from vinyl.exceptions import sqlstate_error_class
+
+    pep249 = ("IntegrityError", "DataError", "NotSupportedError", "ProgrammingError", "InternalError",
+              "OperationalError", "DatabaseError")
+    checked = 0
+    for cls in vars(psycopg.errors).values():
+        code = getattr(cls, "sqlstate", None)
+        if not (isinstance(cls, type) and issubclass(cls, psycopg.errors.Error) and code):
+            continue
+        name = next(base.__name__ for base in cls.__mro__ if base.__module__.startswith("psycopg") and base.__name__ in pep249)
+
+        class Raised(Exception):
+            sqlstate = code
+
+        assert sqlstate_error_class(Raised()) is getattr(django.db, name), (code, cls.__name__, name)
+        checked += 1
+    assert checked > 200

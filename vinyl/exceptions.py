@@ -145,23 +145,42 @@ _DJANGO_ERRORS = (
 
 
 # SQLSTATE classes (first two characters) and the PEP 249 class psycopg,
-# and so Django's PostgreSQL backend, raises for them.
+# and so Django's PostgreSQL backend, raises for them (every class psycopg
+# names; a class not listed, e.g. 02 no data or 0B invalid transaction
+# initiation, is psycopg's DatabaseError too).
 _SQLSTATE_CLASSES: dict[str, type[Exception]] = {
     "08": django.db.OperationalError,  # connection exception
     "0A": django.db.NotSupportedError,
+    "10": django.db.ProgrammingError,  # XQuery error
+    "20": django.db.ProgrammingError,  # case not found
+    "21": django.db.ProgrammingError,  # cardinality violation (ON CONFLICT touching a row twice)
     "22": django.db.DataError,
     "23": django.db.IntegrityError,
     "24": django.db.InternalError,  # invalid cursor state
     "25": django.db.InternalError,  # invalid transaction state
+    "26": django.db.ProgrammingError,  # invalid SQL statement name
+    "27": django.db.OperationalError,  # triggered data change violation
     "28": django.db.OperationalError,  # invalid authorization
+    "2B": django.db.InternalError,  # dependent privilege descriptors still exist
     "2D": django.db.InternalError,
+    "2F": django.db.OperationalError,  # SQL routine exception
+    "34": django.db.ProgrammingError,  # invalid cursor name
+    "38": django.db.OperationalError,  # external routine exception
+    "39": django.db.OperationalError,  # external routine invocation exception
+    "3B": django.db.OperationalError,  # savepoint exception
+    "3D": django.db.ProgrammingError,  # invalid catalog name
+    "3F": django.db.ProgrammingError,  # invalid schema name
     "40": django.db.OperationalError,  # serialization failure, deadlock
     "42": django.db.ProgrammingError,
+    "44": django.db.ProgrammingError,  # WITH CHECK OPTION violation
     "53": django.db.OperationalError,  # insufficient resources
     "54": django.db.OperationalError,  # program limit exceeded
     "55": django.db.OperationalError,  # lock not available
     "57": django.db.OperationalError,  # query canceled, admin shutdown
     "58": django.db.OperationalError,
+    "F0": django.db.OperationalError,  # configuration file error
+    "HV": django.db.OperationalError,  # foreign data wrapper error
+    "P0": django.db.ProgrammingError,  # PL/pgSQL error (RAISE EXCEPTION)
     "XX": django.db.InternalError,
 }
 

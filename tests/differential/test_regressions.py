@@ -950,3 +950,24 @@ async def _awaited(qs: Any) -> Any:
 
 def _sorted(answer: Any) -> Any:
     return sorted(answer, key=str) if isinstance(answer, list) else answer
+
+
+# pg-cardinality-violation-class (fuzz seed 3004, writes): bulk_create(update_conflicts=True) with two new rows of
+# the same unique key makes PostgreSQL refuse the statement with SQLSTATE 21000 (a row affected twice); psycopg, and
+# so Django, raise ProgrammingError, vinyl raised DatabaseError (no entry for SQLSTATE class 21). MariaDB and SQLite
+# accept the statement: the last row wins on either side.
+async def test_an_upsert_touching_a_row_twice_is_refused_as_django_refuses_it(backend: str) -> None:
+    def tags() -> list[Tag]:
+        return [Tag(name="a$", weight=0), Tag(name="b", weight=1), Tag(name="a$", weight=2)]
+
+    options: dict[str, Any] = {"update_conflicts": True, "unique_fields": ["name"], "update_fields": ["weight"]}
+    expected = await django(lambda: [(t.name, t.weight) for t in Tag.objects.using(sync(backend)).bulk_create(tags(), **options)])
+    rows_after_django = await django(lambda: sorted(Tag.objects.using(sync(backend)).values_list("name", "weight")))
+    await django(lambda: Tag.objects.using(sync(backend)).all().delete())
+    got = await vinyl_outcome(Tag.vinyl.bulk_create(tags(), **options))
+    if isinstance(got, list):
+        got = [(t.name, t.weight) for t in got]
+    assert got == expected
+    if backend == "postgresql":
+        assert expected == ("raised", "ProgrammingError")
+    assert sorted(await Tag.vinyl.values_list("name", "weight")) == rows_after_django
