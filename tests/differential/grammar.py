@@ -795,6 +795,15 @@ class Grammar:
         if kind.startswith("int") and r < 0.45:
             other = s.choice(["small", "integer", "psmall"])
             return Call("F", (other,))
+        if kind.startswith("int") and r < 0.55:
+            # A conditional or a correlated value: Case/When on the row, or a subquery over the items (Owner.age).
+            if model_name == "Owner" and path == "age":
+                return Call("Subquery", (QS("Item", (("filter", (), (("owner", Call("OuterRef", ("pk",))),)), ("order_by", ("-integer", "pk"), ()),
+                                                     ("values", ("integer",), ()), ("slice", (None, 1), ()))),))
+            if model_name == "Item":
+                return Call("Case", (Call("When", (), (("flag", True), ("then", Call("Value", (v.choice([0, 7, -3]),))))),),
+                            (("default", Call("F", (path,))),))
+            return Call("Coalesce", (path, Call("Value", (v.choice([0, 5]),))))
         if kind == "str" and r < 0.3:
             return s.choice([Call("Lower", (path,)), Call("Concat", (path, Call("Value", (v.choice(STRINGS),)))), Call("F", ("slug",))])
         val = self.scalar(v, kind, model, field)
