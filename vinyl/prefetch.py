@@ -203,12 +203,15 @@ def has_forward_fk(tree: Tree) -> bool:
     return any(isinstance(relation, models.ForeignKey) for relation, _, _ in tree.values())
 
 
-async def prefetch(objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet], nested: bool = False) -> None:
+async def prefetch(
+    objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet], nested: bool = False, fresh: bool = False
+) -> None:
     """Load the relations of ``tree`` for ``objs`` (and deeper), cached as Django caches them.
 
     ``queryset`` is the class that reads them (``VinylQuerySet``, which
     calls this: it sits above this module); ``nested``: ``objs`` are a
-    level of the prefetch below its first.
+    level of the prefetch below its first; ``fresh``: ``objs`` were just
+    built with empty related-object caches (see :func:`empty_caches`).
     """
     if not objs:
         return
@@ -226,9 +229,11 @@ async def prefetch(objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet
         # caches each row's owner) are skipped, as Django's prefetcher skips them.
         if isinstance(relation, models.ForeignKey):
             name = _cache_name(relation)
-            missing = [obj for obj in objs if name not in obj._state.fields_cache]
+            # (Fresh instances hold nothing: no cache made per instance to look.)
+            missing = objs if fresh else [obj for obj in objs if name not in obj._state.fields_cache]
             if missing:
-                await _prefetch_forward_fk(missing, relation, db, queryset, together)
+                await _prefetch_forward_fk(missing, relation, db, queryset, together, fresh)
+            fresh = False  # their caches hold this relation now
         else:
             name = relation.cache_name if isinstance(relation, ManyToMany) else _cache_name(relation)
             missing = _compat.without_prefetched(objs, name)
@@ -292,7 +297,7 @@ def _attach(rows: list, objs: list, keys: list, rel: Any, by_key: dict[Any, list
         # fewer again.
         owner_cache = field.cache_name
         row_keys = _key_values(rows, attname)
-        if _empty_caches(related_model, base):
+        if empty_caches(related_model, base):
             # No cache yet: given as one dict, not made by the state's
             # descriptor on first read (a call per row).
             for row, key in zip(rows, row_keys):
@@ -311,27 +316,36 @@ def _attach(rows: list, objs: list, keys: list, rel: Any, by_key: dict[Any, list
     _compat.cache_prefetched(PrefetchedQuerySet, related_model, _db(db, base), _call(field.name, base, known=field), rel.cache_name, objs, rows_of, objs, keys)
 
 
-async def _prefetch_forward_fk(objs: list, field: Any, db: str, queryset: type[VinylQuerySet], together: bool) -> None:
-    """Cache each instance's related object (or None), as Django's prefetcher does."""
+async def _prefetch_forward_fk(
+    objs: list, field: Any, db: str, queryset: type[VinylQuerySet], together: bool, fresh: bool = False
+) -> None:
+    """Cache each instance's related object (or None), as Django's prefetcher does
+    (``fresh``: in the empty cache of each, given as one dict)."""
     values = _key_values(objs, field.attname)
     keys = list(dict.fromkeys(value for value in values if value is not None))
     related_model = vinyl_model(field.related_model)
     target = field.target_field
     if keys:
         await queryset(related_model, using=db).filter(**{f"{target.name}__in": keys})._fetch_then(
-            lambda rows: _attach_forward(rows, objs, values, field, target.attname), together
+            lambda rows: _attach_forward(rows, objs, values, field, target.attname, fresh), together
         )
     else:
-        _attach_forward([], objs, values, field, target.attname)
+        _attach_forward([], objs, values, field, target.attname, fresh)
 
 
 @batched
-def _attach_forward(rows: list, objs: list, values: list, field: Any, target: str) -> None:
+def _attach_forward(rows: list, objs: list, values: list, field: Any, target: str, fresh: bool = False) -> None:
     by_key: dict[Any, Any] = {}
     for row in rows:
         by_key.setdefault(getattr(row, target), row)
     cache_name = field.cache_name
     get = by_key.get
+    if fresh:
+        # No cache yet: given as one dict, not made by the state's
+        # descriptor on first read (a call per instance).
+        for obj, value in zip(objs, values):
+            obj._state.fields_cache = {cache_name: get(value)}
+        return
     for obj, value in zip(objs, values):
         obj._state.fields_cache[cache_name] = get(value)
 
@@ -441,7 +455,7 @@ _INT_PREP = {models.IntegerField.get_db_prep_value, models.AutoField.get_db_prep
 _PLAIN_MODELS: set[type] = set()
 
 
-def _empty_caches(model: Any, related: Any) -> bool:
+def empty_caches(model: Any, related: Any) -> bool:
     """Do the rows ``related`` (a vinyl queryset) reads come with an empty
     related-object cache? Yes without select_related, for a model whose
     instances are built as Django's ``from_db`` builds them, no init signal

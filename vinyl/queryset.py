@@ -556,7 +556,8 @@ class VinylQuerySet(Generic[M]):
         tree = prefetch.planned_lookups(self._model, lookups)
         if tree is None:
             return None
-        if prefetch.has_forward_fk(tree) and any(step[0] in ("select_related", "only", "defer") for step in self._steps):
+        forward = prefetch.has_forward_fk(tree)
+        if forward and any(step[0] in ("select_related", "only", "defer") for step in self._steps):
             return None  # a joined or deferred foreign key: Django's prefetcher knows
         base = self.__class__.__new__(self.__class__)
         base._model = self._model
@@ -566,7 +567,9 @@ class VinylQuerySet(Generic[M]):
         base._recipe = tuple(shape for shape in self._recipe if shape[0] != "prefetch_related")  # type: ignore[union-attr]
         base._values = self._values
         objs = await base._rows("rows", base._recipe, base._values, None)
-        await prefetch.prefetch(objs, tree, self.db, VinylQuerySet)
+        # (Whether the rows come with empty caches matters only to a forward foreign key's.)
+        fresh = forward and prefetch.empty_caches(self._model, base)
+        await prefetch.prefetch(objs, tree, self.db, VinylQuerySet, fresh=fresh)
         return objs
 
     def _unbuilt(self, db: str) -> VinylQuerySet[M]:

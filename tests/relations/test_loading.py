@@ -516,6 +516,30 @@ async def test_prefetched_rows_keep_what_their_caches_held_before(backend):
     assert [sorted(b._state.fields_cache) for b in ann["book_set"]] == [["author"], ["author"]]
 
 
+async def test_forward_fk_prefetch_keeps_what_the_owners_caches_held_before(backend):
+    """A forward foreign key's object joins what each instance's cache held:
+    nothing for instances built as Django builds them, what an init signal
+    receiver cached otherwise; two forward keys both stay."""
+    from django.db.models.signals import post_init
+
+    lib = await library()
+    marker = object()
+
+    def remember(sender: type, instance: Any, **kwargs: Any) -> None:
+        instance._state.fields_cache["marker"] = marker
+
+    vinyl_book = type(lib["books"][0])
+    post_init.connect(remember, sender=vinyl_book)
+    try:
+        books = await Book.vinyl.prefetch_related("author").order_by("id")
+    finally:
+        post_init.disconnect(remember, sender=vinyl_book)
+    assert [(b["author"].name, b._state.fields_cache["marker"] is marker) for b in books] == [("Ann", True), ("Ann", True), ("Bob", True)]
+    books = await Book.vinyl.prefetch_related("author", "publisher").order_by("id")
+    assert [sorted(b._state.fields_cache) for b in books] == [["author", "publisher"]] * 3
+    assert books[0]["author"] is books[1]["author"]
+
+
 async def test_many_to_many_rows_lists_are_shared_as_djangos(backend):
     """Each owner's many-to-many rows in the list Django's prefetcher gives it:
     owners repeated by a join share one list, in the related rows' order;
