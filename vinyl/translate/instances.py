@@ -11,6 +11,7 @@ out stay deferred, as ``__init__`` leaves them.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import keyword
 from typing import Any, Callable, Sequence
@@ -170,9 +171,11 @@ class Joined:
         self.joins = joins
 
 
+@functools.cache
 def caches_assignable() -> bool:
     """Can a new instance's related-object cache be set as one dict?
-    (Django's ModelState makes it on first read, with a plain descriptor.)"""
+    (Django's ModelState makes it on first read, with a plain descriptor.)
+    A fact of Django's class: found once, not at every prefetch's attach."""
     return not hasattr(type(inspect.getattr_static(ModelState, "fields_cache", None)), "__set__")
 
 
