@@ -971,3 +971,40 @@ async def test_an_upsert_touching_a_row_twice_is_refused_as_django_refuses_it(ba
     if backend == "postgresql":
         assert expected == ("raised", "ProgrammingError")
     assert sorted(await Tag.vinyl.values_list("name", "weight")) == rows_after_django
+
+
+# probe-overflows-at-the-end-of-a-range (fuzz seed 3005): a planned shape meeting timedelta(days=999999999) raised
+# OverflowError where Django answers: the plan's probe of the value (another value of its kind, to tell the slots
+# apart) was the value plus some seconds, past timedelta.max. Every kind's probe must stay within its range.
+_RANGE_ENDS = [
+    ("span", datetime.timedelta(days=3, microseconds=5), datetime.timedelta(days=999999999)),
+    ("span", datetime.timedelta(days=3), datetime.timedelta.max),
+    ("span", datetime.timedelta(days=3), datetime.timedelta.min),
+    ("at", datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc), datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=datetime.timezone.utc)),
+    ("at", datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc), datetime.datetime(1, 1, 2, tzinfo=datetime.timezone.utc)),
+    ("day", datetime.date(2024, 1, 1), datetime.date.max),
+    ("day", datetime.date(2024, 1, 1), datetime.date.min),
+    ("clock", datetime.time(12, 0), datetime.time(23, 59, 59, 999999)),
+    ("big", 5, 2**63 - 1),
+    ("big", 5, -2**63),
+    ("integer", 5, 2**31 - 1),
+    ("dec", decimal.Decimal("1.5"), decimal.Decimal("999999999.999")),
+    ("flt", 1.5, 1.7976931348623157e308),
+    ("uid", uuid.UUID(int=5), uuid.UUID(int=2**128 - 1)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(_RANGE_ENDS)))
+async def test_a_planned_shape_answers_for_a_value_at_the_end_of_its_range(backend: str, case: int) -> None:
+    field, usual, extreme = _RANGE_ENDS[case]
+    await Item.vinyl.create(name="a", **{field: usual})
+    # The value last of many (a probe moves a value further the later it stands), in a shape of this case alone
+    # (its own list length), planned from the extreme value first, then used with the usual one and back.
+    names = ["a"] + [f"n{i}" for i in range(40 + case)]  # (fewer than a long list's 64: each value a slot)
+    for value in (extreme, usual, extreme):
+        expected = await django(lambda: sorted(Item.objects.using(sync(backend)).filter(name__in=names, **{field: value})
+                                               .values_list("name", flat=True)))
+        got = await vinyl_outcome(_awaited(Item.vinyl.filter(name__in=names, **{field: value}).values_list("name", flat=True)))
+        assert _sorted(got) == expected, (field, value)
+    if not (backend == "sqlite" and field == "span"):  # (SQLite: Django's int of microseconds is too large, OverflowError)
+        assert expected == []

@@ -602,6 +602,10 @@ def _probe_str(value: str, n: int) -> str:
     return f"{value}{_LIKE_SPECIALS}\x01{n}"
 
 
+#: Durations from here up are probed downwards (timedelta's range ends at 999,999,999 days).
+_FAR_DURATION = datetime.timedelta(days=900_000_000)
+
+
 def _probe(value: Any, n: int) -> Any:
     kind = type(value)
     if kind is int:
@@ -628,7 +632,10 @@ def _probe(value: Any, n: int) -> Any:
             microsecond=(value.microsecond + 7919 * n) % 1_000_000,
         )  # fmt: skip
     if kind is datetime.timedelta:
-        return value + datetime.timedelta(seconds=7919 * n)
+        # Away from the end of the range it is close to (timedelta.max is
+        # 999,999,999 days).
+        shift = datetime.timedelta(seconds=7919 * n)
+        return value + shift if value < _FAR_DURATION else value - shift
     if kind is uuid.UUID:
         return uuid.UUID(int=(value.int + n) % 2**128)
     raise TypeError(f"no probe for {value!r}")
