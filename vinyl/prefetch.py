@@ -34,7 +34,7 @@ from django.db.models.sql import Query
 from vinyl import _compat
 from vinyl._vinylize import VinylModelIterable, vinyl_model
 from vinyl.generic import is_generic_relation
-from vinyl.translate.gcpause import batched
+from vinyl.translate.gcpause import batched, held_gc
 from vinyl.translate.instances import caches_assignable, plain_construction
 
 if TYPE_CHECKING:
@@ -203,25 +203,43 @@ def has_forward_fk(tree: Tree) -> bool:
     return any(isinstance(relation, models.ForeignKey) for relation, _, _ in tree.values())
 
 
+def holds_collector(tree: Tree) -> bool:
+    """Whether a prefetch of ``tree`` reads more than one level or relation:
+    then its reader holds the collector paused across them (see
+    ``held_gc``), where a single relation pauses it once over its build
+    and attach (``VinylQuerySet._fetch_then``)."""
+    return len(tree) > 1 or any(deeper for _, deeper, _ in tree.values())
+
+
 async def prefetch(
-    objs: list, tree: Tree, db: str, queryset: type[VinylQuerySet], nested: bool = False, fresh: bool = False
+    objs: list,
+    tree: Tree,
+    db: str,
+    queryset: type[VinylQuerySet],
+    nested: bool = False,
+    fresh: bool = False,
+    hold: held_gc | None = None,
 ) -> None:
     """Load the relations of ``tree`` for ``objs`` (and deeper), cached as Django caches them.
 
     ``queryset`` is the class that reads them (``VinylQuerySet``, which
     calls this: it sits above this module); ``nested``: ``objs`` are a
     level of the prefetch below its first; ``fresh``: ``objs`` were just
-    built with empty related-object caches (see :func:`empty_caches`).
+    built with empty related-object caches (see :func:`empty_caches`);
+    ``hold``: the pause of the collector held across the levels, told
+    how many objects each level built.
     """
     if not objs:
         return
     # One relation and no level below it, the usual prefetch: its related
     # rows are built and attached in one pause of the collector (see
-    # VinylQuerySet._fetch_then). With more, a collection runs between the
-    # reads whatever vinyl does; one pause per level there made
-    # ``book_set__tags`` slower (fewer, larger collections of the older
-    # generation), so each level keeps a pause for its build and one for
-    # its attach.
+    # VinylQuerySet._fetch_then). With more, the reader holds the collector
+    # paused across all of them (``hold``, see holds_collector) while they
+    # stay small; past that, or read with no plan, a collection runs
+    # between the reads whatever vinyl does; one pause per level there
+    # made ``book_set__tags`` slower (fewer, larger collections of the
+    # older generation), so each level keeps a pause for its build and one
+    # for its attach.
     alone = not nested and len(tree) == 1
     for relation, deeper, inner in tree.values():
         together = alone and not deeper
@@ -241,8 +259,12 @@ async def prefetch(
                 await _prefetch_many_to_many(missing, relation, db, _source(queryset, inner), together)
             elif missing:
                 await _prefetch_reverse_fk(missing, relation, db, _source(queryset, inner), together)
-        if deeper:
-            await prefetch(_related_of(objs, relation, name), deeper, db, queryset, nested=True)
+        if deeper or (hold is not None and hold.paused):
+            related = _related_of(objs, relation, name)
+            if hold is not None:
+                hold.grow(len(related))
+            if deeper:
+                await prefetch(related, deeper, db, queryset, nested=True, hold=hold)
 
 
 def _source(queryset: type[VinylQuerySet], inner: Any) -> Any:

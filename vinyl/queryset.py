@@ -36,7 +36,7 @@ from vinyl.engine.statements import fetch, write
 from vinyl.engine.streams import stream
 from vinyl.exceptions import DatabaseUnavailable
 from vinyl.translate import inserts
-from vinyl.translate.gcpause import GC_PAUSE_ROWS, paused_gc
+from vinyl.translate.gcpause import GC_PAUSE_ROWS, held_gc, paused_gc
 from vinyl.translate.plan_cache import PlanCache, known_plan_cache
 from vinyl.translate.plans import (
     LATER,
@@ -566,10 +566,26 @@ class VinylQuerySet(Generic[M]):
         base._steps = tuple(step for step in self._steps if step[0] != "prefetch_related")
         base._recipe = tuple(shape for shape in self._recipe if shape[0] != "prefetch_related")  # type: ignore[union-attr]
         base._values = self._values
+        db = self.db
+        if prefetch.holds_collector(tree):
+            # Several levels: the collector paused from the first level's
+            # build to the last's attach, round trips between them included
+            # (bounded: see held_gc), so that no collection walks the
+            # instances built, all alive, before the read returns them.
+            recipe = base._recipe
+            cache = _plans(db, recipe)
+            plan = cache.lookup((base._model, "rows", recipe)) if cache is not None else None
+            if type(plan) is Plan:
+                found = await fetch(db, plan.sql, plan.params(base._values))
+                with held_gc(len(found)) as hold:
+                    objs = plan.build(found)
+                    fresh = forward and prefetch.empty_caches(self._model, base)
+                    await prefetch.prefetch(objs, tree, db, VinylQuerySet, fresh=fresh, hold=hold)
+                return objs
         objs = await base._rows("rows", base._recipe, base._values, None)
         # (Whether the rows come with empty caches matters only to a forward foreign key's.)
         fresh = forward and prefetch.empty_caches(self._model, base)
-        await prefetch.prefetch(objs, tree, self.db, VinylQuerySet, fresh=fresh)
+        await prefetch.prefetch(objs, tree, db, VinylQuerySet, fresh=fresh)
         return objs
 
     def _unbuilt(self, db: str) -> VinylQuerySet[M]:

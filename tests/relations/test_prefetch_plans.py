@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
+from typing import Iterator
+
 import pytest
 
 import vinyl
 from tests.testapp.models import Author, Book
+from vinyl.translate import gcpause
 from vinyl.translate.plan_cache import plan_cache_for
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
@@ -74,3 +80,98 @@ async def test_other_prefetches_keep_django_s_prefetcher():
     assert all(book["author"].name == "Ann" for book in books)
     with pytest.raises(AttributeError):
         await Author.vinyl.prefetch_related("no_such_relation")
+
+
+async def _tagged_library() -> None:
+    from tests.testapp.models import Tag
+
+    ann, bob, _ = await library()
+    red, blue = await Tag.vinyl.create(name="red"), await Tag.vinyl.create(name="blue")
+    for book in await Book.vinyl.filter(author__in=[ann, bob]):
+        await book.tags.add(red, blue)
+
+
+async def test_a_nested_prefetch_holds_the_collector_paused_across_its_levels_then_resumes_it():
+    from django.db.models.signals import post_init
+
+    from tests.testapp.models import Tag
+
+    await _tagged_library()
+    seen: list = []
+
+    def note(sender: type, instance: object, **kwargs: object) -> None:
+        if isinstance(instance, Tag):  # (vinyl builds its own subclass of Tag)
+            seen.append((sender, gc.isenabled()))
+
+    post_init.connect(note)
+    try:
+        for _ in range(2):  # the first compiles the plans the hold needs
+            await Author.vinyl.order_by("name").prefetch_related("book_set__tags")
+        seen.clear()
+        assert gc.isenabled()
+        authors = await Author.vinyl.order_by("name").prefetch_related("book_set__tags")
+        assert gc.isenabled()
+        # The tags (3rd level, 8 rows: alone too few to pause for) were built paused.
+        assert seen and all(enabled is False for _, enabled in seen)
+        assert {a.name: sorted(t.name for b in a["book_set"] for t in b["tags"]) for a in authors}["Ann"] == ["blue"] * 3 + ["red"] * 3
+        # Past the bound, the pause ends: the next levels pause per batch (none for 8 rows).
+        seen.clear()
+        with mock_bound(1):
+            await Author.vinyl.order_by("name").prefetch_related("book_set__tags")
+        assert seen and all(enabled is True for _, enabled in seen)
+        # A collector the application disabled stays disabled.
+        gc.disable()
+        try:
+            await Author.vinyl.order_by("name").prefetch_related("book_set__tags")
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        post_init.disconnect(note)
+
+
+async def test_a_nested_prefetch_that_fails_midway_resumes_the_collector():
+    from django.db.models.signals import post_init
+
+    from tests.testapp.models import Tag
+
+    await _tagged_library()
+
+    def broken(sender: type, instance: object, **kwargs: object) -> None:
+        if isinstance(instance, Tag):  # (vinyl builds its own subclass of Tag)
+            raise ValueError("bad tag")
+
+    post_init.connect(broken)
+    try:
+        for _ in range(3):  # unplanned, then through the plans
+            with pytest.raises(ValueError):
+                await Author.vinyl.order_by("name").prefetch_related("book_set__tags")
+            assert gc.isenabled()
+    finally:
+        post_init.disconnect(broken)
+
+
+async def test_a_cancelled_nested_prefetch_resumes_the_collector():
+    await _tagged_library()
+    for delay in range(8):  # cancelled at successive points of its round trips
+        task = asyncio.ensure_future(Author.vinyl.order_by("name").prefetch_related("book_set__tags")._fetch())
+        for _ in range(delay):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        assert gc.isenabled()
+    await asyncio.sleep(0.1)  # (SQLite's driver thread ends the statement it was running)
+
+
+@contextlib.contextmanager
+def mock_bound(rows: int) -> Iterator[None]:
+    """held_gc's bound set to ``rows`` for a while."""
+    saved = gcpause.GC_HOLD_ROWS
+    gcpause.GC_HOLD_ROWS = rows
+    try:
+        yield
+    finally:
+        gcpause.GC_HOLD_ROWS = saved

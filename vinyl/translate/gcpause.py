@@ -35,6 +35,51 @@ class paused_gc:
             gc.enable()
 
 
+#: A nested prefetch holds the collector paused across its reads while it
+#: has built at most this many objects (see :class:`held_gc`).
+GC_HOLD_ROWS = 2000
+
+
+class held_gc:
+    """``with held_gc(n) as hold:`` the collector paused over a read of several
+    steps that await in between (a nested prefetch's levels, ``n`` the
+    objects its first built), so that none of its collections walks the
+    instances it built, all alive, before the read returns them.
+
+    Unlike :class:`paused_gc` the pause spans round trips, where other tasks
+    run: it is bounded. It is taken only for a first level of at most
+    :data:`GC_HOLD_ROWS` objects, and :meth:`grow`, told each further
+    level's count, resumes the collector as soon as more were built (the
+    steps after it pause per batch again). It composes as ``paused_gc``
+    does: taken only if the collector runs, and the pauses of the steps
+    inside it find it paused and do nothing. Resumed on any way out (an
+    error, a cancellation).
+    """
+
+    __slots__ = ("paused", "count")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.paused = count <= GC_HOLD_ROWS and gc.isenabled()
+
+    def __enter__(self) -> held_gc:
+        if self.paused:
+            gc.disable()
+        return self
+
+    def grow(self, count: int) -> None:
+        """``count`` more objects built: past the bound, the collector runs again."""
+        self.count += count
+        if self.paused and self.count > GC_HOLD_ROWS:
+            self.paused = False
+            gc.enable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.paused:
+            self.paused = False
+            gc.enable()
+
+
 def batched(build: Callable[..., Any]) -> Callable[..., Any]:
     """``build(rows, *args)`` run with the collector paused for large ``rows``."""
 
