@@ -567,6 +567,8 @@ class VinylQuerySet(Generic[M]):
         base._recipe = tuple(shape for shape in self._recipe if shape[0] != "prefetch_related")  # type: ignore[union-attr]
         base._values = self._values
         db = self.db
+        # (Whether the rows come with empty caches matters only to a forward foreign key's.)
+        fresh = forward and prefetch.empty_caches(self._model, base)
         if prefetch.holds_collector(tree):
             # Several levels: the collector paused from the first level's
             # build to the last's attach, round trips between them included
@@ -579,12 +581,9 @@ class VinylQuerySet(Generic[M]):
                 found = await fetch(db, plan.sql, plan.params(base._values))
                 with held_gc(len(found)) as hold:
                     objs = plan.build(found)
-                    fresh = forward and prefetch.empty_caches(self._model, base)
                     await prefetch.prefetch(objs, tree, db, VinylQuerySet, fresh=fresh, hold=hold)
                 return objs
         objs = await base._rows("rows", base._recipe, base._values, None)
-        # (Whether the rows come with empty caches matters only to a forward foreign key's.)
-        fresh = forward and prefetch.empty_caches(self._model, base)
         await prefetch.prefetch(objs, tree, db, VinylQuerySet, fresh=fresh)
         return objs
 

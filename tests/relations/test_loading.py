@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -494,23 +495,12 @@ async def test_prefetched_rows_keep_what_their_caches_held_before(backend):
     select_related filled keeps its joined objects (a Prefetch queryset's),
     and a model whose instances run code of their own when built (an init
     signal receiver) keeps what that code cached."""
-    from django.db.models.signals import post_init
-
     lib = await library()
     books = Book.vinyl.select_related("publisher").order_by("title")
     [ann] = await Author.vinyl.filter(name="Ann").prefetch_related(Prefetch("book_set", queryset=books))
     assert [(b["author"] is ann, b["publisher"] and b["publisher"].name) for b in ann["book_set"]] == [(True, "Pub"), (True, None)]
-    marker = object()
-
-    def remember(sender: type, instance: Any, **kwargs: Any) -> None:
-        instance._state.fields_cache["marker"] = marker
-
-    vinyl_book = type(lib["books"][0])
-    post_init.connect(remember, sender=vinyl_book)
-    try:
+    with _books_marked_when_built(lib) as marker:
         [ann] = await Author.vinyl.filter(name="Ann").prefetch_related("book_set")
-    finally:
-        post_init.disconnect(remember, sender=vinyl_book)
     assert [(b["author"] is ann, b._state.fields_cache["marker"] is marker) for b in ann["book_set"]] == [(True, True), (True, True)]
     [ann] = await Author.vinyl.filter(name="Ann").prefetch_related("book_set")
     assert [sorted(b._state.fields_cache) for b in ann["book_set"]] == [["author"], ["author"]]
@@ -520,20 +510,9 @@ async def test_forward_fk_prefetch_keeps_what_the_owners_caches_held_before(back
     """A forward foreign key's object joins what each instance's cache held:
     nothing for instances built as Django builds them, what an init signal
     receiver cached otherwise; two forward keys both stay."""
-    from django.db.models.signals import post_init
-
     lib = await library()
-    marker = object()
-
-    def remember(sender: type, instance: Any, **kwargs: Any) -> None:
-        instance._state.fields_cache["marker"] = marker
-
-    vinyl_book = type(lib["books"][0])
-    post_init.connect(remember, sender=vinyl_book)
-    try:
+    with _books_marked_when_built(lib) as marker:
         books = await Book.vinyl.prefetch_related("author").order_by("id")
-    finally:
-        post_init.disconnect(remember, sender=vinyl_book)
     assert [(b["author"].name, b._state.fields_cache["marker"] is marker) for b in books] == [("Ann", True), ("Ann", True), ("Bob", True)]
     books = await Book.vinyl.prefetch_related("author", "publisher").order_by("id")
     assert [sorted(b._state.fields_cache) for b in books] == [["author", "publisher"]] * 3
@@ -562,3 +541,21 @@ async def test_many_to_many_rows_lists_are_shared_as_djangos(backend):
     assert [shape(repeated), shape(empty)] == expected
     assert [len(rows) for _, rows, _ in shape(empty)] == [0, 0]
     assert [len(rows) for _, rows, _ in shape(repeated)] == [2, 2, 1]
+
+
+@contextlib.contextmanager
+def _books_marked_when_built(lib: dict) -> Iterator[object]:
+    """Inside: a post_init receiver puts a marker (given) in the cache of every vinyl Book built."""
+    from django.db.models.signals import post_init
+
+    marker = object()
+
+    def remember(sender: type, instance: Any, **kwargs: Any) -> None:
+        instance._state.fields_cache["marker"] = marker
+
+    vinyl_book = type(lib["books"][0])
+    post_init.connect(remember, sender=vinyl_book)
+    try:
+        yield marker
+    finally:
+        post_init.disconnect(remember, sender=vinyl_book)
