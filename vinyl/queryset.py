@@ -31,7 +31,7 @@ from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
 from vinyl.engine.checkout import checkout, end_interrupted, release
 from vinyl.engine.disconnects import is_disconnect
 from vinyl.engine.engines import EngineEntry, engine_entry
-from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows
+from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows, write_failed
 from vinyl.engine.statements import fetch, write
 from vinyl.engine.streams import stream
 from vinyl.exceptions import DatabaseUnavailable
@@ -892,19 +892,25 @@ class VinylQuerySet(Generic[M]):
             # update()); a first one is compiled in _insert_planned().
             pk_set = inserts.prepare_instance(obj)
             if pk_set is not None:
-                plan = plans.get((type(obj), "insert", pk_set))
-                if plan is not None and plan is not NEVER:
-                    params = plan.params(obj)
-                    if params is not None:
-                        sql, driver_params = plan.prepare(plan.sql, params)
-                        if type(driver_params) is not tuple:
-                            driver_params = tuple(driver_params)
-                        rows = await write(db, sql, driver_params, rows="insert_id" if plan.insert_id else True)
-                        if rows is not NotImplemented:
-                            plan.assign(obj, rows, db)
-                            return obj
-                elif plan is None and await self._insert_planned(obj, db, plans, pk_set):
-                    return obj
+                # (From here on Django's save() marks an enclosing block for
+                # rollback on any error: the values' conversion, the INSERT.)
+                try:
+                    plan = plans.get((type(obj), "insert", pk_set))
+                    if plan is not None and plan is not NEVER:
+                        params = plan.params(obj)
+                        if params is not None:
+                            sql, driver_params = plan.prepare(plan.sql, params)
+                            if type(driver_params) is not tuple:
+                                driver_params = tuple(driver_params)
+                            rows = await write(db, sql, driver_params, rows="insert_id" if plan.insert_id else True)
+                            if rows is not NotImplemented:
+                                plan.assign(obj, rows, db)
+                                return obj
+                    elif plan is None and await self._insert_planned(obj, db, plans, pk_set):
+                        return obj
+                except Exception:
+                    write_failed(db)
+                    raise
             await _bridge.run(db, lambda: obj.save(force_insert=True, using=db), single_write=True)
             return obj
         qs = self._django(write=True)
@@ -989,6 +995,16 @@ class VinylQuerySet(Generic[M]):
             pk_set = inserts.prepare_bulk(model, objs)
         if pk_set is None:
             return False
+        try:
+            return await self._bulk_insert_prepared(objs, batch_size, pk_set, plans)
+        except Exception:
+            # Django's atomic(savepoint=False) around the rest marks an
+            # enclosing block for rollback on any error.
+            write_failed(db)
+            raise
+
+    async def _bulk_insert_prepared(self, objs: list, batch_size: int | None, pk_set: bool, plans: PlanCache) -> bool:
+        model, db = self._model, self._write_db
         fields = inserts.bulk_fields(model, pk_set)
         if not inserts.one_batch(db, fields, objs, batch_size):
             return False

@@ -1008,3 +1008,90 @@ async def test_a_planned_shape_answers_for_a_value_at_the_end_of_its_range(backe
         assert _sorted(got) == expected, (field, value)
     if not (backend == "sqlite" and field == "span"):  # (SQLite: Django's int of microseconds is too large, OverflowError)
         assert expected == []
+
+
+# a-failed-write-dooms-its-block (fuzz seed 3016, SQLite): a write that fails inside an atomic block, its error
+# caught there with no savepoint, leaves the block only able to roll back: Django marks it (atomic(savepoint=False)
+# around bulk_create, mark_for_rollback_on_error around update() and save()) whatever the exception, the next
+# query is refused (TransactionManagementError) and the block rolls back on exit. vinyl marked it only for a
+# database error: an OverflowError of SQLite's driver (a too large integer) let the block commit.
+_FAILING_WRITES: dict[str, tuple[Callable[[Any], Any], Callable[[], Any]]] = {
+    "bulk_create, an integer out of range": (
+        lambda manager: manager.bulk_create([Item(name="x", big=2**63)]),
+        lambda: Item.vinyl.bulk_create([Item(name="x", big=2**63)]),
+    ),
+    "bulk_create, a value that is no number": (
+        lambda manager: manager.bulk_create([Item(name="x", integer="seven")]),
+        lambda: Item.vinyl.bulk_create([Item(name="x", integer="seven")]),
+    ),
+    "update, an integer out of range": (
+        lambda manager: manager.filter(name="a").update(big=2**63),
+        lambda: Item.vinyl.filter(name="a").update(big=2**63),
+    ),
+    "update, a value that is no number": (
+        lambda manager: manager.filter(name="a").update(integer="seven"),
+        lambda: Item.vinyl.filter(name="a").update(integer="seven"),
+    ),
+    "create, an integer out of range": (
+        lambda manager: manager.create(name="x", big=2**63),
+        lambda: Item.vinyl.create(name="x", big=2**63),
+    ),
+    "create, a value that is no number": (
+        lambda manager: manager.create(name="x", integer="seven"),
+        lambda: Item.vinyl.create(name="x", integer="seven"),
+    ),
+    "bulk_update, an integer out of range": (
+        lambda manager: manager.bulk_update([Item(pk=manager.get(name="a").pk, big=2**63)], ["big"]),
+        lambda: _vinyl_bulk_update_big(2**63),
+    ),
+}
+
+
+async def _vinyl_bulk_update_big(value: int) -> Any:
+    item = await Item.vinyl.get(name="a")
+    item.big = value
+    return await Item.vinyl.bulk_update([item], ["big"])
+
+
+@pytest.mark.parametrize("case", sorted(_FAILING_WRITES))
+async def test_a_write_failing_inside_a_block_leaves_it_only_rolling_back_as_django(backend: str, case: str) -> None:
+    django_write, vinyl_write = _FAILING_WRITES[case]
+
+    def on_django() -> tuple:
+        alias = sync(backend)
+        Item.objects.using(alias).all().delete()
+        Item.objects.using(alias).create(name="a")
+        answers: list = []
+        with transaction.atomic(using=alias):
+            Item.objects.using(alias).create(name="b")
+            try:
+                django_write(Item.objects.using(alias))
+                answers.append("written")
+            except Exception as exc:  # noqa: BLE001 - the class is the answer compared
+                answers.append(classify(exc, oracle=True))
+            try:
+                answers.append(Item.objects.using(alias).count())
+            except Exception as exc:  # noqa: BLE001
+                answers.append(classify(exc, oracle=True))
+        return tuple(answers), sorted(Item.objects.using(alias).values_list("name", flat=True))
+
+    expected = await django(on_django)
+    await Item.vinyl.all().delete()
+    await Item.vinyl.create(name="a")
+    answers: list = []
+    async with vinyl.atomic():
+        await Item.vinyl.create(name="b")
+        try:
+            await vinyl_write()
+            answers.append("written")
+        except Exception as exc:  # noqa: BLE001
+            answers.append(classify(exc))
+        try:
+            answers.append(await Item.vinyl.count())
+        except Exception as exc:  # noqa: BLE001
+            answers.append(classify(exc))
+    got = (tuple(answers), sorted(await Item.vinyl.values_list("name", flat=True)))
+    assert got == expected
+    # Django's own answer: the write refused, the next query too (TransactionManagementError, a
+    # ProgrammingError), nothing kept.
+    assert expected[0][1] == "ProgrammingError" and expected[1] == ["a"]

@@ -447,6 +447,21 @@ def active_scope(alias: str) -> Scope | None:
     return _active.get().get(alias)
 
 
+def write_failed(alias: str) -> None:
+    """A write of ``alias`` failed: its enclosing block can only roll back now.
+
+    As Django's ``atomic(savepoint=False)`` (``bulk_create``, ``delete``...)
+    and ``mark_for_rollback_on_error`` (``save``, ``update``) leave a block,
+    whatever the exception: a database's error, a driver's refusing a value
+    before sending it, a value no field accepts. Under a test's transaction
+    with no block of the application's (transparent), an operation's
+    failure breaks nothing, as it gets a savepoint.
+    """
+    scope = _active.get().get(alias)
+    if scope is not None and not scope.transparent:
+        scope.needs_rollback = True
+
+
 def bound_scope(alias: str) -> Scope | None:
     """Return the scope that sync code running in ``run_sync`` is bound to."""
     return _bound.get().get(alias)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from typing import Any, Awaitable, Callable, TypeVar
 
-from django.db import utils as django_db
 from sqlalchemy.util import greenlet_spawn
 
 from vinyl import _querylog
@@ -318,7 +317,9 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
                 raise
         finally:
             lock.release()
-    except django_db.DatabaseError:
+    except Exception:
+        # (Any error, as Django's atomic: a driver refusing a value before
+        # sending it, e.g. SQLite's OverflowError, fails the write too.)
         if write:
             scope.needs_rollback = True
         raise
