@@ -9,6 +9,7 @@ cache sees in production). ``Grammar.read(shape, draw)`` and
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
 import random
@@ -811,12 +812,16 @@ class Grammar:
             return None
         return val
 
-    def write(self, shape: int, draw: int, seed: int) -> Case:
+    def write(self, shape: int | str, draw: int, seed: int, step: bool = False) -> Case:
+        """A write; ``step``: one step of a transaction (no transaction itself)."""
         s = random.Random(f"{seed}-wshape-{shape}")
         v = random.Random(f"{seed}-wshape-{shape}-draw-{draw}")
         self.stable = s.random() < 0.5
         kind = s.choice(["update"] * 4 + ["delete"] * 2 + ["bulk_create"] * 2 + ["bulk_update"] * 2 + ["get_or_create",
-                        "update_or_create", "create", "save", "save", "obj_delete", "m2m", "m2m", "reverse_fk"])
+                        "update_or_create", "create", "save", "save", "obj_delete", "m2m", "m2m", "reverse_fk"]
+                        + ([] if step else ["txn"] * 3))
+        if kind == "txn":
+            return self.transaction(s, shape, draw, seed)
         tz = None
         if kind in ("update", "delete"):
             model = s.choice(["Item"] * 4 + ["Owner", "Tag", "Profile", "Premium"])
@@ -914,6 +919,23 @@ class Grammar:
         targets = tuple(Inst("Item", v.choice([r["id"] for r in self.data.items])) for _ in range(v.randint(0, 3)))
         return Case("Owner", (), ("obj:m2m", (pk, "items", method, targets), ()), shape, draw, write=True, tz=tz)
 
+
+    def transaction(self, s: random.Random, shape: int | str, draw: int, seed: int) -> Case:
+        """Two to four steps (writes, or reads seeing them) in one atomic block
+        (see tests/differential/runner.py: each step guarded, the block
+        committed or rolled back at its end)."""
+        self.tally["txn"] += 1
+        steps = []
+        for k in range(s.randint(2, 4)):
+            if s.random() < 0.3:
+                sub = self.read(f"{shape}.{k}", draw, seed)
+                if sub.terminal[0] == "iter":  # (a stream's own accepted differences stay with the reads)
+                    sub = dataclasses.replace(sub, terminal=("list", (), ()))
+            else:
+                sub = self.write(f"{shape}.{k}", draw, seed, step=True)
+            steps.append((sub, s.choice(["plain", "plain", "savepoint", "savepoint", "caught"])))
+        ending = s.choice(["ended", "ended", "ended", "raise"])
+        return Case(steps[0][0].model, (), ("txn", (tuple(steps), ending), ()), shape, draw, write=True)
 
 def loaded_by(ops: tuple) -> tuple[set, set]:
     """The relation paths and attribute names a chain loads onto its instances."""

@@ -4,7 +4,10 @@ Reads run on the same rows for both ORMs, interleaved by shape on a warm plan
 cache, a quarter of the batches concurrently under ``asyncio.gather``.
 Writes run with Django, the tables are read whole, the rows restored, the
 same write runs with vinyl, the tables are read again: answers, exceptions
-and table contents must agree. A mismatch is reduced to a reproduction:
+and table contents must agree. Some writes are transactions: steps (writes,
+and reads that see them) in one atomic block, each step's error left to
+roll the block back, caught after a savepoint, or caught with none (see
+``_django_txn``). A mismatch is reduced to a reproduction:
 the case alone on a cold plan cache (with chain methods removed while it
 still fails), else the draw of the same shape that created the plan first.
 """
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.models import Case as SqlCase
 from django.db.models import Value, When
 from django.utils import timezone
@@ -85,6 +88,8 @@ def _django_object_op(case: Case, alias: str) -> Any:
 
 def django_run(case: Case, alias: str) -> tuple:
     """The outcome of ``case`` on Django's sync ORM (call in the worker thread)."""
+    if case.terminal[0] == "txn":
+        return _django_txn(case, alias)
     with _tz(case):
         if case.terminal[0].startswith("obj:"):
             try:
@@ -158,6 +163,8 @@ async def _vinyl_object_op(case: Case) -> Any:
 
 async def vinyl_run(case: Case) -> tuple:
     """The outcome of ``case`` on vinyl (``M.vinyl`` on the vinyl_default alias)."""
+    if case.terminal[0] == "txn":
+        return await _vinyl_txn(case)
     with _tz(case):
         if case.terminal[0].startswith("obj:"):
             try:
@@ -179,6 +186,116 @@ async def vinyl_run(case: Case) -> tuple:
             return _error("run", exc)
 
 
+# ------------------------------------------------------ transactions (both sides)
+# A "txn" case runs steps (other cases) in one atomic block. Each step is
+# guarded: "plain" (its error leaves the block, which rolls back whole),
+# "savepoint" (in a nested block of its own, its error caught outside it: only
+# that block rolls back) or "caught" (its error caught inside the block, no
+# savepoint: Django then lets the block only roll back). The block ends by
+# committing, or by an exception raised at its end ("raise": all rolled
+# back). The outcome lists each step's answer (errors by class: the texts are
+# the drivers') and how the block ended; the tables are compared after.
+
+
+class _StepFailed(Exception):
+    """A step's error, carried out of a block so that the block rolls back."""
+
+
+class _EndByRollback(Exception):
+    """Raised at the end of a block whose case ends by rolling back."""
+
+
+def _step_answer(guard: str, out: tuple) -> tuple:
+    return (guard, out[:3] if out[0] == "error" else out)
+
+
+def _django_txn(case: Case, alias: str) -> tuple:
+    steps, ending = case.terminal[1]
+    answers: list = []
+    try:
+        with transaction.atomic(using=alias):
+            for sub, guard in steps:
+                if guard == "savepoint":
+                    try:
+                        with transaction.atomic(using=alias):
+                            out = django_run(sub, alias)
+                            if out[0] == "error":
+                                raise _StepFailed
+                    except _StepFailed:
+                        pass
+                    answers.append(_step_answer(guard, out))
+                    continue
+                out = django_run(sub, alias)
+                answers.append(_step_answer(guard, out))
+                if out[0] == "error" and guard == "plain":
+                    raise _StepFailed
+            if ending == "raise":
+                raise _EndByRollback
+    except _StepFailed:
+        answers.append("aborted")
+    except _EndByRollback:
+        answers.append("rolled back")
+    except Exception as exc:  # noqa: BLE001 - the exception is the answer compared
+        answers.append(("exit",) + _error("exit", exc, oracle=True)[:3])
+    else:
+        answers.append("ended")
+    return ("ok", tuple(answers))
+
+
+async def _vinyl_txn(case: Case) -> tuple:
+    steps, ending = case.terminal[1]
+    answers: list = []
+    try:
+        async with vinyl.atomic(using=VINYL_ALIAS):
+            for sub, guard in steps:
+                if guard == "savepoint":
+                    try:
+                        async with vinyl.atomic(using=VINYL_ALIAS):
+                            out = await vinyl_run(sub)
+                            if out[0] == "error":
+                                raise _StepFailed
+                    except _StepFailed:
+                        pass
+                    answers.append(_step_answer(guard, out))
+                    continue
+                out = await vinyl_run(sub)
+                answers.append(_step_answer(guard, out))
+                if out[0] == "error" and guard == "plain":
+                    raise _StepFailed
+            if ending == "raise":
+                raise _EndByRollback
+    except _StepFailed:
+        answers.append("aborted")
+    except _EndByRollback:
+        answers.append("rolled back")
+    except Exception as exc:  # noqa: BLE001
+        answers.append(("exit",) + _error("exit", exc)[:3])
+    else:
+        answers.append("ended")
+    return ("ok", tuple(answers))
+
+
+def _txn_code(case: Case, side: str) -> str:
+    steps, ending = case.terminal[1]
+    block = "with transaction.atomic():" if side == DJANGO else "async with vinyl.atomic():"
+
+    def indented(text: str, by: str) -> list[str]:
+        return [by + line for line in text.splitlines()]
+
+    lines = [block]
+    for sub, guard in steps:
+        step = case_code(sub, side)
+        if guard == "plain":
+            lines += indented(step, "    ")
+        elif guard == "savepoint":
+            lines += ["    try:", "        " + block, *indented(step, "            "), "    except Exception:", "        pass"]
+        else:
+            lines += ["    try:", *indented(step, "        "), "    except Exception:", "        pass"]
+    if ending == "raise":
+        lines.append("    raise Rollback  # any exception: the block rolls back")
+    return "\n".join(lines)
+
+
 def agree(d: tuple, v: tuple) -> bool:
     """Same value, or the same exception class raised at the same step."""
     if d[0] == "ok" or v[0] == "ok":
@@ -189,6 +306,8 @@ def agree(d: tuple, v: tuple) -> bool:
 def case_code(case: Case, side: str) -> str:
     """Python source reproducing ``case`` on ``side``."""
     name, args, _ = case.terminal
+    if name == "txn":
+        return _txn_code(case, side)
     if not name.startswith("obj:"):
         return case.code(side)
     get = f"{case.model}.objects.get(pk={args[0]!r})" if side == DJANGO else f"await {case.model}.vinyl.get(pk={args[0]!r})"
