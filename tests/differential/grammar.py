@@ -812,16 +812,17 @@ class Grammar:
             return None
         return val
 
-    def write(self, shape: int | str, draw: int, seed: int, step: bool = False) -> Case:
-        """A write; ``step``: one step of a transaction (no transaction itself)."""
+    def write(self, shape: int | str, draw: int, seed: int, depth: int = 0) -> Case:
+        """A write; ``depth``: how many transactions it is a step of (a
+        transaction may be a step of one, then a block nested in another)."""
         s = random.Random(f"{seed}-wshape-{shape}")
         v = random.Random(f"{seed}-wshape-{shape}-draw-{draw}")
         self.stable = s.random() < 0.5
         kind = s.choice(["update"] * 4 + ["delete"] * 2 + ["bulk_create"] * 2 + ["bulk_update"] * 2 + ["get_or_create",
                         "update_or_create", "create", "save", "save", "obj_delete", "m2m", "m2m", "reverse_fk"]
-                        + ([] if step else ["txn"] * 3))
+                        + (["txn"] * (3 - 2 * depth) if depth < 2 else []))
         if kind == "txn":
-            return self.transaction(s, shape, draw, seed)
+            return self.transaction(s, shape, draw, seed, depth)
         tz = None
         if kind in ("update", "delete"):
             model = s.choice(["Item"] * 4 + ["Owner", "Tag", "Profile", "Premium"])
@@ -920,9 +921,10 @@ class Grammar:
         return Case("Owner", (), ("obj:m2m", (pk, "items", method, targets), ()), shape, draw, write=True, tz=tz)
 
 
-    def transaction(self, s: random.Random, shape: int | str, draw: int, seed: int) -> Case:
-        """Two to four steps (writes, or reads seeing them) in one atomic block
-        (see tests/differential/runner.py: each step guarded, the block
+    def transaction(self, s: random.Random, shape: int | str, draw: int, seed: int, depth: int = 0) -> Case:
+        """Two to four steps (writes, reads seeing them, or a transaction
+        nested in this one) in one atomic block (see
+        tests/differential/runner.py: each step guarded, the block
         committed or rolled back at its end)."""
         self.tally["txn"] += 1
         steps = []
@@ -932,7 +934,7 @@ class Grammar:
                 if sub.terminal[0] == "iter":  # (a stream's own accepted differences stay with the reads)
                     sub = dataclasses.replace(sub, terminal=("list", (), ()))
             else:
-                sub = self.write(f"{shape}.{k}", draw, seed, step=True)
+                sub = self.write(f"{shape}.{k}", draw, seed, depth=depth + 1)
             steps.append((sub, s.choice(["plain", "plain", "savepoint", "savepoint", "caught"])))
         ending = s.choice(["ended", "ended", "ended", "raise"])
         return Case(steps[0][0].model, (), ("txn", (tuple(steps), ending), ()), shape, draw, write=True)
