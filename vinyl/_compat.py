@@ -610,6 +610,11 @@ for _name in ("_iterable_class", "_has_filters"):
         how="implement", present=lambda: _name in vars(_queryset()) or hasattr(QuerySet, _name),
     )
 
+#: Django 6.0 runs a bulk_create of one INSERT outside ``atomic(savepoint=False)``:
+#: its failure no longer leaves an enclosing block only able to roll back
+#: (5.2 marks the block, whatever failed).
+BULK_CREATE_OF_ONE_INSERT_MARKS_BLOCK = django.VERSION < (6, 0)
+
 #: Django 6.1 gives querysets and instances a fetch mode.
 DJANGO_FETCH_MODES = django.VERSION >= (6, 1)
 if DJANGO_FETCH_MODES:

@@ -998,9 +998,11 @@ class VinylQuerySet(Generic[M]):
         try:
             return await self._bulk_insert_prepared(objs, batch_size, pk_set, plans)
         except Exception:
-            # Django's atomic(savepoint=False) around the rest marks an
-            # enclosing block for rollback on any error.
-            write_failed(db)
+            # Django 5.2's atomic(savepoint=False) around the rest marks an
+            # enclosing block for rollback on any error (6.x runs one INSERT
+            # unmarked).
+            if _compat.BULK_CREATE_OF_ONE_INSERT_MARKS_BLOCK:
+                write_failed(db)
             raise
 
     async def _bulk_insert_prepared(self, objs: list, batch_size: int | None, pk_set: bool, plans: PlanCache) -> bool:
@@ -1031,7 +1033,7 @@ class VinylQuerySet(Generic[M]):
             if params is None:
                 return False
         sql, driver_params = plan.prepare(plan.sql, params)
-        returned = await write(db, sql, tuple(driver_params), rows=True)
+        returned = await write(db, sql, tuple(driver_params), rows=True, marks_block=_compat.BULK_CREATE_OF_ONE_INSERT_MARKS_BLOCK)
         if returned is NotImplemented:
             return False
         with paused_gc(len(objs)):

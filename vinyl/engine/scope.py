@@ -38,6 +38,7 @@ from contextvars import ContextVar
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 from django.db import utils as django_db
+from django.db.transaction import TransactionManagementError
 from sqlalchemy.ext.asyncio.engine import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
@@ -445,6 +446,17 @@ def _cancel_turned_error(task: asyncio.Task | None, exc: BaseException) -> bool:
 def active_scope(alias: str) -> Scope | None:
     """Return the scope of the enclosing block for ``alias``, if any."""
     return _active.get().get(alias)
+
+
+def refuse_if_broken(scope: Scope) -> None:
+    """Refuse a statement in a block an earlier error left only able to roll
+    back (:func:`write_failed`), as Django refuses it."""
+    if scope.needs_rollback and scope.in_block:
+        raise TransactionManagementError(
+            "An error occurred in the current transaction. You can't execute "
+            "queries until the end of the 'atomic' block (catch the error "
+            "outside a nested atomic block to go on after it)."
+        )
 
 
 def write_failed(alias: str) -> None:

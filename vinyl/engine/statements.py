@@ -37,7 +37,7 @@ from vinyl.engine.engines import (
     take_idle,
 )
 from vinyl.engine.savepoints import savepoint
-from vinyl.engine.scope import Scope, State, active_scope
+from vinyl.engine.scope import Scope, State, active_scope, refuse_if_broken
 from vinyl.engine.shield import finish
 from vinyl.engine.turns import pooled_in_turn
 
@@ -120,14 +120,15 @@ async def recover_from_disconnect(alias: str, exc: BaseException) -> bool:
     return True
 
 
-def write(alias: str, sql: str, params: tuple, *, rows: bool | str = False) -> Awaitable[Any]:
+def write(alias: str, sql: str, params: tuple, *, rows: bool | str = False, marks_block: bool = True) -> Awaitable[Any]:
     """Run one write statement straight on the driver; ``NotImplemented`` if
     it cannot run there (the caller goes through the bridge instead).
 
     Outside a block it autocommits on a pooled connection, where the engine
     lets a statement commit by itself; inside a block it runs in the block's
     transaction, and an error marks the level for rollback, as Django's
-    atomic does; under a test's transaction it gets a savepoint. Never
+    atomic does (unless ``marks_block`` is false: an operation Django runs
+    unmarked); under a test's transaction it gets a savepoint. Never
     retried: a write may have reached the server. Returns the rows of a
     RETURNING statement (``rows``), else the number of rows matched; with
     ``rows="insert_id"``, an INSERT's new auto-increment key as that row.
@@ -140,7 +141,7 @@ def write(alias: str, sql: str, params: tuple, *, rows: bool | str = False) -> A
         return _fetch_pooled(alias, entry, sql, params, rows)
     if scope.transparent:
         return _write_in_savepoint(alias, scope, sql, params, rows)
-    return _in_scope(alias, scope, sql, params, rows, True)
+    return _in_scope(alias, scope, sql, params, rows, marks_block)
 
 
 async def _not_implemented() -> Any:
@@ -265,6 +266,8 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
         # refuse: every statement of a block passes here)
         if scope.state is _CLOSED or scope.root.state is _CLOSED:
             scope.check_open()
+        if scope.needs_rollback:
+            refuse_if_broken(scope)
         lock = scope.lock
         if not lock.try_acquire():  # (free: no coroutine to take it)
             await lock.acquire()

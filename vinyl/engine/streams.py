@@ -9,7 +9,7 @@ from typing import AsyncGenerator
 from vinyl.engine.checkout import checkout, discard, end_interrupted, release
 from vinyl.engine.disconnects import _driver_disconnect, _raise_as_django
 from vinyl.engine.engines import DriverCursor, EngineConfig, EngineEntry, engine_entry
-from vinyl.engine.scope import Scope, State, active_scope
+from vinyl.engine.scope import Scope, State, active_scope, refuse_if_broken
 from vinyl.engine.shield import finish
 from vinyl.engine.statements import _driver_in_scope, _locked, _on_driver, recover_from_disconnect
 
@@ -37,6 +37,7 @@ def stream(alias: str, sql: str, params: tuple, size: int) -> AsyncGenerator[lis
 
 
 async def _stream_in_scope(alias: str, scope: Scope, sql: str, params: tuple, size: int) -> AsyncGenerator[list, None]:
+    refuse_if_broken(scope)
     config = scope.entry.config
     cursor = await _locked(scope, _open_cursor, alias, scope, sql, params, True)
     try:
