@@ -138,6 +138,13 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
         facts = cached_facts(self.alias)
         return as_conflict(error, exc, galera=bool(facts and facts.get("galera")))
 
+    @property
+    def vinyl_driver_datetimes_naive(self) -> bool:
+        """Is every datetime asyncmy returns naive, of fold 0? Yes with its
+        own decoders (they build each from the column's text, without a
+        zone), not with the caller's (``OPTIONS["conv"]``)."""
+        return "conv" not in (self.settings_dict.get("OPTIONS") or {})
+
     # The statement runners of an engine whose connections use asyncmy's
     # default encoders (see _runners; OPTIONS["conv"]: vinyl_engine_config).
     vinyl_fetch = staticmethod(_WRITTEN.fetch)
