@@ -158,3 +158,15 @@ def test_instances_built_with_inlined_converters_are_djangos():
             (k, v, type(v)) for k, v in want.__dict__.items() if k != "_state"
         ]
         assert got.moment is None or got.moment.tzinfo is want.moment.tzinfo
+
+
+def test_mysql_datetimes_go_by_type_only_with_asyncmys_own_decoders(monkeypatch):
+    # (A decoder of the caller's may give aware values or fold 1: Django's
+    # checks then run on each value, see tests/backends/test_mysql_datetimes.py.)
+    import asyncmy
+    from asyncmy.constants import FIELD_TYPE
+
+    conn = connections["vinyl_mysql"]
+    assert conn.vinyl_driver_datetimes_naive
+    monkeypatch.setitem(asyncmy.converters.conversions, FIELD_TYPE.TIMESTAMP, lambda value: value)
+    assert not conn.vinyl_driver_datetimes_naive

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, NamedTuple
 
 import asyncmy
+from asyncmy.constants import FIELD_TYPE
 from asyncmy.constants.COMMAND import COM_SET_OPTION
 from django.core.exceptions import ImproperlyConfigured
 from django.db import ProgrammingError
@@ -137,6 +138,20 @@ class DatabaseWrapper(VinylWrapperMixin, MySQLWrapper):
         # a certification conflict), see vinyl.retry.
         facts = cached_facts(self.alias)
         return as_conflict(error, exc, galera=bool(facts and facts.get("galera")))
+
+    @property
+    def vinyl_driver_datetimes_naive(self) -> bool:
+        """Is every datetime asyncmy returns naive, of fold 0? Yes with its
+        own decoders (they build each from the column's text, without a
+        zone), not with the caller's (``OPTIONS["conv"]``, or its default
+        table changed in place)."""
+        table = asyncmy.converters.conversions
+        own = asyncmy.converters.convert_datetime
+        return (
+            "conv" not in (self.settings_dict.get("OPTIONS") or {})
+            and table.get(FIELD_TYPE.DATETIME) is own
+            and table.get(FIELD_TYPE.TIMESTAMP) is own
+        )
 
     # The statement runners of an engine whose connections use asyncmy's
     # default encoders (see _runners; OPTIONS["conv"]: vinyl_engine_config).

