@@ -489,7 +489,13 @@ def take_idle(entry: EngineEntry) -> Held | None:
     connection, or None: one kept by :func:`keep_for_this_step` first,
     unless tasks wait for one."""
     spares = entry.spares
-    if spares and not entry.stale:
+    if not spares:
+        queue = entry.queue
+        if queue is not None and queue.waiters and entry.engine.sync_engine.pool is entry.queue_pool:
+            # Tasks wait in line, so the pool has no idle connection (see
+            # FairQueue): this task joins them, see vinyl.engine.turns.
+            return None
+    elif not entry.stale:
         pool = entry.engine.sync_engine.pool
         queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
         if queue is None or not queue.waiters:

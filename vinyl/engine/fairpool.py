@@ -40,6 +40,7 @@ _T = TypeVar("_T")
 # What a task waiting in line (FairQueue.join) is given: its waiter's result
 # is (kind, value).
 HANDED = 0  # value: a connection checked out of the pool, idle, for this task
+# (as its holder gives it: vinyl's statements give a (pooled, driver) pair)
 ENTRY = 1  # value: a pool entry, to check out at once (FairQueue.reinstate)
 FAILED = 2  # value: the error of another task's connect (the server is down)
 TIMED_OUT = 3  # value: None; pool_timeout passed

@@ -30,7 +30,6 @@ from vinyl.engine.engines import (
     check_in_spares,
     engine_entry,
     fair_queue_of,
-    held_pair,
     invalidate_pool,
     keep_for_this_step,
     room_in_pool,
@@ -70,7 +69,7 @@ async def _fetch_outside(alias: str, sql: str, params: tuple, entry: EngineEntry
     if entry is None:
         entry = engine_entry(alias)
     try:
-        held = take_idle(entry) or held_pair(await pooled_in_turn(alias, entry))
+        held = take_idle(entry) or await pooled_in_turn(alias, entry)
     except Exception as exc:
         if not await recover_from_disconnect(alias, exc):
             raise
@@ -174,7 +173,7 @@ async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple,
     The steps of :func:`_on_driver` and :func:`_give_back_now` are written out
     here, in their order (one coroutine, see :func:`_fetch_outside`).
     """
-    held = take_idle(entry) or held_pair(await pooled_in_turn(alias, entry))
+    held = take_idle(entry) or await pooled_in_turn(alias, entry)
     config = entry.config
     run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
     pooled, driver = held
@@ -227,7 +226,7 @@ def _give_back_now(entry: EngineEntry, held: Held) -> bool:
             if queue is None or not queue.waiters:
                 keep_for_this_step(entry, held)
                 return True
-            if queue.hand_over(held[0]):
+            if queue.hand_over(held):
                 return True
         if room_in_pool(entry):
             held[0].close()

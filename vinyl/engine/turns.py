@@ -5,8 +5,11 @@ When the pool is at its limit, a statement waits in the pool's line
 ``asyncio.wait`` of its own. The task that finishes a statement ahead of
 it hands its connection over still checked out (statements._give_back_now), so a
 handoff costs one wake-up of the waiting task and no checkin, reset or
-checkout. A waiting task gets up to ``pool_timeout`` (then
-``PoolExhausted``), and stops waiting when another task's connect fails.
+checkout; the connection comes with its driver connection (a ``Held``
+pair), resolved once when it left the pool. A task that finds others in
+line joins them without trying the pool (engines.take_idle). A waiting task
+gets up to ``pool_timeout`` (then ``PoolExhausted``), and stops waiting when
+another task's connect fails.
 """
 
 from __future__ import annotations
@@ -17,18 +20,19 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from vinyl.engine.checkout import _must_wait, _pooled
-from vinyl.engine.engines import EngineEntry, close_later, quiet_pool, room_in_pool
-from vinyl.engine.fairpool import ENTRY, FAILED, HANDED, FairQueue, fair_queue
+from vinyl.engine.engines import EngineEntry, Held, close_later, fair_queue_of, held_pair, quiet_pool, room_in_pool
+from vinyl.engine.fairpool import ENTRY, FAILED, HANDED, FairQueue
 from vinyl.exceptions import connection_error, pool_exhausted
 
 
-async def pooled_in_turn(alias: str, entry: EngineEntry) -> Any:
+async def pooled_in_turn(alias: str, entry: EngineEntry) -> Held:
     """A connection checked out of the pool of ``entry`` for one statement,
-    waiting in line behind the tasks that asked first if none is free."""
+    with its driver connection, waiting in line behind the tasks that asked
+    first if none is free."""
     pool: Any = entry.engine.sync_engine.pool
-    queue = fair_queue(pool)
+    queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
     if queue is None or not _must_wait(entry):
-        return await _pooled(alias, entry, entry.engine.raw_connection)
+        return held_pair(await _pooled(alias, entry, entry.engine.raw_connection))
     waiter = queue.join(pool.timeout())
     try:
         kind, value = await waiter
@@ -46,10 +50,10 @@ async def pooled_in_turn(alias: str, entry: EngineEntry) -> Any:
         queue.reinstate(value)
         if quiet_pool(entry):
             try:
-                return entry.engine.sync_engine.raw_connection()
+                return held_pair(entry.engine.sync_engine.raw_connection())
             except sa_exc.MissingGreenlet:
                 entry.quiet_checkin = False  # as engines.take_idle
-        return await _pooled(alias, entry, entry.engine.raw_connection)
+        return held_pair(await _pooled(alias, entry, entry.engine.raw_connection))
     if kind == FAILED:
         raise connection_error(alias, entry, value) from value
     raise pool_exhausted(alias, entry.engine) from sa_exc.TimeoutError(
@@ -62,10 +66,11 @@ def _pass_on(entry: EngineEntry, queue: FairQueue, given: tuple[int, Any]) -> No
     kind, value = given
     if kind == ENTRY:
         queue.put_nowait(value)
-    elif kind == HANDED:
+    elif kind == HANDED:  # value: a Held pair
         if quiet_pool(entry) and queue.hand_over(value):
             return
-        if entry.quiet_checkin and entry.config.idle(value.driver_connection) and room_in_pool(entry):  # type: ignore[misc]
-            value.close()  # idle: the quiet checkin does no I/O
+        pooled, driver = value
+        if entry.quiet_checkin and entry.config.idle(driver) and room_in_pool(entry):  # type: ignore[misc]
+            pooled.close()  # idle: the quiet checkin does no I/O
         else:
-            close_later(value)
+            close_later(pooled)
