@@ -205,74 +205,79 @@ class _EndByRollback(Exception):
     """Raised at the end of a block whose case ends by rolling back."""
 
 
-def _step_answer(guard: str, out: tuple) -> tuple:
-    return (guard, out[:3] if out[0] == "error" else out)
+class _Outcome:
+    """A transaction case's answer: each step's outcome (errors by class), then
+    how its block ended; as a context manager around the block, it records the
+    block's end and keeps its exception (the answer compared)."""
+
+    def __init__(self, oracle: bool) -> None:
+        self.oracle = oracle
+        self.answers: list = []
+
+    def step(self, guard: str, out: tuple) -> None:
+        """Record a step's outcome; a "plain" step's error leaves the block."""
+        self.answers.append((guard, out[:3] if out[0] == "error" else out))
+        if out[0] == "error" and guard == "plain":
+            raise _StepFailed
+
+    def __enter__(self) -> _Outcome:
+        return self
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None:
+            self.answers.append("ended")
+        elif isinstance(exc, _StepFailed):
+            self.answers.append("aborted")
+        elif isinstance(exc, _EndByRollback):
+            self.answers.append("rolled back")
+        elif isinstance(exc, Exception):
+            self.answers.append(("exit",) + _error("exit", exc, oracle=self.oracle)[:3])
+        else:
+            return False
+        return True
+
+    def result(self) -> tuple:
+        return ("ok", tuple(self.answers))
+
+
+def _failed(out: tuple) -> None:
+    """Leave a step's nested block (its savepoint rolls back) if the step failed."""
+    if out[0] == "error":
+        raise _StepFailed
 
 
 def _django_txn(case: Case, alias: str) -> tuple:
     steps, ending = case.terminal[1]
-    answers: list = []
-    try:
-        with transaction.atomic(using=alias):
-            for sub, guard in steps:
-                if guard == "savepoint":
-                    try:
-                        with transaction.atomic(using=alias):
-                            out = django_run(sub, alias)
-                            if out[0] == "error":
-                                raise _StepFailed
-                    except _StepFailed:
-                        pass
-                    answers.append(_step_answer(guard, out))
-                    continue
+    with _Outcome(oracle=True) as outcome, transaction.atomic(using=alias):
+        for sub, guard in steps:
+            if guard == "savepoint":
+                with contextlib.suppress(_StepFailed), transaction.atomic(using=alias):
+                    out = django_run(sub, alias)
+                    _failed(out)
+            else:
                 out = django_run(sub, alias)
-                answers.append(_step_answer(guard, out))
-                if out[0] == "error" and guard == "plain":
-                    raise _StepFailed
-            if ending == "raise":
-                raise _EndByRollback
-    except _StepFailed:
-        answers.append("aborted")
-    except _EndByRollback:
-        answers.append("rolled back")
-    except Exception as exc:  # noqa: BLE001 - the exception is the answer compared
-        answers.append(("exit",) + _error("exit", exc, oracle=True)[:3])
-    else:
-        answers.append("ended")
-    return ("ok", tuple(answers))
+            outcome.step(guard, out)
+        if ending == "raise":
+            raise _EndByRollback
+    return outcome.result()
 
 
 async def _vinyl_txn(case: Case) -> tuple:
     steps, ending = case.terminal[1]
-    answers: list = []
-    try:
+    with _Outcome(oracle=False) as outcome:
         async with vinyl.atomic(using=VINYL_ALIAS):
             for sub, guard in steps:
                 if guard == "savepoint":
-                    try:
+                    with contextlib.suppress(_StepFailed):
                         async with vinyl.atomic(using=VINYL_ALIAS):
                             out = await vinyl_run(sub)
-                            if out[0] == "error":
-                                raise _StepFailed
-                    except _StepFailed:
-                        pass
-                    answers.append(_step_answer(guard, out))
-                    continue
-                out = await vinyl_run(sub)
-                answers.append(_step_answer(guard, out))
-                if out[0] == "error" and guard == "plain":
-                    raise _StepFailed
+                            _failed(out)
+                else:
+                    out = await vinyl_run(sub)
+                outcome.step(guard, out)
             if ending == "raise":
                 raise _EndByRollback
-    except _StepFailed:
-        answers.append("aborted")
-    except _EndByRollback:
-        answers.append("rolled back")
-    except Exception as exc:  # noqa: BLE001
-        answers.append(("exit",) + _error("exit", exc)[:3])
-    else:
-        answers.append("ended")
-    return ("ok", tuple(answers))
+    return outcome.result()
 
 
 def _txn_code(case: Case, side: str) -> str:

@@ -251,14 +251,15 @@ async def _locked(scope: Scope, fn: Callable[..., Awaitable[T]], *args: Any) -> 
             raise
 
 
-async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool | str, write: bool) -> Any:
+async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool | str, marks_block: bool) -> Any:
     """A statement of a block, on its connection, holding its lock (the steps
     of :func:`_locked`, :func:`_driver_in_scope` and :func:`_on_driver`
     written out in one coroutine, see :func:`_fetch_outside`).
 
     Each step that talks to the server runs to its end (see ``finish``): the
     transaction's BEGIN, where it is still to send, and the statement. A
-    write's error marks the level for rollback, as Django's atomic does.
+    write's error marks the level for rollback (``marks_block``), as Django's
+    atomic does.
     """
     try:
         # (check_open() and check_transaction(), called only where they may
@@ -322,7 +323,7 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
     except Exception:
         # (Any error, as Django's atomic: a driver refusing a value before
         # sending it, e.g. SQLite's OverflowError, fails the write too.)
-        if write:
+        if marks_block:
             scope.needs_rollback = True
         raise
 
