@@ -85,19 +85,27 @@ async def savepoint(parent: Scope, *, in_block: bool = True) -> AsyncIterator[Sc
     level = await enter_child(parent)
     level.in_block = in_block
     try:
-        try:
-            level.check_transaction()
-            point = await finish(level.connection.begin_nested())
-        except asyncio.CancelledError:
-            # finish() let the SAVEPOINT complete: undo it before leaving.
-            nested = level.connection.get_nested_transaction()
-            if nested is not None:
-                level.close()
-                await finish(nested.rollback())
-            raise
-        except Exception as exc:
-            raise_as_django(level.entry, exc)
-            raise
+        point: Any = None
+        if parent.needs_rollback and parent.in_block:
+            # A sibling task's write failed while this one waited for the
+            # enclosing level: as Django enters a block in a transaction that
+            # can only roll back, no savepoint, and the level's statements
+            # are refused (refuse_if_broken) until it ends.
+            level.needs_rollback = True
+        else:
+            try:
+                level.check_transaction()
+                point = await finish(level.connection.begin_nested())
+            except asyncio.CancelledError:
+                # finish() let the SAVEPOINT complete: undo it before leaving.
+                nested = level.connection.get_nested_transaction()
+                if nested is not None:
+                    level.close()
+                    await finish(nested.rollback())
+                raise
+            except Exception as exc:
+                raise_as_django(level.entry, exc)
+                raise
         token = _active.set({**_active.get(), parent.alias: level})
         failure: BaseException | None = None
         try:
@@ -138,8 +146,11 @@ async def _close_savepoint(level: Scope, point: Any, failure: BaseException | No
 async def _end_savepoint(level: Scope, point: Any, failed: bool, ended: list[bool]) -> None:
     async with level.lock:
         level.close()
-        if failed:
-            await point.rollback()
-        else:
-            await point.commit()
+        # (No savepoint in a level entered when its transaction could only
+        # roll back, see savepoint(): the enclosing level stays marked.)
+        if point is not None:
+            if failed:
+                await point.rollback()
+            else:
+                await point.commit()
         ended.append(True)

@@ -37,9 +37,8 @@ def stream(alias: str, sql: str, params: tuple, size: int) -> AsyncGenerator[lis
 
 
 async def _stream_in_scope(alias: str, scope: Scope, sql: str, params: tuple, size: int) -> AsyncGenerator[list, None]:
-    refuse_if_broken(scope)
     config = scope.entry.config
-    cursor = await _locked(scope, _open_cursor, alias, scope, sql, params, True)
+    cursor = await _locked(scope, _open_in_block, alias, scope, sql, params)
     try:
         while True:
             rows = await _locked(scope, _fetch_chunk, config, cursor, size)
@@ -49,6 +48,18 @@ async def _stream_in_scope(alias: str, scope: Scope, sql: str, params: tuple, si
                 return
     finally:
         await _close_in_scope(scope, cursor)
+
+
+async def _open_in_block(alias: str, scope: Scope, sql: str, params: tuple) -> DriverCursor:
+    """Start a stream's statement on a block's connection, its lock held.
+
+    Refused, as a statement is, in a block an earlier write left only able to
+    roll back: asked holding the lock, since a sibling task's write may have
+    failed while this stream waited for the connection. (Its later fetches
+    are not refused, as Django's are not.)
+    """
+    refuse_if_broken(scope)
+    return await _open_cursor(alias, scope, sql, params, True)
 
 
 async def _close_in_scope(scope: Scope, cursor: DriverCursor) -> None:
