@@ -266,6 +266,10 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
         # refuse: every statement of a block passes here)
         if scope.state is _CLOSED or scope.root.state is _CLOSED:
             scope.check_open()
+        if scope.needs_rollback:
+            # (At once, without waiting for the connection, which a
+            # sibling's nested block may hold for its whole life.)
+            refuse_if_broken(scope)
         lock = scope.lock
         if not lock.try_acquire():  # (free: no coroutine to take it)
             await lock.acquire()
@@ -273,8 +277,8 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
             root = scope.root
             if scope.state is _CLOSED or root.state is _CLOSED:
                 scope.check_open()
-            # Asked holding the lock: a sibling task's write may have failed
-            # while this statement waited for the connection.
+            # Asked again holding the lock: a sibling task's write may have
+            # failed while this statement waited for the connection.
             if scope.needs_rollback:
                 refuse_if_broken(scope)
             entry = scope.entry

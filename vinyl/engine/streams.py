@@ -37,6 +37,7 @@ def stream(alias: str, sql: str, params: tuple, size: int) -> AsyncGenerator[lis
 
 
 async def _stream_in_scope(alias: str, scope: Scope, sql: str, params: tuple, size: int) -> AsyncGenerator[list, None]:
+    refuse_if_broken(scope)
     config = scope.entry.config
     cursor = await _locked(scope, _open_in_block, alias, scope, sql, params)
     try:
@@ -54,8 +55,8 @@ async def _open_in_block(alias: str, scope: Scope, sql: str, params: tuple) -> D
     """Start a stream's statement on a block's connection, its lock held.
 
     Refused, as a statement is, in a block an earlier write left only able to
-    roll back: asked holding the lock, since a sibling task's write may have
-    failed while this stream waited for the connection. (Its later fetches
+    roll back: asked again holding the lock, since a sibling task's write may
+    have failed while this stream waited for the connection. (Its later fetches
     are not refused, as Django's are not.)
     """
     refuse_if_broken(scope)
