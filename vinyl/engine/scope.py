@@ -402,13 +402,16 @@ class Scope:
                     # BEGIN at the first statement...) are Django's too.
                     raise_as_django(self.entry, exc)
                     raise
-                # Interrupted mid-operation: what ran of it cannot be kept;
-                # on a connection of its own the statement may even be cut
-                # short (shared ones run to their end, see above).
                 if self.exclusive:
+                    # Interrupted mid-operation, the statement maybe cut
+                    # short: what ran of it cannot be kept.
                     self.invalidate()
-                else:
-                    self.needs_rollback = True
+                elif isinstance(exc, asyncio.CancelledError):
+                    # Shared: the operation ran to its end (see above), as a
+                    # planned statement does: no failure, unless it failed,
+                    # and then Django's code marked the block, as for any
+                    # failed write; its error is the cancellation's cause.
+                    self.note_failure_under_cancel(exc)
                 if isinstance(exc, Exception):
                     # asyncmy turns a cancellation into InterfaceError
                     # ("Cancelled during execution"): keep the cancellation.
