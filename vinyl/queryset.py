@@ -8,6 +8,7 @@ implementation on vinyl's connection (see ``vinyl._bridge``).
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import decimal
 import functools
@@ -31,7 +32,7 @@ from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
 from vinyl.engine.checkout import checkout, end_interrupted, release
 from vinyl.engine.disconnects import is_disconnect
 from vinyl.engine.engines import EngineEntry, engine_entry
-from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows, write_failed
+from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows, failed_under_cancel, write_failed
 from vinyl.engine.statements import fetch, write
 from vinyl.engine.streams import stream
 from vinyl.exceptions import DatabaseUnavailable
@@ -911,6 +912,10 @@ class VinylQuerySet(Generic[M]):
                 except Exception:
                     write_failed(db)
                     raise
+                except asyncio.CancelledError as cancel:
+                    if failed_under_cancel(cancel):  # (failed, then cancelled: as failed)
+                        write_failed(db)
+                    raise
             await _bridge.run(db, lambda: obj.save(force_insert=True, using=db), single_write=True)
             return obj
         qs = self._django(write=True)
@@ -1003,6 +1008,10 @@ class VinylQuerySet(Generic[M]):
             # unmarked).
             if _compat.BULK_CREATE_OF_ONE_INSERT_MARKS_BLOCK:
                 write_failed(db)
+            raise
+        except asyncio.CancelledError as cancel:
+            if _compat.BULK_CREATE_OF_ONE_INSERT_MARKS_BLOCK and failed_under_cancel(cancel):
+                write_failed(db)  # (failed, then cancelled: as failed)
             raise
 
     async def _bulk_insert_prepared(self, objs: list, batch_size: int | None, pk_set: bool, plans: PlanCache) -> bool:

@@ -280,6 +280,28 @@ async def test_finish_passes_the_result_and_errors_through():
         await finish(fails())
 
 
+async def test_finish_keeps_the_error_of_the_work_as_the_cause_of_the_cancellation():
+    """Work that fails while its caller is cancelled: the cancellation is
+    raised, with the work's error as its cause (a failed write must still
+    mark its block)."""
+    from vinyl.engine.shield import finish
+
+    release = asyncio.get_running_loop().create_future()
+
+    async def fails() -> None:
+        await release
+        raise ValueError("bad")
+
+    task = asyncio.create_task(_awaiting(finish(fails())))
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)
+    release.set_result(None)
+    with pytest.raises(asyncio.CancelledError) as caught:
+        await task
+    assert isinstance(caught.value.__cause__, ValueError)
+
+
 async def test_finish_can_be_closed_while_it_waits():
     """Closing the coroutine that awaits finish() (an abandoned ``async for``
     finalized at loop shutdown) closes the work with it instead of waiting

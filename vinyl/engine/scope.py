@@ -160,8 +160,8 @@ class Scope:
         # each operation gets a savepoint, on_commit callbacks that reach it
         # run at once, a durable block may open.
         self.transparent = transparent
-        # Must this level roll back (an error or a cancellation interrupted
-        # an operation in it)?
+        # Must this level roll back (a write in it failed, cancelled or not,
+        # or a cancellation cut an operation short: see invalidate())?
         self.needs_rollback = False
         # The task whose sync code is running in run_sync() right now.
         self.bridge_task: asyncio.Task | None = None
@@ -353,6 +353,27 @@ class Scope:
         if self.entry.checks_transaction and server_ended_transaction(exc):
             self.invalidate()
 
+    def note_failure_under_cancel(self, cancel: asyncio.CancelledError) -> bool:
+        """Did the operation that ``cancel`` interrupted fail? If so, note
+        its error as if it had been raised (a lost connection, a transaction
+        the server ended) and keep it, as Django's, as the cause of ``cancel``.
+
+        A statement runs to its end even if its task is cancelled meanwhile
+        (see ``finish``), which then raises the cancellation with the
+        statement's error, if it failed, as its cause; the caller marks the
+        block as that error alone would, then lets the cancellation go on.
+        """
+        error = cancel.__cause__
+        if not isinstance(error, Exception):
+            return False
+        try:
+            raise_as_django(self.entry, error)
+        except Exception as mapped:
+            mapped.__context__ = None  # (not ``cancel``, which it becomes the cause of)
+            cancel.__cause__ = error = mapped
+        self.note_error(error)
+        return True
+
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run sync code whose database calls execute on this scope's connection."""
         self.check_open()
@@ -381,13 +402,16 @@ class Scope:
                     # BEGIN at the first statement...) are Django's too.
                     raise_as_django(self.entry, exc)
                     raise
-                # Interrupted mid-operation: what ran of it cannot be kept;
-                # on a connection of its own the statement may even be cut
-                # short (shared ones run to their end, see above).
                 if self.exclusive:
+                    # Interrupted mid-operation, the statement maybe cut
+                    # short: what ran of it cannot be kept.
                     self.invalidate()
-                else:
-                    self.needs_rollback = True
+                elif isinstance(exc, asyncio.CancelledError):
+                    # Shared: the operation ran to its end (see above), as a
+                    # planned statement does: no failure, unless it failed,
+                    # and then Django's code marked the block, as for any
+                    # failed write; its error is the cancellation's cause.
+                    self.note_failure_under_cancel(exc)
                 if isinstance(exc, Exception):
                     # asyncmy turns a cancellation into InterfaceError
                     # ("Cancelled during execution"): keep the cancellation.
@@ -457,6 +481,13 @@ def refuse_if_broken(scope: Scope) -> None:
             "queries until the end of the 'atomic' block (catch the error "
             "outside a nested atomic block to go on after it)."
         )
+
+
+def failed_under_cancel(exc: BaseException) -> bool:
+    """Is ``exc`` the cancellation of an operation that failed meanwhile
+    (its error the cause, see ``finish``)? Its block is marked as that
+    error alone marks it (:func:`write_failed`)."""
+    return isinstance(exc, asyncio.CancelledError) and isinstance(exc.__cause__, Exception)
 
 
 def write_failed(alias: str) -> None:

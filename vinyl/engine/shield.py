@@ -9,7 +9,7 @@ the future instead (:class:`_Guard`), which the task cannot cancel. The
 task wakes when the driver's future is done, in the same turn of the loop
 as if it had waited on the future itself; a cancellation meanwhile is kept
 by the task and raised into :func:`finish`, which lets the work go on and
-raises the cancellation when it ends, over its result or error.
+raises the cancellation when it ends, over its result or error (its cause).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ class _ToTheEnd:
                     if cancelled:
                         raise asyncio.CancelledError() from None
                     return stop.value
-                except BaseException:
-                    if cancelled:  # the cancellation wins over an error too
-                        raise asyncio.CancelledError() from None
+                except BaseException as error:
+                    if cancelled:  # the cancellation wins, the error its cause
+                        raise asyncio.CancelledError() from error
                     raise
                 if waited is None:  # a bare yield: one turn of the loop
                     try:

@@ -9,6 +9,7 @@ I/O where the pool allows, and gives it back the same way.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -249,6 +250,9 @@ async def _locked(scope: Scope, fn: Callable[..., Awaitable[T]], *args: Any) -> 
         except Exception as exc:
             scope.note_error(exc)
             raise
+        except asyncio.CancelledError as cancel:
+            scope.note_failure_under_cancel(cancel)  # (as its error alone)
+            raise
 
 
 async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: bool | str, marks_block: bool) -> Any:
@@ -259,7 +263,8 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
     Each step that talks to the server runs to its end (see ``finish``): the
     transaction's BEGIN, where it is still to send, and the statement. A
     write's error marks the level for rollback (``marks_block``), as Django's
-    atomic does.
+    atomic does, even if its task was cancelled meanwhile; a write that ran
+    whole, cancelled or not, does not.
     """
     try:
         # (check_open() and check_transaction(), called only where they may
@@ -317,6 +322,12 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
                 except Exception as exc:
                     note_lost_connection(entry, exc)
                     _raise_as_django(config, exc)
+                    raise
+                except asyncio.CancelledError as cancel:
+                    # The statement ran to its end: if it failed, the level
+                    # is marked as its error alone marks it.
+                    if scope.note_failure_under_cancel(cancel) and marks_block:
+                        scope.needs_rollback = True
                     raise
                 finally:
                     if started is not None:
