@@ -317,16 +317,25 @@ def _attach(rows: list, objs: list, keys: list, rel: Any, by_key: dict[Any, list
         # the key read from the instance's __dict__ (a loaded field's value
         # lives there), not through the attribute's descriptor: one call
         # fewer again.
+        # One pass over the rows (the key read as _key_values reads it,
+        # inline: no list of keys, no second loop).
         owner_cache = field.cache_name
-        row_keys = _key_values(rows, attname)
         if empty_caches(related_model, base):
             # No cache yet: given as one dict, not made by the state's
             # descriptor on first read (a call per row).
-            for row, key in zip(rows, row_keys):
+            for row in rows:
+                try:
+                    key = row.__dict__[attname]
+                except KeyError:  # deferred: the descriptor knows
+                    key = getattr(row, attname)
                 by_key[key].append(row)
                 row._state.fields_cache = {owner_cache: owners[key]}
         else:
-            for row, key in zip(rows, row_keys):
+            for row in rows:
+                try:
+                    key = row.__dict__[attname]
+                except KeyError:
+                    key = getattr(row, attname)
                 by_key[key].append(row)
                 row._state.fields_cache[owner_cache] = owners[key]
     else:
