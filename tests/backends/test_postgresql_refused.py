@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from django.db import DataError, connections
 
 import vinyl
-from tests.diffapp.models import Item
+from tests.diffapp.models import Item, Tag
 from vinyl.postgresql_backend.refused import inline_refused
 
 pytestmark = [pytest.mark.usefixtures("vinyl_db"), pytest.mark.backends("postgresql", reason="asyncpg's encoding")]
@@ -51,6 +51,11 @@ def test_values_the_server_cannot_read_from_text_stay_refused() -> None:
     assert inline_refused("SELECT $1", ("a\ud800b",), _refusal(1)) is None
     assert inline_refused("SELECT $1", ("é",), _refusal(1)) == ("SELECT E'é'", ())
     assert inline_refused("SELECT $1", ("x",), ValueError("other")) is None
+    # Integers out of their type's range, alone or in an array: the server reads and refuses them.
+    assert inline_refused("SELECT $1::int2", (40000,), _refusal(1)) == ("SELECT E'40000'::int2", ())
+    assert inline_refused("SELECT ($1)::int2[]", ([40000, None, -1],), _refusal(1)) == ("SELECT (E'{40000,NULL,-1}')::int2[]", ())
+    assert inline_refused("SELECT $1", ([1, "a"],), _refusal(1)) is None
+    assert inline_refused("SELECT $1", (True,), _refusal(1)) is None
 
 
 async def _sync_fetch(sql: str, params: list) -> list:
@@ -94,6 +99,51 @@ async def test_text_the_server_cannot_parse_is_djangos_data_error() -> None:
     assert await sync_to_async(django_answer)() is DataError
     with pytest.raises(DataError, match="interval"):
         await Item.vinyl.filter(span="it's no interval")
+
+
+async def test_an_integer_out_of_its_columns_range_aborts_a_block_as_djangos(backend: str) -> None:
+    # make fuzz seed 3032 shape 134 (Django 6.1, whose bulk_create of one INSERT leaves its block unmarked): asyncpg
+    # refused the smallint 40000 before sending the statement, so the transaction went on (a nested block then ran
+    # and the block committed); Django's literal reached the server, which refused it and aborted the transaction.
+    # vinyl now inlines the refused integers: the server refuses them as Django's, with the same consequences
+    # (under Django 5.2 the failed bulk_create marks the block on both sides: the next query is refused).
+    rows = [("x", 40000), ("y", 0)]
+
+    def django_answer() -> tuple:
+        from django.db import transaction
+
+        items = Item.objects.using("sync_postgresql")
+        tags = Tag.objects.using("sync_postgresql")
+        answers: list = []
+        try:
+            with transaction.atomic(using="sync_postgresql"):
+                items.create(name="kept?")
+                for step in (lambda: tags.bulk_create([Tag(name=n, weight=v) for n, v in rows]), items.count):
+                    try:
+                        step()
+                    except Exception as exc:  # noqa: BLE001 - the class is the answer compared
+                        answers.append(type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001
+            answers.append(type(exc).__name__)
+        return tuple(answers), items.filter(name="kept?").count()
+
+    answers: list = []
+    try:
+        async with vinyl.atomic():
+            await Item.vinyl.create(name="kept?")
+            for step in (lambda: Tag.vinyl.bulk_create([Tag(name=n, weight=v) for n, v in rows]), Item.vinyl.count):
+                try:
+                    await step()
+                except Exception as exc:  # noqa: BLE001
+                    answers.append(type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001
+        answers.append(type(exc).__name__)
+    got = (tuple(answers), await Item.vinyl.filter(name="kept?").count())
+    assert got == await sync_to_async(django_answer)()
+    assert got[0][0] == "DataError" and got[1] == 0
+    # Refused by the server (its message), not by asyncpg ("invalid input for query argument").
+    with pytest.raises(DataError, match="out of range for type smallint"):
+        await Tag.vinyl.bulk_create([Tag(name=n, weight=v) for n, v in rows])
 
 
 async def _stored(sql: str, pk: int) -> tuple:

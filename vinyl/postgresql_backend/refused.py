@@ -10,7 +10,11 @@ infers; the query then answers as in Django.
 vinyl does the same, only for what asyncpg refused (nothing changes on the
 normal path): the refused parameter becomes a quoted literal of unknown type
 in the statement, and the statement runs again. asyncpg refuses before the
-statement runs, so the transaction is untouched.
+statement runs, so the transaction is untouched until the server reads the
+literal. An integer out of its column's range (or an array holding one) is
+inlined too: the server then refuses it as it refuses Django's literal, and
+a transaction is left aborted as Django's is, where asyncpg's refusal alone
+left it going.
 
 A refused value that vinyl sent wrapped for later (see sentlater.py) is
 adapted as psycopg adapts it when sending: its error is raised, or the
@@ -50,6 +54,14 @@ def _as_text(value: Any) -> str | None:
     """The text PostgreSQL parses back into ``value``, or None for values left refused."""
     if isinstance(value, str):
         text = value
+    elif type(value) is int:
+        # Out of its type's range (a smallint's 40000): the server refuses
+        # it as it refuses Django's literal, and its transaction is then
+        # aborted as Django's is (asyncpg's refusal leaves it untouched).
+        return str(value)
+    elif isinstance(value, (list, tuple)) and all(type(v) is int or v is None for v in value):
+        # An array of such integers (bulk_create's UNNEST columns).
+        return "{" + ",".join("NULL" if v is None else str(v) for v in value) + "}"
     elif isinstance(value, datetime.datetime):
         text = value.isoformat(sep=" ")
     elif isinstance(value, (datetime.date, datetime.time)):
