@@ -133,3 +133,13 @@ def retry_reasons() -> Iterator[list[str]]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
+
+
+async def after_turns(k: int | float) -> None:
+    """Let time pass before a cancellation: ``k`` loop turns (an int) or
+    ``k`` seconds (a float, to reach a round trip or get past it)."""
+    if isinstance(k, float):
+        await asyncio.sleep(k)
+        return
+    for _ in range(k):
+        await asyncio.sleep(0)

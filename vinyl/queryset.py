@@ -8,7 +8,6 @@ implementation on vinyl's connection (see ``vinyl._bridge``).
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import decimal
 import functools
@@ -32,7 +31,7 @@ from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
 from vinyl.engine.checkout import checkout, end_interrupted, release
 from vinyl.engine.disconnects import is_disconnect
 from vinyl.engine.engines import EngineEntry, engine_entry
-from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows, failed_under_cancel, write_failed
+from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows, is_failure, write_failed
 from vinyl.engine.statements import fetch, write
 from vinyl.engine.streams import stream
 from vinyl.exceptions import DatabaseUnavailable
@@ -909,11 +908,8 @@ class VinylQuerySet(Generic[M]):
                                 return obj
                     elif plan is None and await self._insert_planned(obj, db, plans, pk_set):
                         return obj
-                except Exception:
-                    write_failed(db)
-                    raise
-                except asyncio.CancelledError as cancel:
-                    if failed_under_cancel(cancel):  # (failed, then cancelled: as failed)
+                except BaseException as exc:
+                    if is_failure(exc):  # (failed, cancelled or not)
                         write_failed(db)
                     raise
             await _bridge.run(db, lambda: obj.save(force_insert=True, using=db), single_write=True)
@@ -1002,16 +998,12 @@ class VinylQuerySet(Generic[M]):
             return False
         try:
             return await self._bulk_insert_prepared(objs, batch_size, pk_set, plans)
-        except Exception:
+        except BaseException as exc:
             # Django 5.2's atomic(savepoint=False) around the rest marks an
             # enclosing block for rollback on any error (6.x runs one INSERT
-            # unmarked).
-            if _compat.BULK_CREATE_OF_ONE_INSERT_MARKS_BLOCK:
+            # unmarked), cancelled or not.
+            if _compat.BULK_CREATE_OF_ONE_INSERT_MARKS_BLOCK and is_failure(exc):
                 write_failed(db)
-            raise
-        except asyncio.CancelledError as cancel:
-            if _compat.BULK_CREATE_OF_ONE_INSERT_MARKS_BLOCK and failed_under_cancel(cancel):
-                write_failed(db)  # (failed, then cancelled: as failed)
             raise
 
     async def _bulk_insert_prepared(self, objs: list, batch_size: int | None, pk_set: bool, plans: PlanCache) -> bool:

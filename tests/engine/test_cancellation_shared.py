@@ -16,20 +16,12 @@ import pytest
 
 import vinyl
 from tests.testapp.models import Author
-from tests.txhelpers import committed_names, no_open_transactions, returned
+from tests.txhelpers import after_turns, committed_names, no_open_transactions, returned
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
 # Loop turns before the cancellation, then times past the first round trips.
 TURNS = [*range(0, 14), 0.0005, 0.002, 0.005, 0.02]
-
-
-async def _turns(k: int | float) -> None:
-    if isinstance(k, float):
-        await asyncio.sleep(k)
-        return
-    for _ in range(k):
-        await asyncio.sleep(0)
 
 
 async def _nested(tag: str, fail: bool = False) -> None:
@@ -63,7 +55,7 @@ async def _clean(backend: str) -> None:
 async def test_cancelled_outer_task_commits_its_shared_block_whole_or_not_at_all(backend, k):
     await Author.vinyl.count()  # the engine is up: the turns count from the block
     task = asyncio.create_task(_block())
-    await _turns(k)
+    await after_turns(k)
     task.cancel()
     try:
         await task
@@ -84,7 +76,7 @@ async def test_cancelled_task_in_its_nested_block_loses_only_its_own_writes(back
         await Author.vinyl.create(name="o1")
         child = asyncio.create_task(_nested("c"))
         sibling = asyncio.create_task(_nested("s"))
-        await _turns(k)
+        await after_turns(k)
         child.cancel()
         outcomes = await asyncio.gather(child, sibling, return_exceptions=True)
         assert outcomes[1] is None

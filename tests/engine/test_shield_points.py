@@ -18,7 +18,7 @@ from django.db.models import F
 
 import vinyl
 from tests.testapp.models import Author
-from tests.txhelpers import returned
+from tests.txhelpers import after_turns, returned
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
@@ -26,14 +26,6 @@ pytestmark = pytest.mark.usefixtures("vinyl_db")
 # to the first round trip), then times that reach the BEGIN's and the
 # statement's round trips, and past them ("already done").
 TURNS = [*range(0, 10), 0.0002, 0.0005, 0.001, 0.002, 0.004, 0.05]
-
-
-async def _turns(k: int | float) -> None:
-    if isinstance(k, float):
-        await asyncio.sleep(k)
-        return
-    for _ in range(k):
-        await asyncio.sleep(0)
 
 
 async def _bump(pk: int) -> int:
@@ -57,7 +49,7 @@ async def test_cancelled_first_statement_of_a_block_runs_whole_or_not_at_all(bac
     author = await _planned("a")
     async with vinyl.atomic():
         child = asyncio.create_task(_bump(author.pk))
-        await _turns(k)
+        await after_turns(k)
         child.cancel()
         try:
             assert await child == 1
@@ -82,7 +74,7 @@ async def test_cancelled_statement_waiting_for_the_block_connection(backend, k):
         await Author.vinyl.count()  # the transaction has begun
         one = asyncio.create_task(_bump(first.pk))
         two = asyncio.create_task(_bump(second.pk))
-        await _turns(k)
+        await after_turns(k)
         (two if TURNS.index(k) % 2 else one).cancel()
         outcomes = await asyncio.gather(one, two, return_exceptions=True)
         ages = [(await Author.vinyl.get(pk=pk)).age for pk in (first.pk, second.pk)]
@@ -105,7 +97,7 @@ async def test_cancelled_create_in_a_block_then_rolled_back(backend, k):
         async with vinyl.atomic():
             await Author.vinyl.create(name="kept until the rollback")
             child = asyncio.create_task(Author.vinyl.create(name="child"))
-            await _turns(k)
+            await after_turns(k)
             child.cancel()
             try:
                 await child

@@ -483,11 +483,12 @@ def refuse_if_broken(scope: Scope) -> None:
         )
 
 
-def failed_under_cancel(exc: BaseException) -> bool:
-    """Is ``exc`` the cancellation of an operation that failed meanwhile
-    (its error the cause, see ``finish``)? Its block is marked as that
-    error alone marks it (:func:`write_failed`)."""
-    return isinstance(exc, asyncio.CancelledError) and isinstance(exc.__cause__, Exception)
+def is_failure(exc: BaseException) -> bool:
+    """Does ``exc`` say the operation failed: an error, or the cancellation
+    of an operation that failed meanwhile (its error the cause, see
+    ``finish``)? A failed write marks its block (:func:`write_failed`); a
+    cancellation of one that ran whole does not."""
+    return isinstance(exc, Exception) or (isinstance(exc, asyncio.CancelledError) and isinstance(exc.__cause__, Exception))
 
 
 def write_failed(alias: str) -> None:
