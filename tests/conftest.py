@@ -7,6 +7,8 @@
   points ``vinyl_default`` at one backend, and empties the tables and
   disposes vinyl's engines after the test.
 - A test fails if its event loop logged an unhandled exception.
+- One run at a time per database: a second run on the same databases stops
+  at once (it would empty the first one's tables under it).
 """
 
 from __future__ import annotations
@@ -129,8 +131,50 @@ def _check_servers() -> None:
             ) from None
 
 
+# Held for the life of the run (the kernel drops them when the process
+# ends, however it ends): see _claim_databases.
+_claims: list[object] = []
+
+
+def _claim_databases() -> None:
+    """Stop the run, with one line, when another run uses its databases.
+
+    Each run empties and recreates the tables of its databases: two runs on
+    the same ones fail each other's tests at random. One lock file per
+    database (all three backends' names; SQLite's is a file) says which run
+    has it.
+    """
+    import fcntl
+    import re
+    import tempfile
+
+    for backend in BACKENDS:
+        db = settings.DATABASES[settings.SYNC_ALIAS[backend]]
+        where = db["NAME"] if backend == "sqlite" else f"{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        key = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{backend}-{where}")
+        path = os.path.join(tempfile.gettempdir(), f"vinyl-test-{os.getuid()}-{key}.lock")
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise pytest.UsageError(
+                f"another test run (pid {holder}) is using the {backend} test database {where!r}: "
+                f"wait for it to end, or give this run other databases (VINYL_TEST_PG_NAME, "
+                f"VINYL_TEST_MYSQL_NAME, VINYL_TEST_SQLITE_NAME)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        _claims.append(handle)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     _check_servers()
+    _claim_databases()
     config.addinivalue_line(
         "markers",
         "backends(*names, reason): run this test only on the named backends "
