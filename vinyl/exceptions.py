@@ -47,14 +47,27 @@ class DatabaseUnavailable(OperationalError):
 
 
 class TransactionConflict(OperationalError):
-    """The database rolled the whole transaction back because it conflicted
-    with a concurrent one; running it again may succeed.
+    """A statement failed because its transaction conflicted with a
+    concurrent one; running the transaction again may succeed.
 
-    PostgreSQL's serialization failure (SQLSTATE 40001) and deadlock (40P01),
-    MySQL/MariaDB's deadlock (1213) and lock wait timeout (1205). A subclass
-    of Django's ``OperationalError``, the class Django raises for them.
-    ``@vinyl.atomic(retries=N)`` runs the transaction again on it (see
-    ``vinyl.retry``). ``exc.reason`` says which conflict it was.
+    What the server undid depends on the error:
+
+    - PostgreSQL's serialization failure (SQLSTATE 40001) and deadlock
+      (40P01): the statement; the transaction is aborted, every later
+      statement in it fails until it rolls back (to a savepoint);
+    - MySQL/MariaDB's deadlock (1213): the whole transaction; vinyl refuses
+      the block's later statements (the session would autocommit them);
+    - MySQL/MariaDB's lock wait timeout (1205): the statement only (the whole
+      transaction with ``innodb_rollback_on_timeout``, whose later statements
+      vinyl then refuses); caught inside the block, the transaction goes on,
+      as with Django.
+
+    Leaving an ``atomic`` block, it rolls the block back, as any error does,
+    and ``@vinyl.atomic(retries=N)`` runs the outermost block again (see
+    ``vinyl.retry``). A subclass of Django's ``OperationalError``, the class
+    Django raises for them. A row that ``select_for_update(nowait=True)``
+    found locked is not one, whatever the code (MariaDB's is 1205): Django's
+    ``OperationalError``. ``exc.reason`` says which conflict it was.
     """
 
     reason = "conflict"
@@ -199,6 +212,9 @@ def sqlstate_error_class(exc: BaseException | None) -> type[Exception] | None:
 # CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED;
 # ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED.
 MYSQL_CONNECTION_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927})
+
+# ER_LOCK_WAIT_TIMEOUT: a lock wait timed out, or (MariaDB) NOWAIT found the row locked.
+MYSQL_LOCK_WAIT_TIMEOUT = 1205
 
 # MySQL errors after which the server has rolled the whole transaction back
 # (ER_LOCK_DEADLOCK) and runs the next statements in autocommit.

@@ -1,17 +1,27 @@
 """Retried transactions: ``@vinyl.atomic(retries=3)``.
 
-A database may roll a whole transaction back because it conflicted with a
-concurrent one, and say that running it again may succeed:
+A database may fail a statement because its transaction conflicted with a
+concurrent one, and say that running the transaction again may succeed:
 
 - PostgreSQL: ``serialization_failure`` (SQLSTATE 40001, SERIALIZABLE and
-  REPEATABLE READ) and ``deadlock_detected`` (40P01);
+  REPEATABLE READ) and ``deadlock_detected`` (40P01); the transaction is
+  aborted;
 - MySQL / MariaDB: deadlock (error 1213, SQLSTATE 40001; on a Galera node
-  also a certification conflict) and lock wait timeout (1205);
+  also a certification conflict), after which the server has rolled the
+  whole transaction back, and lock wait timeout (1205), after which it has
+  rolled back the statement only (unless ``innodb_rollback_on_timeout``).
+
+A row ``select_for_update(nowait=True)`` finds locked is not a conflict: the
+caller asked not to wait. It is Django's ``OperationalError`` on every
+backend (PostgreSQL's 55P03, MariaDB's 1205), never retried.
 
 ``@vinyl.atomic(retries=N)`` runs the decorated coroutine function in a
-transaction and, when the transaction fails with one of those errors, rolls
-it back, waits a jittered, growing delay and runs the function again, up to
-``N`` more times; the last error propagates. ::
+transaction and, when one of those errors leaves it, rolls the transaction
+back (what the server had not), waits a jittered, growing delay and runs the
+function again, up to ``N`` more times; the last error propagates. An error
+the function catches does not leave it: the transaction goes on where the
+server let it (a 1205), fails its next statement (PostgreSQL) or refuses it
+(a 1213), as with Django. ::
 
     @vinyl.atomic(retries=3)
     async def transfer(source_pk, target_pk, amount):
@@ -25,9 +35,10 @@ When it is safe:
   on each attempt. Put such effects in ``vinyl.on_commit()``: callbacks of a
   rolled-back attempt are dropped, so they run once, after the attempt that
   commits.
-- Only errors that mean "rolled back" are retried. An error whose outcome is
-  unknown (the connection was lost while COMMIT was on its way) is never
-  retried: the transaction may have committed.
+- Only conflicts are retried: the errors the backends raise as
+  :class:`~vinyl.exceptions.TransactionConflict` (:func:`retry_reason`).
+  An error whose outcome is unknown (the connection was lost while COMMIT
+  was on its way) is never retried: the transaction may have committed.
 - Only the outermost block retries. Inside another transaction on the same
   alias the conflict rolled back the enclosing transaction too, so the
   decorated function runs once, as a nested block, and the error propagates
@@ -49,10 +60,11 @@ import random
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Awaitable, Callable, TypeVar
 
+import django.db
 from django.db import OperationalError
 
 from vinyl.engine import scope as scopes
-from vinyl.exceptions import CertificationConflict, TransactionConflict
+from vinyl.exceptions import MYSQL_LOCK_WAIT_TIMEOUT, CertificationConflict, TransactionConflict
 
 logger = logging.getLogger("vinyl.retry")
 
@@ -67,7 +79,7 @@ RETRYABLE_SQLSTATES: dict[str, str] = {
 #: MySQL / MariaDB error numbers after which running the transaction again may succeed.
 RETRYABLE_MYSQL_CODES: dict[int, str] = {
     1213: "deadlock (or Galera certification conflict)",
-    1205: "lock wait timeout",
+    MYSQL_LOCK_WAIT_TIMEOUT: "lock wait timeout",
 }
 
 #: The first backoff ceiling and the largest one, in seconds.
@@ -97,17 +109,41 @@ def conflict_reason(exc: BaseException) -> str | None:
     return None
 
 
+def retry_reason(exc: BaseException) -> str | None:
+    """Say why ``@vinyl.atomic(retries=N)`` runs a block that raised ``exc`` again, if it does.
+
+    The backends' error mapping names every conflict: a
+    :class:`~vinyl.exceptions.TransactionConflict` is one, another Django
+    error is none, whatever its driver's code (NOWAIT's 1205 on MariaDB). An
+    error vinyl did not map (a statement run on SQLAlchemy's connection)
+    counts by its codes (:func:`conflict_reason`).
+    """
+    seen: list[BaseException] = []
+    error: BaseException | None = exc
+    while error is not None and not any(error is s for s in seen):
+        seen.append(error)
+        if isinstance(error, TransactionConflict):
+            return conflict_reason(error)
+        if isinstance(error, django.db.Error):
+            return None
+        error = getattr(error, "orig", None) or error.__cause__
+    return conflict_reason(exc)
+
+
 def as_conflict(error: BaseException, original: BaseException | None = None, *, galera: bool = False) -> BaseException:
     """Return ``error`` as a :class:`~vinyl.exceptions.TransactionConflict` when it is one.
 
     The backends' error mapping calls it last: a Django ``OperationalError``
     for a retryable conflict becomes the subclass that names it
     (:class:`~vinyl.exceptions.CertificationConflict` for 1213 on a Galera
-    node), with the same arguments; anything else comes back unchanged.
-    ``original`` is the driver's error ``error`` was mapped from (its
-    SQLSTATE says what the conflict was).
+    node), with the same arguments; anything else comes back unchanged, and
+    so does an error that was Django's already (``original``: its class was
+    decided when it was mapped). ``original`` is the driver's error
+    ``error`` was mapped from (its SQLSTATE says what the conflict was).
     """
     if isinstance(error, TransactionConflict) or not isinstance(error, OperationalError):
+        return error
+    if isinstance(original, django.db.Error):
         return error
     reason = conflict_reason(error) or (conflict_reason(original) if original is not None else None)
     if reason is None:
@@ -151,13 +187,13 @@ async def run_with_retries(
             async with block():
                 return await func(*args, **kwargs)
         except Exception as exc:
-            reason = conflict_reason(exc)
+            reason = retry_reason(exc)
             if reason is None or attempt >= retries:
                 raise
             delay = backoff(attempt)
             attempt += 1
             logger.info(
-                "%s on %r rolled back by the database (%s): attempt %d of %d in %.1f ms",
+                "%s on %r conflicted (%s), rolled back: attempt %d of %d in %.1f ms",
                 getattr(func, "__qualname__", func), using, reason, attempt + 1, retries + 1, delay * 1000,
                 extra={"vinyl_retry_reason": reason, "vinyl_alias": using},
             )  # fmt: skip
@@ -180,5 +216,6 @@ __all__ = [
     "backoff",
     "check_retries",
     "conflict_reason",
+    "retry_reason",
     "run_with_retries",
 ]
