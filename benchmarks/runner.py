@@ -29,7 +29,7 @@ from typing import Any
 
 from benchmarks.config import LABELS as DB_LABELS
 from benchmarks.config import scale as get_scale
-from benchmarks.workloads import CONCURRENT, INSERTS, OPS, Keys
+from benchmarks.workloads import CHECKED, CONCURRENT, INSERTS, OPS, Keys
 
 
 #: The event loops a run can use (``--loop``).
@@ -118,6 +118,32 @@ async def _calibrate(system: Any, workload: str, target: float, unit: int) -> in
     return max(unit, int(round(target / per_op / unit)) * unit)
 
 
+def row_ids(rows: Any) -> list[Any]:
+    """The sorted ids of a list of rows: model instances, SQLAlchemy rows or driver tuples (id first)."""
+    return sorted(r.id if hasattr(r, "id") else r[0] for r in rows)
+
+
+async def check_answers(active: dict[str, Any], cells: dict[str, dict[str, "Cell"]], ops: int = 3) -> None:
+    """Ops ``0..ops-1`` of each ``CHECKED`` workload return the same rows on
+    every system (the raw driver's): a system that answers otherwise, or
+    fails, has an error in its cell instead of a measure."""
+    for workload in CHECKED:
+        by = cells.get(workload, {})
+        for i in range(ops):
+            answers: dict[str, list[Any]] = {}
+            for key, cell in by.items():
+                if cell.error is None:
+                    try:
+                        answers[key] = row_ids(await active[key].answer(workload, i))
+                    except Exception as exc:
+                        cell.error = describe(exc)
+            reference = answers.get("raw", next(iter(answers.values()), []))
+            for key, ids in answers.items():
+                if ids != reference:
+                    by[key].error = f"op {i} returned other rows than the raw driver ({len(ids)} rows, raw {len(reference)})"
+                    log(f"ERROR {workload} / {key}: {by[key].error}")
+
+
 async def measure(db: str, quick: bool, system_keys: list[str], workloads: list[str]) -> dict[str, Any]:
     from benchmarks import systems as registry
     from benchmarks.data import Admin
@@ -148,6 +174,7 @@ async def measure(db: str, quick: bool, system_keys: list[str], workloads: list[
         w: {k: Cell() for k, s in active.items() if w == CONCURRENT[0] or hasattr(s, w)} for w in op_keys
     }
     order = list(active)
+    await check_answers(active, cells)
 
     async def run_cell(workload: str, key: str, rep: int) -> None:
         cell = cells[workload].get(key)

@@ -39,6 +39,11 @@ OPS = OPS + READ_OPS
 OPS += [
     ("atomic_empty", "empty transaction (`atomic()` with no statement)"),
 ]
+# A list filter on a column without an index: the server compares every row
+# of an indexed range (the 2,500 books of 500 authors) with the list.
+OPS += [
+    ("in100", "books of 500 authors by a list of 100 page counts (`pages__in`, 100 rows)"),
+]
 CONCURRENT = ("concurrent", "50 tasks, pool of 10, get by pk")
 STREAM = ("stream", "stream rows with `async for`")
 MEMORY = ("memory", "peak Python memory while streaming (MB)")
@@ -46,12 +51,18 @@ COLD = ("cold", "cold start: import + first query (ms)")
 
 ALL_KEYS = [k for k, _ in OPS] + [CONCURRENT[0], STREAM[0], COLD[0]]
 LABELS = dict(OPS + [CONCURRENT, STREAM, MEMORY, COLD])
+#: Workloads whose rows the runner compares across systems before timing.
+CHECKED = ("filter100", "authors100", "since100", "in100")
 #: Workloads that add rows to benchapp_entry (emptied after each cell).
 INSERTS = {"insert1", "bulk1000"}
 #: Rows in one bulk insert.
 BULK = 1000
 #: Rows per fetch when streaming.
 CHUNK = 2000
+#: Authors whose books ``in100`` filters by a list.
+IN_WINDOW = 500
+#: Values in the list of ``in100``.
+IN_LIST = 100
 
 
 @dataclass
@@ -79,6 +90,20 @@ class Keys:
     def pages(i: int) -> int:
         """A lower bound on ``pages`` that most books pass."""
         return 100 + i % 300
+
+    def window(self, i: int) -> int:
+        """The first of ``IN_WINDOW`` authors that all exist."""
+        return 1 + (self.author(i) - 1) % (self.authors - IN_WINDOW + 1)
+
+    @staticmethod
+    def page_list(i: int) -> list[int]:
+        """``IN_LIST`` distinct page counts, 20 of them a book's.
+
+        Books have 100 to 599 pages, all five books of author ``k`` have
+        ``100 + k % 500`` (benchmarks.data): the list takes every 25th count
+        of 100 to 2,599, so 20 authors of a window of 500 match, 100 books.
+        """
+        return [100 + (i + 25 * j) % 2500 for j in range(IN_LIST)]
 
     @staticmethod
     def rating(i: int) -> float:

@@ -33,6 +33,10 @@ class AsyncSystem:
         for i in range(start, start + n):
             await op(i)
 
+    async def answer(self, workload: str, i: int) -> Any:
+        """What op ``i`` of ``workload`` returns (the runner compares the systems' rows)."""
+        return await getattr(self, workload)(i)
+
     async def concurrent(self, n: int, start: int) -> None:
         """Run ``n`` get-by-pk from ``self.tasks`` tasks sharing one pool."""
         per = max(1, n // self.tasks)
@@ -76,6 +80,9 @@ class SyncSystem(AsyncSystem):
                 op(i)
 
         await self.in_thread(loop)
+
+    async def answer(self, workload: str, i: int) -> Any:
+        return await self.in_thread(getattr(self, workload), i)
 
     async def concurrent(self, n: int, start: int) -> None:
         """``self.tasks`` jobs on a pool of ``pool_size`` threads."""

@@ -15,7 +15,7 @@ from django.db.models import F, Prefetch
 
 from benchmarks.benchapp.models import Author, Book, Entry, Item
 from benchmarks.systems.base import AsyncSystem
-from benchmarks.workloads import BULK, CHUNK
+from benchmarks.workloads import BULK, CHUNK, IN_WINDOW
 
 
 class System(AsyncSystem):
@@ -85,6 +85,11 @@ class System(AsyncSystem):
     async def prefetch_obj(self, i: int) -> Any:
         books = Book.objects.filter(pages__gte=self.keys.pages(i)).order_by("-pages")
         return [a async for a in self._authors(i).prefetch_related(Prefetch("book_set", queryset=books))]
+
+    async def in100(self, i: int) -> Any:
+        a = self.keys.window(i)
+        qs = Book.objects.filter(author_id__gte=a, author_id__lt=a + IN_WINDOW, pages__in=self.keys.page_list(i))
+        return [b async for b in qs]
 
     async def stream(self) -> int:
         n = 0

@@ -13,7 +13,7 @@ from django.db.models import F, Prefetch
 
 from benchmarks.benchapp.models import Author, Book, Entry, Item
 from benchmarks.systems.base import SyncSystem
-from benchmarks.workloads import BULK, CHUNK
+from benchmarks.workloads import BULK, CHUNK, IN_WINDOW
 
 
 def driver_name(db: str) -> str:
@@ -102,6 +102,10 @@ class System(SyncSystem):
     def prefetch_obj(self, i: int) -> Any:
         books = Book.objects.filter(pages__gte=self.keys.pages(i)).order_by("-pages")
         return list(self._authors(i).prefetch_related(Prefetch("book_set", queryset=books)))
+
+    def in100(self, i: int) -> Any:
+        a = self.keys.window(i)
+        return list(Book.objects.filter(author_id__gte=a, author_id__lt=a + IN_WINDOW, pages__in=self.keys.page_list(i)))
 
     def _stream(self) -> int:
         n = 0

@@ -13,7 +13,7 @@ from typing import Any
 
 from benchmarks.config import server
 from benchmarks.systems.base import AsyncSystem
-from benchmarks.workloads import BULK, CHUNK
+from benchmarks.workloads import BULK, CHUNK, IN_WINDOW
 
 AUTHOR_COLS = "id, name, age, email, joined, rating"
 BOOK_COLS = "id, title, author_id, pages"
@@ -195,6 +195,13 @@ class _Asyncpg(_Prefetches, AsyncSystem):
         by_author = _group(books, 2)
         return [(a, by_author[a[0]]) for a in authors]
 
+    async def in100(self, i: int) -> Any:
+        a = self.keys.window(i)
+        return await self.conn.fetch(
+            f"SELECT {BOOK_COLS} FROM benchapp_book WHERE author_id >= $1 AND author_id < $2 AND pages = ANY($3::int[])",
+            a, a + IN_WINDOW, self.keys.page_list(i),
+        )
+
     async def stream(self) -> int:
         n = 0
         async with self.conn.transaction():
@@ -349,6 +356,14 @@ class _Asyncmy(_Prefetches, AsyncSystem):
         )
         by_author = _group(books, 2)
         return [(a, by_author[a[0]]) for a in authors]
+
+    async def in100(self, i: int) -> Any:
+        a = self.keys.window(i)
+        pages = self.keys.page_list(i)
+        return await self._all(
+            f"SELECT {BOOK_COLS} FROM benchapp_book WHERE author_id >= %s AND author_id < %s AND pages {self._in(pages)}",
+            (a, a + IN_WINDOW, *pages),
+        )
 
     async def stream(self) -> int:
         from asyncmy.cursors import SSCursor

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from benchmarks.systems.base import AsyncSystem
 from benchmarks.systems.sa_models import Author, Book, Entry, Item, url
-from benchmarks.workloads import BULK, CHUNK
+from benchmarks.workloads import BULK, CHUNK, IN_WINDOW
 
 author = Author.__table__
 book = Book.__table__
@@ -100,6 +100,12 @@ class System(AsyncSystem):
     async def atomic_empty(self, i: int) -> None:
         async with self.tx_engine.begin():
             pass
+
+    async def in100(self, i: int) -> Any:
+        a = self.keys.window(i)
+        return await self._all(
+            select(book).where(book.c.author_id >= a, book.c.author_id < a + IN_WINDOW, book.c.pages.in_(self.keys.page_list(i)))
+        )
 
     async def stream(self) -> int:
         n = 0

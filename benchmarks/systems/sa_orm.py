@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from benchmarks.systems.base import AsyncSystem
 from benchmarks.systems.sa_models import Author, Book, Entry, Item, url
-from benchmarks.workloads import BULK, CHUNK
+from benchmarks.workloads import BULK, CHUNK, IN_WINDOW
 
 
 class System(AsyncSystem):
@@ -94,6 +94,12 @@ class System(AsyncSystem):
     async def atomic_empty(self, i: int) -> None:
         async with self.session() as s, s.begin():
             pass
+
+    async def in100(self, i: int) -> Any:
+        a = self.keys.window(i)
+        async with self.session() as s:
+            stmt = select(Book).where(Book.author_id >= a, Book.author_id < a + IN_WINDOW, Book.pages.in_(self.keys.page_list(i)))
+            return (await s.scalars(stmt)).all()
 
     async def stream(self) -> int:
         n = 0

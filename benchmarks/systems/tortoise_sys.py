@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 
 from benchmarks.config import server
 from benchmarks.systems.base import AsyncSystem
-from benchmarks.workloads import BULK
+from benchmarks.workloads import BULK, IN_WINDOW
 
 
 class Author(Model):
@@ -130,6 +130,10 @@ class System(AsyncSystem):
     async def atomic_empty(self, i: int) -> None:
         async with in_transaction():
             pass
+
+    async def in100(self, i: int) -> Any:
+        a = self.keys.window(i)
+        return await Book.filter(author_id__gte=a, author_id__lt=a + IN_WINDOW, pages__in=self.keys.page_list(i))
 
     async def stream(self) -> int:
         n = 0

@@ -13,7 +13,7 @@ from django.db.models import F, Prefetch
 import vinyl
 from benchmarks.benchapp.models import Author, Book, Entry, Item
 from benchmarks.systems.base import AsyncSystem
-from benchmarks.workloads import BULK, CHUNK
+from benchmarks.workloads import BULK, CHUNK, IN_WINDOW
 
 
 class System(AsyncSystem):
@@ -93,6 +93,10 @@ class System(AsyncSystem):
     async def prefetch_obj(self, i: int) -> Any:
         books = Book.vinyl.filter(pages__gte=self.keys.pages(i)).order_by("-pages")
         return await self._authors(i).prefetch_related(Prefetch("book_set", queryset=books))
+
+    async def in100(self, i: int) -> Any:
+        a = self.keys.window(i)
+        return await Book.vinyl.filter(author_id__gte=a, author_id__lt=a + IN_WINDOW, pages__in=self.keys.page_list(i))
 
     async def stream(self) -> int:
         n = 0
