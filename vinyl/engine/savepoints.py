@@ -4,13 +4,18 @@ the levels the bridge gives coroutines that sync code awaits."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
+
+from sqlalchemy.exc import DBAPIError
 
 from vinyl.engine.callbacks import promote_callbacks
 from vinyl.engine.disconnects import raise_as_django
 from vinyl.engine.scope import Scope, _active, _bound
 from vinyl.engine.shield import finish
+
+logger = logging.getLogger("vinyl.transaction")
 
 
 async def enter_child(parent: Scope) -> Scope:
@@ -124,14 +129,14 @@ async def _close_savepoint(level: Scope, point: Any, failure: BaseException | No
     parent = level.parent
     assert parent is not None
     failed = failure is not None or level.needs_rollback
-    ended: list[bool] = []
+    ended: list[str] = []
     try:
         await finish(_end_savepoint(level, point, failed, ended))
     except BaseException as exc:
         if not ended:
             # The level's work could not be undone (or kept) on its own.
             parent.needs_rollback = True
-        elif not failed:
+        elif not failed and ended[0] == "released":
             # Released, and then the task was cancelled: the level's work
             # stands, as do its callbacks.
             await promote_callbacks(level)
@@ -143,14 +148,53 @@ async def _close_savepoint(level: Scope, point: Any, failure: BaseException | No
         await promote_callbacks(level)
 
 
-async def _end_savepoint(level: Scope, point: Any, failed: bool, ended: list[bool]) -> None:
+async def _end_savepoint(level: Scope, point: Any, failed: bool, ended: list[str]) -> None:
+    """Release the savepoint, or roll back to it; say in ``ended`` which was done.
+
+    A RELEASE the server refuses (PostgreSQL, after a statement of the block
+    failed and its error was caught in it) is followed, as in Django, by a
+    rollback to the savepoint: the level's work is undone on its own, the
+    enclosing level goes on, and the RELEASE's error is raised.
+    """
     async with level.lock:
         level.close()
         # (No savepoint in a level entered when its transaction could only
         # roll back, see savepoint(): the enclosing level stays marked.)
-        if point is not None:
-            if failed:
-                await point.rollback()
-            else:
+        if point is None:
+            ended.append("none")
+        elif failed:
+            await point.rollback()
+            ended.append("rolled back")
+        else:
+            try:
                 await point.commit()
-        ended.append(True)
+            except DBAPIError as refused:
+                try:
+                    await _roll_back_after_a_refused_release(level, point)
+                except Exception as exc:
+                    # As Django: the enclosing level is then marked (by the
+                    # caller: nothing ended), and the RELEASE's error is the
+                    # one raised.
+                    logger.warning("vinyl: rolling back to a savepoint whose RELEASE failed failed too (%s): "
+                                   "the enclosing block can only roll back", exc)
+                    raise refused from None
+                ended.append("rolled back")
+                raise
+            ended.append("released")
+
+
+async def _roll_back_after_a_refused_release(level: Scope, point: Any) -> None:
+    """Undo the savepoint ``point`` whose RELEASE failed, and let it go.
+
+    SQLAlchemy leaves a savepoint whose RELEASE failed inactive: its
+    ``rollback()`` would send nothing, and the connection runs nothing until
+    it is let go. So ``close()`` detaches it from the connection (no SQL),
+    then the ROLLBACK TO SAVEPOINT is sent here, by its name
+    (``NestedTransaction._savepoint``, SQLAlchemy's only record of it: the
+    one private name of SQLAlchemy this module reads). Raises if the server
+    refuses that too (the enclosing level is then marked).
+    """
+    name = level.connection.dialect.identifier_preparer.quote(point.sync_transaction._savepoint)
+    await point.close()
+    await level.connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+    await level.connection.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
