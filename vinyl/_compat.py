@@ -44,6 +44,7 @@ from django.db.models.query_utils import DeferredAttribute
 from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils.asyncio import async_unsafe
+from sqlalchemy.engine import NestedTransaction
 from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.util import concurrency as _sa_concurrency
 from sqlalchemy.util import queue as _sa_queue
@@ -242,6 +243,19 @@ def max_overflow(pool: Any) -> int | None:
 def invalidate_pool(pool: Any) -> None:
     """Mark every connection ``pool`` opened so far as stale (Pool._invalidate)."""
     pool._invalidate(None)
+
+
+_need(
+    "SQLAlchemy", NestedTransaction, "_savepoint",
+    "a savepoint whose RELEASE the server refused is left inactive by SQLAlchemy (its rollback() sends nothing): "
+    "vinyl sends ROLLBACK TO SAVEPOINT itself, as Django does, by the name only this attribute holds",
+    present=_set_by(NestedTransaction.__init__, "_savepoint"),
+)
+
+
+def savepoint_name(nested: Any) -> str:
+    """The name of the savepoint of ``nested`` (a sync NestedTransaction)."""
+    return nested._savepoint
 
 
 _need(

@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator
 
 from sqlalchemy.exc import DBAPIError
 
+from vinyl._compat import savepoint_name
 from vinyl.engine.callbacks import promote_callbacks
 from vinyl.engine.disconnects import raise_as_django
 from vinyl.engine.scope import Scope, _active, _bound
@@ -189,12 +190,11 @@ async def _roll_back_after_a_refused_release(level: Scope, point: Any) -> None:
     SQLAlchemy leaves a savepoint whose RELEASE failed inactive: its
     ``rollback()`` would send nothing, and the connection runs nothing until
     it is let go. So ``close()`` detaches it from the connection (no SQL),
-    then the ROLLBACK TO SAVEPOINT is sent here, by its name
-    (``NestedTransaction._savepoint``, SQLAlchemy's only record of it: the
-    one private name of SQLAlchemy this module reads). Raises if the server
-    refuses that too (the enclosing level is then marked).
+    then the ROLLBACK TO SAVEPOINT is sent here, by its name (which only a
+    private attribute holds: see ``vinyl._compat.savepoint_name``). Raises if
+    the server refuses that too (the enclosing level is then marked).
     """
-    name = level.connection.dialect.identifier_preparer.quote(point.sync_transaction._savepoint)
+    name = level.connection.dialect.identifier_preparer.quote(savepoint_name(point.sync_transaction))
     await point.close()
     await level.connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
     await level.connection.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
