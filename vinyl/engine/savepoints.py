@@ -176,9 +176,9 @@ async def _end_savepoint(level: Scope, point: Any, failed: bool, ended: list[str
                     # As Django: the enclosing level is then marked (by the
                     # caller: nothing ended), and the RELEASE's error is the
                     # one raised.
-                    logger.warning("vinyl: rolling back to a savepoint whose RELEASE failed failed too (%s): "
+                    logger.warning("vinyl: the server refused a RELEASE SAVEPOINT and then the rollback to it (%s): "
                                    "the enclosing block can only roll back", exc)
-                    raise refused from None
+                    raise refused from refused.__cause__  # (the driver's error stays its cause)
                 ended.append("rolled back")
                 raise
             ended.append("released")
