@@ -58,7 +58,7 @@ import asyncio
 import logging
 import random
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 import django.db
 from django.db import OperationalError
@@ -93,10 +93,7 @@ def conflict_reason(exc: BaseException) -> str | None:
     Looks at ``exc`` and the driver errors behind it (``__cause__``,
     SQLAlchemy's ``orig``) for a retryable SQLSTATE or MySQL error number.
     """
-    seen: list[BaseException] = []
-    error: BaseException | None = exc
-    while error is not None and not any(error is s for s in seen):
-        seen.append(error)
+    for error in _behind(exc):
         if isinstance(error, TransactionConflict) and error.reason != TransactionConflict.reason:
             return error.reason
         state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
@@ -105,8 +102,17 @@ def conflict_reason(exc: BaseException) -> str | None:
         args = getattr(error, "args", ())
         if args and isinstance(args[0], int) and args[0] in RETRYABLE_MYSQL_CODES:
             return f"error {args[0]} ({RETRYABLE_MYSQL_CODES[args[0]]})"
-        error = getattr(error, "orig", None) or error.__cause__
     return None
+
+
+def _behind(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then the errors behind it (SQLAlchemy's ``orig``, else ``__cause__``), each once."""
+    seen: list[BaseException] = []
+    error: BaseException | None = exc
+    while error is not None and not any(error is s for s in seen):
+        seen.append(error)
+        yield error
+        error = getattr(error, "orig", None) or error.__cause__
 
 
 def retry_reason(exc: BaseException) -> str | None:
@@ -118,15 +124,11 @@ def retry_reason(exc: BaseException) -> str | None:
     error vinyl did not map (a statement run on SQLAlchemy's connection)
     counts by its codes (:func:`conflict_reason`).
     """
-    seen: list[BaseException] = []
-    error: BaseException | None = exc
-    while error is not None and not any(error is s for s in seen):
-        seen.append(error)
+    for error in _behind(exc):
         if isinstance(error, TransactionConflict):
             return conflict_reason(error)
         if isinstance(error, django.db.Error):
             return None
-        error = getattr(error, "orig", None) or error.__cause__
     return conflict_reason(exc)
 
 
