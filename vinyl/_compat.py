@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.events
+import asyncio.tasks
 import copy
 import functools
 import inspect
@@ -176,6 +177,34 @@ class TaskWaitable:
         waited._asyncio_future_blocking = False
         self._asyncio_future_blocking = True
         self._waited = waited
+
+
+_need(
+    "Python", asyncio.Task, "_fut_waiter",
+    "vinyl.engine.lock finds a task that awaits, through tasks and gather(), a task waiting for a transaction level "
+    "the first one holds (a wait that would never end): what a task waits on has no public reading",
+)
+_need(
+    "Python", asyncio.tasks, "_GatheringFuture",
+    "the same search goes through gather(), whose future's class is private",
+)
+_GatheringFuture: Any = asyncio.tasks._GatheringFuture  # type: ignore[attr-defined]
+_need(
+    "Python", _GatheringFuture, "_children",
+    "the same search goes through gather(): the tasks a gather waits for have no public reading",
+    present=_set_by(_GatheringFuture.__init__, "_children"),
+)
+
+
+def awaited(waiting: Any) -> tuple:
+    """What ``waiting`` waits on right now: a task's future (or task), a
+    gather's children; nothing for other futures."""
+    if isinstance(waiting, asyncio.Task):
+        future = waiting._fut_waiter  # type: ignore[attr-defined]
+        return () if future is None else (future,)
+    if isinstance(waiting, _GatheringFuture):
+        return tuple(waiting._children)
+    return ()
 
 
 # -- SQLAlchemy -----------------------------------------------------------------

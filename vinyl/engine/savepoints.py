@@ -31,6 +31,9 @@ async def enter_child(parent: Scope) -> Scope:
     except BaseException:
         parent.lock.release()
         raise
+    # Named, so that a task waiting for this level while this task awaits
+    # it fails instead of waiting forever (see vinyl.engine.lock).
+    parent.lock.holder = asyncio.current_task()
     return parent.child()
 
 

@@ -17,7 +17,8 @@ tasks that use the enclosing level wait until the block ends: their writes
 can never land inside a savepoint that another task rolls back, and two
 siblings never open interleaved savepoints. (Consequence: inside a nested
 block, do not await a sibling task that uses the enclosing level; start the
-work inside the nested block instead.)
+work inside the nested block instead. Such a wait, found through tasks and
+``gather``, fails the sibling's statement: see vinyl.engine.lock.)
 
 Two context variables say which scope is in force:
 
