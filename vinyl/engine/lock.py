@@ -7,13 +7,14 @@ first served; a release hands the lock straight to the first waiter still
 waiting, so no task can take it in between.
 
 A level inside a transaction (a nested ``atomic`` block) holds its parent's
-lock for its whole life and names its task as the lock's ``holder``. A task
-that waits for such a lock while the holder awaits that very task (directly
-or through other tasks and ``gather``) would wait forever: every
-:data:`CYCLE_CHECK_S` seconds of its wait the waiter looks for that cycle,
-and if it finds it, its wait fails with Django's
-``TransactionManagementError`` instead, which the holder then gets from its
-await.
+lock for its whole life and names its task with :meth:`StatementLock.hold_for`.
+A task waiting for the lock while that task awaits it (directly, or through
+other tasks and ``gather``) would wait forever. While such a level holds the
+lock and tasks wait for it, the lock looks for that cycle every
+:data:`CYCLE_CHECK_S` seconds and fails the wait of each task in it with
+Django's ``TransactionManagementError``, which the level's task then gets
+from its await. A lock no level holds, or that nobody waits for, sets no
+timer.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from django.db.transaction import TransactionManagementError
 
 from vinyl._compat import awaited
 
-#: How often (seconds) a task waiting for a held level looks for a cycle.
+#: How often (seconds) a lock a level holds looks for a waiter that level awaits.
 CYCLE_CHECK_S = 0.1
-#: How deep the search follows what tasks await (a bound: chains are short).
+#: How many futures the search visits at most (chains of awaits are short).
 CYCLE_SEARCH_LIMIT = 1000
 
 
@@ -36,16 +37,23 @@ class StatementLock:
     """A first-come, first-served lock of one event loop (``asyncio.Lock``'s
     API: ``async with``, ``acquire``, ``release``, ``locked``)."""
 
-    __slots__ = ("_held", "_waiters", "holder")
+    __slots__ = ("_held", "_waiters", "_holder", "_watch")
 
     def __init__(self) -> None:
         self._held = False
         # Futures of the tasks waiting, in order; one set to a result was
         # handed the lock.
         self._waiters: deque[asyncio.Future[None]] | None = None
-        #: The task of the level that holds the lock until it ends (a nested
-        #: block), set by that level; None while a statement holds it.
-        self.holder: asyncio.Task | None = None
+        # The task of the level holding the lock until it ends (hold_for),
+        # and the timer looking for a waiter it awaits (see _check_cycle).
+        self._holder: asyncio.Task | None = None
+        self._watch: asyncio.TimerHandle | None = None
+
+    def hold_for(self, task: asyncio.Task | None) -> None:
+        """The lock, just taken, stays held for the life of a level of ``task``."""
+        self._holder = task
+        if self._waiters and task is not None:
+            self._arm()
 
     def locked(self) -> bool:
         return self._held
@@ -65,10 +73,10 @@ class StatementLock:
         waiters = self._waiters
         if waiters is None:
             waiters = self._waiters = deque()
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters.append(waiter)
-        watch = _CycleWatch(self, waiter, loop)
+        if self._holder is not None and self._watch is None:
+            self._arm()
         try:
             await waiter
         except BaseException:
@@ -82,15 +90,17 @@ class StatementLock:
                 except ValueError:
                     pass
             raise
-        finally:
-            watch.stop()
         return True
 
     def release(self) -> None:
         """Hand the lock to the first task still waiting, else free it."""
         if not self._held:
             raise RuntimeError("Lock is not acquired.")
-        self.holder = None
+        if self._holder is not None:
+            self._holder = None
+            if self._watch is not None:
+                self._watch.cancel()
+                self._watch = None
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
@@ -98,6 +108,27 @@ class StatementLock:
                 waiter.set_result(None)  # still held: it is the waiter's now
                 return
         self._held = False
+
+    def _arm(self) -> None:
+        self._watch = asyncio.get_running_loop().call_later(CYCLE_CHECK_S, self._check_cycle)
+
+    def _check_cycle(self) -> None:
+        """Fail the wait of each task the holding level's task awaits."""
+        self._watch = None
+        holder, waiters = self._holder, self._waiters
+        if holder is None or not waiters:
+            return
+        waiting = {id(waiter): waiter for waiter in waiters if not waiter.done()}
+        for task, waited in _awaited_tasks(holder):
+            waiter = waiting.pop(id(waited), None)
+            if waiter is not None:
+                waiter.set_exception(TransactionManagementError(
+                    f"task {task.get_name()} waits for a transaction level that a nested atomic block of task "
+                    f"{holder.get_name()} holds until the block ends, and that task awaits it: neither could go "
+                    f"on. Start that work inside the nested block, or await it before entering the block."
+                ))
+        if any(not waiter.done() for waiter in waiters):
+            self._arm()
 
     async def __aenter__(self) -> None:
         if not self._held:
@@ -115,48 +146,20 @@ class StatementLock:
         return f"<vinyl StatementLock {'locked' if self._held else 'unlocked'}, {waiting} waiting>"
 
 
-class _CycleWatch:
-    """Looks, every :data:`CYCLE_CHECK_S` seconds, whether the lock's holder
-    awaits the waiting task: then fails the wait (see the module docstring)."""
-
-    __slots__ = ("lock", "waiter", "task", "loop", "timer")
-
-    def __init__(self, lock: StatementLock, waiter: asyncio.Future[None], loop: asyncio.AbstractEventLoop) -> None:
-        self.lock = lock
-        self.waiter = waiter
-        self.task = asyncio.current_task(loop)
-        self.loop = loop
-        self.timer: asyncio.TimerHandle | None = loop.call_later(CYCLE_CHECK_S, self.check)
-
-    def check(self) -> None:
-        self.timer = None
-        if self.waiter.done():
-            return
-        holder = self.lock.holder
-        if holder is not None and self.task is not None and holder is not self.task and _awaits(holder, self.task):
-            self.waiter.set_exception(TransactionManagementError(
-                f"this task ({self.task.get_name()}) waits for a transaction level that a nested atomic block of "
-                f"task {holder.get_name()} holds until the block ends, and that task awaits this one: neither "
-                f"could go on. Start this work inside the nested block, or await it before entering the block."
-            ))
-            return
-        self.timer = self.loop.call_later(CYCLE_CHECK_S, self.check)
-
-    def stop(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-
-def _awaits(task: asyncio.Task, target: asyncio.Task) -> bool:
-    """Does ``task`` wait, through the tasks and gathers it awaits, for ``target``?"""
+def _awaited_tasks(task: asyncio.Task) -> list[tuple[asyncio.Task, object]]:
+    """The tasks ``task`` waits for, through tasks and gathers, each with
+    what it waits on itself."""
+    found: list[tuple[asyncio.Task, object]] = []
     pending: list = [task]
-    seen: set[int] = set()
+    seen = {id(task)}
     while pending and len(seen) < CYCLE_SEARCH_LIMIT:
         for waited in awaited(pending.pop()):
-            if waited is target:
-                return True
-            if id(waited) not in seen:
-                seen.add(id(waited))
-                pending.append(waited)
-    return False
+            if id(waited) in seen:
+                continue
+            seen.add(id(waited))
+            pending.append(waited)
+            if isinstance(waited, asyncio.Task):
+                inner = awaited(waited)
+                if inner:
+                    found.append((waited, inner[0]))
+    return found

@@ -33,7 +33,7 @@ async def enter_child(parent: Scope) -> Scope:
         raise
     # Named, so that a task waiting for this level while this task awaits
     # it fails instead of waiting forever (see vinyl.engine.lock).
-    parent.lock.holder = asyncio.current_task()
+    parent.lock.hold_for(asyncio.current_task())
     return parent.child()
 
 
