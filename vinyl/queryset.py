@@ -233,6 +233,19 @@ class VinylQuerySet(Generic[M]):
         self._values = ()
 
     @classmethod
+    def _fresh(cls, model: type[M], db: str | None) -> VinylQuerySet[M]:
+        """``VinylQuerySet(model, using=db)`` without its checks and keyword
+        (a manager's first call: ``Book.vinyl.filter(...)``, ``.get(...)``)."""
+        new = cls.__new__(cls)
+        new._built = None
+        new._model = model
+        new._db = db
+        new._steps = ()
+        new._recipe = ()
+        new._values = ()
+        return new
+
+    @classmethod
     def _wrap(cls, queryset: QuerySet) -> VinylQuerySet:
         new = cls.__new__(cls)
         new._set_built(queryset)
