@@ -98,7 +98,17 @@ class BoundVinylManager(_QuerySetAPI[M]):
         return self._model
 
     def get_queryset(self) -> VinylQuerySet[M]:
-        return VinylQuerySet(self._model, using=self._using)
+        return VinylQuerySet._fresh(self._model, self._using)
+
+    # The usual first calls, written here rather than through vinyl.proxies
+    # (its frame, getattr and get_queryset()'s frame on every statement):
+    # ``Book.vinyl.filter(...)`` and the coroutines that start from
+    # ``_queryset()`` (get, count, create...).
+    def _queryset(self) -> VinylQuerySet[M]:
+        return VinylQuerySet._fresh(self._model, self._using)
+
+    def filter(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
+        return VinylQuerySet._fresh(self._model, self._using)._chained("filter", args, kwargs)
 
     def all(self) -> VinylQuerySet[M]:
         return self.get_queryset()

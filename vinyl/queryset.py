@@ -20,7 +20,7 @@ from typing import (
     Iterator, Optional, ParamSpec, TypeVar, Union, overload,
 )  # fmt: skip
 
-from django.db import DatabaseError, connections, models
+from django.db import DatabaseError, connections, models, router
 from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.db.models.query import ModelIterable
@@ -30,7 +30,7 @@ from vinyl._aliases import QUERYSET_ALIASES, add_async_aliases
 from vinyl._vinylize import VinylModelIterable, adopt_related, vinyl_model
 from vinyl.engine.checkout import checkout, end_interrupted, release
 from vinyl.engine.disconnects import is_disconnect
-from vinyl.engine.engines import EngineEntry, engine_entry
+from vinyl.engine.engines import DEFAULT_ALIAS, engine_entry
 from vinyl.engine.scope import Scope, active_scope, bound_scope, close_rows, is_failure, write_failed
 from vinyl.engine.statements import fetch, write
 from vinyl.engine.streams import stream
@@ -172,14 +172,22 @@ def _scalar_read(kind: str) -> Callable[[Any], Coroutine[Any, Any, Any]]:
 
     @_on_managers
     async def read(self: VinylQuerySet[Any]) -> Any:
-        self = self._queryset()  # (a manager's: its get_queryset())
+        if type(self) is not VinylQuerySet:
+            self = self._queryset()  # (a manager's: its get_queryset())
         try:
-            if self._recipe is None and self._qs.query.is_empty():
+            recipe = self._recipe
+            if recipe is None and self._qs.query.is_empty():
                 # Django's own count() / exists(): it compiles its query (not
                 # the SELECT: no select_related or value checks of its own),
                 # finds it empty and runs nothing.
                 return await self._read(kind)
-            db, entry, cache, key, plan = self._scalar_plan(kind)
+            # The alias, engine entry (None without a recipe), plan cache,
+            # key and plan, looked up here (one call less per statement).
+            db = self.db
+            entry = engine_entry(db) if recipe is not None else None
+            cache = known_plan_cache(db, entry) if entry is not None else None
+            key = (self._model, kind, recipe)
+            plan = cache.lookup(key) if cache is not None else None
             if type(plan) is Plan:
                 return plan.build(await fetch(db, plan.sql, plan.params(self._values), entry))
             return await self._unplanned_scalar(db, cache, key, plan, kind)
@@ -233,6 +241,19 @@ class VinylQuerySet(Generic[M]):
         self._values = ()
 
     @classmethod
+    def _fresh(cls, model: type[M], db: str | None) -> VinylQuerySet[M]:
+        """``VinylQuerySet(model, using=db)`` without its checks and keyword
+        (a manager's first call: ``Book.vinyl.filter(...)``, ``.get(...)``)."""
+        new = cls.__new__(cls)
+        new._built = None
+        new._model = model
+        new._db = db
+        new._steps = ()
+        new._recipe = ()
+        new._values = ()
+        return new
+
+    @classmethod
     def _wrap(cls, queryset: QuerySet) -> VinylQuerySet:
         new = cls.__new__(cls)
         new._set_built(queryset)
@@ -271,12 +292,11 @@ class VinylQuerySet(Generic[M]):
         if self._db is not None:
             return self._db
         built = self._built
-        if built is None:
+        if built is None and not router.routers:
             # No hints (nothing built): without routers, reads and writes
-            # alike run on the default alias.
-            alias = routing.unrouted()
-            if alias is not None:
-                return alias
+            # alike run on the default alias, as routing.db_for_read() decides
+            # (asked here without its call: every statement asks).
+            return DEFAULT_ALIAS
         hints, for_write = routing.queryset_routing(built)
         if for_write or (built is None and any(s[0] == "select_for_update" for s in self._steps)):
             return routing.db_for_write(self._model, **hints)
@@ -287,10 +307,8 @@ class VinylQuerySet(Generic[M]):
         """The alias a write runs on: ``using()``'s, else the routers'."""
         if self._db is not None:
             return self._db
-        if self._built is None:  # no hints: without routers, the default alias
-            alias = routing.unrouted()
-            if alias is not None:
-                return alias
+        if self._built is None and not router.routers:
+            return DEFAULT_ALIAS  # no hints: without routers, the default alias (see db)
         return routing.db_for_write(self._model, **routing.queryset_routing(self._built)[0])
 
     def _queryset(self) -> VinylQuerySet[M]:
@@ -674,16 +692,6 @@ class VinylQuerySet(Generic[M]):
             return plan.sql, plan.params(self._values), plan.build
         return self._compile(self._django(), cache, key, plan, self._values, None)
 
-    def _scalar_plan(self, kind: str) -> tuple[str, EngineEntry | None, PlanCache | None, tuple, Any]:
-        """The alias, engine entry (None without a recipe), plan cache, key
-        and looked-up plan of count() / exists()."""
-        db = self.db
-        recipe = self._recipe
-        entry = engine_entry(db) if recipe is not None else None
-        cache = known_plan_cache(db, entry) if entry is not None else None
-        key = (self._model, kind, recipe)
-        return db, entry, cache, key, cache.lookup(key) if cache is not None else None
-
     async def _unplanned_scalar(self, db: str, cache: PlanCache | None, key: tuple, plan: Any, method: str) -> Any:
         """count() / exists() when ``key`` (looked up: ``plan``) has no plan yet."""
         kind = key[1]
@@ -813,7 +821,8 @@ class VinylQuerySet(Generic[M]):
     @_on_managers
     async def get(self, *args: Any, **kwargs: Any) -> M:
         """Return the one object matching the lookups (DoesNotExist otherwise)."""
-        self = self._queryset()  # (a manager's: its get_queryset())
+        if type(self) is not VinylQuerySet:
+            self = self._queryset()  # (a manager's: its get_queryset())
         # (_rows and _falls_back written out: see _fetch.)
         try:
             recipe = self._recipe
@@ -875,13 +884,15 @@ class VinylQuerySet(Generic[M]):
     @_on_managers
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
-        self = self._queryset()  # (a manager's: its get_queryset())
+        if type(self) is not VinylQuerySet:
+            self = self._queryset()  # (a manager's: its get_queryset())
         model = self._model
         db = self._write_db
         if model._meta.private_fields:  # content_object=...: its content type
             await generic.prepare_create(model, db, kwargs)
         # (None until the server facts that features need are known.)
-        plans = known_plan_cache(db) if self._recipe is not None else None
+        entry = engine_entry(db) if self._recipe is not None else None
+        plans = known_plan_cache(db, entry) if entry is not None else None
         if (
             plans is not None
             and inserts.plannable(model, db)
@@ -902,7 +913,7 @@ class VinylQuerySet(Generic[M]):
                             sql, driver_params = plan.prepare(plan.sql, params)
                             if type(driver_params) is not tuple:
                                 driver_params = tuple(driver_params)
-                            rows = await write(db, sql, driver_params, rows="insert_id" if plan.insert_id else True)
+                            rows = await write(db, sql, driver_params, rows="insert_id" if plan.insert_id else True, entry=entry)
                             if rows is not NotImplemented:
                                 plan.assign(obj, rows, db)
                                 return obj
@@ -1055,11 +1066,12 @@ class VinylQuerySet(Generic[M]):
             recipe = self._recipe + (shape,)  # type: ignore[operator]
             values = self._values + update_values
             db = self._write_db
-            cache = known_plan_cache(db)  # (_plans() of a recipe)
+            entry = engine_entry(db)  # (looked up once, for the cache and the statement)
+            cache = known_plan_cache(db, entry)  # (_plans() of a recipe)
             key = (self._model, "update", recipe)
             plan = cache.lookup(key) if cache is not None else None
             if type(plan) is Plan:
-                count = await write(db, plan.sql, plan.params(values))
+                count = await write(db, plan.sql, plan.params(values), entry=entry)
                 if count is not NotImplemented:
                     return count
             return await self._update_planned(kwargs, recipe, values, db, cache, key, plan)

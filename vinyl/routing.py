@@ -74,12 +74,6 @@ FALLBACK_METHOD = "db_for_read_fallback"
 RELATED_HINT = "vinyl_related"
 
 
-def unrouted() -> str | None:
-    """:data:`DEFAULT_ALIAS` when no router is configured: every read and write
-    without hints runs there (see :func:`db_for_read`); None otherwise."""
-    return None if router.routers else DEFAULT_ALIAS
-
-
 def db_for_read(model: type, **hints: Any) -> str:
     """Return the vinyl alias a read of ``model`` runs on (rules 2 to 4)."""
     if not hints and not router.routers:

@@ -10,6 +10,7 @@ I/O where the pool allows, and gives it back the same way.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -37,13 +38,17 @@ from vinyl.engine.engines import (
     take_idle,
 )
 from vinyl.engine.savepoints import savepoint
-from vinyl.engine.scope import Scope, State, active_scope, refuse_if_broken
+from vinyl.engine.scope import Scope, State, _active, active_scope, refuse_if_broken
 from vinyl.engine.shield import finish
 from vinyl.engine.turns import pooled_in_turn
 
 T = TypeVar("T")
 
 _CLOSED, _INVALID = State.CLOSED, State.INVALID
+
+# _querylog.observing() and active_scope(), written out where every statement
+# outside a block asks (a call less each).
+_recorders, _sql_debug, _DEBUG = _querylog._recorders, _querylog.logger.isEnabledFor, logging.DEBUG
 
 
 def fetch(alias: str, sql: str, params: tuple, entry: EngineEntry | None = None) -> Awaitable[list]:
@@ -53,7 +58,7 @@ def fetch(alias: str, sql: str, params: tuple, entry: EngineEntry | None = None)
     once more on a fresh one (inside one, an error is the block's).
     ``entry``: ``engine_entry(alias)`` where the caller has it at hand.
     """
-    scope = active_scope(alias)
+    scope = _active.get().get(alias)
     if scope is not None:
         return _in_scope(alias, scope, sql, params, True, False)
     return _fetch_outside(alias, sql, params, entry)
@@ -78,7 +83,7 @@ async def _fetch_outside(alias: str, sql: str, params: tuple, entry: EngineEntry
     if held is not None:
         config = entry.config
         pooled, driver = held
-        started = time.perf_counter() if _querylog.observing() else None
+        started = time.perf_counter() if _recorders.get() or _sql_debug(_DEBUG) else None
         try:
             try:
                 rows = await config.fetch(driver, sql, params)  # type: ignore[misc]
@@ -120,7 +125,9 @@ async def recover_from_disconnect(alias: str, exc: BaseException) -> bool:
     return True
 
 
-def write(alias: str, sql: str, params: tuple, *, rows: bool | str = False, marks_block: bool = True) -> Awaitable[Any]:
+def write(
+    alias: str, sql: str, params: tuple, *, rows: bool | str = False, marks_block: bool = True, entry: EngineEntry | None = None
+) -> Awaitable[Any]:
     """Run one write statement straight on the driver; ``NotImplemented`` if
     it cannot run there (the caller goes through the bridge instead).
 
@@ -132,10 +139,12 @@ def write(alias: str, sql: str, params: tuple, *, rows: bool | str = False, mark
     retried: a write may have reached the server. Returns the rows of a
     RETURNING statement (``rows``), else the number of rows matched; with
     ``rows="insert_id"``, an INSERT's new auto-increment key as that row.
+    ``entry``: ``engine_entry(alias)`` where the caller has it at hand.
     """
-    scope = active_scope(alias)
+    scope = _active.get().get(alias)
     if scope is None:
-        entry = engine_entry(alias)
+        if entry is None:
+            entry = engine_entry(alias)
         if entry.autocommit_options is None:
             return _not_implemented()
         return _fetch_pooled(alias, entry, sql, params, rows)
@@ -178,7 +187,7 @@ async def _fetch_pooled(alias: str, entry: EngineEntry, sql: str, params: tuple,
     config = entry.config
     run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
     pooled, driver = held
-    started = time.perf_counter() if _querylog.observing() else None
+    started = time.perf_counter() if _recorders.get() or _sql_debug(_DEBUG) else None
     try:
         try:
             result = await run(driver, sql, params)  # type: ignore[misc]
