@@ -18,6 +18,37 @@ def test_a_list_of_integers_has_each_integers_own_kind():
         assert shape == ("filter", ((key, list, tuple(_slot_kind(v) for v in slots)),))
 
 
+def test_an_in_list_within_one_size_band_has_each_integers_own_kind():
+    # A list whose integers all fall in one size band gets its kinds at once
+    # (min and max): each must stay the one a single integer gets, at the
+    # edges of every band, with repeats and None dropped as Django drops them.
+    bands = [(0, 32767), (32768, 65535), (65536, 2**31 - 1), (-5, 3), (2**31, 2**31 + 2)]
+    for low, high in bands:
+        for values in ([low, high, low], [high, None, low, high], [low], [high, low + 1, None, None]):
+            shape, slots = step_shape("filter", (), {"id__in": list(values)})
+            unique = [v for v in dict.fromkeys(values) if v is not None]
+            # (Integers of several kinds go in ascending order: see below.)
+            assert list(slots) == (unique if len({_slot_kind(v) for v in unique}) == 1 else sorted(unique))
+            kinds = tuple(_slot_kind(v) for v in slots)
+            marked = (None,) if None in values else ()
+            assert shape == ("filter", (("id__in", list, kinds, *marked),))
+
+
+def test_holds_none_finds_only_none_itself():
+    # (An IN list holding None compiles differently; a value equal to None
+    # without being it is not None.)
+    class EqualsEverything:
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        __hash__ = object.__hash__
+
+    assert shapes.holds_none("id__in", [1, None, 2])
+    assert not shapes.holds_none("id__in", [1, 2])
+    assert not shapes.holds_none("id__in", [EqualsEverything()])
+    assert not shapes.holds_none("id", [None])
+
+
 def test_every_order_of_an_in_list_has_one_shape():
     # An IN list's values grouped by kind (integers in ascending order,
     # other values each kind's in the list's order), in Django's query too:
