@@ -103,9 +103,8 @@ class BoundVinylManager(_QuerySetAPI[M]):
     # The usual first calls, written here rather than through vinyl.proxies
     # (its frame, getattr and get_queryset()'s frame on every statement):
     # ``Book.vinyl.filter(...)`` and the coroutines that start from
-    # ``_queryset()`` (get, count, create...).
-    def _queryset(self) -> VinylQuerySet[M]:
-        return VinylQuerySet._fresh(self._model, self._using)
+    # ``_queryset()`` (get, count, create...), which is get_queryset itself.
+    _queryset = get_queryset
 
     def filter(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
         return VinylQuerySet._fresh(self._model, self._using)._chained("filter", args, kwargs)

@@ -225,9 +225,13 @@ class VinylQuerySet(Generic[M]):
             return
         if model is None:
             raise TypeError("VinylQuerySet() needs a model or a queryset")
+        self._start(model, using)
+
+    def _start(self, model: type[M], db: str | None) -> None:
+        """All rows of ``model`` (on ``db``, None: the routers'), nothing built yet."""
         self._built: QuerySet | None = None
         self._model = model
-        self._db = using
+        self._db = db
         self._steps: tuple = ()
         self._recipe: tuple | None = ()
         self._values: tuple = ()
@@ -245,12 +249,7 @@ class VinylQuerySet(Generic[M]):
         """``VinylQuerySet(model, using=db)`` without its checks and keyword
         (a manager's first call: ``Book.vinyl.filter(...)``, ``.get(...)``)."""
         new = cls.__new__(cls)
-        new._built = None
-        new._model = model
-        new._db = db
-        new._steps = ()
-        new._recipe = ()
-        new._values = ()
+        new._start(model, db)
         return new
 
     @classmethod

@@ -13,6 +13,8 @@ sibling that waits for the block, not awaited by it) is unchanged.
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 from django.db.transaction import TransactionManagementError
@@ -27,37 +29,42 @@ pytestmark = pytest.mark.usefixtures("vinyl_db")
 LIMIT = 20
 
 
-async def test_awaiting_a_sibling_that_waits_for_the_enclosing_level_raises_instead_of_hanging(backend):
-    # The sibling is started before the nested block: it uses the outer level.
-    with pytest.raises(TransactionManagementError, match="awaits"):
-        await asyncio.wait_for(_outer_context_sibling(), LIMIT)
-    assert await committed_names() == []
-    assert await returned() == 0
-
-
-async def _outer_context_sibling() -> None:
-    async with vinyl.atomic():
-        await Author.vinyl.create(name="outer")
-        started = asyncio.Event()
-        sibling = asyncio.create_task(_wait_then_create(started))
-        async with vinyl.atomic():
-            started.set()
-            await Author.vinyl.create(name="inner")
-            await sibling
-
-
 async def _wait_then_create(started: asyncio.Event) -> None:
     await started.wait()
     await Author.vinyl.create(name="sibling")
 
 
+@asynccontextmanager
+async def _nested_block_after_a_sibling(
+    sibling: Callable[[asyncio.Event], Awaitable[None]] = _wait_then_create,
+) -> AsyncIterator[asyncio.Task]:
+    """Start ``sibling`` on the enclosing level (it waits until told), then
+    open a nested block and let the sibling go: yields the sibling's task."""
+    started = asyncio.Event()
+    task = asyncio.create_task(sibling(started))
+    async with vinyl.atomic():
+        started.set()
+        yield task
+
+
+async def test_awaiting_a_sibling_that_waits_for_the_enclosing_level_raises_instead_of_hanging(backend):
+    async def body() -> None:
+        async with vinyl.atomic():
+            await Author.vinyl.create(name="outer")
+            async with _nested_block_after_a_sibling() as sibling:
+                await Author.vinyl.create(name="inner")
+                await sibling
+
+    with pytest.raises(TransactionManagementError, match="awaits"):
+        await asyncio.wait_for(body(), LIMIT)
+    assert await committed_names() == []
+    assert await returned() == 0
+
+
 async def test_a_sibling_awaited_through_gather_is_found_too(backend):
     async def body() -> None:
         async with vinyl.atomic():
-            started = asyncio.Event()
-            sibling = asyncio.create_task(_wait_then_create(started))
-            async with vinyl.atomic():
-                started.set()
+            async with _nested_block_after_a_sibling() as sibling:
                 await asyncio.gather(sibling)
 
     with pytest.raises(TransactionManagementError, match="awaits"):
@@ -73,10 +80,7 @@ async def test_the_error_is_a_failed_write_of_the_enclosing_level_which_then_onl
     async def body() -> tuple[str, str]:
         async with vinyl.atomic():
             await Author.vinyl.create(name="outer")
-            started = asyncio.Event()
-            sibling = asyncio.create_task(_wait_then_create(started))
-            async with vinyl.atomic():
-                started.set()
+            async with _nested_block_after_a_sibling() as sibling:
                 await Author.vinyl.create(name="inner")
                 try:
                     await sibling
@@ -99,16 +103,12 @@ async def test_a_sibling_not_awaited_by_the_block_waits_for_it_and_runs_after(ba
     order: list[str] = []
 
     async def sibling(started: asyncio.Event) -> None:
-        await started.wait()
-        await Author.vinyl.create(name="sibling")
+        await _wait_then_create(started)
         order.append("sibling")
 
     async def body() -> None:
         async with vinyl.atomic():
-            started = asyncio.Event()
-            task = asyncio.create_task(sibling(started))
-            async with vinyl.atomic():
-                started.set()
+            async with _nested_block_after_a_sibling(sibling) as task:
                 await asyncio.sleep(0.5)  # several detection rounds while the sibling waits
                 await Author.vinyl.create(name="inner")
                 order.append("inner")

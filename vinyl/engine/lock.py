@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from types import TracebackType
+from typing import Any
 
 from django.db.transaction import TransactionManagementError
 
@@ -118,10 +119,10 @@ class StatementLock:
         holder, waiters = self._holder, self._waiters
         if holder is None or not waiters:
             return
-        waiting = {id(waiter): waiter for waiter in waiters if not waiter.done()}
-        for task, waited in _awaited_tasks(holder):
-            waiter = waiting.pop(id(waited), None)
-            if waiter is not None:
+        waited_by = _waited_by(holder)
+        for waiter in waiters:
+            task = waited_by.get(id(waiter))
+            if task is not None and not waiter.done():
                 waiter.set_exception(TransactionManagementError(
                     f"task {task.get_name()} waits for a transaction level that a nested atomic block of task "
                     f"{holder.get_name()} holds until the block ends, and that task awaits it: neither could go "
@@ -146,20 +147,15 @@ class StatementLock:
         return f"<vinyl StatementLock {'locked' if self._held else 'unlocked'}, {waiting} waiting>"
 
 
-def _awaited_tasks(task: asyncio.Task) -> list[tuple[asyncio.Task, object]]:
-    """The tasks ``task`` waits for, through tasks and gathers, each with
-    what it waits on itself."""
-    found: list[tuple[asyncio.Task, object]] = []
+def _waited_by(task: asyncio.Task) -> dict[int, Any]:
+    """What ``task`` waits for, directly or through tasks and gathers: the
+    id of each future or task reached, mapped to the one waiting on it."""
+    waited_by: dict[int, Any] = {}
     pending: list = [task]
-    seen = {id(task)}
-    while pending and len(seen) < CYCLE_SEARCH_LIMIT:
-        for waited in awaited(pending.pop()):
-            if id(waited) in seen:
-                continue
-            seen.add(id(waited))
-            pending.append(waited)
-            if isinstance(waited, asyncio.Task):
-                inner = awaited(waited)
-                if inner:
-                    found.append((waited, inner[0]))
-    return found
+    while pending and len(waited_by) < CYCLE_SEARCH_LIMIT:
+        waiting = pending.pop()
+        for waited in awaited(waiting):
+            if id(waited) not in waited_by:
+                waited_by[id(waited)] = waiting
+                pending.append(waited)
+    return waited_by
