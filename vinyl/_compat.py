@@ -27,10 +27,11 @@ import asyncio.tasks
 import copy
 import functools
 import inspect
+import logging
 import warnings
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version as _installed
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any, Awaitable, NamedTuple
 
 import django
@@ -78,6 +79,8 @@ class Needed(NamedTuple):
 
 #: Every private name checked at import (and listed by the compat test).
 NEEDED: list[Needed] = []
+
+_logger = logging.getLogger("vinyl.transaction")
 
 
 def _version(dependency: str) -> str:
@@ -196,15 +199,143 @@ _need(
 )
 
 
-def awaited(waiting: Any) -> tuple:
+def awaited(waiting: Any) -> tuple | None:
     """What ``waiting`` waits on right now: a task's future (or task), a
-    gather's children; nothing for other futures."""
+    gather's children; None for another future (what resolves it is found
+    from the other side: see :func:`ended_by`)."""
     if isinstance(waiting, asyncio.Task):
         future = waiting._fut_waiter  # type: ignore[attr-defined]
         return () if future is None else (future,)
     if isinstance(waiting, _GatheringFuture):
         return tuple(waiting._children)
+    return None
+
+
+# asyncio.wait, asyncio.wait_for with a timeout (Python 3.11), shield and
+# as_completed make the awaiting task wait on a future of their own, which a
+# done-callback they add to the awaited task resolves: the same search reads
+# a task's done-callbacks to go from that future to the task. These names are
+# optional: where asyncio changed one, that kind of wait is not followed and
+# the first search logs a warning (it then finds fewer waits, never a wrong one).
+_COMPLETION_MISSING: list[str] = []
+
+
+def _optional(owner: Any, name: str, reason: str, present: Callable[[], bool] | None = None) -> bool:
+    """Like :func:`_need`, but a missing name turns one search step off."""
+    where = _where(owner)
+    NEEDED.append(Needed("Python", where, name, reason))
+    found = present() if present is not None else hasattr(owner, name)
+    if not found:
+        _COMPLETION_MISSING.append(f"{where}.{name}")
+    return found
+
+
+def _nested(function: Any, name: str, cells: tuple[str, ...]) -> CodeType | None:
+    """The code of ``function``'s local function ``name``, if it closes over ``cells``."""
+    for const in getattr(getattr(function, "__code__", None), "co_consts", ()):
+        if isinstance(const, CodeType) and const.co_name == name and set(cells) <= set(const.co_freevars):
+            return const
+    return None
+
+
+_SAME_SEARCH = "the level-deadlock search goes from a future a task awaits to the task whose end resolves it: "
+_callbacks_ok = _optional(
+    asyncio.Future, "_callbacks",
+    _SAME_SEARCH + "a future's (a task's) done-callbacks have no public reading",
+)
+_WAIT_CELLS = ("counter", "return_when", "timeout_handle", "waiter")
+_WAIT_CODE = _nested(getattr(asyncio.tasks, "_wait", None), "_on_completion", _WAIT_CELLS)
+_optional(
+    asyncio.tasks, "_wait.<locals>._on_completion",
+    _SAME_SEARCH + "asyncio.wait's callback (_on_completion, closing over " + ", ".join(_WAIT_CELLS) + ") "
+    "resolves its waiter when its tasks are done",
+    present=lambda: _WAIT_CODE is not None,
+)
+_SHIELD_CODE = _nested(asyncio.shield, "_inner_done_callback", ("outer",))
+_optional(
+    asyncio.tasks, "shield.<locals>._inner_done_callback",
+    _SAME_SEARCH + "shield's callback (_inner_done_callback, closing over outer) resolves the future it returns",
+    present=lambda: _SHIELD_CODE is not None,
+)
+_getters_ok = _optional(
+    asyncio.Queue, "_getters",
+    _SAME_SEARCH + "as_completed's callback resolves a queue's waiting getters, which have no public reading",
+    present=_set_by(asyncio.Queue.__init__, "_getters"),
+)
+_AS_COMPLETED_CELLS = ("done", "timeout_handle", "todo")
+_AS_COMPLETED_CODE = _nested(asyncio.as_completed, "_on_completion", _AS_COMPLETED_CELLS) if _getters_ok else None
+_optional(
+    asyncio.tasks, "as_completed.<locals>._on_completion",
+    _SAME_SEARCH + "as_completed's callback (_on_completion, closing over " + ", ".join(_AS_COMPLETED_CELLS) + ") "
+    "puts the task in a queue, whose waiting getters' futures it resolves",
+    present=lambda: _AS_COMPLETED_CODE is not None,
+)
+_optional(
+    asyncio.tasks, "_release_waiter",
+    _SAME_SEARCH + "wait_for with a timeout on Python 3.11 adds partial(_release_waiter, waiter) to the task",
+)
+_release_waiter: Any = getattr(asyncio.tasks, "_release_waiter", None)
+_completion_warned = False
+
+
+def _resolved(callback: Any) -> tuple:
+    """The futures ``callback``, a done-callback of a task, resolves when the
+    task ends and that wait for nothing else; () for any other callback."""
+    if isinstance(callback, functools.partial):
+        if _release_waiter is not None and callback.func is _release_waiter and len(callback.args) == 1:
+            return callback.args
+        return ()
+    code: CodeType | None = getattr(callback, "__code__", None)
+    if code is None or not (code is _WAIT_CODE or code is _SHIELD_CODE or code is _AS_COMPLETED_CODE):
+        return ()
+    try:
+        cells = {name: cell.cell_contents for name, cell in zip(code.co_freevars, callback.__closure__)}
+    except ValueError:  # a cell not yet set: the callback is not one vinyl reads
+        return ()
+    if code is _SHIELD_CODE:
+        return (cells["outer"],)
+    if cells["timeout_handle"] is not None:
+        return ()  # the wait ends at its timeout and leaves the task running: no deadlock
+    if code is _WAIT_CODE:
+        # Its waiter needs this task unless another task's end may resolve it.
+        if cells["return_when"] == asyncio.ALL_COMPLETED or cells["counter"] == 1:
+            return (cells["waiter"],)
+        return ()
+    if len(cells["todo"]) == 1:  # as_completed: the next one to end is this task
+        return tuple(cells["done"]._getters)
     return ()
+
+
+def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, list[asyncio.Task]]:
+    """Each future (by id) that only the end of one of ``tasks`` resolves,
+    mapped to those tasks (asyncio.wait, wait_for on 3.11, shield, as_completed)."""
+    global _completion_warned
+    if _COMPLETION_MISSING or not _callbacks_ok:
+        if not _completion_warned:
+            _completion_warned = True
+            _logger.warning(
+                "vinyl: this asyncio (Python %s) lacks %s: the level-deadlock check does not follow waits "
+                "through them", _version("Python"), ", ".join(_COMPLETION_MISSING),
+            )
+        if not _callbacks_ok:
+            return {}
+    found: dict[int, list[asyncio.Task]] = {}
+    try:
+        for task in tasks:
+            for entry in task._callbacks or ():
+                if not (isinstance(entry, tuple) and len(entry) == 2):
+                    raise TypeError(f"a task's done-callbacks are {entry!r}, not (callback, context) pairs")
+                for future in _resolved(entry[0]):
+                    found.setdefault(id(future), []).append(task)
+    except (AttributeError, KeyError, TypeError) as exc:  # what the checks at import could not see
+        if not _completion_warned:
+            _completion_warned = True
+            _logger.warning(
+                "vinyl: this asyncio (Python %s) is not as vinyl reads it (%s): the level-deadlock check does not "
+                "follow waits through asyncio.wait, wait_for, shield and as_completed", _version("Python"), exc,
+            )
+        return {}
+    return found
 
 
 # -- SQLAlchemy -----------------------------------------------------------------

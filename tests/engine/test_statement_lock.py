@@ -10,10 +10,13 @@ tests/transactions and tests/engine/test_cancellation.py.)
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
+from django.db.transaction import TransactionManagementError
 
-from vinyl.engine.lock import StatementLock
+from vinyl import _compat
+from vinyl.engine.lock import CYCLE_CHECK_S, StatementLock
 
 
 async def test_try_acquire_takes_a_free_lock_only() -> None:
@@ -109,3 +112,57 @@ async def test_matches_asyncio_lock_under_a_cancellation_storm() -> None:
         assert not lock.locked()
         assert inside == 0
         assert done + sum(t.cancelled() for t in tasks) == 200
+
+
+# -- the level-deadlock search where asyncio changed --------------------------
+
+
+async def _hold_and_wait_for_a_waiter(wait: object) -> None:
+    """Hold the lock for this task's level, start a task that waits for it,
+    and wait on that task through ``wait``."""
+    lock = StatementLock()
+    assert lock.try_acquire()
+    lock.hold_for(asyncio.current_task())
+
+    async def waiter() -> None:
+        async with lock:
+            pass
+
+    sibling = asyncio.create_task(waiter())
+    try:
+        await wait(sibling)  # type: ignore[operator]
+        await sibling
+    finally:
+        sibling.cancel()
+        lock.release()
+
+
+async def test_a_wait_through_asyncio_wait_is_found() -> None:
+    with pytest.raises(TransactionManagementError, match="awaits"):
+        await asyncio.wait_for(_hold_and_wait_for_a_waiter(lambda t: asyncio.wait({t})), 5)
+
+
+async def test_a_changed_asyncio_wait_is_not_followed_and_says_so_once(monkeypatch, caplog) -> None:
+    # As if asyncio.wait's callback no longer had the closure vinyl reads.
+    monkeypatch.setattr(_compat, "_WAIT_CODE", None)
+    monkeypatch.setattr(_compat, "_COMPLETION_MISSING", ["asyncio.tasks._wait.<locals>._on_completion"])
+    monkeypatch.setattr(_compat, "_completion_warned", False)
+    with caplog.at_level(logging.WARNING, logger="vinyl.transaction"):
+        with pytest.raises(TimeoutError):  # not found: it waits, as before the search read callbacks
+            await asyncio.wait_for(_hold_and_wait_for_a_waiter(lambda t: asyncio.wait({t})), 5 * CYCLE_CHECK_S)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "_on_completion" in warnings[0], warnings
+
+
+async def test_done_callbacks_of_another_shape_turn_the_step_off_with_a_warning(caplog) -> None:
+    class Changed:
+        _callbacks = [object()]  # not (callback, context) pairs
+
+    with caplog.at_level(logging.WARNING, logger="vinyl.transaction"):
+        saved = _compat._completion_warned
+        _compat._completion_warned = False
+        try:
+            assert _compat.ended_by([Changed()]) == {}  # type: ignore[list-item]
+        finally:
+            _compat._completion_warned = saved
+    assert any("not (callback, context) pairs" in r.getMessage() for r in caplog.records)

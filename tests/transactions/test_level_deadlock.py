@@ -8,11 +8,18 @@ the sibling waits and fails the sibling's statement with Django's
 is a failed write of the enclosing level, which then can only roll back, as
 Django leaves a block a failed save ran in. Waiting itself (a
 sibling that waits for the block, not awaited by it) is unchanged.
+
+The block's task may await the sibling directly, through ``gather``, or
+through the futures of ``asyncio.wait``, ``wait_for`` (its own future on
+Python 3.11), ``shield`` and ``as_completed``, which only the sibling's end
+resolves. A wait that something else may end (another task, a timeout that
+leaves the sibling running) is no deadlock and is left alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable
 
@@ -116,5 +123,86 @@ async def test_a_sibling_not_awaited_by_the_block_waits_for_it_and_runs_after(ba
 
     await asyncio.wait_for(body(), LIMIT)
     assert order == ["inner", "sibling"]
+    assert await committed_names() == ["inner", "sibling"]
+    assert await returned() == 0
+
+
+async def _fails_the_sibling(wait: Callable[[asyncio.Task], Awaitable[object]]) -> None:
+    async def body() -> None:
+        async with vinyl.atomic():
+            async with _nested_block_after_a_sibling() as sibling:
+                await Author.vinyl.create(name="inner")
+                await wait(sibling)
+                await sibling  # asyncio.wait returns it done rather than raise its error
+
+    with pytest.raises(TransactionManagementError, match="awaits"):
+        await asyncio.wait_for(body(), LIMIT)
+    assert await committed_names() == []
+    assert await returned() == 0
+
+
+async def test_a_sibling_awaited_through_asyncio_wait_is_found(backend):
+    await _fails_the_sibling(lambda sibling: asyncio.wait({sibling}))
+
+
+async def test_a_sibling_awaited_through_wait_for_with_a_timeout_is_found(backend):
+    # On Python 3.11 wait_for waits on a future of its own; the timeout, far
+    # beyond LIMIT, would only end the wait by cancelling the sibling.
+    await _fails_the_sibling(lambda sibling: asyncio.wait_for(sibling, 2 * LIMIT))
+
+
+async def test_a_sibling_awaited_through_shield_is_found(backend):
+    await _fails_the_sibling(asyncio.shield)
+
+
+async def test_a_sibling_awaited_through_as_completed_is_found(backend):
+    async def first_done(sibling: asyncio.Task) -> None:
+        for next_done in asyncio.as_completed([sibling]):
+            await next_done
+
+    await _fails_the_sibling(first_done)
+
+
+async def _sleep_outside_then_create(name: str) -> None:
+    await asyncio.sleep(0.5)  # several detection rounds while the level's sibling waits
+    await Author.vinyl.create(name=name)
+
+
+async def test_a_task_awaited_through_asyncio_wait_that_does_not_use_the_level_is_not_failed(backend):
+    # The awaited task runs outside the transaction (its own connection); the
+    # sibling that waits for the level is not awaited by the block.
+    async def body() -> None:
+        async with vinyl.atomic():
+            async with _nested_block_after_a_sibling() as sibling:
+                other = asyncio.create_task(_sleep_outside_then_create("other"), context=contextvars.Context())
+                await asyncio.wait({other})
+                await other
+                await Author.vinyl.create(name="inner")
+            await sibling
+
+    await asyncio.wait_for(body(), LIMIT)
+    assert await committed_names() == ["inner", "other", "sibling"]
+    assert await returned() == 0
+
+
+@pytest.mark.parametrize("kind", ["first_completed", "timeout"])
+async def test_a_wait_that_something_else_ends_leaves_the_sibling_waiting(backend, kind):
+    # Another task's end (FIRST_COMPLETED) or asyncio.wait's timeout, which
+    # does not cancel the sibling, ends the block's wait: the sibling then runs.
+    async def body() -> bool:
+        async with vinyl.atomic():
+            async with _nested_block_after_a_sibling() as sibling:
+                if kind == "first_completed":
+                    other = asyncio.create_task(asyncio.sleep(0.5))
+                    done, pending = await asyncio.wait({sibling, other}, return_when=asyncio.FIRST_COMPLETED)
+                    assert done == {other}
+                else:
+                    done, pending = await asyncio.wait({sibling}, timeout=0.5)
+                await Author.vinyl.create(name="inner")
+            waited = pending == {sibling}
+            await sibling
+        return waited
+
+    assert await asyncio.wait_for(body(), LIMIT)
     assert await committed_names() == ["inner", "sibling"]
     assert await returned() == 0

@@ -225,3 +225,34 @@ async def test_atomic_retries_run_a_timed_out_lock_wait_again(backend, lock_wait
     assert raised.value.reason == "error 1205 (lock wait timeout)"
     # Each attempt was rolled back whole, by vinyl: no Cy.
     assert not await Author.vinyl.filter(name="Cy").exists()
+
+
+# -- raw SQL NOWAIT ---------------------------------------------------------
+
+RAW_NOWAIT = "SELECT * FROM testapp_author WHERE name = %s FOR UPDATE NOWAIT"
+
+
+def _django_raw_nowait(backend: str) -> Outcome:
+    with _sync(backend) as alias:
+
+        def block() -> None:
+            with transaction.atomic(using=alias):
+                list(Author.objects.using(alias).raw(RAW_NOWAIT, ["Bob"]))
+
+        return _step(block)
+
+
+async def test_raw_sql_nowait_on_a_locked_row_is_caught_as_djangos_error(backend):
+    """Django raises its OperationalError; vinyl's error is one too, so the
+    same ``except`` catches both. On MariaDB it is the subclass
+    TransactionConflict: the server's 1205 is also a timed-out lock wait's,
+    and raw SQL has no Query to say NOWAIT (documented in docs/scaling.md)."""
+    await Author.vinyl.create(name="Bob")
+    async with locked_by_django(backend):
+        expected = await asyncio.to_thread(_django_raw_nowait, backend)
+        with pytest.raises(DatabaseError) as raised:
+            async with vinyl.atomic():
+                await Author.vinyl.raw(RAW_NOWAIT, ["Bob"])
+    assert expected is OperationalError
+    assert isinstance(raised.value, OperationalError)
+    assert isinstance(raised.value, TransactionConflict) is (backend == "mysql")
