@@ -13,7 +13,8 @@ VENV_PY313 ?= .venv-py313
 # What the matrix legs run: a smoke subset of every layer, and the
 # differential harness (Django as the oracle) where it exists.
 MATRIX_TESTS ?= tests/test_queryset.py tests/test_plan_cache.py tests/test_errors.py tests/test_write_plans.py \
-	tests/transactions/test_atomic.py tests/transactions/test_concurrency.py tests/engine/test_cancellation.py \
+	tests/transactions/test_atomic.py tests/transactions/test_concurrency.py tests/transactions/test_level_deadlock.py \
+	tests/engine/test_statement_lock.py tests/engine/test_cancellation.py \
 	tests/engine/test_pool.py tests/relations/test_loading.py tests/packaging/test_matrix.py tests/packaging/test_compat.py \
 	$(wildcard tests/differential)
 

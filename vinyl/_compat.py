@@ -264,18 +264,34 @@ _getters_ok = _optional(
 )
 _AS_COMPLETED_CELLS = ("done", "timeout_handle", "todo")
 _AS_COMPLETED_CODE = _nested(asyncio.as_completed, "_on_completion", _AS_COMPLETED_CELLS) if _getters_ok else None
-_optional(
-    asyncio.tasks, "as_completed.<locals>._on_completion",
-    _SAME_SEARCH + "as_completed's callback (_on_completion, closing over " + ", ".join(_AS_COMPLETED_CELLS) + ") "
-    "puts the task in a queue, whose waiting getters' futures it resolves",
-    present=lambda: _AS_COMPLETED_CODE is not None,
-)
+# Python 3.13 made as_completed an iterator object, whose bound method is the callback.
+_AS_COMPLETED_ITERATOR: Any = getattr(asyncio.tasks, "_AsCompletedIterator", None)
+_AS_COMPLETED_METHOD: Any = getattr(_AS_COMPLETED_ITERATOR, "_handle_completion", None) if _getters_ok else None
+_AS_COMPLETED_FIELDS = ("_done", "_timeout_handle", "_todo")
+if _AS_COMPLETED_ITERATOR is None:
+    _optional(
+        asyncio.tasks, "as_completed.<locals>._on_completion",
+        _SAME_SEARCH + "as_completed's callback (_on_completion, closing over " + ", ".join(_AS_COMPLETED_CELLS) + ") "
+        "puts the task in a queue, whose waiting getters' futures it resolves",
+        present=lambda: _AS_COMPLETED_CODE is not None,
+    )
+else:
+    _optional(
+        _AS_COMPLETED_ITERATOR, "_handle_completion",
+        _SAME_SEARCH + "as_completed's callback (the bound _handle_completion of its iterator, whose "
+        + ", ".join(_AS_COMPLETED_FIELDS) + " it reads) puts the task in a queue, whose waiting getters' futures it "
+        "resolves",
+        present=lambda: _AS_COMPLETED_METHOD is not None
+        and all(_set_by(_AS_COMPLETED_ITERATOR.__init__, name)() for name in _AS_COMPLETED_FIELDS),
+    )
 _optional(
     asyncio.tasks, "_release_waiter",
     _SAME_SEARCH + "wait_for with a timeout on Python 3.11 adds partial(_release_waiter, waiter) to the task",
 )
 _release_waiter: Any = getattr(asyncio.tasks, "_release_waiter", None)
-_completion_warned = False
+# Each of the two warnings below is logged once per process.
+_missing_warned = False
+_shape_warned = False
 
 
 def _resolved(callback: Any) -> tuple:
@@ -284,6 +300,11 @@ def _resolved(callback: Any) -> tuple:
     if isinstance(callback, functools.partial):
         if _release_waiter is not None and callback.func is _release_waiter and len(callback.args) == 1:
             return callback.args
+        return ()
+    if _AS_COMPLETED_METHOD is not None and getattr(callback, "__func__", None) is _AS_COMPLETED_METHOD:
+        waits = callback.__self__  # as_completed (Python 3.13+): the next one to end is this task
+        if waits._timeout_handle is None and len(waits._todo) == 1:
+            return tuple(waits._done._getters)
         return ()
     code: CodeType | None = getattr(callback, "__code__", None)
     if code is None or not (code is _WAIT_CODE or code is _SHIELD_CODE or code is _AS_COMPLETED_CODE):
@@ -309,10 +330,10 @@ def _resolved(callback: Any) -> tuple:
 def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, list[asyncio.Task]]:
     """Each future (by id) that only the end of one of ``tasks`` resolves,
     mapped to those tasks (asyncio.wait, wait_for on 3.11, shield, as_completed)."""
-    global _completion_warned
+    global _missing_warned, _shape_warned
     if _COMPLETION_MISSING or not _callbacks_ok:
-        if not _completion_warned:
-            _completion_warned = True
+        if not _missing_warned:
+            _missing_warned = True
             _logger.warning(
                 "vinyl: this asyncio (Python %s) lacks %s: the level-deadlock check does not follow waits "
                 "through them", _version("Python"), ", ".join(_COMPLETION_MISSING),
@@ -328,8 +349,8 @@ def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, list[asyncio.Task]]:
                 for future in _resolved(entry[0]):
                     found.setdefault(id(future), []).append(task)
     except (AttributeError, KeyError, TypeError) as exc:  # what the checks at import could not see
-        if not _completion_warned:
-            _completion_warned = True
+        if not _shape_warned:
+            _shape_warned = True
             _logger.warning(
                 "vinyl: this asyncio (Python %s) is not as vinyl reads it (%s): the level-deadlock check does not "
                 "follow waits through asyncio.wait, wait_for, shield and as_completed", _version("Python"), exc,

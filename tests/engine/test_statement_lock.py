@@ -146,7 +146,7 @@ async def test_a_changed_asyncio_wait_is_not_followed_and_says_so_once(monkeypat
     # As if asyncio.wait's callback no longer had the closure vinyl reads.
     monkeypatch.setattr(_compat, "_WAIT_CODE", None)
     monkeypatch.setattr(_compat, "_COMPLETION_MISSING", ["asyncio.tasks._wait.<locals>._on_completion"])
-    monkeypatch.setattr(_compat, "_completion_warned", False)
+    monkeypatch.setattr(_compat, "_missing_warned", False)
     with caplog.at_level(logging.WARNING, logger="vinyl.transaction"):
         with pytest.raises(TimeoutError):  # not found: it waits, as before the search read callbacks
             await asyncio.wait_for(_hold_and_wait_for_a_waiter(lambda t: asyncio.wait({t})), 5 * CYCLE_CHECK_S)
@@ -159,10 +159,10 @@ async def test_done_callbacks_of_another_shape_turn_the_step_off_with_a_warning(
         _callbacks = [object()]  # not (callback, context) pairs
 
     with caplog.at_level(logging.WARNING, logger="vinyl.transaction"):
-        saved = _compat._completion_warned
-        _compat._completion_warned = False
+        saved = _compat._shape_warned
+        _compat._shape_warned = False
         try:
             assert _compat.ended_by([Changed()]) == {}  # type: ignore[list-item]
         finally:
-            _compat._completion_warned = saved
+            _compat._shape_warned = saved
     assert any("not (callback, context) pairs" in r.getMessage() for r in caplog.records)
