@@ -54,6 +54,35 @@ async def test_pool_exhaustion_waits_pool_timeout_then_names_alias_and_size():
     print(f"\npool exhaustion: pool_size=2, 3rd checkout failed after {waited:.2f}s, checked out after: {checked_out()}")
 
 
+async def test_a_pool_without_an_overflow_limit_opens_a_connection_instead_of_waiting():
+    # max_overflow=-1 is SQLAlchemy's "no limit": a statement outside the
+    # block that holds the only pooled connection gets one of its own at
+    # once (it waited pool_timeout, then PoolExhausted, when -1 was read as
+    # a limit).
+    await configure_pool(pool_size=1, max_overflow=-1, pool_timeout=2)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with vinyl.atomic():
+            await Author.vinyl.count()
+            entered.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await entered.wait()
+    started = time.monotonic()
+    try:
+        assert await Author.vinyl.count() == 0
+        async with vinyl.atomic():  # a block too
+            assert await Author.vinyl.count() == 0
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        await holder
+    assert waited < 1
+    assert await returned() == 0
+
+
 async def test_waiting_tasks_get_connections_as_they_come_back():
     await configure_pool(pool_size=2, max_overflow=0, pool_timeout=5)
     results = await asyncio.gather(*(Author.vinyl.create(name=f"a{i:02}") for i in range(30)))

@@ -138,7 +138,7 @@ async def _pooled(alias: str, entry: EngineEntry, acquire: Callable[[], Awaitabl
 def _must_wait(entry: EngineEntry) -> bool:
     pool: Any = entry.engine.sync_engine.pool
     overflow = max_overflow(pool)
-    if overflow is None:  # another pool class: no waiting
+    if overflow is None or overflow < 0:  # another pool class, or no limit (-1): no waiting
         return False
     return pool.checkedin() == 0 and pool.overflow() >= overflow
 

@@ -33,7 +33,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import await_ as _sa_await
 from sqlalchemy.util import queue as sa_queue
 
-from vinyl._compat import QueueCommon, pool_queue
+from vinyl._compat import QueueCommon, max_overflow, pool_queue
 
 _T = TypeVar("_T")
 
@@ -69,6 +69,11 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         self._timer: Optional[asyncio.TimerHandle] = None
         # The loop the timer runs on: a timer of a loop that ended never fires.
         self._timer_loop: Optional[asyncio.AbstractEventLoop] = None
+        # The pool's max_overflow (-1: no limit) and pool_timeout, set by
+        # FairAsyncQueuePool: read by every statement that waits in line,
+        # without calls into the pool for each.
+        self.max_overflow = -1
+        self.timeout: Optional[float] = None
 
     def empty(self) -> bool:
         return not self._items
@@ -82,6 +87,12 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
     def waiting(self) -> int:
         """How many tasks wait for an item."""
         return len(self.waiters)
+
+    def exhausted(self, pool: Any) -> bool:
+        """Must a checkout from ``pool`` (whose queue this is) wait: no idle
+        connection, and no overflow left to open one? (checkout._must_wait,
+        without a call into the pool for each of its readings.)"""
+        return not self._items and 0 <= self.max_overflow <= pool.overflow()
 
     def put_nowait(self, item: _T) -> None:
         waiters = self.waiters
@@ -231,6 +242,12 @@ class FairAsyncQueuePool(AsyncAdaptedQueuePool):
     """``AsyncAdaptedQueuePool`` whose waiting tasks are served in order."""
 
     _queue_class = FairQueue  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        queue: FairQueue = pool_queue(self)
+        queue.max_overflow = max_overflow(self)  # type: ignore[assignment]  # (an int on a QueuePool)
+        queue.timeout = self.timeout()
 
 
 def fair_queue(pool: Any) -> Optional[FairQueue]:

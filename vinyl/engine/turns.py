@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from vinyl.engine.checkout import _must_wait, _pooled
+from vinyl.engine.checkout import _pooled
 from vinyl.engine.engines import EngineEntry, Held, close_later, fair_queue_of, held_pair, quiet_pool, room_in_pool
 from vinyl.engine.fairpool import ENTRY, FAILED, HANDED, FairQueue
 from vinyl.exceptions import connection_error, pool_exhausted
@@ -31,9 +31,9 @@ async def pooled_in_turn(alias: str, entry: EngineEntry) -> Held:
     first if none is free."""
     pool: Any = entry.engine.sync_engine.pool
     queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
-    if queue is None or not _must_wait(entry):
+    if queue is None or not queue.exhausted(pool):
         return held_pair(await _pooled(alias, entry, entry.engine.raw_connection))
-    waiter = queue.join(pool.timeout())
+    waiter = queue.join(queue.timeout)
     try:
         kind, value = await waiter
     except asyncio.CancelledError:
