@@ -150,6 +150,22 @@ async def test_planned_create_of_values_whose_parameters_change_kind():
     ]
 
 
+async def test_planned_create_of_values_its_fields_convert():
+    # The plan reads plain values as they are (str for a CharField, int or
+    # None for an IntegerField); any other value goes through the field's
+    # own preparation, as in Django.
+    class Name(str):
+        pass
+
+    first = await Author.vinyl.create(name="Ann", age=1, email=None)
+    converted = await Author.vinyl.create(name=5, age="7", email=Name("c@x"))
+    plain = await Author.vinyl.create(name="Dan", age=3, email="d@x")
+    assert write_plans("insert") == 1
+    assert (converted.name, converted.age) == (5, "7")  # the instance keeps them, as Django's
+    rows = await Author.vinyl.order_by("pk").values_list("pk", "name", "age", "email")
+    assert rows == [(first.pk, "Ann", 1, None), (converted.pk, "5", 7, "c@x"), (plain.pk, "Dan", 3, "d@x")]
+
+
 async def test_create_with_a_given_primary_key_and_a_default_primary_key():
     from tests.testapp.models import UUIDKeyed
 
