@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from django.db import connections
 from sqlalchemy import text
 
 import vinyl
+from tests.testapp.models import Author
 
 
 async def committed_names(table: str = "testapp_author", column: str = "name") -> list[str]:
@@ -143,3 +144,35 @@ async def after_turns(k: int | float) -> None:
         return
     for _ in range(k):
         await asyncio.sleep(0)
+
+
+@asynccontextmanager
+async def connections_held(count: int = 1) -> AsyncIterator[None]:
+    """Hold ``count`` pooled connections for the body of the ``async with``:
+    each in an ``atomic()`` block of its own task that has run a statement.
+    The blocks end (and their tasks are awaited) when the body ends."""
+    release, all_in = asyncio.Event(), asyncio.Event()
+    inside = 0
+
+    async def hold() -> None:
+        nonlocal inside
+        async with vinyl.atomic():
+            await Author.vinyl.count()
+            inside += 1
+            if inside == count:
+                all_in.set()
+            await release.wait()
+
+    holders = [asyncio.create_task(hold()) for _ in range(count)]
+    entered = asyncio.ensure_future(all_in.wait())
+    try:
+        # A holder that fails ends the wait with its error, not a hang.
+        await asyncio.wait([entered, *holders], return_when=asyncio.FIRST_COMPLETED)
+        for holder in holders:
+            if holder.done():
+                holder.result()
+        yield
+    finally:
+        entered.cancel()
+        release.set()
+        await asyncio.gather(*holders)

@@ -9,7 +9,7 @@ import pytest
 
 import vinyl
 from tests.testapp.models import Author, Book
-from tests.txhelpers import configure_pool, no_open_transactions, returned, settle
+from tests.txhelpers import configure_pool, connections_held, no_open_transactions, returned, settle
 
 pytestmark = [
     pytest.mark.usefixtures("vinyl_db"),
@@ -96,24 +96,13 @@ async def test_cancellation_storm_leaks_nothing(backend):
 
 async def test_cancelled_while_waiting_for_the_pool():
     await configure_pool(pool_size=1, max_overflow=0, pool_timeout=30)
-    entered, release = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with vinyl.atomic():
-            await Author.vinyl.count()
-            entered.set()
-            await release.wait()
-
-    holder = asyncio.create_task(hold())
-    await entered.wait()
-    waiters = [asyncio.create_task(Author.vinyl.count()) for _ in range(5)]
-    await asyncio.sleep(0)  # they reach the pool's queue
-    for waiter in waiters:
-        waiter.cancel()
-    results = await asyncio.gather(*waiters, return_exceptions=True)
-    assert all(isinstance(r, asyncio.CancelledError) for r in results)
-    release.set()
-    await holder
+    async with connections_held(1):
+        waiters = [asyncio.create_task(Author.vinyl.count()) for _ in range(5)]
+        await asyncio.sleep(0)  # they reach the pool's queue
+        for waiter in waiters:
+            waiter.cancel()
+        results = await asyncio.gather(*waiters, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results)
     assert await returned() == 0
     assert await Author.vinyl.count() == 0
 

@@ -13,7 +13,7 @@ from sqlalchemy import event, text
 
 import vinyl
 from tests.testapp.models import Author
-from tests.txhelpers import checked_out, committed_names, configure_pool, returned
+from tests.txhelpers import checked_out, committed_names, configure_pool, connections_held, returned
 from vinyl.exceptions import PoolExhausted
 
 pytestmark = [
@@ -24,31 +24,16 @@ pytestmark = [
 
 async def test_pool_exhaustion_waits_pool_timeout_then_names_alias_and_size():
     await configure_pool(pool_size=2, max_overflow=0, pool_timeout=0.3)
-    entered, release = asyncio.Event(), asyncio.Event()
-    inside = 0
-
-    async def hold() -> None:
-        nonlocal inside
-        async with vinyl.atomic():
+    async with connections_held(2):
+        assert checked_out() == 2
+        started = time.monotonic()
+        with pytest.raises(PoolExhausted) as info:
             await Author.vinyl.count()
-            inside += 1
-            if inside == 2:
-                entered.set()
-            await release.wait()
-
-    holders = [asyncio.create_task(hold()) for _ in range(2)]
-    await entered.wait()
-    assert checked_out() == 2
-    started = time.monotonic()
-    with pytest.raises(PoolExhausted) as info:
-        await Author.vinyl.count()
-    waited = time.monotonic() - started
-    assert isinstance(info.value, OperationalError)
-    message = str(info.value)
-    assert "'vinyl_default'" in message and "pool_size=2" in message and "pool_timeout=0.3" in message
-    assert waited >= 0.29
-    release.set()
-    await asyncio.gather(*holders)
+        waited = time.monotonic() - started
+        assert isinstance(info.value, OperationalError)
+        message = str(info.value)
+        assert "'vinyl_default'" in message and "pool_size=2" in message and "pool_timeout=0.3" in message
+        assert waited >= 0.29
     assert await returned() == 0
     assert await Author.vinyl.count() == 0
     print(f"\npool exhaustion: pool_size=2, 3rd checkout failed after {waited:.2f}s, checked out after: {checked_out()}")
@@ -60,26 +45,34 @@ async def test_a_pool_without_an_overflow_limit_opens_a_connection_instead_of_wa
     # once (it waited pool_timeout, then PoolExhausted, when -1 was read as
     # a limit).
     await configure_pool(pool_size=1, max_overflow=-1, pool_timeout=2)
-    entered, release = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with vinyl.atomic():
-            await Author.vinyl.count()
-            entered.set()
-            await release.wait()
-
-    holder = asyncio.create_task(hold())
-    await entered.wait()
-    started = time.monotonic()
-    try:
+    async with connections_held(1):
+        started = time.monotonic()
         assert await Author.vinyl.count() == 0
         async with vinyl.atomic():  # a block too
             assert await Author.vinyl.count() == 0
         waited = time.monotonic() - started
-    finally:
-        release.set()
-        await holder
     assert waited < 1
+    assert await returned() == 0
+
+
+@pytest.mark.parametrize("max_overflow", [0, -1])
+async def test_a_queue_pool_of_the_applications_choice_waits_by_the_same_rule(max_overflow):
+    # vinyl's pool serves waiting tasks in order; an application may name
+    # SQLAlchemy's own queue pool instead: a checkout still waits when no
+    # connection is idle and no overflow is left, and only then.
+    from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+    await configure_pool(poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=max_overflow, pool_timeout=0.3)
+    assert type(vinyl.get_engine().sync_engine.pool) is AsyncAdaptedQueuePool
+    async with connections_held(1):
+        if max_overflow == 0:
+            with pytest.raises(PoolExhausted):
+                await Author.vinyl.count()
+        else:
+            assert await Author.vinyl.count() == 0
+            async with vinyl.atomic():
+                assert await Author.vinyl.count() == 0
+    assert await Author.vinyl.count() == 0
     assert await returned() == 0
 
 
@@ -231,13 +224,6 @@ async def test_each_statement_waiting_in_line_waits_its_own_pool_timeout():
     # Statements in line share one timer, armed for the first of them: the
     # next one still waits its whole pool_timeout, counted from its own start.
     await configure_pool(pool_size=1, max_overflow=0, pool_timeout=0.3)
-    held, release = asyncio.Event(), asyncio.Event()
-
-    async def holder() -> None:
-        async with vinyl.atomic():
-            await Author.vinyl.count()
-            held.set()
-            await release.wait()
 
     async def waited() -> float:
         started = time.monotonic()
@@ -245,15 +231,12 @@ async def test_each_statement_waiting_in_line_waits_its_own_pool_timeout():
             await Author.vinyl.count()
         return time.monotonic() - started
 
-    first = asyncio.create_task(holder())
-    await held.wait()
-    early = asyncio.create_task(waited())
-    await asyncio.sleep(0.15)
-    late = asyncio.create_task(waited())
-    waits = await asyncio.gather(early, late)
+    async with connections_held(1):
+        early = asyncio.create_task(waited())
+        await asyncio.sleep(0.15)
+        late = asyncio.create_task(waited())
+        waits = await asyncio.gather(early, late)
     assert all(w >= 0.29 for w in waits), waits
-    release.set()
-    await first
     assert await Author.vinyl.count() == 0
     assert await returned() == 0
 

@@ -23,8 +23,8 @@ from sqlalchemy.util import greenlet_spawn
 from vinyl._compat import max_overflow
 from vinyl.engine.callbacks import run_callbacks, take_callbacks
 from vinyl.engine.disconnects import is_disconnect, raise_as_django
-from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts, room_in_pool, take_idle_pooled
-from vinyl.engine.fairpool import fair_queue
+from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts, fair_queue_of, room_in_pool, take_idle_pooled
+from vinyl.engine.fairpool import fair_queue, no_connection_left
 from vinyl.engine.savepoints import savepoint
 from vinyl.engine.scope import Scope, active_scope
 from vinyl.engine.shield import finish
@@ -136,11 +136,13 @@ async def _pooled(alias: str, entry: EngineEntry, acquire: Callable[[], Awaitabl
 
 
 def _must_wait(entry: EngineEntry) -> bool:
+    """Must a checkout wait for a connection to come back to the pool?"""
     pool: Any = entry.engine.sync_engine.pool
-    overflow = max_overflow(pool)
-    if overflow is None or overflow < 0:  # another pool class, or no limit (-1): no waiting
-        return False
-    return pool.checkedin() == 0 and pool.overflow() >= overflow
+    queue = fair_queue_of(entry)
+    if queue is not None:
+        return queue.exhausted(pool)
+    limit = max_overflow(pool)  # a QueuePool of the application's choice, or None: another pool class
+    return limit is not None and no_connection_left(pool.checkedin(), pool.overflow(), limit)
 
 
 def _connect_failed(entry: EngineEntry, exc: Exception) -> None:

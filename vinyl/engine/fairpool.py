@@ -46,6 +46,13 @@ FAILED = 2  # value: the error of another task's connect (the server is down)
 TIMED_OUT = 3  # value: None; pool_timeout passed
 
 
+def no_connection_left(idle: int, overflow: int, max_overflow: int) -> bool:
+    """The rule by which a checkout from a QueuePool waits: no idle
+    connection, and no overflow left to open one (``max_overflow`` -1: no
+    limit, never wait)."""
+    return idle == 0 and 0 <= max_overflow <= overflow
+
+
 class FairQueue(QueueCommon[_T], Generic[_T]):
     """The pool's queue of idle connections, handing them over in order.
 
@@ -89,10 +96,10 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         return len(self.waiters)
 
     def exhausted(self, pool: Any) -> bool:
-        """Must a checkout from ``pool`` (whose queue this is) wait: no idle
-        connection, and no overflow left to open one? (checkout._must_wait,
-        without a call into the pool for each of its readings.)"""
-        return not self._items and 0 <= self.max_overflow <= pool.overflow()
+        """Must a checkout from ``pool`` (whose queue this is) wait? The
+        pool's limit and idle count are read here, not through calls into
+        the pool."""
+        return no_connection_left(len(self._items), pool.overflow(), self.max_overflow)
 
     def put_nowait(self, item: _T) -> None:
         waiters = self.waiters
