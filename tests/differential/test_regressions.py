@@ -1185,3 +1185,60 @@ async def test_a_block_left_only_rolling_back_refuses_every_later_statement_as_d
     if backend != "sqlite":
         assert expected == ((1, "DataError") + ("ProgrammingError",) * 4, [("a", None)])
     assert got == expected
+
+
+# A JSON value json cannot encode, after the server aborted the block's transaction (make fuzz seed 3055, Django 6,
+# PostgreSQL): psycopg adapts every value before it sends a statement, so Django raises the JSON TypeError whatever
+# state the transaction is in. vinyl sends such a value wrapped for later (sentlater.py) and adapted it only when
+# asyncpg refused it; in an aborted transaction the server refused the statement first (InternalError).
+_UNENCODABLE = {"a": decimal.Decimal("1.5")}
+_AFTER_AN_ABORT: dict[str, tuple[Callable[[Any], Any], Callable[[], Any]]] = {
+    "create": (lambda items: items.create(name="j", data=_UNENCODABLE), lambda: Item.vinyl.create(name="j", data=_UNENCODABLE)),
+    "bulk_create": (lambda items: items.bulk_create([Item(name="j"), Item(name="k", data=_UNENCODABLE)]) and None,
+                    lambda: Item.vinyl.bulk_create([Item(name="j"), Item(name="k", data=_UNENCODABLE)])),
+    "update": (lambda items: items.filter(name="a").update(data=_UNENCODABLE),
+               lambda: Item.vinyl.filter(name="a").update(data=_UNENCODABLE)),
+    "filter": (lambda items: list(items.filter(data=_UNENCODABLE)), lambda: Item.vinyl.filter(data=_UNENCODABLE)),
+    "filter_in": (lambda items: list(items.filter(data=_UNENCODABLE, name__in=["a", "b"])),
+                  lambda: Item.vinyl.filter(data=_UNENCODABLE, name__in=["a", "b"])),
+    "iterator": (lambda items: list(items.filter(data=_UNENCODABLE).iterator(chunk_size=2)),
+                 lambda: _listed(Item.vinyl.filter(data=_UNENCODABLE).iterator(chunk_size=2))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_AFTER_AN_ABORT))
+async def test_a_json_value_json_cannot_encode_fails_as_in_django_after_the_server_aborted_the_block(
+    backend: str, case: str
+) -> None:
+    django_step, vinyl_step = _AFTER_AN_ABORT[case]
+
+    def on_django() -> tuple:
+        alias = sync(backend)
+        items = Item.objects.using(alias)
+        items.all().delete()
+        items.create(name="a")
+        answers: list = []
+        with transaction.atomic(using=alias):
+            for step in (lambda: list(items.filter(slug__regex="[")), lambda: django_step(items)):
+                try:
+                    answers.append(step())
+                except Exception as exc:  # noqa: BLE001 - the class is the answer compared
+                    answers.append(classify(exc, oracle=True))
+        return tuple(answers)
+
+    expected = await django(on_django)
+    await Item.vinyl.all().delete()
+    await Item.vinyl.create(name="a")
+    answers: list = []
+    try:
+        async with vinyl.atomic():
+            for step in (lambda: Item.vinyl.filter(slug__regex="["), vinyl_step):
+                try:
+                    answers.append(await step())
+                except Exception as exc:  # noqa: BLE001
+                    answers.append(classify(exc))
+    except Exception:  # noqa: BLE001 - the block's end may fail as Django's does; the steps are what is compared
+        pass
+    assert tuple(answers) == expected
+    if backend == "postgresql":
+        assert expected[1] == "TypeError"

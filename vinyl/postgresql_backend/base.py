@@ -23,7 +23,7 @@ from vinyl.postgresql_backend.features import DatabaseFeatures
 from vinyl.postgresql_backend.operations import DatabaseOperations
 from vinyl.postgresql_backend.sentlater import NotBytes
 from vinyl.postgresql_backend.manyparams import MAX_ARGUMENTS, as_arrays, within_limit
-from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, refused_argument, rerun_refused
+from vinyl.postgresql_backend.refused import call_inlining_refused, inline_refused, raise_unsent, refused_argument, rerun_refused
 from vinyl.translate.placeholders import (
     NumberedStatement,
     equal_constants,
@@ -146,7 +146,7 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
             sql, params = within_limit(sql, params)
         try:
             return await driver_connection.fetch(sql, *params)
-        except asyncpg.DataError as exc:
+        except asyncpg.PostgresError as exc:
             return await rerun_refused(lambda s, p: driver_connection.fetch(s, *p), sql, params, exc)
 
     @staticmethod
@@ -159,7 +159,7 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
                 sql, params = within_limit(sql, params)
             try:
                 tag = await driver_connection.execute(sql, *params)
-            except asyncpg.DataError as exc:
+            except asyncpg.PostgresError as exc:
                 tag = await rerun_refused(lambda s, p: driver_connection.execute(s, *p), sql, params, exc)
         count = tag.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
@@ -266,12 +266,13 @@ async def _sent(run: Callable[[str, Sequence[Any]], Awaitable[T]], sql: str, par
         if arrays is not None:
             try:
                 return await run(*arrays)
-            except asyncpg.DataError as exc:
+            except asyncpg.PostgresError as exc:
                 if refused_argument(exc) is None:
+                    raise_unsent(params)
                     raise
     try:
         return await run(sql, params)
-    except asyncpg.DataError as exc:
+    except asyncpg.PostgresError as exc:
         return await rerun_refused(run, sql, params, exc)
 
 

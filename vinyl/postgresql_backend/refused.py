@@ -97,13 +97,15 @@ def inline_refused(sql: str, params: Sequence[Any], exc: BaseException) -> tuple
     (then while ``exc`` is handled: it stays as the context, not as the
     cause, which would make the error a database error).
     """
+    # psycopg adapts every value before it sends the statement: a value sent
+    # for later that it cannot adapt raises before the server reads any
+    # other, whatever the server answered vinyl meanwhile (a transaction
+    # already aborted, a value it refused; a literal inlined below could
+    # only fail on the server).
+    adapted = _sent(params)
     number = refused_argument(exc)
     if number is None or not 0 < number <= len(params):
         return None
-    # psycopg adapts every value before it sends the statement: a value sent
-    # for later that it cannot adapt raises before the server reads any
-    # other (a literal inlined below could only fail on the server).
-    adapted = _sent(params)
     if adapted[number - 1] is not params[number - 1]:
         return sql, adapted
     params = adapted
@@ -136,7 +138,8 @@ async def rerun_refused(run: Callable[[str, tuple], Awaitable[T]], sql: str, par
     """After ``run(sql, params)`` raised ``exc``: run again with the refused parameter inlined.
 
     Re-raises ``exc`` when asyncpg refused no parameter (the server's own
-    error: an invalid regular expression...). The statement did run then,
+    error: an invalid regular expression, an aborted transaction...), or
+    psycopg's error for a value sent for later. The statement did run then,
     and in a transaction, running it again would only meet the aborted
     transaction ("current transaction is aborted") in place of ``exc``.
     """
@@ -152,11 +155,17 @@ async def run_inlining_refused(run: Callable[[str, tuple], Awaitable[T]], sql: s
     while True:
         try:
             return await run(sql, params)
-        except asyncpg.DataError as exc:
+        except asyncpg.PostgresError as exc:
             rewritten = inline_refused(sql, params, exc)
             if rewritten is None:
                 raise
             sql, params = rewritten
+
+
+def raise_unsent(params: Sequence[Any]) -> None:
+    """Raise psycopg's error for a value in ``params`` sent for later that it
+    cannot adapt (psycopg raises it before the statement is sent)."""
+    _sent(params)
 
 
 def call_inlining_refused(run: Callable[[str, tuple], T], sql: str, params: Sequence[Any]) -> T:
