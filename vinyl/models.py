@@ -34,6 +34,7 @@ from vinyl.deletion import delete_instance
 from vinyl.descriptors import install_descriptors
 from vinyl.engine.engines import DEFAULT_ALIAS
 from vinyl.exceptions import RelationNotLoaded
+from vinyl.pickling import unpickle_instance, vinyl_metaclass
 from vinyl.queryset import VinylQuerySet
 
 M = TypeVar("M", bound=models.Model)
@@ -60,7 +61,7 @@ def _build(model: type[M]) -> type[M]:
         "_vinyl_origin": model,
         "_vinyl_class": True,
     }
-    metaclass: Any = type(model)  # Django's ModelBase
+    metaclass: Any = vinyl_metaclass(type(model))  # Django's ModelBase, pickled as a vinyl class
     cls = metaclass(model.__name__, (VinylInstance, model), attrs)
     install_descriptors(cls, model)
     install_neighbours(cls, model)
@@ -77,6 +78,11 @@ class VinylInstance:
     _meta: Any
     _state: Any
     pk: Any
+
+    def __reduce__(self) -> Any:
+        # Django's own state and model key; loaded as a vinyl instance again.
+        reduced: Any = super().__reduce__()
+        return unpickle_instance, reduced[1], reduced[2]
 
     @classmethod
     def vinyl_queryset(cls, using: str | None = None) -> VinylQuerySet:
