@@ -306,3 +306,20 @@ async def test_datetime_and_date_values_share_one_plan_per_shape(backend):
     for day in (moments[0].date(), moments[1].date(), datetime.date(2024, 7, 16)):
         assert await AllTypes.vinyl.filter(day=day).count() == sum(m.date() == day for m in moments)
     assert plan_count() == before + 3
+
+
+async def test_long_in_lists_of_one_kind_share_a_plan_per_length(backend):
+    authors = await make(*(f"A{i}" for i in range(40)))
+    pks = [a.pk for a in authors]
+    cache = plan_cache_for("vinyl_default")
+    assert await Author.vinyl.filter(pk__in=pks[:20]).count() == 20
+    before = len(cache.plans())
+    # The same count of keys of one kind: the same plan, each list's own rows.
+    assert [a.name for a in await Author.vinyl.filter(pk__in=pks[20:]).order_by("pk")] == [f"A{i}" for i in range(20, 40)]
+    assert await Author.vinyl.filter(pk__in=pks[10:30]).count() == 20
+    assert await Author.vinyl.filter(pk__in=[*pks[:19], pks[0], None, pks[39]]).count() == 20
+    # (New: the ordered read, and the list holding None, which is shape.)
+    assert len(cache.plans()) == before + 2
+    # Another count of keys: a plan of its own, its own rows.
+    assert await Author.vinyl.filter(pk__in=pks[:21]).count() == 21
+    assert await Author.vinyl.filter(pk__in=pks[:39]).count() == 39

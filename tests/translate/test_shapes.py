@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 from django.db.models import F, Prefetch
 
 from vinyl.translate import shapes
@@ -171,3 +174,39 @@ def test_update_expressions_of_f_and_constants_are_keyed_by_value():
     from django.db.models.functions import Lower
 
     assert key(Lower("n"))[1][0][2] == Lower("n")
+
+
+def test_a_long_list_of_one_kind_has_that_kind_and_its_length_as_shape():
+    # (A plan cache key is hashed at every lookup: a long list's shape is
+    # its one kind and its count, not the kind repeated once per value.)
+    def kinds_of(values: list) -> tuple:
+        shape, slots = step_shape("filter", (), {"id__in": values})
+        assert list(slots) == list(dict.fromkeys(values))
+        ((_key, _type, kinds),) = shape[1]
+        return kinds
+
+    hundred = kinds_of(list(range(1, 101)))
+    assert type(hundred) is shapes.Run and len(hundred) == 100
+    assert hundred == kinds_of(list(range(200, 100, -1))) == kinds_of(list(range(1, 101)) + [5, 7])
+    assert hash(hundred) == hash(kinds_of(list(range(301, 401))))
+    assert hundred != kinds_of(list(range(1, 100)))  # another count
+    assert hundred != kinds_of(list(range(40000, 40100)))  # another size band
+    assert hundred != kinds_of([-5, *range(1, 100)])  # another kind among them: each kind kept
+    text = kinds_of([f"name {i}" for i in range(20)])
+    assert type(text) is shapes.Run and len(text) == 20
+    assert text != kinds_of([f"name {i}" for i in range(21)])
+    # Short lists keep a kind per value; no three values' kinds equal a run.
+    three = kinds_of([1, 2, 3])
+    assert type(three) is tuple and three == (_slot_kind(1),) * 3
+    assert shapes.Run(_slot_kind(1), 3) != three
+    # A queryset's recipe goes through copies and pickles with it.
+    for copied in (copy.deepcopy(hundred), copy.copy(hundred), pickle.loads(pickle.dumps(hundred))):
+        assert type(copied) is shapes.Run and copied == hundred and len(copied) == 100
+
+
+def test_the_long_list_span_of_a_run_is_its_count_of_values():
+    shape, slots = step_shape("filter", (), {"id__in": list(range(1, 201)), "age": 3})
+    recipe = (shape, ("order_by", ("id",), ()))
+    # Keywords sorted: age's slot first, then the list's 200.
+    assert slots == (3, *range(1, 201))
+    assert shapes.long_list_span(recipe) == (1, 200)
