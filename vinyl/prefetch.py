@@ -153,11 +153,12 @@ def _prefetch_queryset(lookup: Prefetch) -> Any:
     """The vinyl queryset of a ``Prefetch`` vinyl can prefetch with, None without one, or False."""
     if lookup.to_attr is not None or lookup.prefetch_to != lookup.prefetch_through:
         return False
-    if lookup.queryset is None:
-        return None
+    # (The vinyl queryset read first: see vinyl.queryset._VinylPrefetch.)
     inner = getattr(lookup, "_vinyl_queryset", None)  # set by vinyl.queryset
-    if inner is None or inner._recipe is None or any(step[0] not in _PREFETCH_STEPS for step in inner._steps):
-        return False  # a Django QuerySet, a slice, values(), prefetches of its own...
+    if inner is None:
+        return None if lookup.queryset is None else False  # a Django QuerySet
+    if inner._recipe is None or any(step[0] not in _PREFETCH_STEPS for step in inner._steps):
+        return False  # a slice, values(), prefetches of its own...
     return inner
 
 

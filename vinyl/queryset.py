@@ -130,6 +130,14 @@ def _remember(key: tuple, deferred: bool) -> None:
     _validated[key] = deferred
 
 
+#: Steps after which a queryset still builds instances with the iterable
+#: class it started with (only values(), values_list(), dates() and
+#: datetimes() change it; anything not listed builds the query to ask).
+_MODEL_ROW_STEPS = frozenset({
+    "all", "filter", "exclude", "complex_filter", "order_by", "reverse", "distinct", "select_related",
+    "prefetch_related", "only", "defer", "using", "__getitem__", "annotate", "alias", "extra",
+    "select_for_update", "none",
+})  # fmt: skip
 # Values _unwrap() gives back as they are (checked by type first: cheaper).
 _PLAIN_VALUES = frozenset({int, str, float, bool, type(None), datetime.datetime, datetime.date, decimal.Decimal})
 # Arguments _unwrap() gives back as they are (``order_by("id")``, ``qs[:10]``).
@@ -141,15 +149,53 @@ def _unwrap(value: Any) -> Any:
 
     On its vinyl alias: Django evaluates some of them itself (``in_bulk``'s
     ids, ``Prefetch`` querysets), and its own router knows no vinyl alias.
+    A ``Prefetch`` of a vinyl queryset becomes a :class:`_VinylPrefetch`.
     """
     if isinstance(value, VinylQuerySet):
         return value._django()
     if isinstance(value, Prefetch) and isinstance(value.queryset, VinylQuerySet):
-        clone = Prefetch(value.prefetch_through, value.queryset._django(), value.to_attr)
-        clone.prefetch_to = value.prefetch_to
-        clone._vinyl_queryset = value.queryset  # vinyl.prefetch reads through it
-        return clone
+        return _VinylPrefetch.of(value)
     return value
+
+
+class _VinylPrefetch(Prefetch):
+    """A ``Prefetch`` of a vinyl queryset, as Django is given it.
+
+    vinyl's prefetcher reads the vinyl queryset (``_vinyl_queryset``) and
+    never the Django one, which is built (on the alias the vinyl queryset
+    had when given) only when something reads ``queryset``: Django's
+    prefetcher, a copy, pickling. Building it at every
+    ``prefetch_related(Prefetch(...))`` cost Django's ``filter()`` and
+    ``order_by()`` per read.
+    """
+
+    _vinyl_queryset: VinylQuerySet[Any]
+    _vinyl_alias: str
+
+    @classmethod
+    def of(cls, given: Prefetch) -> _VinylPrefetch:
+        """The Prefetch Django is given for ``given`` (whose queryset is a vinyl one)."""
+        clone = cls(given.prefetch_through, None, given.to_attr)
+        clone.prefetch_to = given.prefetch_to
+        del clone.__dict__["queryset"]  # unbuilt
+        inner = given.queryset
+        clone._vinyl_queryset = inner  # vinyl.prefetch reads through it
+        clone._vinyl_alias = inner.db  # as _django() would set it now
+        return clone
+
+    @property
+    def queryset(self) -> Any:
+        """The Django QuerySet of the vinyl one, built on first read."""
+        state = self.__dict__
+        try:
+            return state["queryset"]
+        except KeyError:
+            state["queryset"] = built = self._vinyl_queryset._django_on(self._vinyl_alias)
+            return built
+
+    @queryset.setter
+    def queryset(self, value: Any) -> None:
+        self.__dict__["queryset"] = value
 
 
 def _compiles_as_django(qs: QuerySet, db: str) -> None:
@@ -328,9 +374,13 @@ class VinylQuerySet(Generic[M]):
 
     def _django(self, write: bool = False) -> QuerySet:
         """A copy of the Django QuerySet, on the alias this call runs on."""
+        return self._django_on(self._write_db if write else self.db)
+
+    def _django_on(self, alias: str) -> QuerySet:
+        """A copy of the Django QuerySet, on ``alias`` unless it names one of its own."""
         qs = _compat.chain(self._qs)
         if _compat.given_alias(qs) is None:
-            _compat.set_alias(qs, self._write_db if write else self.db)
+            _compat.set_alias(qs, alias)
         return qs
 
     @property
@@ -339,6 +389,14 @@ class VinylQuerySet(Generic[M]):
 
     @property
     def _iterable_class(self) -> type:
+        # (Read by Django's Prefetch() of every vinyl queryset: answered
+        # without building the Django query where no step changes it.)
+        if self._built is None:
+            for step in self._steps:
+                if step[0] not in _MODEL_ROW_STEPS:
+                    break
+            else:
+                return VinylModelIterable  # what _new_django_queryset gives
         return _compat.iterable_class(self._qs)
 
     def resolve_expression(self, *args: Any, **kwargs: Any) -> Any:

@@ -559,3 +559,51 @@ def _books_marked_when_built(lib: dict) -> Iterator[object]:
         yield marker
     finally:
         post_init.disconnect(remember, sender=vinyl_book)
+
+
+@contextlib.contextmanager
+def _django_filters() -> Iterator[list]:
+    """Record each filter Django's Query is given (vinyl builds one only for a query it must build)."""
+    from django.db.models.sql import Query
+
+    given: list = []
+    add_q = Query.add_q
+
+    def counted(self: Any, q_object: Any, *args: Any, **kwargs: Any) -> Any:
+        given.append(q_object)
+        return add_q(self, q_object, *args, **kwargs)
+
+    Query.add_q = counted  # type: ignore[method-assign]
+    try:
+        yield given
+    finally:
+        Query.add_q = add_q  # type: ignore[method-assign]
+
+
+async def test_a_planned_prefetch_object_builds_no_django_query_of_its_queryset(backend):
+    """vinyl prefetches with a Prefetch's vinyl queryset: the Django query of
+    that queryset, which Django's Prefetch() and prefetch_related() are
+    given, is built only if something reads it (Django's prefetcher)."""
+    await library()
+    for title, expected in (("A", [["A2", "A1"], ["B1"]]), ("B", [[], ["B1"]]), ("A2", [["A2"], ["B1"]])):
+        with _django_filters() as built:
+            books = Prefetch("book_set", queryset=Book.vinyl.filter(title__gte=title).order_by("-title"))
+            authors = await Author.vinyl.prefetch_related(books).order_by("id")
+        assert [[b.title for b in a["book_set"]] for a in authors] == expected
+        assert all(b["author"] is a for a in authors for b in a["book_set"])
+        if title != "A":  # (the first call of each shape has Django check it)
+            assert built == []
+    # Read, the Django queryset is the vinyl one's, on its alias.
+    books = Prefetch("book_set", queryset=Book.vinyl.filter(title__gte="B").order_by("-title"))
+    given = Author.vinyl.prefetch_related(books).as_django()._prefetch_related_lookups[0]
+    assert given.prefetch_to == "book_set" and given.to_attr is None
+    assert given.queryset.db == "vinyl_default"
+    assert str(given.queryset.query) == str(Book.objects.filter(title__gte="B").order_by("-title").query)
+
+
+async def test_a_prefetch_object_of_values_is_refused_as_django_refuses_it():
+    with pytest.raises(ValueError, match="Prefetch querysets cannot use raw"):
+        Prefetch("book_set", queryset=Book.vinyl.filter(title="A").values("id"))
+    with pytest.raises(ValueError, match="Prefetch querysets cannot use raw"):
+        Prefetch("book_set", queryset=Book.vinyl.order_by("id").values_list("id", flat=True))
+    Prefetch("book_set", queryset=Book.vinyl.filter(title="A").order_by("id")[:2])  # accepted

@@ -369,11 +369,15 @@ def _prefetch_shape(args: tuple, kwargs: dict) -> tuple[Any, tuple] | None:
         if not isinstance(arg, Prefetch):
             return None
         inner = None
-        if arg.queryset is not None:
-            vinyl_qs = getattr(arg, "_vinyl_queryset", None)
-            if vinyl_qs is None or vinyl_qs._recipe is None:
+        # (The vinyl queryset read first: the Django one of a Prefetch vinyl
+        # made is built only when read, see vinyl.queryset._VinylPrefetch.)
+        vinyl_qs = getattr(arg, "_vinyl_queryset", None)
+        if vinyl_qs is not None:
+            if vinyl_qs._recipe is None:
                 return None
             inner = (vinyl_qs._model, vinyl_qs._recipe)
+        elif arg.queryset is not None:
+            return None
         shape.append(("Prefetch", arg.prefetch_through, arg.prefetch_to, arg.to_attr, inner))
     return ("prefetch_related", tuple(shape), ()), ()
 
