@@ -9,8 +9,9 @@ filter is applied only if something chains on it. The same goes for
 many-to-many relations (Django's query, with the through table's key as an
 extra column) and forward foreign keys (each instance's related object
 cached as Django's prefetcher caches it), and for nested lookups
-(``book_set__tags``), level by level. Anything else (one-to-one, generic
-relations, ``Prefetch`` objects, custom default or base managers) keeps
+(``book_set__tags``), level by level, and ``Prefetch`` objects of a vinyl
+queryset (filter, order and the like; no ``to_attr``). Anything else (one-to-one, generic relations, a
+``Prefetch`` of a Django queryset, custom default or base managers) keeps
 Django's prefetcher.
 """
 
