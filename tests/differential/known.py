@@ -48,12 +48,11 @@ def _first_of_two_faults(m: Any) -> bool:
     d, v = _django_error(m), _vinyl_error(m)
     if not (m.backend == "postgresql" and d[:2] == v[:2] == ("error", "run") and d[2] != v[2]):
         return False
-    # A literal the server cannot parse (psycopg sends it inlined in the statement) ...
-    unparsable = ({d[2], v[2]} <= {"DataError", "ProgrammingError"}
-                  and "invalid input syntax" in d[3] and "invalid input syntax" not in v[3])
-    # ... or a value psycopg refuses to adapt before anything is sent (a str for a bytea).
-    unadaptable = d[2] == "TypeError" and v[2] == "ProgrammingError" and "bytes or buffer expected" in d[3]
-    return unparsable or unadaptable
+    # A literal the server cannot parse (psycopg sends it inlined in the statement). (A value psycopg refuses to
+    # adapt before anything is sent, a str for a bytea, was accepted here too: vinyl now raises psycopg's error
+    # first, as Django does.)
+    return ({d[2], v[2]} <= {"DataError", "ProgrammingError"}
+            and "invalid input syntax" in d[3] and "invalid input syntax" not in v[3])
 
 
 def _overflow_in_a_stream(m: Any) -> bool:

@@ -719,8 +719,10 @@ async def test_a_statement_wrong_twice_reports_either_fault(backend: str) -> Non
         "function": lambda m: m.filter(uid__iexact=zero),
         "both": lambda m: m.filter(Q(span__gt="abc") ^ Q(uid__iexact=zero)),
         # seed 5454 under Django 6.1: psycopg refuses a str for a bytea
-        # before anything is sent (TypeError); asyncpg's server reports the
-        # missing function first.
+        # before anything is sent (TypeError). asyncpg's server reported the
+        # missing function first; since a value sent for later is adapted
+        # before any server error is reported (fuzz seed 3055), vinyl too
+        # raises psycopg's TypeError.
         "bytes": lambda m: m.filter(blob="ab"),
         "bytes and function": lambda m: m.filter(Q(uid__iexact=zero) | Q(name="x")).filter(blob="ab"),
     }
@@ -733,7 +735,7 @@ async def test_a_statement_wrong_twice_reports_either_fault(backend: str) -> Non
     assert answers["function"] == (("raised", "ProgrammingError"),) * 2
     assert answers["both"] == (("raised", "DataError"), ("raised", "ProgrammingError"))
     assert answers["bytes"] == (("raised", "TypeError"),) * 2
-    assert answers["bytes and function"] == (("raised", "TypeError"), ("raised", "ProgrammingError"))
+    assert answers["bytes and function"] == (("raised", "TypeError"),) * 2
 
 
 # ---------------------------------------------------------------- prefetch
