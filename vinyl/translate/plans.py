@@ -145,7 +145,10 @@ def value_adapters(db: str) -> dict[type, Callable[[Any], Any]]:
     go through them (see :func:`~vinyl.translate.shapes.slot_positions`).
     """
     ops = connections[db].ops
-    return {datetime.datetime: ops.adapt_datetimefield_value, datetime.date: ops.adapt_datefield_value}
+    # A backend may adapt datetimes more cheaply, giving what Django gives.
+    quicker = getattr(ops, "vinyl_datetime_adapter", None)
+    adapt_datetime = quicker() if quicker is not None else ops.adapt_datetimefield_value
+    return {datetime.datetime: adapt_datetime, datetime.date: ops.adapt_datefield_value}
 
 
 def _positions(sql: str, params: Sequence[Any], probe_sql: str, probe_params: Sequence[Any], values: Sequence[Any], probes: Sequence[Any], adapters: dict | None = None) -> Any:
