@@ -166,3 +166,50 @@ async def test_done_callbacks_of_another_shape_turn_the_step_off_with_a_warning(
         finally:
             _compat._shape_warned = saved
     assert any("not (callback, context) pairs" in r.getMessage() for r in caplog.records)
+
+
+def _gather(future: asyncio.Future) -> asyncio.Future:
+    """gather() of ``future`` that keeps its error (the test awaits the sibling for it)."""
+    return asyncio.gather(future, return_exceptions=True)
+
+
+async def test_a_wait_on_a_gather_of_a_gather_is_found() -> None:
+    # asyncio.wait's callback is on the outer gathering future: the search
+    # reaches it through gather's callbacks on the sibling and the inner gather.
+    with pytest.raises(TransactionManagementError, match="awaits"):
+        await asyncio.wait_for(
+            _hold_and_wait_for_a_waiter(lambda t: asyncio.wait({_gather(_gather(t))})), 5
+        )
+
+
+async def _through_a_task_group(sibling: asyncio.Task) -> None:
+    async def wait() -> None:
+        await sibling
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(wait())
+
+
+@pytest.mark.parametrize(
+    "name, wait",
+    [
+        ("_TASKGROUP_DONE", _through_a_task_group),
+        ("_GATHER_CODE", lambda t: asyncio.wait({_gather(t)})),
+    ],
+)
+async def test_a_changed_task_group_or_gather_is_not_followed_and_says_so_once(monkeypatch, caplog, name, wait) -> None:
+    # As if asyncio no longer had what vinyl reads of TaskGroup or gather.
+    monkeypatch.setattr(_compat, name, None)
+    monkeypatch.setattr(_compat, "_COMPLETION_MISSING", [name])
+    monkeypatch.setattr(_compat, "_missing_warned", False)
+    with caplog.at_level(logging.WARNING, logger="vinyl.transaction"):
+        with pytest.raises(TimeoutError):  # not found: it waits, as before the search read them
+            await asyncio.wait_for(_hold_and_wait_for_a_waiter(wait), 5 * CYCLE_CHECK_S)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and name in warnings[0], warnings
+
+
+async def test_with_both_read_a_task_group_is_followed() -> None:
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await asyncio.wait_for(_hold_and_wait_for_a_waiter(_through_a_task_group), 5)
+    assert caught.value.subgroup(TransactionManagementError) is not None
