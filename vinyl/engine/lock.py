@@ -11,12 +11,12 @@ lock for its whole life and names its task with :meth:`StatementLock.hold_for`.
 A task waiting for the lock while that task awaits it (directly, or through
 other tasks, ``gather``, ``wait_for``, ``shield``, ``asyncio.wait`` or
 ``as_completed`` without a timeout, of tasks or of a ``gather``, and a
-``TaskGroup``'s exit once one task of the group is left) would wait forever. While such a level
-holds the lock and tasks wait for it, the lock looks for that cycle every
-:data:`CYCLE_CHECK_S` seconds and fails the wait of each task in it with
-Django's ``TransactionManagementError``, which the level's task then gets
-from its await. A lock no level holds, or that nobody waits for, sets no
-timer.
+``TaskGroup``'s exit once one task of the group is left) would wait
+forever. While such a level holds the lock and tasks wait for it, the lock
+looks for that cycle every :data:`CYCLE_CHECK_S` seconds and fails the wait
+of each task in it with Django's ``TransactionManagementError``, which the
+level's task then gets from its await. A lock no level holds, or that
+nobody waits for, sets no timer.
 """
 
 from __future__ import annotations
