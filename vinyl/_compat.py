@@ -205,7 +205,8 @@ def awaited(waiting: Any) -> tuple | None:
     from the other side: see :func:`ended_by`)."""
     if isinstance(waiting, asyncio.Task):
         future = waiting._fut_waiter  # type: ignore[attr-defined]
-        return () if future is None else (future,)
+        # (A done one was resolved, but the task has not resumed yet.)
+        return () if future is None or future.done() else (future,)
     if isinstance(waiting, _GatheringFuture):
         return tuple(waiting._children)
     return None
@@ -402,7 +403,8 @@ def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, list[asyncio.Future]]:
                         ending.append(outer)
                     continue
                 for waiter in _resolved(entry[0]):
-                    found.setdefault(id(waiter), []).append(future)
+                    if not waiter.done():  # (one done was resolved otherwise: FIRST_COMPLETED)
+                        found.setdefault(id(waiter), []).append(future)
     except (AttributeError, KeyError, TypeError) as exc:  # what the checks at import could not see
         if not _shape_warned:
             _shape_warned = True

@@ -213,3 +213,30 @@ async def test_with_both_read_a_task_group_is_followed() -> None:
     with pytest.raises(BaseExceptionGroup) as caught:
         await asyncio.wait_for(_hold_and_wait_for_a_waiter(_through_a_task_group), 5)
     assert caught.value.subgroup(TransactionManagementError) is not None
+
+
+async def test_a_wait_another_future_has_just_ended_is_not_followed() -> None:
+    # FIRST_COMPLETED over the sibling and another future: the other's end
+    # resolved asyncio.wait's future, and until the waiting task resumes the
+    # callback left on the sibling counts it as the last one to wait for.
+    lock = StatementLock()
+    assert lock.try_acquire()
+
+    async def waiter() -> None:
+        async with lock:
+            pass
+
+    sibling = asyncio.create_task(waiter())
+    other: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    holder = asyncio.create_task(asyncio.wait({sibling, other}, return_when=asyncio.FIRST_COMPLETED))
+    await asyncio.sleep(0)  # both wait now
+    lock.hold_for(holder)
+    other.set_result(None)
+    await asyncio.sleep(0)  # asyncio.wait's callback ran; the holder resumes after this task
+    assert not holder.done()
+    lock._check_cycle()
+    assert not sibling.done()  # still waiting for the lock, not failed
+    done, pending = await holder
+    assert done == {other} and pending == {sibling}
+    lock.release()
+    await sibling
