@@ -205,7 +205,8 @@ def awaited(waiting: Any) -> tuple | None:
     from the other side: see :func:`ended_by`)."""
     if isinstance(waiting, asyncio.Task):
         future = waiting._fut_waiter  # type: ignore[attr-defined]
-        return () if future is None else (future,)
+        # (A done one was resolved, but the task has not resumed yet.)
+        return () if future is None or future.done() else (future,)
     if isinstance(waiting, _GatheringFuture):
         return tuple(waiting._children)
     return None
@@ -289,19 +290,52 @@ _optional(
     _SAME_SEARCH + "wait_for with a timeout on Python 3.11 adds partial(_release_waiter, waiter) to the task",
 )
 _release_waiter: Any = getattr(asyncio.tasks, "_release_waiter", None)
+# A TaskGroup's exit waits on a future of the group, which the group's
+# done-callback on each of its tasks (a bound _on_task_done) resolves when
+# its last task ends.
+_TASKGROUP_FIELDS = ("_on_completed_fut", "_tasks")
+_TASKGROUP_DONE: Any = getattr(asyncio.TaskGroup, "_on_task_done", None)
+if not _optional(
+    asyncio.TaskGroup, "_on_task_done",
+    _SAME_SEARCH + "a TaskGroup's exit waits on its _on_completed_fut, which the group's callback on each task "
+    "(the bound _on_task_done, reading " + ", ".join(_TASKGROUP_FIELDS) + ") resolves when its last task ends",
+    present=lambda: _TASKGROUP_DONE is not None
+    and all(_set_by(asyncio.TaskGroup.__init__, name)() for name in _TASKGROUP_FIELDS),
+):
+    _TASKGROUP_DONE = None
+# asyncio.wait, shield ... of a gather() add their callback to the gathering
+# future: gather's callback on each child (closing over outer) leads to it.
+_GATHER_CODE = _nested(asyncio.gather, "_done_callback", ("outer",))
+_GATHER_OUTER = _GATHER_CODE.co_freevars.index("outer") if _GATHER_CODE is not None else -1
+_optional(
+    asyncio.tasks, "gather.<locals>._done_callback",
+    _SAME_SEARCH + "gather's callback on each child (_done_callback, closing over outer) leads to the gathering "
+    "future, whose own done-callbacks asyncio.wait, wait_for, shield or as_completed of a gather() add",
+    present=lambda: _GATHER_CODE is not None,
+)
 # Each of the two warnings below is logged once per process.
 _missing_warned = False
 _shape_warned = False
 
 
 def _resolved(callback: Any) -> tuple:
-    """The futures ``callback``, a done-callback of a task, resolves when the
-    task ends and that wait for nothing else; () for any other callback."""
+    """The futures ``callback``, a done-callback of a task (or of a gather's
+    future), resolves when that ends and that wait for nothing else; () for
+    any other callback."""
     if isinstance(callback, functools.partial):
         if _release_waiter is not None and callback.func is _release_waiter and len(callback.args) == 1:
             return callback.args
         return ()
-    if _AS_COMPLETED_METHOD is not None and getattr(callback, "__func__", None) is _AS_COMPLETED_METHOD:
+    method = getattr(callback, "__func__", None)
+    if method is not None and method is _TASKGROUP_DONE:
+        group = callback.__self__
+        future = group._on_completed_fut  # None until the group's exit waits
+        # Another unfinished task of the group could still fail, and the
+        # group would then cancel this one: followed only for the last one.
+        if future is not None and len(group._tasks) == 1:
+            return (future,)
+        return ()
+    if method is not None and method is _AS_COMPLETED_METHOD:
         waits = callback.__self__  # as_completed (Python 3.13+): the next one to end is this task
         if waits._timeout_handle is None and len(waits._todo) == 1:
             return tuple(waits._done._getters)
@@ -327,9 +361,20 @@ def _resolved(callback: Any) -> tuple:
     return ()
 
 
-def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, list[asyncio.Task]]:
-    """Each future (by id) that only the end of one of ``tasks`` resolves,
-    mapped to those tasks (asyncio.wait, wait_for on 3.11, shield, as_completed)."""
+def _gathering(callback: Any) -> Any:
+    """The gathering future of gather's callback on a child, else None."""
+    if _GATHER_CODE is None or getattr(callback, "__code__", None) is not _GATHER_CODE:
+        return None
+    try:
+        return callback.__closure__[_GATHER_OUTER].cell_contents
+    except ValueError:  # the cell is not set yet: gather() is still building its future
+        return None
+
+
+def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, list[asyncio.Future]]:
+    """Each future (by id) that only the end of one of ``tasks``, or of a
+    gather() of them, resolves, mapped to those tasks and gathering futures
+    (asyncio.wait, wait_for on 3.11, shield, as_completed, a TaskGroup's exit)."""
     global _missing_warned, _shape_warned
     if _COMPLETION_MISSING or not _callbacks_ok:
         if not _missing_warned:
@@ -340,20 +385,33 @@ def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, list[asyncio.Task]]:
             )
         if not _callbacks_ok:
             return {}
-    found: dict[int, list[asyncio.Task]] = {}
+    found: dict[int, list[asyncio.Future]] = {}
+    ending: list[asyncio.Future] = list(tasks)
+    # The gathering futures met through their children's callbacks: their
+    # own callbacks are read in turn (a gather of gathers, up to the tasks').
+    gathers: set[int] = set()
     try:
-        for task in tasks:
-            for entry in task._callbacks or ():
+        while ending:
+            future = ending.pop()
+            for entry in future._callbacks or ():
                 if not (isinstance(entry, tuple) and len(entry) == 2):
                     raise TypeError(f"a task's done-callbacks are {entry!r}, not (callback, context) pairs")
-                for future in _resolved(entry[0]):
-                    found.setdefault(id(future), []).append(task)
+                outer = _gathering(entry[0])
+                if outer is not None:
+                    if id(outer) not in gathers and not outer.done():
+                        gathers.add(id(outer))
+                        ending.append(outer)
+                    continue
+                for waiter in _resolved(entry[0]):
+                    if not waiter.done():  # (one done was resolved otherwise: FIRST_COMPLETED)
+                        found.setdefault(id(waiter), []).append(future)
     except (AttributeError, KeyError, TypeError) as exc:  # what the checks at import could not see
         if not _shape_warned:
             _shape_warned = True
             _logger.warning(
                 "vinyl: this asyncio (Python %s) is not as vinyl reads it (%s): the level-deadlock check does not "
-                "follow waits through asyncio.wait, wait_for, shield and as_completed", _version("Python"), exc,
+                "follow waits through asyncio.wait, wait_for, shield, as_completed and TaskGroup",
+                _version("Python"), exc,
             )
         return {}
     return found

@@ -166,3 +166,77 @@ async def test_done_callbacks_of_another_shape_turn_the_step_off_with_a_warning(
         finally:
             _compat._shape_warned = saved
     assert any("not (callback, context) pairs" in r.getMessage() for r in caplog.records)
+
+
+def _gather(future: asyncio.Future) -> asyncio.Future:
+    """gather() of ``future`` that keeps its error (the test awaits the sibling for it)."""
+    return asyncio.gather(future, return_exceptions=True)
+
+
+async def test_a_wait_on_a_gather_of_a_gather_is_found() -> None:
+    # asyncio.wait's callback is on the outer gathering future: the search
+    # reaches it through gather's callbacks on the sibling and the inner gather.
+    with pytest.raises(TransactionManagementError, match="awaits"):
+        await asyncio.wait_for(
+            _hold_and_wait_for_a_waiter(lambda t: asyncio.wait({_gather(_gather(t))})), 5
+        )
+
+
+async def _through_a_task_group(sibling: asyncio.Task) -> None:
+    async def wait() -> None:
+        await sibling
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(wait())
+
+
+@pytest.mark.parametrize(
+    "name, wait",
+    [
+        ("_TASKGROUP_DONE", _through_a_task_group),
+        ("_GATHER_CODE", lambda t: asyncio.wait({_gather(t)})),
+    ],
+)
+async def test_a_changed_task_group_or_gather_is_not_followed_and_says_so_once(monkeypatch, caplog, name, wait) -> None:
+    # As if asyncio no longer had what vinyl reads of TaskGroup or gather.
+    monkeypatch.setattr(_compat, name, None)
+    monkeypatch.setattr(_compat, "_COMPLETION_MISSING", [name])
+    monkeypatch.setattr(_compat, "_missing_warned", False)
+    with caplog.at_level(logging.WARNING, logger="vinyl.transaction"):
+        with pytest.raises(TimeoutError):  # not found: it waits, as before the search read them
+            await asyncio.wait_for(_hold_and_wait_for_a_waiter(wait), 5 * CYCLE_CHECK_S)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and name in warnings[0], warnings
+
+
+async def test_with_both_read_a_task_group_is_followed() -> None:
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await asyncio.wait_for(_hold_and_wait_for_a_waiter(_through_a_task_group), 5)
+    assert caught.value.subgroup(TransactionManagementError) is not None
+
+
+async def test_a_wait_another_future_has_just_ended_is_not_followed() -> None:
+    # FIRST_COMPLETED over the sibling and another future: the other's end
+    # resolved asyncio.wait's future, and until the waiting task resumes the
+    # callback left on the sibling counts it as the last one to wait for.
+    lock = StatementLock()
+    assert lock.try_acquire()
+
+    async def waiter() -> None:
+        async with lock:
+            pass
+
+    sibling = asyncio.create_task(waiter())
+    other: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    holder = asyncio.create_task(asyncio.wait({sibling, other}, return_when=asyncio.FIRST_COMPLETED))
+    await asyncio.sleep(0)  # both wait now
+    lock.hold_for(holder)
+    other.set_result(None)
+    await asyncio.sleep(0)  # asyncio.wait's callback ran; the holder resumes after this task
+    assert not holder.done()
+    lock._check_cycle()
+    assert not sibling.done()  # still waiting for the lock, not failed
+    done, pending = await holder
+    assert done == {other} and pending == {sibling}
+    lock.release()
+    await sibling

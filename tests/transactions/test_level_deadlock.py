@@ -9,11 +9,14 @@ is a failed write of the enclosing level, which then can only roll back, as
 Django leaves a block a failed save ran in. Waiting itself (a
 sibling that waits for the block, not awaited by it) is unchanged.
 
-The block's task may await the sibling directly, through ``gather``, or
+The block's task may await the sibling directly, through ``gather``,
 through the futures of ``asyncio.wait``, ``wait_for`` (its own future on
 Python 3.11), ``shield`` and ``as_completed``, which only the sibling's end
-resolves. A wait that something else may end (another task, a timeout that
-leaves the sibling running) is no deadlock and is left alone.
+resolves (or the end of a ``gather`` of it), or through a ``TaskGroup``'s
+exit, which waits for the group's last task. A wait that something else may
+end (another task, a timeout that leaves the sibling running, another task
+of the group that may fail and cancel the rest) is no deadlock and is left
+alone.
 """
 
 from __future__ import annotations
@@ -163,6 +166,121 @@ async def test_a_sibling_awaited_through_as_completed_is_found(backend):
     await _fails_the_sibling(first_done)
 
 
+@pytest.mark.parametrize("wait", ["wait", "wait_for", "shield", "as_completed"])
+async def test_a_sibling_awaited_through_a_helper_on_a_gather_of_it_is_found(backend, wait):
+    # The helper's callback sits on the gathering future, not on the sibling.
+    async def through_gather(sibling: asyncio.Task) -> None:
+        gathered = asyncio.gather(sibling)
+        if wait == "wait":
+            await asyncio.wait({gathered})
+            await gathered  # it ends done, with the sibling's error
+        elif wait == "wait_for":
+            await asyncio.wait_for(gathered, 2 * LIMIT)
+        elif wait == "shield":
+            await asyncio.shield(gathered)
+        else:
+            for next_done in asyncio.as_completed([gathered]):
+                await next_done
+
+    await _fails_the_sibling(through_gather)
+
+
+async def _await(task: asyncio.Task) -> None:
+    await task
+
+
+def _only(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException:
+    """The one exception of ``group`` (flattened), checked to be a ``kind``."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    assert len(leaves) == 1 and isinstance(leaves[0], kind), leaves
+    return leaves[0]
+
+
+async def test_a_sibling_awaited_through_a_task_group_s_exit_is_found(backend):
+    # The group's exit waits on a future of the group that its last task's end resolves.
+    async def body() -> None:
+        async with vinyl.atomic():
+            async with _nested_block_after_a_sibling() as sibling:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(_await(sibling))
+
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await asyncio.wait_for(body(), LIMIT)
+    assert "awaits" in str(_only(caught.value, TransactionManagementError))
+    assert await committed_names() == []
+    assert await returned() == 0
+
+
+async def test_a_task_of_the_group_that_uses_the_enclosing_level_is_found(backend):
+    # Started in the group with the enclosing block's context, the task's own
+    # statement waits for the level.
+    async def body() -> None:
+        async with vinyl.atomic():
+            await Author.vinyl.create(name="outer")
+            enclosing = contextvars.copy_context()
+            async with vinyl.atomic():
+                await Author.vinyl.create(name="inner")
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(Author.vinyl.create(name="sibling"), context=enclosing)
+
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await asyncio.wait_for(body(), LIMIT)
+    _only(caught.value, TransactionManagementError)
+    assert await committed_names() == []
+    assert await returned() == 0
+
+
+async def test_a_task_group_is_followed_once_its_other_tasks_have_ended(backend):
+    # While another task of the group runs, it could still fail and cancel the
+    # rest: the wait is found once the sibling's waiter is the group's last task.
+    async def body() -> None:
+        async with vinyl.atomic():
+            async with _nested_block_after_a_sibling() as sibling:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(_await(sibling))
+                    group.create_task(asyncio.sleep(0.5))
+
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await asyncio.wait_for(body(), LIMIT)
+    _only(caught.value, TransactionManagementError)
+    assert await committed_names() == []
+    assert await returned() == 0
+
+
+async def test_a_task_group_another_task_of_which_fails_leaves_the_sibling_alone(backend):
+    # The other task's failure cancels the group's tasks (and so the awaited
+    # sibling) and ends the block's wait: no deadlock, nothing is failed with
+    # TransactionManagementError while the other task runs.
+    async def fail_later() -> None:
+        await asyncio.sleep(0.5)  # several detection rounds while the sibling waits
+        raise ValueError("the other task failed")
+
+    async def body() -> asyncio.Task:
+        async with vinyl.atomic():
+            await Author.vinyl.create(name="outer")
+            try:
+                async with _nested_block_after_a_sibling() as sibling:
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(_await(sibling))
+                        group.create_task(fail_later())
+            except BaseExceptionGroup as exc:
+                _only(exc, ValueError)
+            await Author.vinyl.create(name="after")
+        return sibling
+
+    sibling = await asyncio.wait_for(body(), LIMIT)
+    assert sibling.cancelled()
+    assert await committed_names() == ["after", "outer"]
+    assert await returned() == 0
+
+
 async def _sleep_outside_then_create(name: str) -> None:
     await asyncio.sleep(0.5)  # several detection rounds while the level's sibling waits
     await Author.vinyl.create(name=name)
@@ -185,17 +303,19 @@ async def test_a_task_awaited_through_asyncio_wait_that_does_not_use_the_level_i
     assert await returned() == 0
 
 
-@pytest.mark.parametrize("kind", ["first_completed", "timeout"])
+@pytest.mark.parametrize("kind", ["first_completed", "first_completed_of_a_gather", "timeout"])
 async def test_a_wait_that_something_else_ends_leaves_the_sibling_waiting(backend, kind):
     # Another task's end (FIRST_COMPLETED) or asyncio.wait's timeout, which
     # does not cancel the sibling, ends the block's wait: the sibling then runs.
     async def body() -> bool:
         async with vinyl.atomic():
             async with _nested_block_after_a_sibling() as sibling:
-                if kind == "first_completed":
+                if kind.startswith("first_completed"):
                     other = asyncio.create_task(asyncio.sleep(0.5))
-                    done, pending = await asyncio.wait({sibling, other}, return_when=asyncio.FIRST_COMPLETED)
+                    waited = asyncio.gather(sibling) if kind.endswith("gather") else sibling
+                    done, pending = await asyncio.wait({waited, other}, return_when=asyncio.FIRST_COMPLETED)
                     assert done == {other}
+                    pending = {sibling} if pending == {waited} else pending
                 else:
                     done, pending = await asyncio.wait({sibling}, timeout=0.5)
                 await Author.vinyl.create(name="inner")

@@ -9,13 +9,14 @@ waiting, so no task can take it in between.
 A level inside a transaction (a nested ``atomic`` block) holds its parent's
 lock for its whole life and names its task with :meth:`StatementLock.hold_for`.
 A task waiting for the lock while that task awaits it (directly, or through
-other tasks, ``gather``, ``wait_for``, ``shield``, and ``asyncio.wait`` or
-``as_completed`` without a timeout) would wait forever. While such a level
-holds the lock and tasks wait for it, the lock looks for that cycle every
-:data:`CYCLE_CHECK_S` seconds and fails the wait of each task in it with
-Django's ``TransactionManagementError``, which the level's task then gets
-from its await. A lock no level holds, or that nobody waits for, sets no
-timer.
+other tasks, ``gather``, ``wait_for``, ``shield``, ``asyncio.wait`` or
+``as_completed`` without a timeout, of tasks or of a ``gather``, and a
+``TaskGroup``'s exit once one task of the group is left) would wait
+forever. While such a level holds the lock and tasks wait for it, the lock
+looks for that cycle every :data:`CYCLE_CHECK_S` seconds and fails the wait
+of each task in it with Django's ``TransactionManagementError``, which the
+level's task then gets from its await. A lock no level holds, or that
+nobody waits for, sets no timer.
 """
 
 from __future__ import annotations
@@ -150,16 +151,17 @@ class StatementLock:
 
 
 def _waited_by(task: asyncio.Task) -> dict[int, Any]:
-    """What ``task`` waits for, directly or through tasks, gathers and the
-    futures of asyncio.wait, wait_for, shield and as_completed: the id of
-    each future or task reached, mapped to the one waiting on it."""
+    """What ``task`` waits for, directly or through tasks, gathers, the
+    futures of asyncio.wait, wait_for, shield and as_completed, and a
+    TaskGroup's exit: the id of each future or task reached, mapped to the
+    one waiting on it."""
     waited_by: dict[int, Any] = {}
     pending: list = [task]
     # The futures that only a task's end resolves, read from every task's
     # done-callbacks the first time the search reaches such a future (about
     # a microsecond a task, in a search that runs only while a task waits
     # for a level a nested block holds).
-    ends: dict[int, list[asyncio.Task]] | None = None
+    ends: dict[int, list[asyncio.Future]] | None = None
     while pending and len(waited_by) < CYCLE_SEARCH_LIMIT:
         waiting = pending.pop()
         found: Iterable[Any] | None = awaited(waiting)
