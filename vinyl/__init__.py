@@ -20,8 +20,9 @@ Layout, lowest first: each module imports only the ones listed before it
 4. The ORM layer, in order: ``_vinylize`` (the vinyl model classes, looked
    up), ``deletion``, ``generic`` (content types), ``prefetch``, ``raw``,
    ``queryset``, ``proxies`` (its methods on managers), ``related``
-   (related managers), ``descriptors``, ``models`` (builds the vinyl
-   classes; their instance methods), ``manager``; then this package.
+   (related managers), ``descriptors``, ``pickling`` (vinyl classes and
+   instances through pickle), ``models`` (builds the vinyl classes; their
+   instance methods), ``manager``; then this package.
 """
 
 # Imported with the garbage collector paused: SQLAlchemy's import creates a

@@ -34,6 +34,7 @@ ORM_LAYER = (
     "vinyl.proxies",
     "vinyl.related",
     "vinyl.descriptors",
+    "vinyl.pickling",
     "vinyl.models",
     "vinyl.manager",
     "vinyl",
