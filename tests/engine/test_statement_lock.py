@@ -322,3 +322,46 @@ async def test_an_unread_return_exceptions_counts_every_gather_as_ended_by_its_f
         await asyncio.wait_for(
             _hold_and_wait_for_a_waiter(_gather_keeping_errors_beside_a_future), 5 * CYCLE_CHECK_S
         )
+
+
+async def _hold_and_gather(other: object) -> tuple[asyncio.Task, asyncio.Task]:
+    """Hold the lock for this task's level and gather a waiter for it with
+    ``other(lock)``; the lock is released and both tasks returned at the end."""
+    lock = StatementLock()
+    assert lock.try_acquire()
+    lock.hold_for(asyncio.current_task())
+
+    async def waiter() -> None:
+        async with lock:
+            pass
+
+    sibling = asyncio.create_task(waiter())
+    second = asyncio.create_task(other(lock))  # type: ignore[operator]
+    try:
+        await asyncio.wait_for(asyncio.gather(sibling, second), 10 * CYCLE_CHECK_S)
+    finally:
+        lock.release()
+        await asyncio.wait({sibling, second}, timeout=1)
+    return sibling, second
+
+
+async def test_a_gather_child_stuck_through_another_task_on_the_level_is_found() -> None:
+    async def through_a_task(lock: StatementLock) -> None:
+        async def inner() -> None:
+            async with lock:
+                pass
+
+        await asyncio.gather(asyncio.create_task(inner()))
+
+    with pytest.raises(TransactionManagementError, match="awaits"):
+        await _hold_and_gather(through_a_task)
+
+
+async def test_a_gather_child_waiting_on_what_the_search_cannot_read_is_not_stuck() -> None:
+    event = asyncio.Event()  # never set: nothing the search reads says so
+
+    async def on_an_event(lock: StatementLock) -> None:
+        await event.wait()
+
+    with pytest.raises(TimeoutError):  # 10 rounds: the sibling waits, not failed
+        await _hold_and_gather(on_an_event)
