@@ -13,10 +13,11 @@ The block's task may await the sibling directly, through ``gather``,
 through the futures of ``asyncio.wait``, ``wait_for`` (its own future on
 Python 3.11), ``shield`` and ``as_completed``, which only the sibling's end
 resolves (or the end of a ``gather`` of it), or through a ``TaskGroup``'s
-exit, which waits for the group's last task. A wait that something else may
-end (another task, a timeout that leaves the sibling running, another task
-of the group that may fail and cancel the rest) is no deadlock and is left
-alone.
+exit, which waits for all of the group's tasks. A wait that something else
+may end (another task, a timeout that leaves the sibling running, another
+task of the group or of a gather that may still fail and end it) is no
+deadlock and is left alone; a gather or group all unfinished tasks of which
+wait for the level is one.
 """
 
 from __future__ import annotations
