@@ -199,17 +199,37 @@ _need(
 )
 
 
-def awaited(waiting: Any) -> tuple | None:
+class Waits(NamedTuple):
+    """What a task or future waits on: all of ``futures``, or (``any_of``)
+    any one of them, the first to fail (or be cancelled) ending the wait."""
+
+    any_of: bool
+    futures: list
+
+
+def awaited(waiting: Any) -> Waits | None:
     """What ``waiting`` waits on right now: a task's future (or task), a
     gather's children; None for another future (what resolves it is found
     from the other side: see :func:`ended_by`)."""
     if isinstance(waiting, asyncio.Task):
         future = waiting._fut_waiter  # type: ignore[attr-defined]
         # (A done one was resolved, but the task has not resumed yet.)
-        return () if future is None or future.done() else (future,)
+        return Waits(False, [] if future is None or future.done() else [future])
     if isinstance(waiting, _GatheringFuture):
-        return tuple(waiting._children)
+        children = waiting._children
+        if _keeps_errors(waiting):  # return_exceptions=True: it ends when they all have
+            return Waits(False, [child for child in children if not child.done()])
+        return Waits(True, _may_end_it(children))
     return None
+
+
+def _may_end_it(futures: Iterable[asyncio.Future]) -> list:
+    """Those of ``futures`` that may still end an any-of wait on them: the
+    unfinished ones and those that failed (gather's or the group's callback
+    may not have run yet). One that returned ends nothing."""
+    # exception() marks the error retrieved: gather's and TaskGroup's own
+    # callbacks do that for each of their futures anyway.
+    return [f for f in futures if not f.done() or f.cancelled() or f.exception() is not None]
 
 
 # asyncio.wait, asyncio.wait_for with a timeout (Python 3.11), shield and
@@ -313,6 +333,18 @@ _optional(
     "future, whose own done-callbacks asyncio.wait, wait_for, shield or as_completed of a gather() add",
     present=lambda: _GATHER_CODE is not None,
 )
+# Without return_exceptions, the first child to fail ends a gather(): a wait
+# on it is a deadlock only if every unfinished child is stuck; with it, if one is.
+_GATHER_KEEPS = (
+    _GATHER_CODE.co_freevars.index("return_exceptions")
+    if _GATHER_CODE is not None and "return_exceptions" in _GATHER_CODE.co_freevars else -1
+)
+_optional(
+    asyncio.tasks, "gather.<locals>._done_callback.return_exceptions",
+    "the level-deadlock search tells a gather() that ends at its first failed child from one that waits for them "
+    "all (gather's callback on each child closes over return_exceptions; unread, every gather is taken as the first)",
+    present=lambda: _GATHER_KEEPS >= 0,
+)
 # Each of the two warnings below is logged once per process.
 _missing_warned = False
 _shape_warned = False
@@ -327,14 +359,6 @@ def _resolved(callback: Any) -> tuple:
             return callback.args
         return ()
     method = getattr(callback, "__func__", None)
-    if method is not None and method is _TASKGROUP_DONE:
-        group = callback.__self__
-        future = group._on_completed_fut  # None until the group's exit waits
-        # Another unfinished task of the group could still fail, and the
-        # group would then cancel this one: followed only for the last one.
-        if future is not None and len(group._tasks) == 1:
-            return (future,)
-        return ()
     if method is not None and method is _AS_COMPLETED_METHOD:
         waits = callback.__self__  # as_completed (Python 3.13+): the next one to end is this task
         if waits._timeout_handle is None and len(waits._todo) == 1:
@@ -371,10 +395,37 @@ def _gathering(callback: Any) -> Any:
         return None
 
 
-def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, list[asyncio.Future]]:
-    """Each future (by id) that only the end of one of ``tasks``, or of a
-    gather() of them, resolves, mapped to those tasks and gathering futures
-    (asyncio.wait, wait_for on 3.11, shield, as_completed, a TaskGroup's exit)."""
+def _keeps_errors(gathering: Any) -> bool:
+    """Whether ``gathering``'s gather() returns its children's errors (read
+    from its callback on a child still running); False where unread."""
+    if _GATHER_KEEPS < 0 or not _callbacks_ok:
+        return False
+    try:
+        for child in gathering._children:
+            if child.done():
+                continue
+            for entry in child._callbacks or ():
+                callback = entry[0]
+                if _gathering(callback) is gathering:
+                    return bool(callback.__closure__[_GATHER_KEEPS].cell_contents)
+    except (AttributeError, IndexError, TypeError, ValueError):  # another shape: taken as the first-failure kind
+        pass
+    return False
+
+
+def _group(callback: Any) -> Any:
+    """The TaskGroup of its callback on a task, else None."""
+    if _TASKGROUP_DONE is None or getattr(callback, "__func__", None) is not _TASKGROUP_DONE:
+        return None
+    return callback.__self__
+
+
+def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, Waits]:
+    """Each future (by id) that only the end of ``tasks``, or of a gather()
+    of them, resolves, mapped to what it waits on (asyncio.wait, wait_for on
+    3.11, shield, as_completed: all of those tasks and gathering futures; a
+    TaskGroup's exit: any of the group's tasks, the first to fail cancelling
+    the rest)."""
     global _missing_warned, _shape_warned
     if _COMPLETION_MISSING or not _callbacks_ok:
         if not _missing_warned:
@@ -385,7 +436,7 @@ def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, list[asyncio.Future]]:
             )
         if not _callbacks_ok:
             return {}
-    found: dict[int, list[asyncio.Future]] = {}
+    found: dict[int, Waits] = {}
     ending: list[asyncio.Future] = list(tasks)
     # The gathering futures met through their children's callbacks: their
     # own callbacks are read in turn (a gather of gathers, up to the tasks').
@@ -402,9 +453,15 @@ def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, list[asyncio.Future]]:
                         gathers.add(id(outer))
                         ending.append(outer)
                     continue
+                group = _group(entry[0])
+                if group is not None:
+                    exit_waits = group._on_completed_fut  # None until the group's exit waits
+                    if exit_waits is not None and not exit_waits.done() and id(exit_waits) not in found:
+                        found[id(exit_waits)] = Waits(True, _may_end_it(group._tasks))
+                    continue
                 for waiter in _resolved(entry[0]):
                     if not waiter.done():  # (one done was resolved otherwise: FIRST_COMPLETED)
-                        found.setdefault(id(waiter), []).append(future)
+                        found.setdefault(id(waiter), Waits(False, [])).futures.append(future)
     except (AttributeError, KeyError, TypeError) as exc:  # what the checks at import could not see
         if not _shape_warned:
             _shape_warned = True

@@ -240,3 +240,128 @@ async def test_a_wait_another_future_has_just_ended_is_not_followed() -> None:
     assert done == {other} and pending == {sibling}
     lock.release()
     await sibling
+
+
+# -- waits that the first failure ends: gather() and a TaskGroup's exit -------
+
+
+async def _fails_before_its_callbacks_run(lock: StatementLock, failed: list[bool]) -> None:
+    """Fail after asking for a search that runs before this task's
+    done-callbacks (gather's, the group's) do; it notes whether it failed a waiter."""
+
+    def search() -> None:
+        lock._check_cycle()
+        failed.append(any(waiter.done() for waiter in lock._waiters or ()))
+
+    await asyncio.sleep(0)
+    asyncio.get_running_loop().call_soon(search)
+    raise ValueError("failed")
+
+
+async def _gather_of(*aws: object) -> None:
+    await asyncio.gather(*aws)  # type: ignore[arg-type]
+
+
+async def _in_a_group(*aws: object) -> None:
+    async with asyncio.TaskGroup() as group:
+        for aw in aws:
+            group.create_task(aw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["gather", "task_group"])
+async def test_a_wait_another_task_has_just_failed_is_not_followed(kind) -> None:
+    # The other task's failure ends the gather (or the group's exit), but
+    # until its callback runs the search still sees it among the waited.
+    lock = StatementLock()
+    assert lock.try_acquire()
+
+    async def waiter() -> None:
+        async with lock:
+            pass
+
+    sibling = asyncio.create_task(waiter())
+    failed: list[bool] = []
+    other = _fails_before_its_callbacks_run(lock, failed)
+    if kind == "gather":
+        holder = asyncio.create_task(_gather_of(sibling, other))
+    else:
+        holder = asyncio.create_task(_in_a_group(_await(sibling), other))
+    await asyncio.sleep(0)
+    lock.hold_for(holder)
+    with pytest.raises((ValueError, BaseExceptionGroup)):
+        await holder
+    assert failed == [False]
+    lock.release()
+    if kind == "gather":
+        await sibling  # it got the lock
+    else:
+        assert sibling.cancelled()  # with the group's tasks
+
+
+async def _await(task: asyncio.Task) -> None:
+    await task
+
+
+def _gather_keeping_errors_beside_a_future(sibling: asyncio.Task) -> asyncio.Future:
+    """gather(sibling, f, return_exceptions=True), f a future the sibling's
+    end sets (a callback the search cannot read: f may end any time)."""
+    other: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    sibling.add_done_callback(lambda _: other.done() or other.set_result(None))
+    return asyncio.gather(sibling, other, return_exceptions=True)
+
+
+async def test_a_gather_that_returns_errors_waits_for_every_child_and_is_found() -> None:
+    # With return_exceptions=True the other child's end cannot end the gather.
+    with pytest.raises(TransactionManagementError, match="awaits"):
+        await asyncio.wait_for(_hold_and_wait_for_a_waiter(_gather_keeping_errors_beside_a_future), 5)
+
+
+async def test_an_unread_return_exceptions_counts_every_gather_as_ended_by_its_first_failure(monkeypatch) -> None:
+    monkeypatch.setattr(_compat, "_GATHER_KEEPS", -1)
+    with pytest.raises(TimeoutError):  # not found while the other child may end (it could fail)
+        await asyncio.wait_for(
+            _hold_and_wait_for_a_waiter(_gather_keeping_errors_beside_a_future), 5 * CYCLE_CHECK_S
+        )
+
+
+async def _hold_and_gather(other: object) -> tuple[asyncio.Task, asyncio.Task]:
+    """Hold the lock for this task's level and gather a waiter for it with
+    ``other(lock)``; the lock is released and both tasks returned at the end."""
+    lock = StatementLock()
+    assert lock.try_acquire()
+    lock.hold_for(asyncio.current_task())
+
+    async def waiter() -> None:
+        async with lock:
+            pass
+
+    sibling = asyncio.create_task(waiter())
+    second = asyncio.create_task(other(lock))  # type: ignore[operator]
+    try:
+        await asyncio.wait_for(asyncio.gather(sibling, second), 10 * CYCLE_CHECK_S)
+    finally:
+        lock.release()
+        await asyncio.wait({sibling, second}, timeout=1)
+    return sibling, second
+
+
+async def test_a_gather_child_stuck_through_another_task_on_the_level_is_found() -> None:
+    async def through_a_task(lock: StatementLock) -> None:
+        async def inner() -> None:
+            async with lock:
+                pass
+
+        await asyncio.gather(asyncio.create_task(inner()))
+
+    with pytest.raises(TransactionManagementError, match="awaits"):
+        await _hold_and_gather(through_a_task)
+
+
+async def test_a_gather_child_waiting_on_what_the_search_cannot_read_is_not_stuck() -> None:
+    event = asyncio.Event()  # never set: nothing the search reads says so
+
+    async def on_an_event(lock: StatementLock) -> None:
+        await event.wait()
+
+    with pytest.raises(TimeoutError):  # 10 rounds: the sibling waits, not failed
+        await _hold_and_gather(on_an_event)

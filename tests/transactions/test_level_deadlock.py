@@ -13,10 +13,11 @@ The block's task may await the sibling directly, through ``gather``,
 through the futures of ``asyncio.wait``, ``wait_for`` (its own future on
 Python 3.11), ``shield`` and ``as_completed``, which only the sibling's end
 resolves (or the end of a ``gather`` of it), or through a ``TaskGroup``'s
-exit, which waits for the group's last task. A wait that something else may
-end (another task, a timeout that leaves the sibling running, another task
-of the group that may fail and cancel the rest) is no deadlock and is left
-alone.
+exit, which waits for all of the group's tasks. A wait that something else
+may end (another task, a timeout that leaves the sibling running, another
+task of the group or of a gather that may still fail and end it) is no
+deadlock and is left alone; a gather or group all unfinished tasks of which
+wait for the level is one.
 """
 
 from __future__ import annotations
@@ -325,4 +326,120 @@ async def test_a_wait_that_something_else_ends_leaves_the_sibling_waiting(backen
 
     assert await asyncio.wait_for(body(), LIMIT)
     assert await committed_names() == ["inner", "sibling"]
+    assert await returned() == 0
+
+
+async def _fail_later() -> None:
+    await asyncio.sleep(0.5)  # several detection rounds while the level's sibling waits
+    raise ValueError("the other task failed")
+
+
+async def test_a_gather_another_child_of_which_may_still_fail_leaves_the_sibling_alone(backend):
+    # Without return_exceptions, the other child's failure ends the gather
+    # (and so the block's wait) while the sibling still waits: no deadlock.
+    # The block ends with that error, and the sibling's statement then runs.
+    async def body() -> asyncio.Task:
+        async with vinyl.atomic():
+            await Author.vinyl.create(name="outer")
+            with pytest.raises(ValueError, match="other task failed"):
+                async with _nested_block_after_a_sibling() as sibling:
+                    await asyncio.gather(sibling, _fail_later())
+            await sibling
+        return sibling
+
+    sibling = await asyncio.wait_for(body(), LIMIT)
+    assert sibling.result() is None
+    assert await committed_names() == ["outer", "sibling"]
+    assert await returned() == 0
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return leaves
+
+
+async def _two_siblings_awaited_through(wait: Callable[[asyncio.Task, asyncio.Task], Awaitable[object]]) -> None:
+    async def body() -> None:
+        async with vinyl.atomic():
+            await Author.vinyl.create(name="outer")
+            started = asyncio.Event()
+            first = asyncio.create_task(_wait_then_create(started))
+            second = asyncio.create_task(_wait_then_create(started))
+            async with vinyl.atomic():
+                started.set()
+                await Author.vinyl.create(name="inner")
+                try:
+                    await wait(first, second)
+                finally:
+                    await asyncio.wait({first, second})  # both end (failed): none outlives the block
+
+    await asyncio.wait_for(body(), LIMIT)
+
+
+async def test_a_gather_of_two_siblings_that_both_wait_for_the_level_is_found(backend):
+    with pytest.raises(TransactionManagementError, match="awaits"):
+        await _two_siblings_awaited_through(lambda a, b: asyncio.gather(a, b))
+    assert await committed_names() == []
+    assert await returned() == 0
+
+
+async def test_a_task_group_two_tasks_of_which_wait_for_the_level_is_found(backend):
+    # Either task's failure would cancel the other: both wait for the level,
+    # so neither can fail on its own, and the group's exit waited forever.
+    async def in_a_group(first: asyncio.Task, second: asyncio.Task) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(_await(first))
+            group.create_task(_await(second))
+
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await _two_siblings_awaited_through(in_a_group)
+    leaves = _leaves(caught.value)
+    assert leaves and all(isinstance(exc, TransactionManagementError) for exc in leaves), leaves
+    assert await committed_names() == []
+    assert await returned() == 0
+
+
+async def test_a_task_group_two_tasks_of_which_use_the_enclosing_level_is_found(backend):
+    async def body() -> None:
+        async with vinyl.atomic():
+            enclosing = contextvars.copy_context()
+            async with vinyl.atomic():
+                await Author.vinyl.create(name="inner")
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(Author.vinyl.create(name="first"), context=enclosing)
+                    group.create_task(Author.vinyl.create(name="second"), context=enclosing.copy())
+
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await asyncio.wait_for(body(), LIMIT)
+    leaves = _leaves(caught.value)
+    assert leaves and all(isinstance(exc, TransactionManagementError) for exc in leaves), leaves
+    assert await committed_names() == []
+    assert await returned() == 0
+
+
+async def test_a_task_group_using_the_level_beside_a_task_that_may_still_fail_is_left_alone(backend):
+    # The task that waits for the level is the group's own (its statement);
+    # the other one's failure cancels it and ends the group's exit.
+    async def body() -> None:
+        async with vinyl.atomic():
+            await Author.vinyl.create(name="outer")
+            enclosing = contextvars.copy_context()
+            try:
+                async with vinyl.atomic():
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(Author.vinyl.create(name="sibling"), context=enclosing)
+                        group.create_task(_fail_later())
+            except BaseExceptionGroup as exc:
+                _only(exc, ValueError)
+            await Author.vinyl.create(name="after")
+
+    await asyncio.wait_for(body(), LIMIT)
+    assert await committed_names() == ["after", "outer"]
     assert await returned() == 0

@@ -11,12 +11,14 @@ lock for its whole life and names its task with :meth:`StatementLock.hold_for`.
 A task waiting for the lock while that task awaits it (directly, or through
 other tasks, ``gather``, ``wait_for``, ``shield``, ``asyncio.wait`` or
 ``as_completed`` without a timeout, of tasks or of a ``gather``, and a
-``TaskGroup``'s exit once one task of the group is left) would wait
-forever. While such a level holds the lock and tasks wait for it, the lock
-looks for that cycle every :data:`CYCLE_CHECK_S` seconds and fails the wait
-of each task in it with Django's ``TransactionManagementError``, which the
-level's task then gets from its await. A lock no level holds, or that
-nobody waits for, sets no timer.
+``TaskGroup``'s exit) would wait forever. A ``gather`` without
+``return_exceptions`` and a group's exit end at their first failed task,
+so a wait on them is stuck only when every unfinished one is. While such a
+level holds the lock and tasks wait for it, the lock looks for that cycle
+every :data:`CYCLE_CHECK_S` seconds and fails the wait of each task in it
+with Django's ``TransactionManagementError``, which the level's task then
+gets from its await. A lock no level holds, or that nobody waits for, sets
+no timer.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 from django.db.transaction import TransactionManagementError
 
-from vinyl._compat import awaited, ended_by
+from vinyl._compat import Waits, awaited, ended_by
 
 #: How often (seconds) a lock a level holds looks for a waiter that level awaits.
 CYCLE_CHECK_S = 0.1
@@ -122,9 +124,9 @@ class StatementLock:
         holder, waiters = self._holder, self._waiters
         if holder is None or not waiters:
             return
-        waited_by = _waited_by(holder)
+        stuck = _stuck(holder, waiters)
         for waiter in waiters:
-            task = waited_by.get(id(waiter))
+            task = stuck.get(id(waiter))
             if task is not None and not waiter.done():
                 waiter.set_exception(TransactionManagementError(
                     f"task {task.get_name()} waits for a transaction level that a nested atomic block of task "
@@ -150,27 +152,87 @@ class StatementLock:
         return f"<vinyl StatementLock {'locked' if self._held else 'unlocked'}, {waiting} waiting>"
 
 
-def _waited_by(task: asyncio.Task) -> dict[int, Any]:
-    """What ``task`` waits for, directly or through tasks, gathers, the
-    futures of asyncio.wait, wait_for, shield and as_completed, and a
-    TaskGroup's exit: the id of each future or task reached, mapped to the
-    one waiting on it."""
-    waited_by: dict[int, Any] = {}
-    pending: list = [task]
-    # The futures that only a task's end resolves, read from every task's
+def _stuck(holder: asyncio.Task, waiters: Iterable[asyncio.Future]) -> dict[int, Any]:
+    """The ``waiters`` (by id) whose wait ends only when ``holder``'s does,
+    while ``holder`` waits for them to end, each mapped to the task waiting
+    on it; {} when something else may still end ``holder``'s wait.
+
+    From ``holder``, what each task or future waits on is read (through
+    tasks, gathers, the futures of asyncio.wait, wait_for, shield,
+    as_completed and a TaskGroup's exit): all of it, or any of it (a gather
+    without return_exceptions and a group's exit end at their first failed
+    task). What may end is then worked out from what surely may: a running,
+    finished or sleeping task, a future nothing known resolves, one past the
+    search's limit. A waiter of this lock ends when ``holder`` does; what
+    that leaves stuck is the deadlock, and its waiters are the ones to fail.
+    """
+    ours = {id(waiter) for waiter in waiters if not waiter.done()}
+    seen: dict[int, Any] = {id(holder): holder}
+    # What each node read waits on (ids, once each), and the any-of ones.
+    waits_on: dict[int, list[int]] = {}
+    any_of: set[int] = set()
+    pending: list[Any] = [holder]
+    # The futures that only tasks' ends resolve, read from every task's
     # done-callbacks the first time the search reaches such a future (about
     # a microsecond a task, in a search that runs only while a task waits
     # for a level a nested block holds).
-    ends: dict[int, list[asyncio.Future]] | None = None
-    while pending and len(waited_by) < CYCLE_SEARCH_LIMIT:
-        waiting = pending.pop()
-        found: Iterable[Any] | None = awaited(waiting)
-        if found is None:
-            if ends is None:
-                ends = ended_by(asyncio.all_tasks(task.get_loop()))
-            found = ends.get(id(waiting), ())
-        for waited in found:
-            if id(waited) not in waited_by:
-                waited_by[id(waited)] = waiting
-                pending.append(waited)
-    return waited_by
+    ends: dict[int, Waits] | None = None
+    while pending and len(waits_on) < CYCLE_SEARCH_LIMIT:
+        node = pending.pop()
+        found: Iterable[Any]
+        if id(node) in ours:
+            found = (holder,)  # the lock is handed on when the holder's level ends
+        elif node.done():
+            found = ()
+        else:
+            waits = awaited(node)
+            if waits is None:
+                if ends is None:
+                    ends = ended_by(asyncio.all_tasks(holder.get_loop()))
+                waits = ends.get(id(node))
+            found = waits.futures if waits is not None else ()
+            if waits is not None and waits.any_of:
+                any_of.add(id(node))
+        waits_on[id(node)] = list(dict.fromkeys(id(f) for f in found))
+        for future in found:
+            if id(future) not in seen:
+                seen[id(future)] = future
+                pending.append(future)
+    # What may end: leaves and what was not read, then each node all (or,
+    # any-of, one) of whose awaited may.
+    may_end: set[int] = set()
+    needs: dict[int, int] = {}
+    waited_by: dict[int, list[int]] = {}
+    ready: list[int] = []
+    for key in seen:
+        ids = waits_on.get(key, [])
+        if not ids:
+            may_end.add(key)
+            ready.append(key)
+            continue
+        needs[key] = 1 if key in any_of else len(ids)
+        for waited in ids:
+            waited_by.setdefault(waited, []).append(key)
+    while ready:
+        for key in waited_by.get(ready.pop(), ()):
+            if key not in may_end:
+                needs[key] -= 1
+                if not needs[key]:
+                    may_end.add(key)
+                    ready.append(key)
+    if id(holder) in may_end:
+        return {}
+    # The waiters the stuck nodes reach, through stuck nodes only.
+    stuck: dict[int, Any] = {}
+    visited = {id(holder)}
+    pending = [holder]
+    while pending:
+        node = pending.pop()
+        for key in waits_on.get(id(node), ()):
+            if key in may_end or key in visited:
+                continue
+            visited.add(key)
+            if key in ours:
+                stuck[key] = node
+            pending.append(seen[key])
+    return stuck
