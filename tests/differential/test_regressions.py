@@ -1043,6 +1043,20 @@ async def test_a_planned_shape_answers_for_a_value_at_the_end_of_its_range(backe
         assert expected == []
 
 
+def _only_item_a(alias: str) -> Any:
+    """Django's items on ``alias`` (the manager), left holding one row, named "a"."""
+    items = Item.objects.using(alias)
+    items.all().delete()
+    items.create(name="a")
+    return items
+
+
+async def _only_item_a_in_vinyl() -> None:
+    """The same rows, written through vinyl."""
+    await Item.vinyl.all().delete()
+    await Item.vinyl.create(name="a")
+
+
 # a-failed-write-dooms-its-block (fuzz seed 3016, SQLite): a write that fails inside an atomic block, its error
 # caught there with no savepoint, leaves the block only able to roll back: Django marks it (atomic(savepoint=False)
 # around bulk_create, mark_for_rollback_on_error around update() and save()) whatever the exception, the next
@@ -1092,8 +1106,7 @@ async def test_a_write_failing_inside_a_block_leaves_it_only_rolling_back_as_dja
 
     def on_django() -> tuple:
         alias = sync(backend)
-        Item.objects.using(alias).all().delete()
-        Item.objects.using(alias).create(name="a")
+        _only_item_a(alias)
         answers: list = []
         with transaction.atomic(using=alias):
             Item.objects.using(alias).create(name="b")
@@ -1109,8 +1122,7 @@ async def test_a_write_failing_inside_a_block_leaves_it_only_rolling_back_as_dja
         return tuple(answers), sorted(Item.objects.using(alias).values_list("name", flat=True))
 
     expected = await django(on_django)
-    await Item.vinyl.all().delete()
-    await Item.vinyl.create(name="a")
+    await _only_item_a_in_vinyl()
     answers: list = []
     async with vinyl.atomic():
         await Item.vinyl.create(name="b")
@@ -1140,9 +1152,7 @@ async def test_a_write_failing_inside_a_block_leaves_it_only_rolling_back_as_dja
 async def test_a_block_left_only_rolling_back_refuses_every_later_statement_as_django(backend: str) -> None:
     def on_django() -> tuple:
         alias = sync(backend)
-        items = Item.objects.using(alias)
-        items.all().delete()
-        items.create(name="a")
+        items = _only_item_a(alias)
         answers: list = []
         with transaction.atomic(using=alias):
             items.filter(name="a").update(integer=1)
@@ -1161,8 +1171,7 @@ async def test_a_block_left_only_rolling_back_refuses_every_later_statement_as_d
         return tuple(answers), sorted(items.values_list("name", "integer"))
 
     expected = await django(on_django)
-    await Item.vinyl.all().delete()
-    await Item.vinyl.create(name="a")
+    await _only_item_a_in_vinyl()
     answers: list = []
 
     async def stream() -> list:
@@ -1216,9 +1225,7 @@ async def test_a_json_value_json_cannot_encode_fails_as_in_django_after_the_serv
 
     def on_django() -> tuple:
         alias = sync(backend)
-        items = Item.objects.using(alias)
-        items.all().delete()
-        items.create(name="a")
+        items = _only_item_a(alias)
         answers: list = []
         with transaction.atomic(using=alias):
             for step in (lambda: list(items.filter(slug__regex="[")), lambda: django_step(items)):
@@ -1229,8 +1236,7 @@ async def test_a_json_value_json_cannot_encode_fails_as_in_django_after_the_serv
         return tuple(answers)
 
     expected = await django(on_django)
-    await Item.vinyl.all().delete()
-    await Item.vinyl.create(name="a")
+    await _only_item_a_in_vinyl()
     answers: list = []
     try:
         async with vinyl.atomic():

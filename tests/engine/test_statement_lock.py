@@ -117,18 +117,23 @@ async def test_matches_asyncio_lock_under_a_cancellation_storm() -> None:
 # -- the level-deadlock search where asyncio changed --------------------------
 
 
-async def _hold_and_wait_for_a_waiter(wait: object) -> None:
-    """Hold the lock for this task's level, start a task that waits for it,
-    and wait on that task through ``wait``."""
+def _locked_with_a_waiter() -> tuple[StatementLock, asyncio.Task]:
+    """A lock taken (its level's task named by the caller) and a task that waits for it."""
     lock = StatementLock()
     assert lock.try_acquire()
-    lock.hold_for(asyncio.current_task())
 
     async def waiter() -> None:
         async with lock:
             pass
 
-    sibling = asyncio.create_task(waiter())
+    return lock, asyncio.create_task(waiter())
+
+
+async def _hold_and_wait_for_a_waiter(wait: object) -> None:
+    """Hold the lock for this task's level, start a task that waits for it,
+    and wait on that task through ``wait``."""
+    lock, sibling = _locked_with_a_waiter()
+    lock.hold_for(asyncio.current_task())
     try:
         await wait(sibling)  # type: ignore[operator]
         await sibling
@@ -219,14 +224,7 @@ async def test_a_wait_another_future_has_just_ended_is_not_followed() -> None:
     # FIRST_COMPLETED over the sibling and another future: the other's end
     # resolved asyncio.wait's future, and until the waiting task resumes the
     # callback left on the sibling counts it as the last one to wait for.
-    lock = StatementLock()
-    assert lock.try_acquire()
-
-    async def waiter() -> None:
-        async with lock:
-            pass
-
-    sibling = asyncio.create_task(waiter())
+    lock, sibling = _locked_with_a_waiter()
     other: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     holder = asyncio.create_task(asyncio.wait({sibling, other}, return_when=asyncio.FIRST_COMPLETED))
     await asyncio.sleep(0)  # both wait now
@@ -272,14 +270,7 @@ async def _in_a_group(*aws: object) -> None:
 async def test_a_wait_another_task_has_just_failed_is_not_followed(kind) -> None:
     # The other task's failure ends the gather (or the group's exit), but
     # until its callback runs the search still sees it among the waited.
-    lock = StatementLock()
-    assert lock.try_acquire()
-
-    async def waiter() -> None:
-        async with lock:
-            pass
-
-    sibling = asyncio.create_task(waiter())
+    lock, sibling = _locked_with_a_waiter()
     failed: list[bool] = []
     other = _fails_before_its_callbacks_run(lock, failed)
     if kind == "gather":
@@ -327,15 +318,8 @@ async def test_an_unread_return_exceptions_counts_every_gather_as_ended_by_its_f
 async def _hold_and_gather(other: object) -> tuple[asyncio.Task, asyncio.Task]:
     """Hold the lock for this task's level and gather a waiter for it with
     ``other(lock)``; the lock is released and both tasks returned at the end."""
-    lock = StatementLock()
-    assert lock.try_acquire()
+    lock, sibling = _locked_with_a_waiter()
     lock.hold_for(asyncio.current_task())
-
-    async def waiter() -> None:
-        async with lock:
-            pass
-
-    sibling = asyncio.create_task(waiter())
     second = asyncio.create_task(other(lock))  # type: ignore[operator]
     try:
         await asyncio.wait_for(asyncio.gather(sibling, second), 10 * CYCLE_CHECK_S)

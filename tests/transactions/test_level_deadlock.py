@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 import pytest
 from django.db.transaction import TransactionManagementError
@@ -38,6 +38,22 @@ pytestmark = pytest.mark.usefixtures("vinyl_db")
 
 #: Far longer than detection takes; a hang fails the test instead of the run.
 LIMIT = 20
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+async def _raised(run: Awaitable[object], kind: type[E]) -> E:
+    """What ``run`` raised, of ``kind``; bounded by LIMIT, so a hang fails the test."""
+    with pytest.raises(kind) as caught:
+        await asyncio.wait_for(run, LIMIT)
+    return caught.value
+
+
+async def _nothing_kept() -> None:
+    """Nothing the blocks wrote was committed, and every connection is back in the pool."""
+    assert await committed_names() == []
+    assert await returned() == 0
 
 
 async def _wait_then_create(started: asyncio.Event) -> None:
@@ -66,10 +82,8 @@ async def test_awaiting_a_sibling_that_waits_for_the_enclosing_level_raises_inst
                 await Author.vinyl.create(name="inner")
                 await sibling
 
-    with pytest.raises(TransactionManagementError, match="awaits"):
-        await asyncio.wait_for(body(), LIMIT)
-    assert await committed_names() == []
-    assert await returned() == 0
+    assert "awaits" in str(await _raised(body(), TransactionManagementError))
+    await _nothing_kept()
 
 
 async def test_a_sibling_awaited_through_gather_is_found_too(backend):
@@ -78,10 +92,8 @@ async def test_a_sibling_awaited_through_gather_is_found_too(backend):
             async with _nested_block_after_a_sibling() as sibling:
                 await asyncio.gather(sibling)
 
-    with pytest.raises(TransactionManagementError, match="awaits"):
-        await asyncio.wait_for(body(), LIMIT)
-    assert await committed_names() == []
-    assert await returned() == 0
+    assert "awaits" in str(await _raised(body(), TransactionManagementError))
+    await _nothing_kept()
 
 
 async def test_the_error_is_a_failed_write_of_the_enclosing_level_which_then_only_rolls_back(backend):
@@ -106,8 +118,7 @@ async def test_the_error_is_a_failed_write_of_the_enclosing_level_which_then_onl
 
     caught, after = await asyncio.wait_for(body(), LIMIT)
     assert (caught, after) == ("TransactionManagementError", "TransactionManagementError")
-    assert await committed_names() == []
-    assert await returned() == 0
+    await _nothing_kept()
 
 
 async def test_a_sibling_not_awaited_by_the_block_waits_for_it_and_runs_after(backend):
@@ -139,10 +150,8 @@ async def _fails_the_sibling(wait: Callable[[asyncio.Task], Awaitable[object]]) 
                 await wait(sibling)
                 await sibling  # asyncio.wait returns it done rather than raise its error
 
-    with pytest.raises(TransactionManagementError, match="awaits"):
-        await asyncio.wait_for(body(), LIMIT)
-    assert await committed_names() == []
-    assert await returned() == 0
+    assert "awaits" in str(await _raised(body(), TransactionManagementError))
+    await _nothing_kept()
 
 
 async def test_a_sibling_awaited_through_asyncio_wait_is_found(backend):
@@ -212,11 +221,9 @@ async def test_a_sibling_awaited_through_a_task_group_s_exit_is_found(backend):
                 async with asyncio.TaskGroup() as group:
                     group.create_task(_await(sibling))
 
-    with pytest.raises(BaseExceptionGroup) as caught:
-        await asyncio.wait_for(body(), LIMIT)
-    assert "awaits" in str(_only(caught.value, TransactionManagementError))
-    assert await committed_names() == []
-    assert await returned() == 0
+    group = await _raised(body(), BaseExceptionGroup)
+    assert "awaits" in str(_only(group, TransactionManagementError))
+    await _nothing_kept()
 
 
 async def test_a_task_of_the_group_that_uses_the_enclosing_level_is_found(backend):
@@ -231,11 +238,9 @@ async def test_a_task_of_the_group_that_uses_the_enclosing_level_is_found(backen
                 async with asyncio.TaskGroup() as group:
                     group.create_task(Author.vinyl.create(name="sibling"), context=enclosing)
 
-    with pytest.raises(BaseExceptionGroup) as caught:
-        await asyncio.wait_for(body(), LIMIT)
-    _only(caught.value, TransactionManagementError)
-    assert await committed_names() == []
-    assert await returned() == 0
+    group = await _raised(body(), BaseExceptionGroup)
+    _only(group, TransactionManagementError)
+    await _nothing_kept()
 
 
 async def test_a_task_group_is_followed_once_its_other_tasks_have_ended(backend):
@@ -248,11 +253,9 @@ async def test_a_task_group_is_followed_once_its_other_tasks_have_ended(backend)
                     group.create_task(_await(sibling))
                     group.create_task(asyncio.sleep(0.5))
 
-    with pytest.raises(BaseExceptionGroup) as caught:
-        await asyncio.wait_for(body(), LIMIT)
-    _only(caught.value, TransactionManagementError)
-    assert await committed_names() == []
-    assert await returned() == 0
+    group = await _raised(body(), BaseExceptionGroup)
+    _only(group, TransactionManagementError)
+    await _nothing_kept()
 
 
 async def test_a_task_group_another_task_of_which_fails_leaves_the_sibling_alone(backend):
@@ -384,10 +387,8 @@ async def _two_siblings_awaited_through(wait: Callable[[asyncio.Task, asyncio.Ta
 
 
 async def test_a_gather_of_two_siblings_that_both_wait_for_the_level_is_found(backend):
-    with pytest.raises(TransactionManagementError, match="awaits"):
-        await _two_siblings_awaited_through(lambda a, b: asyncio.gather(a, b))
-    assert await committed_names() == []
-    assert await returned() == 0
+    assert "awaits" in str(await _raised(_two_siblings_awaited_through(lambda a, b: asyncio.gather(a, b)), TransactionManagementError))
+    await _nothing_kept()
 
 
 async def test_a_task_group_two_tasks_of_which_wait_for_the_level_is_found(backend):
@@ -398,12 +399,10 @@ async def test_a_task_group_two_tasks_of_which_wait_for_the_level_is_found(backe
             group.create_task(_await(first))
             group.create_task(_await(second))
 
-    with pytest.raises(BaseExceptionGroup) as caught:
-        await _two_siblings_awaited_through(in_a_group)
-    leaves = _leaves(caught.value)
+    group = await _raised(_two_siblings_awaited_through(in_a_group), BaseExceptionGroup)
+    leaves = _leaves(group)
     assert leaves and all(isinstance(exc, TransactionManagementError) for exc in leaves), leaves
-    assert await committed_names() == []
-    assert await returned() == 0
+    await _nothing_kept()
 
 
 async def test_a_task_group_two_tasks_of_which_use_the_enclosing_level_is_found(backend):
@@ -416,12 +415,10 @@ async def test_a_task_group_two_tasks_of_which_use_the_enclosing_level_is_found(
                     group.create_task(Author.vinyl.create(name="first"), context=enclosing)
                     group.create_task(Author.vinyl.create(name="second"), context=enclosing.copy())
 
-    with pytest.raises(BaseExceptionGroup) as caught:
-        await asyncio.wait_for(body(), LIMIT)
-    leaves = _leaves(caught.value)
+    group = await _raised(body(), BaseExceptionGroup)
+    leaves = _leaves(group)
     assert leaves and all(isinstance(exc, TransactionManagementError) for exc in leaves), leaves
-    assert await committed_names() == []
-    assert await returned() == 0
+    await _nothing_kept()
 
 
 async def test_a_task_group_using_the_level_beside_a_task_that_may_still_fail_is_left_alone(backend):
