@@ -265,6 +265,9 @@ class VinylQuerySet(Generic[M]):
     # query whose plan is cached skips Django's query building and compiler.
     __slots__ = ("_built", "_model", "_db", "_steps", "_recipe", "_values")
 
+    # (See create(): a manager reading as its fresh QuerySet sets it.)
+    _vinyl_fresh: ClassVar[bool] = False
+
     def __init__(self, model: type[M] | None = None, *, using: str | None = None, queryset: QuerySet | None = None) -> None:
         if queryset is not None:
             self._set_built(queryset)
@@ -941,8 +944,10 @@ class VinylQuerySet(Generic[M]):
     @_on_managers
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
-        if type(self) is not VinylQuerySet:
+        if type(self) is not VinylQuerySet and (not self._vinyl_fresh or router.routers):
             self = self._queryset()  # (a manager's: its get_queryset())
+        # (Else self is a QuerySet or Book.vinyl, which reads as its fresh
+        # QuerySet would: see BoundVinylManager.)
         model = self._model
         db = self._db
         if db is None:
@@ -974,7 +979,7 @@ class VinylQuerySet(Generic[M]):
                             if rows is not NotImplemented:
                                 plan.assign(obj, rows, db)
                                 return obj
-                    elif plan is None and await self._insert_planned(obj, db, plans, pk_set):
+                    elif plan is None and await VinylQuerySet._insert_planned(obj, db, plans, pk_set):
                         return obj
                 except BaseException as exc:
                     if is_failure(exc):  # (failed, cancelled or not)
@@ -982,6 +987,8 @@ class VinylQuerySet(Generic[M]):
                     raise
             await _bridge.run(db, lambda: obj.save(force_insert=True, using=db), single_write=True)
             return obj
+        if type(self) is not VinylQuerySet:
+            self = self._queryset()
         qs = self._django(write=True)
         return await _bridge.run(
             qs.db, lambda: qs.create(**kwargs), single_write=_bridge.one_statement_save(qs.model)
