@@ -274,13 +274,20 @@ def _keyword_init(cls: type, spec: _Spec) -> Callable[..., None] | None:
         else:
             lines.append(f"    {attname} = __v_kwargs.get({attname!r}, __v_MISSING) if __v_kwargs else __v_MISSING")
             lines.append(f"    if {attname} is __v_MISSING:")
+        store = f"__v_self.{attname}" if by_store else f"__v_values[{attname!r}]"
+        if default is None and constant is not DEFERRED:
+            # (A constant default is stored as it is: no DEFERRED to test.)
+            namespace[f"__v_k{k}"] = constant
+            lines.append(f"        {store} = __v_k{k}")
+            lines.append(f"    elif {attname} is not __v_DEFERRED:")
+            lines.append(f"        {store} = {attname}")
+            continue
         if default is None:
             namespace[f"__v_k{k}"] = constant
             lines.append(f"        {attname} = __v_k{k}")
         else:
             namespace[f"__v_d{k}"] = default
             lines.append(f"        {attname} = __v_d{k}()")
-        store = f"__v_self.{attname}" if by_store else f"__v_values[{attname!r}]"
         lines.append(f"    if {attname} is not __v_DEFERRED:")
         lines.append(f"        {store} = {attname}")
     lines.append("    if __v_post.receivers and __v_post.sender_receivers_cache.get(__v_cls) is not __v_NO:")
