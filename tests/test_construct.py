@@ -51,6 +51,19 @@ def test_models_with_a_vinyl_manager_get_the_quick_init():
     assert plain_construction(Author.vinyl.model, ["id", "name", "age", "email"])
 
 
+def test_vinyl_classes_get_their_own_keyword_init():
+    # create() builds instances of the vinyl class; its field descriptors
+    # (vinyl.descriptors) store values as Django's do.
+    for cls, kwargs in (
+        (Author.vinyl.model, {"name": "a", "age": 3}),
+        (Book.vinyl.model, {"title": "t", "author_id": 1}),
+    ):
+        assert_same(cls, **kwargs)
+        assert_same(cls, *([None] * len(cls._meta.concrete_fields)))
+        assert construct.is_keyword_init(vars(cls)["__init__"])
+        assert construct._specs[cls].direct
+
+
 @pytest.mark.parametrize(
     "cls, args, kwargs",
     [

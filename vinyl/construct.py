@@ -174,8 +174,21 @@ def _stored_plainly(cls: type, attname: str) -> bool:
     """Does ``setattr(obj, attname, v)`` on a new instance only store ``v``?"""
     for base in cls.__mro__:
         if attname in vars(base):
-            return type(vars(base)[attname]) in _PLAIN_DESCRIPTORS
+            return _plain_descriptor_type(type(vars(base)[attname]))
     return True
+
+
+def _plain_descriptor_type(kind: type) -> bool:
+    """Is ``kind`` one of _PLAIN_DESCRIPTORS, or a subclass of one that stores
+    as it does (vinyl's own field descriptors: only their ``__get__`` differs)?"""
+    if kind in _PLAIN_DESCRIPTORS:
+        return True
+    return any(
+        issubclass(kind, plain)
+        and getattr(kind, "__set__", None) is getattr(plain, "__set__", None)
+        and getattr(kind, "__delete__", None) is getattr(plain, "__delete__", None)
+        for plain in _PLAIN_DESCRIPTORS
+    )
 
 
 # -- the keyword path of one class, generated ---------------------------------
@@ -189,8 +202,15 @@ def _stored_plainly(cls: type, attname: str) -> bool:
 
 
 def _install_keyword_init(cls: type, spec: _Spec | None) -> None:
-    """Give ``cls`` its generated ``__init__`` if vinyl installed _init on it."""
-    if spec is None or not spec.direct or not (vars(cls).get("__init__") is _init or is_keyword_init(vars(cls).get("__init__"))):
+    """Give ``cls`` its generated ``__init__`` if vinyl installed _init on it,
+    or if it is a vinyl class (``vinyl.models``) inheriting vinyl's ``__init__``
+    from its model: ``Book.vinyl.create(...)`` builds instances of it."""
+    if spec is None or not spec.direct:
+        return
+    own = vars(cls).get("__init__")
+    if own is None and vars(cls).get("_vinyl_class") is True:
+        own = cls.__init__  # type: ignore[misc]
+    if not (own is _init or is_keyword_init(own)):
         return
     init = _keyword_init(cls, spec)
     if init is not None:
@@ -254,13 +274,20 @@ def _keyword_init(cls: type, spec: _Spec) -> Callable[..., None] | None:
         else:
             lines.append(f"    {attname} = __v_kwargs.get({attname!r}, __v_MISSING) if __v_kwargs else __v_MISSING")
             lines.append(f"    if {attname} is __v_MISSING:")
+        store = f"__v_self.{attname}" if by_store else f"__v_values[{attname!r}]"
+        if default is None and constant is not DEFERRED:
+            # (A constant default is stored as it is: no DEFERRED to test.)
+            namespace[f"__v_k{k}"] = constant
+            lines.append(f"        {store} = __v_k{k}")
+            lines.append(f"    elif {attname} is not __v_DEFERRED:")
+            lines.append(f"        {store} = {attname}")
+            continue
         if default is None:
             namespace[f"__v_k{k}"] = constant
             lines.append(f"        {attname} = __v_k{k}")
         else:
             namespace[f"__v_d{k}"] = default
             lines.append(f"        {attname} = __v_d{k}()")
-        store = f"__v_self.{attname}" if by_store else f"__v_values[{attname!r}]"
         lines.append(f"    if {attname} is not __v_DEFERRED:")
         lines.append(f"        {store} = {attname}")
     lines.append("    if __v_post.receivers and __v_post.sender_receivers_cache.get(__v_cls) is not __v_NO:")

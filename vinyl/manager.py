@@ -86,11 +86,17 @@ class BoundVinylManager(_QuerySetAPI[M]):
     QuerySet: ``Book.vinyl.filter(...)`` is ``Book.vinyl.all().filter(...)``.
     """
 
-    __slots__ = ("_model", "_using")
+    __slots__ = ("_model", "_db")
+
+    # What create() reads of a QuerySet, as this manager's fresh one has it
+    # (see VinylQuerySet._start): create() runs without building it.
+    _vinyl_fresh = True
+    _built = None
+    _recipe = ()
 
     def __init__(self, model: type[M], using: str | None) -> None:
         self._model = model
-        self._using = using
+        self._db = using
 
     @property
     def model(self) -> type[M]:
@@ -98,7 +104,7 @@ class BoundVinylManager(_QuerySetAPI[M]):
         return self._model
 
     def get_queryset(self) -> VinylQuerySet[M]:
-        return VinylQuerySet._fresh(self._model, self._using)
+        return VinylQuerySet._fresh(self._model, self._db)
 
     # The usual first calls, written here rather than through vinyl.proxies
     # (its frame, getattr and get_queryset()'s frame on every statement):
@@ -107,7 +113,7 @@ class BoundVinylManager(_QuerySetAPI[M]):
     _queryset = get_queryset
 
     def filter(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
-        return VinylQuerySet._fresh(self._model, self._using)._chained("filter", args, kwargs)
+        return VinylQuerySet._fresh(self._model, self._db)._chained("filter", args, kwargs)
 
     def all(self) -> VinylQuerySet[M]:
         return self.get_queryset()
@@ -119,7 +125,7 @@ class BoundVinylManager(_QuerySetAPI[M]):
         return type(self)(self._model, using)
 
     def __repr__(self) -> str:
-        where = repr(self._using) if self._using else "the routers' alias"
+        where = repr(self._db) if self._db else "the routers' alias"
         return f"<VinylManager of {self._model.__name__} on {where}>"
 
 

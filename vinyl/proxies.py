@@ -66,6 +66,10 @@ class QuerySetMethods(Generic[M]):
 
     __slots__ = ()
 
+    # Does the manager offer what create() reads of a QuerySet (_model, _db,
+    # _built, _recipe) as its get_queryset() would? (BoundVinylManager does.)
+    _vinyl_fresh: bool = False
+
     def get_queryset(self) -> VinylQuerySet[M]:
         raise NotImplementedError
 

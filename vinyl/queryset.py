@@ -265,6 +265,9 @@ class VinylQuerySet(Generic[M]):
     # query whose plan is cached skips Django's query building and compiler.
     __slots__ = ("_built", "_model", "_db", "_steps", "_recipe", "_values")
 
+    # (See create(): a manager reading as its fresh QuerySet sets it.)
+    _vinyl_fresh: ClassVar[bool] = False
+
     def __init__(self, model: type[M] | None = None, *, using: str | None = None, queryset: QuerySet | None = None) -> None:
         if queryset is not None:
             self._set_built(queryset)
@@ -941,29 +944,31 @@ class VinylQuerySet(Generic[M]):
     @_on_managers
     async def create(self, **kwargs: Any) -> M:
         """Insert a row and return its instance: ``await Book.vinyl.create(title="x")``."""
-        if type(self) is not VinylQuerySet:
+        if type(self) is not VinylQuerySet and (not self._vinyl_fresh or router.routers):
             self = self._queryset()  # (a manager's: its get_queryset())
+        # (Else self is a QuerySet or Book.vinyl, which reads as its fresh
+        # QuerySet would: see BoundVinylManager.)
         model = self._model
-        db = self._write_db
+        db = self._db
+        if db is None:
+            # (_write_db, its usual answer written out.)
+            db = DEFAULT_ALIAS if self._built is None and not router.routers else self._write_db
         if model._meta.private_fields:  # content_object=...: its content type
             await generic.prepare_create(model, db, kwargs)
         # (None until the server facts that features need are known.)
         entry = engine_entry(db) if self._recipe is not None else None
         plans = known_plan_cache(db, entry) if entry is not None else None
-        if (
-            plans is not None
-            and inserts.plannable(model, db)
-            and not _compat.reverse_one_to_one_names(model._meta).intersection(kwargs)
-        ):
+        facts = inserts.creatable(model, db, kwargs) if plans is not None else None
+        if facts is not None and plans is not None:
             obj = model(**kwargs)
             # The INSERT of a known plan runs here, in this coroutine (see
             # update()); a first one is compiled in _insert_planned().
-            pk_set = inserts.prepare_instance(obj)
+            pk_set = facts.prepare(obj)
             if pk_set is not None:
                 # (From here on Django's save() marks an enclosing block for
                 # rollback on any error: the values' conversion, the INSERT.)
                 try:
-                    plan = plans.get((type(obj), "insert", pk_set))
+                    plan = plans.get(facts.key_given if pk_set else facts.key)
                     if plan is not None and plan is not NEVER:
                         params = plan.params(obj)
                         if params is not None:
@@ -974,7 +979,7 @@ class VinylQuerySet(Generic[M]):
                             if rows is not NotImplemented:
                                 plan.assign(obj, rows, db)
                                 return obj
-                    elif plan is None and await self._insert_planned(obj, db, plans, pk_set):
+                    elif plan is None and await VinylQuerySet._insert_planned(obj, db, plans, pk_set):
                         return obj
                 except BaseException as exc:
                     if is_failure(exc):  # (failed, cancelled or not)
@@ -982,6 +987,8 @@ class VinylQuerySet(Generic[M]):
                     raise
             await _bridge.run(db, lambda: obj.save(force_insert=True, using=db), single_write=True)
             return obj
+        if type(self) is not VinylQuerySet:
+            self = self._queryset()
         qs = self._django(write=True)
         return await _bridge.run(
             qs.db, lambda: qs.create(**kwargs), single_write=_bridge.one_statement_save(qs.model)
@@ -1122,7 +1129,10 @@ class VinylQuerySet(Generic[M]):
             shape, update_values = shaped
             recipe = self._recipe + (shape,)  # type: ignore[operator]
             values = self._values + update_values
-            db = self._write_db
+            db = self._db
+            if db is None:
+                # (_write_db, its usual answer written out.)
+                db = DEFAULT_ALIAS if self._built is None and not router.routers else self._write_db
             entry = engine_entry(db)  # (looked up once, for the cache and the statement)
             cache = known_plan_cache(db, entry)  # (_plans() of a recipe)
             key = (self._model, "update", recipe)

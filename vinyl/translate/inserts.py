@@ -26,6 +26,7 @@ from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.db.models.sql import InsertQuery
 
+from vinyl import _compat
 from vinyl._compat import SAVE_PATH
 from vinyl._syncguard import unguarded
 from vinyl.translate.plans import NEVER
@@ -40,7 +41,7 @@ class InsertPlan:
 
     # Plain classes, not dataclasses, here and below: building a dataclass
     # costs about 0.4 ms at import, paid by every cold start.
-    __slots__ = ("sql", "returning", "compiler", "converters", "prepare", "preparers", "insert_id", "read", "plain")
+    __slots__ = ("sql", "returning", "compiler", "converters", "prepare", "preparers", "insert_id", "read", "plain", "only")
 
     def __init__(
         self,
@@ -57,6 +58,9 @@ class InsertPlan:
         self.returning = returning
         self.compiler = compiler
         self.converters = converters
+        # The attname of the one column returned, where no converter applies
+        # (the new key, usually); else None.
+        self.only: str | None = returning[0].attname if len(returning) == 1 and not converters else None
         # The backend cursor's SQL and parameter rewriting for its driver.
         self.prepare = prepare
         # obj -> parameter, per field (see _preparer).
@@ -97,7 +101,10 @@ class InsertPlan:
 
     def assign(self, obj: Model, rows: Sequence[Sequence[Any]], db: str) -> None:
         """Set what the statement returned on ``obj`` and mark it saved."""
-        if rows:
+        only = self.only
+        if only is not None and rows:
+            setattr(obj, only, rows[0][0])
+        elif rows:
             row = rows[0]
             if self.converters:
                 row = next(iter(self.compiler.apply_converters([row], self.converters)))
@@ -112,22 +119,6 @@ class InsertPlan:
 _PLAIN_COMBINATIONS = 256
 
 
-def plannable(model: type[Model], db: str) -> bool:
-    """Can create() on ``model`` run as one compiled INSERT on ``db``?"""
-    origin = getattr(model, "_vinyl_origin", model)
-    if (pre_save.receivers or post_save.receivers) and (pre_save.has_listeners(origin) or post_save.has_listeners(origin)):
-        return False
-    key = (model, db)
-    static = _static.get(key)
-    if static is None:
-        static = _static[key] = _plain_save(model, db)
-    return static
-
-
-# (model, alias) -> what plannable() decides once per model.
-_static: dict[tuple, bool] = {}
-
-
 def _plain_save(model: type[Model], db: str) -> bool:
     origin = getattr(model, "_vinyl_origin", model)
     if not _one_table(model):
@@ -139,27 +130,74 @@ def _plain_save(model: type[Model], db: str) -> bool:
     return bool(connections[db].features.can_return_columns_from_insert)
 
 
+class CreateFacts:
+    """What ``create()`` of one model on one alias needs, found once."""
+
+    __slots__ = ("origin", "reverse_one", "relations", "pk", "attname", "no_key_hook", "key", "key_given")
+
+    def __init__(self, model: type[Model]) -> None:
+        meta = model._meta.concrete_model._meta
+        # The user's class, the signals' sender.
+        self.origin = getattr(model, "_vinyl_origin", model)
+        # Reverse one-to-one names: a keyword of one goes to Django's save().
+        self.reverse_one: frozenset[str] = _compat.reverse_one_to_one_names(model._meta)
+        self.relations = tuple(_relations(meta))
+        self.pk = meta.pk
+        self.attname = meta.pk.attname
+        # The key has no default nor hook of its own: nothing to set when None.
+        self.no_key_hook = _no_key_hook(meta.pk)
+        # The plan cache keys of the INSERT, the key left to the database or given.
+        self.key = (model, "insert", False)
+        self.key_given = (model, "insert", True)
+
+    def prepare(self, obj: Model) -> bool | None:
+        """Do what save() does before its INSERT; return whether the pk is set.
+
+        None when Django's own save() must handle the instance: a related
+        object assigned to it is unsaved, or its key no longer matches the
+        column (Django raises or re-reads them; vinyl's descriptors would
+        hand back awaitables here).
+        """
+        if self.relations:
+            return _prepare(obj, self.relations, self.pk, self.no_key_hook)
+        attname = self.attname
+        if getattr(obj, attname) is None:
+            if not self.no_key_hook:
+                setattr(obj, attname, self.pk.get_pk_value_on_save(obj))
+                return getattr(obj, attname) is not None
+            return False
+        return True
+
+
+def creatable(model: type[Model], db: str, kwargs: dict) -> CreateFacts | None:
+    """Can ``create(**kwargs)`` on ``model`` run as one compiled INSERT on
+    ``db``? Its facts if so; None when Django's save() must insert (a save
+    signal connected, a reverse one-to-one keyword, a model whose save path
+    vinyl does not plan)."""
+    facts = _create_facts.get((model, db))
+    if facts is None:
+        facts = _create_facts[(model, db)] = CreateFacts(model) if _plain_save(model, db) else False
+    if type(facts) is not CreateFacts:
+        return None
+    if (pre_save.receivers or post_save.receivers) and (
+        pre_save.has_listeners(facts.origin) or post_save.has_listeners(facts.origin)
+    ):
+        return None
+    if facts.reverse_one and not facts.reverse_one.isdisjoint(kwargs):
+        return None
+    return facts
+
+
+# (model, alias) -> its CreateFacts where _plain_save() holds, else False.
+_create_facts: dict[tuple, CreateFacts | bool] = {}
+
+
 def _one_table(model: type[Model]) -> bool:
     # One table, one key column, nothing Django inserts by its own rules.
     meta = model._meta.concrete_model._meta
     return not (
         meta.parents or meta.order_with_respect_to or meta.private_fields or len(getattr(meta, "pk_fields", (meta.pk,))) != 1
     )
-
-
-def prepare_instance(obj: Model) -> bool | None:
-    """Do what save() does before its INSERT; return whether the pk is set.
-
-    None when Django's own save() must handle the instance: a related object
-    assigned to it is unsaved, or its key no longer matches the column
-    (Django raises or re-reads them; vinyl's descriptors would hand back
-    awaitables here).
-    """
-    meta = obj._meta.concrete_model._meta
-    facts = _facts_of.get(meta)
-    if facts is None:
-        facts = _facts_of[meta] = (_relations(meta), meta.pk, _no_key_hook(meta.pk))
-    return _prepare(obj, *facts)
 
 
 def _relations(meta: Any) -> list:
@@ -171,13 +209,10 @@ def _relations(meta: Any) -> list:
 
 # Options -> its relation fields (a model's fields are fixed once it is ready).
 _relations_of: dict[Any, list] = {}
-# Options -> what prepare_instance() needs of it: (its relation fields, its
-# key, whether the key has no default nor hook of its own: _no_key_hook).
-_facts_of: dict[Any, tuple[list, Any, bool]] = {}
 
 
 def _prepare(obj: Model, relations: Sequence[Any], pk: Any, no_key_hook: bool) -> bool | None:
-    # prepare_instance() with the model's relation fields and key at hand.
+    # CreateFacts.prepare() with the model's relation fields and key at hand.
     for field in relations:
         if field.is_cached(obj):
             related = field.get_cached_value(obj)
@@ -385,7 +420,7 @@ def prepare_bulk(model: type[Model], objs: Sequence[Any]) -> bool | None:
 
     Returns whether their keys are given; None when Django must handle them:
     an object of another table, already saved, with a related object unsaved
-    or out of step (see :func:`prepare_instance`), or keys given to some
+    or out of step (see :meth:`CreateFacts.prepare`), or keys given to some
     objects only.
     """
     concrete = model._meta.concrete_model

@@ -476,16 +476,23 @@ def update_shape(kwargs: dict) -> tuple[Any, tuple] | None:
     values: list[Any] = []
     for key in kwargs if len(kwargs) == 1 else sorted(kwargs):
         value = kwargs[key]
-        # (_update_structure written out: one call less per value.)
-        if type(value) is bool or value is None or (type(value) is int and value == 0) or hasattr(value, "resolve_expression"):
+        kind: Any = type(value)
+        # (_slot_kind's usual answers and _update_structure written out: a
+        # call less per value.)
+        if kind is str:
+            kind = _str_kind(value)
+        elif kind is int and value != 0:
+            kind = _SMALL if 0 < value < 32768 else _int_kind(value)
+        elif kind is bool or value is None or kind is int or hasattr(value, "resolve_expression"):
             structure = _expression_key(value)
             if structure is None:
                 return None
             keys.append((key, "=", structure))
             continue
-        kind = _slot_kind(value)
-        if kind is None:
-            return None
+        else:
+            kind = _slot_kind(value)
+            if kind is None:
+                return None
         keys.append((key, kind))
         values.append(value)
     return ("update", tuple(keys)), tuple(values)
