@@ -298,7 +298,13 @@ class VinylQuerySet(Generic[M]):
         """``VinylQuerySet(model, using=db)`` without its checks and keyword
         (a manager's first call: ``Book.vinyl.filter(...)``, ``.get(...)``)."""
         new = cls.__new__(cls)
-        new._start(model, db)
+        # (_start written out: every manager's query starts here.)
+        new._built = None
+        new._model = model
+        new._db = db
+        new._steps = ()
+        new._recipe = ()
+        new._values = ()
         return new
 
     @classmethod
@@ -581,11 +587,14 @@ class VinylQuerySet(Generic[M]):
                             return prefetched
                         break
             db = self.db
-            cache = _plans(db, recipe)
+            # (The engine entry looked up once, here, and given to fetch():
+            # each lookup asks asyncio for the running loop, a getpid() call.)
+            entry = engine_entry(db) if recipe is not None else None
+            cache = known_plan_cache(db, entry) if entry is not None else None
             key = (self._model, "rows", recipe)
             plan = cache.lookup(key) if cache is not None else None
             if type(plan) is Plan:
-                return plan.build(await fetch(db, plan.sql, plan.params(self._values)))
+                return plan.build(await fetch(db, plan.sql, plan.params(self._values), entry))
             return await self._unplanned_rows(db, cache, key, plan, self._values, None)
         except DatabaseUnavailable as exc:
             other = self._fallback(exc)

@@ -9,7 +9,7 @@ from django.db import connections
 from django.test import override_settings
 
 from tests.testapp.models import AllTypes
-from vinyl.translate.converters import rows_converter
+from vinyl.translate.converters import aware_epoch, rows_converter
 
 NAIVE = datetime.datetime(2024, 2, 29, 23, 59, 58, 123456)
 COLUMNS = ("id", "moment", "flag", "uid", "text")
@@ -170,3 +170,38 @@ def test_mysql_datetimes_go_by_type_only_with_asyncmys_own_decoders(monkeypatch)
     assert conn.vinyl_driver_datetimes_naive
     monkeypatch.setitem(asyncmy.converters.conversions, FIELD_TYPE.TIMESTAMP, lambda value: value)
     assert not conn.vinyl_driver_datetimes_naive
+
+
+def test_the_aware_epoch_is_made_once_per_zone_object():
+    # Each batch of MySQL datetimes needs the epoch in the connection's zone:
+    # it is made once for the zone (replace() parses its keyword), and made
+    # again for another zone object, even an equal one (its name differs).
+    named = datetime.timezone(datetime.timedelta(0), "Z0")
+    assert named == datetime.timezone.utc
+    first = aware_epoch(datetime.timezone.utc)
+    assert aware_epoch(datetime.timezone.utc) is first
+    assert first == datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc) and first.tzinfo is datetime.timezone.utc
+    other = aware_epoch(named)
+    assert other.tzinfo is named and other.tzname() == "Z0"
+    assert aware_epoch(datetime.timezone.utc).tzinfo is datetime.timezone.utc
+
+
+def test_mysql_datetimes_follow_the_connection_zone_from_batch_to_batch():
+    # One converter, the connection's zone changed between batches (equal
+    # zones of other names among them): each batch carries its zone object.
+    compiler, converters = _compiler("sync_mysql", "id", "moment")
+    convert = rows_converter(converters, None, compiler.connection)
+    conn = connections["sync_mysql"]
+    saved = conn.__dict__.get("timezone")
+    zones = [datetime.timezone.utc, datetime.timezone(datetime.timedelta(0), "Z0"), zoneinfo.ZoneInfo("Asia/Kathmandu"), datetime.timezone.utc]
+    try:
+        for zone in zones:
+            conn.__dict__["timezone"] = zone
+            (row,) = convert([(1, NAIVE)])
+            (want,) = compiler.apply_converters([(1, NAIVE)], converters)
+            assert row[1] == want[1] and row[1].tzinfo is want[1].tzinfo is zone
+            assert row[1].tzname() == want[1].tzname()
+    finally:
+        conn.__dict__.pop("timezone")
+        if saved is not None:
+            conn.__dict__["timezone"] = saved

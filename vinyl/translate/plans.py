@@ -744,7 +744,9 @@ def _model_builder(
             if converted is not None:
                 # Each value converted as it is stored: no converted copy of each row first.
                 make_inline = rows_maker(model, attnames, start, fetch_mode, converted=converted or None, width=width)
-                return lambda rows: make_inline(db, rows)
+                # (A partial, called in C: the same call as ``lambda rows:
+                # make_inline(db, rows)`` without a Python frame per query.)
+                return functools.partial(make_inline, db)
         # (The annotations, extra() columns as a many-to-many prefetch's
         # owner key among them, are stored by the same generated loop.)
         make_all = rows_maker(model, attnames, start, fetch_mode, annotations, width=converted_width)

@@ -268,6 +268,13 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
     if method in _LOOKUP_METHODS:
         if args:
             return None  # Q objects and expressions: compiled every time
+        if len(kwargs) == 1:
+            ((key, value),) = kwargs.items()
+            if type(value) is int:
+                # (One integer, the usual get(pk=...) or filter(author_id=...):
+                # the shape the loop below gives it, without its lists.)
+                kind = _SMALL if 0 <= value < 32768 else _SIXTEEN if 32768 <= value < 65536 else _THIRTY_ONE if 65536 <= value < 2147483648 else _int_kind(value)
+                return (method, ((key, kind),)), (value,)
         keys: list[tuple] = []
         values: list[Any] = []
         # (One keyword, the usual filter: in order as it is.)
