@@ -355,7 +355,10 @@ async def _prefetch_forward_fk(
     """Cache each instance's related object (or None), as Django's prefetcher does
     (``fresh``: in the empty cache of each, given as one dict)."""
     values = _key_values(objs, field.attname)
-    keys = list(dict.fromkeys(value for value in values if value is not None))
+    # (Each distinct key once, in order, None left out: no generator resumed per value.)
+    distinct = dict.fromkeys(values)
+    distinct.pop(None, None)
+    keys = list(distinct)
     related_model = vinyl_model(field.related_model)
     target = field.target_field
     if keys:
@@ -368,9 +371,8 @@ async def _prefetch_forward_fk(
 
 @batched
 def _attach_forward(rows: list, objs: list, values: list, field: Any, target: str, fresh: bool = False) -> None:
-    by_key: dict[Any, Any] = {}
-    for row in rows:
-        by_key.setdefault(getattr(row, target), row)
+    # The first row of each key, as setdefault would keep it (one comprehension, no call per row).
+    by_key: dict[Any, Any] = {getattr(row, target): row for row in reversed(rows)}
     cache_name = field.cache_name
     get = by_key.get
     if fresh:
@@ -390,14 +392,10 @@ def _key_values(objs: list, attname: str) -> list:
     key's attname has a data descriptor, so every instance holding one has
     its __dict__): the descriptor's call skipped, once per instance.
     """
-    values: list = []
-    append = values.append
-    for obj in objs:
-        try:
-            append(obj.__dict__[attname])
-        except KeyError:  # deferred: the descriptor knows
-            append(getattr(obj, attname))
-    return values
+    try:
+        return [obj.__dict__[attname] for obj in objs]
+    except KeyError:  # a deferred one: the descriptor knows
+        return [getattr(obj, attname) for obj in objs]
 
 
 async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, source: Any, together: bool) -> None:

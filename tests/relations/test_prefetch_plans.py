@@ -10,6 +10,7 @@ from typing import Iterator
 import pytest
 
 import vinyl
+from tests.relapp.models import Note, Place
 from tests.testapp.models import Author, Book
 from vinyl.translate import gcpause
 from vinyl.translate.plan_cache import plan_cache_for
@@ -175,3 +176,19 @@ def mock_bound(rows: int) -> Iterator[None]:
         yield
     finally:
         gcpause.GC_HOLD_ROWS = saved
+
+
+async def test_a_forward_key_prefetch_of_null_and_repeated_keys_caches_as_django():
+    # (Keys gathered, deduplicated and matched in comprehensions: one object
+    # per key shared by its instances, None cached for a null key.)
+    here = await Place.vinyl.create(name="here")
+    there = await Place.vinyl.create(name="there")
+    for text, place in (("a", here), ("b", None), ("c", here), ("d", there)):
+        await Note.vinyl.create(text=text, place=place)
+    async with vinyl.capture_queries() as queries:
+        notes = await Note.vinyl.order_by("text").prefetch_related("place")
+    assert len(queries) == 2
+    cached = [note._state.fields_cache["place"] for note in notes]
+    assert [None if place is None else place.name for place in cached] == ["here", None, "here", "there"]
+    assert cached[0] is cached[2]
+    assert [note.place_id for note in notes] == [here.pk, None, here.pk, there.pk]

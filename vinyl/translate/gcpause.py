@@ -90,3 +90,27 @@ def batched(build: Callable[..., Any]) -> Callable[..., Any]:
             return build(rows, *args)
 
     return build_batch
+
+
+def batched_rows(build: Callable[..., Any]) -> Callable[..., Any]:
+    """``build(rows)`` of a driver's rows, as :func:`batched` runs it; a
+    list of a batch's rows is emptied once built.
+
+    The driver's list stays referenced after the read (asyncpg's finished
+    future holds it until the task's step ends), so the next collection,
+    often at the caller's next statement in that same step, walked every
+    row, all alive, and moved them to an older generation. Emptied, the
+    rows are freed at once, as a driver's rows are once read; the list is
+    the driver's answer to this read, which nothing reads after the build.
+    """
+
+    def build_rows(rows: Sized) -> Any:
+        if len(rows) < GC_PAUSE_ROWS:  # the usual small result: nothing to set up
+            return build(rows)
+        with paused_gc(len(rows)):
+            built = build(rows)
+        if type(rows) is list:
+            rows.clear()
+        return built
+
+    return build_rows

@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from vinyl import _compat
 from vinyl.translate.converters import rows_converter, value_expressions
-from vinyl.translate.gcpause import batched
+from vinyl.translate.gcpause import batched_rows
 from vinyl.translate.instances import (
     Joined,
     caches_assignable,
@@ -524,7 +524,7 @@ def rows_plan(
     builder = _builder(qs, compiler, db, adopt, vinyl_class)
     if builder is None:
         return None
-    builder = _single(qs.model, builder) if get else batched(builder)
+    builder = _single(qs.model, builder) if get else batched_rows(builder)
     if limits:
         sql, params = limit_parameters(sql, params, qs.query, db, limits)
     sql_out, params_out = connections[db].vinyl_cursor_class.prepare(sql, tuple(params))
