@@ -34,6 +34,7 @@ from django.db.transaction import TransactionManagementError
 from sqlalchemy.ext.asyncio.engine import AsyncConnection
 
 from vinyl import retry
+from vinyl._compat import current_loop
 from vinyl.engine import callbacks, savepoints
 from vinyl.engine import checkout as checkouts
 from vinyl.engine import scope as scopes
@@ -130,10 +131,12 @@ class atomic:
         return inner  # type: ignore[return-value]
 
     def _push(self, level: _Level) -> None:
-        self._levels.setdefault(asyncio.current_task(), []).append(level)
+        # (current_task() of the loop at hand: asked without it, Python 3.11
+        # makes a system call, see vinyl._compat.current_loop)
+        self._levels.setdefault(asyncio.current_task(current_loop()), []).append(level)
 
     def _pop(self) -> _Level:
-        task = asyncio.current_task()
+        task = asyncio.current_task(current_loop())
         stack = self._levels[task]
         level = stack.pop()
         if not stack:
