@@ -28,6 +28,9 @@ import copy
 import functools
 import inspect
 import logging
+import os
+import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version as _installed
@@ -155,6 +158,48 @@ _need(
 )
 #: The running event loop, or None outside one.
 running_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio.events._get_running_loop
+
+#: :func:`running_loop`, without a system call where it would make one.
+current_loop: Callable[[], asyncio.AbstractEventLoop | None] = running_loop
+
+if sys.version_info < (3, 12):
+    # Python 3.11's running_loop() calls getpid() each time (a system call,
+    # about 0.6 µs here), so that a process forked with a loop running
+    # finds none. Every statement asks (vinyl.engine.engines.engine_entry).
+    # A loop of asyncio's own run_forever records the thread it runs in
+    # (``_thread_id``, None once it stops), and a thread runs one loop at a
+    # time: the last loop found running is still the running one while that
+    # thread is its. A fork forgets it, so the child asks running_loop(),
+    # which finds none, and never reaches the parent's pools.
+    _need(
+        "Python", asyncio.BaseEventLoop, "_thread_id",
+        "the running loop without Python 3.11's getpid() on every statement: the thread a loop's run_forever "
+        "runs in (None once it returns)",
+        present=_set_by(asyncio.BaseEventLoop.run_forever, "_thread_id"),
+    )
+    _standard_run = asyncio.BaseEventLoop.run_forever
+    _thread = threading.get_ident
+    _last_loop: Any = None
+
+    def current_loop() -> asyncio.AbstractEventLoop | None:  # noqa: F811  (3.11's)
+        loop = _last_loop
+        if loop is not None and loop._thread_id == _thread():
+            return loop
+        return _find_loop()
+
+    def _find_loop() -> asyncio.AbstractEventLoop | None:
+        global _last_loop
+        loop = running_loop()
+        # (Only loops whose run_forever is asyncio's: it is what sets and
+        # clears _thread_id.)
+        _last_loop = loop if loop is not None and type(loop).run_forever is _standard_run else None
+        return loop
+
+    def _forget_loop() -> None:
+        global _last_loop
+        _last_loop = None
+
+    os.register_at_fork(after_in_child=_forget_loop)
 
 _need(
     "Python", asyncio.Future, "_asyncio_future_blocking",

@@ -34,6 +34,7 @@ from django.db.transaction import TransactionManagementError
 from sqlalchemy.ext.asyncio.engine import AsyncConnection
 
 from vinyl import retry
+from vinyl._compat import current_loop
 from vinyl.engine import callbacks, savepoints
 from vinyl.engine import checkout as checkouts
 from vinyl.engine import scope as scopes
@@ -105,7 +106,8 @@ class atomic:
         self.using = using
         self.savepoint = savepoint
         self.durable = durable
-        self.retries = retry.check_retries(retries)
+        # (the default, 0, needs no check: one call less per block)
+        self.retries = 0 if retries.__class__ is int and not retries else retry.check_retries(retries)
         # One stack per task: the same atomic object may be entered by
         # several tasks at once.
         self._levels: dict[asyncio.Task | None, list[_Level]] = {}
@@ -130,10 +132,12 @@ class atomic:
         return inner  # type: ignore[return-value]
 
     def _push(self, level: _Level) -> None:
-        self._levels.setdefault(asyncio.current_task(), []).append(level)
+        # (current_task() of the loop at hand: asked without it, Python 3.11
+        # makes a system call, see vinyl._compat.current_loop)
+        self._levels.setdefault(asyncio.current_task(current_loop()), []).append(level)
 
     def _pop(self) -> _Level:
-        task = asyncio.current_task()
+        task = asyncio.current_task(current_loop())
         stack = self._levels[task]
         level = stack.pop()
         if not stack:
@@ -197,18 +201,21 @@ async def _exit_outermost(root: scopes.Scope, exc: BaseException | None) -> None
             await checkouts.discard(root.connection)
             root.close()
         return
-    try:
-        # Let a statement that one of the block's tasks is running finish.
-        await savepoints.end(root)
-    except BaseException:
-        await checkouts.discard(root.connection)
-        raise
+    if root.lock.locked():
+        try:
+            # Let a statement that one of the block's tasks is running finish.
+            await savepoints.end(root)
+        except BaseException:
+            await checkouts.discard(root.connection)
+            raise
+    else:
+        root.stop()  # (savepoints.end() without its coroutine: nothing runs)
     # As in Django, a block marked for rollback by an error that was caught
     # inside it rolls back on exit.
     committed = exc is None and not root.needs_rollback
     pending = callbacks.take_callbacks(root)
     await checkouts.release(root, commit=committed)
-    if committed:
+    if committed and pending:
         await callbacks.run_callbacks(pending)
 
 

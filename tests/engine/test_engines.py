@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 from django.db import connections
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import vinyl
 from tests.testapp.models import Author
+from vinyl._compat import current_loop
+from vinyl.engine.engines import engine_entry
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
@@ -66,6 +69,35 @@ async def test_statements_outside_a_transaction_commit_on_their_own():
         count = (await conn.execute(text("SELECT COUNT(*) FROM testapp_author"))).scalar()
     assert count == 1
     assert vinyl.get_engine().sync_engine.pool.checkedout() == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # (3.12+: fork() of a process with threads)
+async def test_a_process_forked_with_the_loop_running_never_reaches_its_pools():
+    """The child of a fork made inside a running loop (its coroutines carry
+    on in the child) finds no running loop, and so never the parent's pool,
+    whose sockets it would share: vinyl finds the loop without asking Python
+    for it on each statement (see vinyl._compat.current_loop)."""
+    await Author.vinyl.count()
+    entry = engine_entry("vinyl_default")
+    assert current_loop() is asyncio.get_running_loop()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer through the pipe, and leave at once
+        try:
+            answer = b"1" if current_loop() is None and engine_entry("vinyl_default") is not entry else b"0"
+        except BaseException:
+            answer = b"E"
+        os.write(write, answer)
+        os._exit(0)
+    os.close(write)
+    try:
+        answer = os.read(read, 1)
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert answer == b"1"
+    assert engine_entry("vinyl_default") is entry
 
 
 async def test_concurrent_operations_use_their_own_connections():

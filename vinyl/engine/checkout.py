@@ -263,9 +263,17 @@ async def release(scope: Scope, *, commit: bool) -> None:
         # a driver left open.
         await conn.close()
         return
-    if not conn.sync_connection.in_transaction():  # type: ignore[union-attr]  # started
-        # No statement ran: no transaction was begun, none to end.
-        await _close_unused(scope.entry, conn)
+    sync_connection = conn.sync_connection
+    if not sync_connection.in_transaction():  # type: ignore[union-attr]  # started
+        # No statement ran: no transaction was begun, none to end; given
+        # back without I/O (so without the greenlet, or a coroutine) where
+        # the pool takes it back quietly.
+        entry = scope.entry
+        driver = sync_connection.connection.driver_connection  # type: ignore[union-attr]
+        if entry.quiet_checkin and entry.config.idle(driver) and room_in_pool(entry):  # type: ignore[misc]
+            sync_connection.close()  # type: ignore[union-attr]  # started
+            return
+        await conn.close()
         return
     ended: list[bool] = []
     try:
@@ -281,17 +289,6 @@ async def release(scope: Scope, *, commit: bool) -> None:
         if commit or not isinstance(exc, Exception):
             raise
         logger.info("vinyl: a rollback failed, the connection was discarded: %r", exc)
-
-
-async def _close_unused(entry: EngineEntry, conn: AsyncConnection) -> None:
-    """Give back a connection on which no transaction was begun: without
-    I/O (so without the greenlet) where the pool takes it back quietly."""
-    sync_connection = conn.sync_connection
-    driver = sync_connection.connection.driver_connection  # type: ignore[union-attr]
-    if entry.quiet_checkin and entry.config.idle(driver) and room_in_pool(entry):  # type: ignore[misc]
-        sync_connection.close()  # type: ignore[union-attr]  # started
-        return
-    await conn.close()
 
 
 def _end_sync(connection: Any, commit: bool, ended: list[bool]) -> None:
@@ -357,4 +354,6 @@ async def operation(
         committed = not scope.needs_rollback
         await release(scope, commit=committed)
         if committed:
-            await run_callbacks(take_callbacks(scope))
+            pending = take_callbacks(scope)
+            if pending:
+                await run_callbacks(pending)

@@ -21,7 +21,7 @@ from django.db import connections
 
 from sqlalchemy.util import await_, greenlet_spawn
 
-from vinyl._compat import invalidate_pool as _invalidate_pool, quiet_checkout, running_loop
+from vinyl._compat import current_loop, invalidate_pool as _invalidate_pool, quiet_checkout, running_loop
 from vinyl.engine.fairpool import FairAsyncQueuePool, FairQueue, fair_queue
 from vinyl.engine.loopclose import close_with_loop, sever
 from vinyl.engine.sqlevents import log_engine_events
@@ -242,7 +242,7 @@ def _forget(entry: EngineEntry) -> None:
 
 def engine_entry(using: str) -> EngineEntry:
     """Return the registry entry (engine, config, server facts) of ``using``."""
-    loop = running_loop()
+    loop = current_loop()
     entry = _entries.get((using, loop))
     if entry is not None and connections.settings.get(using) is entry.settings:
         return entry  # the usual case: this loop's engine, same settings object
@@ -447,7 +447,9 @@ def keep_for_this_step(entry: EngineEntry, held: Held) -> None:
     spares = entry.spares
     spares.append(held)
     if entry.spare_check is None:
-        loop: Any = running_loop()
+        # (entry.loop: the running loop, whose engine_entry() this is; no
+        # running_loop() and its system call, see vinyl._compat.current_loop)
+        loop: Any = entry.loop or running_loop()
         entry.spare_check = loop.call_at(loop.time(), _spares_due, entry)
 
 

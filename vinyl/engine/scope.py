@@ -86,6 +86,8 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+_CLOSED = State.CLOSED
+
 _TRANSITIONS: dict[State, frozenset[State]] = {
     State.CHECKED_OUT: frozenset({State.STREAMING, State.INVALID, State.CLOSED}),
     State.IN_TRANSACTION: frozenset({State.STREAMING, State.INVALID, State.CLOSED}),
@@ -200,9 +202,15 @@ class Scope:
         A closed scope stays closed; any other transition not in the table
         is a bug in vinyl and raises.
         """
-        if self.state is State.CLOSED:
+        state = self.state
+        if state is _CLOSED:
             return
-        if to not in _TRANSITIONS[self.state]:
+        if to is _CLOSED:
+            # (Every state may close: the table is not asked, which costs
+            # two calls of Enum.__hash__, once or twice per transaction.)
+            self.state = to
+            return
+        if to not in _TRANSITIONS[state]:
             raise RuntimeError(f"vinyl: a scope cannot go from {self.state.value} to {to.value}")
         self.state = to
 

@@ -304,7 +304,7 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
             try:
                 config = entry.config
                 run = config.fetch if rows is True else config.execute if rows is False else config.insert_id
-                started = time.perf_counter() if _querylog.observing() else None
+                started = time.perf_counter() if _recorders.get() or _sql_debug(_DEBUG) else None
                 try:
                     if checked is not None:
                         adapter, driver = checked
