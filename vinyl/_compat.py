@@ -246,7 +246,8 @@ _need(
 
 class Waits(NamedTuple):
     """What a task or future waits on: all of ``futures``, or (``any_of``)
-    any one of them, the first to fail (or be cancelled) ending the wait."""
+    any one of them, the first to end (gather, a group's exit: to fail or be
+    cancelled; asyncio.wait FIRST_EXCEPTION: to fail) ending the wait."""
 
     any_of: bool
     futures: list
@@ -314,7 +315,8 @@ _WAIT_CODE = _nested(getattr(asyncio.tasks, "_wait", None), "_on_completion", _W
 _optional(
     asyncio.tasks, "_wait.<locals>._on_completion",
     _SAME_SEARCH + "asyncio.wait's callback (_on_completion, closing over " + ", ".join(_WAIT_CELLS) + ") "
-    "resolves its waiter when its tasks are done",
+    "resolves its waiter when its tasks are done (FIRST_COMPLETED/FIRST_EXCEPTION: when the first of the counter "
+    "futures whose callback has not run ends)",
     present=lambda: _WAIT_CODE is not None,
 )
 _SHIELD_CODE = _nested(asyncio.shield, "_inner_done_callback", ("outer",))
@@ -338,7 +340,7 @@ if _AS_COMPLETED_ITERATOR is None:
     _optional(
         asyncio.tasks, "as_completed.<locals>._on_completion",
         _SAME_SEARCH + "as_completed's callback (_on_completion, closing over " + ", ".join(_AS_COMPLETED_CELLS) + ") "
-        "puts the task in a queue, whose waiting getters' futures it resolves",
+        "puts the task in a queue, whose waiting getters' futures it resolves: the first of todo to end does",
         present=lambda: _AS_COMPLETED_CODE is not None,
     )
 else:
@@ -346,7 +348,7 @@ else:
         _AS_COMPLETED_ITERATOR, "_handle_completion",
         _SAME_SEARCH + "as_completed's callback (the bound _handle_completion of its iterator, whose "
         + ", ".join(_AS_COMPLETED_FIELDS) + " it reads) puts the task in a queue, whose waiting getters' futures it "
-        "resolves",
+        "resolves: the first of _todo to end does",
         present=lambda: _AS_COMPLETED_METHOD is not None
         and all(_set_by(_AS_COMPLETED_ITERATOR.__init__, name)() for name in _AS_COMPLETED_FIELDS),
     )
@@ -395,39 +397,64 @@ _missing_warned = False
 _shape_warned = False
 
 
-def _resolved(callback: Any) -> tuple:
-    """The futures ``callback``, a done-callback of a task (or of a gather's
-    future), resolves when that ends and that wait for nothing else; () for
-    any other callback."""
+class _Resolves(NamedTuple):
+    """What a done-callback of a future resolves when that future ends.
+
+    ``first_of`` None: each of ``waiters`` waits for every future with such
+    a callback. An int n: for the first of n futures to end (asyncio.wait's
+    FIRST_COMPLETED/FIRST_EXCEPTION), each of which holds such a callback
+    until its end: read only if every one of the n is seen with it. A list:
+    for the first of those futures to end (as_completed's unfinished ones).
+    """
+
+    waiters: tuple
+    first_of: int | list | None = None
+
+
+_RESOLVES_NOTHING = _Resolves(())
+
+
+def _resolved(callback: Any) -> _Resolves:
+    """What ``callback``, a done-callback of a task (or of a gather's
+    future), resolves when that ends and that wait for nothing else;
+    nothing for any other callback."""
     if isinstance(callback, functools.partial):
         if _release_waiter is not None and callback.func is _release_waiter and len(callback.args) == 1:
-            return callback.args
-        return ()
+            return _Resolves(callback.args)
+        return _RESOLVES_NOTHING
     method = getattr(callback, "__func__", None)
     if method is not None and method is _AS_COMPLETED_METHOD:
-        waits = callback.__self__  # as_completed (Python 3.13+): the next one to end is this task
-        if waits._timeout_handle is None and len(waits._todo) == 1:
-            return tuple(waits._done._getters)
-        return ()
+        waits = callback.__self__  # as_completed (Python 3.13+): the iterator
+        return _next_completed(waits._timeout_handle, waits._todo, waits._done)
     code: CodeType | None = getattr(callback, "__code__", None)
     if code is None or not (code is _WAIT_CODE or code is _SHIELD_CODE or code is _AS_COMPLETED_CODE):
-        return ()
+        return _RESOLVES_NOTHING
     try:
         cells = {name: cell.cell_contents for name, cell in zip(code.co_freevars, callback.__closure__)}
     except ValueError:  # a cell not yet set: the callback is not one vinyl reads
-        return ()
+        return _RESOLVES_NOTHING
     if code is _SHIELD_CODE:
-        return (cells["outer"],)
+        return _Resolves((cells["outer"],))
+    if code is _AS_COMPLETED_CODE:
+        return _next_completed(cells["timeout_handle"], cells["todo"], cells["done"])
     if cells["timeout_handle"] is not None:
-        return ()  # the wait ends at its timeout and leaves the task running: no deadlock
-    if code is _WAIT_CODE:
-        # Its waiter needs this task unless another task's end may resolve it.
-        if cells["return_when"] == asyncio.ALL_COMPLETED or cells["counter"] == 1:
-            return (cells["waiter"],)
-        return ()
-    if len(cells["todo"]) == 1:  # as_completed: the next one to end is this task
-        return tuple(cells["done"]._getters)
-    return ()
+        return _RESOLVES_NOTHING  # the wait ends at its timeout and leaves the task running: no deadlock
+    if cells["return_when"] == asyncio.ALL_COMPLETED:
+        return _Resolves((cells["waiter"],))
+    # FIRST_COMPLETED, FIRST_EXCEPTION: the first of the futures whose
+    # callback has not run yet (counter of them) to end (or fail; one that
+    # may end may fail) ends the wait.
+    return _Resolves((cells["waiter"],), cells["counter"])
+
+
+def _next_completed(timeout_handle: Any, todo: Any, queue: Any) -> _Resolves:
+    """as_completed: the next awaited result's getter (the futures waiting in
+    its queue) waits for the first of ``todo`` (those whose callback has not
+    run) to end; nothing if it has a timeout, or if a result is already
+    queued (a getter cancelled once woken hands it on to the next)."""
+    if timeout_handle is not None or not queue.empty():
+        return _RESOLVES_NOTHING
+    return _Resolves(tuple(queue._getters), list(todo))
 
 
 def _gathering(callback: Any) -> Any:
@@ -468,9 +495,11 @@ def _group(callback: Any) -> Any:
 def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, Waits]:
     """Each future (by id) that only the end of ``tasks``, or of a gather()
     of them, resolves, mapped to what it waits on (asyncio.wait, wait_for on
-    3.11, shield, as_completed: all of those tasks and gathering futures; a
-    TaskGroup's exit: any of the group's tasks, the first to fail cancelling
-    the rest)."""
+    3.11, shield: all of those tasks and gathering futures; asyncio.wait
+    with FIRST_COMPLETED or FIRST_EXCEPTION, as_completed: any of them, the
+    first to end ending it, read only when every future it still waits for
+    is known; a TaskGroup's exit: any of the group's tasks, the first to
+    fail cancelling the rest)."""
     global _missing_warned, _shape_warned
     if _COMPLETION_MISSING or not _callbacks_ok:
         if not _missing_warned:
@@ -483,9 +512,13 @@ def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, Waits]:
             return {}
     found: dict[int, Waits] = {}
     ending: list[asyncio.Future] = list(tasks)
-    # The gathering futures met through their children's callbacks: their
-    # own callbacks are read in turn (a gather of gathers, up to the tasks').
+    # The gathering futures met through their children's callbacks, and the
+    # futures such callbacks resolve (shield's): their own callbacks are read
+    # in turn (a gather of gathers, asyncio.wait of shields, up to the tasks').
     gathers: set[int] = set()
+    # asyncio.wait(FIRST_*)'s waiters: how many futures it waits for the
+    # first of, and those seen with its callback.
+    firsts: dict[int, tuple[int, list[asyncio.Future]]] = {}
     try:
         while ending:
             future = ending.pop()
@@ -504,9 +537,19 @@ def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, Waits]:
                     if exit_waits is not None and not exit_waits.done() and id(exit_waits) not in found:
                         found[id(exit_waits)] = Waits(True, _may_end_it(group._tasks))
                     continue
-                for waiter in _resolved(entry[0]):
-                    if not waiter.done():  # (one done was resolved otherwise: FIRST_COMPLETED)
+                resolves = _resolved(entry[0])
+                for waiter in resolves.waiters:
+                    if waiter.done():  # (one done was resolved otherwise: FIRST_COMPLETED)
+                        continue
+                    if resolves.first_of is None:
                         found.setdefault(id(waiter), Waits(False, [])).futures.append(future)
+                        if id(waiter) not in gathers:
+                            gathers.add(id(waiter))
+                            ending.append(waiter)
+                    elif isinstance(resolves.first_of, int):
+                        firsts.setdefault(id(waiter), (resolves.first_of, []))[1].append(future)
+                    else:
+                        found[id(waiter)] = Waits(True, resolves.first_of)
     except (AttributeError, KeyError, TypeError) as exc:  # what the checks at import could not see
         if not _shape_warned:
             _shape_warned = True
@@ -516,6 +559,12 @@ def ended_by(tasks: Iterable[asyncio.Task]) -> dict[int, Waits]:
                 _version("Python"), exc,
             )
         return {}
+    # asyncio.wait(FIRST_*) is read only when each future it still waits for
+    # was seen with its callback: one not seen (a plain future, one that has
+    # just ended, its callback not run yet) may end it.
+    for key, (count, futures) in firsts.items():
+        if len(futures) == count:
+            found[key] = Waits(True, futures)
     return found
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import pytest
 from django.db.transaction import TransactionManagementError
@@ -349,3 +350,135 @@ async def test_a_gather_child_waiting_on_what_the_search_cannot_read_is_not_stuc
 
     with pytest.raises(TimeoutError):  # 10 rounds: the sibling waits, not failed
         await _hold_and_gather(on_an_event)
+
+
+# -- waits that the first to end ends: asyncio.wait FIRST_*, as_completed -----
+
+_FIRST_OF = ["first_completed", "first_exception", "as_completed"] + (
+    ["as_completed_async_for"] if sys.version_info >= (3, 13) else []
+)
+
+
+def _waiter_for(lock: StatementLock) -> asyncio.Task:
+    async def waiter() -> None:
+        async with lock:
+            pass
+
+    return asyncio.create_task(waiter())
+
+
+async def _first_of(kind: str, *tasks: asyncio.Future) -> object:
+    """Wait for the first of ``tasks`` to end, through ``kind``; its result
+    (or error: a failed one of those asyncio.wait returns done)."""
+    if kind.startswith("first_"):
+        when = asyncio.FIRST_COMPLETED if kind == "first_completed" else asyncio.FIRST_EXCEPTION
+        done, _ = await asyncio.wait(set(tasks), return_when=when)
+        failed = [task for task in done if not task.cancelled() and task.exception() is not None]
+        return await (failed or list(done))[0]
+    if kind == "as_completed":
+        for next_done in asyncio.as_completed(tasks):
+            return await next_done
+    async for first in asyncio.as_completed(tasks):  # type: ignore[attr-defined]  # (Python 3.13+)
+        return await first
+    raise AssertionError("nothing to wait for")
+
+
+@pytest.mark.parametrize("kind", _FIRST_OF)
+async def test_the_first_of_two_waiters_for_the_level_is_found(kind) -> None:
+    # Either waiter's end would end the wait, but both wait for the level.
+    lock = StatementLock()
+    assert lock.try_acquire()
+    lock.hold_for(asyncio.current_task())
+    first, second = _waiter_for(lock), _waiter_for(lock)
+    try:
+        with pytest.raises(TransactionManagementError, match="awaits"):
+            await asyncio.wait_for(_first_of(kind, first, second), 5)
+    finally:
+        lock.release()
+        await asyncio.wait({first, second})
+    assert all(isinstance(t.exception(), TransactionManagementError) for t in (first, second))
+
+
+async def _never_set() -> None:
+    await asyncio.get_running_loop().create_future()  # nothing the search reads sets it
+
+
+@pytest.mark.parametrize("other", ["plain_future", "task_on_a_future"])
+@pytest.mark.parametrize("kind", _FIRST_OF)
+async def test_the_first_of_waiters_and_of_what_may_end_is_not_followed(kind, other) -> None:
+    # A plain future (not seen with asyncio.wait's callback), or a task on
+    # one, may end first: 10 rounds, and the waiters still wait.
+    lock = StatementLock()
+    assert lock.try_acquire()
+    lock.hold_for(asyncio.current_task())
+    first, second = _waiter_for(lock), _waiter_for(lock)
+    third: asyncio.Future = (
+        asyncio.get_running_loop().create_future() if other == "plain_future" else asyncio.create_task(_never_set())
+    )
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(_first_of(kind, first, second, third), 10 * CYCLE_CHECK_S)
+        assert not first.done() and not second.done()
+    finally:
+        lock.release()
+        third.cancel()
+        await asyncio.wait({first, second})
+    assert first.exception() is None and second.exception() is None
+
+
+async def _returns_before_its_callbacks_run(lock: StatementLock, failed: list[bool]) -> str:
+    """Return after asking for a search that runs before this task's
+    done-callbacks (asyncio.wait's, as_completed's) do; it notes whether it failed a waiter."""
+
+    def search() -> None:
+        lock._check_cycle()
+        failed.append(any(waiter.done() for waiter in lock._waiters or ()))
+
+    await asyncio.sleep(0)
+    asyncio.get_running_loop().call_soon(search)
+    return "returned"
+
+
+@pytest.mark.parametrize("kind", [k for k in _FIRST_OF if k != "first_exception"])
+async def test_a_first_of_wait_another_task_has_just_ended_is_not_followed(kind) -> None:
+    # The other task's end ends the wait, but until its callback runs that
+    # task is no longer seen with it: it must not leave the waiters alone to read.
+    lock = StatementLock()
+    assert lock.try_acquire()
+    first, second = _waiter_for(lock), _waiter_for(lock)
+    failed: list[bool] = []
+    other = asyncio.create_task(_returns_before_its_callbacks_run(lock, failed))
+    holder = asyncio.create_task(_first_of(kind, first, second, other))
+    await asyncio.sleep(0)
+    lock.hold_for(holder)
+    assert await holder == "returned"
+    assert failed == [False]
+    lock.release()
+    await asyncio.gather(first, second)  # they got the lock in turn
+
+
+@pytest.mark.parametrize("kind", ["all_completed", "first_completed"])
+async def test_asyncio_wait_of_shields_of_waiters_is_found(kind) -> None:
+    # asyncio.wait's callback sits on shield's future, which the callback
+    # shield adds to the waiter resolves: the search reads that future's callbacks too.
+    lock = StatementLock()
+    assert lock.try_acquire()
+    lock.hold_for(asyncio.current_task())
+    first, second = _waiter_for(lock), _waiter_for(lock)
+    when = asyncio.ALL_COMPLETED if kind == "all_completed" else asyncio.FIRST_COMPLETED
+    try:
+        with pytest.raises(TransactionManagementError, match="awaits"):
+            await asyncio.wait_for(_wait_shielded(when, first, second), 5)
+    finally:
+        lock.release()
+        await asyncio.wait({first, second})
+    assert all(isinstance(t.exception(), TransactionManagementError) for t in (first, second))
+
+
+async def _wait_shielded(when: str, *tasks: asyncio.Task) -> object:
+    shields = [asyncio.shield(task) for task in tasks]
+    try:
+        done, _ = await asyncio.wait(set(shields), return_when=when)
+        return await next(iter(done))
+    finally:
+        await asyncio.gather(*shields, return_exceptions=True)  # each one's error retrieved

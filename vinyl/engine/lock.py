@@ -13,7 +13,9 @@ other tasks, ``gather``, ``wait_for``, ``shield``, ``asyncio.wait`` or
 ``as_completed`` without a timeout, of tasks or of a ``gather``, and a
 ``TaskGroup``'s exit) would wait forever. A ``gather`` without
 ``return_exceptions`` and a group's exit end at their first failed task,
-so a wait on them is stuck only when every unfinished one is. While such a
+``asyncio.wait`` with ``FIRST_COMPLETED``/``FIRST_EXCEPTION`` and
+``as_completed`` at the first task to end, so a wait on them is stuck only
+when every unfinished one is. While such a
 level holds the lock and tasks wait for it, the lock looks for that cycle
 every :data:`CYCLE_CHECK_S` seconds and fails the wait of each task in it
 with Django's ``TransactionManagementError``, which the level's task then
@@ -161,7 +163,9 @@ def _stuck(holder: asyncio.Task, waiters: Iterable[asyncio.Future]) -> dict[int,
     tasks, gathers, the futures of asyncio.wait, wait_for, shield,
     as_completed and a TaskGroup's exit): all of it, or any of it (a gather
     without return_exceptions and a group's exit end at their first failed
-    task). What may end is then worked out from what surely may: a running,
+    task, asyncio.wait FIRST_COMPLETED/FIRST_EXCEPTION and as_completed at
+    the first to end). What may end is then worked out from what surely
+    may: a running,
     finished or sleeping task, a future nothing known resolves, one past the
     search's limit. A waiter of this lock ends when ``holder`` does; what
     that leaves stuck is the deadlock, and its waiters are the ones to fail.
