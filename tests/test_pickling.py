@@ -4,6 +4,7 @@ model class."""
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import pytest
@@ -13,6 +14,7 @@ from django.db.models import Count
 
 from tests.testapp.models import Author, Book, Tag
 from vinyl._vinylize import is_vinyl_model, vinyl_model
+from vinyl.translate.plan_cache import plan_cache_for
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
@@ -42,6 +44,25 @@ async def test_a_query_pickles_and_a_queryset_built_on_it_answers_as_the_origina
         return [(a.name, a.n) for a in qs]
 
     assert await sync_to_async(on_django)() == [("Ann", 2), ("Bob", 0)]
+
+
+async def test_a_queryset_copied_or_pickled_answers_through_the_originals_plan(backend: str) -> None:
+    await _library()
+    original = Author.vinyl.filter(age__gte=20).order_by("name")
+    assert [a.name for a in await original] == ["Ann", "Bob"]
+    cache = plan_cache_for("vinyl_default")
+    plans, hits = len(cache.plans()), cache.hits
+    # (Pickled unbuilt, as a shape Django accepted before leaves it: a built
+    # one holds Django's QuerySet, which runs its query to pickle itself.)
+    again = Author.vinyl.filter(age__gte=20).order_by("name")
+    assert again._built is None
+    for copied in (copy.copy(original), copy.deepcopy(original), pickle.loads(pickle.dumps(again))):
+        # The same recipe object (vinyl.translate.recipes): its plan's key.
+        assert copied._recipe is original._recipe
+        assert [a.name for a in await copied] == ["Ann", "Bob"]
+        assert [a.name for a in await copied.filter(age__lt=35)] == ["Bob"]
+    assert len(cache.plans()) == plans + 1  # (the filter(age__lt) shape's)
+    assert cache.hits == hits + 5
 
 
 async def test_an_instance_comes_back_as_a_vinyl_instance_with_its_state_and_loaded_relations(backend: str) -> None:

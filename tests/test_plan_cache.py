@@ -256,6 +256,30 @@ async def test_a_plan_found_twice_in_a_row_keeps_the_order_of_use(backend):
         assert cache.hits == hits + 2
 
 
+async def test_two_plans_found_in_turn_keep_the_order_of_use(backend):
+    # Two shapes used in turn (a get and an update in a transaction) find
+    # their plans without moving their keys; the order of use still decides
+    # which shape goes when the cache is full.
+    await make("Ann", "Bob")
+    with _cache_of_three() as cache:
+        await Author.vinyl.filter(name="Ann")  # shape 1
+        await Author.vinyl.filter(age=1)  # shape 2
+        await Author.vinyl.filter(name="Bob")  # shape 1
+        await Author.vinyl.filter(age=2)  # shape 2
+        await Author.vinyl.filter(name="Cy")  # shape 1: most recent, shape 2 before it
+        await Author.vinyl.filter(email="x")  # shape 3
+        await Author.vinyl.filter(age__gt=1)  # shape 4: evicts shape 2 only
+        assert {key[2][0][1][0][0] for key in cache} == {"name", "email", "age__gt"}
+        await Author.vinyl.filter(email="y")  # shape 3
+        await Author.vinyl.filter(name="Ann")  # shape 1
+        await Author.vinyl.filter(email="z")  # shape 3: most recent, shape 1 before it
+        await Author.vinyl.filter(name="Bob")  # shape 1: most recent, shape 3 before it
+        await Author.vinyl.filter(age=3)  # shape 2 again: evicts shape 4 only
+        assert {key[2][0][1][0][0] for key in cache} == {"name", "email", "age"}
+        await Author.vinyl.filter(age__lt=9)  # shape 5: evicts shape 3 only
+        assert {key[2][0][1][0][0] for key in cache} == {"name", "age", "age__lt"}
+
+
 async def test_new_time_zone_settings_empty_the_plan_caches(backend):
     await make("Ann")
     await Author.vinyl.filter(name="Ann")

@@ -12,6 +12,7 @@ from vinyl import models as _models  # noqa: F401 (importing it lets vinyl_model
 from vinyl._vinylize import vinyl_model
 from vinyl.proxies import QuerySetMethods
 from vinyl.queryset import VinylQuerySet
+from vinyl.translate.recipes import EMPTY
 
 if TYPE_CHECKING:
     from typing import Self
@@ -92,7 +93,7 @@ class BoundVinylManager(_QuerySetAPI[M]):
     # (see VinylQuerySet._start): create() runs without building it.
     _vinyl_fresh = True
     _built = None
-    _recipe = ()
+    _recipe = EMPTY
 
     def __init__(self, model: type[M], using: str | None) -> None:
         self._model = model

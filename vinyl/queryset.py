@@ -51,6 +51,7 @@ from vinyl.translate.plans import (
     widened_outcome,
     zone_sensitive,
 )
+from vinyl.translate.recipes import EMPTY, EXTENDED, Recipe, recipe_of
 from vinyl.translate.shapes import deferrable, long_list_span, probe_values, step_shape, substitute, update_shape
 
 M = TypeVar("M", bound=models.Model)
@@ -282,7 +283,7 @@ class VinylQuerySet(Generic[M]):
         self._model = model
         self._db = db
         self._steps: tuple = ()
-        self._recipe: tuple | None = ()
+        self._recipe: Recipe | None = EMPTY
         self._values: tuple = ()
 
     def _set_built(self, queryset: QuerySet) -> None:
@@ -303,7 +304,7 @@ class VinylQuerySet(Generic[M]):
         new._model = model
         new._db = db
         new._steps = ()
-        new._recipe = ()
+        new._recipe = EMPTY
         new._values = ()
         return new
 
@@ -445,7 +446,7 @@ class VinylQuerySet(Generic[M]):
             new._set_built(getattr(self._qs, method)(*args, **kwargs))
             return new
         shape, values = shaped
-        recipe += (shape,)  # type: ignore[operator]
+        recipe = EXTENDED[recipe, shape]
         new._model = self._model
         new._db = args[0] if method == "using" else self._db
         new._steps = self._steps + ((method, args, kwargs),)
@@ -651,7 +652,7 @@ class VinylQuerySet(Generic[M]):
         base._db = self._db
         base._built = None
         base._steps = tuple(step for step in self._steps if step[0] != "prefetch_related")
-        base._recipe = tuple(shape for shape in self._recipe if shape[0] != "prefetch_related")  # type: ignore[union-attr]
+        base._recipe = recipe_of(shape for shape in self._recipe if shape[0] != "prefetch_related")  # type: ignore[union-attr]
         base._values = self._values
         db = self.db
         # (Whether the rows come with empty caches matters only to a forward foreign key's.)
@@ -899,7 +900,7 @@ class VinylQuerySet(Generic[M]):
             if shaped is None:
                 return await self._read("get", *args, **kwargs)
             shape, values = shaped
-            recipe = recipe + (shape,)  # type: ignore[operator]
+            recipe = EXTENDED[recipe, shape]
             values = self._values + values
             db = self.db
             entry = engine_entry(db)
@@ -1136,7 +1137,7 @@ class VinylQuerySet(Generic[M]):
             # A planned update runs here, in this coroutine (no coroutine of
             # its own to create and resume); the rest in _update_planned().
             shape, update_values = shaped
-            recipe = self._recipe + (shape,)  # type: ignore[operator]
+            recipe = EXTENDED[self._recipe, shape]
             values = self._values + update_values
             db = self._db
             if db is None:

@@ -104,10 +104,14 @@ class PlanCache:
         self.unplanned: Counter[str] = Counter()
         self._logged: set[tuple] = set()
         self._int_ranges_known: dict[str, bool] = {}
-        # The plan the last lookup returned, its key last in the order: the
-        # same query run again (a loop) finds its plan with one hash of its
-        # key, not a second one to move it last again.
+        # The plans the last two lookups returned, their keys last in the
+        # order: the same query run again (a loop), or two in turn (a get
+        # and an update in a transaction), finds its plan without moving its
+        # key. Finding the one before the last swaps the two; the order of
+        # the entries follows (_settle) before another key moves or comes.
         self._recent: Plan | None = None
+        self._previous: Plan | None = None
+        self._swapped = False
         _caches.add(self)
 
     # -- lookup and store ------------------------------------------------------
@@ -119,22 +123,39 @@ class PlanCache:
         """
         entries = self._entries
         entry = entries.get(key)
-        if entry is self._recent and entry is not None:
-            self.hits += 1
-            return entry
-        if entry is TIME_ZONED:
-            key = (key, timezone.get_current_timezone_name())
-            entry = entries.get(key)
+        if entry is not None:
+            if entry is self._recent:
+                self.hits += 1
+                return entry
+            if entry is self._previous:
+                self._previous, self._recent = self._recent, entry
+                self._swapped = not self._swapped
+                self.hits += 1
+                return entry
+            if entry is TIME_ZONED:
+                key = (key, timezone.get_current_timezone_name())
+                entry = entries.get(key)
         if entry is None:
             self.misses += 1
             return None
+        self._settle()
         entries.move_to_end(key)
         if type(entry) is Plan:
             self.hits += 1
-            self._recent = entry
+            if entry is not self._recent:  # (a zoned plan is looked up here)
+                self._previous, self._recent = self._recent, entry
         else:
             self.misses += 1
+            self._recent = self._previous = None
         return entry
+
+    def _settle(self) -> None:
+        """Put the last two keys in the order of their use (see ``_recent``)."""
+        if self._swapped:
+            keys = reversed(self._entries)
+            next(keys)
+            self._entries.move_to_end(next(keys))
+            self._swapped = False
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The entry of ``key`` as stored (no counting, no recency)."""
@@ -142,10 +163,11 @@ class PlanCache:
 
     def store(self, key: Any, entry: Any) -> None:
         """Store ``entry`` (a plan or anything a caller keeps by shape)."""
+        self._settle()
         entries = self._entries
         entries[key] = entry
         entries.move_to_end(key)
-        self._recent = None
+        self._recent = self._previous = None
         while len(entries) > self.maxsize:
             entries.popitem(last=False)
 
@@ -185,7 +207,8 @@ class PlanCache:
 
     def clear(self) -> None:
         self._entries.clear()
-        self._recent = None
+        self._recent = self._previous = None
+        self._swapped = False
         self._int_ranges_known.clear()
 
     def info(self) -> PlanCacheInfo:
@@ -208,12 +231,15 @@ class PlanCache:
         return self._entries[key]
 
     def __iter__(self) -> Iterator[Any]:
+        self._settle()
         return iter(self._entries)
 
     def items(self) -> Any:
+        self._settle()
         return self._entries.items()
 
     def values(self) -> Any:
+        self._settle()
         return self._entries.values()
 
     def plans(self) -> list[Plan]:

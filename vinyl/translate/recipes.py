@@ -1,0 +1,70 @@
+"""Recipes: the shapes of a QuerySet's calls, one object per recipe.
+
+A recipe is a key of two tables looked up at every call and every statement
+(the recipes Django accepted, the plan cache), and Python caches no tuple's
+hash: hashing a recipe of three calls cost about 1,000 instructions, paid
+once for the call's check and again at each plan lookup. A :class:`Recipe`
+is the tuple of its shapes, hashed by identity (in C, a few instructions)
+and compared as a tuple. Each is made once, by :data:`EXTENDED` from the
+recipe before it and the new call's shape (only that shape is hashed), and
+found again for the same shapes: equal recipes are then one object.
+
+Soundness does not rest on that: a table still finds a key only if it is
+equal, shape for shape, to the one asked for. Two equal recipes made apart
+(after :data:`EXTENDED` forgot one) are merely two keys of one shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+
+class Recipe(tuple):
+    """The shapes of a QuerySet's calls, hashed by identity (see the module)."""
+
+    __slots__ = ()
+
+    # (object's own hash slot, called in C: no Python frame per hash.)
+    __hash__ = object.__hash__
+
+    # (Copied and pickled as the recipe of its shapes: a copy, a deepcopy or
+    # an unpickled QuerySet finds the recipe object of this process.)
+    def __reduce__(self) -> tuple:
+        return (recipe_of, (tuple(self),))
+
+
+#: The recipe of no calls (a manager's ``all()``).
+EMPTY = Recipe()
+
+
+class _Extensions(dict):
+    """``(recipe, shape)`` -> the recipe of ``recipe``'s calls and a call of ``shape``.
+
+    Made on first use (``__missing__``): a recipe found again costs one
+    dict lookup in C, no Python call. Bounded: the oldest goes first; a
+    recipe forgotten is made again as a new object (a new key, not a wrong
+    one).
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, key: tuple) -> Recipe:
+        recipe, shape = key
+        if len(self) >= EXTENSIONS_MAX:
+            del self[next(iter(self))]
+        found = self[key] = Recipe((*recipe, shape))
+        return found
+
+
+#: ``EXTENDED[recipe, shape]``: the recipe of ``recipe``'s calls followed by
+#: a call of ``shape`` (only ``shape`` is hashed: ``recipe`` by identity).
+EXTENDED: dict[tuple, Recipe] = _Extensions()
+EXTENSIONS_MAX = 10_000
+
+
+def recipe_of(shapes: Iterable[Any]) -> Recipe:
+    """The recipe of these shapes, in this order."""
+    recipe = EMPTY
+    for shape in shapes:
+        recipe = EXTENDED[recipe, shape]
+    return recipe
