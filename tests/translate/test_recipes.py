@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import sys
+import threading
 import pickle
 
 from vinyl.translate import recipes
@@ -56,3 +58,35 @@ def test_the_table_of_extensions_is_bounded(monkeypatch):
     # The oldest went first: made again, it is a new object, equal to the old.
     again = EXTENDED[EMPTY, _shape("filter", a=1)]
     assert again is not first and again == first
+
+
+def test_threads_that_miss_at_once_share_one_bounded_table(monkeypatch):
+    # Every thread's loop uses the one table: misses from several threads
+    # at once, the table full and evicting, neither fail nor leave it past
+    # its bound.
+    monkeypatch.setattr(recipes, "EXTENSIONS_MAX", 4)
+    EXTENDED.clear()
+    shapes = [_shape("filter", **{f"f{k}": 1}) for k in range(12)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def churn(offset: int) -> None:
+        try:
+            start.wait()
+            for k in range(3000):
+                EXTENDED[EMPTY, shapes[(k + offset) % len(shapes)]]
+        except BaseException as exc:  # (the assertion below reports it)
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=churn, args=(k,)) for k in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert len(EXTENDED) <= 4

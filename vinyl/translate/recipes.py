@@ -16,6 +16,7 @@ equal, shape for shape, to the one asked for. Two equal recipes made apart
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterable
 
 
@@ -49,16 +50,25 @@ class _Extensions(dict):
     __slots__ = ()
 
     def __missing__(self, key: tuple) -> Recipe:
-        recipe, shape = key
-        if len(self) >= EXTENSIONS_MAX:
-            del self[next(iter(self))]
-        found = self[key] = Recipe((*recipe, shape))
-        return found
+        # (The table is shared by every thread's loop: a miss, the rare
+        # path, changes it under a lock, so that two threads never evict
+        # the same oldest entry nor make two objects of one recipe at once.
+        # A hit stays one lookup in C, which a change under the lock never
+        # shows half done.)
+        with _missing_lock:
+            found = dict.get(self, key)
+            if found is None:
+                recipe, shape = key
+                if len(self) >= EXTENSIONS_MAX:
+                    del self[next(iter(self))]
+                found = self[key] = Recipe((*recipe, shape))
+            return found
 
 
 #: ``EXTENDED[recipe, shape]``: the recipe of ``recipe``'s calls followed by
 #: a call of ``shape`` (only ``shape`` is hashed: ``recipe`` by identity).
 EXTENDED: dict[tuple, Recipe] = _Extensions()
+_missing_lock = threading.Lock()
 EXTENSIONS_MAX = 10_000
 
 
