@@ -1008,11 +1008,11 @@ class Grammar:
                 ops += (("exclude",) + self.condition(s, v, model),)
             if s.random() < 0.15:
                 # What Django refuses to delete or update (a slice, distinct(fields), values()) or lets through
-                # (an order, distinct(), select_related(), none()).
+                # (an order, distinct(), only(), none()).
                 ops += s.choice([(("order_by", ("-pk",), ()), ("slice", (None, 2), ())), (("slice", (1, None), ()),),
                                  (("order_by", ("pk",), ()),), (("distinct", (), ()),), (("values", ("pk",), ()),),
                                  (("order_by", ("pk",), ()), ("distinct", ("pk",), ())), (("none", (), ()),),
-                                 (("select_related", (), ()),), (("values_list", ("pk",), (("flat", True),)),),
+                                 (("only", ("pk",), ()),), (("values_list", ("pk",), (("flat", True),)),),
                                  (("annotate", (), (("n", Call("Count", ("pk",))),)),)])
                 self.tally["write_after_chain"] += 1
             if kind == "delete":
