@@ -678,6 +678,16 @@ class Grammar:
             kind = s.choice(["filter"] * 6 + ["exclude"] * 2 + ["order_by"] * 2 + ["annotate", "select_related",
                             "prefetch_related", "distinct", "only", "defer", "reverse", "alias", "filtered_relation",
                             "complex_filter"])
+            if self.stable and kind in ("annotate", "alias") and model == "Item" and s.random() < 0.4:
+                # A function of the row whose arguments are values (a length, a digit count, a text to find):
+                # each draw of the shape its own, replayed on a plan the first draw made.
+                name, make = s.choice(ITEM_FUNCTIONS)
+                if name not in annotated:
+                    ops.append(("annotate", (), ((name, make(v)),)))
+                    annotated.append(name)
+                    attrs.append(name)
+                    self.tally["stable_function"] += 1
+                continue
             if self.stable and kind in ("annotate", "alias") or kind == "complex_filter" and s.random() < 0.5:
                 kind = "filter"
             if kind == "complex_filter":
