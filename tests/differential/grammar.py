@@ -859,6 +859,11 @@ class Grammar:
                 ops.append(("values_list", fields + tuple(e for _, e in exprs), ()))
             else:
                 ops.append(("values", fields, exprs))
+                if exprs and s.random() < 0.3:
+                    # Ordered by an expression values() named.
+                    ops.append(("order_by", (s.choice(["", "-"]) + exprs[0][0], "pk"), ()))
+                    ordered = explicit_order = True
+                    partial = False
             mode = "values"
             if any(f.split("__")[0] in ("tags", "items") for f in fields):
                 # A multi-valued relation multiplies the rows: they tie on any order by the key.
