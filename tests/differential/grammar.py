@@ -83,7 +83,7 @@ DATE_FIELDS = {"Item": [("day", "date"), ("at", "dt")], "Owner": [("joined", "da
 TOTAL_META = {"Tag", "Owner", "Premium"}
 
 LOOKUPS = {
-    "int": ["exact", "exact", "lt", "lte", "gt", "gte", "in", "range", "isnull"],
+    "int": ["exact", "exact", "lt", "lte", "gt", "gte", "in", "range", "isnull", "regex"],
     "str": ["exact", "exact", "iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith",
             "in", "regex", "iregex", "gt", "lte", "isnull"],
     "dec": ["exact", "lt", "gte", "in", "range", "isnull"],
@@ -129,6 +129,103 @@ F_PAIRS = {
     "Tag": [("weight", "items__small"), ("name", "items__name")],
 }
 
+
+#: Database functions over Item's columns (each a name and a maker taking the value rng): casts, wrappers,
+#: math, text, dates in the current time zone, JSON keys as text.
+ITEM_FUNCTIONS: list = [
+    ("cint", lambda v: Call("Cast", ("dec", Call("IntegerField")))),
+    ("cstr", lambda v: Call("Cast", (v.choice(["integer", "day", "flag"]), Call("CharField", (), (("max_length", 40),))))),
+    ("cday", lambda v: Call("Cast", ("at", Call("DateField")))),
+    ("cdec", lambda v: Call("Cast", ("small", Call("DecimalField", (), (("max_digits", 10), ("decimal_places", 2)))))),
+    ("ew", lambda v: Call("ExpressionWrapper", (BinOp("*", Call("F", ("small",)), Call("F", ("psmall",))),),
+                          (("output_field", Call("BigIntegerField")),))),
+    ("ewd", lambda v: Call("ExpressionWrapper", (BinOp("+", Call("F", ("dec",)), v.choice([1, 0])),),
+                           (("output_field", Call("DecimalField", (), (("max_digits", 14), ("decimal_places", 3))),),))),
+    ("ewb", lambda v: Call("ExpressionWrapper", (Call("Q", (), (("integer__gt", v.randint(-3, 3)),)),),
+                           (("output_field", Call("BooleanField")),))),
+    ("gt", lambda v: Call("Greatest", ("small", "psmall", Call("Value", (v.choice([0, -5, 100]),))))),
+    ("ls", lambda v: Call("Least", ("day", Call("Value", (datetime.date(2024, v.choice([1, 6]), 1),))))),
+    ("nif", lambda v: Call("NullIf", ("name", Call("Value", (v.choice(["a", "", "Ann"]),))))),
+    ("ab", lambda v: Call("Abs", ("small",))),
+    ("rd", lambda v: Call("Round", ("dec", v.choice([0, 1, 2])))),
+    ("rf", lambda v: Call("Round", ("flt",))),
+    ("md", lambda v: Call("Mod", ("integer", Call("Value", (v.choice([7, -3]),))))),
+    ("fl", lambda v: Call("Floor", ("dec",))),
+    ("ce", lambda v: Call("Ceil", ("dec",))),
+    ("sg", lambda v: Call("Sign", ("big",))),
+    ("pw", lambda v: Call("Power", ("psmall", Call("Value", (2,))))),
+    ("ss", lambda v: Call("Substr", ("name", v.choice([1, 2, 3]), v.choice([1, 2])))),
+    ("rp", lambda v: Call("Replace", ("name", Call("Value", (v.choice(["a", "%", "_", "b"]),)), Call("Value", ("X",))))),
+    ("lf", lambda v: Call("Left", ("name", v.choice([1, 2])))),
+    ("rt", lambda v: Call("Right", ("name", v.choice([1, 3])))),
+    ("si", lambda v: Call("StrIndex", ("name", Call("Value", (v.choice(["a", "b", "%", ""]),))))),
+    ("lp", lambda v: Call("LPad", ("slug", v.choice([3, 5]), Call("Value", ("*",))))),
+    ("tr", lambda v: Call("Trim", ("name",))),
+    ("th", lambda v: Call("TruncHour", ("at",))),
+    ("tdy", lambda v: Call("TruncDay", ("at",))),
+    ("tm", lambda v: Call("TruncMonth", ("day",))),
+    ("wd", lambda v: Call("ExtractWeekDay", ("at",))),
+    ("qt", lambda v: Call("ExtractQuarter", ("day",))),
+    ("past", lambda v: Call("Case", (Call("When", (), (("at__lt", Call("Now")), ("then", Call("Value", (True,))))),),
+                            (("default", Call("Value", (False,))),))),
+    ("kt", lambda v: Call("KT", (v.choice(["data__a", "data__k__n", "data__0", "data__b__1"]),))),
+]
+#: Expressions a values()/values_list() call selects under a name, per model.
+VALUE_EXPRESSIONS: dict = {
+    "Item": [lambda v: Call("Lower", ("name",)), lambda v: Call("KT", ("data__a",)), lambda v: Call("F", ("owner__name",)),
+             lambda v: BinOp("+", Call("F", ("integer",)), v.choice([1, -1])), lambda v: Call("TruncDate", ("at",)),
+             lambda v: Call("Left", ("name", 1))],
+    "Owner": [lambda v: Call("Upper", ("name",)), lambda v: Call("Count", ("items",)), lambda v: Call("F", ("profile__score",))],
+    "Premium": [lambda v: BinOp("+", Call("F", ("level",)), 1), lambda v: Call("Lower", ("code",))],
+    "Profile": [lambda v: Call("Length", ("bio",)), lambda v: Call("F", ("owner__age",))],
+    "Tag": [lambda v: Call("Abs", ("weight",)), lambda v: Call("Count", ("items",))],
+}
+#: Order keys that are expressions (string ones through Lower: equal words tie, the key after breaks it).
+ORDER_EXPRESSIONS = {
+    "Item": [Call("Lower", ("name",)), Call("KT", ("data__a",)), Call("Length", ("text",)), Call("Coalesce", ("integer", "small")),
+             BinOp("-", Call("F", ("big",)), 1), Call("ExtractHour", ("at",))],
+    "Owner": [Call("Lower", ("name",)), Call("Coalesce", ("age", Call("Value", (0,))))],
+    "Premium": [Call("Lower", ("code",)), BinOp("*", Call("F", ("level",)), -1)],
+    "Profile": [Call("Length", ("bio",)), Call("Abs", ("score",))],
+    "Tag": [Call("Abs", ("weight",)), Call("Reverse", ("name",))],
+}
+#: distinct(*fields) (PostgreSQL only; others raise NotSupportedError): fields it keeps one row per value of.
+DISTINCT_ON = {"Item": ["owner", "flag", "day", "maybe"], "Owner": ["age"], "Premium": ["level"], "Profile": ["owner"],
+               "Tag": ["weight"]}
+#: A filter whose right-hand side is an expression (a function, the current time): (model, lookup, maker).
+EXPRESSION_LEAVES = {
+    "Item": [("at__lt", lambda v: Call("Now")), ("day__lte", lambda v: Call("TruncDate", (Call("Now"),))),
+             ("integer__gt", lambda v: Call("Abs", ("small",))), ("name__startswith", lambda v: Call("Left", ("text", 1))),
+             ("name__iexact", lambda v: Call("Lower", ("slug",))), ("flt__lt", lambda v: Call("Round", ("dec",))),
+             ("data__a", lambda v: Call("KT", ("data__b",)))],
+    "Owner": [("age__gte", lambda v: Call("Length", ("name",))), ("joined__lt", lambda v: Call("TruncDate", (Call("Now"),)))],
+    "Premium": [("since__lt", lambda v: Call("Now")), ("level__gt", lambda v: Call("Abs", ("age",)))],
+    "Profile": [("score__lt", lambda v: Call("Length", ("bio",)))],
+    "Tag": [("weight__lte", lambda v: Call("Length", ("name",)))],
+}
+
+#: Aggregates over expressions: (function, maker of its argument).
+AGGREGATE_EXPRESSIONS = {
+    "Item": [("Sum", lambda v: BinOp("*", Call("F", ("small",)), v.choice([2, -1]))), ("Max", lambda v: Call("Lower", ("name",))),
+             ("Count", lambda v: Call("Case", (Call("When", (), (("flag", True), ("then", Call("Value", (1,))))),))),
+             ("Sum", lambda v: Call("Case", (Call("When", (), (("integer__gt", v.randint(-3, 3)), ("then", "dec"))),),
+                                    (("default", Call("Value", (decimal.Decimal("0"),))),))),
+             ("Avg", lambda v: Call("Length", ("name",))), ("Min", lambda v: Call("TruncDate", ("at",))),
+             ("Max", lambda v: Call("Coalesce", ("integer", "small")))],
+    "Owner": [("Max", lambda v: Call("Length", ("name",))), ("Sum", lambda v: BinOp("+", Call("F", ("age",)), 1))],
+    "Tag": [("Sum", lambda v: Call("Abs", ("weight",))), ("Max", lambda v: Call("Upper", ("name",)))],
+}
+
+#: Expressions bulk_update sets a field of Item to.
+BULK_UPDATE_EXPRESSIONS = {
+    "integer": lambda v: BinOp("+", Call("F", ("integer",)), v.choice([1, -1, 2**31])),
+    "big": lambda v: BinOp("*", Call("F", ("small",)), Call("F", ("psmall",))),
+    "name": lambda v: Call("Concat", (Call("F", ("name",)), Call("Value", (v.choice(["!", "%", ""]),)))),
+    "dec": lambda v: Call("Round", ("dec", 1)),
+    "flag": lambda v: Call("ExpressionWrapper", (Call("Q", (), (("integer__gt", 0),)),), (("output_field", Call("BooleanField")),)),
+    "text": lambda v: Call("Lower", ("name",)),
+    "day": lambda v: Call("TruncDate", ("at",)),
+}
 
 #: The relation a FilteredRelation of the model joins, and the field of it the condition and filters read.
 FILTERED_RELATION = {"Item": ("tags", "weight"), "Owner": ("items", "integer"), "Premium": ("items", "integer"),
@@ -414,6 +511,10 @@ class Grammar:
         return f"{path}__{lookup}", value
 
     def f_leaf(self, s: random.Random, v: random.Random, model_name: str) -> tuple[str, Any]:
+        if s.random() < 0.3:
+            key, make = s.choice(EXPRESSION_LEAVES[model_name])
+            self.tally["expression_leaf"] += 1
+            return key, make(v)
         a, b = s.choice(F_PAIRS[model_name])
         if s.random() < 0.5:
             a, b = b, a
@@ -475,7 +576,8 @@ class Grammar:
                 ("ex", lambda: Call("Exists", (QS("Tag", (("filter", (), (("items", Call("OuterRef", ("pk",))), ("weight__gte", v.randint(-3, 3)))),)),)), False),
                 ("firsttag", lambda: Call("Subquery", (QS("Tag", (("filter", (), (("items", Call("OuterRef", ("pk",))),)), ("order_by", ("name",), ()),
                                                                    ("values", ("name",), ()), ("slice", (None, 1), ()))),)), False),
-            ],
+                ("sd", lambda: Call("StdDev", ("tags__weight",)), True),
+            ] + [(name, lambda make=make: make(v), False) for name, make in ITEM_FUNCTIONS],
             "Owner": [
                 ("n_items", lambda: Call("Count", ("items",)), True),
                 ("s_int", lambda: Call("Sum", ("items__integer",)), True),
@@ -484,6 +586,10 @@ class Grammar:
                 ("mn_name", lambda: Call("Min", ("items__name",)), True),
                 ("up", lambda: Call("Upper", ("name",)), False),
                 ("age2", lambda: BinOp("*", Call("F", ("age",)), v.choice([2, -1, 0])), False),
+                ("gr", lambda: Call("Greatest", ("age", Call("Value", (v.choice([0, 30, -1]),)))), False),
+                ("mo", lambda: Call("ExtractMonth", ("joined",)), False),
+                ("l2", lambda: Call("Left", ("name", v.choice([0, 1, 2]))), False),
+                ("pname", lambda: Call("Coalesce", (Call("F", ("premium__level",)), Call("Value", (-1,)))), False),
             ],
             "Premium": [
                 ("n_items", lambda: Call("Count", ("items",)), True),
@@ -492,12 +598,17 @@ class Grammar:
             "Profile": [
                 ("oname", lambda: Call("F", ("owner__name",)), False),
                 ("sc", lambda: Call("Coalesce", ("score", Call("Value", (v.choice([0.0, 1.5]),)))), False),
+                ("rnd", lambda: Call("Round", ("score", v.choice([0, 1]))), False),
+                ("rev", lambda: Call("Reverse", ("bio",)), False),
             ],
             "Tag": [
                 ("n", lambda: Call("Count", ("items",)), True),
                 ("sb", lambda: Call("Sum", ("items__big",)), True),
                 ("av", lambda: Call("Avg", ("items__dec",)), True),
                 ("w2", lambda: BinOp("-", Call("F", ("weight",)), v.randint(-2, 2)), False),
+                ("wmod", lambda: Call("Mod", ("weight", Call("Value", (v.choice([3, -2, 0]),)))), False),
+                ("sub", lambda: Call("Substr", ("name", v.choice([1, 2]), 2)), False),
+                ("mxday", lambda: Call("Max", ("items__day",)), True),
             ],
         }[model_name]
         if s.random() < 0.3:
@@ -530,6 +641,12 @@ class Grammar:
                 funcs += ["Sum"]
             f = s.choice(funcs)
             kw: tuple = ()
+            if s.random() < 0.15 and model_name in AGGREGATE_EXPRESSIONS:
+                # Over an expression (arithmetic, a function, a condition).
+                f, arg = s.choice(AGGREGATE_EXPRESSIONS[model_name])
+                out.append((f"a{i}", Call(f, (arg(v),), (("default", 0),) if s.random() < 0.3 and f != "Count" else ())))
+                self.tally["aggregate_expression"] += 1
+                continue
             if f == "Count" and s.random() < 0.3:
                 kw = (("distinct", True),)
             if s.random() < 0.15:
@@ -559,10 +676,26 @@ class Grammar:
         n_ops = s.choice([1, 1, 1, 2, 2, 3] if self.stable else [0, 1, 1, 2, 2, 2, 3, 3, 4, 5])
         for _ in range(n_ops):
             kind = s.choice(["filter"] * 6 + ["exclude"] * 2 + ["order_by"] * 2 + ["annotate", "select_related",
-                            "prefetch_related", "distinct", "only", "defer", "reverse", "alias", "filtered_relation"])
-            if self.stable and kind in ("annotate", "alias"):
+                            "prefetch_related", "distinct", "only", "defer", "reverse", "alias", "filtered_relation",
+                            "complex_filter"])
+            if self.stable and kind in ("annotate", "alias") and model == "Item" and s.random() < 0.4:
+                # A function of the row whose arguments are values (a length, a digit count, a text to find):
+                # each draw of the shape its own, replayed on a plan the first draw made.
+                name, make = s.choice(ITEM_FUNCTIONS)
+                if name not in annotated:
+                    ops.append(("annotate", (), ((name, make(v)),)))
+                    annotated.append(name)
+                    attrs.append(name)
+                    self.tally["stable_function"] += 1
+                continue
+            if self.stable and kind in ("annotate", "alias") or kind == "complex_filter" and s.random() < 0.5:
                 kind = "filter"
-            if kind in ("filter", "exclude"):
+            if kind == "complex_filter":
+                # A Q object or a dict of lookups (the stable shapes: a dict, plannable).
+                args, kw = self.condition(s, v, model)
+                ops.append(("complex_filter", (args[0] if args else dict(kw),), ()))
+                self.tally["complex_filter"] += 1
+            elif kind in ("filter", "exclude"):
                 args, kw = self.condition(s, v, model)
                 if annotated and s.random() < 0.3:
                     name = s.choice(annotated)
@@ -572,8 +705,15 @@ class Grammar:
                 keys: list[Any] = []
                 for _ in range(s.choice([0, 1, 1, 2])):
                     p = s.choice(ORDER_PATHS[model] + annotated)
-                    if s.random() < 0.15 and not self.stable:
+                    r_key = s.random()
+                    if r_key < 0.15 and not self.stable:
                         keys.append(_desc(p, s.random() < 0.5))
+                    elif r_key < 0.3:
+                        # An expression, or F() with where its NULLs go (either way, either direction).
+                        expr = s.choice(ORDER_EXPRESSIONS[model] + [Call("F", (p,))])
+                        nulls = s.choice([(), (("nulls_first", True),), (("nulls_last", True),)])
+                        keys.append(Method(expr, s.choice(["asc", "desc"]), nulls))
+                        self.tally["order_by_expression"] += 1
                     else:
                         keys.append(s.choice(["", "-"]) + p)
                 total = s.random() < 0.8 or not keys
@@ -670,22 +810,60 @@ class Grammar:
                 ops.append(("defer", fields, ()))
             elif kind == "reverse" and ordered:
                 ops.append(("reverse", (), ()))
+        if model in DISTINCT_ON and s.random() < 0.04:
+            # distinct(*fields): the first row (by pk) of each value of the fields, in their order.
+            field_ = s.choice(DISTINCT_ON[model])
+            ops.append(("order_by", (field_, s.choice(["pk", "-pk"])), ()))
+            ops.append(("distinct", (field_,), ()))
+            ordered = explicit_order = True
+            partial = ties = False
+            self.tally["distinct_on"] += 1
+        if not self.stable and s.random() < 0.04:
+            # QuerySets combined with | & ^ (the right one's filter joined to the left one's).
+            other = QS(model, (("filter",) + self.condition(s, v, model),))
+            ops.append((s.choice(["__or__", "__or__", "__and__", "__xor__"]), (other,), ()))
+            if s.random() < 0.3:
+                ops.append(("none", (), ()))
+            self.tally["combined"] += 1
         if not self.stable and s.random() < 0.03:
             ops.append(("none", (), ()))
+        if s.random() < 0.03 and self.backend != "sqlite":
+            # Outside a transaction Django refuses it when evaluated; in one (a read step of a transaction case) it
+            # locks the rows. (Not on SQLite, where Django ignores it and vinyl raises NotSupportedError by design:
+            # docs/queryset-methods.md, tests/backends/test_sqlite.py.)
+            ops.append(("select_for_update", (), s.choice([(), (("nowait", True),), (("skip_locked", True),), (("of", ("self",)),),
+                                                            (("no_key", True),)])))
+            self.tally["select_for_update"] += 1
         # values / dates
         r = s.random()
         if r < 0.3:
             fields = tuple(s.sample(VALUE_PATHS[model] + annotated, s.randint(0, 3)))
             style = s.choice(["values", "values", "list", "flat", "named"])
+            exprs: tuple = ()
+            if s.random() < 0.25:
+                # Expressions selected under a name (values) or by position (values_list).
+                makers = s.sample(VALUE_EXPRESSIONS[model], s.randint(1, 2))
+                exprs = tuple((f"e{i}", make(v)) for i, make in enumerate(makers))
+                self.tally["values_expression"] += 1
+                if any(isinstance(e, Call) and e.name == "Count" for _, e in exprs) and not explicit_order:
+                    ordered = False  # grouped: Meta.ordering does not apply
             if style == "flat":
-                fields = fields[:1] or (s.choice(VALUE_PATHS[model]),)
-                ops.append(("values_list", fields, (("flat", True),)))
+                if exprs and s.random() < 0.5:
+                    ops.append(("values_list", (exprs[0][1],), (("flat", True),)))
+                else:
+                    fields = fields[:1] or (s.choice(VALUE_PATHS[model]),)
+                    ops.append(("values_list", fields, (("flat", True),)))
             elif style == "named":
-                ops.append(("values_list", fields, (("named", True),)))
+                ops.append(("values_list", fields + tuple(e for _, e in exprs), (("named", True),)))
             elif style == "list":
-                ops.append(("values_list", fields, ()))
+                ops.append(("values_list", fields + tuple(e for _, e in exprs), ()))
             else:
-                ops.append(("values", fields, ()))
+                ops.append(("values", fields, exprs))
+                if exprs and s.random() < 0.3:
+                    # Ordered by an expression values() named.
+                    ops.append(("order_by", (s.choice(["", "-"]) + exprs[0][0], "pk"), ()))
+                    ordered = explicit_order = True
+                    partial = False
             mode = "values"
             if any(f.split("__")[0] in ("tags", "items") for f in fields):
                 # A multi-valued relation multiplies the rows: they tie on any order by the key.
@@ -810,8 +988,17 @@ class Grammar:
                 return Call("Case", (Call("When", (), (("flag", True), ("then", Call("Value", (v.choice([0, 7, -3]),))))),),
                             (("default", Call("F", (path,))),))
             return Call("Coalesce", (path, Call("Value", (v.choice([0, 5]),))))
+        if kind.startswith("int") and r < 0.62:
+            return s.choice([Call("Greatest", (path, Call("Value", (v.choice([0, 5]),)))), Call("Abs", (path,)),
+                             Call("Mod", (path, Call("Value", (v.choice([3, 0]),)))), Call("Length", ("name",)) if model_name != "Profile" else Call("Abs", (path,))])
         if kind == "str" and r < 0.3:
-            return s.choice([Call("Lower", (path,)), Call("Concat", (path, Call("Value", (v.choice(STRINGS),)))), Call("F", ("slug",))])
+            return s.choice([Call("Lower", (path,)), Call("Concat", (path, Call("Value", (v.choice(STRINGS),)))), Call("F", ("slug",)),
+                             Call("Replace", (path, Call("Value", (v.choice(["a", "%"]),)), Call("Value", ("b",)))),
+                             Call("Substr", (path, 2)), Call("Upper", (Call("Left", (path, 3)),))])
+        if kind == "dec" and r < 0.3:
+            return s.choice([Call("Round", (path, 1)), BinOp("*", Call("F", (path,)), v.choice([2, -1]))])
+        if kind == "dt" and r < 0.2:
+            return s.choice([Call("TruncHour", (path,)), Call("TruncDay", (path,))])
         val = self.scalar(v, kind, model, field)
         if v.random() < 0.1:
             return None
@@ -834,6 +1021,15 @@ class Grammar:
             ops = tuple(("filter",) + self.condition(s, v, model) for _ in range(s.choice([0, 1, 1, 2])))
             if s.random() < 0.1:
                 ops += (("exclude",) + self.condition(s, v, model),)
+            if s.random() < 0.15:
+                # What Django refuses to delete or update (a slice, distinct(fields), values()) or lets through
+                # (an order, distinct(), only(), none()).
+                ops += s.choice([(("order_by", ("-pk",), ()), ("slice", (None, 2), ())), (("slice", (1, None), ()),),
+                                 (("order_by", ("pk",), ()),), (("distinct", (), ()),), (("values", ("pk",), ()),),
+                                 (("order_by", ("pk",), ()), ("distinct", ("pk",), ())), (("none", (), ()),),
+                                 (("only", ("pk",), ()),), (("values_list", ("pk",), (("flat", True),)),),
+                                 (("annotate", (), (("n", Call("Count", ("pk",))),)),)])
+                self.tally["write_after_chain"] += 1
             if kind == "delete":
                 return Case(model, ops, ("delete", (), ()), shape, draw, write=True)
             paths = {"Item": ["name", "text", "small", "psmall", "integer", "pint", "big", "pbig", "dec", "flt", "flag", "maybe",
@@ -865,7 +1061,12 @@ class Grammar:
                 vals = {}
                 for f in fields:
                     k, m, fld = kind_of("Item", f)
-                    vals[f] = self.scalar(v, k, m, fld)
+                    if s.random() < 0.2 and f in BULK_UPDATE_EXPRESSIONS:
+                        # An expression: evaluated on each row by the UPDATE's CASE.
+                        vals[f] = BULK_UPDATE_EXPRESSIONS[f](v)
+                        self.tally["bulk_update_expression"] += 1
+                    else:
+                        vals[f] = self.scalar(v, k, m, fld)
                 objs.append(Existing("Item", pk, tuple(vals.items())))
             kw = (("batch_size", 2),) if s.random() < 0.3 else ()
             return Case(model, (), ("bulk_update", (objs, fields), kw), shape, draw, write=True)
@@ -885,7 +1086,14 @@ class Grammar:
                 if not lookup:
                     lookup = (("name", v.choice(STRINGS)),)
                 defaults = {"name": v.choice(STRINGS), "integer": v.randint(-5, 5)}
-            return Case(model, (), (kind, (), lookup + (("defaults", defaults),)), shape, draw, write=True)
+            extra: tuple = (("defaults", defaults),)
+            if kind == "update_or_create" and s.random() < 0.4:
+                # Values used only when it creates (Django 5.0+), the defaults then only when it updates.
+                self.tally["create_defaults"] += 1
+                creating = {"Tag": {"weight": v.choice([7, -7])}, "Owner": {"age": v.choice([None, 1])},
+                            "Item": {"name": v.choice(STRINGS), "small": v.choice([3, None])}}[model]
+                extra = s.choice([extra, ()]) + (("create_defaults", creating),)
+            return Case(model, (), (kind, (), lookup + extra), shape, draw, write=True)
         if kind == "create":
             model = s.choice(["Item", "Tag", "Premium"])
             if model == "Premium":

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import models as dm
 from django.db.models import functions as fn
+from django.db.models.fields.json import KT
 
 from tests.diffapp import models
 
@@ -56,6 +57,33 @@ CALLABLES: dict[str, Any] = {
     "TruncDate": fn.TruncDate,
     "TruncMonth": fn.TruncMonth,
     "Cast": fn.Cast,
+    "BigIntegerField": dm.BigIntegerField,
+    "DateTimeField": dm.DateTimeField,
+    "DateField": dm.DateField,
+    "BooleanField": dm.BooleanField,
+    "Greatest": fn.Greatest,
+    "Least": fn.Least,
+    "NullIf": fn.NullIf,
+    "Round": fn.Round,
+    "Mod": fn.Mod,
+    "Floor": fn.Floor,
+    "Ceil": fn.Ceil,
+    "Sign": fn.Sign,
+    "Power": fn.Power,
+    "Substr": fn.Substr,
+    "Replace": fn.Replace,
+    "Left": fn.Left,
+    "Right": fn.Right,
+    "StrIndex": fn.StrIndex,
+    "LPad": fn.LPad,
+    "Trim": fn.Trim,
+    "Reverse": fn.Reverse,
+    "Now": fn.Now,
+    "TruncHour": fn.TruncHour,
+    "TruncDay": fn.TruncDay,
+    "ExtractWeekDay": fn.ExtractWeekDay,
+    "ExtractQuarter": fn.ExtractQuarter,
+    "KT": KT,
     "FilteredRelation": dm.FilteredRelation,
     "Window": dm.Window,
     "Rank": fn.Rank,

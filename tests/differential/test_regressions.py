@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, ProgrammingError, connections, transaction
 from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, Value, When
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models.functions import Cast, Coalesce, Concat, Floor
 from django.utils import timezone
 
 import vinyl
@@ -1250,3 +1250,19 @@ async def test_a_json_value_json_cannot_encode_fails_as_in_django_after_the_serv
     assert tuple(answers) == expected
     if backend == "postgresql":
         assert expected[1] == "TypeError"
+
+
+# ------------------------------------------------- SQL functions on SQLite
+async def test_floor_of_null_and_regex_on_a_number_answer_as_django(backend: str) -> None:
+    """SQLAlchemy's SQLite dialect replaced SQLite's FLOOR (math.floor: failed on NULL, OperationalError) and
+    Django's REGEXP (re.search: failed on an integer) on vinyl's connections (seed 11 shape 139)."""
+    await Item.vinyl.create(name="a", dec=None, integer=12)
+    await Item.vinyl.create(name="b", dec=decimal.Decimal("-0.5"), integer=3)
+
+    def on(qs: Any) -> Any:
+        return (qs.annotate(f=Floor("dec")).order_by("name").values_list("name", "f"),
+                qs.filter(integer__regex="^1").values_list("name", flat=True))
+
+    expected = await django(lambda: tuple(list(q) for q in on(Item.objects.using(sync(backend)))))
+    assert expected == ([("a", None), ("b", -1)], ["a"])
+    assert tuple([await q for q in on(Item.vinyl.all())]) == expected

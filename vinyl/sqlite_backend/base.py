@@ -61,8 +61,21 @@ def _connection_class(init_commands: tuple[str, ...]) -> type[sqlite3.Connection
             self.execute("PRAGMA legacy_alter_table = OFF")
             for command in init_commands:
                 self.execute(command)
+            self._django_functions = True
+
+        def create_function(self, name: str, narg: int, func: Any, *, deterministic: bool = False) -> None:
+            # SQLAlchemy's pysqlite dialect registers its own floor() (math.floor, which fails on NULL) and
+            # regexp() (re.search, which fails on a number) on each new connection, after this one's
+            # __init__: SQLite's FLOOR and Django's REGEXP stay, as on Django's own connections.
+            if getattr(self, "_django_functions", False) and name.lower() in _SQLALCHEMY_FUNCTIONS:
+                return
+            super().create_function(name, narg, func, deterministic=deterministic)
 
     return VinylSQLiteConnection
+
+
+#: SQL functions SQLAlchemy's SQLite dialect registers that Django's backend has (built in or its own).
+_SQLALCHEMY_FUNCTIONS = frozenset({"floor", "regexp"})
 
 
 def _begin_emitter(statement: str) -> Callable[[Any], None]:
