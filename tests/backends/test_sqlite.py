@@ -146,3 +146,25 @@ def test_in_memory_database_is_refused_with_advice():
     wrapper = DatabaseWrapper({**connections.settings["vinyl_sqlite"], "NAME": ":memory:"}, "mem")
     with pytest.raises(ImproperlyConfigured, match="file path"):
         wrapper.vinyl_engine_config()
+
+
+def test_only_sqlalchemys_floor_and_regexp_are_left_out_an_applications_own_are_registered():
+    # vinyl's SQLite connections keep Django's REGEXP and SQLite's FLOOR over
+    # SQLAlchemy's (its dialect registers both on every new connection), and
+    # nothing else: a function the application registers under either name
+    # is the one its SQL calls.
+    import sqlite3
+
+    from vinyl.sqlite_backend.base import _connection_class
+
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+    conn = sqlite3.connect(":memory:", factory=_connection_class(()))
+    try:
+        SQLiteDialect_pysqlite(dbapi=sqlite3).on_connect()(conn)  # SQLAlchemy's set-up of a new connection
+        assert conn.execute("SELECT FLOOR(NULL), 12 REGEXP '2'").fetchone() == (None, 1)
+        conn.create_function("regexp", 2, lambda pattern, value: pattern == "mine")
+        conn.create_function("floor", 1, lambda value: -1)
+        assert conn.execute("SELECT FLOOR(2.5), 'x' REGEXP 'mine'").fetchone() == (-1, 1)
+    finally:
+        conn.close()

@@ -9,6 +9,8 @@ turned off), so transactions, savepoints and DDL behave as on a server.
 
 from __future__ import annotations
 
+import logging
+import math
 import sqlite3
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
@@ -46,6 +48,9 @@ class SQLiteCursor(VinylCursor):
         return FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%"), tuple(params)
 
 
+logger = logging.getLogger("vinyl.engine")
+
+
 def _connection_class(init_commands: tuple[str, ...]) -> type[sqlite3.Connection]:
     """A ``sqlite3.Connection`` set up as Django's sqlite3 backend sets it up.
 
@@ -66,16 +71,23 @@ def _connection_class(init_commands: tuple[str, ...]) -> type[sqlite3.Connection
         def create_function(self, name: str, narg: int, func: Any, *, deterministic: bool = False) -> None:
             # SQLAlchemy's pysqlite dialect registers its own floor() (math.floor, which fails on NULL) and
             # regexp() (re.search, which fails on a number) on each new connection, after this one's
-            # __init__: SQLite's FLOOR and Django's REGEXP stay, as on Django's own connections.
-            if getattr(self, "_django_functions", False) and name.lower() in _SQLALCHEMY_FUNCTIONS:
+            # __init__: SQLite's FLOOR and Django's REGEXP stay, as on Django's own connections. Only
+            # SQLAlchemy's are left out: an application's own function of either name is registered.
+            if getattr(self, "_django_functions", False) and _sqlalchemy_function(name, func):
+                logger.debug("vinyl: SQLAlchemy's SQLite %s() not registered: Django's stays", name)
                 return
             super().create_function(name, narg, func, deterministic=deterministic)
 
     return VinylSQLiteConnection
 
 
-#: SQL functions SQLAlchemy's SQLite dialect registers that Django's backend has (built in or its own).
-_SQLALCHEMY_FUNCTIONS = frozenset({"floor", "regexp"})
+def _sqlalchemy_function(name: str, func: Any) -> bool:
+    """Is this SQLAlchemy's SQLite dialect registering its floor() or regexp()
+    (functions Django's backend has, built in or its own)?"""
+    kind = name.lower()
+    if kind == "floor":
+        return func is math.floor
+    return kind == "regexp" and getattr(func, "__module__", "").startswith("sqlalchemy.")
 
 
 def _begin_emitter(statement: str) -> Callable[[Any], None]:
