@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -193,3 +194,26 @@ async def connections_held(count: int = 1) -> AsyncIterator[None]:
         entered.cancel()
         release.set()
         await asyncio.gather(*holders)
+
+
+#: The waits that end at the first of their tasks to end (as_completed's
+#: ``async for`` form exists from Python 3.13).
+FIRST_OF_KINDS = ["first_completed", "first_exception", "as_completed"] + (
+    ["as_completed_async_for"] if sys.version_info >= (3, 13) else []
+)
+
+
+async def first_to_end(kind: str, *tasks: asyncio.Future) -> object:
+    """Wait for the first of ``tasks`` to end, through ``kind``; its result
+    (or error: a failed one of those asyncio.wait returns done)."""
+    if kind.startswith("first_"):
+        when = asyncio.FIRST_COMPLETED if kind == "first_completed" else asyncio.FIRST_EXCEPTION
+        done, _ = await asyncio.wait(set(tasks), return_when=when)
+        failed = [task for task in done if not task.cancelled() and task.exception() is not None]
+        return await (failed or list(done))[0]
+    if kind == "as_completed":
+        for next_done in asyncio.as_completed(tasks):
+            return await next_done
+    async for first in asyncio.as_completed(tasks):  # type: ignore[attr-defined]  # (Python 3.13+)
+        return await first
+    raise AssertionError("nothing to wait for")

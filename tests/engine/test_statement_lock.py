@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 
 import pytest
 from django.db.transaction import TransactionManagementError
 
 from vinyl import _compat
+from tests.txhelpers import FIRST_OF_KINDS, first_to_end
 from vinyl.engine.lock import CYCLE_CHECK_S, StatementLock
 
 
@@ -354,10 +354,6 @@ async def test_a_gather_child_waiting_on_what_the_search_cannot_read_is_not_stuc
 
 # -- waits that the first to end ends: asyncio.wait FIRST_*, as_completed -----
 
-_FIRST_OF = ["first_completed", "first_exception", "as_completed"] + (
-    ["as_completed_async_for"] if sys.version_info >= (3, 13) else []
-)
-
 
 def _waiter_for(lock: StatementLock) -> asyncio.Task:
     async def waiter() -> None:
@@ -367,23 +363,7 @@ def _waiter_for(lock: StatementLock) -> asyncio.Task:
     return asyncio.create_task(waiter())
 
 
-async def _first_of(kind: str, *tasks: asyncio.Future) -> object:
-    """Wait for the first of ``tasks`` to end, through ``kind``; its result
-    (or error: a failed one of those asyncio.wait returns done)."""
-    if kind.startswith("first_"):
-        when = asyncio.FIRST_COMPLETED if kind == "first_completed" else asyncio.FIRST_EXCEPTION
-        done, _ = await asyncio.wait(set(tasks), return_when=when)
-        failed = [task for task in done if not task.cancelled() and task.exception() is not None]
-        return await (failed or list(done))[0]
-    if kind == "as_completed":
-        for next_done in asyncio.as_completed(tasks):
-            return await next_done
-    async for first in asyncio.as_completed(tasks):  # type: ignore[attr-defined]  # (Python 3.13+)
-        return await first
-    raise AssertionError("nothing to wait for")
-
-
-@pytest.mark.parametrize("kind", _FIRST_OF)
+@pytest.mark.parametrize("kind", FIRST_OF_KINDS)
 async def test_the_first_of_two_waiters_for_the_level_is_found(kind) -> None:
     # Either waiter's end would end the wait, but both wait for the level.
     lock = StatementLock()
@@ -392,7 +372,7 @@ async def test_the_first_of_two_waiters_for_the_level_is_found(kind) -> None:
     first, second = _waiter_for(lock), _waiter_for(lock)
     try:
         with pytest.raises(TransactionManagementError, match="awaits"):
-            await asyncio.wait_for(_first_of(kind, first, second), 5)
+            await asyncio.wait_for(first_to_end(kind, first, second), 5)
     finally:
         lock.release()
         await asyncio.wait({first, second})
@@ -404,7 +384,7 @@ async def _never_set() -> None:
 
 
 @pytest.mark.parametrize("other", ["plain_future", "task_on_a_future"])
-@pytest.mark.parametrize("kind", _FIRST_OF)
+@pytest.mark.parametrize("kind", FIRST_OF_KINDS)
 async def test_the_first_of_waiters_and_of_what_may_end_is_not_followed(kind, other) -> None:
     # A plain future (not seen with asyncio.wait's callback), or a task on
     # one, may end first: 10 rounds, and the waiters still wait.
@@ -417,7 +397,7 @@ async def test_the_first_of_waiters_and_of_what_may_end_is_not_followed(kind, ot
     )
     try:
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(_first_of(kind, first, second, third), 10 * CYCLE_CHECK_S)
+            await asyncio.wait_for(first_to_end(kind, first, second, third), 10 * CYCLE_CHECK_S)
         assert not first.done() and not second.done()
     finally:
         lock.release()
@@ -439,7 +419,7 @@ async def _returns_before_its_callbacks_run(lock: StatementLock, failed: list[bo
     return "returned"
 
 
-@pytest.mark.parametrize("kind", [k for k in _FIRST_OF if k != "first_exception"])
+@pytest.mark.parametrize("kind", [k for k in FIRST_OF_KINDS if k != "first_exception"])
 async def test_a_first_of_wait_another_task_has_just_ended_is_not_followed(kind) -> None:
     # The other task's end ends the wait, but until its callback runs that
     # task is no longer seen with it: it must not leave the waiters alone to read.
@@ -448,7 +428,7 @@ async def test_a_first_of_wait_another_task_has_just_ended_is_not_followed(kind)
     first, second = _waiter_for(lock), _waiter_for(lock)
     failed: list[bool] = []
     other = asyncio.create_task(_returns_before_its_callbacks_run(lock, failed))
-    holder = asyncio.create_task(_first_of(kind, first, second, other))
+    holder = asyncio.create_task(first_to_end(kind, first, second, other))
     await asyncio.sleep(0)
     lock.hold_for(holder)
     assert await holder == "returned"

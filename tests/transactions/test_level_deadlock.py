@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import sys
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
@@ -35,7 +34,7 @@ from django.db.transaction import TransactionManagementError
 
 import vinyl
 from tests.testapp.models import Author
-from tests.txhelpers import committed_names, returned
+from tests.txhelpers import FIRST_OF_KINDS, committed_names, first_to_end, returned
 
 pytestmark = pytest.mark.usefixtures("vinyl_db")
 
@@ -447,35 +446,14 @@ async def test_a_task_group_using_the_level_beside_a_task_that_may_still_fail_is
 
 # -- waits the first task to end ends: asyncio.wait FIRST_*, as_completed ------
 
-_FIRST_OF = ["first_completed", "first_exception", "as_completed"] + (
-    ["as_completed_async_for"] if sys.version_info >= (3, 13) else []
-)
-
-
-async def _first_of(kind: str, *tasks: asyncio.Task) -> object:
-    """Wait for the first of ``tasks`` to end, through ``kind``; its result
-    (or error: a failed one of those asyncio.wait returns done)."""
-    if kind.startswith("first_"):
-        when = asyncio.FIRST_COMPLETED if kind == "first_completed" else asyncio.FIRST_EXCEPTION
-        done, _ = await asyncio.wait(set(tasks), return_when=when)
-        failed = [task for task in done if not task.cancelled() and task.exception() is not None]
-        return await (failed or list(done))[0]
-    if kind == "as_completed":
-        for next_done in asyncio.as_completed(tasks):
-            return await next_done
-    async for first in asyncio.as_completed(tasks):  # type: ignore[attr-defined]  # (Python 3.13+)
-        return await first
-    raise AssertionError("nothing to wait for")
-
-
-@pytest.mark.parametrize("kind", _FIRST_OF)
+@pytest.mark.parametrize("kind", FIRST_OF_KINDS)
 async def test_the_first_of_two_siblings_that_both_wait_for_the_level_is_found(backend, kind):
     # Either sibling's end would end the wait, but both wait for the level.
     siblings: list[asyncio.Task] = []
 
     async def first_of(first: asyncio.Task, second: asyncio.Task) -> object:
         siblings.extend((first, second))
-        return await _first_of(kind, first, second)
+        return await first_to_end(kind, first, second)
 
     assert "awaits" in str(await _raised(_two_siblings_awaited_through(first_of), TransactionManagementError))
     assert all(isinstance(task.exception(), TransactionManagementError) for task in siblings), siblings
@@ -487,7 +465,7 @@ async def _return_later() -> str:
     return "returned"
 
 
-@pytest.mark.parametrize("kind", _FIRST_OF)
+@pytest.mark.parametrize("kind", FIRST_OF_KINDS)
 async def test_the_first_of_two_siblings_and_a_task_that_ends_by_itself_leaves_the_siblings_waiting(backend, kind):
     # The other task's end (its failure, under FIRST_EXCEPTION) ends the
     # block's wait: the siblings then run, after the block.
@@ -500,7 +478,7 @@ async def test_the_first_of_two_siblings_and_a_task_that_ends_by_itself_leaves_t
                 started.set()
                 other = asyncio.create_task(_fail_later() if kind == "first_exception" else _return_later())
                 try:
-                    got = await _first_of(kind, first, second, other)
+                    got = await first_to_end(kind, first, second, other)
                 except ValueError as exc:
                     got = str(exc)
                 await Author.vinyl.create(name="inner")
@@ -519,7 +497,7 @@ async def test_a_first_exception_wait_is_found_once_its_other_task_has_returned(
 
     async def first_exception(first: asyncio.Task, second: asyncio.Task) -> object:
         siblings.extend((first, second))
-        return await _first_of("first_exception", first, second, asyncio.create_task(_return_later()))
+        return await first_to_end("first_exception", first, second, asyncio.create_task(_return_later()))
 
     run = _two_siblings_awaited_through(first_exception)
     assert "awaits" in str(await _raised(run, TransactionManagementError))
