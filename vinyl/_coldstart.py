@@ -7,6 +7,18 @@ and then one walks every object of the process, finding nothing to free;
 that was about 5% of a fresh process's first query. While vinyl imports them
 the collector is paused; it runs again, as usual, right after. A collector
 the application disabled stays disabled.
+
+Paused, those objects would all still be in the youngest generation when
+the collector resumes: its next collection would walk every one of them, and
+the one after, of the middle generation, again (about 55 ms of CPU on a busy
+machine, 60 M instructions: two thirds of what the pause saved). So the
+collector is resumed with every object it tracks moved to the oldest
+generation, where each would have been after surviving those two
+collections: ``gc.freeze()`` then ``gc.unfreeze()``, two constant-time list
+moves that walk nothing. Objects of the application allocated just before
+move with them (a cycle among them is freed by the next full collection
+instead of a younger one). Not done when the application froze objects
+itself (``gc.get_freeze_count()``): ``unfreeze`` would thaw those too.
 """
 
 from __future__ import annotations
@@ -26,4 +38,7 @@ class collector_paused:
 
     def __exit__(self, *exc: object) -> None:
         if self.paused:
+            if not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
