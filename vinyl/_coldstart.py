@@ -18,12 +18,23 @@ collections: ``gc.freeze()`` then ``gc.unfreeze()``, two constant-time list
 moves that walk nothing. Objects of the application allocated just before
 move with them (a cycle among them is freed by the next full collection
 instead of a younger one). Not done when the application froze objects
-itself (``gc.get_freeze_count()``): ``unfreeze`` would thaw those too.
+itself (``gc.get_freeze_count()``): ``unfreeze`` would thaw those too; nor on
+a free-threaded build, whose collector has no generations (and whose
+``freeze`` walks every object).
 """
 
 from __future__ import annotations
 
 import gc
+
+
+def _generational() -> bool:
+    """Whether the collector has generations (not a free-threaded build)."""
+    # (Loaded already by the time a pause ends: zoneinfo, which Django's
+    # backends import, reads sysconfig's data.)
+    import sysconfig
+
+    return not sysconfig.get_config_var("Py_GIL_DISABLED")
 
 
 class collector_paused:
@@ -38,7 +49,7 @@ class collector_paused:
 
     def __exit__(self, *exc: object) -> None:
         if self.paused:
-            if not gc.get_freeze_count():
+            if not gc.get_freeze_count() and _generational():
                 gc.freeze()
                 gc.unfreeze()
             gc.enable()
