@@ -10,8 +10,8 @@ the application disabled stays disabled.
 
 Paused, those objects would all still be in the youngest generation when
 the collector resumes: its next collection would walk every one of them, and
-the one after, of the middle generation, again (about 55 ms of CPU on a busy
-machine, 60 M instructions: two thirds of what the pause saved). So the
+the one after, of the middle generation, again (on a busy machine 20-55 ms
+of CPU, 50-60 M instructions: the walks miss the caches). So the
 collector is resumed with every object it tracks moved to the oldest
 generation, where each would have been after surviving those two
 collections: ``gc.freeze()`` then ``gc.unfreeze()``, two constant-time list
