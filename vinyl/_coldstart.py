@@ -18,7 +18,8 @@ collections: ``gc.freeze()`` then ``gc.unfreeze()``, two constant-time list
 moves that walk nothing. Objects of the application allocated just before
 move with them (a cycle among them is freed by the next full collection
 instead of a younger one). Not done when the application froze objects
-itself (``gc.get_freeze_count()``): ``unfreeze`` would thaw those too; nor on
+itself (``gc.get_freeze_count()``): ``unfreeze`` would thaw those too (so
+never on Python 3.12, which starts with a few hundred tuples frozen); nor on
 a free-threaded build, whose collector has no generations (and whose
 ``freeze`` walks every object).
 """
