@@ -90,6 +90,33 @@ def django_raw(db: str) -> None:
     raw(db)
 
 
+def django_sa(db: str) -> None:
+    """Django set up (no vinyl), then SQLAlchemy's async engine and the driver,
+    a ``text()`` first row: the floor of an ORM on Django and SQLAlchemy's
+    engine. ``sqlalchemy.ext.asyncio`` is imported as an application would,
+    so its ``__init__`` imports SQLAlchemy's ORM, which vinyl does not run."""
+    _django_alone()
+    from sqlalchemy import URL, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from benchmarks.config import server
+
+    s = server(db)
+    url = URL.create(
+        "postgresql+asyncpg" if db == "postgresql" else "mysql+asyncmy", username=s["USER"],
+        password=s["PASSWORD"] or None, host=s["HOST"], port=int(s["PORT"]), database=s["NAME"],
+    )
+
+    async def go() -> None:
+        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            (await conn.execute(text("SELECT id, name, age, email FROM benchapp_author WHERE id = :id"), {"id": 1})).first()
+            _mark()
+        await engine.dispose()
+
+    asyncio.run(go())
+
+
 def django_async(db: str) -> None:
     _django_alone()
     from benchmarks.benchapp.models import Author

@@ -794,6 +794,10 @@ def check_mysql() -> None:
     """Check the private names vinyl's MySQL backend uses (asyncmy)."""
     import asyncmy.connection
 
+    # Not checked, but imported here, with the collector paused (_once), as
+    # the other backends' dialects: the backend's module imports it next.
+    import sqlalchemy.dialects.mysql.asyncmy  # noqa: F401
+
     _need(
         "asyncmy", asyncmy.connection.Connection, "_execute_command",
         "asyncmy has no public call for COM_SET_OPTION (multi statements on and off)",
