@@ -1124,7 +1124,18 @@ class Grammar:
 
     def write(self, shape: int | str, draw: int, seed: int, depth: int = 0) -> Case:
         """A write; ``depth``: how many transactions it is a step of (a
-        transaction may be a step of one, then a block nested in another)."""
+        transaction may be a step of one, then a block nested in another).
+        vinyl's side calls it by Django's ``a``-prefixed name now and then
+        (``aget_or_create``, ``asave``, ``aadd``...)."""
+        case = self._write(shape, draw, seed, depth)
+        name = case.terminal[0]
+        if name != "txn":
+            odds = 0.5 if name in ("get_or_create", "update_or_create") else 0.15
+            case.extra["alias"] = random.Random(f"{seed}-walias-{shape}-{draw}").random() < odds
+            self.tally["async_name"] += case.extra["alias"]
+        return case
+
+    def _write(self, shape: int | str, draw: int, seed: int, depth: int = 0) -> Case:
         s = random.Random(f"{seed}-wshape-{shape}")
         v = random.Random(f"{seed}-wshape-{shape}-draw-{draw}")
         self.stable = s.random() < 0.5
@@ -1262,8 +1273,14 @@ class Grammar:
         for k in range(s.randint(2, 4)):
             if s.random() < 0.3:
                 sub = self.read(f"{shape}.{k}", draw, seed)
-                if sub.terminal[0] == "iter":  # (a stream's own accepted differences stay with the reads)
-                    sub = dataclasses.replace(sub, terminal=("list", (), ()))
+                if sub.terminal[0] == "iter":
+                    # A stream on the block's connection. (Not where a stream's own accepted differences could show,
+                    # which stay with the reads: chunked prefetches, and Django's cursors on PostgreSQL.)
+                    how = sub.terminal[1][1] if sub.terminal[1] else "iterator"
+                    if any(op[0] == "prefetch_related" for op in sub.ops) or self.backend == "postgresql" and how != "aiter":
+                        sub = dataclasses.replace(sub, terminal=("list", (), ()))
+                    else:
+                        self.tally["stream_in_txn"] += 1
             else:
                 sub = self.write(f"{shape}.{k}", draw, seed, depth=depth + 1)
             steps.append((sub, s.choice(["plain", "plain", "savepoint", "savepoint", "caught"])))
