@@ -829,10 +829,13 @@ class Grammar:
                     self.tally["prefetch_qs"] += 1
                     self.tally["prefetch_qs_nested"] += "__" in path
                     in_order.extend(ordered_levels(path.rpartition("__")[0]))
+                    # What the queryset's select_related() joined onto each prefetched row is compared too.
+                    joined = ["owner"] if ("select_related", ("owner",), ()) in steps else []
                     if s.random() < 0.5 and not self.stable:
                         lookups = (Call("Prefetch", (path,), (("queryset", qs), ("to_attr", "pf"))),)
                         attrs.append("pf")
                         if "__" not in path:
+                            related.extend(f"pf__{j}" for j in joined)
                             in_order.extend(["pf"] if ordered_qs else [])
                             if x.random() < 0.6:
                                 # Through the to_attr list: its instances get their own prefetch.
@@ -860,6 +863,7 @@ class Grammar:
                             self.tally["prefetch_qs_then_deeper"] += 1
                         ops.append(("prefetch_related", lookups, ()))
                         related.append(path)
+                        related.extend(f"{path}__{j}" for j in joined)
                 else:
                     ops.append(("prefetch_related", (path,), ()))
                     related.append(path)
