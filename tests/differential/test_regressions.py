@@ -1286,3 +1286,16 @@ async def test_a_stream_after_prefetch_related_needs_a_chunk_size_where_djangos_
 
 async def _names(stream: Any) -> list:
     return [(i.name, i["owner"].name) async for i in stream]
+
+
+async def test_bulk_create_wrong_in_two_objects_raises_djangos_first_error(backend: str) -> None:
+    """A bulk_create whose 2nd object holds a Decimal in a JSONField (json cannot encode it: TypeError) and whose 3rd
+    holds '1e3' for an integer (ValueError): the error Django raises first (seed 4018 write shape 93, Django 6.0)."""
+    def objs(model: Any) -> list:
+        return [model(name="a"), model(name="b", data={"a": decimal.Decimal("1.5")}), model(name="c", pint="1e3")]
+
+    # A bulk_create before it: vinyl plans the statement (and prepares the values itself from then on).
+    await Item.vinyl.bulk_create([Item(name="p", at=datetime.datetime(2024, 2, 29, 12, 29, tzinfo=datetime.timezone.utc))])
+    expected = await django(lambda: Item.objects.using(sync(backend)).bulk_create(objs(Item)))
+    assert expected[0] == "raised"
+    assert await vinyl_outcome(Item.vinyl.bulk_create(objs(Item))) == expected
