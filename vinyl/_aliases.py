@@ -19,7 +19,8 @@ from typing import TypeVar
 
 T = TypeVar("T", bound=type)
 
-#: Django's async name -> vinyl's coroutine (QuerySets and managers).
+#: Django's async name -> vinyl's coroutine (QuerySets and managers). (``aiterator`` is a method of its own:
+#: Django's has another default chunk size than its ``iterator()``, and prefetches without one.)
 QUERYSET_ALIASES: dict[str, str] = {
     "aaggregate": "aggregate",
     "abulk_create": "bulk_create",
@@ -35,7 +36,6 @@ QUERYSET_ALIASES: dict[str, str] = {
     "aget": "get",
     "aget_or_create": "get_or_create",
     "ain_bulk": "in_bulk",
-    "aiterator": "iterator",
     "alast": "last",
     "alatest": "latest",
     "aupdate": "update",

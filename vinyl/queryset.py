@@ -806,15 +806,25 @@ class VinylQuerySet(Generic[M]):
         return await _bridge.run(qs.db, qs.__getitem__, k, readonly=_reads_only(qs))
 
     def __aiter__(self) -> AsyncIterator[M]:
-        return self.iterator()
+        return self._iterate(None, sized=False)
 
-    async def iterator(self, chunk_size: int | None = None) -> AsyncIterator[M]:
+    def iterator(self, chunk_size: int | None = None) -> AsyncIterator[M]:
         """Stream rows in chunks: ``async for obj in qs.iterator(chunk_size=500)``.
 
         A query with a plan (see ``_rows``) streams from a server-side cursor
         straight on the driver, each chunk built as ``await qs`` builds its
         rows; others (prefetch_related...) run Django's iterator in the bridge.
+        As in Django, a QuerySet that prefetches needs a ``chunk_size`` here
+        (``ValueError``); ``async for`` over it and ``aiterator()`` do not.
         """
+        return self._iterate(chunk_size, sized=True)
+
+    def aiterator(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncIterator[M]:
+        """Django's ``aiterator()``: ``iterator()`` with a chunk size of 2,000 unless given, prefetching too."""
+        return self._iterate(chunk_size, sized=False)
+
+    async def _iterate(self, chunk_size: int | None, sized: bool) -> AsyncIterator[M]:
+        """The stream of ``iterator(chunk_size)``; ``sized``: a prefetch without a chunk size is refused."""
         if chunk_size is not None and chunk_size <= 0:
             raise ValueError("Chunk size must be strictly positive.")
         size = chunk_size or DEFAULT_CHUNK_SIZE
@@ -830,12 +840,14 @@ class VinylQuerySet(Generic[M]):
                             yield obj
             return
         qs = self._django()
+        if _compat.prefetch_lookups(qs) and chunk_size is None:
+            if sized:
+                raise ValueError("chunk_size must be provided when using QuerySet.iterator() after prefetch_related().")
+            # (``async for``: the prefetches are batched by chunks of this size.)
+            size = 100
         if qs.query.is_empty():
             _compiles_as_django(qs, qs.db)
             return
-        if _compat.prefetch_lookups(qs) and chunk_size is None:
-            # As in Django: prefetching needs a chunk size to batch on.
-            size = 100
         alias = qs.db
         scope: Scope | None = active_scope(alias)
         if scope is not None:
@@ -1209,7 +1221,7 @@ class VinylQuerySet(Generic[M]):
         return await self._read("explain", format=format, **options)
 
 
-# Django's async names (aget, acount, aiterator...) are the same coroutines.
+# Django's async names (aget, acount...) are the same coroutines (aiterator is a method: see above).
 add_async_aliases(VinylQuerySet, QUERYSET_ALIASES)
 
 

@@ -116,15 +116,32 @@ def _related(obj: dm.Model, name: str, vinyl: bool) -> Any:
         return None
 
 
-def norm_instance(obj: dm.Model, related: tuple, attrs: tuple) -> Any:
-    """An instance as (model, loaded fields, attributes, related paths, state)."""
+def _sub_paths(paths: frozenset, head: str) -> frozenset:
+    """The paths of ``paths`` below ``head`` (``head__x`` -> ``x``)."""
+    prefix = head + "__"
+    return frozenset(p[len(prefix):] for p in paths if p.startswith(prefix))
+
+
+def _seq(items: list, in_order: bool) -> tuple:
+    """A list of normalized items: in its order when that order is defined, else sorted."""
+    return ("list", tuple(items)) if in_order else ("bag", tuple(sorted(items, key=repr)))
+
+
+def norm_instance(obj: dm.Model, related: tuple, attrs: tuple, in_order: frozenset = frozenset()) -> Any:
+    """An instance as (model, loaded fields, attributes, related paths, state).
+
+    ``in_order``: the prefetched lists and ``to_attr`` lists (paths, relative
+    to ``obj``) whose order is defined (an ordered Prefetch queryset, a model
+    ordered by a unique key): compared as lists, the others as bags.
+    """
     from vinyl.models import is_vinyl_model
 
     vinyl = is_vinyl_model(type(obj))
     deferred = obj.get_deferred_fields()
     fields = tuple((f.attname, norm(obj.__dict__[f.attname])) for f in obj._meta.concrete_fields if f.attname not in deferred)
     extra = tuple((a, norm(obj.__dict__.get(a, "<missing>")) if not isinstance(obj.__dict__.get(a), list)
-                   else ("list", tuple(sorted((norm_instance(o, (), ()) if isinstance(o, dm.Model) else norm(o) for o in obj.__dict__[a]), key=repr))))
+                   else _seq([norm_instance(o, (), ()) if isinstance(o, dm.Model) else norm(o) for o in obj.__dict__[a]],
+                             a in in_order))
                   for a in attrs)
     rel = []
     heads: dict[str, list[str]] = {}
@@ -139,10 +156,11 @@ def norm_instance(obj: dm.Model, related: tuple, attrs: tuple) -> Any:
         except Exception as exc:  # noqa: BLE001 - an unreadable relation is part of the answer
             rel.append((head, ("error", classify(exc))))
             continue
+        below = _sub_paths(in_order, head)
         if isinstance(value, list):
-            rel.append((head, ("list", tuple(sorted((norm_instance(o, tuple(rests), ()) for o in value), key=repr)))))
+            rel.append((head, _seq([norm_instance(o, tuple(rests), (), below) for o in value], head in in_order)))
         elif isinstance(value, dm.Model):
-            rel.append((head, norm_instance(value, tuple(rests), ())))
+            rel.append((head, norm_instance(value, tuple(rests), (), below)))
         else:
             rel.append((head, norm(value)))
     # The state a loaded instance must have on either side: not adding (save() updates), bound to a database.
@@ -150,11 +168,13 @@ def norm_instance(obj: dm.Model, related: tuple, attrs: tuple) -> Any:
     return ("obj", obj._meta.concrete_model._meta.label, fields, tuple(sorted(deferred)), extra, tuple(rel), state)
 
 
-def norm_result(value: Any, related: tuple, attrs: tuple, ordered: bool) -> Any:
-    """A terminal's result: lists of rows/instances compare in order only when ``ordered``."""
+def norm_result(value: Any, related: tuple, attrs: tuple, ordered: bool, in_order: tuple = ()) -> Any:
+    """A terminal's result: lists of rows/instances compare in order only when ``ordered``
+    (``in_order``: see ``norm_instance``)."""
+    paths = frozenset(in_order)
 
     def one(v: Any) -> Any:
-        return norm_instance(v, related, attrs) if isinstance(v, dm.Model) else norm(v)
+        return norm_instance(v, related, attrs, paths) if isinstance(v, dm.Model) else norm(v)
 
     if isinstance(value, list):
         items = [one(v) for v in value]

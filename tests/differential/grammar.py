@@ -81,6 +81,17 @@ ONLY_FIELDS = {"Item": ["name", "integer", "dec", "at", "data", "flag", "owner"]
 DATE_FIELDS = {"Item": [("day", "date"), ("at", "dt")], "Owner": [("joined", "date")], "Premium": [("since", "dt"), ("joined", "date")]}
 #: Meta.ordering that is a total order (ties impossible).
 TOTAL_META = {"Tag", "Owner", "Premium"}
+#: only()/defer() across a relation select_related joins: the relation's fields a chain names (``owner__name``).
+ONLY_ACROSS = {"Item": {"owner": ["name", "age", "joined"], "owner__profile": ["bio", "score"], "owner__premium": ["level", "code"]},
+               "Owner": {"profile": ["bio", "score"], "premium": ["level", "since"]},
+               "Premium": {"profile": ["bio", "score"]},
+               "Profile": {"owner": ["name", "age", "joined"], "owner__premium": ["level", "since"]}}
+#: A concrete field that is not a relation (prefetch_related of it is refused) per model.
+NOT_A_RELATION = {"Item": "name", "Owner": "name", "Premium": "level", "Profile": "bio", "Tag": "weight"}
+#: only()/defer() a Prefetch queryset applies (the key the prefetcher matches on is kept, or loaded after).
+PREFETCH_ONLY = {"Item": [("only", ("name", "integer")), ("defer", ("text", "data", "blob")), ("only", ("name",)),
+                          ("defer", ("name", "owner"))],
+                 "Tag": [("only", ("name",)), ("defer", ("weight",))]}
 
 LOOKUPS = {
     "int": ["exact", "exact", "lt", "lte", "gt", "gte", "in", "range", "isnull", "regex"],
@@ -660,6 +671,11 @@ class Grammar:
     def read(self, shape: int, draw: int, seed: int) -> Case:
         s = random.Random(f"{seed}-shape-{shape}")
         v = random.Random(f"{seed}-shape-{shape}-draw-{draw}")
+        # Shape and value choices added later draw from rngs of their own, so that the older choices (and the
+        # cases other seeds were reported with) stay as they were.
+        x = random.Random(f"{seed}-shape-{shape}-x")
+        xv = random.Random(f"{seed}-shape-{shape}-draw-{draw}-x")
+        in_order: list[str] = []
         model = s.choice(["Item"] * 6 + ["Owner"] * 2 + ["Premium", "Profile", "Tag"])
         self.stable = s.random() < 0.5
         ops: list = []
@@ -678,6 +694,8 @@ class Grammar:
             kind = s.choice(["filter"] * 6 + ["exclude"] * 2 + ["order_by"] * 2 + ["annotate", "select_related",
                             "prefetch_related", "distinct", "only", "defer", "reverse", "alias", "filtered_relation",
                             "complex_filter"])
+            if x.random() < 0.1:
+                kind = "prefetch_related"  # (drawn more often than the list above says: its kinds are many)
             if self.stable and kind in ("annotate", "alias") and model == "Item" and s.random() < 0.4:
                 # A function of the row whose arguments are values (a length, a digit count, a text to find):
                 # each draw of the shape its own, replayed on a plan the first draw made.
@@ -753,12 +771,30 @@ class Grammar:
                 self.tally["filtered_relation"] += 1
             elif kind == "select_related" and SELECT_RELATED[model]:
                 paths = tuple(sorted(set(s.sample(SELECT_RELATED[model], s.randint(1, len(SELECT_RELATED[model]))))))
+                if x.random() < 0.1:
+                    # Every non-null foreign key (Profile.owner; Item.owner is nullable: none).
+                    ops.append(("select_related", (), ()))
+                    related.extend(["owner"] if model == "Profile" else [])
+                    self.tally["select_related_all"] += 1
+                    continue
                 ops.append(("select_related", paths, ()))
                 related.extend(paths)
             elif kind == "prefetch_related":
                 path = s.choice(PREFETCH[model])
                 last = path.rpartition("__")[2]
-                if s.random() < (0.45 if self.stable else 0.35) and last in ("items", "tags"):
+                if x.random() < 0.04:
+                    # What Django refuses: a field that is no relation, a name that is none, a to_attr that is a
+                    # field's, the same lookup with two querysets.
+                    target = "Item" if last == "items" else "Tag"
+                    other = QS(target, (("filter", (), (("pk__gt", 0),)),))
+                    ops.append(("prefetch_related", x.choice([
+                        (NOT_A_RELATION[model],), ("nope",), (f"{path}__nope",),
+                        (Call("Prefetch", (path,), (("to_attr", NOT_A_RELATION[model]),)),),
+                        (path, Call("Prefetch", (path,), (("queryset", other),)))]
+                        if last in ("items", "tags") else [(NOT_A_RELATION[model],), ("nope",)]), ()))
+                    self.tally["prefetch_refused"] += 1
+                    continue
+                if (s.random() < (0.45 if self.stable else 0.35) or x.random() < 0.25) and last in ("items", "tags"):
                     target = "Item" if last == "items" else "Tag"
                     steps: list = [("filter",) + self.condition(s, v, target)] if s.random() < 0.5 else []
                     if s.random() < 0.7:
@@ -776,13 +812,42 @@ class Grammar:
                         steps.append(("select_related", ("owner",), ()))
                     if not steps:
                         steps.append(("filter",) + self.condition(s, v, target))
+                    # Each parent's list in the queryset's order: an order_by() ending with the key, or Tag's Meta.
+                    ordered_qs = target in TOTAL_META or any(step[0] == "order_by" for step in steps)
+                    if x.random() < 0.3 and ordered_qs:
+                        # A slice: the first rows of each parent's list (Django numbers them per parent).
+                        steps.append(("slice", x.choice([(None, xv.choice([1, 2, 3])), (1, xv.choice([2, 3, None])),
+                                                         (0, xv.choice([0, 1, 5]))]), ()))
+                        self.tally["prefetch_sliced"] += 1
+                    if x.random() < 0.2:
+                        steps.append(x.choice(PREFETCH_ONLY[target]) + ((),))
+                        self.tally["prefetch_only"] += 1
+                    if x.random() < 0.02:
+                        steps.append(("values", ("pk",), ()))  # refused by Prefetch
+                        self.tally["prefetch_values"] += 1
                     qs = QS(target, tuple(steps))
                     self.tally["prefetch_qs"] += 1
                     self.tally["prefetch_qs_nested"] += "__" in path
+                    in_order.extend(ordered_levels(path.rpartition("__")[0]))
+                    # What the queryset's select_related() joined onto each prefetched row is compared too.
+                    joined = ["owner"] if ("select_related", ("owner",), ()) in steps else []
                     if s.random() < 0.5 and not self.stable:
-                        ops.append(("prefetch_related", (Call("Prefetch", (path,), (("queryset", qs), ("to_attr", "pf"))),), ()))
+                        lookups = (Call("Prefetch", (path,), (("queryset", qs), ("to_attr", "pf"))),)
                         attrs.append("pf")
+                        if "__" not in path:
+                            related.extend(f"pf__{j}" for j in joined)
+                            in_order.extend(["pf"] if ordered_qs else [])
+                            if x.random() < 0.6:
+                                # Through the to_attr list: its instances get their own prefetch.
+                                deeper = "pf__" + x.choice(["tags", "owner"] if last == "items" else ["items"])
+                                lookups += (deeper,)
+                                related.append(deeper)
+                                in_order.extend(["pf"] if ordered_qs else [])
+                                in_order.extend(["pf__tags"] if deeper == "pf__tags" else [])
+                                self.tally["prefetch_through_to_attr"] += 1
+                        ops.append(("prefetch_related", lookups, ()))
                     else:
+                        in_order.extend([path] if ordered_qs else [])
                         lookups: tuple = (Call("Prefetch", (path,), (("queryset", qs),)),)
                         r2 = s.random()
                         if r2 < 0.2 and "__" in path:
@@ -794,20 +859,29 @@ class Grammar:
                             deeper = f"{path}__{s.choice(['tags', 'owner'] if last == 'items' else ['items'])}"
                             lookups += (deeper,)
                             related.append(deeper)
+                            in_order.extend([deeper] if deeper.endswith("__tags") else [])
                             self.tally["prefetch_qs_then_deeper"] += 1
                         ops.append(("prefetch_related", lookups, ()))
                         related.append(path)
+                        related.extend(f"{path}__{j}" for j in joined)
                 else:
                     ops.append(("prefetch_related", (path,), ()))
                     related.append(path)
+                    in_order.extend(ordered_levels(path))
             elif kind == "distinct":
                 ops.append(("distinct", (), ()))
-            elif kind == "only":
+            elif kind in ("only", "defer"):
                 fields = tuple(s.sample(ONLY_FIELDS[model], s.randint(1, len(ONLY_FIELDS[model]))))
-                ops.append(("only", fields, ()))
-            elif kind == "defer":
-                fields = tuple(s.sample(ONLY_FIELDS[model], s.randint(1, len(ONLY_FIELDS[model]))))
-                ops.append(("defer", fields, ()))
+                if model in ONLY_ACROSS and x.random() < 0.4:
+                    # Across a relation select_related joins: some of its fields loaded, the others deferred.
+                    rel = x.choice(sorted(ONLY_ACROSS[model]))
+                    names = ONLY_ACROSS[model][rel]
+                    fields += tuple(f"{rel}__{f}" for f in x.sample(names, x.randint(1, len(names))))
+                    if x.random() < 0.9:
+                        ops.append(("select_related", (rel,), ()))
+                        related.append(rel)
+                    self.tally[f"{kind}_across"] += 1
+                ops.append((kind, fields, ()))
             elif kind == "reverse" and ordered:
                 ops.append(("reverse", (), ()))
         if model in DISTINCT_ON and s.random() < 0.04:
@@ -876,6 +950,10 @@ class Grammar:
                     ordered = False
             if s.random() < 0.2:
                 ops.append(("distinct", (), ()))
+            if x.random() < 0.04:
+                # prefetch_related after values(): Django refuses it when evaluated.
+                ops.append(("prefetch_related", (x.choice(PREFETCH[model]),), ()))
+                self.tally["prefetch_after_values"] += 1
             if style in ("list", "flat") and fields and not self.stable and s.random() < 0.2:
                 # A set operation with a QuerySet of the same columns (each ORM its own).
                 other = QS(model, (("filter",) + self.condition(s, v, model), ("values_list", fields, (("flat", True),) if style == "flat" else ())))
@@ -940,8 +1018,46 @@ class Grammar:
         elif term == "latest":
             field = s.choice(ORDER_PATHS[model][:4])
             terminal = (s.choice(["latest", "earliest"]), (field, "pk"), ())
+        elif term == "iter":
+            # A stream: Django's iterator() (vinyl's iterator() or its aiterator alias) at a chunk size, or vinyl's
+            # ``async for`` over the QuerySet (Django's ``async for`` fetches it whole: list()).
+            how = x.choice(["iterator"] * 3 + ["aiterator", "aiterator", "aiter", "aiter"])
+            size = None if how == "aiter" else x.choice([2, 2, 2, 1, 3, 7, 100, None])
+            terminal = ("iter", (size, how), ())
+            self.tally[f"stream_{how}"] += 1
         else:
             terminal = (term, (), ())
+        if terminal[0] == "in_bulk" and x.random() < 0.35:
+            # By another field: the key (unique), a one-to-one (keys are the related instances), one not unique.
+            pks = [xv.choice([r["id"] for r in self.rows[model]] + [999]) for _ in range(xv.randint(0, 4))]
+            terminal = x.choice([("in_bulk", (pks,), (("field_name", "id"),)), ("in_bulk", (), (("field_name", "pk"),)),
+                                 ("in_bulk", ([xv.choice(STRINGS) for _ in range(2)],), (("field_name", NOT_A_RELATION[model]),))]
+                                + ([("in_bulk", ([xv.randint(1, 13) for _ in range(3)],), (("field_name", "owner"),))] * 2
+                                   if model == "Profile" else []))
+            self.tally["in_bulk_field_name"] += 1
+        if mode == "values" and x.random() < 0.06:
+            # in_bulk() of values()/values_list() (Django 6: by the key; Django 5.2: TypeError).
+            terminal = ("in_bulk", ([xv.choice([r["id"] for r in self.rows[model]]) for _ in range(3)],), ())
+            self.tally["in_bulk_values"] += 1
+        refresh = None
+        deferring = any(op[0] in ("only", "defer") for op in ops)
+        if mode == "obj" and terminal[0] in ("list", "iter", "first", "last", "get", "index", "latest", "earliest") \
+                and x.random() < (0.5 if deferring else 0.04):
+            # Then refresh_from_db() on the instances: their deferred fields (as reading one does in Django), all
+            # loaded fields, or named ones.
+            refresh = x.choice(["deferred", "deferred", "all", [x.choice(ONLY_FIELDS[model])],
+                                x.sample(ONLY_FIELDS[model], min(2, len(ONLY_FIELDS[model])))])
+            self.tally["refresh_after"] += 1
+        rel_after = None
+        lookups_ = [a for name_, args_, _ in ops if name_ == "prefetch_related" for a in args_]
+        # (A relation a Prefetch queryset loads is left out: Django's all() reads what that queryset kept.)
+        many = sorted({a.split("__")[0] for a in lookups_ if isinstance(a, str)} & {"items", "tags"}
+                      - {a.args[0].split("__")[0] for a in lookups_ if isinstance(a, Call)})
+        if mode == "obj" and many and terminal[0] in ("list", "iter", "first", "last", "get") and x.random() < 0.6:
+            # Then the related manager of a prefetched relation: Django's all()/count() read the prefetched list,
+            # vinyl's query (docs/relations.md); filter() queries on both.
+            rel_after = (x.choice(many), x.choice(["all", "all", "count", "exists", "filter"]))
+            self.tally["related_read_after_prefetch"] += 1
         # The current time zone is the caller's (per request): a value, not structure.
         tz = v.choice(ZONES[:4]) if v.random() < 0.45 else None
         if mode != "obj":
@@ -951,8 +1067,14 @@ class Grammar:
             # tied row the server met first: no single answer (seed 3022 shape 134: Django's two runs may differ
             # too). A rank gives tied rows one value.
             ops = [_lag_ranked(op) for op in ops]
+        extra: dict = {"grouped": grouped, "alias": random.Random(f"{seed}-alias-{shape}-{draw}").random() < 0.15}
+        if refresh is not None:
+            extra["refresh"] = refresh
+        if rel_after is not None:
+            extra["rel_after"] = rel_after
         return Case(model=model, ops=tuple(ops), terminal=terminal, shape=shape, draw=draw, tz=tz, ordered=ordered,
-                    related=tuple(related), attrs=tuple(attrs), extra={"grouped": grouped})
+                    related=tuple(related), attrs=tuple(attrs), extra=extra,
+                    in_order=tuple(sorted(set(in_order))) if mode == "obj" else ())
 
     # ----------------------------------------------------------------- writes
     def new_fields(self, v: random.Random, s: random.Random, model_name: str) -> dict:
@@ -1006,7 +1128,18 @@ class Grammar:
 
     def write(self, shape: int | str, draw: int, seed: int, depth: int = 0) -> Case:
         """A write; ``depth``: how many transactions it is a step of (a
-        transaction may be a step of one, then a block nested in another)."""
+        transaction may be a step of one, then a block nested in another).
+        vinyl's side calls it by Django's ``a``-prefixed name now and then
+        (``aget_or_create``, ``asave``, ``aadd``...)."""
+        case = self._write(shape, draw, seed, depth)
+        name = case.terminal[0]
+        if name != "txn":
+            odds = 0.5 if name in ("get_or_create", "update_or_create") else 0.15
+            case.extra["alias"] = random.Random(f"{seed}-walias-{shape}-{draw}").random() < odds
+            self.tally["async_name"] += case.extra["alias"]
+        return case
+
+    def _write(self, shape: int | str, draw: int, seed: int, depth: int = 0) -> Case:
         s = random.Random(f"{seed}-wshape-{shape}")
         v = random.Random(f"{seed}-wshape-{shape}-draw-{draw}")
         self.stable = s.random() < 0.5
@@ -1144,13 +1277,26 @@ class Grammar:
         for k in range(s.randint(2, 4)):
             if s.random() < 0.3:
                 sub = self.read(f"{shape}.{k}", draw, seed)
-                if sub.terminal[0] == "iter":  # (a stream's own accepted differences stay with the reads)
-                    sub = dataclasses.replace(sub, terminal=("list", (), ()))
+                if sub.terminal[0] == "iter":
+                    # A stream on the block's connection. (Not where a stream's own accepted differences could show,
+                    # which stay with the reads: chunked prefetches, and Django's cursors on PostgreSQL.)
+                    how = sub.terminal[1][1] if sub.terminal[1] else "iterator"
+                    if any(op[0] == "prefetch_related" for op in sub.ops) or self.backend == "postgresql" and how != "aiter":
+                        sub = dataclasses.replace(sub, terminal=("list", (), ()))
+                    else:
+                        self.tally["stream_in_txn"] += 1
             else:
                 sub = self.write(f"{shape}.{k}", draw, seed, depth=depth + 1)
             steps.append((sub, s.choice(["plain", "plain", "savepoint", "savepoint", "caught"])))
         ending = s.choice(["ended", "ended", "ended", "raise"])
         return Case(steps[0][0].model, (), ("txn", (tuple(steps), ending), ()), shape, draw, write=True)
+
+def ordered_levels(path: str) -> list[str]:
+    """The levels of a string prefetch path whose lists have a defined order (many-to-many to Tag: its Meta.ordering
+    is a unique key); Item has no Meta.ordering, and the other levels are instances."""
+    parts = path.split("__")
+    return ["__".join(parts[:i + 1]) for i, part in enumerate(parts) if part == "tags"]
+
 
 def _lag_ranked(op: tuple) -> tuple:
     """``op`` with a ``Window(Lag(...))`` it annotates made a ``Window(Rank())`` of the same order."""

@@ -319,6 +319,8 @@ class Case:
     attrs: tuple = ()  # annotations / to_attr names read from instances
     write: bool = False
     extra: dict = field(default_factory=dict)
+    #: Prefetched / to_attr lists (paths) whose order is defined: compared in order (see compare.norm_instance).
+    in_order: tuple = ()
 
     def code(self, side: str) -> str:
         """A reproduction of this case on ``side`` as Python source."""
@@ -332,12 +334,46 @@ class Case:
         if name == "list":
             line = f"list({chain})" if side == DJANGO else f"await {chain}"
         elif name == "iter":
-            line = (f"list({chain}.iterator(chunk_size=2))" if side == DJANGO
-                    else f"[x async for x in {chain}.iterator(chunk_size=2)]")
+            size, how = stream_of(self)
+            sized = "" if size is None else f"chunk_size={size}"
+            if how == "aiter":
+                line = f"list({chain})" if side == DJANGO else f"[x async for x in {chain}]"
+            else:
+                if side == DJANGO and how == "aiterator" and size is None:
+                    sized = "chunk_size=2000"  # (Django's aiterator()'s default)
+                line = (f"list({chain}.iterator({sized}))" if side == DJANGO
+                        else f"[x async for x in {chain}.{how}({sized})]")
         elif name == "index":
             line = f"{aw}{chain}[{args[0]}]"
         else:
-            line = f"{aw}{chain}.{name}({', '.join(parts)})"
+            method = async_name(self, name) if side == VINYL else name
+            line = f"{aw}{chain}.{method}({', '.join(parts)})"
+        rel_after = self.extra.get("rel_after")
+        if rel_after is not None:
+            head, method = rel_after
+            call = "filter(pk__gt=0)" if method == "filter" else f"{method}()"
+            line = (f"result = {line}\n# then, on up to 3 of its instances (lowest pk first):\n"
+                    f"{'await ' if side == VINYL else 'list(' if method in ('all', 'filter') else ''}obj.{head}.{call}"
+                    f"{')' if side == DJANGO and method in ('all', 'filter') else ''}")
+        refresh = self.extra.get("refresh")
+        if refresh is not None:
+            fields = {"deferred": "<its deferred fields>", "all": "None"}.get(refresh) if isinstance(refresh, str) else repr(refresh)
+            how = async_name(self, "refresh_from_db") if side == VINYL else "refresh_from_db"
+            line = (f"result = {line}\n# then, on up to 3 of its instances (lowest pk first):\n"
+                    f"{aw}obj.{how}(fields={fields})")
         if self.tz:
-            return f"with timezone.override({self.tz!r}):\n    {line}"
+            return f"with timezone.override({self.tz!r}):\n    " + line.replace("\n", "\n    ")
         return line
+
+
+def stream_of(case: Case) -> tuple:
+    """(chunk_size, how) of an ``iter`` terminal: how is ``iterator``, ``aiterator``
+    (vinyl's alias of it; Django's iterator() is the oracle) or ``aiter`` (``async for``
+    over the QuerySet itself; Django's list() is the oracle, as its ``async for`` is)."""
+    args = case.terminal[1]
+    return (args[0], args[1]) if args else (2, "iterator")
+
+
+def async_name(case: Case, name: str) -> str:
+    """The name vinyl's side calls: Django's ``a``-prefixed alias when the case says so."""
+    return "a" + name if case.extra.get("alias") else name

@@ -34,10 +34,10 @@ from django.utils import timezone
 import vinyl
 import vinyl.queryset as vinyl_queryset
 from tests.differential import known
-from tests.differential.compare import classify, diff_summary, non_vinyl_instances, norm, norm_result
+from tests.differential.compare import classify, diff_summary, non_vinyl_instances, norm, norm_instance, norm_result
 from tests.differential.data import Dataset, restore, snapshot
 from tests.differential.grammar import Grammar, loaded_by
-from tests.differential.nodes import DJANGO, MODELS, PRELUDE, VINYL, Case, apply_ops, build, code
+from tests.differential.nodes import DJANGO, MODELS, PRELUDE, VINYL, Case, apply_ops, async_name, build, code, stream_of
 
 VINYL_ALIAS = "vinyl_default"
 #: Chain methods a reproduction may drop (the others decide how answers compare).
@@ -58,10 +58,53 @@ def _django_terminal(qs: Any, case: Case, alias: str) -> Any:
     if name == "list":
         return list(qs)
     if name == "iter":
-        return list(qs.iterator(chunk_size=2))
+        size, how = stream_of(case)
+        if how == "aiter":
+            return list(qs)  # (Django's own ``async for`` over a QuerySet fetches it whole)
+        if size is None and how == "aiterator":
+            size = 2000  # (Django's aiterator(): its default, prefetching included)
+        return list(qs.iterator() if size is None else qs.iterator(chunk_size=size))
     if name == "index":
         return qs[args[0]]
     return getattr(qs, name)(*build(args, DJANGO, alias), **dict(build(kwargs, DJANGO, alias)))
+
+
+def refresh_targets(value: Any) -> list:
+    """The instances a case refreshes after its terminal: up to 3, lowest primary key first."""
+    objs = value if isinstance(value, list) else [value]
+    return sorted((o for o in objs if isinstance(o, models.Model)), key=lambda o: o.pk)[:3]
+
+
+def _refresh_fields(obj: Any, spec: Any) -> Any:
+    """The ``fields=`` of the refresh: ``deferred`` (those of ``obj``), ``all`` (None) or the names given."""
+    if spec == "deferred":
+        return sorted(obj.get_deferred_fields())
+    return None if spec == "all" else list(spec)
+
+
+def _django_related_reads(value: Any, case: Case) -> tuple:
+    """A related manager's read on the instances of the answer (Django's ``all()``/``count()`` read its prefetch)."""
+    head, method = case.extra["rel_after"]
+    out = []
+    for obj in refresh_targets(value):
+        manager = getattr(obj, head)
+        if method == "all":
+            out.append(norm_result(list(manager.all()), (), (), False))
+        elif method == "filter":
+            out.append(norm_result(list(manager.filter(pk__gt=0)), (), (), False))
+        else:
+            out.append(norm(getattr(manager, method)()))
+    return tuple(out)
+
+
+def _django_refreshed(value: Any, case: Case) -> tuple:
+    """``refresh_from_db(fields=...)`` on the instances of the answer (reading a deferred field does that), then
+    the instances again."""
+    out = []
+    for obj in refresh_targets(value):
+        obj.refresh_from_db(fields=_refresh_fields(obj, case.extra["refresh"]))
+        out.append(norm_instance(obj, (), ()))
+    return tuple(out)
 
 
 def _django_object_op(case: Case, alias: str) -> Any:
@@ -102,9 +145,20 @@ def django_run(case: Case, alias: str) -> tuple:
             return _error("build", exc, oracle=True)
         try:
             value = _django_terminal(qs, case, alias)
-            return ("ok", norm_result(value, case.related, case.attrs, case.ordered))
+            result = norm_result(value, case.related, case.attrs, case.ordered, case.in_order)
         except Exception as exc:  # noqa: BLE001
             return _error("run", exc, oracle=True)
+        if case.extra.get("rel_after") is not None:
+            try:
+                result = ("related reads", result, _django_related_reads(value, case))
+            except Exception as exc:  # noqa: BLE001
+                return _error("related", exc, oracle=True)
+        if case.extra.get("refresh") is None:
+            return ("ok", result)
+        try:
+            return ("ok", ("refreshed", result, _django_refreshed(value, case)))
+        except Exception as exc:  # noqa: BLE001
+            return _error("refresh", exc, oracle=True)
 
 
 def _django_run_in_order(case: Case, alias: str, pks: list) -> tuple:
@@ -113,7 +167,7 @@ def _django_run_in_order(case: Case, alias: str, pks: list) -> tuple:
     with _tz(case):
         try:
             qs = apply_ops(MODELS[case.model].objects.using(alias), case.ops, DJANGO, alias).order_by(order)
-            return ("ok", norm_result(_django_terminal(qs, case, alias), case.related, case.attrs, True))
+            return ("ok", norm_result(_django_terminal(qs, case, alias), case.related, case.attrs, True, case.in_order))
         except Exception as exc:  # noqa: BLE001
             return _error("run", exc, oracle=True)
 
@@ -135,10 +189,37 @@ async def _vinyl_terminal(qs: Any, case: Case) -> Any:
     if name == "list":
         return await qs
     if name == "iter":
-        return [x async for x in qs.iterator(chunk_size=2)]
+        size, how = stream_of(case)
+        if how == "aiter":
+            return [x async for x in qs]
+        stream = getattr(qs, how)
+        return [x async for x in (stream() if size is None else stream(chunk_size=size))]
     if name == "index":
         return await qs[args[0]]
-    return await getattr(qs, name)(*build(args, VINYL, VINYL_ALIAS), **dict(build(kwargs, VINYL, VINYL_ALIAS)))
+    method = getattr(qs, async_name(case, name))
+    return await method(*build(args, VINYL, VINYL_ALIAS), **dict(build(kwargs, VINYL, VINYL_ALIAS)))
+
+
+async def _vinyl_related_reads(value: Any, case: Case) -> tuple:
+    head, method = case.extra["rel_after"]
+    out = []
+    for obj in refresh_targets(value):
+        manager = getattr(obj, head)
+        if method == "all":
+            out.append(norm_result(await manager.all(), (), (), False))
+        elif method == "filter":
+            out.append(norm_result(await manager.filter(pk__gt=0), (), (), False))
+        else:
+            out.append(norm(await getattr(manager, method)()))
+    return tuple(out)
+
+
+async def _vinyl_refreshed(value: Any, case: Case) -> tuple:
+    out = []
+    for obj in refresh_targets(value):
+        await getattr(obj, async_name(case, "refresh_from_db"))(fields=_refresh_fields(obj, case.extra["refresh"]))
+        out.append(norm_instance(obj, (), ()))
+    return tuple(out)
 
 
 async def _vinyl_object_op(case: Case) -> Any:
@@ -148,17 +229,18 @@ async def _vinyl_object_op(case: Case) -> Any:
         _, values, update_fields = args
         for attr, value in values:
             setattr(obj, attr, build(value, VINYL, VINYL_ALIAS))
-        return await obj.save(update_fields=update_fields)
+        return await getattr(obj, async_name(case, "save"))(update_fields=update_fields)
     if name == "obj:delete":
-        return await obj.delete()
+        return await getattr(obj, async_name(case, "delete"))()
     _, attr, method, targets = args
     manager = getattr(obj, attr)
     targets = build(list(targets), VINYL, VINYL_ALIAS)
+    call = getattr(manager, async_name(case, method))
     if method == "set":
-        return await manager.set(targets)
+        return await call(targets)
     if method == "clear":
-        return await manager.clear()
-    return await getattr(manager, method)(*targets)
+        return await call()
+    return await call(*targets)
 
 
 async def vinyl_run(case: Case) -> tuple:
@@ -181,9 +263,20 @@ async def vinyl_run(case: Case) -> tuple:
             bad = non_vinyl_instances(value) if case.terminal[0] != "bulk_create" else []
             if bad:
                 return ("error", "run", "NotVinylInstance", f"instances of {bad} instead of the vinyl class")
-            return ("ok", norm_result(value, case.related, case.attrs, case.ordered))
+            result = norm_result(value, case.related, case.attrs, case.ordered, case.in_order)
         except Exception as exc:  # noqa: BLE001
             return _error("run", exc)
+        if case.extra.get("rel_after") is not None:
+            try:
+                result = ("related reads", result, await _vinyl_related_reads(value, case))
+            except Exception as exc:  # noqa: BLE001
+                return _error("related", exc)
+        if case.extra.get("refresh") is None:
+            return ("ok", result)
+        try:
+            return ("ok", ("refreshed", result, await _vinyl_refreshed(value, case)))
+        except Exception as exc:  # noqa: BLE001
+            return _error("refresh", exc)
 
 
 # ------------------------------------------------------ transactions (both sides)
@@ -318,16 +411,20 @@ def case_code(case: Case, side: str) -> str:
     get = f"{case.model}.objects.get(pk={args[0]!r})" if side == DJANGO else f"await {case.model}.vinyl.get(pk={args[0]!r})"
     aw = "await " if side == VINYL else ""
     lines = [f"obj = {get}"]
+
+    def m(plain: str) -> str:
+        return async_name(case, plain) if side == VINYL else plain
+
     if name == "obj:save":
         for attr, value in args[1]:
             lines.append(f"obj.{attr} = {code(value, side)}")
-        lines.append(f"{aw}obj.save(update_fields={args[2]!r})")
+        lines.append(f"{aw}obj.{m('save')}(update_fields={args[2]!r})")
     elif name == "obj:delete":
-        lines.append(f"{aw}obj.delete()")
+        lines.append(f"{aw}obj.{m('delete')}()")
     else:
         _, attr, method, targets = args
-        call = {"set": f"set({code(list(targets), side)})", "clear": "clear()"}.get(
-            method, f"{method}({', '.join(code(t, side) for t in targets)})")
+        call = {"set": f"{m('set')}({code(list(targets), side)})", "clear": f"{m('clear')}()"}.get(
+            method, f"{m(method)}({', '.join(code(t, side) for t in targets)})")
         lines.append(f"{aw}obj.{attr}.{call}")
     return "\n".join(lines)
 
@@ -601,9 +698,9 @@ class Runner:
         if not value or not all(isinstance(obj, models.Model) for obj in value):
             return False
         pks = [obj.pk for obj in value]
-        if len(set(pks)) != len(pks) or not agree(("ok", norm_result(value, case.related, case.attrs, case.ordered)), answered):
+        if len(set(pks)) != len(pks) or not agree(("ok", norm_result(value, case.related, case.attrs, case.ordered, case.in_order)), answered):
             return False
-        v = ("ok", norm_result(value, case.related, case.attrs, True))
+        v = ("ok", norm_result(value, case.related, case.attrs, True, case.in_order))
         d = await self.django(_django_run_in_order, case, self.alias, pks)
         return agree(d, v)
 

@@ -1266,3 +1266,36 @@ async def test_floor_of_null_and_regex_on_a_number_answer_as_django(backend: str
     expected = await django(lambda: tuple(list(q) for q in on(Item.objects.using(sync(backend)))))
     assert expected == ([("a", None), ("b", -1)], ["a"])
     assert tuple([await q for q in on(Item.vinyl.all())]) == expected
+
+
+async def test_a_stream_after_prefetch_related_needs_a_chunk_size_where_djangos_does(backend: str) -> None:
+    """iterator() without chunk_size after prefetch_related() raises ValueError in Django; its aiterator() streams
+    by 2,000 and prefetches, as ``async for`` does (seed 4000 shape 128: vinyl's iterator() answered rows)."""
+    owner = await Owner.vinyl.create(name="o")
+    for i in range(3):
+        await Item.vinyl.create(name=f"i{i}", owner_id=owner.pk)
+    djangos = Item.objects.using(sync(backend)).prefetch_related("owner").order_by("pk")
+    assert await django(lambda: list(djangos.iterator())) == ("raised", "ValueError")
+    expected = await django(lambda: [(i.name, i.owner.name) for i in djangos.iterator(chunk_size=2000)])
+    qs = Item.vinyl.prefetch_related("owner").order_by("pk")
+    assert await vinyl_outcome(_names(qs.iterator())) == ("raised", "ValueError")
+    assert await _names(qs.aiterator()) == expected
+    assert await _names(qs.iterator(chunk_size=2)) == expected
+    assert [(i.name, i["owner"].name) async for i in qs] == expected
+
+
+async def _names(stream: Any) -> list:
+    return [(i.name, i["owner"].name) async for i in stream]
+
+
+async def test_bulk_create_wrong_in_two_objects_raises_djangos_first_error(backend: str) -> None:
+    """A bulk_create whose 2nd object holds a Decimal in a JSONField (json cannot encode it: TypeError) and whose 3rd
+    holds '1e3' for an integer (ValueError): the error Django raises first (seed 4018 write shape 93, Django 6.0)."""
+    def objs(model: Any) -> list:
+        return [model(name="a"), model(name="b", data={"a": decimal.Decimal("1.5")}), model(name="c", pint="1e3")]
+
+    # A bulk_create before it: vinyl plans the statement (and prepares the values itself from then on).
+    await Item.vinyl.bulk_create([Item(name="p", at=datetime.datetime(2024, 2, 29, 12, 29, tzinfo=datetime.timezone.utc))])
+    expected = await django(lambda: Item.objects.using(sync(backend)).bulk_create(objs(Item)))
+    assert expected[0] == "raised"
+    assert await vinyl_outcome(Item.vinyl.bulk_create(objs(Item))) == expected

@@ -482,7 +482,14 @@ def bulk_rows(model: type[Model], db: str, fields: Sequence[Any], objs: Sequence
 def prepared_rows(compiler: Any, fields: Sequence[Any], objs: Sequence[Model]) -> list | None:
     """Run ``pre_save`` and ``get_db_prep_save`` as the compiler does, row by row."""
     preparers = [_preparer(compiler, field) for field in fields]
-    rows = [[prepare(obj) for prepare in preparers] for obj in objs]
+    try:
+        rows = [[prepare(obj) for prepare in preparers] for obj in objs]
+    except Exception:
+        # Another object's value may fail first here than in Django (6.x
+        # prepares column by column): as in BulkInsertPlan.params_of, Django's
+        # own compilation of these objects raises the error Django raises.
+        _compile_as_django(compiler, objs)
+        raise
     return None if any(_has_expression(row) for row in rows) else rows
 
 
