@@ -33,7 +33,8 @@ async def pooled_in_turn(alias: str, entry: EngineEntry) -> Held:
     queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
     if queue is None or not queue.exhausted(pool):
         return held_pair(await _pooled(alias, entry, entry.engine.raw_connection))
-    waiter = queue.join(queue.timeout)
+    # (entry.loop: the running loop, whose engine_entry() this is)
+    waiter = queue.join(queue.timeout, entry.loop)
     try:
         kind, value = await waiter
     except asyncio.CancelledError:
