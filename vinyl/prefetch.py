@@ -221,6 +221,7 @@ async def prefetch(
     nested: bool = False,
     fresh: bool = False,
     hold: held_gc | None = None,
+    unprefetched: bool = False,
 ) -> None:
     """Load the relations of ``tree`` for ``objs`` (and deeper), cached as Django caches them.
 
@@ -229,7 +230,9 @@ async def prefetch(
     level of the prefetch below its first; ``fresh``: ``objs`` were just
     built with empty related-object caches (see :func:`empty_caches`);
     ``hold``: the pause of the collector held across the levels, told
-    how many objects each level built.
+    how many objects each level built; ``unprefetched``: no instance of
+    ``objs`` holds a prefetched relation (all built by this read, plainly:
+    see :func:`empty_caches`), so none is looked at for one.
     """
     if not objs:
         return
@@ -245,6 +248,7 @@ async def prefetch(
     alone = not nested and len(tree) == 1
     for relation, deeper, inner in tree.values():
         together = alone and not deeper
+        plain = False
         # Instances that hold the relation already (a reverse foreign key
         # caches each row's owner) are skipped, as Django's prefetcher skips them.
         if isinstance(relation, models.ForeignKey):
@@ -256,17 +260,25 @@ async def prefetch(
             fresh = False  # their caches hold this relation now
         else:
             name = relation.cache_name if isinstance(relation, ManyToMany) else _cache_name(relation)
-            missing = _compat.without_prefetched(objs, name)
+            # (The tree's names at one level differ: an instance of this
+            # read holds none of them before its relation is prefetched.)
+            missing = objs if unprefetched else _compat.without_prefetched(objs, name)
             if missing and isinstance(relation, ManyToMany):
-                await _prefetch_many_to_many(missing, relation, db, _source(queryset, inner), together)
+                plain = await _prefetch_many_to_many(missing, relation, db, _source(queryset, inner), together)
             elif missing:
-                await _prefetch_reverse_fk(missing, relation, db, _source(queryset, inner), together)
+                plain = await _prefetch_reverse_fk(missing, relation, db, _source(queryset, inner), together)
+            # The next level's instances are this one's related rows, all
+            # built by its read when every instance here was missing them.
+            plain = bool(missing) and plain and len(missing) == len(objs)
         if deeper or (hold is not None and hold.paused):
             related = _related_of(objs, relation, name)
             if hold is not None:
                 hold.grow(len(related))
             if deeper:
-                await prefetch(related, deeper, db, queryset, nested=True, hold=hold)
+                await prefetch(
+                    related, deeper, db, queryset, nested=True, hold=hold,
+                    unprefetched=plain and not isinstance(relation, models.ForeignKey),
+                )  # fmt: skip
 
 
 def _source(queryset: type[VinylQuerySet], inner: Any) -> Any:
@@ -293,24 +305,33 @@ def _related_of(objs: list, relation: Any, name: str) -> list:
     return _compat.prefetched_rows(objs, name)
 
 
-async def _prefetch_reverse_fk(objs: list, rel: Any, db: str, source: Any, together: bool) -> None:
+async def _prefetch_reverse_fk(objs: list, rel: Any, db: str, source: Any, together: bool) -> bool:
+    """Cache each owner's related rows on it; whether those were built plainly
+    (see :func:`empty_caches`: no prefetched relation on any)."""
     field = rel.field  # the ForeignKey on the related model
     target = field.target_field.attname
     keys = [getattr(obj, target) for obj in objs]
     by_key: dict[Any, list] = {key: [] for key in keys if key is not None}
     related_model = vinyl_model(rel.related_model)
     base = source(related_model, db)
+    # (Asked before the read: nothing may allocate between the attach,
+    # where the collector resumes, and the caller, see _fetch_then.)
+    plain = empty_caches(related_model, base)
     if by_key:
         await source(related_model, db).filter(**{f"{field.attname}__in": list(by_key)})._fetch_then(
-            lambda rows: _attach(rows, objs, keys, rel, by_key, related_model, db, base), together
+            lambda rows: _attach(rows, objs, keys, rel, by_key, related_model, db, base, plain), together
         )
     else:
-        _attach([], objs, keys, rel, by_key, related_model, db, base)
+        _attach([], objs, keys, rel, by_key, related_model, db, base, plain)
+    return plain
 
 
 @batched
-def _attach(rows: list, objs: list, keys: list, rel: Any, by_key: dict[Any, list], related_model: type, db: str, base: Any) -> None:
-    """Cache each owner's rows on it, and the owner on each row."""
+def _attach(
+    rows: list, objs: list, keys: list, rel: Any, by_key: dict[Any, list], related_model: type, db: str, base: Any, plain: bool
+) -> None:
+    """Cache each owner's rows on it, and the owner on each row (``plain``: the
+    rows came with empty caches, see :func:`empty_caches`)."""
     field = rel.field
     owners = dict(zip(keys, objs))
     attname = field.attname
@@ -322,7 +343,7 @@ def _attach(rows: list, objs: list, keys: list, rel: Any, by_key: dict[Any, list
         # One pass over the rows (the key read as _key_values reads it,
         # inline: no list of keys, no second loop).
         owner_cache = field.cache_name
-        if empty_caches(related_model, base):
+        if plain:
             # No cache yet: given as one dict, not made by the state's
             # descriptor on first read (a call per row).
             for row in rows:
@@ -398,8 +419,9 @@ def _key_values(objs: list, attname: str) -> list:
         return [getattr(obj, attname) for obj in objs]
 
 
-async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, source: Any, together: bool) -> None:
-    """Django's many-to-many prefetch query, through a plan; each owner's rows cached on it."""
+async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, source: Any, together: bool) -> bool:
+    """Django's many-to-many prefetch query, through a plan; each owner's rows cached on it.
+    Whether those were built plainly (as :func:`_prefetch_reverse_fk` says)."""
     owner_key = relation.owner_key.attname
     values = [getattr(obj, owner_key) for obj in objs]
     keys = list(dict.fromkeys(values))
@@ -420,11 +442,13 @@ async def _prefetch_many_to_many(objs: list, relation: ManyToMany, db: str, sour
         else:
             related = related.filter(**owners)
         base = source(related_model, db)
+        plain = empty_caches(related_model, base)  # (before the read: see _prefetch_reverse_fk)
         await related.extra(select={extra: f"{qn(relation.table)}.{qn(relation.local.column)}"})._fetch_then(
             lambda rows: _attach_many(rows, objs, values, relation, related_model, db, extra, base), together
         )
-    else:
-        _attach_many([], objs, values, relation, related_model, db, extra, source(related_model, db))
+        return plain
+    _attach_many([], objs, values, relation, related_model, db, extra, source(related_model, db))
+    return True
 
 
 def _joins_through(related: Any, name: str) -> bool:

@@ -655,8 +655,11 @@ class VinylQuerySet(Generic[M]):
         base._recipe = recipe_of(shape for shape in self._recipe if shape[0] != "prefetch_related")  # type: ignore[union-attr]
         base._values = self._values
         db = self.db
-        # (Whether the rows come with empty caches matters only to a forward foreign key's.)
-        fresh = forward and prefetch.empty_caches(self._model, base)
+        # Rows built plainly come with empty caches: a forward foreign key's
+        # prefetch gives each its cache as one dict (``fresh``), and no row
+        # holds a prefetched relation to look for (``unprefetched``).
+        unprefetched = prefetch.empty_caches(self._model, base)
+        fresh = forward and unprefetched
         if prefetch.holds_collector(tree):
             # Several levels: the collector paused from the first level's
             # build to the last's attach, round trips between them included
@@ -669,10 +672,10 @@ class VinylQuerySet(Generic[M]):
                 found = await fetch(db, plan.sql, plan.params(base._values))
                 with held_gc(len(found)) as hold:
                     objs = plan.build(found)
-                    await prefetch.prefetch(objs, tree, db, VinylQuerySet, fresh=fresh, hold=hold)
+                    await prefetch.prefetch(objs, tree, db, VinylQuerySet, fresh=fresh, hold=hold, unprefetched=unprefetched)
                 return objs
         objs = await base._rows("rows", base._recipe, base._values, None)
-        await prefetch.prefetch(objs, tree, db, VinylQuerySet, fresh=fresh)
+        await prefetch.prefetch(objs, tree, db, VinylQuerySet, fresh=fresh, unprefetched=unprefetched)
         return objs
 
     def _unbuilt(self, db: str) -> VinylQuerySet[M]:

@@ -280,6 +280,39 @@ async def test_many_to_many_and_nested_prefetches_run_through_plans(backend):
         )()
 
 
+async def test_a_nested_prefetch_back_to_instances_prefetched_before_reads_no_more(backend):
+    # book_set__author__book_set: the books' authors are the instances read
+    # first, whose book_set is prefetched already: Django's prefetcher reads
+    # neither level again (its query count), and neither does vinyl, though
+    # the instances of a first level and of a reverse relation's rows are
+    # not looked at for a prefetched relation (all built by the read).
+    await library()
+    sync = settings.SYNC_ALIAS[backend]
+    lookups = ("book_set__author__book_set", "book_set__tags__book_set")
+    with count_queries() as queries:
+        authors = await Author.vinyl.prefetch_related(*lookups).order_by("id")
+
+    def as_django() -> tuple:
+        from django.db import connections
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connections[sync]) as captured:
+            found = list(Author.objects.using(sync).prefetch_related(*lookups).order_by("id"))
+        return found, len(captured)
+
+    theirs, count = await sync_to_async(as_django)()
+    assert len(queries) == count == 4  # authors, books, tags, the tags' books
+    for mine, django_author in zip(authors, theirs):
+        books = mine["book_set"]
+        assert sorted(b.pk for b in books) == sorted(b.pk for b in django_author.book_set.all())
+        for book in books:
+            assert book["author"] is mine
+            assert book["author"]._prefetched_objects_cache["book_set"] is mine._prefetched_objects_cache["book_set"]
+            for tag in book["tags"]:
+                django_tag = next(t for b in django_author.book_set.all() if b.pk == book.pk for t in b.tags.all() if t.pk == tag.pk)
+                assert sorted(b.pk for b in tag["book_set"]) == sorted(b.pk for b in django_tag.book_set.all())
+
+
 async def test_prefetch_forward_fk_and_reverse_one_to_one():
     await library()
     with count_queries() as queries:
