@@ -15,6 +15,7 @@ raises the cancellation when it ends, over its result or error (its cause).
 from __future__ import annotations
 
 import asyncio
+import types
 from typing import Any, Awaitable, Callable, Generator, TypeVar
 
 from vinyl._compat import TaskWaitable, release_future
@@ -22,54 +23,50 @@ from vinyl._compat import TaskWaitable, release_future
 T = TypeVar("T")
 
 
-def finish(awaitable: Awaitable[T]) -> Awaitable[T]:
+@types.coroutine
+def finish(awaitable: Awaitable[T]) -> Generator[Any, None, T]:
     """``await finish(x)``: await ``x`` to its end even if the caller is
-    cancelled meanwhile; the cancellation is re-raised once ``x`` is done."""
-    return _ToTheEnd(awaitable)
+    cancelled meanwhile; the cancellation is re-raised once ``x`` is done.
 
-
-class _ToTheEnd:
-    __slots__ = ("_awaitable",)
-
-    def __init__(self, awaitable: Awaitable[Any]) -> None:
-        self._awaitable = awaitable
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        inner = self._awaitable.__await__()
-        cancelled = False
-        try:
-            while True:
+    (A generator-based coroutine: calling it makes the generator the
+    caller's ``await`` drives, with no object of its own built first: it
+    runs on every statement.)
+    """
+    inner = awaitable.__await__()
+    cancelled = False
+    try:
+        while True:
+            try:
+                waited = inner.send(None)
+            except StopIteration as stop:
+                if cancelled:
+                    raise asyncio.CancelledError() from None
+                return stop.value
+            except BaseException as error:
+                if cancelled:  # the cancellation wins, the error its cause
+                    raise asyncio.CancelledError() from error
+                raise
+            if waited is None:  # a bare yield: one turn of the loop
                 try:
-                    waited = inner.send(None)
-                except StopIteration as stop:
-                    if cancelled:
-                        raise asyncio.CancelledError() from None
-                    return stop.value
-                except BaseException as error:
-                    if cancelled:  # the cancellation wins, the error its cause
-                        raise asyncio.CancelledError() from error
-                    raise
-                if waited is None:  # a bare yield: one turn of the loop
-                    try:
-                        yield None
-                    except asyncio.CancelledError:
-                        cancelled = True
-                    continue
-                # A future the work waits on: the task waits on its guard.
-                if waited.done():
-                    release_future(waited)
-                    continue
-                try:
-                    yield _Guard(waited)
+                    yield None
                 except asyncio.CancelledError:
-                    # Raised by the task once the future is done (the guard
-                    # refused to be cancelled): the work reads its result.
                     cancelled = True
-        except GeneratorExit:
-            # The caller's coroutine is being closed (its loop is going
-            # away): nothing can drive the work any more.
-            inner.close()
-            raise
+                continue
+            # A future the work waits on: the task waits on its guard.
+            if waited.done():
+                release_future(waited)
+                continue
+            try:
+                yield _Guard(waited)
+            except asyncio.CancelledError:
+                # Raised by the task once the future is done (the guard
+                # refused to be cancelled): the work reads its result.
+                cancelled = True
+    except GeneratorExit:
+        # The caller's coroutine is being closed (its loop is going
+        # away): nothing can drive the work any more.
+        inner.close()
+        raise
 
 
 class _Guard(TaskWaitable):
