@@ -354,18 +354,23 @@ def _attach(
                 by_key[key].append(row)
                 row._state.fields_cache = {owner_cache: owners[key]}
         else:
+            # A row that holds its owner already (the Prefetch queryset's
+            # select_related joined it) keeps it, as in Django's prefetcher.
             for row in rows:
                 try:
                     key = row.__dict__[attname]
                 except KeyError:
                     key = getattr(row, attname)
                 by_key[key].append(row)
-                row._state.fields_cache[owner_cache] = owners[key]
+                cache = row._state.fields_cache
+                if owner_cache not in cache:
+                    cache[owner_cache] = owners[key]
     else:
         for row in rows:
             key = getattr(row, attname)
             by_key[key].append(row)
-            field.set_cached_value(row, owners[key])
+            if not field.is_cached(row):
+                field.set_cached_value(row, owners[key])
     rows_of = [by_key[key] if key is not None else [] for key in keys]
     _compat.cache_prefetched(PrefetchedQuerySet, related_model, _db(db, base), _call(field.name, base, known=field), rel.cache_name, objs, rows_of, objs, keys)
 

@@ -1299,3 +1299,32 @@ async def test_bulk_create_wrong_in_two_objects_raises_djangos_first_error(backe
     expected = await django(lambda: Item.objects.using(sync(backend)).bulk_create(objs(Item)))
     assert expected[0] == "raised"
     assert await vinyl_outcome(Item.vinyl.bulk_create(objs(Item))) == expected
+
+
+async def test_a_prefetched_row_keeps_the_owner_its_queryset_joined_as_in_django(backend: str) -> None:
+    """Prefetch('items', queryset=Item...select_related('owner')) from a Premium (a child of Owner): each item keeps
+    the Owner its queryset joined, as Django's prefetcher keeps a cached owner; without the join it gets the
+    prefetching instance (seed 3074 shape 428: vinyl set the Premium over the joined Owner)."""
+    premium = await Premium.vinyl.create(name="p")
+    owner = await Owner.vinyl.create(name="o")
+    for parent in (premium, owner):
+        for i in range(2):
+            await Item.vinyl.create(name=f"i{i}", owner_id=parent.pk)
+
+    def shape(parents: list) -> list:  # Django's instances
+        return [[(i.name, type(i.owner).__name__, i.owner is p) for i in p.items.all()] for p in parents]
+
+    def vinyls(parents: list) -> list:  # vinyl's: a prefetch and a cached owner read by item access
+        return [[(i.name, type(i["owner"]).__name__, i["owner"] is p) for i in p["items"]] for p in parents]
+
+    for model in (Premium, Owner):
+        for joined in (True, False):
+            items = Item.objects.order_by("pk")
+            mine = Item.vinyl.order_by("pk")
+            if joined:
+                items, mine = items.select_related("owner"), mine.select_related("owner")
+            djangos = model.objects.using(sync(backend)).filter(name__in=["p", "o"]).order_by("pk")
+            expected = await django(lambda: shape(list(djangos.prefetch_related(Prefetch("items", queryset=items)))))
+            got = await model.vinyl.filter(name__in=["p", "o"]).order_by("pk").prefetch_related(Prefetch("items", queryset=mine))
+            assert vinyls(got) == expected, (model.__name__, joined)
+            assert any(row for parent in expected for row in parent)
