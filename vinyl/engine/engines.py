@@ -35,9 +35,6 @@ DEFAULT_ALIAS = "vinyl_default"
 
 logger = logging.getLogger("vinyl.engine")
 
-#: The context the check-in of spare connections runs in (keep_for_this_step).
-_SPARE_CONTEXT = contextvars.Context()
-
 #: Wait for a coroutine from sync code running in SQLAlchemy's greenlet.
 sa_await: Callable[[Awaitable[Any]], Any] = await_
 
@@ -183,6 +180,10 @@ class EngineEntry:
         # The loop's timer that checks the spares in at its next step; cancelled
         # when this step takes them all back (see keep_for_this_step).
         self.spare_check = spare_check
+        # The context the check-in of spare connections runs in (see
+        # keep_for_this_step): one per entry, so per loop and thread (a
+        # Context is entered by one thread at a time).
+        self.spare_context = contextvars.Context()
         # Disposes of the engine when its loop shuts down (see loopclose.py).
         self.closer = closer
         # Does each statement of a transaction check it is still open (see
@@ -458,7 +459,7 @@ def keep_for_this_step(entry: EngineEntry, held: Held) -> None:
         # (entry.loop: the running loop, whose engine_entry() this is; no
         # running_loop() and its system call, see vinyl._compat.current_loop)
         loop: Any = entry.loop or running_loop()
-        entry.spare_check = loop.call_at(0, _spares_due, entry, context=_SPARE_CONTEXT)
+        entry.spare_check = loop.call_at(0, _spares_due, entry, context=entry.spare_context)
 
 
 def fair_queue_of(entry: EngineEntry) -> FairQueue | None:

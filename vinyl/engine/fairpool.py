@@ -98,11 +98,8 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
     def exhausted(self, pool: Any) -> bool:
         """Must a checkout from ``pool`` (whose queue this is) wait? The
         pool's limit and idle count are read here, not through calls into
-        the pool (no_connection_left written out: every statement that may
-        wait asks)."""
-        if self._items:
-            return False
-        return 0 <= self.max_overflow <= pool.overflow()
+        the pool."""
+        return no_connection_left(len(self._items), pool.overflow(), self.max_overflow)
 
     def put_nowait(self, item: _T) -> None:
         waiters = self.waiters
@@ -140,9 +137,7 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         """
         if loop is None:
             loop = asyncio.get_running_loop()
-        # (The future built at once, not through loop.create_future(): one
-        # Python call less on every wait; the same future on any loop.)
-        waiter: asyncio.Future = asyncio.Future(loop=loop)
+        waiter: asyncio.Future = loop.create_future()
         if timeout is None:
             self.waiters.append((waiter, math.inf))
             return waiter

@@ -285,10 +285,8 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
             # sibling's nested block may hold for its whole life.)
             refuse_if_broken(scope)
         lock = scope.lock
-        if lock._held:
+        if not lock.try_acquire():  # (free: no coroutine to take it)
             await lock.acquire()
-        else:
-            lock._held = True  # (try_acquire() written out: free, no coroutine to take it)
         try:
             root = scope.root
             if scope.state is _CLOSED or root.state is _CLOSED:
@@ -347,10 +345,7 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
                 scope.note_error(exc)
                 raise
         finally:
-            if lock._holder is None and not lock._waiters:
-                lock._held = False  # (release() written out: nobody to hand the lock to)
-            else:
-                lock.release()
+            lock.release()
     except Exception:
         # (Any error, as Django's atomic: a driver refusing a value before
         # sending it, e.g. SQLite's OverflowError, fails the write too.)
