@@ -89,8 +89,8 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         self.timeout: Optional[float] = None
         # Idle connections vinyl keeps checked out for its next statements
         # (``(pooled, driver)`` pairs, see vinyl.engine.engines.keep_spare):
-        # never while tasks wait (see get). Changed in place only (the
-        # engine entry reads the same list on every statement).
+        # never while tasks wait (see get). The engine entry's own list, set
+        # by it (engines.fair_queue_of), which reads it on every statement.
         self.spares: list[Any] = []
 
     def empty(self) -> bool:
