@@ -154,6 +154,30 @@ async def test_many_tasks_on_a_small_pool_all_finish():
 
 
 @pytest.mark.usefixtures("vinyl_db")
+async def test_statements_blocks_and_sqlalchemy_code_share_a_small_pool():
+    # Spares and tasks waiting for the pool never coexist: whoever waits
+    # (in vinyl's line or in SQLAlchemy's checkout) gets a connection as one
+    # comes back, never behind an idle spare (a wait would end in a timeout).
+    await configure_pool(pool_size=2, max_overflow=0, pool_timeout=10)
+    await warmed()
+
+    async def work(i: int) -> int:
+        for _ in range(3):
+            if i % 3 == 0:
+                async with vinyl.get_engine().connect() as conn:
+                    await conn.execute(text("SELECT count(*) FROM testapp_author"))
+            elif i % 3 == 1:
+                async with vinyl.atomic():
+                    await Author.vinyl.filter(name="Ann").update(age=i)
+            await statements(i)
+            await asyncio.sleep(0)
+        return i
+
+    assert await asyncio.gather(*(work(i) for i in range(30))) == list(range(30))
+    assert await returned() == 0
+
+
+@pytest.mark.usefixtures("vinyl_db")
 async def test_dispose_closes_the_spares():
     await warmed()
     await statements(3)
