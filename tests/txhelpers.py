@@ -29,14 +29,32 @@ def checked_out(using: str = "vinyl_default") -> int:
     return vinyl.get_engine(using).sync_engine.pool.checkedout()
 
 
+def in_use(using: str = "vinyl_default") -> int:
+    """checked_out(), less the idle spare connections vinyl keeps checked
+    out for its next statements (see vinyl.engine.engines.keep_spare)."""
+    return checked_out(using) - len(engines.engine_entry(using).spares)
+
+
+def give_back_spares(using: str = "vinyl_default") -> None:
+    """Check in the spare connections vinyl keeps for its next statements
+    (see vinyl.engine.engines.keep_spare), each checked idle first: a spare
+    never has a transaction open."""
+    entry = engines.engine_entry(using)
+    config = entry.config
+    if entry.quiet_checkin:  # (the engines that keep spares, whose backends have idle())
+        open_ = [driver for _pooled, driver in entry.spares if not config.idle(driver)]  # type: ignore[misc]
+        assert not open_, f"spare connections with a transaction open: {open_}"
+    engines.give_back_spares(using)
+
+
 async def returned(using: str = "vinyl_default") -> int:
-    """checked_out() once the event loop has turned: vinyl keeps an idle
-    connection until the end of the loop step its statement finished in,
-    for the next statement of that step, and gives it back during the next
-    step, after the callbacks already due then (see keep_for_this_step): a
-    task that yields once runs before that, a task that yields twice after."""
+    """checked_out() once the event loop has turned twice and the spare
+    connections vinyl keeps checked out for its next statements are given
+    back (see vinyl.engine.engines.keep_spare): what is left is held by
+    something (a block, a stream, a task) or leaked."""
     await asyncio.sleep(0)
     await asyncio.sleep(0)
+    give_back_spares(using)
     return checked_out(using)
 
 
@@ -48,7 +66,8 @@ async def closed_and_returned(using: str = "vinyl_default", bound: float = 30.0)
     it as checked out until that close ends: a loaded host may take longer
     than returned()'s two loop steps."""
     await asyncio.sleep(0)
-    await asyncio.sleep(0)  # the kept connections are back, their closes started
+    await asyncio.sleep(0)
+    give_back_spares(using)  # the spares are back, their closes started
     loop = asyncio.get_running_loop()
     closing = [task for task in engines._closing if task.get_loop() is loop]
     if closing:
@@ -60,6 +79,7 @@ async def settle(using: str = "vinyl_default", rounds: int = 200) -> int:
     """Let finalizers (async generators closed when collected) finish their
     I/O, for up to two seconds; return checked_out()."""
     for _ in range(rounds):
+        give_back_spares(using)
         if checked_out(using) == 0:
             break
         await asyncio.sleep(0.01)

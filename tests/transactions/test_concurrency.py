@@ -8,7 +8,7 @@ import pytest
 
 import vinyl
 from tests.testapp.models import Author, Book
-from tests.txhelpers import checked_out, committed_names, lock_waits, returned, wait_until
+from tests.txhelpers import checked_out, committed_names, in_use, lock_waits, returned, wait_until
 from vinyl.exceptions import TransactionScopeEnded
 
 pytestmark = [
@@ -41,7 +41,7 @@ async def test_outside_atomic_tasks_run_in_parallel_on_their_own_connections(bac
     )
     assert results[0] == 1 and results[1] == 2
     assert not blocked.done()
-    assert checked_out() == 2  # the holder's and the blocked task's
+    assert in_use() == 2  # the holder's and the blocked task's
     release.set()
     await hold
     assert await blocked == 1

@@ -173,16 +173,19 @@ class EngineEntry:
         # The pool whose fair queue ``queue`` is (see fair_queue_of).
         self.queue_pool = queue_pool
         self.queue = queue
-        # Idle connections kept checked out until the event loop's next step,
-        # for statements that start in the same step (see keep_for_this_step):
-        # each a ``Held`` pair, the pooled connection with its driver connection.
+        # Idle connections kept checked out for the next statements (see
+        # keep_spare): each a ``Held`` pair, the pooled connection with its
+        # driver connection. On vinyl's pool its fair queue holds the same
+        # list (see fair_queue_of), so that a checkout through the pool takes
+        # a spare back. Changed in place only.
         self.spares = [] if spares is None else spares
-        # The loop's timer that checks the spares in at its next step; cancelled
-        # when this step takes them all back (see keep_for_this_step).
+        # The loop's timer that checks the spares in: SPARE_IDLE_SECONDS after
+        # the first one kept on vinyl's pool, at the loop's next step on
+        # another (cancelled there when the step takes them all back).
         self.spare_check = spare_check
         # The context the check-in of spare connections runs in (see
-        # keep_for_this_step): one per entry, so per loop and thread (a
-        # Context is entered by one thread at a time).
+        # keep_spare): one per entry, so per loop and thread (a Context is
+        # entered by one thread at a time).
         self.spare_context = contextvars.Context()
         # Disposes of the engine when its loop shuts down (see loopclose.py).
         self.closer = closer
@@ -434,32 +437,63 @@ def close_later(pooled: Any) -> None:
     task.add_done_callback(_closing.discard)
 
 
-def keep_for_this_step(entry: EngineEntry, held: Held) -> None:
-    """Keep an idle connection of a quiet pool for the rest of this loop step.
+#: The longest an idle spare connection stays checked out of vinyl's pool
+#: (FairAsyncQueuePool) with nobody taking it (see keep_spare), in seconds.
+SPARE_IDLE_SECONDS = 1.0
+
+
+def keep_spare(entry: EngineEntry, held: Held) -> None:
+    """Keep an idle connection of a quiet pool checked out, for the next
+    statement.
 
     Code that awaits one statement and then starts another (the next line
-    of a view, the next iteration of a loop) does so in the same step of
-    the event loop: it takes this connection again instead of a checkout
-    and checkin through the pool. At the loop's next step whatever is left
-    goes back to the pool, so no task ever waits on it: a task blocked on
-    the pool can only run after that step anyway.
+    of a view, the next iteration of a loop, the next request) takes this
+    connection again (see :func:`take_idle`) instead of a checkout and
+    checkin through the pool, about 20 µs each.
 
-    The check-in is a timer due at once rather than a ``call_soon``
-    callback: when this step takes every spare back, the timer is cancelled,
-    and a cancelled timer, unlike a ready callback, does not make the loop
-    run one more step without waiting for I/O. Its time is 0, long past
-    (due at the next step as ``loop.time()`` is, without reading the
-    clock), and it runs in an empty context of its own, not a copy of the
-    statement's (the check-in of an idle connection reads no context
-    variable): each costs instructions on every statement outside a block.
+    On vinyl's own pool the spare stays checked out across loop steps; it
+    goes back to the pool
+
+    - when a statement finds tasks waiting in line (they get it), or
+      connections waiting to reconnect after a disconnect (see take_idle);
+    - when anything else asks the pool for a connection and none is idle:
+      SQLAlchemy code sharing the pool, vinyl's checkouts through the
+      greenlet, the pool's dispose (see FairQueue.get); so a spare never
+      makes a task wait or the pool open a connection;
+    - when the engine is disposed or retired, or its loop closes, or a lost
+      connection invalidates the pool (see check_in_spares);
+    - at the latest SPARE_IDLE_SECONDS after it was kept: the first spare
+      kept arms one timer, which checks in every spare left when it fires,
+      so the timer costs the statements of a busy application one timer
+      per second, not one each.
+
+    Until then ``pool.checkedout()`` counts it, and SQLAlchemy's checkin and
+    checkout events fire when it goes back and when it leaves the pool.
+
+    On another pool class (one an application chose, e.g. a NullPool for
+    pgbouncer) nothing takes a spare back when the pool is asked: there it
+    goes back at the loop's next step, so no task ever waits on it (a task
+    blocked on the pool can only run after that step anyway). That check-in
+    is a timer due at once rather than a ``call_soon`` callback: when this
+    step takes every spare back, the timer is cancelled, and a cancelled
+    timer, unlike a ready callback, does not make the loop run one more step
+    without waiting for I/O. Its time is 0, long past (due at the next step
+    as ``loop.time()`` is, without reading the clock).
+
+    Either check-in runs in an empty context of the entry's own, not a copy
+    of the statement's (the check-in of an idle connection reads no context
+    variable).
     """
-    spares = entry.spares
-    spares.append(held)
+    entry.spares.append(held)
     if entry.spare_check is None:
         # (entry.loop: the running loop, whose engine_entry() this is; no
         # running_loop() and its system call, see vinyl._compat.current_loop)
         loop: Any = entry.loop or running_loop()
-        entry.spare_check = loop.call_at(0, _spares_due, entry, context=entry.spare_context)
+        if entry.queue is not None:
+            # (entry.queue: the caller found it for the engine's pool)
+            entry.spare_check = loop.call_later(SPARE_IDLE_SECONDS, _spares_due, entry, context=entry.spare_context)
+        else:
+            entry.spare_check = loop.call_at(0, _spares_due, entry, context=entry.spare_context)
 
 
 def fair_queue_of(entry: EngineEntry) -> FairQueue | None:
@@ -471,8 +505,13 @@ def fair_queue_of(entry: EngineEntry) -> FairQueue | None:
     """
     pool = entry.engine.sync_engine.pool
     if pool is not entry.queue_pool:
-        entry.queue = fair_queue(pool)
+        queue = entry.queue = fair_queue(pool)
         entry.queue_pool = pool
+        if queue is not None:
+            # The pool's checkouts take the entry's spares back (see
+            # FairQueue.get): a replaced pool (an application's dispose of
+            # the engine) sends those of the pool it replaced to that pool.
+            queue.spares = entry.spares
     return entry.queue
 
 
@@ -497,8 +536,8 @@ def _spares_due(entry: EngineEntry) -> None:
 
 def take_idle(entry: EngineEntry) -> Held | None:
     """An idle pooled connection taken without the greenlet, with its driver
-    connection, or None: one kept by :func:`keep_for_this_step` first,
-    unless tasks wait for one."""
+    connection, or None: one kept by :func:`keep_spare` first, unless tasks
+    wait for one."""
     spares = entry.spares
     if not spares:
         queue = entry.queue
@@ -509,15 +548,20 @@ def take_idle(entry: EngineEntry) -> Held | None:
     elif not entry.stale:
         pool = entry.engine.sync_engine.pool
         queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
-        if queue is None or not queue.waiters:
+        if queue is None:
+            # Another pool class: the spares of this loop step; the last one
+            # taken, their check-in is not needed.
             held = spares.pop()
             if not spares:
-                timer = entry.spare_check  # (_cancel_spare_check written out)
-                if timer is not None:
-                    entry.spare_check = None
-                    timer.cancel()
+                _cancel_spare_check(entry)
             return held
+        if not queue.waiters:
+            return spares.pop()
         # Tasks wait for a connection: theirs first (see fairpool.py).
+        check_in_spares(entry)
+    else:
+        # Connections wait to reconnect after a disconnect (the spares may
+        # be some): back to the pool, whose checkout replaces stale ones.
         check_in_spares(entry)
     pooled = _checkout_quietly(entry)
     return None if pooled is None else held_pair(pooled)
@@ -551,7 +595,7 @@ def _checkout_quietly(entry: EngineEntry) -> Any:
 
 
 def check_in_spares(entry: EngineEntry) -> None:
-    """Return the connections kept for the last loop step to the pool.
+    """Return the spare connections of ``entry`` (see keep_spare) to the pool.
 
     Idle ones go back without I/O while the pool has room for them; one the
     full pool would close is given back in the greenlet.
@@ -564,6 +608,16 @@ def check_in_spares(entry: EngineEntry) -> None:
             pooled.close()  # idle: the quiet checkin does no I/O
         else:
             close_later(pooled)
+
+
+def give_back_spares(using: str | None = None) -> None:
+    """Check in the spare connections (see keep_spare) of ``using`` (every
+    alias when None) on this event loop now, rather than when the pool is
+    next asked or their timer fires."""
+    loop = running_loop()
+    for (alias, entry_loop), entry in list(_entries.items()):
+        if (using is None or alias == using) and entry_loop in (loop, None):
+            check_in_spares(entry)
 
 
 def _retire(entry: EngineEntry) -> None:

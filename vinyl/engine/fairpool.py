@@ -20,6 +20,12 @@ vinyl's statements outside a block (:meth:`FairQueue.join`, see
 vinyl.engine.turns), which also take a connection still checked out,
 handed over by the task that used it last (:meth:`FairQueue.hand_over`):
 no checkin, checkout, task or greenlet per handoff.
+
+The queue also holds vinyl's spare connections (:attr:`FairQueue.spares`,
+see vinyl.engine.engines.keep_spare): idle ones left checked out between
+statements. Any checkout through the pool that finds no idle connection
+takes a spare back first (:meth:`FairQueue.get`), so a spare never makes
+anyone wait and never makes the pool open a connection.
 """
 
 from __future__ import annotations
@@ -81,6 +87,11 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         # without calls into the pool for each.
         self.max_overflow = -1
         self.timeout: Optional[float] = None
+        # Idle connections vinyl keeps checked out for its next statements
+        # (``(pooled, driver)`` pairs, see vinyl.engine.engines.keep_spare):
+        # never while tasks wait (see get). The engine entry's own list, set
+        # by it (engines.fair_queue_of), which reads it on every statement.
+        self.spares: list[Any] = []
 
     def empty(self) -> bool:
         return not self._items
@@ -98,8 +109,8 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
     def exhausted(self, pool: Any) -> bool:
         """Must a checkout from ``pool`` (whose queue this is) wait? The
         pool's limit and idle count are read here, not through calls into
-        the pool."""
-        return no_connection_left(len(self._items), pool.overflow(), self.max_overflow)
+        the pool; a spare counts as idle (a checkout takes it back)."""
+        return no_connection_left(len(self._items) + len(self.spares), pool.overflow(), self.max_overflow)
 
     def put_nowait(self, item: _T) -> None:
         waiters = self.waiters
@@ -122,9 +133,25 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         return self._items.pop() if self.use_lifo else self._items.popleft()
 
     def get(self, block: bool = True, timeout: Optional[float] = None) -> _T:
+        while not self._items and self.spares:
+            self.take_back_spare()
         if self._items or not block:
             return self.get_nowait()
         return _sa_await(self._wait(timeout))
+
+    def take_back_spare(self) -> None:
+        """Check the last spare connection in (see :attr:`spares`), for a
+        checkout that finds no idle one: SQLAlchemy code sharing the pool,
+        vinyl's checkouts through the greenlet, or the pool's dispose (which
+        so closes every spare with the idle connections).
+
+        The spare is idle and the queue empty: its checkin does no I/O
+        (vinyl's reset listener only rolls back an open transaction) and the
+        pool keeps it. (One that left a pool since replaced goes back to that
+        pool, as any connection checked out across a dispose does.)
+        """
+        pooled = self.spares.pop()[0]
+        pooled.close()
 
     def join(self, timeout: Optional[float], loop: Optional[asyncio.AbstractEventLoop] = None) -> asyncio.Future:
         """Wait in line: a future that gets ``(kind, value)`` (HANDED, ENTRY,

@@ -33,7 +33,7 @@ from vinyl.engine.engines import (
     engine_entry,
     fair_queue_of,
     invalidate_pool,
-    keep_for_this_step,
+    keep_spare,
     room_in_pool,
     take_idle,
 )
@@ -225,16 +225,16 @@ def _give_back_now(entry: EngineEntry, held: Held) -> bool:
 
     On an engine vinyl built, a connection with no transaction open goes
     back without I/O (its reset only rolls back open transactions), and
-    where checkouts need no I/O either it is kept for the next statement of
-    this loop step first (see keep_for_this_step), unless tasks wait for one:
-    then it goes to the first of them, still checked out (see turns.py).
+    where checkouts need no I/O either it is kept checked out for the next
+    statement (see keep_spare), unless tasks wait for one: then it goes to
+    the first of them, still checked out (see turns.py).
     """
     if entry.quiet_checkin and entry.config.idle(held[1]):  # type: ignore[misc]
         pool = entry.engine.sync_engine.pool
         if not entry.stale and quiet_checkout(pool):  # (quiet_pool written out)
             queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
             if queue is None or not queue.waiters:
-                keep_for_this_step(entry, held)
+                keep_spare(entry, held)
                 return True
             if queue.hand_over(held):
                 return True
