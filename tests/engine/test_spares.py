@@ -16,6 +16,7 @@ import selectors
 import threading
 
 import pytest
+from django.conf import settings
 from django.db import IntegrityError
 from django.db.utils import Error as DjangoDBError
 from sqlalchemy import event, text
@@ -25,7 +26,7 @@ import vinyl
 from tests.conftest import point_default_alias
 from tests.testapp.models import Author
 from tests.txhelpers import checked_out, configure_pool, returned
-from vinyl.engine.engines import SPARE_IDLE_SECONDS, engine_entry, open_connections
+from vinyl.engine.engines import SPARE_IDLE_SECONDS, engine_entry, forget_engine, open_connections
 
 pytestmark = pytest.mark.backends("postgresql", "mysql", reason="SQLite's pool hands its one connection back at once")
 
@@ -251,6 +252,33 @@ async def test_a_failed_statement_does_not_keep_its_connection():
             await Author.vinyl.create(name="Bob", email="Ann@x")
         assert checked_out() == 0
     assert await Author.vinyl.count() == 2
+
+
+@pytest.mark.usefixtures("vinyl_db")
+async def test_an_engine_shared_by_two_aliases_keeps_no_spare(backend):
+    # One engine of vinyl's own pool handed to set_engine() for two aliases.
+    # An application's engine keeps no spare (its check-in rolls back, a
+    # round trip), so neither alias can hold a connection the pool does not see.
+    await configure_pool(pool_size=1, max_overflow=0, pool_timeout=SPARE_IDLE_SECONDS / 4)
+    await warmed()
+    engine = vinyl.get_engine()
+    other = settings.VINYL_ALIAS[backend]
+    vinyl.set_engine(engine, "vinyl_default")
+    vinyl.set_engine(engine, other)
+    try:
+        for alias in ("vinyl_default", other, "vinyl_default", other, "vinyl_default"):
+            assert await Author.vinyl.using(alias).filter(name="Ann").count() == 1
+            assert engine_entry(alias).spares == []
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            # Each time, SQLAlchemy code gets the pool's only connection at
+            # once (a wait would end in a timeout).
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT count(*) FROM testapp_author"))).scalar_one() == 1
+    finally:
+        forget_engine("vinyl_default")
+        forget_engine(other)
+        await engine.dispose()
 
 
 @pytest.mark.usefixtures("vinyl_db")
