@@ -51,7 +51,7 @@ from vinyl.translate.plans import (
     widened_outcome,
     zone_sensitive,
 )
-from vinyl.translate.recipes import EMPTY, EXTENDED, Recipe, recipe_of
+from vinyl.translate.recipes import EMPTY, EXTENDED, Recipe, cleared_with, recipe_of
 from vinyl.translate.shapes import _literal_limits, deferrable, long_list_span, probe_values, step_shape, substitute, update_shape
 
 M = TypeVar("M", bound=models.Model)
@@ -124,6 +124,9 @@ def _on_managers(method: Callable[..., R]) -> Callable[..., R]:
 # both. Bounded: the oldest call goes first.
 _validated: dict[tuple, tuple[Recipe, bool]] = {}
 _VALIDATED_MAX = 10_000
+
+
+cleared_with(_validated)  # (its recipes are EXTENDED's: forgotten with them)
 
 
 def _remember(key: tuple, known: tuple[Recipe, bool]) -> None:
