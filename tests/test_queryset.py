@@ -8,6 +8,7 @@ from contextlib import aclosing
 import pytest
 
 import vinyl
+from django.core.exceptions import FieldError
 from django.db.models import Count, F, Max, Q, Sum
 
 from tests.testapp.models import Author, Book
@@ -44,6 +45,31 @@ async def test_filter_exclude_order_and_slice():
     assert names == ["Bob", "Cy"]
     assert [a.name for a in await Author.vinyl.filter(Q(name="Ann") | Q(age__gte=40))] == ["Ann", "Dee"]
     assert [a.name for a in await Author.vinyl.order_by("name").reverse()[:1]] == ["Dee"]
+
+
+async def test_chained_calls_of_shapes_accepted_before_are_new_querysets_checked_as_django():
+    # The second round finds each call's shape accepted before (no Django
+    # query built at the call): the answers, the new QuerySet per call and
+    # the errors at the call are the first round's.
+    await make_authors("Ann", "Bob", "Cy")
+    for _ in range(2):
+        base = Author.vinyl.filter(age__gte=10)
+        ordered = base.order_by("name")
+        assert ordered is not base and base.order_by("name") is not ordered
+        first = ordered[:2]
+        assert first is not ordered and ordered[:2] is not first
+        assert [a.name for a in await first] == ["Ann", "Bob"]
+        assert [a.name for a in await ordered] == ["Ann", "Bob", "Cy"]
+        assert [a.name for a in await base] == ["Ann", "Bob", "Cy"]
+        assert [a.name for a in await base.select_related().order_by("-name")[:2]] == ["Cy", "Bob"]
+        assert (await Author.vinyl.get(name="Bob")).name == "Bob"
+        assert await Author.vinyl.filter(age__gte=20).count() == 2
+        with pytest.raises(FieldError):
+            base.order_by("nope")
+        with pytest.raises(FieldError):
+            Author.vinyl.filter(nope=1)
+        with pytest.raises(Author.DoesNotExist):
+            await Author.vinyl.get(name="nobody")
 
 
 async def test_index_is_awaitable_and_raises_index_error_out_of_range():

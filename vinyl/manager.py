@@ -89,11 +89,14 @@ class BoundVinylManager(_QuerySetAPI[M]):
 
     __slots__ = ("_model", "_db")
 
-    # What create() reads of a QuerySet, as this manager's fresh one has it
-    # (see VinylQuerySet._start): create() runs without building it.
+    # What create() and a first chained call read of a QuerySet, as this
+    # manager's fresh one has it (see VinylQuerySet._start): they run
+    # without making it.
     _vinyl_fresh = True
     _built = None
     _recipe = EMPTY
+    _steps = ()
+    _values = ()
 
     def __init__(self, model: type[M], using: str | None) -> None:
         self._model = model
@@ -113,8 +116,14 @@ class BoundVinylManager(_QuerySetAPI[M]):
     # ``_queryset()`` (get, count, create...), which is get_queryset itself.
     _queryset = get_queryset
 
+    @property
+    def _qs(self) -> Any:
+        """The Django QuerySet of the fresh QuerySet (a first call Django must build)."""
+        return VinylQuerySet._fresh(self._model, self._db)._qs
+
     def filter(self, *args: Any, **kwargs: Any) -> VinylQuerySet[M]:
-        return VinylQuerySet._fresh(self._model, self._db)._chained("filter", args, kwargs)
+        # (The manager read as its fresh QuerySet: _chained makes the new one.)
+        return VinylQuerySet._chained(self, "filter", args, kwargs)
 
     def all(self) -> VinylQuerySet[M]:
         return self.get_queryset()

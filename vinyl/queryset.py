@@ -51,8 +51,8 @@ from vinyl.translate.plans import (
     widened_outcome,
     zone_sensitive,
 )
-from vinyl.translate.recipes import EMPTY, EXTENDED, Recipe, recipe_of
-from vinyl.translate.shapes import deferrable, long_list_span, probe_values, step_shape, substitute, update_shape
+from vinyl.translate.recipes import EMPTY, EXTENDED, Recipe, cleared_with, recipe_of
+from vinyl.translate.shapes import _literal_limits, deferrable, long_list_span, probe_values, step_shape, substitute, update_shape
 
 M = TypeVar("M", bound=models.Model)
 
@@ -118,17 +118,21 @@ def _on_managers(method: Callable[..., R]) -> Callable[..., R]:
     return method
 
 
-# Recipes Django has accepted: (model, recipe) -> whether a call of that
-# shape may skip Django's query building (see shapes.deferrable). Bounded:
-# the oldest recipe goes first.
-_validated: dict[tuple, bool] = {}
+# Calls Django has accepted: (model, recipe, shape of the call) -> (the
+# recipe after the call, whether a call of that shape may skip Django's
+# query building: see shapes.deferrable). One lookup per chained call finds
+# both. Bounded: the oldest call goes first.
+_validated: dict[tuple, tuple[Recipe, bool]] = {}
 _VALIDATED_MAX = 10_000
 
 
-def _remember(key: tuple, deferred: bool) -> None:
+cleared_with(_validated)  # (its recipes are EXTENDED's: forgotten with them)
+
+
+def _remember(key: tuple, known: tuple[Recipe, bool]) -> None:
     if key not in _validated and len(_validated) >= _VALIDATED_MAX:
         del _validated[next(iter(_validated))]
-    _validated[key] = deferred
+    _validated[key] = known
 
 
 #: Steps after which a queryset still builds instances with the iterable
@@ -139,6 +143,12 @@ _MODEL_ROW_STEPS = frozenset({
     "prefetch_related", "only", "defer", "using", "__getitem__", "annotate", "alias", "extra",
     "select_for_update", "none",
 })  # fmt: skip
+# A new object of a class, its __init__ not run (a QuerySet of a chained call).
+_new = object.__new__
+# The recipe of a recipe and a call's shape, if made: EXTENDED's own lookup
+# (``EXTENDED[recipe, shape]`` goes through a Python-level slot, a dict
+# subclass's, about 300 instructions more).
+_extension = EXTENDED.get
 # Values _unwrap() gives back as they are (checked by type first: cheaper).
 _PLAIN_VALUES = frozenset({int, str, float, bool, type(None), datetime.datetime, datetime.date, decimal.Decimal})
 # Arguments _unwrap() gives back as they are (``order_by("id")``, ``qs[:10]``).
@@ -230,13 +240,21 @@ def _scalar_read(kind: str) -> Callable[[Any], Coroutine[Any, Any, Any]]:
                 return await self._read(kind)
             # The alias, engine entry (None without a recipe), plan cache,
             # key and plan, looked up here (one call less per statement).
-            db = self.db
+            db = self._db
+            if db is None:
+                # (The db property's usual answer written out.)
+                db = DEFAULT_ALIAS if self._built is None and not router.routers else self.db
             entry = engine_entry(db) if recipe is not None else None
-            cache = known_plan_cache(db, entry) if entry is not None else None
+            # (known_plan_cache(db, entry), its usual answer read here.)
+            cache = entry.plans if entry is not None and entry.facts is not None else None
+            if cache is None and entry is not None:
+                cache = known_plan_cache(db, entry)
             key = (self._model, kind, recipe)
             plan = cache.lookup(key) if cache is not None else None
             if type(plan) is Plan:
-                return plan.build(await fetch(db, plan.sql, plan.params(self._values), entry))
+                values = self._values
+                params = values if len(values) == plan.as_given else plan.params(values)
+                return plan.build(await fetch(db, plan.sql, params, entry))
             return await self._unplanned_scalar(db, cache, key, plan, kind)
         except DatabaseUnavailable as exc:
             other = self._fallback(exc)
@@ -440,30 +458,59 @@ class VinylQuerySet(Generic[M]):
                 break
         recipe = self._recipe
         shaped = step_shape(method, args, kwargs) if recipe is not None else None
-        cls = self.__class__
-        new = cls.__new__(cls)
+        cls = type(self)
+        if cls is not VinylQuerySet and not issubclass(cls, VinylQuerySet):
+            cls = VinylQuerySet  # (self: a manager, see BoundVinylManager.filter)
+        new = _new(cls)
         if shaped is None:
             new._set_built(getattr(self._qs, method)(*args, **kwargs))
             return new
         shape, values = shaped
-        recipe = EXTENDED[recipe, shape]
-        new._model = self._model
+        model = self._model
+        new._model = model
         new._db = args[0] if method == "using" else self._db
         new._steps = self._steps + ((method, args, kwargs),)
-        new._recipe = recipe
         new._values = self._values + values
-        key = (self._model, recipe)
-        deferred = _validated.get(key)
-        if self._built is None and deferred:
+        key = (model, recipe, shape)
+        known = _validated.get(key)
+        if known is not None and known[1] and self._built is None:
             # Django accepted this shape before, and accepts these values
             # alike: build it only when needed.
+            new._recipe = known[0]
             new._built = None
-        else:
-            # Build now, so a bad field name raises FieldError, and a bad
-            # value ValueError or ValidationError, at the call (as Django).
-            new._built = getattr(self._qs, method)(*args, **kwargs)
-            if deferred is None:
-                _remember(key, deferrable(self._model, method, kwargs))
+            return new
+        # Build now, so a bad field name raises FieldError, and a bad value
+        # ValueError or ValidationError, at the call (as Django).
+        new._built = getattr(self._qs, method)(*args, **kwargs)
+        if known is None:
+            known = (EXTENDED[recipe, shape], deferrable(model, method, kwargs))
+            _remember(key, known)
+        new._recipe = known[0]
+        return new
+
+    def _named(self, method: str, names: tuple) -> VinylQuerySet[M] | None:
+        """``_chained(method, names, {})`` for a call of names only (``order_by("id")``)
+        whose shape Django accepted before on this unbuilt recipe, else None.
+
+        (Its shape is step_shape's for such a call, made here: no frames of
+        _chained and step_shape for the calls most reads make.)
+        """
+        recipe = self._recipe
+        if recipe is None or self._built is not None:
+            return None
+        for name in names:
+            if type(name) is not str:
+                return None
+        known = _validated.get((self._model, recipe, (method, names, ())))
+        if known is None or not known[1]:
+            return None
+        new = _new(type(self))
+        new._built = None
+        new._model = self._model
+        new._db = self._db
+        new._steps = self._steps + ((method, names, {}),)
+        new._recipe = known[0]
+        new._values = self._values
         return new
 
     def all(self) -> VinylQuerySet[M]:
@@ -479,7 +526,8 @@ class VinylQuerySet(Generic[M]):
         return self._chain("complex_filter", filter_obj)
 
     def order_by(self, *fields: Any) -> VinylQuerySet[M]:
-        return self._chained("order_by", fields, {})
+        new = self._named("order_by", fields)
+        return self._chained("order_by", fields, {}) if new is None else new
 
     def reverse(self) -> VinylQuerySet[M]:
         return self._chain("reverse")
@@ -500,7 +548,8 @@ class VinylQuerySet(Generic[M]):
         return self._chain("alias", *args, **kwargs)
 
     def select_related(self, *fields: Any) -> VinylQuerySet[M]:
-        return self._chain("select_related", *fields)
+        new = self._named("select_related", fields)
+        return self._chained("select_related", fields, {}) if new is None else new
 
     def prefetch_related(self, *lookups: Any) -> VinylQuerySet[M]:
         return self._chain("prefetch_related", *lookups)
@@ -587,15 +636,23 @@ class VinylQuerySet(Generic[M]):
                         if prefetched is not None:
                             return prefetched
                         break
-            db = self.db
+            db = self._db
+            if db is None:
+                # (The db property's usual answer written out.)
+                db = DEFAULT_ALIAS if self._built is None and not router.routers else self.db
             # (The engine entry looked up once, here, and given to fetch():
             # each lookup asks asyncio for the running loop, a getpid() call.)
             entry = engine_entry(db) if recipe is not None else None
-            cache = known_plan_cache(db, entry) if entry is not None else None
+            # (known_plan_cache(db, entry), its usual answer read here.)
+            cache = entry.plans if entry is not None and entry.facts is not None else None
+            if cache is None and entry is not None:
+                cache = known_plan_cache(db, entry)
             key = (self._model, "rows", recipe)
             plan = cache.lookup(key) if cache is not None else None
             if type(plan) is Plan:
-                return plan.build(await fetch(db, plan.sql, plan.params(self._values), entry))
+                values = self._values
+                params = values if len(values) == plan.as_given else plan.params(values)
+                return plan.build(await fetch(db, plan.sql, params, entry))
             return await self._unplanned_rows(db, cache, key, plan, self._values, None)
         except DatabaseUnavailable as exc:
             other = self._fallback(exc)
@@ -797,6 +854,24 @@ class VinylQuerySet(Generic[M]):
     @overload
     def __getitem__(self, k: slice) -> VinylQuerySet[M]: ...
     def __getitem__(self, k: int | slice) -> Any:
+        if type(k) is slice:
+            stop = k.stop
+            if k.start is None and k.step is None and type(stop) is int and stop in _literal_limits:
+                # (qs[:n] of a limit written into the SQL, the usual slice:
+                # its shape, as shapes.slice_shape gives it, made here.)
+                recipe = self._recipe
+                if recipe is not None and self._built is None:
+                    known = _validated.get((self._model, recipe, ("slice", "bounds", None, stop)))
+                    if known is not None and known[1]:
+                        new = _new(type(self))
+                        new._built = None
+                        new._model = self._model
+                        new._db = self._db
+                        new._steps = self._steps + (("__getitem__", (k,), {}),)
+                        new._recipe = known[0]
+                        new._values = self._values
+                        return new
+            return self._chained("__getitem__", (k,), {})
         if isinstance(k, slice):
             return self._chained("__getitem__", (k,), {})
         if not isinstance(k, int):
@@ -906,30 +981,43 @@ class VinylQuerySet(Generic[M]):
     @_on_managers
     async def get(self, *args: Any, **kwargs: Any) -> M:
         """Return the one object matching the lookups (DoesNotExist otherwise)."""
-        if type(self) is not VinylQuerySet:
+        if type(self) is not VinylQuerySet and (not self._vinyl_fresh or router.routers):
             self = self._queryset()  # (a manager's: its get_queryset())
-        # (_rows and _falls_back written out: see _fetch.)
+        # (Else self is a QuerySet or Book.vinyl, which reads as its fresh
+        # QuerySet would, see BoundVinylManager: the planned read makes
+        # none; the others start from self._queryset(), the QuerySet itself
+        # or the manager's fresh one. _rows and _falls_back written out:
+        # see _fetch.)
         try:
             recipe = self._recipe
             shaped = step_shape("filter", args, kwargs) if recipe is not None else None
             if shaped is None:
-                return await self._read("get", *args, **kwargs)
+                return await self._queryset()._read("get", *args, **kwargs)
             shape, values = shaped
-            recipe = EXTENDED[recipe, shape]
+            found = _extension((recipe, shape))
+            recipe = EXTENDED[recipe, shape] if found is None else found
             values = self._values + values
-            db = self.db
+            db = self._db
+            if db is None:
+                # (The db property's usual answer written out.)
+                db = DEFAULT_ALIAS if self._built is None and not router.routers else self.db
             entry = engine_entry(db)
-            cache = known_plan_cache(db, entry)
+            # (known_plan_cache(db, entry), its usual answer read here.)
+            cache = entry.plans if entry.facts is not None else None
+            if cache is None:
+                cache = known_plan_cache(db, entry)
             key = (self._model, "get", recipe)
             plan = cache.lookup(key) if cache is not None else None
             if type(plan) is Plan:
-                return plan.build(await fetch(db, plan.sql, plan.params(values), entry))
-            return await self._unplanned_rows(db, cache, key, plan, values, kwargs)
+                params = values if len(values) == plan.as_given else plan.params(values)
+                return plan.build(await fetch(db, plan.sql, params, entry))
+            return await self._queryset()._unplanned_rows(db, cache, key, plan, values, kwargs)
         except DatabaseUnavailable as exc:
-            other = self._fallback(exc)
+            qs = self._queryset()
+            other = qs._fallback(exc)
             if other is None:
                 raise
-            return await self.using(other).get(*args, **kwargs)
+            return await qs.using(other).get(*args, **kwargs)
 
     @_falls_back
     async def first(self) -> M | None:

@@ -64,12 +64,35 @@ class _Extensions(dict):
                 found = self[key] = Recipe((*recipe, shape))
             return found
 
+    def clear(self) -> None:
+        """Forget every recipe, and the tables that keep recipes made here
+        (see :func:`cleared_with`): after it, a recipe found anywhere is
+        one this table makes, as ``recipe_of`` (a copy, a pickle) finds."""
+        with _missing_lock:
+            dict.clear(self)
+            for table in _cleared_with:
+                table.clear()
+
 
 #: ``EXTENDED[recipe, shape]``: the recipe of ``recipe``'s calls followed by
 #: a call of ``shape`` (only ``shape`` is hashed: ``recipe`` by identity).
 EXTENDED: dict[tuple, Recipe] = _Extensions()
 _missing_lock = threading.Lock()
 EXTENSIONS_MAX = 10_000
+_cleared_with: list[dict] = []
+
+
+def cleared_with(table: dict) -> None:
+    """Clear ``table`` (one that keeps recipes this module made, by shape)
+    whenever :data:`EXTENDED` is cleared.
+
+    (A table that keeps the recipe after a call, to skip EXTENDED's own
+    lookup, would otherwise keep giving recipes EXTENDED no longer makes:
+    equal ones, but other keys of the plan cache than a copy's. An entry
+    EXTENDED evicts when full leaves such a table a second key of the
+    same shape, as the module says, never a wrong one.)
+    """
+    _cleared_with.append(table)
 
 
 def recipe_of(shapes: Iterable[Any]) -> Recipe:
