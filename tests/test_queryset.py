@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import aclosing
 
+import django
 import pytest
 
 import vinyl
@@ -295,3 +296,31 @@ async def test_reads_from_managers_and_related_managers_run_on_their_querysets()
         assert (await Author.vinyl.get(name="Bob")).pk == bob.pk
         assert await Author.vinyl.count() == 2
         assert await Author.vinyl.filter(name="Cy").exists() is False
+
+
+async def test_select_related_without_fields_warns_at_the_call_as_django():
+    # Django 6.1 deprecates it: one warning per call, pointing at the caller.
+    # vinyl runs the step on Django's QuerySet at the call and again when it
+    # rebuilds it; the application sees Django's warnings, no more.
+    import warnings
+
+    author = await Author.vinyl.create(name="Ann")
+    await Book.vinyl.create(title="x", author=author)
+
+    def calls(manager_of) -> list:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            first = manager_of(Book).select_related()
+            second = manager_of(Book).filter(title="x").select_related()
+            third = manager_of(Book).select_related()  # a shape seen before
+        return [first, second, third], [(w.category, str(w.message), w.filename) for w in seen]
+
+    django_querysets, django_warnings = calls(lambda model: model.objects)
+    vinyl_querysets, vinyl_warnings = calls(lambda model: model.vinyl)
+    assert vinyl_warnings == django_warnings
+    assert len(vinyl_warnings) == (3 if django.VERSION >= (6, 1) else 0)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for qs in vinyl_querysets:
+            assert [(book.title, book["author"].name) for book in await qs] == [("x", "Ann")]
+    assert seen == []  # reading them warns no more

@@ -1023,6 +1023,45 @@ for _name in ("_iterable_class", "_has_filters"):
 #: (5.2 marks the block, whatever failed).
 BULK_CREATE_OF_ONE_INSERT_MARKS_BLOCK = django.VERSION < (6, 0)
 
+#: Django 6.1 deprecates select_related() without fields (RemovedInDjango2028Warning).
+BARE_SELECT_RELATED_DEPRECATED = django.VERSION >= (6, 1)
+_VINYL_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_bare_select_related() -> None:
+    """Django's deprecation warning of ``select_related()`` without fields,
+    pointing at the application's call (the first frame outside vinyl), as
+    Django's own points at the caller of its QuerySet."""
+    from django.utils.deprecation import RemovedInDjango2028Warning  # Django >= 6.1
+
+    # (skip_file_prefixes: Python >= 3.12, which Django 6.1 requires.)
+    warnings.warn(  # type: ignore[call-overload]
+        "Calling select_related() with no arguments is deprecated. Specify the fields to fetch instead.",
+        RemovedInDjango2028Warning,
+        skip_file_prefixes=(_VINYL_DIR,),
+    )
+
+
+def django_step(qs: QuerySet, method: str, args: tuple, kwargs: dict) -> QuerySet:
+    """``getattr(qs, method)(*args, **kwargs)``: one recorded step of a vinyl
+    QuerySet run on Django's.
+
+    vinyl runs a step on Django's QuerySet at the application's call and again
+    whenever it rebuilds that QuerySet from its steps. Django would warn at
+    each of those calls of a deprecated ``select_related()``, pointing at
+    vinyl: vinyl warns once per call itself (:func:`warn_bare_select_related`)
+    and runs Django's step with that warning ignored. (catch_warnings changes
+    the process's filters for the call; only this deprecated call takes it.)
+    """
+    if BARE_SELECT_RELATED_DEPRECATED and method == "select_related" and not args:
+        from django.utils.deprecation import RemovedInDjango2028Warning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RemovedInDjango2028Warning)
+            return qs.select_related()
+    return getattr(qs, method)(*args, **kwargs)
+
+
 #: Django 6.1 gives querysets and instances a fetch mode.
 DJANGO_FETCH_MODES = django.VERSION >= (6, 1)
 if DJANGO_FETCH_MODES:

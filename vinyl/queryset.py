@@ -339,7 +339,7 @@ class VinylQuerySet(Generic[M]):
         if built is None:
             built = _new_django_queryset(self._model, self._db)
             for method, args, kwargs in self._steps:
-                built = getattr(built, method)(*args, **kwargs)
+                built = _compat.django_step(built, method, args, kwargs)
             self._built = built
         return built
 
@@ -463,7 +463,7 @@ class VinylQuerySet(Generic[M]):
             cls = VinylQuerySet  # (self: a manager, see BoundVinylManager.filter)
         new = _new(cls)
         if shaped is None:
-            new._set_built(getattr(self._qs, method)(*args, **kwargs))
+            new._set_built(_compat.django_step(self._qs, method, args, kwargs))
             return new
         shape, values = shaped
         model = self._model
@@ -481,7 +481,7 @@ class VinylQuerySet(Generic[M]):
             return new
         # Build now, so a bad field name raises FieldError, and a bad value
         # ValueError or ValidationError, at the call (as Django).
-        new._built = getattr(self._qs, method)(*args, **kwargs)
+        new._built = _compat.django_step(self._qs, method, args, kwargs)
         if known is None:
             known = (EXTENDED[recipe, shape], deferrable(model, method, kwargs))
             _remember(key, known)
@@ -548,6 +548,8 @@ class VinylQuerySet(Generic[M]):
         return self._chain("alias", *args, **kwargs)
 
     def select_related(self, *fields: Any) -> VinylQuerySet[M]:
+        if not fields and _compat.BARE_SELECT_RELATED_DEPRECATED:
+            _compat.warn_bare_select_related()
         new = self._named("select_related", fields)
         return self._chained("select_related", fields, {}) if new is None else new
 
@@ -754,7 +756,7 @@ class VinylQuerySet(Generic[M]):
         qs = _new_django_queryset(self._model, db)
         for method, args, kwargs in self._steps:
             args, kwargs = substitute(method, args, kwargs, filled, short)
-            qs = getattr(qs, method)(*args, **kwargs)
+            qs = _compat.django_step(qs, method, args, kwargs)
         if lookups is not None:
             qs = qs.filter(**substitute("filter", (), lookups, filled, short)[1])
         return qs
