@@ -7,13 +7,24 @@ sets the state and the loaded columns on a bare instance, in the order
 ``__init__`` sets them, with code generated once per query shape: one
 attribute store per column, as a hand-written loop would do. Columns left
 out stay deferred, as ``__init__`` leaves them.
+
+Where the optional C extension ``vinyl.translate._rowbuild`` is built (see
+:data:`ROWBUILD`), :func:`rows_maker` lets it build the instances of a shape
+without converters or annotations: the same calls in the same order, without
+the interpreter's work per row. Elsewhere the generated Python runs.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import keyword
+import logging
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Sequence
 
 from django.db.models import Model
@@ -27,6 +38,49 @@ from vinyl import construct
 from vinyl.translate.converters import Converted
 
 Row = Sequence[Any]
+
+logger = logging.getLogger("vinyl.translate")
+
+#: The version of ``_rowbuild``'s ``build_rows`` this module calls (the C
+#: source's ROWBUILD_VERSION).
+ROWBUILD_VERSION = 1
+
+
+def load_rowbuild() -> ModuleType | None:
+    """The C extension ``vinyl.translate._rowbuild``, or None for the
+    pure-Python builder: where it was not built (an optional extension),
+    where ``VINYL_NO_EXTENSIONS`` is set (to anything but ``""`` or ``"0"``),
+    and where it is of another version than this module calls, or older
+    than its C source beside it (an editable checkout edited since it was
+    built; a warning says to rebuild it)."""
+    if os.environ.get("VINYL_NO_EXTENSIONS", "") not in ("", "0"):
+        return None
+    try:
+        from vinyl.translate import _rowbuild  # type: ignore[attr-defined]
+    except ImportError as error:
+        logger.debug("vinyl.translate._rowbuild is not built (%s): the pure-Python row builder runs", error)
+        return None
+    if getattr(_rowbuild, "VERSION", None) != ROWBUILD_VERSION:
+        logger.warning(
+            "vinyl.translate._rowbuild is of version %r, not %r: the pure-Python row builder runs (rebuild it: pip install -e .)",
+            getattr(_rowbuild, "VERSION", None),
+            ROWBUILD_VERSION,
+        )
+        return None
+    source = Path(__file__).with_name("_rowbuild.c")
+    if source.exists() and hashlib.sha256(source.read_bytes()).hexdigest() != getattr(_rowbuild, "SOURCE_HASH", None):
+        logger.warning(
+            "%s was built from another version of %s: the pure-Python row builder runs (rebuild it: pip install -e .)",
+            _rowbuild.__file__,
+            source,
+        )
+        return None
+    return _rowbuild
+
+
+#: The C row builder, or None: see :func:`load_rowbuild` (tests swap it to
+#: run both builders).
+ROWBUILD = load_rowbuild()
 
 
 # Django's field descriptors whose __set__, on an instance being built, only
@@ -95,6 +149,10 @@ def rows_maker(
     converter expressions must read: ``value_expressions(...,
     unpacked=True)``) instead of indexing it once per column.
     """
+    if converted is None and not annotations:
+        compiled = _compiled_rows_maker(model, attnames, start, fetch_mode, width)
+        if compiled is not None:
+            return compiled
     exprs = converted[2] if converted is not None else {}
     lines = [
         "def make(db, rows):",
@@ -109,6 +167,36 @@ def rows_maker(
     namespace = dict(converted[0]) if converted is not None else {}
     namespace["annotation_names"] = tuple(name for name, _ in annotations)
     return _compile(lines, [(model, attnames)], fetch_mode, namespace)
+
+
+def _compiled_rows_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any, width: int | None) -> Any:
+    """rows_maker's ``make`` on the C builder, where it is loaded and can
+    build ``model`` (no ``__new__`` or ``__setattr__`` of its own, nor a
+    state class with an ``__new__``, ``__init__`` or ``__setattr__``); else
+    None."""
+    rowbuild = ROWBUILD
+    if rowbuild is None:
+        return None
+    # (The C code checks the same, and refuses other classes with TypeError.)
+    classes: tuple[Any, ...] = (model, ModelState)
+    if any(cls.__new__ is not object.__new__ or cls.__setattr__ is not object.__setattr__ for cls in classes):
+        return None
+    if ModelState.__init__ is not object.__init__:
+        return None
+    build_rows = rowbuild.build_rows
+    positions = tuple(range(start, start + len(attnames)))
+    names = tuple(sys.intern(name) for name in attnames)
+    # The generated code's choice: attribute stores, or (a setter, a name no
+    # attribute store spells) every column into obj.__dict__.
+    use_dict = not all(_storable(model, name) for name in attnames)
+    unpacked = -1 if width is None else int(width)
+    fetch = (("fetch_mode", fetch_mode),) if fetch_mode is not None else ()
+
+    def make(db: str, rows: Sequence[Row]) -> list:
+        state = (("adding", False), ("db", db), *fetch)
+        return build_rows(model, ModelState, state, rows, positions, names, use_dict, unpacked)
+
+    return make
 
 
 def _loop(width: int | None) -> str:
