@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from django.db.models.base import ModelState
 
-from tests.testapp.models import AllTypes, Author, Book, Coded, Publisher, Tag, UUIDKeyed
+from tests.testapp.models import AllTypes, Author, Book, Coded, Profile, Publisher, Tag, UUIDKeyed
 from vinyl.models import vinyl_model
 from vinyl.translate import instances
-from vinyl.translate.instances import load_rowbuild, rows_maker
+from vinyl.translate.instances import Joined, joined_rows_maker, load_rowbuild, rows_maker
 
 #: A fetch mode to give the state on Django 6.1 (ModelState has one there).
 FETCH_MODES: list[Any] = [None]
@@ -54,13 +54,13 @@ class Row(Sequence):
         return self.values[index]
 
 
-def _both(monkeypatch: pytest.MonkeyPatch, *args: Any, rows: Any, **kwargs: Any) -> tuple[Any, Any]:
-    """The outcome of rows_maker(*args, **kwargs)("alias", rows) on the C and
+def _both(monkeypatch: pytest.MonkeyPatch, *args: Any, rows: Any, maker: Any = rows_maker, **kwargs: Any) -> tuple[Any, Any]:
+    """The outcome of maker(*args, **kwargs)("alias", rows) on the C and
     the Python builder: the instances, or the exception raised."""
-    outcomes = []
+    outcomes: list[Any] = []
     for rowbuild in (_rowbuild(), None):
         monkeypatch.setattr(instances, "ROWBUILD", rowbuild)
-        make = rows_maker(*args, **kwargs)
+        make = maker(*args, **kwargs)
         try:
             outcomes.append(make("alias", rows() if callable(rows) else rows))
         except Exception as error:  # compared below, by class and message
@@ -68,7 +68,7 @@ def _both(monkeypatch: pytest.MonkeyPatch, *args: Any, rows: Any, **kwargs: Any)
     return outcomes[0], outcomes[1]
 
 
-def _assert_same(compiled: Any, python: Any) -> None:
+def _assert_same(compiled: Any, python: Any, seen: set | None = None) -> None:
     if isinstance(python, Exception) or isinstance(compiled, Exception):
         assert type(compiled) is type(python) and str(compiled) == str(python), (compiled, python)
         return
@@ -82,8 +82,30 @@ def _assert_same(compiled: Any, python: Any) -> None:
             if name != "_state":
                 assert value is theirs_vars[name], name
         assert type(mine._state) is type(theirs._state) is ModelState
-        assert list(vars(mine._state).items()) == list(vars(theirs._state).items())
+        mine_state, theirs_state = vars(mine._state), vars(theirs._state)
+        assert list(mine_state) == list(theirs_state)
+        for name, value in mine_state.items():
+            if name != "fields_cache":
+                assert value is theirs_state[name], name
         assert mine.get_deferred_fields() == theirs.get_deferred_fields()
+        if "fields_cache" in mine_state:
+            _assert_same_cache(mine, theirs, set() if seen is None else seen)
+
+
+def _assert_same_cache(mine: Any, theirs: Any, seen: set) -> None:
+    # The joined objects, at every depth (a back entry: the parent, seen already).
+    if id(mine) in seen:
+        assert id(theirs) in seen
+        return
+    seen.update((id(mine), id(theirs)))
+    mine_cache, theirs_cache = mine._state.fields_cache, theirs._state.fields_cache
+    assert list(mine_cache) == list(theirs_cache)
+    for name, joined in mine_cache.items():
+        other = theirs_cache[name]
+        if joined is None or other is None:
+            assert joined is other is None, name
+            continue
+        _assert_same([joined], [other], seen)
 
 
 MODELS = [Author, Book, Publisher, Tag, AllTypes, UUIDKeyed, vinyl_model(Author), vinyl_model(Book)]
@@ -115,6 +137,46 @@ def test_every_shape_is_built_as_the_python_builder_builds_it(monkeypatch: pytes
                     ):
                         compiled, python = _both(monkeypatch, model, subset, start, fetch_mode, width=width, rows=rows)
                         _assert_same(compiled, python)
+
+
+BOOK = [f.attname for f in Book._meta.concrete_fields]
+AUTHOR = [f.attname for f in Author._meta.concrete_fields]
+PUBLISHER = [f.attname for f in Publisher._meta.concrete_fields]
+PROFILE = [f.attname for f in Profile._meta.concrete_fields]
+
+
+def _joined_shapes() -> Iterator[tuple[type, list[str], tuple[Joined, ...], int]]:
+    """(model, attnames, joins, row width) as select_related gives them,
+    with made-up nestings too (the builders do not read the relations)."""
+    a, p = len(BOOK), len(BOOK) + len(AUTHOR)
+    author = Joined(Author, tuple(AUTHOR), a, 0, "author", None)
+    publisher = Joined(Publisher, tuple(PUBLISHER), p, 0, "publisher", None)
+    yield Book, BOOK, (author,), a + len(AUTHOR)
+    yield Book, BOOK, (author, publisher), p + len(PUBLISHER)
+    yield Book, BOOK, (publisher, author), p + len(PUBLISHER)
+    # A one-to-one's object caches its parent back; a nesting.
+    back = Joined(Author, tuple(AUTHOR), len(PROFILE), 0, "author", "profile")
+    yield Profile, PROFILE, (back,), len(PROFILE) + len(AUTHOR)
+    nested = Joined(Author, tuple(AUTHOR), a, 0, "author", None, (Joined(Publisher, tuple(PUBLISHER), p, 0, "publisher", "back"),))
+    yield Book, BOOK, (nested,), p + len(PUBLISHER)
+    yield vinyl_model(Book), BOOK, (Joined(vinyl_model(Author), tuple(AUTHOR), a, 0, "author", None),), a + len(AUTHOR)
+
+
+def test_select_related_shapes_are_built_as_the_python_builder_builds_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    for model, names, joins, width in _joined_shapes():
+        keys = [join.start + join.pk for join in joins] + [j.start + j.pk for join in joins for j in join.joins]
+        for nulls in ((), keys[:1], keys[1:], keys):
+            values = [[None if k in nulls else object() for k in range(width)] for _ in range(3)]
+            for fetch_mode in FETCH_MODES:
+                for row_width in (None, width):
+                    for rows in ([tuple(v) for v in values], [Row(v) for v in values]):
+                        compiled, python = _both(monkeypatch, model, names, 0, fetch_mode, joins, rows=rows, maker=joined_rows_maker, width=row_width)
+                        _assert_same(compiled, python)
+            # A row too short for a joined object's columns.
+            short = [tuple(values[0][: joins[0].start + 1])]
+            compiled, python = _both(monkeypatch, model, names, 0, None, joins, rows=short, maker=joined_rows_maker)
+            assert isinstance(python, IndexError) or joins[0].start + joins[0].pk in nulls
+            _assert_same(compiled, python)
 
 
 def test_names_no_attribute_store_spells_and_setters_go_into_the_dict(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -176,15 +238,31 @@ def test_wrong_arguments_are_refused() -> None:
         def __setattr__(self, name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
-    good = (Author, ModelState, (), [(1,)], (0,), ("id",), False, -1)
+    shape = (Author, (0,), ("id",), False, ())
+    good = (shape, ModelState, (), [(1,)], -1)
     assert len(build_rows(*good)) == 1
-    for position, wrong in ((0, WithNew), (0, WithSetattr), (0, 5), (1, WithNew), (1, WithSetattr), (2, [("db", 1)]), (2, (("db",),)), (4, (-1,)), (4, (0, 1)), (5, (5,))):
+    wrong_shapes = [
+        (WithNew, *shape[1:]),
+        (WithSetattr, *shape[1:]),
+        (5, *shape[1:]),
+        shape[:4],
+        list(shape),
+        (Author, (-1,), ("id",), False, ()),
+        (Author, (0, 1), ("id",), False, ()),
+        (Author, (0,), (5,), False, ()),
+        (Author, (0,), ("id",), 0, ()),
+        (Author, (0,), ("id",), False, ((shape, 0, "x"),)),
+        (Author, (0,), ("id",), False, ((shape, 0, "x", 5),)),
+        (Author, (0,), ("id",), False, (((WithNew, *shape[1:]), 0, "x", None),)),
+    ]
+    wrong = [(0, s) for s in wrong_shapes] + [(1, WithNew), (1, WithSetattr), (2, [("db", 1)]), (2, (("db",),)), (4, "x")]
+    for position, value in wrong:
         args = list(good)
-        args[position] = wrong
+        args[position] = value
         with pytest.raises(TypeError):
             build_rows(*args)
     with pytest.raises(TypeError):
-        build_rows(*good[:7])
+        build_rows(*good[:4])
 
 
 def test_the_extension_is_loaded_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,18 +297,22 @@ async def test_rows_of_each_driver_are_built_as_the_python_builder_builds_them(b
     publisher = await Publisher.vinyl.create(name="P")
     for k in range(5):
         await Book.vinyl.create(title=f"b{k}", author_id=author.pk, publisher_id=publisher.pk if k % 2 else None, pages=k, price=Decimal("1.50"))
+    await Profile.vinyl.create(author_id=author.pk, bio="x")
     queries = [
         lambda: Book.vinyl.all(),
         lambda: Book.vinyl.only("title", "author_id"),
         lambda: Book.vinyl.defer("title").filter(pages__gte=1),
         lambda: Author.vinyl.order_by("-id"),
         lambda: Publisher.vinyl.all(),
+        lambda: Book.vinyl.select_related("author", "publisher"),
+        lambda: Book.vinyl.select_related("author").only("title", "author__name"),
+        lambda: Profile.vinyl.select_related("author"),
     ]
     calls = []
     module = _rowbuild()
 
     def build_rows(*args: Any) -> list:
-        calls.append(args[0])
+        calls.append((args[0][0], len(args[0][4])))
         return module.build_rows(*args)
 
     counting = SimpleNamespace(build_rows=build_rows)
@@ -244,10 +326,29 @@ async def test_rows_of_each_driver_are_built_as_the_python_builder_builds_them(b
         compiled, compiled_again, python, python_again = results
         for mine, theirs in ((compiled, python), (compiled_again, python_again)):
             assert len(mine) == len(theirs) > 0
-            for a, b in zip(mine, theirs):
-                assert type(a) is type(b) and list(vars(a)) == list(vars(b))
-                assert [(k, v) for k, v in vars(a).items() if k != "_state"] == [(k, v) for k, v in vars(b).items() if k != "_state"]
-                assert list(vars(a._state).items()) == list(vars(b._state).items())
+            _assert_equal(mine, theirs)
     # (On SQLite, Book's decimal and date columns are converted: the C builder
-    # builds only the shape that reads neither.)
-    assert {model.__name__ for model in calls} == {"Author", "Book", "Publisher"}
+    # builds only the shapes that read neither.)
+    built = {(model.__name__, joins) for model, joins in calls}
+    assert {("Author", 0), ("Book", 0), ("Publisher", 0), ("Profile", 1)} <= built
+    assert backend == "sqlite" or ("Book", 2) in built
+
+
+def _assert_equal(mine: list, theirs: list, parents: tuple = (None, None)) -> None:
+    # Objects from the database: equal values (each run made its own).
+    for a, b in zip(mine, theirs):
+        assert type(a) is type(b) and list(vars(a)) == list(vars(b))
+        assert [(k, v) for k, v in vars(a).items() if k != "_state"] == [(k, v) for k, v in vars(b).items() if k != "_state"]
+        state_a, state_b = vars(a._state), vars(b._state)
+        assert [(k, v) for k, v in state_a.items() if k != "fields_cache"] == [(k, v) for k, v in state_b.items() if k != "fields_cache"]
+        assert list(state_a) == list(state_b)
+        if "fields_cache" in state_a:
+            cache_a, cache_b = state_a["fields_cache"], state_b["fields_cache"]
+            assert list(cache_a) == list(cache_b)
+            for name in cache_a:
+                if cache_a[name] is None or cache_b[name] is None:
+                    assert cache_a[name] is cache_b[name] is None
+                elif cache_a[name] is parents[0]:  # a back entry: the very parent
+                    assert cache_b[name] is parents[1]
+                else:
+                    _assert_equal([cache_a[name]], [cache_b[name]], (a, b))

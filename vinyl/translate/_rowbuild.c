@@ -1,9 +1,10 @@
 /*
  * vinyl.translate._rowbuild: model instances from rows, in C.
  *
- * An optional accelerator of vinyl.translate.instances.rows_maker: for one
- * query shape it builds the same instances as the Python code that module
- * generates, with the same calls in the same order:
+ * An optional accelerator of vinyl.translate.instances' rows_maker and
+ * joined_rows_maker: for one query shape it builds the same instances as
+ * the Python code that module generates, with the same calls in the same
+ * order:
  *
  *     for row in rows:                      (or: for (c0, ..., cN) in rows)
  *         obj = object.__new__(model)
@@ -12,14 +13,20 @@
  *         obj._state = state
  *         obj.<name> = row[<position>]      for each column, or, with use_dict,
  *                                           obj.__dict__[<name>] = row[<position>]
+ *         (select_related: each joined object, built the same way from its
+ *         own columns, or None where its key is None; then
+ *         state.fields_cache = {<back>: <parent>, <cache name>: <joined>, ...})
  *         objs.append(obj)
  *
+ * A shape is a tuple (model, positions, names, use_dict, joins); each join
+ * is a tuple (shape, key position, cache name, back name or None).
+ *
  * An attribute store is PyObject_GenericSetAttr, what `obj.name = value`
- * runs for these classes (they have no __setattr__ of their own), a dict
- * store PyDict_SetItem on the dict PyObject_GenericGetDict gives (what
- * `obj.__dict__` gives). Only the public C API is used. Where vinyl.translate.instances finds the
- * module missing, stale or turned off (VINYL_NO_EXTENSIONS), it runs the
- * Python code instead.
+ * runs for these classes (they have no __setattr__ of their own: checked);
+ * a dict store is PyDict_SetItem on the dict PyObject_GenericGetDict gives
+ * (what `obj.__dict__` gives). Only the public C API is used. Where
+ * vinyl.translate.instances finds this module missing, stale or turned off
+ * (VINYL_NO_EXTENSIONS), it runs the Python code instead.
  *
  * Bump ROWBUILD_VERSION whenever build_rows' arguments or meaning change:
  * the Python side refuses a module of another version.
@@ -28,7 +35,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#define ROWBUILD_VERSION 1
+#define ROWBUILD_VERSION 2
 
 /* The SHA-256 of this file, which setup.py passes when it compiles it: the
  * Python side compares it with the source beside the module, to refuse a
@@ -39,21 +46,26 @@
 
 /* The empty tuple object.__new__ passes on as the arguments of tp_new. */
 static PyObject *empty_tuple = NULL;
-/* "_state", interned. */
+/* "_state" and "fields_cache", interned. */
 static PyObject *str_state = NULL;
+static PyObject *str_fields_cache = NULL;
 
-/* object.__new__(cls) for a class whose tp_new is object's: exactly the call
- * object.__new__ makes once it has checked its argument (build_rows checks
- * the classes it is given). Returns a new reference, or NULL with an error. */
-static PyObject *
-new_instance(PyTypeObject *cls)
+/* The items of a shape and of a join (see the header comment). */
+enum { SHAPE_MODEL, SHAPE_POSITIONS, SHAPE_NAMES, SHAPE_USE_DICT, SHAPE_JOINS, SHAPE_SIZE };
+enum { JOIN_SHAPE, JOIN_KEY, JOIN_CACHE_NAME, JOIN_BACK, JOIN_SIZE };
+
+/* A position of a checked shape as a C integer (check_shape made sure it
+ * is an int in range). */
+static Py_ssize_t
+position_at(PyObject *positions, Py_ssize_t i)
 {
-    return cls->tp_new(cls, empty_tuple, NULL);
+    return PyLong_AsSsize_t(PyTuple_GET_ITEM(positions, i));
 }
 
 /* Column `position` of `row`, as a new reference (NULL with an error set).
  * A tuple is read directly; any other row through the sequence protocol,
- * as row[position] reads an asyncpg Record. */
+ * as row[position] reads an asyncpg Record (the same item, the same
+ * IndexError). */
 static PyObject *
 column(PyObject *row, Py_ssize_t position)
 {
@@ -62,8 +74,7 @@ column(PyObject *row, Py_ssize_t position)
             PyErr_SetString(PyExc_IndexError, "tuple index out of range");
             return NULL;
         }
-        PyObject *value = PyTuple_GET_ITEM(row, position);
-        return Py_NewRef(value);
+        return Py_NewRef(PyTuple_GET_ITEM(row, position));
     }
     return PySequence_GetItem(row, position);
 }
@@ -89,20 +100,78 @@ check_width(PyObject *row, Py_ssize_t width)
     return 0;
 }
 
-/* One instance from one row (see the header comment). Returns a new
- * reference, or NULL with an error set. */
-static PyObject *
-build_one(PyTypeObject *model, PyTypeObject *state_type, PyObject *state_attrs, PyObject *row,
-          const Py_ssize_t *positions, PyObject *names, int use_dict)
-{
-    PyObject *obj = NULL, *state = NULL, *dict = NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(names);
+static PyObject *build_one(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyObject *row,
+                           PyObject *back, PyObject *parent);
 
-    obj = new_instance(model);
+/* state.fields_cache = {back: parent, <cache name>: <joined object>, ...}
+ * for the joins of `shape` (none: `back` alone; neither: nothing is set).
+ * Returns 0, or -1 with an error set. */
+static int
+build_joins(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyObject *row,
+            PyObject *obj, PyObject *state, PyObject *back, PyObject *parent)
+{
+    PyObject *joins = PyTuple_GET_ITEM(shape, SHAPE_JOINS);
+    if (PyTuple_GET_SIZE(joins) == 0 && back == Py_None) {
+        return 0;
+    }
+    PyObject *cache = PyDict_New();
+    if (cache == NULL) {
+        return -1;
+    }
+    if (back != Py_None && PyDict_SetItem(cache, back, parent) < 0) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(joins); i++) {
+        PyObject *join = PyTuple_GET_ITEM(joins, i);
+        PyObject *key = column(row, PyLong_AsSsize_t(PyTuple_GET_ITEM(join, JOIN_KEY)));
+        if (key == NULL) {
+            goto error;
+        }
+        int null_key = key == Py_None;
+        Py_DECREF(key);
+        PyObject *joined = null_key ? Py_NewRef(Py_None)
+                                    : build_one(PyTuple_GET_ITEM(join, JOIN_SHAPE), state_type, state_attrs, row,
+                                                PyTuple_GET_ITEM(join, JOIN_BACK), obj);
+        if (joined == NULL) {
+            goto error;
+        }
+        int stored = PyDict_SetItem(cache, PyTuple_GET_ITEM(join, JOIN_CACHE_NAME), joined);
+        Py_DECREF(joined);
+        if (stored < 0) {
+            goto error;
+        }
+    }
+    if (PyObject_GenericSetAttr(state, str_fields_cache, cache) < 0) {
+        goto error;
+    }
+    Py_DECREF(cache);
+    return 0;
+
+error:
+    Py_DECREF(cache);
+    return -1;
+}
+
+/* One instance of `shape` from one row, with its joined objects; `back` and
+ * `parent`: the entry of its parent in its cache (Py_None and NULL: none).
+ * Returns a new reference, or NULL with an error set. */
+static PyObject *
+build_one(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyObject *row,
+          PyObject *back, PyObject *parent)
+{
+    PyTypeObject *model = (PyTypeObject *)PyTuple_GET_ITEM(shape, SHAPE_MODEL);
+    PyObject *positions = PyTuple_GET_ITEM(shape, SHAPE_POSITIONS);
+    PyObject *names = PyTuple_GET_ITEM(shape, SHAPE_NAMES);
+    int use_dict = PyTuple_GET_ITEM(shape, SHAPE_USE_DICT) == Py_True;
+    PyObject *obj = NULL, *state = NULL, *dict = NULL;
+
+    /* object.__new__(model) and ModelState(): for classes without __new__
+     * or __init__ of their own (checked), the calls these make. */
+    obj = model->tp_new(model, empty_tuple, NULL);
     if (obj == NULL) {
         goto error;
     }
-    state = new_instance(state_type);
+    state = state_type->tp_new(state_type, empty_tuple, NULL);
     if (state == NULL) {
         goto error;
     }
@@ -115,17 +184,14 @@ build_one(PyTypeObject *model, PyTypeObject *state_type, PyObject *state_attrs, 
     if (PyObject_GenericSetAttr(obj, str_state, state) < 0) {
         goto error;
     }
-    Py_CLEAR(state);
-
     if (use_dict) {
-        /* obj.__dict__: what the attribute gives for these classes. */
         dict = PyObject_GenericGetDict(obj, NULL);
         if (dict == NULL) {
             goto error;
         }
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = column(row, positions[i]);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *value = column(row, position_at(positions, i));
         if (value == NULL) {
             goto error;
         }
@@ -136,7 +202,11 @@ build_one(PyTypeObject *model, PyTypeObject *state_type, PyObject *state_attrs, 
             goto error;
         }
     }
+    if (build_joins(shape, state_type, state_attrs, row, obj, state, back, parent) < 0) {
+        goto error;
+    }
     Py_XDECREF(dict);
+    Py_DECREF(state);
     return obj;
 
 error:
@@ -150,7 +220,7 @@ error:
  * handles as it handles `object`: no __new__ or __init__ of its own. Then
  * cls->tp_new(cls, (), NULL) is what those calls do. And a class without a
  * __setattr__ of its own: then an attribute store is PyObject_GenericSetAttr
- * (called directly: the names are str). */
+ * (called directly: the names are str). Returns 0, or -1 with an error set. */
 static int
 check_plain_class(PyObject *cls, const char *what, int check_init)
 {
@@ -161,98 +231,126 @@ check_plain_class(PyObject *cls, const char *what, int check_init)
     PyTypeObject *type = (PyTypeObject *)cls;
     if (type->tp_new != PyBaseObject_Type.tp_new || (check_init && type->tp_init != PyBaseObject_Type.tp_init)
         || type->tp_setattro != PyObject_GenericSetAttr) {
-        PyErr_Format(PyExc_TypeError, "%s must create its instances as object's do", what);
+        PyErr_Format(PyExc_TypeError, "%s must create and set up its instances as object's do", what);
         return -1;
     }
     return 0;
 }
 
-/* The checks of build_rows' arguments that its loop relies on; fills
- * `columns` (PyMem_Free it) with the positions as C integers. Returns 0, or
- * -1 with an error set. */
 static int
-check_arguments(PyObject *model, PyObject *state_type, PyObject *state_attrs, PyObject *positions,
-                PyObject *names, Py_ssize_t **columns)
+shape_error(const char *message)
 {
-    if (check_plain_class(model, "model", 0) < 0 || check_plain_class(state_type, "state_type", 1) < 0) {
-        return -1;
-    }
-    if (!PyTuple_Check(state_attrs)) {
-        PyErr_SetString(PyExc_TypeError, "state_attrs must be a tuple");
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(state_attrs); i++) {
-        PyObject *pair = PyTuple_GET_ITEM(state_attrs, i);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))) {
-            PyErr_SetString(PyExc_TypeError, "state_attrs must hold (str, value) pairs");
-            return -1;
-        }
-    }
-    if (!PyTuple_Check(positions) || !PyTuple_Check(names) || PyTuple_GET_SIZE(positions) != PyTuple_GET_SIZE(names)) {
-        PyErr_SetString(PyExc_TypeError, "positions and names must be tuples of one length");
-        return -1;
-    }
-    Py_ssize_t n = PyTuple_GET_SIZE(names);
-    *columns = PyMem_New(Py_ssize_t, n ? n : 1);
-    if (*columns == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t position = PyLong_AsSsize_t(PyTuple_GET_ITEM(positions, i));
-        if (position == -1 && PyErr_Occurred()) {
-            goto error;
-        }
-        if (position < 0 || !PyUnicode_Check(PyTuple_GET_ITEM(names, i))) {
-            PyErr_SetString(PyExc_TypeError, "positions must be ints >= 0 and names str");
-            goto error;
-        }
-        (*columns)[i] = position;
-    }
-    return 0;
-
-error:
-    PyMem_Free(*columns);
-    *columns = NULL;
+    PyErr_Format(PyExc_TypeError, "shape: %s", message);
     return -1;
 }
 
+/* Is the position an int that row[position] reads (>= 0, a Py_ssize_t)? */
+static int
+check_position(PyObject *position)
+{
+    if (!PyLong_Check(position)) {
+        return shape_error("positions must be ints");
+    }
+    Py_ssize_t value = PyLong_AsSsize_t(position);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (value < 0) {
+        return shape_error("positions must be >= 0");
+    }
+    return 0;
+}
+
+/* Everything build_one reads of `shape` without checking it, checked once
+ * per call, at every depth (a shape nests as deep as select_related joins).
+ * Returns 0, or -1 with an error set. */
+static int
+check_shape(PyObject *shape)
+{
+    if (!PyTuple_CheckExact(shape) || PyTuple_GET_SIZE(shape) != SHAPE_SIZE) {
+        return shape_error("must be a tuple (model, positions, names, use_dict, joins)");
+    }
+    if (check_plain_class(PyTuple_GET_ITEM(shape, SHAPE_MODEL), "model", 0) < 0) {
+        return -1;
+    }
+    PyObject *positions = PyTuple_GET_ITEM(shape, SHAPE_POSITIONS), *names = PyTuple_GET_ITEM(shape, SHAPE_NAMES);
+    if (!PyTuple_CheckExact(positions) || !PyTuple_CheckExact(names) || PyTuple_GET_SIZE(positions) != PyTuple_GET_SIZE(names)) {
+        return shape_error("positions and names must be tuples of one length");
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        if (check_position(PyTuple_GET_ITEM(positions, i)) < 0) {
+            return -1;
+        }
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(names, i))) {
+            return shape_error("names must be str");
+        }
+    }
+    if (!PyBool_Check(PyTuple_GET_ITEM(shape, SHAPE_USE_DICT))) {
+        return shape_error("use_dict must be a bool");
+    }
+    PyObject *joins = PyTuple_GET_ITEM(shape, SHAPE_JOINS);
+    if (!PyTuple_CheckExact(joins)) {
+        return shape_error("joins must be a tuple");
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(joins); i++) {
+        PyObject *join = PyTuple_GET_ITEM(joins, i);
+        if (!PyTuple_CheckExact(join) || PyTuple_GET_SIZE(join) != JOIN_SIZE) {
+            return shape_error("a join must be a tuple (shape, key position, cache name, back name or None)");
+        }
+        PyObject *back = PyTuple_GET_ITEM(join, JOIN_BACK);
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(join, JOIN_CACHE_NAME)) || (back != Py_None && !PyUnicode_Check(back))) {
+            return shape_error("a join's cache name must be str, its back name str or None");
+        }
+        if (check_position(PyTuple_GET_ITEM(join, JOIN_KEY)) < 0 || check_shape(PyTuple_GET_ITEM(join, JOIN_SHAPE)) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(build_rows_doc,
-"build_rows(model, state_type, state_attrs, rows, positions, names, use_dict, width) -> list\n\n"
-"One instance of `model` per row of `rows` (see vinyl.translate.instances).\n"
-"`state_attrs`: ((name, value), ...) set on each ModelState; `positions`,\n"
-"`names`: equal-length tuples of ints and of str; `use_dict`: store the\n"
-"columns in the instance's __dict__, not as attributes; `width`: -1, or the\n"
-"number of values every row must have.");
+"build_rows(shape, state_type, state_attrs, rows, width) -> list\n\n"
+"One instance per row of `rows`, of the shape `shape` (see\n"
+"vinyl.translate.instances): (model, positions, names, use_dict, joins).\n"
+"`state_attrs`: ((name, value), ...) set on each state_type() made;\n"
+"`width`: -1, or the number of values every row must have.");
 
 static PyObject *
 build_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "build_rows takes exactly 8 arguments");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "build_rows takes exactly 5 arguments");
         return NULL;
     }
-    PyObject *model = args[0], *state_type = args[1], *state_attrs = args[2], *rows = args[3];
-    PyObject *positions = args[4], *names = args[5];
-    int use_dict = PyObject_IsTrue(args[6]);
-    Py_ssize_t width = PyLong_AsSsize_t(args[7]);
-    if (use_dict < 0 || (width == -1 && PyErr_Occurred())) {
+    PyObject *shape = args[0], *state_type = args[1], *state_attrs = args[2], *rows = args[3];
+    Py_ssize_t width = PyLong_AsSsize_t(args[4]);
+    if (width == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    Py_ssize_t *columns = NULL;
-    if (check_arguments(model, state_type, state_attrs, positions, names, &columns) < 0) {
+    if (check_shape(shape) < 0 || check_plain_class(state_type, "state_type", 1) < 0) {
         return NULL;
+    }
+    if (!PyTuple_CheckExact(state_attrs)) {
+        PyErr_SetString(PyExc_TypeError, "state_attrs must be a tuple");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(state_attrs); i++) {
+        PyObject *pair = PyTuple_GET_ITEM(state_attrs, i);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))) {
+            PyErr_SetString(PyExc_TypeError, "state_attrs must hold (str, value) pairs");
+            return NULL;
+        }
     }
 
-    PyObject *objs = NULL;
     /* A list or tuple as it is, any other iterable as a list of its rows. */
     PyObject *seq = PySequence_Fast(rows, "rows must be iterable");
     if (seq == NULL) {
-        goto error;
+        return NULL;
     }
-    objs = PyList_New(0);
+    PyObject *objs = PyList_New(0);
     if (objs == NULL) {
-        goto error;
+        Py_DECREF(seq);
+        return NULL;
     }
     /* The size is read at every step, as a list's iterator reads it: code run
      * by a collection during the loop could (in theory) change a list. */
@@ -260,7 +358,7 @@ build_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *row = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
         PyObject *obj = NULL;
         if (width < 0 || check_width(row, width) == 0) {
-            obj = build_one((PyTypeObject *)model, (PyTypeObject *)state_type, state_attrs, row, columns, names, use_dict);
+            obj = build_one(shape, (PyTypeObject *)state_type, state_attrs, row, Py_None, NULL);
         }
         Py_DECREF(row);
         if (obj == NULL) {
@@ -273,13 +371,11 @@ build_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_DECREF(seq);
-    PyMem_Free(columns);
     return objs;
 
 error:
-    Py_XDECREF(objs);
-    Py_XDECREF(seq);
-    PyMem_Free(columns);
+    Py_DECREF(objs);
+    Py_DECREF(seq);
     return NULL;
 }
 
@@ -308,6 +404,12 @@ PyInit__rowbuild(void)
     if (str_state == NULL) {
         str_state = PyUnicode_InternFromString("_state");
         if (str_state == NULL) {
+            return NULL;
+        }
+    }
+    if (str_fields_cache == NULL) {
+        str_fields_cache = PyUnicode_InternFromString("fields_cache");
+        if (str_fields_cache == NULL) {
             return NULL;
         }
     }

@@ -9,9 +9,10 @@ attribute store per column, as a hand-written loop would do. Columns left
 out stay deferred, as ``__init__`` leaves them.
 
 Where the optional C extension ``vinyl.translate._rowbuild`` is built (see
-:data:`ROWBUILD`), :func:`rows_maker` lets it build the instances of a shape
-without converters or annotations: the same calls in the same order, without
-the interpreter's work per row. Elsewhere the generated Python runs.
+:data:`ROWBUILD`), :func:`rows_maker` and :func:`joined_rows_maker` let it
+build the instances of a shape without converters or annotations: the same
+calls in the same order, without the interpreter's work per row. Elsewhere
+the generated Python runs.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ logger = logging.getLogger("vinyl.translate")
 
 #: The version of ``_rowbuild``'s ``build_rows`` this module calls (the C
 #: source's ROWBUILD_VERSION).
-ROWBUILD_VERSION = 1
+ROWBUILD_VERSION = 2
 
 
 def load_rowbuild() -> ModuleType | None:
@@ -169,34 +170,56 @@ def rows_maker(
     return _compile(lines, [(model, attnames)], fetch_mode, namespace)
 
 
-def _compiled_rows_maker(model: type, attnames: Sequence[str], start: int, fetch_mode: Any, width: int | None) -> Any:
-    """rows_maker's ``make`` on the C builder, where it is loaded and can
-    build ``model`` (no ``__new__`` or ``__setattr__`` of its own, nor a
-    state class with an ``__new__``, ``__init__`` or ``__setattr__``); else
-    None."""
+def _compiled_rows_maker(
+    model: type, attnames: Sequence[str], start: int, fetch_mode: Any, width: int | None, joins: Sequence[Joined] = ()
+) -> Any:
+    """rows_maker's (joined_rows_maker's) ``make`` on the C builder, where it
+    is loaded and can build every class of the shape (see :func:`_shape`);
+    else None."""
     rowbuild = ROWBUILD
     if rowbuild is None:
         return None
     # (The C code checks the same, and refuses other classes with TypeError.)
-    classes: tuple[Any, ...] = (model, ModelState)
-    if any(cls.__new__ is not object.__new__ or cls.__setattr__ is not object.__setattr__ for cls in classes):
+    if not _c_buildable(ModelState) or ModelState.__init__ is not object.__init__:
         return None
-    if ModelState.__init__ is not object.__init__:
+    shape = _shape(model, attnames, start, joins)
+    if shape is None:
         return None
     build_rows = rowbuild.build_rows
-    positions = tuple(range(start, start + len(attnames)))
-    names = tuple(sys.intern(name) for name in attnames)
-    # The generated code's choice: attribute stores, or (a setter, a name no
-    # attribute store spells) every column into obj.__dict__.
-    use_dict = not all(_storable(model, name) for name in attnames)
     unpacked = -1 if width is None else int(width)
     fetch = (("fetch_mode", fetch_mode),) if fetch_mode is not None else ()
 
     def make(db: str, rows: Sequence[Row]) -> list:
-        state = (("adding", False), ("db", db), *fetch)
-        return build_rows(model, ModelState, state, rows, positions, names, use_dict, unpacked)
+        return build_rows(shape, ModelState, (("adding", False), ("db", db), *fetch), rows, unpacked)
 
     return make
+
+
+def _c_buildable(cls: Any) -> bool:
+    """Does ``object.__new__(cls)`` and an attribute store on its instances
+    do what the C builder does (no ``__new__`` or ``__setattr__`` of its own)?"""
+    return cls.__new__ is object.__new__ and cls.__setattr__ is object.__setattr__
+
+
+def _shape(model: type, attnames: Sequence[str], start: int, joins: Sequence[Joined]) -> tuple | None:
+    """The C builder's description of the objects _instance and _joined
+    build: ``(model, positions, names, use_dict, joins)``, each join
+    ``(shape, key position, cache name, back name or None)``; None where a
+    class is not :func:`_c_buildable`."""
+    if not _c_buildable(model):
+        return None
+    nested = []
+    for join in joins:
+        shape = _shape(join.model, join.attnames, join.start, join.joins)
+        if shape is None:
+            return None
+        nested.append((shape, join.start + join.pk, sys.intern(join.cache_name), join.back))
+    positions = tuple(range(start, start + len(attnames)))
+    names = tuple(sys.intern(name) for name in attnames)
+    # _instance's choice: attribute stores, or (a setter, a name no attribute
+    # store spells) every column into obj.__dict__.
+    use_dict = not all(_storable(model, name) for name in attnames)
+    return (model, positions, names, use_dict, tuple(nested))
 
 
 def _loop(width: int | None) -> str:
@@ -280,6 +303,10 @@ def joined_rows_maker(
     objects ``joins`` build from the same row in its related-object cache,
     as Django's select_related populators leave them (every model plain).
     ``converted``, ``width``: as for :func:`rows_maker`."""
+    if converted is None:
+        compiled = _compiled_rows_maker(model, attnames, start, fetch_mode, width, joins)
+        if compiled is not None:
+            return compiled
     models: list[tuple[type, Sequence[str]]] = [(model, attnames)]
     exprs = converted[2] if converted is not None else {}
     unpacked = width is not None
