@@ -238,7 +238,7 @@ def test_wrong_arguments_are_refused() -> None:
         def __setattr__(self, name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
-    shape = (Author, (0,), ("id",), False, ())
+    shape = (Author, 0, ("id",), False, ())
     good = (shape, ModelState, (), [(1,)], -1)
     assert len(build_rows(*good)) == 1
     wrong_shapes = [
@@ -247,13 +247,16 @@ def test_wrong_arguments_are_refused() -> None:
         (5, *shape[1:]),
         shape[:4],
         list(shape),
-        (Author, (-1,), ("id",), False, ()),
-        (Author, (0, 1), ("id",), False, ()),
-        (Author, (0,), (5,), False, ()),
-        (Author, (0,), ("id",), 0, ()),
-        (Author, (0,), ("id",), False, ((shape, 0, "x"),)),
-        (Author, (0,), ("id",), False, ((shape, 0, "x", 5),)),
-        (Author, (0,), ("id",), False, (((WithNew, *shape[1:]), 0, "x", None),)),
+        (Author, -1, ("id",), False, ()),
+        (Author, "0", ("id",), False, ()),
+        (Author, sys.maxsize, ("id",), False, ()),
+        (Author, 0, ["id"], False, ()),
+        (Author, 0, (5,), False, ()),
+        (Author, 0, ("id",), 0, ()),
+        (Author, 0, ("id",), False, ((shape, 0, "x"),)),
+        (Author, 0, ("id",), False, ((shape, -1, "x", None),)),
+        (Author, 0, ("id",), False, ((shape, 0, "x", 5),)),
+        (Author, 0, ("id",), False, (((WithNew, *shape[1:]), 0, "x", None),)),
     ]
     wrong = [(0, s) for s in wrong_shapes] + [(1, WithNew), (1, WithSetattr), (2, [("db", 1)]), (2, (("db",),)), (4, "x")]
     for position, value in wrong:

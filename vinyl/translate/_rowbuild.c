@@ -18,8 +18,9 @@
  *         state.fields_cache = {<back>: <parent>, <cache name>: <joined>, ...})
  *         objs.append(obj)
  *
- * A shape is a tuple (model, positions, names, use_dict, joins); each join
- * is a tuple (shape, key position, cache name, back name or None).
+ * A shape is a tuple (model, start, names, use_dict, joins): column i of
+ * the model is row[start + i]; each join is a tuple (shape, key position,
+ * cache name, back name or None).
  *
  * An attribute store is PyObject_GenericSetAttr, what `obj.name = value`
  * runs for these classes (they have no __setattr__ of their own: checked);
@@ -35,7 +36,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#define ROWBUILD_VERSION 2
+#define ROWBUILD_VERSION 3
 
 /* The SHA-256 of this file, which setup.py passes when it compiles it: the
  * Python side compares it with the source beside the module, to refuse a
@@ -51,15 +52,16 @@ static PyObject *str_state = NULL;
 static PyObject *str_fields_cache = NULL;
 
 /* The items of a shape and of a join (see the header comment). */
-enum { SHAPE_MODEL, SHAPE_POSITIONS, SHAPE_NAMES, SHAPE_USE_DICT, SHAPE_JOINS, SHAPE_SIZE };
+enum { SHAPE_MODEL, SHAPE_START, SHAPE_NAMES, SHAPE_USE_DICT, SHAPE_JOINS, SHAPE_SIZE };
 enum { JOIN_SHAPE, JOIN_KEY, JOIN_CACHE_NAME, JOIN_BACK, JOIN_SIZE };
 
-/* A position of a checked shape as a C integer (check_shape made sure it
- * is an int in range). */
+/* Item `i` of a checked shape (its start) or join (its key position) as a
+ * C integer: check_shape made sure it is an int >= 0 that fits, so this
+ * cannot fail. */
 static Py_ssize_t
-position_at(PyObject *positions, Py_ssize_t i)
+position_at(PyObject *tuple, Py_ssize_t i)
 {
-    return PyLong_AsSsize_t(PyTuple_GET_ITEM(positions, i));
+    return PyLong_AsSsize_t(PyTuple_GET_ITEM(tuple, i));
 }
 
 /* Column `position` of `row`, as a new reference (NULL with an error set).
@@ -70,7 +72,7 @@ static PyObject *
 column(PyObject *row, Py_ssize_t position)
 {
     if (PyTuple_CheckExact(row)) {
-        if (position >= PyTuple_GET_SIZE(row)) {
+        if (position < 0 || position >= PyTuple_GET_SIZE(row)) {
             PyErr_SetString(PyExc_IndexError, "tuple index out of range");
             return NULL;
         }
@@ -123,7 +125,7 @@ build_joins(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, Py
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(joins); i++) {
         PyObject *join = PyTuple_GET_ITEM(joins, i);
-        PyObject *key = column(row, PyLong_AsSsize_t(PyTuple_GET_ITEM(join, JOIN_KEY)));
+        PyObject *key = column(row, position_at(join, JOIN_KEY));
         if (key == NULL) {
             goto error;
         }
@@ -160,7 +162,7 @@ build_one(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyOb
           PyObject *back, PyObject *parent)
 {
     PyTypeObject *model = (PyTypeObject *)PyTuple_GET_ITEM(shape, SHAPE_MODEL);
-    PyObject *positions = PyTuple_GET_ITEM(shape, SHAPE_POSITIONS);
+    Py_ssize_t start = position_at(shape, SHAPE_START);
     PyObject *names = PyTuple_GET_ITEM(shape, SHAPE_NAMES);
     int use_dict = PyTuple_GET_ITEM(shape, SHAPE_USE_DICT) == Py_True;
     PyObject *obj = NULL, *state = NULL, *dict = NULL;
@@ -191,7 +193,7 @@ build_one(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyOb
         }
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
-        PyObject *value = column(row, position_at(positions, i));
+        PyObject *value = column(row, start + i);
         if (value == NULL) {
             goto error;
         }
@@ -268,19 +270,22 @@ static int
 check_shape(PyObject *shape)
 {
     if (!PyTuple_CheckExact(shape) || PyTuple_GET_SIZE(shape) != SHAPE_SIZE) {
-        return shape_error("must be a tuple (model, positions, names, use_dict, joins)");
+        return shape_error("must be a tuple (model, start, names, use_dict, joins)");
     }
     if (check_plain_class(PyTuple_GET_ITEM(shape, SHAPE_MODEL), "model", 0) < 0) {
         return -1;
     }
-    PyObject *positions = PyTuple_GET_ITEM(shape, SHAPE_POSITIONS), *names = PyTuple_GET_ITEM(shape, SHAPE_NAMES);
-    if (!PyTuple_CheckExact(positions) || !PyTuple_CheckExact(names) || PyTuple_GET_SIZE(positions) != PyTuple_GET_SIZE(names)) {
-        return shape_error("positions and names must be tuples of one length");
+    if (check_position(PyTuple_GET_ITEM(shape, SHAPE_START)) < 0) {
+        return -1;
+    }
+    PyObject *names = PyTuple_GET_ITEM(shape, SHAPE_NAMES);
+    if (!PyTuple_CheckExact(names)) {
+        return shape_error("names must be a tuple");
+    }
+    if (position_at(shape, SHAPE_START) > PY_SSIZE_T_MAX - PyTuple_GET_SIZE(names)) {
+        return shape_error("start + len(names) must be a Py_ssize_t");
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
-        if (check_position(PyTuple_GET_ITEM(positions, i)) < 0) {
-            return -1;
-        }
         if (!PyUnicode_Check(PyTuple_GET_ITEM(names, i))) {
             return shape_error("names must be str");
         }
@@ -311,7 +316,7 @@ check_shape(PyObject *shape)
 PyDoc_STRVAR(build_rows_doc,
 "build_rows(shape, state_type, state_attrs, rows, width) -> list\n\n"
 "One instance per row of `rows`, of the shape `shape` (see\n"
-"vinyl.translate.instances): (model, positions, names, use_dict, joins).\n"
+"vinyl.translate.instances): (model, start, names, use_dict, joins).\n"
 "`state_attrs`: ((name, value), ...) set on each state_type() made;\n"
 "`width`: -1, or the number of values every row must have.");
 

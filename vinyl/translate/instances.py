@@ -44,7 +44,7 @@ logger = logging.getLogger("vinyl.translate")
 
 #: The version of ``_rowbuild``'s ``build_rows`` this module calls (the C
 #: source's ROWBUILD_VERSION).
-ROWBUILD_VERSION = 2
+ROWBUILD_VERSION = 3
 
 
 def load_rowbuild() -> ModuleType | None:
@@ -203,7 +203,8 @@ def _c_buildable(cls: Any) -> bool:
 
 def _shape(model: type, attnames: Sequence[str], start: int, joins: Sequence[Joined]) -> tuple | None:
     """The C builder's description of the objects _instance and _joined
-    build: ``(model, positions, names, use_dict, joins)``, each join
+    build: ``(model, start, names, use_dict, joins)`` (column ``i`` at
+    ``row[start + i]``), each join
     ``(shape, key position, cache name, back name or None)``; None where a
     class is not :func:`_c_buildable`."""
     if not _c_buildable(model):
@@ -214,12 +215,11 @@ def _shape(model: type, attnames: Sequence[str], start: int, joins: Sequence[Joi
         if shape is None:
             return None
         nested.append((shape, join.start + join.pk, sys.intern(join.cache_name), join.back))
-    positions = tuple(range(start, start + len(attnames)))
     names = tuple(sys.intern(name) for name in attnames)
     # _instance's choice: attribute stores, or (a setter, a name no attribute
     # store spells) every column into obj.__dict__.
     use_dict = not all(_storable(model, name) for name in attnames)
-    return (model, positions, names, use_dict, tuple(nested))
+    return (model, int(start), names, use_dict, tuple(nested))
 
 
 def _loop(width: int | None) -> str:
