@@ -18,20 +18,25 @@ MATRIX_TESTS ?= tests/test_queryset.py tests/test_plan_cache.py tests/test_error
 	tests/engine/test_pool.py tests/relations/test_loading.py tests/packaging/test_matrix.py tests/packaging/test_compat.py \
 	$(wildcard tests/differential)
 
+# The optional C extension (setup.py): a venv's editable install compiles it
+# in place, so a change of its source reinstalls (recompiles) it. (vinyl
+# refuses a build older than its source and runs its Python builder.)
+EXT_SOURCES := setup.py vinyl/translate/_rowbuild.c
+
 .PHONY: test-faults-long fuzz servers-pgbouncer servers-galera
 .PHONY: venv test test-django6 test-matrix test-all test-cluster demo typecheck docs bench bench-quick bench-profile clean
 
 # The distribution is django-vinyl (import name vinyl); venvs made before the
 # rename may still hold the old "vinyl" distribution of this tree: dropped.
 # Extras: postgresql and mysql (the drivers), test, docs.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(EXT_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip uninstall -q -y vinyl 2>/dev/null || true
 	$(VENV)/bin/python -m pip install -q -e '.[postgresql,mysql,test,docs]' 'django>=5.2,<6'
 	touch $@
 
-$(VENV_DJANGO6)/.installed: pyproject.toml
+$(VENV_DJANGO6)/.installed: pyproject.toml $(EXT_SOURCES)
 	$(PYTHON_DJANGO6) -m venv $(VENV_DJANGO6)
 	$(VENV_DJANGO6)/bin/python -m pip install -q --upgrade pip
 	$(VENV_DJANGO6)/bin/python -m pip uninstall -q -y vinyl 2>/dev/null || true
@@ -41,7 +46,7 @@ $(VENV_DJANGO6)/.installed: pyproject.toml
 # The benchmark peers (tortoise-orm) come from the `bench` extra. mysqlclient
 # is built where libmariadb-dev (or libmysqlclient-dev) and pkg-config are
 # installed; elsewhere Django's MySQL backend runs on PyMySQL.
-$(VENV_BENCH)/.installed: pyproject.toml
+$(VENV_BENCH)/.installed: pyproject.toml $(EXT_SOURCES)
 	$(PYTHON) -m venv $(VENV_BENCH)
 	$(VENV_BENCH)/bin/python -m pip install -q --upgrade pip
 	$(VENV_BENCH)/bin/python -m pip uninstall -q -y vinyl 2>/dev/null || true
@@ -51,14 +56,14 @@ $(VENV_BENCH)/.installed: pyproject.toml
 	touch $@
 
 # Lowest supported versions (pyproject's lower bounds) on Python 3.11.
-$(VENV_LOWEST)/.installed: pyproject.toml .ci/lowest-versions.txt
+$(VENV_LOWEST)/.installed: pyproject.toml .ci/lowest-versions.txt $(EXT_SOURCES)
 	$(PYTHON) -m venv $(VENV_LOWEST)
 	$(VENV_LOWEST)/bin/python -m pip install -q --upgrade pip
 	$(VENV_LOWEST)/bin/python -m pip install -q -e '.[postgresql,mysql,test]' -r .ci/lowest-versions.txt
 	touch $@
 
 # Python 3.13 with Django 6.0 (the Django 6 leg of `make test-django6` takes 6.1).
-$(VENV_PY313)/.installed: pyproject.toml
+$(VENV_PY313)/.installed: pyproject.toml $(EXT_SOURCES)
 	$(PYTHON313) -m venv $(VENV_PY313)
 	$(VENV_PY313)/bin/python -m pip install -q --upgrade pip
 	$(VENV_PY313)/bin/python -m pip install -q -e '.[postgresql,mysql,test]' 'django>=6.0,<6.1'
@@ -151,4 +156,4 @@ bench-profile: $(VENV_BENCH)/.installed
 	$(VENV_BENCH)/bin/python -m benchmarks.profile_vinyl $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV_DJANGO6) $(VENV_BENCH) $(VENV_LOWEST) $(VENV_PY313) *.egg-info build
+	rm -rf $(VENV) $(VENV_DJANGO6) $(VENV_BENCH) $(VENV_LOWEST) $(VENV_PY313) *.egg-info build vinyl/translate/*.so

@@ -7,13 +7,25 @@ sets the state and the loaded columns on a bare instance, in the order
 ``__init__`` sets them, with code generated once per query shape: one
 attribute store per column, as a hand-written loop would do. Columns left
 out stay deferred, as ``__init__`` leaves them.
+
+Where the optional C extension ``vinyl.translate._rowbuild`` is built (see
+:data:`ROWBUILD`), :func:`rows_maker` and :func:`joined_rows_maker` let it
+build the instances of a shape without converters or annotations: the same
+calls in the same order, without the interpreter's work per row. Elsewhere
+the generated Python runs.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import keyword
+import logging
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Sequence
 
 from django.db.models import Model
@@ -27,6 +39,49 @@ from vinyl import construct
 from vinyl.translate.converters import Converted
 
 Row = Sequence[Any]
+
+logger = logging.getLogger("vinyl.translate")
+
+#: The version of ``_rowbuild``'s ``build_rows`` this module calls (the C
+#: source's ROWBUILD_VERSION).
+ROWBUILD_VERSION = 3
+
+
+def load_rowbuild() -> ModuleType | None:
+    """The C extension ``vinyl.translate._rowbuild``, or None for the
+    pure-Python builder: where it was not built (an optional extension),
+    where ``VINYL_NO_EXTENSIONS`` is set (to anything but ``""`` or ``"0"``),
+    and where it is of another version than this module calls, or older
+    than its C source beside it (an editable checkout edited since it was
+    built; a warning says to rebuild it)."""
+    if os.environ.get("VINYL_NO_EXTENSIONS", "") not in ("", "0"):
+        return None
+    try:
+        from vinyl.translate import _rowbuild  # type: ignore[attr-defined]
+    except ImportError as error:
+        logger.debug("vinyl.translate._rowbuild is not built (%s): the pure-Python row builder runs", error)
+        return None
+    if getattr(_rowbuild, "VERSION", None) != ROWBUILD_VERSION:
+        logger.warning(
+            "vinyl.translate._rowbuild is of version %r, not %r: the pure-Python row builder runs (rebuild it: pip install -e .)",
+            getattr(_rowbuild, "VERSION", None),
+            ROWBUILD_VERSION,
+        )
+        return None
+    source = Path(__file__).with_name("_rowbuild.c")
+    if source.exists() and hashlib.sha256(source.read_bytes()).hexdigest() != getattr(_rowbuild, "SOURCE_HASH", None):
+        logger.warning(
+            "%s was built from another version of %s: the pure-Python row builder runs (rebuild it: pip install -e .)",
+            _rowbuild.__file__,
+            source,
+        )
+        return None
+    return _rowbuild
+
+
+#: The C row builder, or None: see :func:`load_rowbuild` (tests swap it to
+#: run both builders).
+ROWBUILD = load_rowbuild()
 
 
 # Django's field descriptors whose __set__, on an instance being built, only
@@ -95,6 +150,10 @@ def rows_maker(
     converter expressions must read: ``value_expressions(...,
     unpacked=True)``) instead of indexing it once per column.
     """
+    if converted is None and not annotations:
+        compiled = _compiled_rows_maker(model, attnames, start, fetch_mode, width)
+        if compiled is not None:
+            return compiled
     exprs = converted[2] if converted is not None else {}
     lines = [
         "def make(db, rows):",
@@ -109,6 +168,58 @@ def rows_maker(
     namespace = dict(converted[0]) if converted is not None else {}
     namespace["annotation_names"] = tuple(name for name, _ in annotations)
     return _compile(lines, [(model, attnames)], fetch_mode, namespace)
+
+
+def _compiled_rows_maker(
+    model: type, attnames: Sequence[str], start: int, fetch_mode: Any, width: int | None, joins: Sequence[Joined] = ()
+) -> Any:
+    """rows_maker's (joined_rows_maker's) ``make`` on the C builder, where it
+    is loaded and can build every class of the shape (see :func:`_shape`);
+    else None."""
+    rowbuild = ROWBUILD
+    if rowbuild is None:
+        return None
+    # (The C code checks the same, and refuses other classes with TypeError.)
+    if not _c_buildable(ModelState) or ModelState.__init__ is not object.__init__:
+        return None
+    shape = _shape(model, attnames, start, joins)
+    if shape is None:
+        return None
+    build_rows = rowbuild.build_rows
+    unpacked = -1 if width is None else int(width)
+    fetch = (("fetch_mode", fetch_mode),) if fetch_mode is not None else ()
+
+    def make(db: str, rows: Sequence[Row]) -> list:
+        return build_rows(shape, ModelState, (("adding", False), ("db", db), *fetch), rows, unpacked)
+
+    return make
+
+
+def _c_buildable(cls: Any) -> bool:
+    """Does ``object.__new__(cls)`` and an attribute store on its instances
+    do what the C builder does (no ``__new__`` or ``__setattr__`` of its own)?"""
+    return cls.__new__ is object.__new__ and cls.__setattr__ is object.__setattr__
+
+
+def _shape(model: type, attnames: Sequence[str], start: int, joins: Sequence[Joined]) -> tuple | None:
+    """The C builder's description of the objects _instance and _joined
+    build: ``(model, start, names, use_dict, joins)`` (column ``i`` at
+    ``row[start + i]``), each join
+    ``(shape, key position, cache name, back name or None)``; None where a
+    class is not :func:`_c_buildable`."""
+    if not _c_buildable(model):
+        return None
+    nested = []
+    for join in joins:
+        shape = _shape(join.model, join.attnames, join.start, join.joins)
+        if shape is None:
+            return None
+        nested.append((shape, join.start + join.pk, sys.intern(join.cache_name), join.back))
+    names = tuple(sys.intern(name) for name in attnames)
+    # _instance's choice: attribute stores, or (a setter, a name no attribute
+    # store spells) every column into obj.__dict__.
+    use_dict = not all(_storable(model, name) for name in attnames)
+    return (model, int(start), names, use_dict, tuple(nested))
 
 
 def _loop(width: int | None) -> str:
@@ -192,6 +303,10 @@ def joined_rows_maker(
     objects ``joins`` build from the same row in its related-object cache,
     as Django's select_related populators leave them (every model plain).
     ``converted``, ``width``: as for :func:`rows_maker`."""
+    if converted is None:
+        compiled = _compiled_rows_maker(model, attnames, start, fetch_mode, width, joins)
+        if compiled is not None:
+            return compiled
     models: list[tuple[type, Sequence[str]]] = [(model, attnames)]
     exprs = converted[2] if converted is not None else {}
     unpacked = width is not None

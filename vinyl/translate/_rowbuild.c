@@ -1,0 +1,431 @@
+/*
+ * vinyl.translate._rowbuild: model instances from rows, in C.
+ *
+ * An optional accelerator of vinyl.translate.instances' rows_maker and
+ * joined_rows_maker: for one query shape it builds the same instances as
+ * the Python code that module generates, with the same calls in the same
+ * order:
+ *
+ *     for row in rows:                      (or: for (c0, ..., cN) in rows)
+ *         obj = object.__new__(model)
+ *         state = ModelState()
+ *         state.<name> = <value>            for each (name, value) of state_attrs
+ *         obj._state = state
+ *         obj.<name> = row[<position>]      for each column, or, with use_dict,
+ *                                           obj.__dict__[<name>] = row[<position>]
+ *         (select_related: each joined object, built the same way from its
+ *         own columns, or None where its key is None; then
+ *         state.fields_cache = {<back>: <parent>, <cache name>: <joined>, ...})
+ *         objs.append(obj)
+ *
+ * A shape is a tuple (model, start, names, use_dict, joins): column i of
+ * the model is row[start + i]; each join is a tuple (shape, key position,
+ * cache name, back name or None).
+ *
+ * An attribute store is PyObject_GenericSetAttr, what `obj.name = value`
+ * runs for these classes (they have no __setattr__ of their own: checked);
+ * a dict store is PyDict_SetItem on the dict PyObject_GenericGetDict gives
+ * (what `obj.__dict__` gives). Only the public C API is used. Where
+ * vinyl.translate.instances finds this module missing, stale or turned off
+ * (VINYL_NO_EXTENSIONS), it runs the Python code instead.
+ *
+ * Bump ROWBUILD_VERSION whenever build_rows' arguments or meaning change:
+ * the Python side refuses a module of another version.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define ROWBUILD_VERSION 3
+
+/* The SHA-256 of this file, which setup.py passes when it compiles it: the
+ * Python side compares it with the source beside the module, to refuse a
+ * build older than its source (an editable checkout). */
+#ifndef ROWBUILD_SOURCE_HASH
+#define ROWBUILD_SOURCE_HASH ""
+#endif
+
+/* The empty tuple object.__new__ passes on as the arguments of tp_new. */
+static PyObject *empty_tuple = NULL;
+/* "_state" and "fields_cache", interned. */
+static PyObject *str_state = NULL;
+static PyObject *str_fields_cache = NULL;
+
+/* The items of a shape and of a join (see the header comment). */
+enum { SHAPE_MODEL, SHAPE_START, SHAPE_NAMES, SHAPE_USE_DICT, SHAPE_JOINS, SHAPE_SIZE };
+enum { JOIN_SHAPE, JOIN_KEY, JOIN_CACHE_NAME, JOIN_BACK, JOIN_SIZE };
+
+/* Item `i` of a checked shape (its start) or join (its key position) as a
+ * C integer: check_shape made sure it is an int >= 0 that fits, so this
+ * cannot fail. */
+static Py_ssize_t
+position_at(PyObject *tuple, Py_ssize_t i)
+{
+    return PyLong_AsSsize_t(PyTuple_GET_ITEM(tuple, i));
+}
+
+/* Column `position` of `row`, as a new reference (NULL with an error set).
+ * A tuple is read directly; any other row through the sequence protocol,
+ * as row[position] reads an asyncpg Record (the same item, the same
+ * IndexError). */
+static PyObject *
+column(PyObject *row, Py_ssize_t position)
+{
+    if (PyTuple_CheckExact(row)) {
+        if (position < 0 || position >= PyTuple_GET_SIZE(row)) {
+            PyErr_SetString(PyExc_IndexError, "tuple index out of range");
+            return NULL;
+        }
+        return Py_NewRef(PyTuple_GET_ITEM(row, position));
+    }
+    return PySequence_GetItem(row, position);
+}
+
+/* The check `for (c0, ..., c<width-1>) in rows` makes of each row: exactly
+ * `width` values, else ValueError with CPython's messages. Returns 0, or -1
+ * with an error set. */
+static int
+check_width(PyObject *row, Py_ssize_t width)
+{
+    Py_ssize_t size = PyTuple_CheckExact(row) ? PyTuple_GET_SIZE(row) : PySequence_Size(row);
+    if (size < 0) {
+        return -1;
+    }
+    if (size < width) {
+        PyErr_Format(PyExc_ValueError, "not enough values to unpack (expected %zd, got %zd)", width, size);
+        return -1;
+    }
+    if (size > width) {
+        PyErr_Format(PyExc_ValueError, "too many values to unpack (expected %zd)", width);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *build_one(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyObject *row,
+                           PyObject *back, PyObject *parent);
+
+/* state.fields_cache = {back: parent, <cache name>: <joined object>, ...}
+ * for the joins of `shape` (none: `back` alone; neither: nothing is set).
+ * Returns 0, or -1 with an error set. */
+static int
+build_joins(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyObject *row,
+            PyObject *obj, PyObject *state, PyObject *back, PyObject *parent)
+{
+    PyObject *joins = PyTuple_GET_ITEM(shape, SHAPE_JOINS);
+    if (PyTuple_GET_SIZE(joins) == 0 && back == Py_None) {
+        return 0;
+    }
+    PyObject *cache = PyDict_New();
+    if (cache == NULL) {
+        return -1;
+    }
+    if (back != Py_None && PyDict_SetItem(cache, back, parent) < 0) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(joins); i++) {
+        PyObject *join = PyTuple_GET_ITEM(joins, i);
+        PyObject *key = column(row, position_at(join, JOIN_KEY));
+        if (key == NULL) {
+            goto error;
+        }
+        int null_key = key == Py_None;
+        Py_DECREF(key);
+        PyObject *joined = null_key ? Py_NewRef(Py_None)
+                                    : build_one(PyTuple_GET_ITEM(join, JOIN_SHAPE), state_type, state_attrs, row,
+                                                PyTuple_GET_ITEM(join, JOIN_BACK), obj);
+        if (joined == NULL) {
+            goto error;
+        }
+        int stored = PyDict_SetItem(cache, PyTuple_GET_ITEM(join, JOIN_CACHE_NAME), joined);
+        Py_DECREF(joined);
+        if (stored < 0) {
+            goto error;
+        }
+    }
+    if (PyObject_GenericSetAttr(state, str_fields_cache, cache) < 0) {
+        goto error;
+    }
+    Py_DECREF(cache);
+    return 0;
+
+error:
+    Py_DECREF(cache);
+    return -1;
+}
+
+/* One instance of `shape` from one row, with its joined objects; `back` and
+ * `parent`: the entry of its parent in its cache (Py_None and NULL: none).
+ * Returns a new reference, or NULL with an error set. */
+static PyObject *
+build_one(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyObject *row,
+          PyObject *back, PyObject *parent)
+{
+    PyTypeObject *model = (PyTypeObject *)PyTuple_GET_ITEM(shape, SHAPE_MODEL);
+    Py_ssize_t start = position_at(shape, SHAPE_START);
+    PyObject *names = PyTuple_GET_ITEM(shape, SHAPE_NAMES);
+    int use_dict = PyTuple_GET_ITEM(shape, SHAPE_USE_DICT) == Py_True;
+    PyObject *obj = NULL, *state = NULL, *dict = NULL;
+
+    /* object.__new__(model) and ModelState(): for classes without __new__
+     * or __init__ of their own (checked), the calls these make. */
+    obj = model->tp_new(model, empty_tuple, NULL);
+    if (obj == NULL) {
+        goto error;
+    }
+    state = state_type->tp_new(state_type, empty_tuple, NULL);
+    if (state == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(state_attrs); i++) {
+        PyObject *pair = PyTuple_GET_ITEM(state_attrs, i);
+        if (PyObject_GenericSetAttr(state, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) {
+            goto error;
+        }
+    }
+    if (PyObject_GenericSetAttr(obj, str_state, state) < 0) {
+        goto error;
+    }
+    if (use_dict) {
+        dict = PyObject_GenericGetDict(obj, NULL);
+        if (dict == NULL) {
+            goto error;
+        }
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *value = column(row, start + i);
+        if (value == NULL) {
+            goto error;
+        }
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        int stored = use_dict ? PyDict_SetItem(dict, name, value) : PyObject_GenericSetAttr(obj, name, value);
+        Py_DECREF(value);
+        if (stored < 0) {
+            goto error;
+        }
+    }
+    if (build_joins(shape, state_type, state_attrs, row, obj, state, back, parent) < 0) {
+        goto error;
+    }
+    Py_XDECREF(dict);
+    Py_DECREF(state);
+    return obj;
+
+error:
+    Py_XDECREF(dict);
+    Py_XDECREF(state);
+    Py_XDECREF(obj);
+    return NULL;
+}
+
+/* A class object.__new__ (and, for the state, a call without arguments)
+ * handles as it handles `object`: no __new__ or __init__ of its own. Then
+ * cls->tp_new(cls, (), NULL) is what those calls do. And a class without a
+ * __setattr__ of its own: then an attribute store is PyObject_GenericSetAttr
+ * (called directly: the names are str). Returns 0, or -1 with an error set. */
+static int
+check_plain_class(PyObject *cls, const char *what, int check_init)
+{
+    if (!PyType_Check(cls)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a class", what);
+        return -1;
+    }
+    PyTypeObject *type = (PyTypeObject *)cls;
+    if (type->tp_new != PyBaseObject_Type.tp_new || (check_init && type->tp_init != PyBaseObject_Type.tp_init)
+        || type->tp_setattro != PyObject_GenericSetAttr) {
+        PyErr_Format(PyExc_TypeError, "%s must create and set up its instances as object's do", what);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+shape_error(const char *message)
+{
+    PyErr_Format(PyExc_TypeError, "shape: %s", message);
+    return -1;
+}
+
+/* Is the position an int that row[position] reads (>= 0, a Py_ssize_t)? */
+static int
+check_position(PyObject *position)
+{
+    if (!PyLong_Check(position)) {
+        return shape_error("positions must be ints");
+    }
+    Py_ssize_t value = PyLong_AsSsize_t(position);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (value < 0) {
+        return shape_error("positions must be >= 0");
+    }
+    return 0;
+}
+
+/* Everything build_one reads of `shape` without checking it, checked once
+ * per call, at every depth (a shape nests as deep as select_related joins).
+ * Returns 0, or -1 with an error set. */
+static int
+check_shape(PyObject *shape)
+{
+    if (!PyTuple_CheckExact(shape) || PyTuple_GET_SIZE(shape) != SHAPE_SIZE) {
+        return shape_error("must be a tuple (model, start, names, use_dict, joins)");
+    }
+    if (check_plain_class(PyTuple_GET_ITEM(shape, SHAPE_MODEL), "model", 0) < 0) {
+        return -1;
+    }
+    if (check_position(PyTuple_GET_ITEM(shape, SHAPE_START)) < 0) {
+        return -1;
+    }
+    PyObject *names = PyTuple_GET_ITEM(shape, SHAPE_NAMES);
+    if (!PyTuple_CheckExact(names)) {
+        return shape_error("names must be a tuple");
+    }
+    if (position_at(shape, SHAPE_START) > PY_SSIZE_T_MAX - PyTuple_GET_SIZE(names)) {
+        return shape_error("start + len(names) must be a Py_ssize_t");
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(names, i))) {
+            return shape_error("names must be str");
+        }
+    }
+    if (!PyBool_Check(PyTuple_GET_ITEM(shape, SHAPE_USE_DICT))) {
+        return shape_error("use_dict must be a bool");
+    }
+    PyObject *joins = PyTuple_GET_ITEM(shape, SHAPE_JOINS);
+    if (!PyTuple_CheckExact(joins)) {
+        return shape_error("joins must be a tuple");
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(joins); i++) {
+        PyObject *join = PyTuple_GET_ITEM(joins, i);
+        if (!PyTuple_CheckExact(join) || PyTuple_GET_SIZE(join) != JOIN_SIZE) {
+            return shape_error("a join must be a tuple (shape, key position, cache name, back name or None)");
+        }
+        PyObject *back = PyTuple_GET_ITEM(join, JOIN_BACK);
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(join, JOIN_CACHE_NAME)) || (back != Py_None && !PyUnicode_Check(back))) {
+            return shape_error("a join's cache name must be str, its back name str or None");
+        }
+        if (check_position(PyTuple_GET_ITEM(join, JOIN_KEY)) < 0 || check_shape(PyTuple_GET_ITEM(join, JOIN_SHAPE)) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(build_rows_doc,
+"build_rows(shape, state_type, state_attrs, rows, width) -> list\n\n"
+"One instance per row of `rows`, of the shape `shape` (see\n"
+"vinyl.translate.instances): (model, start, names, use_dict, joins).\n"
+"`state_attrs`: ((name, value), ...) set on each state_type() made;\n"
+"`width`: -1, or the number of values every row must have.");
+
+static PyObject *
+build_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "build_rows takes exactly 5 arguments");
+        return NULL;
+    }
+    PyObject *shape = args[0], *state_type = args[1], *state_attrs = args[2], *rows = args[3];
+    Py_ssize_t width = PyLong_AsSsize_t(args[4]);
+    if (width == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (check_shape(shape) < 0 || check_plain_class(state_type, "state_type", 1) < 0) {
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(state_attrs)) {
+        PyErr_SetString(PyExc_TypeError, "state_attrs must be a tuple");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(state_attrs); i++) {
+        PyObject *pair = PyTuple_GET_ITEM(state_attrs, i);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))) {
+            PyErr_SetString(PyExc_TypeError, "state_attrs must hold (str, value) pairs");
+            return NULL;
+        }
+    }
+
+    /* A list or tuple as it is, any other iterable as a list of its rows. */
+    PyObject *seq = PySequence_Fast(rows, "rows must be iterable");
+    if (seq == NULL) {
+        return NULL;
+    }
+    PyObject *objs = PyList_New(0);
+    if (objs == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    /* The size is read at every step, as a list's iterator reads it: code run
+     * by a collection during the loop could (in theory) change a list. */
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *row = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
+        PyObject *obj = NULL;
+        if (width < 0 || check_width(row, width) == 0) {
+            obj = build_one(shape, (PyTypeObject *)state_type, state_attrs, row, Py_None, NULL);
+        }
+        Py_DECREF(row);
+        if (obj == NULL) {
+            goto error;
+        }
+        int appended = PyList_Append(objs, obj);
+        Py_DECREF(obj);
+        if (appended < 0) {
+            goto error;
+        }
+    }
+    Py_DECREF(seq);
+    return objs;
+
+error:
+    Py_DECREF(objs);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+static PyMethodDef rowbuild_methods[] = {
+    {"build_rows", (PyCFunction)(void (*)(void))build_rows, METH_FASTCALL, build_rows_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef rowbuild_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "vinyl.translate._rowbuild",
+    .m_doc = "Model instances from rows, in C (see vinyl.translate.instances).",
+    .m_size = -1,
+    .m_methods = rowbuild_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__rowbuild(void)
+{
+    if (empty_tuple == NULL) {
+        empty_tuple = PyTuple_New(0);
+        if (empty_tuple == NULL) {
+            return NULL;
+        }
+    }
+    if (str_state == NULL) {
+        str_state = PyUnicode_InternFromString("_state");
+        if (str_state == NULL) {
+            return NULL;
+        }
+    }
+    if (str_fields_cache == NULL) {
+        str_fields_cache = PyUnicode_InternFromString("fields_cache");
+        if (str_fields_cache == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *module = PyModule_Create(&rowbuild_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(module, "VERSION", ROWBUILD_VERSION) < 0
+        || PyModule_AddStringConstant(module, "SOURCE_HASH", ROWBUILD_SOURCE_HASH) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
