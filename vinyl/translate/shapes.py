@@ -490,7 +490,8 @@ def update_shape(kwargs: dict) -> tuple[Any, tuple] | None:
             kind = _str_kind(value)
         elif kind is int and value != 0:
             kind = _SMALL if 0 < value < 32768 else _int_kind(value)
-        elif kind is bool or value is None or kind is int or hasattr(value, "resolve_expression"):
+        elif kind is CombinedExpression or kind is bool or value is None or kind is int or hasattr(value, "resolve_expression"):
+            # (F("n") + 1, the usual expression, tested first: no hasattr().)
             structure = _expression_key(value)
             if structure is None:
                 return None
