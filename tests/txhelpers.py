@@ -237,3 +237,19 @@ async def first_to_end(kind: str, *tasks: asyncio.Future) -> object:
     async for first in asyncio.as_completed(tasks):  # type: ignore[attr-defined]  # (Python 3.13+)
         return await first
     raise AssertionError("nothing to wait for")
+
+
+async def kill_session(server_id: int) -> None:
+    """End the server session ``server_id`` of vinyl's default engine, from a
+    connection outside vinyl's pool."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    other = create_async_engine(vinyl.get_engine().url)
+    try:
+        async with other.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": server_id})
+            else:
+                await conn.exec_driver_sql(f"KILL {int(server_id)}")
+    finally:
+        await other.dispose()

@@ -13,7 +13,7 @@ from sqlalchemy import event, text
 
 import vinyl
 from tests.testapp.models import Author
-from tests.txhelpers import checked_out, committed_names, configure_pool, connections_held, returned
+from tests.txhelpers import checked_out, committed_names, configure_pool, connections_held, kill_session, returned
 from vinyl.exceptions import PoolExhausted
 
 pytestmark = [
@@ -305,22 +305,6 @@ async def _server_id(conn) -> int:
     return (await conn.execute(text(sql))).scalar_one()
 
 
-async def _kill(server_id: int) -> None:
-    # From a connection outside vinyl's pool.
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = vinyl.get_engine()
-    other = create_async_engine(engine.url)
-    try:
-        async with other.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": server_id})
-            else:
-                await conn.exec_driver_sql(f"KILL {int(server_id)}")
-    finally:
-        await other.dispose()
-
-
 async def _pooled_server_id() -> int:
     async with vinyl.get_engine().connect() as conn:
         return await _server_id(conn)
@@ -330,7 +314,7 @@ async def test_connection_killed_by_the_server_is_replaced_before_the_next_state
     await configure_pool(pool_size=1, max_overflow=0)
     await Author.vinyl.create(name="Ann")
     victim = await _pooled_server_id()
-    await _kill(victim)
+    await kill_session(victim)
     # The read fails on the dead connection, which is discarded; the pool is
     # refreshed and the read runs once more on a live connection.
     assert await Author.vinyl.count() == 1
@@ -342,7 +326,7 @@ async def test_a_write_on_a_killed_connection_fails_and_the_next_statement_succe
     await configure_pool(pool_size=1, max_overflow=0)
     await Author.vinyl.create(name="Ann")
     victim = await _pooled_server_id()
-    await _kill(victim)
+    await kill_session(victim)
     # A write may have reached the server before the connection died: it is
     # never retried behind the caller's back.
     with pytest.raises(DjangoDBError):
@@ -363,7 +347,7 @@ async def test_connection_killed_inside_atomic_fails_the_block_and_is_discarded(
                     "pg_backend_pid()" if vinyl.get_engine().dialect.name == "postgresql" else "CONNECTION_ID()"
                 )
             ))[0].pid
-            await _kill(victim)
+            await kill_session(victim)
             await Author.vinyl.create(name="Bob")
     assert await returned() == 0
     assert await Author.vinyl.count() == 0

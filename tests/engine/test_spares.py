@@ -25,7 +25,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 import vinyl
 from tests.conftest import point_default_alias
 from tests.testapp.models import Author
-from tests.txhelpers import checked_out, configure_pool, returned
+from tests.txhelpers import checked_out, configure_pool, kill_session, returned
 from vinyl.engine.engines import SPARE_IDLE_SECONDS, engine_entry, forget_engine, open_connections
 
 pytestmark = pytest.mark.backends("postgresql", "mysql", reason="SQLite's pool hands its one connection back at once")
@@ -205,20 +205,6 @@ async def _server_id() -> int:
         return (await conn.execute(text(sql))).scalar_one()
 
 
-async def _kill(server_id: int) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    other = create_async_engine(vinyl.get_engine().url)  # outside vinyl's pool
-    try:
-        async with other.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": server_id})
-            else:
-                await conn.exec_driver_sql(f"KILL {int(server_id)}")
-    finally:
-        await other.dispose()
-
-
 @pytest.mark.usefixtures("vinyl_db")
 async def test_a_spare_whose_session_the_server_killed():
     await configure_pool(pool_size=1, max_overflow=0)
@@ -226,7 +212,7 @@ async def test_a_spare_whose_session_the_server_killed():
     victim = await _server_id()  # the pool's only connection
     await statements(3)
     assert spares() == 1
-    await _kill(victim)
+    await kill_session(victim)
     await asyncio.sleep(0.05)
     # A read on it fails, and runs once more on a fresh connection.
     assert (await Author.vinyl.get(name="Ann")).age == 3
@@ -234,7 +220,7 @@ async def test_a_spare_whose_session_the_server_killed():
     await statements(4)
     victim = await _server_id()
     await statements(5)
-    await _kill(victim)
+    await kill_session(victim)
     await asyncio.sleep(0.05)
     # A write is never retried; the next statement gets a live connection.
     with pytest.raises(DjangoDBError):
