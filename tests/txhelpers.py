@@ -253,3 +253,24 @@ async def kill_session(server_id: int) -> None:
                 await conn.exec_driver_sql(f"KILL {int(server_id)}")
     finally:
         await other.dispose()
+
+
+def run_loops_in_threads(run: Any, names: tuple[str, ...] = ("a", "b")) -> None:
+    """Run ``asyncio.run(run(name))`` in a thread of its own for each name,
+    at once, and fail with whatever any of them raised."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        try:
+            asyncio.run(run(name))
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []

@@ -25,7 +25,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 import vinyl
 from tests.conftest import point_default_alias
 from tests.testapp.models import Author
-from tests.txhelpers import checked_out, configure_pool, kill_session, returned
+from tests.txhelpers import checked_out, configure_pool, kill_session, returned, run_loops_in_threads
 from vinyl.engine.engines import SPARE_IDLE_SECONDS, engine_entry, forget_engine, open_connections
 
 pytestmark = pytest.mark.backends("postgresql", "mysql", reason="SQLite's pool hands its one connection back at once")
@@ -289,32 +289,20 @@ def test_two_threads_loops_give_their_spares_back_at_once(_emptied):
     # about together.
     point_default_alias(_emptied)
     results: dict[str, tuple] = {}
-    errors: list[BaseException] = []
     ready = threading.Barrier(2)
 
-    def worker(name: str) -> None:
-        async def run() -> None:
-            for _ in range(3):
-                assert await Author.vinyl.filter(name=name).count() == 0
-            await returned()
-            await asyncio.get_running_loop().run_in_executor(None, ready.wait, 30)
+    async def run(name: str) -> None:
+        for _ in range(3):
             assert await Author.vinyl.filter(name=name).count() == 0
-            kept = checked_out()
-            await asyncio.sleep(PAST_THE_BOUND)
-            results[name] = (kept, checked_out(), engine_entry("vinyl_default"))
-            await vinyl.dispose()
+        await returned()
+        await asyncio.get_running_loop().run_in_executor(None, ready.wait, 30)
+        assert await Author.vinyl.filter(name=name).count() == 0
+        kept = checked_out()
+        await asyncio.sleep(PAST_THE_BOUND)
+        results[name] = (kept, checked_out(), engine_entry("vinyl_default"))
+        await vinyl.dispose()
 
-        try:
-            asyncio.run(run())
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(name,)) for name in ("a", "b")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
+    run_loops_in_threads(run)
     assert results["a"][:2] == results["b"][:2] == (1, 0)
     assert results["a"][2] is not results["b"][2]
 

@@ -13,7 +13,7 @@ import vinyl
 from tests.conftest import point_default_alias
 from tests.faults.sessions import Sessions
 from tests.testapp.models import Author
-from tests.txhelpers import closed_and_returned, configure_pool
+from tests.txhelpers import closed_and_returned, configure_pool, run_loops_in_threads
 
 pytestmark = pytest.mark.backends(
     "postgresql", "mysql", reason="counts server sessions; SQLite has no server"
@@ -92,28 +92,16 @@ def test_each_event_loop_gets_its_own_engine(_emptied):
     # ("attached to a different loop", "another operation is in progress").
     point_default_alias(_emptied)
     engines: dict[str, object] = {}
-    errors: list[BaseException] = []
     started = threading.Barrier(2)
 
-    def worker(name: str) -> None:
-        async def run() -> None:
-            engines[name] = vinyl.get_engine()
-            started.wait(timeout=30)
-            for _ in range(20):
-                await asyncio.gather(*(Author.vinyl.filter(name="x").count() for _ in range(4)))
-            await vinyl.dispose()
+    async def run(name: str) -> None:
+        engines[name] = vinyl.get_engine()
+        started.wait(timeout=30)
+        for _ in range(20):
+            await asyncio.gather(*(Author.vinyl.filter(name="x").count() for _ in range(4)))
+        await vinyl.dispose()
 
-        try:
-            asyncio.run(run())
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(name,)) for name in ("a", "b")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
+    run_loops_in_threads(run)
     assert engines["a"] is not engines["b"]
 
 
