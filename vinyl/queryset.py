@@ -495,20 +495,27 @@ class VinylQuerySet(Generic[M]):
         (Its shape is step_shape's for such a call, made here: no frames of
         _chained and step_shape for the calls most reads make.)
         """
-        recipe = self._recipe
-        if recipe is None or self._built is not None:
-            return None
         for name in names:
             if type(name) is not str:
                 return None
-        known = _validated.get((self._model, recipe, (method, names, ())))
+        return self._known_step((method, names, ()), (method, names, {}))
+
+    def _known_step(self, shape: tuple, step: tuple) -> VinylQuerySet[M] | None:
+        """The QuerySet after ``step`` (a recorded call, of this ``shape``), made
+        without Django where Django accepted that shape before on this unbuilt
+        recipe and marked it deferrable (as _chained would skip building it);
+        else None. Only for calls whose shape has no slot values."""
+        recipe = self._recipe
+        if recipe is None or self._built is not None:
+            return None
+        known = _validated.get((self._model, recipe, shape))
         if known is None or not known[1]:
             return None
         new = _new(type(self))
         new._built = None
         new._model = self._model
         new._db = self._db
-        new._steps = self._steps + ((method, names, {}),)
+        new._steps = self._steps + (step,)
         new._recipe = known[0]
         new._values = self._values
         return new
@@ -861,18 +868,9 @@ class VinylQuerySet(Generic[M]):
             if k.start is None and k.step is None and type(stop) is int and stop in _literal_limits:
                 # (qs[:n] of a limit written into the SQL, the usual slice:
                 # its shape, as shapes.slice_shape gives it, made here.)
-                recipe = self._recipe
-                if recipe is not None and self._built is None:
-                    known = _validated.get((self._model, recipe, ("slice", "bounds", None, stop)))
-                    if known is not None and known[1]:
-                        new = _new(type(self))
-                        new._built = None
-                        new._model = self._model
-                        new._db = self._db
-                        new._steps = self._steps + (("__getitem__", (k,), {}),)
-                        new._recipe = known[0]
-                        new._values = self._values
-                        return new
+                new = self._known_step(("slice", "bounds", None, stop), ("__getitem__", (k,), {}))
+                if new is not None:
+                    return new
             return self._chained("__getitem__", (k,), {})
         if isinstance(k, slice):
             return self._chained("__getitem__", (k,), {})
