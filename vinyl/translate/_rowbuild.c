@@ -11,16 +11,31 @@
  *         state = ModelState()
  *         state.<name> = <value>            for each (name, value) of state_attrs
  *         obj._state = state
- *         obj.<name> = row[<position>]      for each column, or, with use_dict,
- *                                           obj.__dict__[<name>] = row[<position>]
+ *         obj.<name> = <value>              for each column, or, with use_dict,
+ *                                           obj.__dict__[<name>] = <value>
+ *                                           (<value>: row[<position>], through its
+ *                                           converters where it has some)
  *         (select_related: each joined object, built the same way from its
  *         own columns, or None where its key is None; then
  *         state.fields_cache = {<back>: <parent>, <cache name>: <joined>, ...})
  *         objs.append(obj)
  *
- * A shape is a tuple (model, start, names, use_dict, joins): column i of
- * the model is row[start + i]; each join is a tuple (shape, key position,
- * cache name, back name or None).
+ * A shape is a tuple (model, start, names, use_dict, joins, converters):
+ * column i of the model is row[start + i]; each join is a tuple (shape, key
+ * position, cache name, back name or None); converters is None or holds one
+ * item per column: None, or a conversion (calls, expression, connection,
+ * slot, naive, epoch) of the column's value, what the expression
+ * vinyl.translate.converters.value_expressions writes for it computes:
+ *
+ *     v = call(v, expression, connection)   for each call, in order
+ *
+ * With a slot (an int; None: none), the first call is Django's MySQL
+ * datetime converter, make_aware(v, connection.timezone), and batch[slot]
+ * (build_rows' last argument, one tuple per call) is the aware epoch of
+ * that zone (None without a zone): a datetime of exactly datetime's class
+ * and no tzinfo (with `naive`, any fold; else fold 0) then becomes the same
+ * date and time with the epoch's tzinfo and fold 0, the value `aware +
+ * (v - epoch)` gives, built directly; None stays None without the call.
  *
  * An attribute store is PyObject_GenericSetAttr, what `obj.name = value`
  * runs for these classes (they have no __setattr__ of their own: checked);
@@ -35,8 +50,9 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <datetime.h>
 
-#define ROWBUILD_VERSION 3
+#define ROWBUILD_VERSION 4
 
 /* The SHA-256 of this file, which setup.py passes when it compiles it: the
  * Python side compares it with the source beside the module, to refuse a
@@ -52,8 +68,9 @@ static PyObject *str_state = NULL;
 static PyObject *str_fields_cache = NULL;
 
 /* The items of a shape and of a join (see the header comment). */
-enum { SHAPE_MODEL, SHAPE_START, SHAPE_NAMES, SHAPE_USE_DICT, SHAPE_JOINS, SHAPE_SIZE };
+enum { SHAPE_MODEL, SHAPE_START, SHAPE_NAMES, SHAPE_USE_DICT, SHAPE_JOINS, SHAPE_CONVERTERS, SHAPE_SIZE };
 enum { JOIN_SHAPE, JOIN_KEY, JOIN_CACHE_NAME, JOIN_BACK, JOIN_SIZE };
+enum { CONV_CALLS, CONV_EXPRESSION, CONV_CONNECTION, CONV_SLOT, CONV_NAIVE, CONV_EPOCH, CONV_SIZE };
 
 /* Item `i` of a checked shape (its start) or join (its key position) as a
  * C integer: check_shape made sure it is an int >= 0 that fits, so this
@@ -102,14 +119,111 @@ check_width(PyObject *row, Py_ssize_t width)
     return 0;
 }
 
-static PyObject *build_one(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyObject *row,
-                           PyObject *back, PyObject *parent);
+/* call(value, expression, connection), as the generated Python calls a
+ * converter. Returns a new reference, or NULL with an error set. */
+static PyObject *
+call_converter(PyObject *call, PyObject *value, PyObject *conversion)
+{
+    PyObject *args[3] = {value, PyTuple_GET_ITEM(conversion, CONV_EXPRESSION), PyTuple_GET_ITEM(conversion, CONV_CONNECTION)};
+    return PyObject_Vectorcall(call, args, 3, NULL);
+}
+
+/* Django's MySQL datetime converter of `value` (not None), where the batch
+ * has the aware epoch `aware` of the zone (see the header comment): a new
+ * reference, or NULL with an error set. */
+static PyObject *
+aware_datetime(PyObject *conversion, PyObject *value, PyObject *aware)
+{
+    int naive = PyTuple_GET_ITEM(conversion, CONV_NAIVE) == Py_True;
+    if (aware == Py_None || !PyDateTime_CheckExact(value)
+        || (!naive && (PyDateTime_DATE_GET_TZINFO(value) != Py_None || PyDateTime_DATE_GET_FOLD(value) != 0))) {
+        return call_converter(PyTuple_GET_ITEM(PyTuple_GET_ITEM(conversion, CONV_CALLS), 0), value, conversion);
+    }
+    if (PyDateTime_CheckExact(aware) && PyDateTime_DATE_GET_TZINFO(value) == Py_None) {
+        /* What datetime + timedelta builds for a datetime of exactly this
+         * class: the fields of `value`, the epoch's tzinfo, fold 0. */
+        return PyDateTimeAPI->DateTime_FromDateAndTimeAndFold(
+            PyDateTime_GET_YEAR(value), PyDateTime_GET_MONTH(value), PyDateTime_GET_DAY(value),
+            PyDateTime_DATE_GET_HOUR(value), PyDateTime_DATE_GET_MINUTE(value), PyDateTime_DATE_GET_SECOND(value),
+            PyDateTime_DATE_GET_MICROSECOND(value), PyDateTime_DATE_GET_TZINFO(aware), 0, PyDateTimeAPI->DateTimeType);
+    }
+    /* (`naive` and an aware value: the subtraction raises, as it does in Python.) */
+    PyObject *delta = PyNumber_Subtract(value, PyTuple_GET_ITEM(conversion, CONV_EPOCH));
+    if (delta == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyNumber_Add(aware, delta);
+    Py_DECREF(delta);
+    return result;
+}
+
+/* `value` (a reference this takes) through its conversion: a new
+ * reference, or NULL with an error set. (Not inlined: the loop over the
+ * columns of a shape without converters stays as short as it was.) */
+Py_NO_INLINE static PyObject *
+convert(PyObject *conversion, PyObject *value, PyObject *batch)
+{
+    PyObject *calls = PyTuple_GET_ITEM(conversion, CONV_CALLS);
+    PyObject *slot = PyTuple_GET_ITEM(conversion, CONV_SLOT);
+    Py_ssize_t first = 0;
+    PyObject *converted = value;
+    if (slot != Py_None) {
+        first = 1;
+        if (value != Py_None) {
+            converted = aware_datetime(conversion, value, PyTuple_GET_ITEM(batch, PyLong_AsSsize_t(slot)));
+            Py_DECREF(value);
+            if (converted == NULL) {
+                return NULL;
+            }
+        }
+    }
+    for (Py_ssize_t k = first; k < PyTuple_GET_SIZE(calls); k++) {
+        PyObject *next = call_converter(PyTuple_GET_ITEM(calls, k), converted, conversion);
+        Py_DECREF(converted);
+        if (next == NULL) {
+            return NULL;
+        }
+        converted = next;
+    }
+    return converted;
+}
+
+/* obj.<name> = <value> (with a dict: dict[<name>] = <value>) for each
+ * name, <value> row[start + i] through its conversion where `converters`
+ * (NULL: none) has one. Returns 0, or -1 with an error set. */
+static inline int
+store_columns(PyObject *obj, PyObject *dict, PyObject *names, PyObject *row, Py_ssize_t start, PyObject *converters,
+              PyObject *batch)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *value = column(row, start + i);
+        if (value == NULL) {
+            return -1;
+        }
+        if (converters != NULL && PyTuple_GET_ITEM(converters, i) != Py_None) {
+            value = convert(PyTuple_GET_ITEM(converters, i), value, batch);
+            if (value == NULL) {
+                return -1;
+            }
+        }
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        int stored = dict != NULL ? PyDict_SetItem(dict, name, value) : PyObject_GenericSetAttr(obj, name, value);
+        Py_DECREF(value);
+        if (stored < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *build_one(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyObject *batch,
+                           PyObject *row, PyObject *back, PyObject *parent);
 
 /* state.fields_cache = {back: parent, <cache name>: <joined object>, ...}
  * for the joins of `shape` (none: `back` alone; neither: nothing is set).
  * Returns 0, or -1 with an error set. */
 static int
-build_joins(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyObject *row,
+build_joins(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyObject *batch, PyObject *row,
             PyObject *obj, PyObject *state, PyObject *back, PyObject *parent)
 {
     PyObject *joins = PyTuple_GET_ITEM(shape, SHAPE_JOINS);
@@ -132,7 +246,7 @@ build_joins(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, Py
         int null_key = key == Py_None;
         Py_DECREF(key);
         PyObject *joined = null_key ? Py_NewRef(Py_None)
-                                    : build_one(PyTuple_GET_ITEM(join, JOIN_SHAPE), state_type, state_attrs, row,
+                                    : build_one(PyTuple_GET_ITEM(join, JOIN_SHAPE), state_type, state_attrs, batch, row,
                                                 PyTuple_GET_ITEM(join, JOIN_BACK), obj);
         if (joined == NULL) {
             goto error;
@@ -158,13 +272,14 @@ error:
  * `parent`: the entry of its parent in its cache (Py_None and NULL: none).
  * Returns a new reference, or NULL with an error set. */
 static PyObject *
-build_one(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyObject *row,
+build_one(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyObject *batch, PyObject *row,
           PyObject *back, PyObject *parent)
 {
     PyTypeObject *model = (PyTypeObject *)PyTuple_GET_ITEM(shape, SHAPE_MODEL);
     Py_ssize_t start = position_at(shape, SHAPE_START);
     PyObject *names = PyTuple_GET_ITEM(shape, SHAPE_NAMES);
     int use_dict = PyTuple_GET_ITEM(shape, SHAPE_USE_DICT) == Py_True;
+    PyObject *converters = PyTuple_GET_ITEM(shape, SHAPE_CONVERTERS);
     PyObject *obj = NULL, *state = NULL, *dict = NULL;
 
     /* object.__new__(model) and ModelState(): for classes without __new__
@@ -192,19 +307,12 @@ build_one(PyObject *shape, PyTypeObject *state_type, PyObject *state_attrs, PyOb
             goto error;
         }
     }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
-        PyObject *value = column(row, start + i);
-        if (value == NULL) {
-            goto error;
-        }
-        PyObject *name = PyTuple_GET_ITEM(names, i);
-        int stored = use_dict ? PyDict_SetItem(dict, name, value) : PyObject_GenericSetAttr(obj, name, value);
-        Py_DECREF(value);
-        if (stored < 0) {
-            goto error;
-        }
+    /* (Two calls of the inlined loop: without converters it has no test of them.) */
+    if ((converters == Py_None ? store_columns(obj, dict, names, row, start, NULL, batch)
+                               : store_columns(obj, dict, names, row, start, converters, batch)) < 0) {
+        goto error;
     }
-    if (build_joins(shape, state_type, state_attrs, row, obj, state, back, parent) < 0) {
+    if (build_joins(shape, state_type, state_attrs, batch, row, obj, state, back, parent) < 0) {
         goto error;
     }
     Py_XDECREF(dict);
@@ -263,14 +371,50 @@ check_position(PyObject *position)
     return 0;
 }
 
+/* Everything convert reads of a conversion without checking it (its slot
+ * an index of `batch`). Returns 0, or -1 with an error set. */
+static int
+check_conversion(PyObject *conversion, PyObject *batch)
+{
+    if (!PyTuple_CheckExact(conversion) || PyTuple_GET_SIZE(conversion) != CONV_SIZE) {
+        return shape_error("a conversion must be a tuple (calls, expression, connection, slot, naive, epoch)");
+    }
+    PyObject *calls = PyTuple_GET_ITEM(conversion, CONV_CALLS);
+    if (!PyTuple_CheckExact(calls)) {
+        return shape_error("a conversion's calls must be a tuple");
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(calls); k++) {
+        if (!PyCallable_Check(PyTuple_GET_ITEM(calls, k))) {
+            return shape_error("a conversion's calls must be callable");
+        }
+    }
+    if (!PyBool_Check(PyTuple_GET_ITEM(conversion, CONV_NAIVE))) {
+        return shape_error("a conversion's naive must be a bool");
+    }
+    PyObject *slot = PyTuple_GET_ITEM(conversion, CONV_SLOT);
+    if (slot == Py_None) {
+        return 0;
+    }
+    if (PyTuple_GET_SIZE(calls) == 0) {
+        return shape_error("a conversion with a slot must have a call");
+    }
+    if (check_position(slot) < 0) {
+        return -1;
+    }
+    if (PyLong_AsSsize_t(slot) >= PyTuple_GET_SIZE(batch)) {
+        return shape_error("a conversion's slot must be an index of the batch");
+    }
+    return 0;
+}
+
 /* Everything build_one reads of `shape` without checking it, checked once
  * per call, at every depth (a shape nests as deep as select_related joins).
  * Returns 0, or -1 with an error set. */
 static int
-check_shape(PyObject *shape)
+check_shape(PyObject *shape, PyObject *batch)
 {
     if (!PyTuple_CheckExact(shape) || PyTuple_GET_SIZE(shape) != SHAPE_SIZE) {
-        return shape_error("must be a tuple (model, start, names, use_dict, joins)");
+        return shape_error("must be a tuple (model, start, names, use_dict, joins, converters)");
     }
     if (check_plain_class(PyTuple_GET_ITEM(shape, SHAPE_MODEL), "model", 0) < 0) {
         return -1;
@@ -293,6 +437,18 @@ check_shape(PyObject *shape)
     if (!PyBool_Check(PyTuple_GET_ITEM(shape, SHAPE_USE_DICT))) {
         return shape_error("use_dict must be a bool");
     }
+    PyObject *converters = PyTuple_GET_ITEM(shape, SHAPE_CONVERTERS);
+    if (converters != Py_None) {
+        if (!PyTuple_CheckExact(converters) || PyTuple_GET_SIZE(converters) != PyTuple_GET_SIZE(names)) {
+            return shape_error("converters must be None or a tuple of one item per name");
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(converters); i++) {
+            PyObject *conversion = PyTuple_GET_ITEM(converters, i);
+            if (conversion != Py_None && check_conversion(conversion, batch) < 0) {
+                return -1;
+            }
+        }
+    }
     PyObject *joins = PyTuple_GET_ITEM(shape, SHAPE_JOINS);
     if (!PyTuple_CheckExact(joins)) {
         return shape_error("joins must be a tuple");
@@ -306,7 +462,7 @@ check_shape(PyObject *shape)
         if (!PyUnicode_Check(PyTuple_GET_ITEM(join, JOIN_CACHE_NAME)) || (back != Py_None && !PyUnicode_Check(back))) {
             return shape_error("a join's cache name must be str, its back name str or None");
         }
-        if (check_position(PyTuple_GET_ITEM(join, JOIN_KEY)) < 0 || check_shape(PyTuple_GET_ITEM(join, JOIN_SHAPE)) < 0) {
+        if (check_position(PyTuple_GET_ITEM(join, JOIN_KEY)) < 0 || check_shape(PyTuple_GET_ITEM(join, JOIN_SHAPE), batch) < 0) {
             return -1;
         }
     }
@@ -314,25 +470,30 @@ check_shape(PyObject *shape)
 }
 
 PyDoc_STRVAR(build_rows_doc,
-"build_rows(shape, state_type, state_attrs, rows, width) -> list\n\n"
+"build_rows(shape, state_type, state_attrs, rows, width, batch) -> list\n\n"
 "One instance per row of `rows`, of the shape `shape` (see\n"
-"vinyl.translate.instances): (model, start, names, use_dict, joins).\n"
-"`state_attrs`: ((name, value), ...) set on each state_type() made;\n"
-"`width`: -1, or the number of values every row must have.");
+"vinyl.translate.instances): (model, start, names, use_dict, joins,\n"
+"converters). `state_attrs`: ((name, value), ...) set on each state_type()\n"
+"made; `width`: -1, or the number of values every row must have;\n"
+"`batch`: the tuple the conversions' slots index.");
 
 static PyObject *
 build_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "build_rows takes exactly 5 arguments");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "build_rows takes exactly 6 arguments");
         return NULL;
     }
-    PyObject *shape = args[0], *state_type = args[1], *state_attrs = args[2], *rows = args[3];
+    PyObject *shape = args[0], *state_type = args[1], *state_attrs = args[2], *rows = args[3], *batch = args[5];
     Py_ssize_t width = PyLong_AsSsize_t(args[4]);
     if (width == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (check_shape(shape) < 0 || check_plain_class(state_type, "state_type", 1) < 0) {
+    if (!PyTuple_CheckExact(batch)) {
+        PyErr_SetString(PyExc_TypeError, "batch must be a tuple");
+        return NULL;
+    }
+    if (check_shape(shape, batch) < 0 || check_plain_class(state_type, "state_type", 1) < 0) {
         return NULL;
     }
     if (!PyTuple_CheckExact(state_attrs)) {
@@ -363,7 +524,7 @@ build_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *row = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
         PyObject *obj = NULL;
         if (width < 0 || check_width(row, width) == 0) {
-            obj = build_one(shape, (PyTypeObject *)state_type, state_attrs, row, Py_None, NULL);
+            obj = build_one(shape, (PyTypeObject *)state_type, state_attrs, batch, row, Py_None, NULL);
         }
         Py_DECREF(row);
         if (obj == NULL) {
@@ -400,6 +561,10 @@ static struct PyModuleDef rowbuild_module = {
 PyMODINIT_FUNC
 PyInit__rowbuild(void)
 {
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL) {
+        return NULL;
+    }
     if (empty_tuple == NULL) {
         empty_tuple = PyTuple_New(0);
         if (empty_tuple == NULL) {

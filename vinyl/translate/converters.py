@@ -57,10 +57,27 @@ def _is_mysql_datetime(converter: Any) -> bool:
     return func is not None and (func.__module__, func.__qualname__) == _MYSQL_DATETIME
 
 
+#: One converted position, as the C row builder takes it (see
+#: vinyl.translate.instances): Django's converters of it in order, the
+#: expression and connection passed to each, and, where the first is MySQL's
+#: datetime converter inlined (see :func:`value_expressions`), its
+#: operations object (None otherwise) and whether the driver's datetimes are
+#: all naive of fold 0.
+Conversion = tuple[tuple[Any, ...], Any, Any, Any, bool]
+
 #: What :func:`value_expressions` gives: the names the expressions use, the
-#: statements to run once per batch before them, and per converted position
-#: the expression of its converted value.
-Converted = tuple[dict[str, Any], list[str], dict[int, str]]
+#: statements to run once per batch before them, per converted position the
+#: expression of its converted value, and per converted position its
+#: :data:`Conversion` (in the order of the statements run once per batch).
+Converted = tuple[dict[str, Any], list[str], dict[int, str], dict[int, Conversion]]
+
+
+def batch_aware(ops: Any) -> datetime.datetime | None:
+    """The aware epoch a batch of MySQL datetimes is converted with (None
+    without a time zone): what the statements :func:`value_expressions`
+    runs once per batch compute, read the same way."""
+    tz = ops.connection.timezone
+    return None if tz is None else aware_epoch(tz)
 
 
 def value_expressions(converters: dict[int, tuple[list, Any]], connection: Any, row: str = "r", unpacked: bool = False) -> Converted:
@@ -72,11 +89,15 @@ def value_expressions(converters: dict[int, tuple[list, Any]], connection: Any, 
     namespace: dict[str, Any] = {"conn": connection, "dt": datetime.datetime, "epoch": _EPOCH, "aware_epoch": aware_epoch}
     prologue: list[str] = []
     items: dict[int, str] = {}
+    conversions: dict[int, Conversion] = {}
+    naive = bool(getattr(connection, "vinyl_driver_datetimes_naive", False))
     for pos, (convs, expression) in converters.items():
         namespace[f"e{pos}"] = expression
         value = f"c{pos}" if unpacked else f"{row}[{pos}]"
         start = 0
-        if convs and _is_mysql_datetime(convs[0]):
+        inlined = bool(convs) and _is_mysql_datetime(convs[0])
+        conversions[pos] = (tuple(convs), expression, connection, convs[0].__self__ if inlined else None, naive)
+        if inlined:
             # make_aware(v, tz) of a naive datetime; None stays None.
             namespace[f"c{pos}_0"] = convs[0]
             namespace[f"ops{pos}"] = convs[0].__self__
@@ -88,7 +109,7 @@ def value_expressions(converters: dict[int, tuple[list, Any]], connection: Any, 
             # converter) every value goes through Django's converter.
             prologue.append(f"tz{pos} = ops{pos}.connection.timezone")
             prologue.append(f"naive{pos}, aware{pos} = (None, None) if tz{pos} is None else (dt, aware_epoch(tz{pos}))")
-            if getattr(connection, "vinyl_driver_datetimes_naive", False):
+            if naive:
                 # Every datetime the driver gives is naive, of fold 0 (its
                 # own decoders): the type says enough (about 780
                 # instructions a value fewer than reading tzinfo and fold).
@@ -106,7 +127,7 @@ def value_expressions(converters: dict[int, tuple[list, Any]], connection: Any, 
             namespace[f"c{pos}_{k}"] = convs[k]
             value = f"c{pos}_{k}({value}, e{pos}, conn)"
         items[pos] = value
-    return namespace, prologue, items
+    return namespace, prologue, items, conversions
 
 
 def rows_converter(converters: dict[int, tuple[list, Any]], width: int | None, connection: Any) -> Callable[[Rows], Rows]:
@@ -120,7 +141,7 @@ def rows_converter(converters: dict[int, tuple[list, Any]], width: int | None, c
         if width is None:
             return lambda rows: rows
         return lambda rows: [row[:width] for row in rows]
-    namespace, prologue, converted = value_expressions(converters, connection)
+    namespace, prologue, converted, _ = value_expressions(converters, connection)
     last = max(converters)
     items = [converted.get(pos, f"r[{pos}]") for pos in range(last + 1)]
     tail = f"*r[{last + 1}:{'' if width is None else width}]"

@@ -10,9 +10,9 @@ out stay deferred, as ``__init__`` leaves them.
 
 Where the optional C extension ``vinyl.translate._rowbuild`` is built (see
 :data:`ROWBUILD`), :func:`rows_maker` and :func:`joined_rows_maker` let it
-build the instances of a shape without converters or annotations: the same
-calls in the same order, without the interpreter's work per row. Elsewhere
-the generated Python runs.
+build the instances of a shape without annotations, its converters
+included: the same calls in the same order, without the interpreter's work
+per row. Elsewhere the generated Python runs.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import post_init, pre_init
 
 from vinyl import construct
-from vinyl.translate.converters import Converted
+from vinyl.translate.converters import Conversion, Converted, _EPOCH, batch_aware
 
 Row = Sequence[Any]
 
@@ -44,7 +44,7 @@ logger = logging.getLogger("vinyl.translate")
 
 #: The version of ``_rowbuild``'s ``build_rows`` this module calls (the C
 #: source's ROWBUILD_VERSION).
-ROWBUILD_VERSION = 3
+ROWBUILD_VERSION = 4
 
 
 def load_rowbuild() -> ModuleType | None:
@@ -150,8 +150,8 @@ def rows_maker(
     converter expressions must read: ``value_expressions(...,
     unpacked=True)``) instead of indexing it once per column.
     """
-    if converted is None and not annotations:
-        compiled = _compiled_rows_maker(model, attnames, start, fetch_mode, width)
+    if not annotations:
+        compiled = _compiled_rows_maker(model, attnames, start, fetch_mode, width, (), converted)
         if compiled is not None:
             return compiled
     exprs = converted[2] if converted is not None else {}
@@ -171,7 +171,13 @@ def rows_maker(
 
 
 def _compiled_rows_maker(
-    model: type, attnames: Sequence[str], start: int, fetch_mode: Any, width: int | None, joins: Sequence[Joined] = ()
+    model: type,
+    attnames: Sequence[str],
+    start: int,
+    fetch_mode: Any,
+    width: int | None,
+    joins: Sequence[Joined] = (),
+    converted: Converted | None = None,
 ) -> Any:
     """rows_maker's (joined_rows_maker's) ``make`` on the C builder, where it
     is loaded and can build every class of the shape (see :func:`_shape`);
@@ -182,17 +188,43 @@ def _compiled_rows_maker(
     # (The C code checks the same, and refuses other classes with TypeError.)
     if not _c_buildable(ModelState) or ModelState.__init__ is not object.__init__:
         return None
-    shape = _shape(model, attnames, start, joins)
+    conversions = _conversions(converted[3]) if converted is not None else {}
+    shape = _shape(model, attnames, start, joins, conversions)
     if shape is None:
         return None
     build_rows = rowbuild.build_rows
     unpacked = -1 if width is None else int(width)
     fetch = (("fetch_mode", fetch_mode),) if fetch_mode is not None else ()
+    # The operations objects whose zone each batch reads, in the order the
+    # generated Python reads them (before its loop).
+    zoned = tuple(ops for (_, _, _, ops, _) in converted[3].values() if ops is not None) if converted is not None else ()
+    if not zoned:
 
-    def make(db: str, rows: Sequence[Row]) -> list:
-        return build_rows(shape, ModelState, (("adding", False), ("db", db), *fetch), rows, unpacked)
+        def make(db: str, rows: Sequence[Row]) -> list:
+            return build_rows(shape, ModelState, (("adding", False), ("db", db), *fetch), rows, unpacked, ())
 
-    return make
+        return make
+
+    def make_zoned(db: str, rows: Sequence[Row]) -> list:
+        batch = tuple([batch_aware(ops) for ops in zoned])
+        return build_rows(shape, ModelState, (("adding", False), ("db", db), *fetch), rows, unpacked, batch)
+
+    return make_zoned
+
+
+def _conversions(conversions: dict[int, Conversion]) -> dict[int, tuple]:
+    """The C builder's conversion of each converted position: ``(calls,
+    expression, connection, slot, naive, epoch)`` (see ``_rowbuild.c``),
+    the slot of an inlined MySQL datetime converter numbering them in
+    order."""
+    specs: dict[int, tuple] = {}
+    slots = 0
+    for pos, (calls, expression, connection, ops, naive) in conversions.items():
+        slot = None
+        if ops is not None:
+            slot, slots = slots, slots + 1
+        specs[int(pos)] = (tuple(calls), expression, connection, slot, bool(naive), _EPOCH)
+    return specs
 
 
 def _c_buildable(cls: Any) -> bool:
@@ -201,17 +233,18 @@ def _c_buildable(cls: Any) -> bool:
     return cls.__new__ is object.__new__ and cls.__setattr__ is object.__setattr__
 
 
-def _shape(model: type, attnames: Sequence[str], start: int, joins: Sequence[Joined]) -> tuple | None:
+def _shape(model: type, attnames: Sequence[str], start: int, joins: Sequence[Joined], conversions: dict[int, tuple]) -> tuple | None:
     """The C builder's description of the objects _instance and _joined
-    build: ``(model, start, names, use_dict, joins)`` (column ``i`` at
-    ``row[start + i]``), each join
-    ``(shape, key position, cache name, back name or None)``; None where a
-    class is not :func:`_c_buildable`."""
+    build: ``(model, start, names, use_dict, joins, converters)`` (column
+    ``i`` at ``row[start + i]``), each join
+    ``(shape, key position, cache name, back name or None)``, converters
+    None or the conversion (see :func:`_conversions`) or None of each
+    column; None where a class is not :func:`_c_buildable`."""
     if not _c_buildable(model):
         return None
     nested = []
     for join in joins:
-        shape = _shape(join.model, join.attnames, join.start, join.joins)
+        shape = _shape(join.model, join.attnames, join.start, join.joins, conversions)
         if shape is None:
             return None
         nested.append((shape, join.start + join.pk, sys.intern(join.cache_name), join.back))
@@ -219,7 +252,8 @@ def _shape(model: type, attnames: Sequence[str], start: int, joins: Sequence[Joi
     # _instance's choice: attribute stores, or (a setter, a name no attribute
     # store spells) every column into obj.__dict__.
     use_dict = not all(_storable(model, name) for name in attnames)
-    return (model, int(start), names, use_dict, tuple(nested))
+    converters = tuple(conversions.get(start + i) for i in range(len(names)))
+    return (model, int(start), names, use_dict, tuple(nested), converters if any(converters) else None)
 
 
 def _loop(width: int | None) -> str:
@@ -303,10 +337,9 @@ def joined_rows_maker(
     objects ``joins`` build from the same row in its related-object cache,
     as Django's select_related populators leave them (every model plain).
     ``converted``, ``width``: as for :func:`rows_maker`."""
-    if converted is None:
-        compiled = _compiled_rows_maker(model, attnames, start, fetch_mode, width, joins)
-        if compiled is not None:
-            return compiled
+    compiled = _compiled_rows_maker(model, attnames, start, fetch_mode, width, joins, converted)
+    if compiled is not None:
+        return compiled
     models: list[tuple[type, Sequence[str]]] = [(model, attnames)]
     exprs = converted[2] if converted is not None else {}
     unpacked = width is not None
