@@ -210,3 +210,49 @@ def test_the_long_list_span_of_a_run_is_its_count_of_values():
     # Keywords sorted: age's slot first, then the list's 200.
     assert slots == (3, *range(1, 201))
     assert shapes.long_list_span(recipe) == (1, 200)
+
+
+def test_one_update_value_has_the_shape_it_has_among_others():
+    # update_shape shapes a single field apart (text, integers, F() and a
+    # constant): the same shape and slots as the loop gives that field
+    # among others ("zzz" sorts last).
+    from decimal import Decimal
+
+    from django.db.models import IntegerField, Value
+
+    from vinyl.translate.shapes import update_shape
+
+    values = [
+        "abc", "123", "a:b", "", "0" * 32, "12345678-1234-5678-1234-567812345678",
+        1, -1, 32767, 32768, 2**31, 2**63, -(2**40), 0, True, False, None, 1.5, Decimal("2.50"),
+        F("n") + 1, F("n") - 2.5, F("n") * Decimal("1.5"), F("n") + "x", F("n") + 0, F("n") + True,
+        1 + F("n"), F("n") + F("m"), (F("n") + 1) * 2, F("n") + Value(1), F("n") + Value(1, output_field=IntegerField()),
+        Value(3), F("n"),
+    ]  # fmt: skip
+    for value in values:
+        alone = update_shape({"n": value})
+        among = update_shape({"n": value, "zzz": 5})
+        if among is None:
+            assert alone is None, value
+            continue
+        assert alone is not None, value
+        assert alone[0] == ("update", among[0][1][:1]), value
+        assert alone[1] == among[1][:-1], value
+
+
+def test_two_integer_keywords_have_the_shape_they_have_among_others():
+    # step_shape shapes two integer keywords apart: the same shape and
+    # slots, in sorted order, as the loop gives them with a third keyword.
+    edges = (0, 1, 32767, 32768, 65535, 65536, 2**31 - 1, 2**31, 2**63, -1, -(2**40))
+    for first in edges:
+        for second in edges:
+            for keys in (("id__gte", "id__lt"), ("id__lt", "id__gte")):
+                kwargs = dict(zip(keys, (first, second)))
+                shape, slots = step_shape("filter", (), dict(kwargs))
+                among = step_shape("filter", (), {**kwargs, "zzz": "x"})
+                assert among is not None
+                assert shape == ("filter", among[0][1][:2])
+                assert slots == among[1][:2]
+    # Not two integers (a boolean, a text, a list): the loop's shape.
+    for kwargs in ({"a": 1, "b": True}, {"a": "1", "b": 2}, {"a": [1], "b": 2}):
+        assert step_shape("filter", (), dict(kwargs))[0] == ("filter", step_shape("filter", (), {**kwargs, "zzz": "x"})[0][1][:2])

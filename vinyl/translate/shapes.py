@@ -269,12 +269,25 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
         if args:
             return None  # Q objects and expressions: compiled every time
         if len(kwargs) == 1:
-            ((key, value),) = kwargs.items()
+            (key,) = kwargs  # (not items(): see update_shape)
+            value = kwargs[key]
             if type(value) is int:
                 # (One integer, the usual get(pk=...) or filter(author_id=...):
                 # the shape the loop below gives it, without its lists.)
                 kind = _SMALL if 0 <= value < 32768 else _SIXTEEN if 32768 <= value < 65536 else _THIRTY_ONE if 65536 <= value < 2147483648 else _int_kind(value)
                 return (method, ((key, kind),)), (value,)
+        elif len(kwargs) == 2:
+            # (Two integers, a range of keys: the loop below written out, in
+            # the keywords' sorted order.)
+            key, other = kwargs
+            value, second = kwargs[key], kwargs[other]
+            if type(value) is int and type(second) is int:
+                if other < key:
+                    key, value, other, second = other, second, key, value
+                return (method, (
+                    (key, _SMALL if 0 <= value < 32768 else _SIXTEEN if 32768 <= value < 65536 else _THIRTY_ONE if 65536 <= value < 2147483648 else _int_kind(value)),
+                    (other, _SMALL if 0 <= second < 32768 else _SIXTEEN if 32768 <= second < 65536 else _THIRTY_ONE if 65536 <= second < 2147483648 else _int_kind(second)),
+                )), (value, second)  # fmt: skip
         keys: list[tuple] = []
         values: list[Any] = []
         # (One keyword, the usual filter: in order as it is.)
@@ -479,11 +492,27 @@ def update_shape(kwargs: dict) -> tuple[Any, tuple] | None:
     """``step_shape("update", (), kwargs)``: update(field=value) of plain
     values as slots; expressions (F("n") + 1), booleans, None and 0 are
     structure."""
+    if len(kwargs) == 1:
+        # (One field, the usual update: a text or a nonzero integer, or
+        # F("n") + constant, shaped here as the loop below shapes it, without
+        # its lists and _expression_key's call.)
+        (key,) = kwargs  # (not items(): no view, iterator and pair to make)
+        value = kwargs[key]
+        kind: Any = type(value)
+        if kind is str:
+            return ("update", ((key, _str_kind(value)),)), (value,)
+        if kind is int and value != 0:
+            return ("update", ((key, _SMALL if 0 < value < 32768 else _int_kind(value)),)), (value,)
+        if kind is CombinedExpression and "output_field" not in value.__dict__:
+            lhs, rhs = value.lhs, value.rhs
+            if type(lhs) is F and type(rhs) is Value and type(rhs.value) in _CONSTANT_TYPES and "output_field" not in rhs.__dict__:
+                constant = rhs.value
+                return ("update", ((key, "=", ("C", value.connector, ("F", lhs.name), ("V", type(constant), constant))),)), ()
     keys: list[Any] = []
     values: list[Any] = []
     for key in kwargs if len(kwargs) == 1 else sorted(kwargs):
         value = kwargs[key]
-        kind: Any = type(value)
+        kind = type(value)
         # (_slot_kind's usual answers and _update_structure written out: a
         # call less per value.)
         if kind is str:
