@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from typing import Any, Generic, Optional, TypeVar
+from typing import Any, Callable, Generic, Optional, TypeVar
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import await_ as _sa_await
@@ -138,6 +138,17 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         if self._items or not block:
             return self.get_nowait()
         return _sa_await(self._wait(timeout))
+
+    def stale_first(self, stale: Callable[[Any], bool]) -> None:
+        """Put the idle items for which ``stale`` is true where a get takes
+        them first, in their order (after a pool invalidation: the next
+        checkouts reconnect them, see vinyl.engine.engines.quiet_pool)."""
+        items = self._items
+        marked = [(stale(item), item) for item in items]
+        first = [item for is_stale, item in marked if is_stale]
+        rest = [item for is_stale, item in marked if not is_stale]
+        items.clear()
+        items.extend(rest + first if self.use_lifo else first + rest)
 
     def take_back_spare(self) -> None:
         """Check the last spare connection in (see :attr:`spares`), for a
