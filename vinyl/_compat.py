@@ -608,6 +608,12 @@ _need(
     "SQLAlchemy's own reaction to a disconnect: every pooled connection turns stale, nothing closes outside the greenlet",
     params=("self", "connection", "exception", "_checkin"),
 )
+_need(
+    "SQLAlchemy", Pool, "_invalidate",
+    "vinyl's FairAsyncQueuePool tells vinyl when it is invalidated (by a lost connection, or by any code that calls "
+    "it, with no event): the spares it made stale are not handed out (SQLAlchemy fires no event of its own)",
+    how="override", params=("self", "connection", "exception", "_checkin"),
+)
 
 
 _need(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import weakref
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
@@ -581,6 +582,11 @@ def fair_queue_of(entry: EngineEntry) -> FairQueue | None:
             # FairQueue.get): a replaced pool (an application's dispose of
             # the engine) sends those of the pool it replaced to that pool.
             queue.spares = entry.spares
+            # Its invalidations make connections stale: found at once (see
+            # take_idle). (Only on the engines whose stale entries vinyl
+            # tracks: it keeps spares on no other.)
+            if entry.quiet_checkin:
+                queue.invalidated = functools.partial(mark_stale, entry)
     return entry.queue
 
 
@@ -614,27 +620,29 @@ def take_idle(entry: EngineEntry) -> Held | None:
             # Tasks wait in line, so the pool has no idle connection (see
             # FairQueue): this task joins them, see vinyl.engine.turns.
             return None
-    else:
+    elif not entry.stale:
         pool = entry.engine.sync_engine.pool
-        if entry.stale or invalidated_at(pool) != entry.invalidated_at:
-            # Connections wait to reconnect after a disconnect (the spares
-            # may be some): back to the pool, whose checkout replaces stale
-            # ones. (The pool's invalidation time is read as well: code that
-            # invalidates the pool without an event marks no entry stale.)
-            check_in_spares(entry)
-        else:
-            queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
-            if queue is None:
-                # Another pool class: the spares of this loop step; the last
-                # one taken, their check-in is not needed.
+        queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
+        if queue is None:
+            # Another pool class: the spares of this loop step; the last one
+            # taken, their check-in is not needed. (Its invalidation time is
+            # read: code that invalidates the pool itself fires no event;
+            # vinyl's pool says so, see FairAsyncQueuePool.)
+            if invalidated_at(pool) == entry.invalidated_at:
                 held = spares.pop()
                 if not spares:
                     _cancel_spare_check(entry)
                 return held
-            if not queue.waiters:
-                return spares.pop()
+            check_in_spares(entry)
+        elif not queue.waiters:
+            return spares.pop()
+        else:
             # Tasks wait for a connection: theirs first (see fairpool.py).
             check_in_spares(entry)
+    else:
+        # Connections wait to reconnect after a disconnect (the spares may
+        # be some): back to the pool, whose checkout replaces stale ones.
+        check_in_spares(entry)
     pooled = _checkout_quietly(entry)
     return None if pooled is None else held_pair(pooled)
 

@@ -92,6 +92,9 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         # never while tasks wait (see get). The engine entry's own list, set
         # by it (engines.fair_queue_of), which reads it on every statement.
         self.spares: list[Any] = []
+        # Called when the pool is invalidated (see FairAsyncQueuePool), set
+        # with spares: the entry finds the connections that made stale.
+        self.invalidated: Optional[Callable[[], None]] = None
 
     def empty(self) -> bool:
         return not self._items
@@ -296,6 +299,15 @@ class FairAsyncQueuePool(AsyncAdaptedQueuePool):
         queue: FairQueue = pool_queue(self)
         queue.max_overflow = max_overflow(self)  # type: ignore[assignment]  # (an int on a QueuePool)
         queue.timeout = self.timeout()
+
+    def _invalidate(self, connection: Any, exception: Optional[BaseException] = None, _checkin: bool = True) -> None:
+        # Every connection opened before is stale now (see Pool._invalidate):
+        # vinyl stops taking its spares without the pool's checkout at once,
+        # whoever invalidated the pool (SQLAlchemy fires no event for it).
+        super()._invalidate(connection, exception, _checkin)
+        invalidated = pool_queue(self).invalidated
+        if invalidated is not None:
+            invalidated()
 
 
 def fair_queue(pool: Any) -> Optional[FairQueue]:
