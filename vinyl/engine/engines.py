@@ -148,6 +148,7 @@ class EngineEntry:
         queue: FairQueue | None = None,
         spares: list[Held] | None = None,
         spare_check: asyncio.TimerHandle | None = None,
+        kept: tuple[Any, AsyncConnection] | None = None,
         closer: Any = None,
         checks_transaction: bool = False,
         connect_failure: asyncio.Future | None = None,
@@ -197,6 +198,10 @@ class EngineEntry:
         # the first one kept on vinyl's pool, at the loop's next step on
         # another (cancelled there when the step takes them all back).
         self.spare_check = spare_check
+        # The SQLAlchemy connection of the last block whose idle connection
+        # became a spare (see keep_block_connection), with that pooled
+        # connection: the next block that takes this spare runs on it again.
+        self.kept = kept
         # The context the check-in of spare connections runs in (see
         # keep_spare): one per entry, so per loop and thread (a Context is
         # entered by one thread at a time).
@@ -588,6 +593,39 @@ def fair_queue_of(entry: EngineEntry) -> FairQueue | None:
             if entry.quiet_checkin:
                 queue.invalidated = functools.partial(mark_stale, entry)
     return entry.queue
+
+
+def keep_block_connection(entry: EngineEntry, conn: AsyncConnection, held: Held) -> bool:
+    """Keep the connection of a block that ended, idle (no transaction
+    open), checked out for the next statement or block, as a statement's
+    (see keep_spare), or hand it to the first task waiting in line; False
+    where it goes back to the pool instead (the caller checks it in).
+
+    ``conn``, the block's SQLAlchemy connection, is kept with it (not
+    closed: it is in no transaction, as after its commit), for the next
+    block that takes this spare (see :func:`kept_connection`): building one
+    costs more than the rest of an empty block. Only on a quiet pool (see
+    quiet_pool), whose checkin of an idle connection needs no I/O.
+    """
+    pool = entry.engine.sync_engine.pool
+    if entry.stale or not quiet_checkout(pool, entry.invalidated_at):
+        return False
+    queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
+    if queue is not None and queue.waiters:
+        return queue.hand_over(held)
+    keep_spare(entry, held)
+    entry.kept = (held[0], conn)
+    return True
+
+
+def kept_connection(entry: EngineEntry, pooled: Any) -> AsyncConnection | None:
+    """The SQLAlchemy connection a block left on ``pooled`` (a spare just
+    taken), if it did (see :func:`keep_block_connection`)."""
+    kept = entry.kept
+    if kept is None:
+        return None
+    entry.kept = None
+    return kept[1] if kept[0] is pooled else None
 
 
 def _cancel_spare_check(entry: EngineEntry) -> None:
