@@ -318,9 +318,9 @@ def _given_back_quietly(scope: Scope, conn: AsyncConnection) -> bool:
     keep_block_connection), or check it in where that needs no I/O; False
     if neither (the caller closes it, with I/O where needed)."""
     entry = scope.entry
-    if not entry.quiet_checkin:
-        return False
     sync_connection: Any = conn.sync_connection
+    if not entry.quiet_checkin or sync_connection.invalidated:
+        return False  # (an invalidated one's pooled connection would reconnect)
     pooled = sync_connection.connection
     held = held_pair(pooled)
     if not entry.config.idle(held[1]):  # type: ignore[misc]

@@ -444,7 +444,23 @@ def checkout_needs_no_io(entry: EngineEntry) -> bool:
     no invalidated connection waiting to reconnect.
     """
     pool: Any = entry.engine.sync_engine.pool  # QueuePool and its async variant
-    return quiet_pool(entry) and pool.checkedin() > 0
+    if not (quiet_pool(entry) and pool.checkedin() > 0):
+        return False
+    # The entry a checkout takes next, asked itself where vinyl's queue
+    # says which (a reconnect can fail after its connect event: the entry is
+    # stale again, unknown to entry.stale).
+    queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
+    return queue is None or fresh_next(entry, queue)
+
+
+def fresh_next(entry: EngineEntry, queue: FairQueue) -> bool:
+    """Is the idle entry a checkout from ``queue`` takes next fresh (see
+    mark_stale)? A stale one is added to ``entry.stale``."""
+    record = queue.next_item()
+    if record is None or not stale_entry(record):
+        return True
+    _note(entry.stale, record)
+    return False
 
 
 def quiet_pool(entry: EngineEntry) -> bool:

@@ -142,6 +142,13 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
             return self.get_nowait()
         return _sa_await(self._wait(timeout))
 
+    def next_item(self) -> Any:
+        """The idle item a get takes next (None if none is idle)."""
+        items = self._items
+        if not items:
+            return None
+        return items[-1] if self.use_lifo else items[0]
+
     def stale_first(self, stale: Callable[[Any], bool]) -> None:
         """Put the idle items for which ``stale`` is true where a get takes
         them first, in their order (after a pool invalidation: the next
