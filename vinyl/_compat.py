@@ -51,6 +51,7 @@ from django.db.models.sql.compiler import SQLCompiler
 from django.utils.asyncio import async_unsafe
 from sqlalchemy.engine import NestedTransaction
 from sqlalchemy.pool import Pool, QueuePool
+from sqlalchemy.pool import base as _sa_pool_base
 from sqlalchemy.util import concurrency as _sa_concurrency
 from sqlalchemy.util import queue as _sa_queue
 
@@ -575,12 +576,28 @@ def _pool() -> QueuePool:
     return QueuePool(lambda: None)  # type: ignore[arg-type]  # never connects
 
 
-for _name in ("_pre_ping", "_recycle", "_invalidate_time"):
+for _name in ("_pre_ping", "_recycle"):
     _need(
         "SQLAlchemy", Pool, _name,
-        "a checkout that never talks to the server (no pre-ping, recycling or invalidation) runs outside the greenlet",
+        "a checkout that never talks to the server (no pre-ping, no recycling) runs outside the greenlet",
         present=_instance_attr(_pool, _name),
     )
+_need(
+    "SQLAlchemy", Pool, "_invalidate_time",
+    "a pool invalidation (a lost connection) makes every older connection reconnect at its next checkout, with "
+    "I/O: vinyl notices one by this time, which only moves forward, and finds the connections it made stale",
+    present=_instance_attr(_pool, "_invalidate_time"),
+)
+_need(
+    "SQLAlchemy", _sa_pool_base, "_ConnectionRecord",
+    "the class of a pool's entries, whose staleness vinyl asks (the public ConnectionPoolEntry does not say)",
+)
+_need(
+    "SQLAlchemy", _sa_pool_base._ConnectionRecord, "_is_hard_or_soft_invalidated",
+    "SQLAlchemy's own test of a pool entry that its next checkout reconnects (invalidated, soft-invalidated, or "
+    "older than the pool's invalidation): vinyl never checks one out without the greenlet, nor keeps one as a spare",
+    params=("self",),
+)
 _need(
     "SQLAlchemy", QueuePool, "_max_overflow",
     "QueuePool has no public reading of max_overflow: vinyl tells a full pool (wait) and says it in PoolExhausted",
@@ -590,6 +607,12 @@ _need(
     "SQLAlchemy", Pool, "_invalidate",
     "SQLAlchemy's own reaction to a disconnect: every pooled connection turns stale, nothing closes outside the greenlet",
     params=("self", "connection", "exception", "_checkin"),
+)
+_need(
+    "SQLAlchemy", Pool, "_invalidate",
+    "vinyl's FairAsyncQueuePool tells vinyl when it is invalidated (by a lost connection, or by any code that calls "
+    "it, with no event): the spares it made stale are not handed out (SQLAlchemy fires no event of its own)",
+    how="override", params=("self", "connection", "exception", "_checkin"),
 )
 
 
@@ -620,9 +643,24 @@ def pool_queue(pool: Any) -> Any:
     return pool._pool if isinstance(pool, QueuePool) else None
 
 
-def quiet_checkout(pool: Any) -> bool:
-    """Does a checkout from ``pool`` never talk to the server?"""
-    return not pool._pre_ping and pool._recycle < 0 and not pool._invalidate_time
+def quiet_checkout(pool: Any, invalidated_at: float) -> bool:
+    """Does a checkout from ``pool`` never talk to the server, unless a
+    connection was invalidated? ``invalidated_at``: the pool's
+    :func:`invalidated_at` its caller has accounted for (found the
+    connections it made stale); False once the pool's has moved since."""
+    return not pool._pre_ping and pool._recycle < 0 and pool._invalidate_time == invalidated_at
+
+
+def invalidated_at(pool: Any) -> float:
+    """When ``pool`` was last invalidated (0: never); every connection it
+    opened before then reconnects at its next checkout."""
+    return pool._invalidate_time
+
+
+def stale_entry(record: Any) -> bool:
+    """Does the next checkout of ``record`` (a pool entry) reconnect it?
+    (Recycling by age aside: a quiet pool has none.)"""
+    return record._is_hard_or_soft_invalidated()
 
 
 def max_overflow(pool: Any) -> int | None:

@@ -23,7 +23,17 @@ from sqlalchemy.util import greenlet_spawn
 from vinyl._compat import max_overflow
 from vinyl.engine.callbacks import run_callbacks, take_callbacks
 from vinyl.engine.disconnects import is_disconnect, raise_as_django
-from vinyl.engine.engines import EngineEntry, engine_entry, ensure_facts, fair_queue_of, room_in_pool, take_idle_pooled
+from vinyl.engine.engines import (
+    EngineEntry,
+    engine_entry,
+    ensure_facts,
+    fair_queue_of,
+    held_pair,
+    keep_block_connection,
+    kept_connection,
+    room_in_pool,
+    take_idle_pooled,
+)
 from vinyl.engine.fairpool import fair_queue, no_connection_left
 from vinyl.engine.savepoints import savepoint
 from vinyl.engine.scope import Scope, active_scope
@@ -47,7 +57,8 @@ async def checkout(alias: str, *, in_block: bool = False, transactional: bool = 
     :class:`vinyl.exceptions.PoolExhausted`.
     """
     entry = engine_entry(alias)
-    if entry.facts is not None and not _must_wait(entry):
+    # (A spare at hand: no wait is due, see FairQueue.exhausted.)
+    if entry.facts is not None and (entry.spares or not _must_wait(entry)):
         options = None if transactional else entry.autocommit_options
         conn = None if options else _connect_quietly(entry)
         if conn is None:
@@ -76,7 +87,7 @@ def _connect_quietly(entry: EngineEntry) -> AsyncConnection | None:
     pooled = take_idle_pooled(entry)
     if pooled is None:
         return None
-    return AsyncConnection(entry.engine, Connection(entry.engine.sync_engine, pooled))
+    return kept_connection(entry, pooled) or AsyncConnection(entry.engine, Connection(entry.engine.sync_engine, pooled))
 
 
 async def _connect(alias: str, entry: EngineEntry, options: dict | None) -> AsyncConnection:
@@ -263,23 +274,19 @@ async def release(scope: Scope, *, commit: bool) -> None:
         # a driver left open.
         await conn.close()
         return
-    sync_connection = conn.sync_connection
-    if not sync_connection.in_transaction():  # type: ignore[union-attr]  # started
-        # No statement ran: no transaction was begun, none to end; given
-        # back without I/O (so without the greenlet, or a coroutine) where
-        # the pool takes it back quietly.
-        entry = scope.entry
-        driver = sync_connection.connection.driver_connection  # type: ignore[union-attr]
-        if entry.quiet_checkin and entry.config.idle(driver) and room_in_pool(entry):  # type: ignore[misc]
-            sync_connection.close()  # type: ignore[union-attr]  # started
-            return
-        await conn.close()
+    sync_connection: Any = conn.sync_connection
+    if not sync_connection.in_transaction():
+        # No statement ran: no transaction was begun, none to end; kept as
+        # a spare, or given back, without I/O (so without the greenlet, or
+        # a coroutine) where the pool takes it back quietly.
+        if not _given_back_quietly(scope, conn):
+            await conn.close()
         return
     ended: list[bool] = []
     try:
         if commit:
             scope.check_transaction()
-        await greenlet_spawn(_end_sync, conn.sync_connection, commit, ended)
+        await greenlet_spawn(_end_sync, scope, commit, ended)
     except BaseException as exc:
         if ended:
             raise  # the transaction ended; giving the connection back failed
@@ -291,14 +298,38 @@ async def release(scope: Scope, *, commit: bool) -> None:
         logger.info("vinyl: a rollback failed, the connection was discarded: %r", exc)
 
 
-def _end_sync(connection: Any, commit: bool, ended: list[bool]) -> None:
-    # In the greenlet: COMMIT (or ROLLBACK), then back to the pool, in one trip.
+def _end_sync(scope: Scope, commit: bool, ended: list[bool]) -> None:
+    # In the greenlet: COMMIT (or ROLLBACK), then kept as a spare or back to
+    # the pool, in one trip.
+    conn = scope.connection
+    connection: Any = conn.sync_connection
     if commit:
         connection.commit()
     else:
         connection.rollback()
     ended.append(True)
-    connection.close()
+    if not _given_back_quietly(scope, conn):
+        connection.close()
+
+
+def _given_back_quietly(scope: Scope, conn: AsyncConnection) -> bool:
+    """Keep the idle connection of a transaction that ended (or never
+    began) as a spare, with its SQLAlchemy connection (see
+    keep_block_connection), or check it in where that needs no I/O; False
+    if neither (the caller closes it, with I/O where needed)."""
+    entry = scope.entry
+    sync_connection: Any = conn.sync_connection
+    if not entry.quiet_checkin or sync_connection.invalidated:
+        return False  # (an invalidated one's pooled connection would reconnect)
+    pooled = sync_connection.connection
+    held = held_pair(pooled)
+    if not entry.config.idle(held[1]):  # type: ignore[misc]
+        return False
+    if not room_in_pool(entry):
+        return False  # (a full pool closes it: not kept either, as before blocks kept any)
+    if not (scope.transactional and keep_block_connection(entry, conn, held)):
+        sync_connection.close()
+    return True
 
 
 async def end_interrupted(scope: Scope, exc: BaseException, *, lost: bool) -> None:

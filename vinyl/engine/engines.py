@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import weakref
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
@@ -22,7 +23,8 @@ from django.db import connections
 
 from sqlalchemy.util import await_, greenlet_spawn
 
-from vinyl._compat import current_loop, invalidate_pool as _invalidate_pool, quiet_checkout, running_loop
+from vinyl._compat import current_loop, invalidated_at, quiet_checkout, running_loop, stale_entry
+from vinyl._compat import invalidate_pool as _invalidate_pool
 from vinyl.engine.fairpool import FairAsyncQueuePool, FairQueue, fair_queue
 from vinyl.engine.loopclose import close_with_loop, sever
 from vinyl.engine.sqlevents import log_engine_events
@@ -140,10 +142,13 @@ class EngineEntry:
         autocommit_options: dict[str, Any] | None = None,
         quiet_checkin: bool = False,
         stale: dict[int, weakref.ref] | None = None,
+        entries: dict[int, weakref.ref] | None = None,
+        invalidated_at: float = 0,
         queue_pool: Any = None,
         queue: FairQueue | None = None,
         spares: list[Held] | None = None,
         spare_check: asyncio.TimerHandle | None = None,
+        kept: tuple[Any, AsyncConnection] | None = None,
         closer: Any = None,
         checks_transaction: bool = False,
         connect_failure: asyncio.Future | None = None,
@@ -165,11 +170,21 @@ class EngineEntry:
         # Does a connection that config.idle() says is idle go back to this engine's
         # pool without I/O (vinyl's reset and checkin listeners)?
         self.quiet_checkin = quiet_checkin
-        # Pool entries invalidated and not yet reconnected: while there are any,
-        # a checkout may have to reconnect, which needs the greenlet. (A dict by
-        # id of weak references, each dropped when its entry is: its truth is
-        # read by every statement, in C, where a WeakSet's len() is Python.)
+        # Pool entries the pool reconnects at their next checkout (invalidated,
+        # or older than the pool's invalidation, see mark_stale), not yet
+        # reconnected: while there are any, a checkout may have to reconnect,
+        # which needs the greenlet, and no connection is kept as a spare or
+        # handed over. (A dict by id of weak references, each dropped when its
+        # entry is: its truth is read by every statement, in C, where a
+        # WeakSet's len() is Python.)
         self.stale = {} if stale is None else stale
+        # Every entry of the pool that has connected (as ``stale``): those an
+        # invalidation of the pool may make stale.
+        self.entries = {} if entries is None else entries
+        # The pool's invalidation time (vinyl._compat.invalidated_at) whose
+        # stale entries ``stale`` holds: a pool whose time has moved since
+        # has stale entries ``stale`` does not know of yet (see mark_stale).
+        self.invalidated_at = invalidated_at
         # The pool whose fair queue ``queue`` is (see fair_queue_of).
         self.queue_pool = queue_pool
         self.queue = queue
@@ -183,6 +198,10 @@ class EngineEntry:
         # the first one kept on vinyl's pool, at the loop's next step on
         # another (cancelled there when the step takes them all back).
         self.spare_check = spare_check
+        # The SQLAlchemy connection of the last block whose idle connection
+        # became a spare (see keep_block_connection), with that pooled
+        # connection: the next block that takes this spare runs on it again.
+        self.kept = kept
         # The context the check-in of spare connections runs in (see
         # keep_spare): one per entry, so per loop and thread (a Context is
         # entered by one thread at a time).
@@ -346,21 +365,52 @@ async def _closes_done() -> None:
 
 
 def _track_stale_connections(entry: EngineEntry) -> None:
-    stale = entry.stale
+    stale, entries = entry.stale, entry.entries
 
     def invalidated(dbapi_connection: Any, record: Any, *args: Any) -> None:
-        key = id(record)
-        # (The callback runs before the id can be reused; a reference
-        # dropped from the dict first never calls back.)
-        stale[key] = weakref.ref(record, lambda _ref: stale.pop(key, None))
+        _note(stale, record)
+        # A lost connection invalidates the pool first (SQLAlchemy's
+        # disconnect handling): its older connections are stale too.
+        mark_stale(entry)
 
     def connected(dbapi_connection: Any, record: Any) -> None:
         stale.pop(id(record), None)
+        if id(record) not in entries:
+            _note(entries, record)
 
     target = entry.engine.sync_engine
     event.listen(target, "invalidate", invalidated)
     event.listen(target, "soft_invalidate", invalidated)
     event.listen(target, "connect", connected)
+
+
+def _note(found: dict[int, weakref.ref], record: Any) -> None:
+    key = id(record)
+    # (The callback runs before the id can be reused; a reference dropped
+    # from the dict first never calls back.)
+    found[key] = weakref.ref(record, lambda _ref: found.pop(key, None))
+
+
+def mark_stale(entry: EngineEntry) -> None:
+    """Catch up with the invalidations of the pool of ``entry``.
+
+    A pool invalidated (a lost connection: SQLAlchemy's reaction, or
+    vinyl's, see :func:`invalidate_pool`) reconnects every connection it
+    opened before at its next checkout, idle or checked out then: those go
+    to ``entry.stale``, by SQLAlchemy's own test of each. They leave it as
+    they reconnect (checkouts through the greenlet take them first, see
+    quiet_pool), and checkouts are quiet again, and spares kept, once none
+    is left.
+    """
+    if not entry.quiet_checkin:
+        return  # (no stale entries tracked: nothing is ever quiet)
+    pool = entry.engine.sync_engine.pool
+    entry.invalidated_at = invalidated_at(pool)
+    stale = entry.stale
+    for ref in list(entry.entries.values()):
+        record = ref()
+        if record is not None and id(record) not in stale and stale_entry(record):
+            _note(stale, record)
 
 
 def _track_open_connections(entry: EngineEntry) -> None:
@@ -394,16 +444,56 @@ def checkout_needs_no_io(entry: EngineEntry) -> bool:
     no invalidated connection waiting to reconnect.
     """
     pool: Any = entry.engine.sync_engine.pool  # QueuePool and its async variant
-    return quiet_pool(entry) and pool.checkedin() > 0
+    if not (quiet_pool(entry) and pool.checkedin() > 0):
+        return False
+    # The entry a checkout takes next, asked itself where vinyl's queue
+    # says which (a reconnect can fail after its connect event: the entry is
+    # stale again, unknown to entry.stale).
+    queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
+    return queue is None or fresh_next(entry, queue)
+
+
+def fresh_next(entry: EngineEntry, queue: FairQueue) -> bool:
+    """Is the idle entry a checkout from ``queue`` takes next fresh (see
+    mark_stale)? A stale one is added to ``entry.stale``."""
+    record = queue.next_item()
+    if record is None or not stale_entry(record):
+        return True
+    _note(entry.stale, record)
+    return False
 
 
 def quiet_pool(entry: EngineEntry) -> bool:
     """Does a checkout from the pool of ``entry`` never talk to the server
-    (no pre-ping, recycling or invalidated connection), and a checkin of an
-    idle connection neither?"""
-    if not entry.quiet_checkin or entry.stale:
+    (no pre-ping, recycling or stale connection, see mark_stale), and a
+    checkin of an idle connection neither?"""
+    if not entry.quiet_checkin:
         return False
-    return quiet_checkout(entry.engine.sync_engine.pool)
+    if entry.stale:
+        _stale_first(entry)
+        return False
+    pool = entry.engine.sync_engine.pool
+    if quiet_checkout(pool, entry.invalidated_at):
+        return True
+    if invalidated_at(pool) == entry.invalidated_at:
+        return False  # pre-ping or recycling: any checkout may talk to the server
+    # Invalidated since: find the stale connections (until they reconnect,
+    # checkouts take the greenlet).
+    mark_stale(entry)
+    if entry.stale:
+        _stale_first(entry)
+        return False
+    return quiet_checkout(pool, entry.invalidated_at)
+
+
+def _stale_first(entry: EngineEntry) -> None:
+    """Make the pool's next checkouts (through the greenlet) take its stale
+    idle connections first, which reconnects them: none is left then,
+    whatever the pool's order (a LIFO pool would hand out the same fresh one
+    again and again)."""
+    queue = fair_queue_of(entry)
+    if queue is not None:
+        queue.stale_first(stale_entry)
 
 
 def room_in_pool(entry: EngineEntry) -> bool:
@@ -423,11 +513,12 @@ def invalidate_pool(entry: EngineEntry) -> None:
     """Mark every connection the pool of ``entry`` opened so far as stale.
 
     SQLAlchemy's own reaction to a disconnect (``Pool._invalidate``, through
-    vinyl._compat): idle connections are replaced at their next checkout,
-    checked-out ones when they come back; nothing is closed outside the
-    greenlet and no waiter loses its pool.
+    vinyl._compat): each is replaced at its next checkout, idle or checked
+    out now (see mark_stale); nothing is closed outside the greenlet and no
+    waiter loses its pool.
     """
     _invalidate_pool(entry.engine.sync_engine.pool)
+    mark_stale(entry)
 
 
 def close_later(pooled: Any) -> None:
@@ -512,7 +603,45 @@ def fair_queue_of(entry: EngineEntry) -> FairQueue | None:
             # FairQueue.get): a replaced pool (an application's dispose of
             # the engine) sends those of the pool it replaced to that pool.
             queue.spares = entry.spares
+            # Its invalidations make connections stale: found at once (see
+            # take_idle). (Only on the engines whose stale entries vinyl
+            # tracks: it keeps spares on no other.)
+            if entry.quiet_checkin:
+                queue.invalidated = functools.partial(mark_stale, entry)
     return entry.queue
+
+
+def keep_block_connection(entry: EngineEntry, conn: AsyncConnection, held: Held) -> bool:
+    """Keep the connection of a block that ended, idle (no transaction
+    open), checked out for the next statement or block, as a statement's
+    (see keep_spare), or hand it to the first task waiting in line; False
+    where it goes back to the pool instead (the caller checks it in).
+
+    ``conn``, the block's SQLAlchemy connection, is kept with it (not
+    closed: it is in no transaction, as after its commit), for the next
+    block that takes this spare (see :func:`kept_connection`): building one
+    costs more than the rest of an empty block. Only on a quiet pool (see
+    quiet_pool), whose checkin of an idle connection needs no I/O.
+    """
+    pool = entry.engine.sync_engine.pool
+    if entry.stale or not quiet_checkout(pool, entry.invalidated_at):
+        return False
+    queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
+    if queue is not None and queue.waiters:
+        return queue.hand_over(held)
+    keep_spare(entry, held)
+    entry.kept = (held[0], conn)
+    return True
+
+
+def kept_connection(entry: EngineEntry, pooled: Any) -> AsyncConnection | None:
+    """The SQLAlchemy connection a block left on ``pooled`` (a spare just
+    taken), if it did (see :func:`keep_block_connection`)."""
+    kept = entry.kept
+    if kept is None:
+        return None
+    entry.kept = None
+    return kept[1] if kept[0] is pooled else None
 
 
 def _cancel_spare_check(entry: EngineEntry) -> None:
@@ -550,15 +679,20 @@ def take_idle(entry: EngineEntry) -> Held | None:
         queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
         if queue is None:
             # Another pool class: the spares of this loop step; the last one
-            # taken, their check-in is not needed.
-            held = spares.pop()
-            if not spares:
-                _cancel_spare_check(entry)
-            return held
-        if not queue.waiters:
+            # taken, their check-in is not needed. (Its invalidation time is
+            # read: code that invalidates the pool itself fires no event;
+            # vinyl's pool says so, see FairAsyncQueuePool.)
+            if invalidated_at(pool) == entry.invalidated_at:
+                held = spares.pop()
+                if not spares:
+                    _cancel_spare_check(entry)
+                return held
+            check_in_spares(entry)
+        elif not queue.waiters:
             return spares.pop()
-        # Tasks wait for a connection: theirs first (see fairpool.py).
-        check_in_spares(entry)
+        else:
+            # Tasks wait for a connection: theirs first (see fairpool.py).
+            check_in_spares(entry)
     else:
         # Connections wait to reconnect after a disconnect (the spares may
         # be some): back to the pool, whose checkout replaces stale ones.

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from typing import Any, Generic, Optional, TypeVar
+from typing import Any, Callable, Generic, Optional, TypeVar
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import await_ as _sa_await
@@ -92,6 +92,9 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         # never while tasks wait (see get). The engine entry's own list, set
         # by it (engines.fair_queue_of), which reads it on every statement.
         self.spares: list[Any] = []
+        # Called when the pool is invalidated (see FairAsyncQueuePool), set
+        # with spares: the entry finds the connections that made stale.
+        self.invalidated: Optional[Callable[[], None]] = None
 
     def empty(self) -> bool:
         return not self._items
@@ -138,6 +141,24 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         if self._items or not block:
             return self.get_nowait()
         return _sa_await(self._wait(timeout))
+
+    def next_item(self) -> Any:
+        """The idle item a get takes next (None if none is idle)."""
+        items = self._items
+        if not items:
+            return None
+        return items[-1] if self.use_lifo else items[0]
+
+    def stale_first(self, stale: Callable[[Any], bool]) -> None:
+        """Put the idle items for which ``stale`` is true where a get takes
+        them first, in their order (after a pool invalidation: the next
+        checkouts reconnect them, see vinyl.engine.engines.quiet_pool)."""
+        items = self._items
+        marked = [(stale(item), item) for item in items]
+        first = [item for is_stale, item in marked if is_stale]
+        rest = [item for is_stale, item in marked if not is_stale]
+        items.clear()
+        items.extend(rest + first if self.use_lifo else first + rest)
 
     def take_back_spare(self) -> None:
         """Check the last spare connection in (see :attr:`spares`), for a
@@ -285,6 +306,15 @@ class FairAsyncQueuePool(AsyncAdaptedQueuePool):
         queue: FairQueue = pool_queue(self)
         queue.max_overflow = max_overflow(self)  # type: ignore[assignment]  # (an int on a QueuePool)
         queue.timeout = self.timeout()
+
+    def _invalidate(self, connection: Any, exception: Optional[BaseException] = None, _checkin: bool = True) -> None:
+        # Every connection opened before is stale now (see Pool._invalidate):
+        # vinyl stops taking its spares without the pool's checkout at once,
+        # whoever invalidated the pool (SQLAlchemy fires no event for it).
+        super()._invalidate(connection, exception, _checkin)
+        invalidated = pool_queue(self).invalidated
+        if invalidated is not None:
+            invalidated()
 
 
 def fair_queue(pool: Any) -> Optional[FairQueue]:

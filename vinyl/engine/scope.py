@@ -87,6 +87,7 @@ class State(enum.Enum):
 
 
 _CLOSED = State.CLOSED
+_IN_TRANSACTION, _CHECKED_OUT, _IN_SAVEPOINT = State.IN_TRANSACTION, State.CHECKED_OUT, State.IN_SAVEPOINT
 
 _TRANSITIONS: dict[State, frozenset[State]] = {
     State.CHECKED_OUT: frozenset({State.STREAMING, State.INVALID, State.CLOSED}),
@@ -145,12 +146,33 @@ class Scope:
         self.entry = entry
         self.lock = StatementLock()
         self.parent = parent
-        self.root: Scope = parent.root if parent is not None else self
+        self.root: Scope
         # State of the connection that upper layers keep here (the Django
         # wrapper's flags); shared by every level of the transaction.
-        self.connection_state: dict[str, Any] = (
-            parent.connection_state if parent is not None else {}
-        )
+        self.connection_state: dict[str, Any]
+        # Did vinyl begin a transaction? A root without one (a read, or a
+        # single write where the driver autocommits) commits each statement
+        # on its own, and Django's own code may begin one, as on its
+        # connections.
+        self.transactional: bool
+        # Does vinyl begin the root's transaction itself, right before its
+        # first statement (see begin())? Not on a connection the caller
+        # owns (use_connection): its transaction is the caller's.
+        self.begins_lazily: bool
+        # The one place the connection's life is recorded (see move()).
+        self.state: State
+        if parent is None:  # (one test for the five: every block makes a root)
+            self.root = self
+            self.connection_state = {}
+            self.transactional = transactional
+            self.begins_lazily = owned and transactional
+            self.state = _IN_TRANSACTION if transactional else _CHECKED_OUT
+        else:
+            self.root = parent.root
+            self.connection_state = parent.connection_state
+            self.transactional = parent.transactional
+            self.begins_lazily = parent.begins_lazily
+            self.state = _IN_SAVEPOINT
         # State of this level only (on_commit callbacks of a savepoint).
         self.attachments: dict[str, Any] = {}
         # Did vinyl check this connection out (and so must give it back)?
@@ -168,29 +190,12 @@ class Scope:
         self.needs_rollback = False
         # The task whose sync code is running in run_sync() right now.
         self.bridge_task: asyncio.Task | None = None
-        # Did vinyl begin a transaction? A root without one (a read, or a
-        # single write where the driver autocommits) commits each statement
-        # on its own, and Django's own code may begin one, as on its
-        # connections.
-        self.transactional: bool = transactional if parent is None else parent.transactional
-        # Does vinyl begin the root's transaction itself, right before its
-        # first statement (see begin())? Not on a connection the caller
-        # owns (use_connection): its transaction is the caller's.
-        self.begins_lazily: bool = (
-            owned and transactional if parent is None else parent.begins_lazily
-        )
         # The pooled connection (SQLAlchemy's PoolProxiedConnection) its
         # statements last ran on, its driver adapter (DB-API connection) and
         # that adapter's driver connection (see drivers()).
         self.known_pooled: Any = None
         self.known_adapter: Any = None
         self.known_driver: Any = None
-        # The one place the connection's life is recorded (see move()).
-        self.state = (
-            State.IN_SAVEPOINT if parent is not None
-            else State.IN_TRANSACTION if self.transactional
-            else State.CHECKED_OUT
-        )
 
     def __repr__(self) -> str:
         kind = "root" if self.parent is None else "child"

@@ -231,7 +231,7 @@ def _give_back_now(entry: EngineEntry, held: Held) -> bool:
     """
     if entry.quiet_checkin and entry.config.idle(held[1]):  # type: ignore[misc]
         pool = entry.engine.sync_engine.pool
-        if not entry.stale and quiet_checkout(pool):  # (quiet_pool written out)
+        if not entry.stale and quiet_checkout(pool, entry.invalidated_at):  # (quiet_pool's usual answer)
             queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
             if queue is None or not queue.waiters:
                 keep_spare(entry, held)

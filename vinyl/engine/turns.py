@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from vinyl.engine.checkout import _pooled
-from vinyl.engine.engines import EngineEntry, Held, close_later, fair_queue_of, held_pair, quiet_pool, room_in_pool
+from vinyl.engine.engines import EngineEntry, Held, close_later, fair_queue_of, fresh_next, held_pair, quiet_pool, room_in_pool
 from vinyl.engine.fairpool import ENTRY, FAILED, HANDED, FairQueue
 from vinyl.exceptions import connection_error, pool_exhausted
 
@@ -49,7 +49,7 @@ async def pooled_in_turn(alias: str, entry: EngineEntry) -> Held:
         # The pool entry is this task's: check it out now, before any other
         # task runs (the greenlet path too runs the pool's get at once).
         queue.reinstate(value)
-        if quiet_pool(entry):
+        if quiet_pool(entry) and fresh_next(entry, queue):
             try:
                 return held_pair(entry.engine.sync_engine.raw_connection())
             except sa_exc.MissingGreenlet:
