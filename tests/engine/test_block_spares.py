@@ -138,3 +138,22 @@ async def test_blocks_of_tasks_at_once_on_a_small_pool():
 
     assert await asyncio.gather(*(work(i) for i in range(20))) == list(range(20))
     assert await returned() == 0
+
+
+
+async def test_a_connection_whose_execution_options_were_changed_is_not_kept_with_them():
+    # rolled_back() (vinyl.testing) hands its block's SQLAlchemy connection
+    # to the test, which may set options on it: the next test's must not
+    # carry them.
+    from vinyl.transaction import rolled_back
+
+    await warmed()
+    for _ in range(2):
+        async with rolled_back() as conn:
+            assert "logging_token" not in conn.sync_connection.get_execution_options()
+            await conn.execution_options(logging_token="first")
+            assert await Author.vinyl.count() == 1
+        await asyncio.sleep(0)
+    async with vinyl.atomic():
+        assert await Author.vinyl.count() == 1
+    assert await returned() == 0

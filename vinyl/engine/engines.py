@@ -620,10 +620,17 @@ def keep_block_connection(entry: EngineEntry, conn: AsyncConnection, held: Held)
     ``conn``, the block's SQLAlchemy connection, is kept with it (not
     closed: it is in no transaction, as after its commit), for the next
     block that takes this spare (see :func:`kept_connection`): building one
-    costs more than the rest of an empty block. Only on a quiet pool (see
+    costs more than the rest of an empty block. Only with the engine's own
+    execution options, and on a quiet pool (see
     quiet_pool), whose checkin of an idle connection needs no I/O.
     """
-    pool = entry.engine.sync_engine.pool
+    sync_engine = entry.engine.sync_engine
+    if conn.sync_connection.get_execution_options() is not sync_engine.get_execution_options():  # type: ignore[union-attr]  # started
+        # Options set on the block's connection by code it was handed to
+        # (vinyl.testing's rolled_back): the pool's check-in resets what
+        # they changed, and the next block must not inherit them.
+        return False
+    pool = sync_engine.pool
     if entry.stale or not quiet_checkout(pool, entry.invalidated_at):
         return False
     queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
