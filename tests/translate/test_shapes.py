@@ -37,6 +37,30 @@ def test_an_in_list_within_one_size_band_has_each_integers_own_kind():
             assert shape == ("filter", (("id__in", list, kinds, *marked),))
 
 
+def test_an_in_list_of_several_size_bands_is_ascending_with_each_integers_own_kind():
+    # Integers of several bands in [0, 2**31) (a prefetch's keys past
+    # 32,767) get their kinds by band runs of the ascending list: each must
+    # stay the one a single integer gets, at every band edge, and the
+    # caller's list is put in that order (repeats and None dropped, None
+    # marked), as for any list of several kinds.
+    edges = [0, 1, 32767, 32768, 32769, 65535, 65536, 65537, 2**31 - 2, 2**31 - 1]
+    for values in (
+        edges[::-1],
+        [40000, 5, 40000, 70000, None, 6],
+        [32768, 32767],
+        [65536, 65535, 65536],
+        list(range(49990, 50010)) + list(range(5, 25)),
+    ):
+        for kind in (list, tuple):
+            kwargs = {"id__in": kind(values)}
+            shape, slots = step_shape("filter", (), kwargs)
+            unique = sorted(v for v in dict.fromkeys(values) if v is not None)
+            assert list(slots) == unique
+            marked = (None,) if None in values else ()
+            assert shape == ("filter", (("id__in", list, tuple(_slot_kind(v) for v in unique), *marked),))
+            assert kwargs["id__in"] == kind([*unique, *marked])
+
+
 def test_holds_none_finds_only_none_itself():
     # (An IN list holding None compiles differently; a value equal to None
     # without being it is not None.)

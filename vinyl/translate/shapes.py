@@ -244,6 +244,19 @@ def _int_kinds(values: list | tuple) -> tuple:
     ])  # fmt: skip
 
 
+def _bands_apart(values: list | tuple) -> bool:
+    """Do these integers (two or more), all in [0, 2**31), fall in more than one band of :func:`_int_kinds`?"""
+    low, high = min(values), max(values)
+    return 0 <= low and high < 2147483648 and (low < 32768 <= high or low < 65536 <= high)
+
+
+def _ascending_int_kinds(values: list) -> tuple:
+    """:func:`_int_kinds` of ascending integers in [0, 2**31): each band's run found by bisection."""
+    small = bisect.bisect_left(values, 32768)
+    sixteen = bisect.bisect_left(values, 65536, small)
+    return (_SMALL,) * small + (_SIXTEEN,) * (sixteen - small) + (_THIRTY_ONE,) * (len(values) - sixteen)
+
+
 def _reordered(kwargs: dict, key: str, values: list | tuple) -> None:
     """Give Django the ``__in`` list ``kwargs[key]`` as ``values`` (its values
     without None or repeats, in the order of the slots) and None if it held one."""
@@ -309,7 +322,15 @@ def step_shape(method: str, args: tuple, kwargs: dict) -> tuple[Any, tuple] | No
                     return None
                 # (Text or integers only, the usual long lists: fewer calls per value.)
                 types = set(map(type, value))
-                if types == _ONLY_INT:
+                if types == _ONLY_INT and len(value) > 1 and key.endswith("__in") and _bands_apart(value):
+                    # (Of several bands, as a prefetch's keys past 32,767:
+                    # in ascending order, then each band's kinds at once.)
+                    ordered = sorted(value)
+                    if ordered != value:
+                        value = ordered
+                        _reordered(kwargs, key, ordered)
+                    kinds = _ascending_int_kinds(value)
+                elif types == _ONLY_INT:
                     kinds = _int_kinds(value)
                     # (One kind, the usual list: its kinds are mostly one object.)
                     if len(kinds) > 1:
