@@ -162,7 +162,7 @@ def django_run(case: Case, alias: str) -> tuple:
 
 
 def _django_run_in_order(case: Case, alias: str, pks: list) -> tuple:
-    """``case`` on Django with its rows in the order of ``pks`` (see Runner.agrees_in_vinyls_order)."""
+    """``case`` on Django with its rows in the order of ``pks``, each key once (see Runner.agrees_in_vinyls_order)."""
     order = SqlCase(*(When(pk=pk, then=Value(i)) for i, pk in enumerate(pks)), output_field=models.IntegerField())
     with _tz(case):
         try:
@@ -698,10 +698,14 @@ class Runner:
         if not value or not all(isinstance(obj, models.Model) for obj in value):
             return False
         pks = [obj.pk for obj in value]
-        if len(set(pks)) != len(pks) or not agree(("ok", norm_result(value, case.related, case.attrs, case.ordered, case.in_order)), answered):
+        # A row may come more than once (a join): the order is imposed by
+        # each key's first place, which keeps vinyl's where its repeats are
+        # next to each other (else the order cannot be imposed).
+        distinct = list(dict.fromkeys(pks))
+        if pks != [pk for pk in distinct for _ in range(pks.count(pk))] or not agree(("ok", norm_result(value, case.related, case.attrs, case.ordered, case.in_order)), answered):
             return False
         v = ("ok", norm_result(value, case.related, case.attrs, True, case.in_order))
-        d = await self.django(_django_run_in_order, case, self.alias, pks)
+        d = await self.django(_django_run_in_order, case, self.alias, distinct)
         return agree(d, v)
 
     async def _mismatch_alone(self, case: Case, before: list[Case]) -> tuple | None:
