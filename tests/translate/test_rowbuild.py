@@ -317,7 +317,6 @@ def test_a_stale_or_other_version_build_is_refused_with_a_warning(monkeypatch: p
 async def test_rows_of_each_driver_are_built_as_the_python_builder_builds_them(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from decimal import Decimal
 
-    from vinyl.translate.plan_cache import plan_cache_for
 
     author = await Author.vinyl.create(name="Ann", age=30)
     publisher = await Publisher.vinyl.create(name="P")
@@ -334,11 +333,24 @@ async def test_rows_of_each_driver_are_built_as_the_python_builder_builds_them(b
         lambda: Book.vinyl.select_related("author").only("title", "author__name"),
         lambda: Profile.vinyl.select_related("author"),
     ]
+    calls = await _both_builders(monkeypatch, queries, lambda shape: (shape[0], len(shape[4])), _assert_equal)
+    # (On SQLite, Book's decimal and date columns are converted, by the C
+    # builder too.)
+    built = {(model.__name__, joins) for model, joins in calls}
+    assert {("Author", 0), ("Book", 0), ("Publisher", 0), ("Profile", 1), ("Book", 2)} <= built
+
+
+async def _both_builders(monkeypatch: Any, queries: list, note: Any, compare: Any) -> list:
+    """Run each query on the C builder, then on the generated Python, each
+    twice (cold, then on its plan), and ``compare`` the two builders'
+    instances; return ``note(shape)`` of every shape the C builder built."""
+    from vinyl.translate.plan_cache import plan_cache_for
+
     calls = []
     module = _rowbuild()
 
     def build_rows(*args: Any) -> list:
-        calls.append((args[0][0], len(args[0][4])))
+        calls.append(note(args[0]))
         return module.build_rows(*args)
 
     counting = SimpleNamespace(build_rows=build_rows)
@@ -352,11 +364,8 @@ async def test_rows_of_each_driver_are_built_as_the_python_builder_builds_them(b
         compiled, compiled_again, python, python_again = results
         for mine, theirs in ((compiled, python), (compiled_again, python_again)):
             assert len(mine) == len(theirs) > 0
-            _assert_equal(mine, theirs)
-    # (On SQLite, Book's decimal and date columns are converted, by the C
-    # builder too.)
-    built = {(model.__name__, joins) for model, joins in calls}
-    assert {("Author", 0), ("Book", 0), ("Publisher", 0), ("Profile", 1), ("Book", 2)} <= built
+            compare(mine, theirs)
+    return calls
 
 
 def _assert_equal(mine: list, theirs: list, parents: tuple = (None, None)) -> None:
@@ -600,7 +609,6 @@ async def test_converted_rows_of_each_driver_are_built_as_the_python_builder_bui
 
     from tests.diffapp.models import Item, Owner
     from tests.diffapp.models import Profile as OwnerProfile
-    from vinyl.translate.plan_cache import plan_cache_for
 
     moment = datetime.datetime(2024, 10, 27, 1, 30, 15, 123456, tzinfo=datetime.timezone.utc)
     day = datetime.date(2024, 2, 29)
@@ -621,26 +629,13 @@ async def test_converted_rows_of_each_driver_are_built_as_the_python_builder_bui
         lambda: Item.vinyl.select_related("owner").only("at", "flag", "owner__joined").order_by("id"),
         lambda: OwnerProfile.vinyl.select_related("owner").order_by("id"),
     ]
-    calls = []
-    module = _rowbuild()
+    def same_instances(mine: list, theirs: list) -> None:
+        for a, b in zip(mine, theirs):
+            _assert_same_instance(a, b)
 
-    def build_rows(*args: Any) -> list:
-        calls.append((args[0][0].__name__, len(args[0][4]), _converted_shape(args[0])))
-        return module.build_rows(*args)
-
-    counting = SimpleNamespace(build_rows=build_rows)
-    for query in queries:
-        results = []
-        for rowbuild in (counting, None):
-            monkeypatch.setattr(instances, "ROWBUILD", rowbuild)
-            plan_cache_for("vinyl_default").clear()
-            results.append([obj async for obj in query()])
-            results.append([obj async for obj in query()])  # (the plan's second run)
-        compiled, compiled_again, python, python_again = results
-        for mine, theirs in ((compiled, python), (compiled_again, python_again)):
-            assert len(mine) == len(theirs) > 0
-            for a, b in zip(mine, theirs):
-                _assert_same_instance(a, b)
+    calls = await _both_builders(
+        monkeypatch, queries, lambda shape: (shape[0].__name__, len(shape[4]), _converted_shape(shape)), same_instances
+    )
     # Every backend converts JSON; MySQL (datetimes, booleans) and SQLite
     # (dates) convert columns of joined shapes too.
     built = set(calls)
