@@ -112,6 +112,20 @@ async def server_ids(count: int) -> list[int]:
     return ids
 
 
+async def one_session_killed(count: int, **pool: Any) -> tuple[Drivers, int]:
+    """A pool of ``count`` warmed connections, and the server session of
+    the one it hands out next killed (the first for FIFO, the last for
+    LIFO); the drivers' watch started after the kill."""
+    await configure_pool(pool_size=count, max_overflow=0, **pool)
+    drivers = await warmed(count)
+    ids = await server_ids(count)
+    victim = ids[-1] if pool.get("pool_use_lifo") else ids[0]
+    await kill_session(victim)
+    await asyncio.sleep(0.05)  # (the session ends)
+    drivers.start()
+    return drivers, victim
+
+
 async def spares_resume(drivers: Drivers, rounds: int = 4) -> None:
     """Within ``rounds`` rounds of statements (and a block), the stale
     connections have reconnected and the statements share a spare again;
@@ -135,12 +149,7 @@ async def spares_resume(drivers: Drivers, rounds: int = 4) -> None:
 
 
 async def test_spares_resume_after_a_read_on_a_killed_connection():
-    await configure_pool(pool_size=2, max_overflow=0)
-    drivers = await warmed(2)
-    victim, _alive = await server_ids(2)
-    await kill_session(victim)
-    await asyncio.sleep(0.05)  # (the session ends)
-    drivers.start()
+    drivers, victim = await one_session_killed(2)
     # The read fails on the dead connection and runs once more on a fresh
     # one; the other connection, alive, is stale all the same (opened
     # before the invalidation): it reconnects before any statement uses it.
@@ -151,12 +160,7 @@ async def test_spares_resume_after_a_read_on_a_killed_connection():
 
 
 async def test_spares_resume_after_a_write_on_a_killed_connection():
-    await configure_pool(pool_size=2, max_overflow=0)
-    drivers = await warmed(2)
-    victim, _alive = await server_ids(2)
-    await kill_session(victim)
-    await asyncio.sleep(0.05)  # (the session ends)
-    drivers.start()
+    drivers, _victim = await one_session_killed(2)
     with pytest.raises(DjangoDBError):  # a write is never retried
         await Author.vinyl.filter(name="Ann").update(age=3)
     drivers.failed()
@@ -171,12 +175,7 @@ async def test_spares_resume_after_a_write_on_a_killed_connection():
 async def test_spares_resume_after_sqlalchemy_code_finds_a_killed_connection():
     # SQLAlchemy's own disconnect handling invalidates the pool it shares
     # with vinyl's statements.
-    await configure_pool(pool_size=2, max_overflow=0)
-    drivers = await warmed(2)
-    victim, _alive = await server_ids(2)
-    await kill_session(victim)
-    await asyncio.sleep(0.05)  # (the session ends)
-    drivers.start()
+    drivers, _victim = await one_session_killed(2)
     with pytest.raises(Exception) as failed:
         async with vinyl.get_engine().connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -200,12 +199,7 @@ async def test_a_spare_is_not_used_once_the_pool_is_invalidated_without_an_event
 async def test_spares_resume_on_a_lifo_pool():
     # A LIFO pool hands out the connection given back last, again and again:
     # the stale ones below it reconnect first all the same.
-    await configure_pool(pool_size=3, max_overflow=0, pool_use_lifo=True)
-    drivers = await warmed(3)
-    *_alive, victim = await server_ids(3)
-    await kill_session(victim)
-    await asyncio.sleep(0.05)  # (the session ends)
-    drivers.start()
+    drivers, _victim = await one_session_killed(3, pool_use_lifo=True)
     assert (await Author.vinyl.get(name="Ann")).age == 2
     drivers.failed()
     await spares_resume(drivers, rounds=6)
