@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from django.db.utils import Error as DjangoDBError
+from django.db.utils import OperationalError as DjangoOperationalError
 from sqlalchemy import event, text
 
 import vinyl
@@ -167,11 +168,6 @@ async def test_spares_resume_after_a_write_on_a_killed_connection():
     await spares_resume(drivers)
 
 
-@pytest.mark.backends(
-    "postgresql",
-    reason="vinyl's MySQL engines send BEGIN from a listener, straight on the driver: SQLAlchemy does not take "
-    "its error for a disconnect, and invalidates nothing",
-)
 async def test_spares_resume_after_sqlalchemy_code_finds_a_killed_connection():
     # SQLAlchemy's own disconnect handling invalidates the pool it shares
     # with vinyl's statements.
@@ -182,6 +178,20 @@ async def test_spares_resume_after_sqlalchemy_code_finds_a_killed_connection():
     assert getattr(failed.value, "connection_invalidated", False), failed.value
     drivers.failed()
     await spares_resume(drivers)
+
+
+async def test_spares_resume_after_a_block_begins_on_a_killed_connection():
+    # MySQL: the block's BEGIN finds the dead connection (sent through the
+    # dialect, inside SQLAlchemy's error handling); PostgreSQL: its first
+    # statement, which carries asyncpg's BEGIN. Django's error either way,
+    # the pool invalidated, nothing written.
+    drivers, _victim = await one_session_killed(2)
+    with pytest.raises(DjangoOperationalError):
+        async with vinyl.atomic():
+            await Author.vinyl.filter(name="Ann").update(age=3)
+    drivers.failed()
+    await spares_resume(drivers)
+    assert await Author.vinyl.filter(age=3).count() == 0
 
 
 async def test_a_spare_is_not_used_once_the_pool_is_invalidated_without_an_event():

@@ -293,10 +293,21 @@ def _autocommit_until_begin(engine: AsyncEngine) -> None:
     vinyl's (right before the first statement of a block, see
     ``Scope.begin``), or SQLAlchemy code's on the shared engine (its
     ``Connection.begin()``, or the autobegin of its first statement).
+
+    The "begin" event only decides (it sees the connection's execution
+    options); the BEGIN itself is sent by the engine dialect's ``do_begin``,
+    inside SQLAlchemy's error handling: a connection found dead there is
+    invalidated and its error wrapped as for any statement (an error raised
+    from the event would reach the caller as the driver's, with the dead
+    connection going back to the pool).
     """
     event.listen(engine.sync_engine, "connect", _autocommit_on)
     event.listen(engine.sync_engine, "checkin", _autocommit_again)
     event.listen(engine.sync_engine, "begin", _begin)
+    # Dialect.do_begin is the documented hook for "begin, given a DB-API
+    # connection"; set on this engine's own dialect instance only (an
+    # application's engines keep SQLAlchemy's).
+    engine.sync_engine.dialect.do_begin = _do_begin  # type: ignore[method-assign]
 
 
 def _one_statement_per_query(dbapi_connection: Any, record: Any) -> None:
@@ -336,10 +347,22 @@ def _autocommit_again(dbapi_connection: Any, record: Any) -> None:
         pass
 
 
+#: Set on a pooled connection's ``info`` by the "begin" event when the
+#: ``do_begin`` that follows it is to send BEGIN.
+_SEND_BEGIN = "vinyl_send_begin"
+
+
 def _begin(connection: Any) -> None:
-    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-        return  # SQLAlchemy Core code asked for autocommit: no transaction
-    driver = connection.connection.driver_connection
+    # SQLAlchemy runs do_begin right after this event, with no await between.
+    # No BEGIN where SQLAlchemy Core code asked for autocommit.
+    autocommit = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    connection.connection.info[_SEND_BEGIN] = not autocommit
+
+
+def _do_begin(dbapi_connection: Any) -> None:
+    if not dbapi_connection.info.pop(_SEND_BEGIN, False):
+        return
+    driver = dbapi_connection.driver_connection
     if driver.get_autocommit():
         # Off (after an isolation level set for one connection), the
         # driver's implicit transaction is already the one SQLAlchemy expects.
