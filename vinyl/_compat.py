@@ -663,6 +663,14 @@ def stale_entry(record: Any) -> bool:
     return record._is_hard_or_soft_invalidated()
 
 
+def logs_as_its_engine(connection: Any) -> bool:
+    """Does SQLAlchemy ``connection`` log its statements as a new one of its
+    engine would now? A Connection reads the engine's echo (its logger's
+    INFO level) once, when made: a block's connection kept for the next
+    block (engines.kept_connection) must not keep a setting changed since."""
+    return connection._echo == connection.engine.logger.isEnabledFor(logging.INFO)
+
+
 def max_overflow(pool: Any) -> int | None:
     """The overflow a QueuePool allows; None for other pool classes."""
     return pool._max_overflow if isinstance(pool, QueuePool) else None

@@ -11,6 +11,7 @@ the pool, at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from django.db import IntegrityError
@@ -157,3 +158,25 @@ async def test_a_connection_whose_execution_options_were_changed_is_not_kept_wit
     async with vinyl.atomic():
         assert await Author.vinyl.count() == 1
     assert await returned() == 0
+
+
+async def test_a_kept_connection_logs_as_the_engine_does_now(caplog):
+    # Logging of sqlalchemy.engine switched on after a block kept its
+    # connection: the next block's BEGIN and COMMIT are logged all the same.
+    await warmed()
+    async with vinyl.atomic():
+        await Author.vinyl.filter(name="Ann").update(age=3)
+    assert spares() == 1
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
+        async with vinyl.atomic():
+            await Author.vinyl.filter(name="Ann").update(age=4)
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("sqlalchemy.engine")]
+    assert any(m.startswith("BEGIN") for m in logged), logged
+    assert "COMMIT" in logged, logged
+    caplog.clear()
+    async with vinyl.atomic():  # switched off again: nothing logged
+        await Author.vinyl.filter(name="Ann").update(age=5)
+    assert not [r for r in caplog.records if r.name.startswith("sqlalchemy.engine")]
+    assert await committed_names("testapp_author", "age") == [5]
+    assert await returned() == 0
+

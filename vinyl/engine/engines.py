@@ -23,7 +23,7 @@ from django.db import connections
 
 from sqlalchemy.util import await_, greenlet_spawn
 
-from vinyl._compat import current_loop, invalidated_at, quiet_checkout, running_loop, stale_entry
+from vinyl._compat import current_loop, invalidated_at, logs_as_its_engine, quiet_checkout, running_loop, stale_entry
 from vinyl._compat import invalidate_pool as _invalidate_pool
 from vinyl.engine.fairpool import FairAsyncQueuePool, FairQueue, fair_queue
 from vinyl.engine.loopclose import close_with_loop, sever
@@ -643,12 +643,16 @@ def keep_block_connection(entry: EngineEntry, conn: AsyncConnection, held: Held)
 
 def kept_connection(entry: EngineEntry, pooled: Any) -> AsyncConnection | None:
     """The SQLAlchemy connection a block left on ``pooled`` (a spare just
-    taken), if it did (see :func:`keep_block_connection`)."""
+    taken), if it did (see :func:`keep_block_connection`) and it logs as a
+    new one would (``sqlalchemy.engine`` logging switched on or off since:
+    a new one is made)."""
     kept = entry.kept
     if kept is None:
         return None
     entry.kept = None
-    return kept[1] if kept[0] is pooled else None
+    if kept[0] is not pooled or not logs_as_its_engine(kept[1].sync_connection):
+        return None
+    return kept[1]
 
 
 def _cancel_spare_check(entry: EngineEntry) -> None:
