@@ -36,6 +36,7 @@ from vinyl import _compat
 from vinyl._vinylize import VinylModelIterable, vinyl_model
 from vinyl.generic import is_generic_relation
 from vinyl.translate.gcpause import batched, held_gc
+from vinyl.translate import instances
 from vinyl.translate.instances import caches_assignable, plain_construction
 
 if TYPE_CHECKING:
@@ -336,35 +337,9 @@ def _attach(
     owners = dict(zip(keys, objs))
     attname = field.attname
     if _plain_cache_setter(field):
-        # Django's set_cached_value, written out: one call fewer per row;
-        # the key read from the instance's __dict__ (a loaded field's value
-        # lives there), not through the attribute's descriptor: one call
-        # fewer again.
-        # One pass over the rows (the key read as _key_values reads it,
-        # inline: no list of keys, no second loop).
-        owner_cache = field.cache_name
-        if plain:
-            # No cache yet: given as one dict, not made by the state's
-            # descriptor on first read (a call per row).
-            for row in rows:
-                try:
-                    key = row.__dict__[attname]
-                except KeyError:  # deferred: the descriptor knows
-                    key = getattr(row, attname)
-                by_key[key].append(row)
-                row._state.fields_cache = {owner_cache: owners[key]}
-        else:
-            # A row that holds its owner already (the Prefetch queryset's
-            # select_related joined it) keeps it, as in Django's prefetcher.
-            for row in rows:
-                try:
-                    key = row.__dict__[attname]
-                except KeyError:
-                    key = getattr(row, attname)
-                by_key[key].append(row)
-                cache = row._state.fields_cache
-                if owner_cache not in cache:
-                    cache[owner_cache] = owners[key]
+        rowbuild = instances.ROWBUILD
+        attach = rowbuild.attach_owners if rowbuild is not None and type(rows) is list else _attach_owners
+        attach(rows, attname, field.cache_name, owners, by_key, plain)
     else:
         for row in rows:
             key = getattr(row, attname)
@@ -372,7 +347,45 @@ def _attach(
             if not field.is_cached(row):
                 field.set_cached_value(row, owners[key])
     rows_of = [by_key[key] if key is not None else [] for key in keys]
-    _compat.cache_prefetched(PrefetchedQuerySet, related_model, _db(db, base), _call(field.name, base, known=field), rel.cache_name, objs, rows_of, objs, keys)
+    _compat.cache_prefetched(
+        PrefetchedQuerySet, related_model, _db(db, base), _call(field.name, base, known=field), rel.cache_name, objs, rows_of, objs, keys,
+        compiled=_compiled_querysets(),
+    )  # fmt: skip
+
+
+def _attach_owners(rows: list, attname: str, owner_cache: str, owners: dict, by_key: dict[Any, list], plain: bool) -> None:
+    """Append each row to its key's list in ``by_key`` and cache its owner
+    (``owners[key]``) on it as ``owner_cache``, as Django's set_cached_value
+    caches it (the field's own: see :func:`_plain_cache_setter`). ``plain``:
+    the rows came with empty caches, given as one dict each. The C
+    extension's ``attach_owners`` runs the same loop where it is loaded."""
+    # Django's set_cached_value, written out: one call fewer per row; the
+    # key read from the instance's __dict__ (a loaded field's value lives
+    # there), not through the attribute's descriptor: one call fewer again.
+    # One pass over the rows (the key read as _key_values reads it,
+    # inline: no list of keys, no second loop).
+    if plain:
+        # No cache yet: given as one dict, not made by the state's
+        # descriptor on first read (a call per row).
+        for row in rows:
+            try:
+                key = row.__dict__[attname]
+            except KeyError:  # deferred: the descriptor knows
+                key = getattr(row, attname)
+            by_key[key].append(row)
+            row._state.fields_cache = {owner_cache: owners[key]}
+        return
+    # A row that holds its owner already (the Prefetch queryset's
+    # select_related joined it) keeps it, as in Django's prefetcher.
+    for row in rows:
+        try:
+            key = row.__dict__[attname]
+        except KeyError:
+            key = getattr(row, attname)
+        by_key[key].append(row)
+        cache = row._state.fields_cache
+        if owner_cache not in cache:
+            cache[owner_cache] = owners[key]
 
 
 async def _prefetch_forward_fk(
@@ -475,21 +488,42 @@ def _attach_many(rows: list, objs: list, values: list, relation: ManyToMany, rel
     local, owner_key = relation.local, relation.owner_key
     (ints_local, prep_local), (ints_owner, prep_owner) = _prepare(local, connection), _prepare(owner_key, connection)
     by_key: dict[Any, list] = {}
+    rowbuild = instances.ROWBUILD
+    group = rowbuild.group_rows if rowbuild is not None and type(rows) is list else _group_rows
+    group(rows, extra, ints_local, prep_local, by_key)
+    # An owner without rows gets a list of its own, as from Django's prefetcher.
+    get = by_key.get
+    rows_of = [get(value if ints_owner and type(value) is int and value else prep_owner(value)) or [] for value in values]
+    core = f"{relation.query_field_name}__{owner_key.name}"
+    _compat.cache_prefetched(
+        PrefetchedQuerySet, related_model, _db(db, base), _call(core, base, sticky=True), relation.cache_name, objs, rows_of, values,
+        compiled=_compiled_querysets(),
+    )  # fmt: skip
+
+
+def _group_rows(rows: list, attname: str, ints: bool, prepare: Any, by_key: dict[Any, list]) -> None:
+    """Append each row to the list in ``by_key`` of its key: its ``attname``
+    prepared for the database (``prepare``, which ``ints`` says a non-zero
+    int skips: see :func:`_prepare`). The C extension's ``group_rows`` runs
+    the same loop where it is loaded."""
     get = by_key.get
     for row in rows:
-        key = getattr(row, extra)
-        if not (ints_local and type(key) is int and key):
-            key = prep_local(key)
+        key = getattr(row, attname)
+        if not (ints and type(key) is int and key):
+            key = prepare(key)
         # (No list made per row for setdefault: one per owner key.)
         group = get(key)
         if group is None:
             by_key[key] = [row]
         else:
             group.append(row)
-    # An owner without rows gets a list of its own, as from Django's prefetcher.
-    rows_of = [get(value if ints_owner and type(value) is int and value else prep_owner(value)) or [] for value in values]
-    core = f"{relation.query_field_name}__{owner_key.name}"
-    _compat.cache_prefetched(PrefetchedQuerySet, related_model, _db(db, base), _call(core, base, sticky=True), relation.cache_name, objs, rows_of, values)
+
+
+def _compiled_querysets() -> Any:
+    """The C loop of :func:`vinyl._compat.cache_prefetched`, where the C
+    extension is loaded (chosen as the row builder is), else None."""
+    rowbuild = instances.ROWBUILD
+    return None if rowbuild is None else rowbuild.cache_querysets
 
 
 def _prepare(field: Any, connection: Any) -> tuple[bool, Any]:

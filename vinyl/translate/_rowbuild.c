@@ -1,5 +1,6 @@
 /*
- * vinyl.translate._rowbuild: model instances from rows, in C.
+ * vinyl.translate._rowbuild: model instances from rows, in C (and, in the
+ * section at the end, the loops that attach prefetched rows to their owners).
  *
  * An optional accelerator of vinyl.translate.instances' rows_maker and
  * joined_rows_maker: for one query shape it builds the same instances as
@@ -52,7 +53,7 @@
 #include <Python.h>
 #include <datetime.h>
 
-#define ROWBUILD_VERSION 4
+#define ROWBUILD_VERSION 5
 
 /* The SHA-256 of this file, which setup.py passes when it compiles it: the
  * Python side compares it with the source beside the module, to refuse a
@@ -545,8 +546,383 @@ error:
     return NULL;
 }
 
+/* ------------------------------------------------------------------------
+ * Prefetching (vinyl.prefetch): the loops that attach prefetched rows to
+ * their owners, and that cache each owner's queryset, with the same calls
+ * in the same order as the Python loops they stand for (vinyl.prefetch's
+ * _attach_owners and _group_rows, vinyl._compat's cache_prefetched), run
+ * where vinyl runs this module's build_rows. Objects of the caller's are read and written as Python
+ * reads and writes them (PyObject_GetAttr, PyObject_SetAttr, ...); only the
+ * querysets made here, of a class checked once per call, are stored into
+ * with PyObject_GenericSetAttr.
+ * ------------------------------------------------------------------------ */
+
+/* "__dict__" and "append", interned; builtins.getattr (before 3.13). */
+static PyObject *str_dict = NULL;
+static PyObject *str_append = NULL;
+#if PY_VERSION_HEX < 0x030D0000
+static PyObject *builtin_getattr = NULL;
+#endif
+
+/* getattr(obj, name, None): a new reference (None where obj has no such
+ * attribute), or NULL with an error set. No AttributeError is made and
+ * dropped, as in getattr's own code. */
+static PyObject *
+getattr_or_none(PyObject *obj, PyObject *name)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *value;
+    int found = PyObject_GetOptionalAttr(obj, name, &value);
+    if (found < 0) {
+        return NULL;
+    }
+    return found ? value : Py_NewRef(Py_None);
+#else
+    PyObject *args[3] = {obj, name, Py_None};
+    return PyObject_Vectorcall(builtin_getattr, args, 3, NULL);
+#endif
+}
+
+/* raise KeyError(key), as dict's subscript raises it (a tuple key wrapped). */
+static void
+key_error(PyObject *key)
+{
+    PyObject *args = PyTuple_Pack(1, key);
+    if (args != NULL) {
+        PyErr_SetObject(PyExc_KeyError, args);
+        Py_DECREF(args);
+    }
+}
+
+/* mapping[key]: a new reference, or NULL with an error set (a dict's
+ * missing key: KeyError(key), made here without a second lookup). */
+static PyObject *
+subscript(PyObject *mapping, PyObject *key)
+{
+    if (PyDict_CheckExact(mapping)) {
+        PyObject *value = PyDict_GetItemWithError(mapping, key);
+        if (value == NULL) {
+            if (!PyErr_Occurred()) {
+                key_error(key);
+            }
+            return NULL;
+        }
+        return Py_NewRef(value);
+    }
+    return PyObject_GetItem(mapping, key);
+}
+
+/* group.append(row) (a list's append called directly). Returns 0, or -1
+ * with an error set. */
+static int
+append(PyObject *group, PyObject *row)
+{
+    if (PyList_CheckExact(group)) {
+        return PyList_Append(group, row);
+    }
+    PyObject *done = PyObject_CallMethodOneArg(group, str_append, row);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
+/* The key of a prefetched row, as vinyl.prefetch's _attach_owners reads it:
+ *
+ *     try:
+ *         key = row.__dict__[attname]
+ *     except KeyError:  # deferred: the descriptor knows
+ *         key = getattr(row, attname)
+ *
+ * A new reference, or NULL with an error set. */
+static PyObject *
+row_key(PyObject *row, PyObject *attname)
+{
+    PyObject *dict = PyObject_GetAttr(row, str_dict);
+    if (dict == NULL) {
+        return NULL;
+    }
+    PyObject *key;
+    if (PyDict_CheckExact(dict)) {
+        key = Py_XNewRef(PyDict_GetItemWithError(dict, attname));
+        Py_DECREF(dict);
+        if (key != NULL || PyErr_Occurred()) {
+            return key;
+        }
+    }
+    else {
+        key = PyObject_GetItem(dict, attname);
+        Py_DECREF(dict);
+        if (key != NULL || !PyErr_ExceptionMatches(PyExc_KeyError)) {
+            return key;
+        }
+        PyErr_Clear();
+    }
+    return PyObject_GetAttr(row, attname);
+}
+
+PyDoc_STRVAR(attach_owners_doc,
+"attach_owners(rows, attname, cache_name, owners, groups, plain) -> None\n\n"
+"For each row of `rows` (a list), as vinyl.prefetch's _attach_owners\n"
+"does it: its key (row.__dict__[attname], else getattr(row, attname));\n"
+"the row appended to groups[key]; owners[key] cached on it as\n"
+"`cache_name`: with `plain`, row._state.fields_cache = {cache_name:\n"
+"owners[key]}, else set in row._state.fields_cache unless it holds that\n"
+"name already.");
+
+static PyObject *
+attach_owners(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "attach_owners takes exactly 6 arguments");
+        return NULL;
+    }
+    PyObject *rows = args[0], *attname = args[1], *cache_name = args[2], *owners = args[3], *groups = args[4];
+    if (!PyList_CheckExact(rows)) {
+        PyErr_SetString(PyExc_TypeError, "rows must be a list");
+        return NULL;
+    }
+    if (!PyUnicode_Check(attname) || !PyUnicode_Check(cache_name)) {
+        PyErr_SetString(PyExc_TypeError, "attname and cache_name must be str");
+        return NULL;
+    }
+    int plain = PyObject_IsTrue(args[5]);
+    if (plain < 0) {
+        return NULL;
+    }
+    /* (The size read at every step, as a list's iterator reads it.) */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
+        PyObject *row = Py_NewRef(PyList_GET_ITEM(rows, i));
+        PyObject *key = NULL, *group = NULL, *owner = NULL, *state = NULL, *cache = NULL;
+        int failed = 1;
+        key = row_key(row, attname);
+        if (key == NULL) {
+            goto next;
+        }
+        group = subscript(groups, key);
+        if (group == NULL || append(group, row) < 0) {
+            goto next;
+        }
+        if (plain) {
+            /* row._state.fields_cache = {cache_name: owners[key]} */
+            owner = subscript(owners, key);
+            if (owner == NULL || (cache = PyDict_New()) == NULL || PyDict_SetItem(cache, cache_name, owner) < 0
+                || (state = PyObject_GetAttr(row, str_state)) == NULL
+                || PyObject_SetAttr(state, str_fields_cache, cache) < 0) {
+                goto next;
+            }
+        }
+        else {
+            /* cache = row._state.fields_cache
+             * if cache_name not in cache: cache[cache_name] = owners[key] */
+            if ((state = PyObject_GetAttr(row, str_state)) == NULL
+                || (cache = PyObject_GetAttr(state, str_fields_cache)) == NULL) {
+                goto next;
+            }
+            int held = PySequence_Contains(cache, cache_name);
+            if (held < 0) {
+                goto next;
+            }
+            if (!held && ((owner = subscript(owners, key)) == NULL || PyObject_SetItem(cache, cache_name, owner) < 0)) {
+                goto next;
+            }
+        }
+        failed = 0;
+    next:
+        Py_XDECREF(cache);
+        Py_XDECREF(state);
+        Py_XDECREF(owner);
+        Py_XDECREF(group);
+        Py_XDECREF(key);
+        Py_DECREF(row);
+        if (failed) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* Is `key` a non-zero int of exactly int's class (`type(key) is int and key`)? */
+static inline int
+nonzero_int(PyObject *key)
+{
+    /* (The truth of an exact int runs no code and cannot fail.) */
+    return PyLong_CheckExact(key) && PyObject_IsTrue(key);
+}
+
+PyDoc_STRVAR(group_rows_doc,
+"group_rows(rows, attname, ints, prepare, groups) -> None\n\n"
+"For each row of `rows` (a list), as vinyl.prefetch's _group_rows does\n"
+"it: key = getattr(row, attname), through prepare(key) unless `ints` and\n"
+"it is a non-zero int; the row appended to groups[key], a list made\n"
+"for the first row of each key.");
+
+static PyObject *
+group_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "group_rows takes exactly 5 arguments");
+        return NULL;
+    }
+    PyObject *rows = args[0], *attname = args[1], *prepare = args[3], *groups = args[4];
+    if (!PyList_CheckExact(rows) || !PyDict_CheckExact(groups)) {
+        PyErr_SetString(PyExc_TypeError, "rows must be a list, groups a dict");
+        return NULL;
+    }
+    if (!PyUnicode_Check(attname)) {
+        PyErr_SetString(PyExc_TypeError, "attname must be str");
+        return NULL;
+    }
+    int ints = PyObject_IsTrue(args[2]);
+    if (ints < 0) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
+        PyObject *row = Py_NewRef(PyList_GET_ITEM(rows, i));
+        PyObject *key = PyObject_GetAttr(row, attname);
+        int failed = key == NULL;
+        if (!failed && !(ints && nonzero_int(key))) {
+            PyObject *prepared = PyObject_CallOneArg(prepare, key);
+            Py_SETREF(key, prepared);
+            failed = key == NULL;
+        }
+        if (!failed) {
+            /* group = groups.get(key); a new list, or group.append(row) */
+            PyObject *group = Py_XNewRef(PyDict_GetItemWithError(groups, key));
+            if (group == NULL) {
+                if (PyErr_Occurred() || (group = PyList_New(1)) == NULL) {
+                    failed = 1;
+                }
+                else {
+                    PyList_SET_ITEM(group, 0, Py_NewRef(row));
+                    failed = PyDict_SetItem(groups, key, group) < 0;
+                }
+            }
+            else {
+                failed = append(group, row) < 0;
+            }
+            Py_XDECREF(group);
+        }
+        Py_XDECREF(key);
+        Py_DECREF(row);
+        if (failed) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(cache_querysets_doc,
+"cache_querysets(cls, shared, names, columns, objs, cache_attr, cache_name) -> None\n\n"
+"For each i, obj of `objs`, as vinyl._compat.cache_prefetched does it:\n"
+"qs = object.__new__(cls); each (name, value) of `shared` set on it, then\n"
+"names[j] = columns[j][i] for each j; then getattr(obj, cache_attr, None)\n"
+"gets cache_name: qs, or (None) obj.<cache_attr> = {cache_name: qs}.\n"
+"`columns`: a tuple of lists, as many as `names`; the loop stops at the\n"
+"shortest of them and `objs`, as zip() does.");
+
+static PyObject *
+cache_querysets(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "cache_querysets takes exactly 7 arguments");
+        return NULL;
+    }
+    PyObject *cls = args[0], *shared = args[1], *names = args[2], *columns = args[3], *objs = args[4];
+    PyObject *cache_attr = args[5], *cache_name = args[6];
+    if (check_plain_class(cls, "cls", 0) < 0) {
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(shared) || !PyTuple_CheckExact(names) || !PyTuple_CheckExact(columns)
+        || PyTuple_GET_SIZE(columns) != PyTuple_GET_SIZE(names) || !PyList_CheckExact(objs)) {
+        PyErr_SetString(PyExc_TypeError, "shared, names and columns must be tuples (one column per name), objs a list");
+        return NULL;
+    }
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(shared); j++) {
+        PyObject *pair = PyTuple_GET_ITEM(shared, j);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))) {
+            PyErr_SetString(PyExc_TypeError, "shared must hold (str, value) pairs");
+            return NULL;
+        }
+    }
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(names); j++) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(names, j)) || !PyList_CheckExact(PyTuple_GET_ITEM(columns, j))) {
+            PyErr_SetString(PyExc_TypeError, "names must be str, columns lists");
+            return NULL;
+        }
+    }
+    if (!PyUnicode_Check(cache_attr)) {
+        PyErr_SetString(PyExc_TypeError, "cache_attr must be str");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)cls;
+    /* (Every size read at every step, as zip() reads its lists'.) */
+    for (Py_ssize_t i = 0;; i++) {
+        if (i >= PyList_GET_SIZE(objs)) {
+            break;
+        }
+        int ended = 0;
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(columns); j++) {
+            ended |= i >= PyList_GET_SIZE(PyTuple_GET_ITEM(columns, j));
+        }
+        if (ended) {
+            break;
+        }
+        PyObject *obj = Py_NewRef(PyList_GET_ITEM(objs, i));
+        PyObject *cache = NULL, *made = NULL;
+        int failed = 1;
+        PyObject *qs = type->tp_new(type, empty_tuple, NULL);
+        if (qs == NULL) {
+            goto next;
+        }
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(shared); j++) {
+            PyObject *pair = PyTuple_GET_ITEM(shared, j);
+            if (PyObject_GenericSetAttr(qs, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) {
+                goto next;
+            }
+        }
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(names); j++) {
+            PyObject *column = PyTuple_GET_ITEM(columns, j);
+            if (i >= PyList_GET_SIZE(column)) {  /* (shortened by a store's code) */
+                PyErr_SetString(PyExc_RuntimeError, "a column of cache_querysets changed size");
+                goto next;
+            }
+            PyObject *value = Py_NewRef(PyList_GET_ITEM(column, i));
+            int stored = PyObject_GenericSetAttr(qs, PyTuple_GET_ITEM(names, j), value);
+            Py_DECREF(value);
+            if (stored < 0) {
+                goto next;
+            }
+        }
+        cache = getattr_or_none(obj, cache_attr);
+        if (cache == NULL) {
+            goto next;
+        }
+        if (cache == Py_None) {
+            if ((made = PyDict_New()) == NULL || PyDict_SetItem(made, cache_name, qs) < 0
+                || PyObject_SetAttr(obj, cache_attr, made) < 0) {
+                goto next;
+            }
+        }
+        else if (PyObject_SetItem(cache, cache_name, qs) < 0) {
+            goto next;
+        }
+        failed = 0;
+    next:
+        Py_XDECREF(made);
+        Py_XDECREF(cache);
+        Py_XDECREF(qs);
+        Py_DECREF(obj);
+        if (failed) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef rowbuild_methods[] = {
     {"build_rows", (PyCFunction)(void (*)(void))build_rows, METH_FASTCALL, build_rows_doc},
+    {"attach_owners", (PyCFunction)(void (*)(void))attach_owners, METH_FASTCALL, attach_owners_doc},
+    {"group_rows", (PyCFunction)(void (*)(void))group_rows, METH_FASTCALL, group_rows_doc},
+    {"cache_querysets", (PyCFunction)(void (*)(void))cache_querysets, METH_FASTCALL, cache_querysets_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -583,6 +959,25 @@ PyInit__rowbuild(void)
             return NULL;
         }
     }
+    if (str_dict == NULL && (str_dict = PyUnicode_InternFromString("__dict__")) == NULL) {
+        return NULL;
+    }
+    if (str_append == NULL && (str_append = PyUnicode_InternFromString("append")) == NULL) {
+        return NULL;
+    }
+#if PY_VERSION_HEX < 0x030D0000
+    if (builtin_getattr == NULL) {
+        PyObject *builtins = PyImport_ImportModule("builtins");
+        if (builtins == NULL) {
+            return NULL;
+        }
+        builtin_getattr = PyObject_GetAttrString(builtins, "getattr");
+        Py_DECREF(builtins);
+        if (builtin_getattr == NULL) {
+            return NULL;
+        }
+    }
+#endif
     PyObject *module = PyModule_Create(&rowbuild_module);
     if (module == NULL) {
         return NULL;

@@ -42,9 +42,9 @@ Row = Sequence[Any]
 
 logger = logging.getLogger("vinyl.translate")
 
-#: The version of ``_rowbuild``'s ``build_rows`` this module calls (the C
-#: source's ROWBUILD_VERSION).
-ROWBUILD_VERSION = 4
+#: The version of ``_rowbuild``'s functions vinyl calls (``build_rows`` here,
+#: the prefetch loops in vinyl.prefetch; the C source's ROWBUILD_VERSION).
+ROWBUILD_VERSION = 5
 
 
 def load_rowbuild() -> ModuleType | None:
