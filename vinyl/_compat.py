@@ -823,6 +823,23 @@ def check_postgresql() -> None:
             "asyncpg has no public close for a cursor's portal; a stream cut short on a shared connection must end it",
         )
     _need(
+        "asyncpg", asyncpg.connection.Connection, "_protocol",
+        "is_in_transaction() is a call to the protocol's: every statement outside a block asks it, without "
+        "that call (see asyncpg_idle)",
+    )
+    _need(
+        "asyncpg", asyncpg.connection.Connection, "_aborted",
+        "is_closed() is a call reading it and the protocol's is_connected(): every statement vinyl sends asks "
+        "them, without that call (see asyncpg_statement)",
+    )
+    for name in ("_check_open", "_execute"):
+        _need(
+            "asyncpg", asyncpg.connection.Connection, name,
+            "fetch() and execute() are a coroutine around _execute(): every statement vinyl sends awaits it "
+            "directly, one coroutine (its frame, its resumption) less (see asyncpg_statement)",
+            params=("self", "query", "args", "limit", "timeout") if name == "_execute" else None,
+        )
+    _need(
         "asyncpg", asyncpg.connection.Connection, "_transport",
         "a connection whose loop closed can only be ended by shutting its socket down",
     )
@@ -932,6 +949,25 @@ def begin_asyncpg_transaction(adapter: Any) -> Awaitable[None] | None:
     if adapter._transaction is None and adapter.isolation_level != "autocommit":
         return adapter._start_transaction()
     return None
+
+
+def asyncpg_idle(connection: Any) -> bool:
+    """``not connection.is_in_transaction()`` without its call (asyncpg's
+    is that of its protocol)."""
+    return not connection._protocol.is_in_transaction()
+
+
+def asyncpg_statement(connection: Any, sql: str, params: tuple, status: bool = False) -> Awaitable[Any]:
+    """What asyncpg's ``fetch(sql, *params)`` awaits (its rows), or with
+    ``status`` its ``execute(sql, *params)`` (``(rows, status, completed)``,
+    the status as bytes: b"UPDATE 3"), without their coroutine around it.
+    ``params``: a tuple, not empty (execute() without parameters sends a
+    simple query: it stays asyncpg's)."""
+    if connection._aborted or not connection._protocol.is_connected():  # (is_closed(), without its call)
+        connection._check_open()  # (asyncpg's own error)
+    if status:
+        return connection._execute(sql, params, 0, None, return_status=True)
+    return connection._execute(sql, params, 0, None)
 
 
 def read_ssl_probe_failures(read: Callable[[Any], None]) -> None:

@@ -188,6 +188,13 @@ class EngineEntry:
         # The pool whose fair queue ``queue`` is (see fair_queue_of).
         self.queue_pool = queue_pool
         self.queue = queue
+        # ``queue_pool`` while quiet_checkout() holds for it: vinyl's own pool
+        # (its invalidations reach this entry as they happen, see
+        # FairAsyncQueuePool._invalidate and mark_stale), with no pre-ping nor
+        # recycling (fixed when the pool is made); else None. A statement that
+        # finds the engine's pool to be this one asks only ``entry.stale``
+        # before it keeps its connection (see statements._give_back_now).
+        self.quiet_queue_pool: Any = None
         # Idle connections kept checked out for the next statements (see
         # keep_spare): each a ``Held`` pair, the pooled connection with its
         # driver connection. On vinyl's pool its fair queue holds the same
@@ -406,6 +413,8 @@ def mark_stale(entry: EngineEntry) -> None:
         return  # (no stale entries tracked: nothing is ever quiet)
     pool = entry.engine.sync_engine.pool
     entry.invalidated_at = invalidated_at(pool)
+    if pool is entry.queue_pool:
+        _note_quiet_queue_pool(entry)
     stale = entry.stale
     for ref in list(entry.entries.values()):
         record = ref()
@@ -608,7 +617,19 @@ def fair_queue_of(entry: EngineEntry) -> FairQueue | None:
             # tracks: it keeps spares on no other.)
             if entry.quiet_checkin:
                 queue.invalidated = functools.partial(mark_stale, entry)
+        _note_quiet_queue_pool(entry)
     return entry.queue
+
+
+def _note_quiet_queue_pool(entry: EngineEntry) -> None:
+    """Keep ``entry.queue_pool`` as ``entry.quiet_queue_pool`` while its
+    checkouts are quiet, its invalidations reaching this entry (see
+    EngineEntry)."""
+    queue, pool = entry.queue, entry.queue_pool
+    hook = queue.invalidated if queue is not None else None
+    ours = isinstance(hook, functools.partial) and hook.func is mark_stale and hook.args == (entry,)
+    quiet = ours and entry.quiet_checkin and quiet_checkout(pool, entry.invalidated_at)
+    entry.quiet_queue_pool = pool if quiet else None
 
 
 def keep_block_connection(entry: EngineEntry, conn: AsyncConnection, held: Held) -> bool:

@@ -231,10 +231,14 @@ def _give_back_now(entry: EngineEntry, held: Held) -> bool:
     """
     if entry.quiet_checkin and entry.config.idle(held[1]):  # type: ignore[misc]
         pool = entry.engine.sync_engine.pool
-        if not entry.stale and quiet_checkout(pool, entry.invalidated_at):  # (quiet_pool's usual answer)
+        # (quiet_pool's usual answer; kept on the entry for vinyl's pool)
+        if not entry.stale and (pool is entry.quiet_queue_pool or quiet_checkout(pool, entry.invalidated_at)):
             queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
             if queue is None or not queue.waiters:
-                keep_spare(entry, held)
+                if entry.spare_check is None:
+                    keep_spare(entry, held)
+                else:  # (keep_spare() where its timer is armed: no call)
+                    entry.spares.append(held)
                 return True
             if queue.hand_over(held):
                 return True

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 
 from vinyl._backend.base import VinylCursor, VinylWrapperMixin
-from vinyl._compat import asyncpg_dbapi, begin_asyncpg_transaction, close_portal
+from vinyl._compat import asyncpg_dbapi, asyncpg_idle, asyncpg_statement, begin_asyncpg_transaction, close_portal
 from vinyl.engine.engines import EngineConfig
 from vinyl.exceptions import django_error
 from vinyl.retry import as_conflict
@@ -132,11 +132,9 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
     def vinyl_in_transaction(driver_connection: Any) -> bool:
         return driver_connection.is_in_transaction()
 
-    @staticmethod
-    def vinyl_idle(driver_connection: Any) -> bool:
-        # (vinyl_in_transaction's answer, one call less: every statement
-        # outside a block asks before its connection goes back)
-        return not driver_connection.is_in_transaction()
+    # (vinyl_in_transaction's answer, two calls less: every statement
+    # outside a block asks before its connection goes back)
+    vinyl_idle = staticmethod(asyncpg_idle)  # type: ignore[assignment]  # (the base's classmethod, called alike)
 
     @staticmethod
     async def vinyl_fetch(driver_connection: Any, sql: str, params: Sequence[Any]) -> list:
@@ -145,24 +143,23 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
         if len(params) > MAX_ARGUMENTS:
             sql, params = within_limit(sql, params)
         try:
-            return await driver_connection.fetch(sql, *params)
+            # (fetch(sql, *params) without its coroutine: every read and
+            # RETURNING write passes here)
+            return await asyncpg_statement(driver_connection, sql, params if type(params) is tuple else tuple(params))
         except asyncpg.PostgresError as exc:
             return await rerun_refused(lambda s, p: driver_connection.fetch(s, *p), sql, params, exc)
 
     @staticmethod
     async def vinyl_execute(driver_connection: Any, sql: str, params: Sequence[Any]) -> int:
         # asyncpg answers with the command tag: "UPDATE 3", "INSERT 0 1".
-        if _IN_LIST in sql:
-            tag = await _sent(lambda s, p: driver_connection.execute(s, *p), sql, params)
-        else:
-            if len(params) > MAX_ARGUMENTS:
-                sql, params = within_limit(sql, params)
-            try:
-                tag = await driver_connection.execute(sql, *params)
-            except asyncpg.PostgresError as exc:
-                tag = await rerun_refused(lambda s, p: driver_connection.execute(s, *p), sql, params, exc)
-        count = tag.rpartition(" ")[2]
-        return int(count) if count.isdigit() else 0
+        if _IN_LIST in sql or not params or len(params) > MAX_ARGUMENTS:
+            return await _execute_rewritten(driver_connection, sql, params)
+        try:
+            # (execute(sql, *params) without its coroutine, the tag as bytes)
+            tag: Any = (await asyncpg_statement(driver_connection, sql, params if type(params) is tuple else tuple(params), True))[1]
+        except asyncpg.PostgresError as exc:
+            tag = await rerun_refused(lambda s, p: driver_connection.execute(s, *p), sql, params, exc)
+        return _count(tag)
 
     # A streamed read is an asyncpg cursor: a portal, which lives in a
     # transaction.
@@ -248,6 +245,26 @@ class DatabaseWrapper(VinylWrapperMixin, PostgreSQLWrapper):
 
 #: What the SQL of a statement with an IN list of parameters holds.
 _IN_LIST = "IN ($"
+
+
+async def _execute_rewritten(driver_connection: Any, sql: str, params: Sequence[Any]) -> int:
+    """vinyl_execute() of a statement with IN lists, too many parameters or none."""
+    if _IN_LIST in sql:
+        tag = await _sent(lambda s, p: driver_connection.execute(s, *p), sql, params)
+    else:
+        if len(params) > MAX_ARGUMENTS:
+            sql, params = within_limit(sql, params)
+        try:
+            tag = await driver_connection.execute(sql, *params)
+        except asyncpg.PostgresError as exc:
+            tag = await rerun_refused(lambda s, p: driver_connection.execute(s, *p), sql, params, exc)
+    return _count(tag)
+
+
+def _count(tag: str | bytes) -> int:
+    """The row count of asyncpg's command tag (str, or the bytes it decodes)."""
+    count = tag.rpartition(" " if type(tag) is str else b" ")[2]  # type: ignore[arg-type]
+    return int(count) if count.isdigit() else 0
 
 
 async def _sent(run: Callable[[str, Sequence[Any]], Awaitable[T]], sql: str, params: Sequence[Any]) -> T:
