@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
+from time import monotonic
 from typing import Any, Callable, Generic, Optional, TypeVar
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool
@@ -42,6 +43,8 @@ from sqlalchemy.util import queue as sa_queue
 from vinyl._compat import QueueCommon, max_overflow, pool_queue
 
 _T = TypeVar("_T")
+
+_BASE_LOOP: Any = asyncio.BaseEventLoop
 
 # What a task waiting in line (FairQueue.join) is given: its waiter's result
 # is (kind, value).
@@ -82,6 +85,9 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         self._timer: Optional[asyncio.TimerHandle] = None
         # The loop the timer runs on: a timer of a loop that ended never fires.
         self._timer_loop: Optional[asyncio.AbstractEventLoop] = None
+        # The last loop whose futures and clock were found to be asyncio's
+        # own (see join).
+        self._plain_loop: Optional[asyncio.AbstractEventLoop] = None
         # The pool's max_overflow (-1: no limit) and pool_timeout, set by
         # FairAsyncQueuePool: read by every statement that waits in line,
         # without calls into the pool for each.
@@ -113,7 +119,12 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         """Must a checkout from ``pool`` (whose queue this is) wait? The
         pool's limit and idle count are read here, not through calls into
         the pool; a spare counts as idle (a checkout takes it back)."""
-        return no_connection_left(len(self._items) + len(self.spares), pool.overflow(), self.max_overflow)
+        # (no_connection_left() written out: asked by every statement that
+        # waits in line)
+        if self._items or self.spares:
+            return False
+        limit = self.max_overflow
+        return 0 <= limit <= pool.overflow()
 
     def put_nowait(self, item: _T) -> None:
         waiters = self.waiters
@@ -185,16 +196,28 @@ class FairQueue(QueueCommon[_T], Generic[_T]):
         """
         if loop is None:
             loop = asyncio.get_running_loop()
-        waiter: asyncio.Future = loop.create_future()
+        # (asyncio's own loop: its future and clock made here, without its
+        # create_future() and time() methods, a Python call each per wait)
+        plain = loop is self._plain_loop or self._found_plain(loop)
+        waiter: asyncio.Future = asyncio.Future(loop=loop) if plain else loop.create_future()
         if timeout is None:
             self.waiters.append((waiter, math.inf))
             return waiter
-        deadline = loop.time() + timeout
+        deadline = (monotonic() if plain else loop.time()) + timeout
         self.waiters.append((waiter, deadline))
         if self._timer is None or self._timer_loop is not loop:
             self._timer = loop.call_at(deadline, self._time_out)
             self._timer_loop = loop
         return waiter
+
+    def _found_plain(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Are the futures and the clock of ``loop`` asyncio's own (a
+        ``Future`` of the loop, ``time.monotonic()``)? Remembered if so."""
+        kind: Any = type(loop)
+        if kind.create_future is _BASE_LOOP.create_future and kind.time is _BASE_LOOP.time:
+            self._plain_loop = loop
+            return True
+        return False
 
     def leave(self, waiter: asyncio.Future) -> None:
         """Take a waiter of :meth:`join` out of the line (if still in it)."""

@@ -37,10 +37,11 @@ from vinyl.engine.engines import (
     room_in_pool,
     take_idle,
 )
+from vinyl.engine.fairpool import HANDED
 from vinyl.engine.savepoints import savepoint
 from vinyl.engine.scope import Scope, State, _active, active_scope, refuse_if_broken
 from vinyl.engine.shield import finish
-from vinyl.engine.turns import pooled_in_turn
+from vinyl.engine.turns import leave_line, pooled_in_turn, turn_given
 
 T = TypeVar("T")
 
@@ -75,7 +76,23 @@ async def _fetch_outside(alias: str, sql: str, params: tuple, entry: EngineEntry
     if entry is None:
         entry = engine_entry(alias)
     try:
-        held = take_idle(entry) or await pooled_in_turn(alias, entry)
+        held = take_idle(entry)
+        if held is None:
+            # pooled_in_turn()'s wait in line written out (a coroutine less
+            # to create, and to resume at the hand-over, for each read that
+            # waits for the pool).
+            pool = entry.engine.sync_engine.pool
+            queue = entry.queue if pool is entry.queue_pool else fair_queue_of(entry)
+            if queue is None or not queue.exhausted(pool):
+                held = await pooled_in_turn(alias, entry)
+            else:
+                waiter = queue.join(queue.timeout, entry.loop)
+                try:
+                    given = await waiter
+                except asyncio.CancelledError:
+                    leave_line(entry, queue, waiter)
+                    raise
+                held = given[1] if given[0] == HANDED else await turn_given(alias, entry, queue, given)
     except Exception as exc:
         if not await recover_from_disconnect(alias, exc):
             raise

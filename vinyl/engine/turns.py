@@ -36,13 +36,28 @@ async def pooled_in_turn(alias: str, entry: EngineEntry) -> Held:
     # (entry.loop: the running loop, whose engine_entry() this is)
     waiter = queue.join(queue.timeout, entry.loop)
     try:
-        kind, value = await waiter
+        given = await waiter
     except asyncio.CancelledError:
-        if waiter.done() and not waiter.cancelled():
-            _pass_on(entry, queue, waiter.result())
-        else:
-            queue.leave(waiter)
+        leave_line(entry, queue, waiter)
         raise
+    if given[0] == HANDED:
+        return given[1]
+    return await turn_given(alias, entry, queue, given)
+
+
+def leave_line(entry: EngineEntry, queue: FairQueue, waiter: asyncio.Future) -> None:
+    """Take the waiter of a task cancelled in the line of ``queue`` out of
+    it, passing on to the next in line what it was given meanwhile."""
+    if waiter.done() and not waiter.cancelled():
+        _pass_on(entry, queue, waiter.result())
+    else:
+        queue.leave(waiter)
+
+
+async def turn_given(alias: str, entry: EngineEntry, queue: FairQueue, given: tuple[int, Any]) -> Held:
+    """What a task's wait in the line of ``queue`` ended with, other than a
+    connection handed over: a pool entry to check out, or an error."""
+    kind, value = given
     if kind == HANDED:
         return value
     if kind == ENTRY:
@@ -58,7 +73,7 @@ async def pooled_in_turn(alias: str, entry: EngineEntry) -> Held:
     if kind == FAILED:
         raise connection_error(alias, entry, value) from value
     raise pool_exhausted(alias, entry.engine) from sa_exc.TimeoutError(
-        f"no connection came back within pool_timeout={pool.timeout()}s"
+        f"no connection came back within pool_timeout={queue.timeout}s"
     )
 
 
