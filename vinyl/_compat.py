@@ -218,14 +218,16 @@ class TaskWaitable:
     """Something a task can wait on in place of ``waited``, a future it was
     handed (Task protocol): it carries the flag the task reads and clears,
     and clears the future's (one call where a statement waits: the steps of
-    release_future here)."""
+    release_future here), and gives the future's loop (``get_loop``, the
+    future's own method: no call of the waitable's own to make)."""
 
-    __slots__ = ("_asyncio_future_blocking", "_waited")
+    __slots__ = ("_asyncio_future_blocking", "_waited", "get_loop")
 
     def __init__(self, waited: Any) -> None:
         waited._asyncio_future_blocking = False
         self._asyncio_future_blocking = True
         self._waited = waited
+        self.get_loop = waited.get_loop
 
 
 _need(

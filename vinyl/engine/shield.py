@@ -22,6 +22,8 @@ from vinyl._compat import TaskWaitable, release_future
 
 T = TypeVar("T")
 
+_NONE: Callable[[], None] = type(None)
+
 
 @types.coroutine
 def finish(awaitable: Awaitable[T]) -> Generator[Any, None, T]:
@@ -79,12 +81,10 @@ class _Guard(TaskWaitable):
     cancelled, and the task raises the cancellation when it resumes.
     """
 
-    # (_waited: TaskWaitable's; _wake is set by add_done_callback, which
-    # the task calls before anything can call _done)
+    # (_waited and get_loop, the future's own: TaskWaitable's; _wake is set
+    # by add_done_callback, which the task calls before anything can call
+    # _done)
     __slots__ = ("_wake",)
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._waited.get_loop()
 
     def add_done_callback(self, fn: Callable[[Any], object], *, context: Any = None) -> None:
         # One waiter: the task that was handed the guard.
@@ -103,6 +103,6 @@ class _Guard(TaskWaitable):
     def cancel(self, msg: Any = None) -> bool:
         return False  # the work runs to its end (see the module's doc)
 
-    def result(self) -> None:
-        # The task's wake-up reads it; the work reads the future's own.
-        return None
+    # The task's wake-up reads it (None); the work reads the future's own.
+    # (NoneType() is None: a call without a Python frame, once per wait.)
+    result = staticmethod(_NONE)
