@@ -86,7 +86,7 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-_CLOSED = State.CLOSED
+_CLOSED, _INVALID = State.CLOSED, State.INVALID
 _IN_TRANSACTION, _CHECKED_OUT, _IN_SAVEPOINT = State.IN_TRANSACTION, State.CHECKED_OUT, State.IN_SAVEPOINT
 
 _TRANSITIONS: dict[State, frozenset[State]] = {
@@ -341,7 +341,7 @@ class Scope:
         transaction has begun), for the statement that follows; else None.
         """
         root = self.root
-        if root.state is State.INVALID:
+        if root.state is _INVALID:
             raise _lost_transaction_error(self.alias)
         if not self.entry.checks_transaction:
             return None
@@ -350,13 +350,20 @@ class Scope:
             return None
         if not self.connection.sync_connection.in_transaction():  # type: ignore[union-attr]  # started
             return None
-        try:
-            drivers = self.drivers()
-        except Exception as exc:
-            # SQLAlchemy let go of the connection (invalidated): its error
-            # (PendingRollbackError) is raised as Django's, as a statement's is.
-            raise_as_django(self.entry, exc)
-            raise
+        # (drivers() written out: its usual answer, every statement of a
+        # block asks on MySQL)
+        pooled = root.known_pooled
+        adapter = pooled.dbapi_connection if pooled is not None else None
+        if adapter is not None and adapter is root.known_adapter:
+            drivers = adapter, root.known_driver
+        else:
+            try:
+                drivers = self.drivers()
+            except Exception as exc:
+                # SQLAlchemy let go of the connection (invalidated): its error
+                # (PendingRollbackError) is raised as Django's, as a statement's is.
+                raise_as_django(self.entry, exc)
+                raise
         if not config.in_transaction(drivers[1]):
             self.invalidate()
             raise _lost_transaction_error(self.alias)

@@ -306,8 +306,12 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
             # sibling's nested block may hold for its whole life.)
             refuse_if_broken(scope)
         lock = scope.lock
-        if not lock.try_acquire():  # (free: no coroutine to take it)
+        # (try_acquire() written out: a free lock is taken without a call,
+        # nor a coroutine)
+        if lock._held:
             await lock.acquire()
+        else:
+            lock._held = True
         try:
             root = scope.root
             if scope.state is _CLOSED or root.state is _CLOSED:
@@ -366,7 +370,12 @@ async def _in_scope(alias: str, scope: Scope, sql: str, params: tuple, rows: boo
                 scope.note_error(exc)
                 raise
         finally:
-            lock.release()
+            # (release() written out where nobody waits and no level holds
+            # the lock: its usual case)
+            if lock._waiters or lock._holder is not None:
+                lock.release()
+            else:
+                lock._held = False
     except Exception:
         # (Any error, as Django's atomic: a driver refusing a value before
         # sending it, e.g. SQLite's OverflowError, fails the write too.)
