@@ -230,16 +230,22 @@ def test_no_reference_is_leaked_on_success_or_error() -> None:
         assert [sys.getrefcount(x) for x in watched] == before
 
 
+class WithNew:
+    """A class with its own ``__new__``: the C loops refuse to make its instances."""
+
+    def __new__(cls) -> Any:
+        return object.__new__(cls)
+
+
+class WithSetattr:
+    """A class with its own ``__setattr__``: the C loops refuse to store on its instances."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+
 def test_wrong_arguments_are_refused() -> None:
     build_rows = _rowbuild().build_rows
-
-    class WithNew:
-        def __new__(cls) -> Any:
-            return object.__new__(cls)
-
-    class WithSetattr:
-        def __setattr__(self, name: str, value: Any) -> None:
-            object.__setattr__(self, name, value)
 
     shape = (Author, 0, ("id",), False, (), None)
     good = (shape, ModelState, (), [(1,)], -1, (None,))

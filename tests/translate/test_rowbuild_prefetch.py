@@ -26,6 +26,7 @@ from django.db.models import Model, Prefetch
 from django.db.models.base import ModelState
 
 from tests.testapp.models import Author, Book
+from tests.translate.test_rowbuild import WithNew, WithSetattr
 from vinyl import _compat, prefetch
 from vinyl.translate import instances
 
@@ -326,14 +327,6 @@ def test_no_reference_is_leaked_on_success_or_error() -> None:
 
 def test_wrong_arguments_are_refused() -> None:
     module = _rowbuild()
-
-    class WithNew:
-        def __new__(cls) -> Any:
-            return object.__new__(cls)
-
-    class WithSetattr:
-        def __setattr__(self, name: str, value: Any) -> None:
-            object.__setattr__(self, name, value)
 
     attach = ([], "key", "owner", {}, {}, True)
     for position, value in ((0, ()), (1, 5), (2, None)):
